@@ -1,0 +1,58 @@
+#pragma once
+/// Layered configuration: defaults <- `-c a.json` <- `-c b.json` (JSON merge patch, left to
+/// right) <- `--set a.b=v` overrides, parsed into a typed struct and validated. Errors name the
+/// file or override, the full JSON path and, for unknown keys, the nearest valid key.
+
+#include <string>
+#include <vector>
+
+#include "msmedcap/config/fields.h"
+
+namespace msmedcap::config {
+
+/// Reads a JSON file. Errors name the file and the parse position.
+Json read_json_file(const std::string& path);
+
+/// RFC 7386 JSON merge patch: objects merge recursively, null deletes, anything else replaces.
+void merge_patch(Json& target, const Json& patch);
+
+/// Applies one `a.b.c=value` assignment to `config`. The value is parsed as JSON when it is
+/// valid JSON (numbers, true/false, arrays, objects, quoted strings) and taken as a plain string
+/// otherwise, or when the current value at that path is a string.
+void apply_override(Json& config, const std::string& assignment);
+
+/// Where a config comes from: files merged left to right, then overrides in order.
+struct ConfigSources {
+  std::vector<std::string> files;
+  std::vector<std::string> overrides;
+};
+
+/// Merges `sources` over the defaults held by `config`, reads the result back into `config`
+/// (checking every layer on its own so errors name their file or override) and returns the
+/// resolved JSON. T must have `visit` and `validate() const`.
+template <class T>
+Json resolve_config(T& config, const ConfigSources& sources) {
+  Json merged = to_json(config);
+  const T defaults = config;
+  for (const auto& file : sources.files) {
+    const Json patch = read_json_file(file);
+    MSMEDCAP_CHECK(patch.is_object(), file, ": a config file must hold a JSON object, got ",
+                   describe_json(patch));
+    merge_patch(merged, patch);
+    T check = defaults;
+    from_json(merged, check, "", file);
+  }
+  for (const auto& assignment : sources.overrides) {
+    apply_override(merged, assignment);
+    T check = defaults;
+    from_json(merged, check, "", "--set " + assignment);
+  }
+  from_json(merged, config, "", "");
+  config.validate();
+  return to_json(config);
+}
+
+/// Writes `config` as indented JSON to DIR/config.json atomically (temp file, fsync, rename).
+void write_config(const Json& config, const std::string& dir);
+
+}  // namespace msmedcap::config

@@ -1,0 +1,65 @@
+#pragma once
+/// The sections every msmedcap command shares: runtime (threads, device, logging, seed) and
+/// checkpoint loading policy. Later sections (model, data, train, generate) join RunConfig.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "msmedcap/config/fields.h"
+
+namespace msmedcap::config {
+
+/// Process-wide runtime settings.
+struct RuntimeConfig {
+  /// Intra-op CPU threads; 0 = all cores (Debian's LibTorch would otherwise use one).
+  int64_t threads = 0;
+  /// Compute device: "cpu", "cuda" or "cuda:N".
+  std::string device = "cpu";
+  /// Log level on stderr: trace, debug, info, warn, error, off.
+  std::string log_level = "info";
+  /// Seed of every random generator the run uses.
+  int64_t seed = 42;
+
+  template <class V>
+  void visit(V& v) {
+    v("threads", threads, "intra-op CPU threads; 0 = all cores");
+    v("device", device, "compute device: cpu, cuda or cuda:N");
+    v("log_level", log_level, "log level on stderr: trace, debug, info, warn, error, off");
+    v("seed", seed, "seed of every random generator the run uses");
+  }
+  void validate() const;
+};
+
+/// Strict-loading policy: which parameters a checkpoint may lack or carry in excess.
+struct LoadConfig {
+  /// Name prefixes of module parameters that may be absent from the checkpoint (they keep
+  /// their initial values), e.g. "language_model." when the LLM comes from another file.
+  std::vector<std::string> allow_missing;
+  /// Name prefixes of checkpoint tensors the module does not have and that may be ignored.
+  std::vector<std::string> allow_unexpected;
+
+  template <class V>
+  void visit(V& v) {
+    v("allow_missing", allow_missing,
+      "parameter-name prefixes that may be absent from a checkpoint");
+    v("allow_unexpected", allow_unexpected,
+      "checkpoint-tensor prefixes the model does not use and may ignore");
+  }
+  void validate() const;
+};
+
+/// The root of a resolved msmedcap config.
+struct RunConfig {
+  RuntimeConfig runtime;
+  LoadConfig load;
+
+  template <class V>
+  void visit(V& v) {
+    v("runtime", runtime, "process-wide runtime settings");
+    v("load", load, "strict-loading policy for checkpoints");
+  }
+  void validate() const;
+};
+
+}  // namespace msmedcap::config

@@ -1,0 +1,35 @@
+#pragma once
+/// LibTorch version differences (1.13 on Debian, 2.x on CUDA machines). This header is the ONLY
+/// place in msmedcap that tests TORCH_VERSION_*: everything else calls these wrappers.
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+#include <torch/version.h>
+
+#include <string>
+
+namespace msmedcap::core {
+
+/// True when this LibTorch has a fused scaled_dot_product_attention (2.0+).
+constexpr bool kHasFusedAttention = TORCH_VERSION_MAJOR >= 2;
+
+/// softmax(q k^T * scale + mask [+ causal]) v over the last two dims, as
+/// torch.nn.functional.scaled_dot_product_attention (no dropout).
+/// q: [B, H, N, Dh]; k, v: [B, H, M, Dh]; mask: additive float, broadcastable to [B, H, N, M]
+/// (undefined = none); is_causal: a lower-triangular mask aligned to the last key
+/// (position i sees keys j <= i + M - N); scale: default 1/sqrt(Dh).
+/// Uses the fused kernel on LibTorch 2.x, the explicit math on 1.13.
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k,
+                                        const at::Tensor& v, const at::Tensor& mask = {},
+                                        bool is_causal = false,
+                                        c10::optional<double> scale = c10::nullopt);
+
+/// The explicit math form of scaled_dot_product_attention (the reference; also used on 1.13).
+at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const at::Tensor& mask = {}, bool is_causal = false,
+                          c10::optional<double> scale = c10::nullopt);
+
+/// "1.13.1"-style version of the LibTorch msmedcap was built against.
+std::string torch_version();
+
+}  // namespace msmedcap::core

@@ -1,0 +1,59 @@
+#pragma once
+/// Strict loading of checkpoints into modules: every parameter and buffer is matched by name
+/// (HuggingFace state-dict names), shapes are checked, and the report lists missing, unexpected
+/// and shape-mismatched tensors. Loading fails unless the config allows what is absent or extra.
+
+#include <torch/nn/module.h>
+
+#include <string>
+#include <vector>
+
+#include "msmedcap/config/run_config.h"
+#include "msmedcap/io/tensor_store.h"
+
+namespace msmedcap::io {
+
+/// What a load found.
+struct LoadReport {
+  struct Mismatch {
+    std::string name;
+    std::vector<int64_t> expected;  // the module's shape
+    std::vector<int64_t> found;     // the checkpoint's shape
+  };
+  std::vector<std::string> loaded;
+  std::vector<std::string> missing;          // in the module, not in the checkpoint
+  std::vector<std::string> allowed_missing;  // ... of which config allows these
+  std::vector<std::string> unexpected;       // in the checkpoint, not in the module
+  std::vector<std::string> ignored;          // ... of which config allows these
+  std::vector<Mismatch> mismatched;
+
+  /// True when nothing is missing, unexpected or mismatched beyond what the config allows.
+  bool ok() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
+  /// {"loaded": N, "missing": [...], "allowed_missing": [...], "unexpected": [...],
+  ///  "ignored": [...], "mismatched": [{"name", "expected", "found"}]}.
+  config::Json to_json() const;
+  /// One line: counts and the first few names of each problem.
+  std::string summary() const;
+};
+
+/// Options of one load: the policy, plus a prefix prepended to every checkpoint name
+/// (e.g. "sam_model." for a standalone SAM file).
+struct LoadOptions {
+  config::LoadConfig policy;
+  std::string prefix;
+};
+
+/// Compares a module with a checkpoint without copying anything.
+LoadReport check_state_dict(torch::nn::Module& module, const TensorStore& store,
+                            const LoadOptions& options = {});
+
+/// Copies every matching tensor into `module` (converting dtype, on the module's device) and
+/// returns the report; throws msmedcap::Error with report.summary() unless report.ok(). Nothing
+/// is copied when the check fails.
+LoadReport load_state_dict(torch::nn::Module& module, const TensorStore& store,
+                           const LoadOptions& options = {});
+
+/// The module's parameters and buffers by name (CPU copies are not made; tensors are shared).
+StateDict module_state_dict(const torch::nn::Module& module);
+
+}  // namespace msmedcap::io

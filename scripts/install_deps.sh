@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that msmedcap's build, tests and demo need. Idempotent: when
+# all packages are present it changes nothing and touches no network.
+#   --goldens   also install python3-torch and python3-numpy (only to regenerate test goldens)
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ pkg-config
+  libtorch-dev            # LibTorch 1.13 (CPU), its CMake config and c10d headers
+  libgloo-dev             # c10d's Gloo headers (CPU distributed)
+  libopenblas0-pthread    # fast BLAS for CPU matrix products (else the reference BLAS is used)
+  libopencv-dev           # image decoding (PNG, JPEG, TIFF, DICOM through GDCM) and resizing
+  libsentencepiece-dev sentencepiece   # SentencePiece library (bridge) and spm_train/spm_encode
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libgtest-dev libgmock-dev
+)
+if [[ "${1:-}" == "--goldens" ]]; then
+  packages+=(python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "[install] all ${#packages[@]} Debian packages present"
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+echo "[install] installing: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "[install] done"

@@ -1,0 +1,43 @@
+#pragma once
+/// The msmedcap command line: one file per subcommand, each registering itself on the app.
+/// Commands only parse, call the library and report; all logic lives in the library.
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "msmedcap/config/config_io.h"
+#include "msmedcap/config/run_config.h"
+
+namespace msmedcap::cli {
+
+/// Options shared by every command that takes a config:
+/// `-c CFG [-c CFG2] [--set k=v]... [--dump-config]` (and the global --device/--threads).
+struct ConfigOptions {
+  std::vector<std::string> files;
+  std::vector<std::string> overrides;
+  bool dump_config = false;
+};
+
+/// Global options given before or after the subcommand.
+struct GlobalOptions {
+  std::string log_level;
+  std::string device;
+  int64_t threads = -1;
+};
+
+/// Adds -c/--config, --set and --dump-config to `command`.
+void add_config_options(CLI::App* command, ConfigOptions& options);
+
+/// Resolves the layered config (files, --set, then the global flags), applies the runtime
+/// section (log level, threads with flush-to-zero) and returns the resolved JSON.
+config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& options,
+                                const GlobalOptions& globals);
+
+/// Each subcommand file defines one of these; main.cpp calls them all.
+void register_inspect(CLI::App& app, const GlobalOptions& globals);
+void register_config(CLI::App& app, const GlobalOptions& globals);
+
+}  // namespace msmedcap::cli

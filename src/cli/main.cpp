@@ -1,0 +1,45 @@
+// msmedcap: the command-line entry point. Parses, dispatches to the subcommands and turns
+// errors into one line on stderr: exit 0 ok, 1 error, 2 usage.
+#include <iostream>
+
+#include "commands.h"
+#include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
+#include "msmedcap/core/logging.h"
+#include "msmedcap/core/threads.h"
+
+int main(int argc, char** argv) {
+  using namespace msmedcap;
+  CLI::App app{"msmedcap: MSMedCap-style medical image captioning (C++17 / LibTorch)", "msmedcap"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.set_version_flag("--version", std::string("msmedcap 0.1.0 (LibTorch ") +
+                                        core::torch_version() + ")");
+  cli::GlobalOptions globals;
+  app.add_option("--log-level", globals.log_level, "trace|debug|info|warn|error|off");
+  app.add_option("--device", globals.device, "cpu, cuda or cuda:N");
+  app.add_option("--threads", globals.threads, "intra-op CPU threads (0 = all cores)");
+
+  cli::register_inspect(app, globals);
+  cli::register_config(app, globals);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "msmedcap: usage error: " << e.what() << " (see msmedcap --help)\n";
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "msmedcap: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "msmedcap: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,124 @@
+#include "msmedcap/config/config_io.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "msmedcap/core/atomic_file.h"
+
+namespace msmedcap::config {
+
+std::string nearest_key(const std::string& key, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = std::string::npos;
+  for (const auto& candidate : candidates) {
+    // Levenshtein distance, two rows.
+    std::vector<size_t> prev(candidate.size() + 1), cur(candidate.size() + 1);
+    for (size_t j = 0; j <= candidate.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= key.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= candidate.size(); ++j) {
+        const size_t substitution = prev[j - 1] + (key[i - 1] == candidate[j - 1] ? 0 : 1);
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, substitution});
+      }
+      std::swap(prev, cur);
+    }
+    if (prev[candidate.size()] < best_distance) {
+      best_distance = prev[candidate.size()];
+      best = candidate;
+    }
+  }
+  // Only suggest keys that are plausibly a typo: at most a third of the longer name differs.
+  const size_t limit = std::max<size_t>(2, std::max(key.size(), best.size()) / 3);
+  return best_distance <= limit ? best : std::string();
+}
+
+std::string describe_json(const Json& j) {
+  std::string text = j.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  switch (j.type()) {
+    case Json::value_t::string: return "string " + text;
+    case Json::value_t::boolean: return "boolean " + text;
+    case Json::value_t::number_float: return "number " + text;
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned: return "integer " + text;
+    case Json::value_t::array: return "array " + text;
+    case Json::value_t::object: return "object " + text;
+    case Json::value_t::null: return "null";
+    default: return text;
+  }
+}
+
+Json read_json_file(const std::string& path) {
+  struct stat st {};
+  MSMEDCAP_CHECK(stat(path.c_str(), &st) == 0, path, ": no such file");
+  MSMEDCAP_CHECK(S_ISREG(st.st_mode), path, ": not a regular file");
+  const std::string text = core::read_file(path);
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    // Turn the byte offset into line:column for the user.
+    const size_t offset = std::min<size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
+    const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + offset, '\n'));
+    const size_t line_start = text.rfind('\n', offset == 0 ? 0 : offset - 1);
+    const size_t column = offset - (line_start == std::string::npos ? 0 : line_start + 1) + 1;
+    std::string what = e.what();
+    const auto colon = what.rfind(": ");
+    if (colon != std::string::npos) what = what.substr(colon + 2);
+    MSMEDCAP_FAIL(path, ":", line, ":", column, ": invalid JSON: ", what);
+  }
+}
+
+void merge_patch(Json& target, const Json& patch) {
+  if (!patch.is_object()) {
+    target = patch;
+    return;
+  }
+  if (!target.is_object()) target = Json::object();
+  for (const auto& item : patch.items()) {
+    if (item.value().is_null()) {
+      target.erase(item.key());
+    } else {
+      merge_patch(target[item.key()], item.value());
+    }
+  }
+}
+
+void apply_override(Json& config, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  MSMEDCAP_CHECK(eq != std::string::npos && eq > 0, "--set ", assignment,
+                 ": expected KEY=VALUE, e.g. --set runtime.threads=4");
+  const std::string key = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  Json* node = &config;
+  std::string path;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = key.find('.', start);
+    const std::string part = key.substr(start, dot == std::string::npos ? dot : dot - start);
+    MSMEDCAP_CHECK(!part.empty(), "--set ", assignment, ": empty key component in '", key, "'");
+    if (node->is_null()) *node = Json::object();  // a new section: the typed read names it
+    MSMEDCAP_CHECK(node->is_object(), "--set ", assignment, ": '", path,
+                   "' is not a section, so it has no key '", part, "'");
+    path = path.empty() ? part : path + "." + part;
+    node = &(*node)[part];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  // Strings stay strings (so --set model.name=123 keeps "123"); everything else is JSON.
+  if (node->is_string()) {
+    *node = text;
+    return;
+  }
+  try {
+    *node = Json::parse(text);
+  } catch (const Json::parse_error&) {
+    *node = text;
+  }
+}
+
+void write_config(const Json& config, const std::string& dir) {
+  core::write_file_atomic(dir + "/config.json", config.dump(2) + "\n");
+}
+
+}  // namespace msmedcap::config

@@ -1,0 +1,34 @@
+#include "msmedcap/config/run_config.h"
+
+#include <regex>
+
+namespace msmedcap::config {
+
+void RuntimeConfig::validate() const {
+  MSMEDCAP_CHECK(threads >= 0, "runtime.threads: must be >= 0 (0 = all cores), got ", threads);
+  static const std::regex kDevice("^(cpu|cuda(:[0-9]+)?)$");
+  MSMEDCAP_CHECK(std::regex_match(device, kDevice), "runtime.device: expected cpu, cuda or "
+                 "cuda:N, got '", device, "'");
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+  MSMEDCAP_CHECK(std::find(std::begin(kLevels), std::end(kLevels), log_level) != std::end(kLevels),
+                 "runtime.log_level: expected trace, debug, info, warn, error or off, got '",
+                 log_level, "'");
+}
+
+void LoadConfig::validate() const {
+  for (const auto& p : allow_missing) {
+    MSMEDCAP_CHECK(!p.empty(), "load.allow_missing: an empty prefix would allow every tensor "
+                   "to be missing; list real prefixes");
+  }
+  for (const auto& p : allow_unexpected) {
+    MSMEDCAP_CHECK(!p.empty(), "load.allow_unexpected: an empty prefix would hide every "
+                   "unexpected tensor; list real prefixes");
+  }
+}
+
+void RunConfig::validate() const {
+  runtime.validate();
+  load.validate();
+}
+
+}  // namespace msmedcap::config

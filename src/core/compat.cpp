@@ -1,0 +1,52 @@
+#include "msmedcap/core/compat.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "msmedcap/core/check.h"
+
+namespace msmedcap::core {
+
+namespace {
+at::Tensor causal_mask(int64_t n, int64_t m, const at::TensorOptions& options) {
+  // Query i (of the last n positions) may see key j when j <= i + (m - n).
+  auto keep = at::ones({n, m}, options.dtype(at::kBool)).tril(m - n);
+  return at::zeros({n, m}, options).masked_fill(keep.logical_not(), -INFINITY);
+}
+}  // namespace
+
+at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const at::Tensor& mask, bool is_causal, c10::optional<double> scale) {
+  MSMEDCAP_CHECK(q.dim() >= 2 && k.dim() == q.dim() && v.dim() == q.dim(),
+                 "attention: q, k, v must have the same rank >= 2, got ", q.sizes(), ", ",
+                 k.sizes(), ", ", v.sizes());
+  const double s = scale.has_value() ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto scores = at::matmul(q, k.transpose(-2, -1)).mul_(s);  // [B, H, N, M]
+  if (mask.defined()) scores = scores + mask;
+  if (is_causal) scores = scores + causal_mask(q.size(-2), k.size(-2), scores.options());
+  return at::matmul(at::softmax(scores, -1), v);
+}
+
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k,
+                                        const at::Tensor& v, const at::Tensor& mask,
+                                        bool is_causal, c10::optional<double> scale) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  at::Tensor full_mask = mask;
+  if (is_causal && (mask.defined() || q.size(-2) != k.size(-2))) {
+    // The fused kernel's causal flag aligns to the first key; build the mask explicitly instead.
+    auto c = causal_mask(q.size(-2), k.size(-2), q.options());
+    full_mask = mask.defined() ? mask + c : c;
+    is_causal = false;
+  }
+  return at::scaled_dot_product_attention(
+      q, k, v, full_mask.defined() ? c10::optional<at::Tensor>(full_mask) : c10::nullopt, 0.0,
+      is_causal, scale);
+#else
+  return attention_math(q, k, v, mask, is_causal, scale);
+#endif
+}
+
+std::string torch_version() { return TORCH_VERSION; }
+
+}  // namespace msmedcap::core

@@ -1,0 +1,36 @@
+#include "msmedcap/core/device.h"
+
+#include <torch/cuda.h>
+
+#include <regex>
+
+#include "msmedcap/core/check.h"
+
+namespace msmedcap::core {
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+c10::Device parse_device(const std::string& name) {
+  static const std::regex kPattern("^(cpu|cuda)(:([0-9]+))?$");
+  std::smatch m;
+  MSMEDCAP_CHECK(std::regex_match(name, m, kPattern), "--device: unknown device '", name,
+                 "' (expected cpu, cuda or cuda:N)");
+  if (m[1] == "cpu") {
+    MSMEDCAP_CHECK(!m[2].matched, "--device: '", name, "': the CPU device takes no index");
+    return c10::Device(c10::kCPU);
+  }
+  MSMEDCAP_CHECK(cuda_available(), "--device ", name,
+                 ": CUDA is not available (this LibTorch build or machine has no CUDA device); "
+                 "use --device cpu");
+  int index = 0;
+  if (m[3].matched) {
+    const std::string digits = m[3];
+    MSMEDCAP_CHECK(digits.size() <= 4, "--device ", name, ": index out of range");
+    index = std::stoi(digits);
+  }
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  MSMEDCAP_CHECK(index < count, "--device ", name, ": only ", count, " CUDA device(s) present");
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+}  // namespace msmedcap::core

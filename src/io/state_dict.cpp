@@ -1,0 +1,127 @@
+#include "msmedcap/io/state_dict.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <sstream>
+
+#include "msmedcap/core/check.h"
+
+namespace msmedcap::io {
+
+namespace {
+
+bool has_prefix(const std::string& name, const std::vector<std::string>& prefixes) {
+  for (const auto& p : prefixes) {
+    if (name.compare(0, p.size(), p) == 0) return true;
+  }
+  return false;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string first_names(const std::vector<std::string>& names, size_t limit = 3) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < limit; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > limit) s += ", ...";
+  return s;
+}
+
+}  // namespace
+
+StateDict module_state_dict(const torch::nn::Module& module) {
+  StateDict out;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    out.emplace(item.key(), item.value());
+  }
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) {
+    out.emplace(item.key(), item.value());
+  }
+  return out;
+}
+
+LoadReport check_state_dict(torch::nn::Module& module, const TensorStore& store,
+                            const LoadOptions& options) {
+  LoadReport report;
+  const StateDict own = module_state_dict(module);
+  // Checkpoint names map to module names by prepending the prefix.
+  std::map<std::string, std::string> by_module_name;
+  for (const auto& stored : store.names()) by_module_name.emplace(options.prefix + stored, stored);
+
+  for (const auto& [name, tensor] : own) {
+    const auto it = by_module_name.find(name);
+    if (it == by_module_name.end()) {
+      (has_prefix(name, options.policy.allow_missing) ? report.allowed_missing : report.missing)
+          .push_back(name);
+      continue;
+    }
+    const auto& info = store.info(it->second);
+    if (info.shape != tensor.sizes().vec()) {
+      report.mismatched.push_back({name, tensor.sizes().vec(), info.shape});
+    } else {
+      report.loaded.push_back(name);
+    }
+  }
+  for (const auto& [module_name, stored] : by_module_name) {
+    if (own.count(module_name)) continue;
+    (has_prefix(module_name, options.policy.allow_unexpected) ? report.ignored : report.unexpected)
+        .push_back(module_name);
+  }
+  return report;
+}
+
+LoadReport load_state_dict(torch::nn::Module& module, const TensorStore& store,
+                           const LoadOptions& options) {
+  LoadReport report = check_state_dict(module, store, options);
+  MSMEDCAP_CHECK(report.ok(), store.path(), ": ", report.summary());
+  const StateDict own = module_state_dict(module);
+  torch::NoGradGuard no_grad;
+  for (const auto& name : report.loaded) {
+    at::Tensor target = own.at(name);
+    target.copy_(store.view(name.substr(options.prefix.size())));
+  }
+  return report;
+}
+
+config::Json LoadReport::to_json() const {
+  config::Json j;
+  j["loaded"] = loaded.size();
+  j["missing"] = missing;
+  j["allowed_missing"] = allowed_missing;
+  j["unexpected"] = unexpected;
+  j["ignored"] = ignored;
+  j["mismatched"] = config::Json::array();
+  for (const auto& m : mismatched) {
+    j["mismatched"].push_back({{"name", m.name}, {"expected", m.expected}, {"found", m.found}});
+  }
+  return j;
+}
+
+std::string LoadReport::summary() const {
+  std::ostringstream out;
+  out << loaded.size() << " loaded";
+  if (!missing.empty()) out << "; " << missing.size() << " missing (" << first_names(missing) << ")";
+  if (!unexpected.empty()) {
+    out << "; " << unexpected.size() << " unexpected (" << first_names(unexpected) << ")";
+  }
+  if (!mismatched.empty()) {
+    out << "; " << mismatched.size() << " shape-mismatched (";
+    for (size_t i = 0; i < mismatched.size() && i < 3; ++i) {
+      out << (i ? ", " : "") << mismatched[i].name << ": model "
+          << shape_text(mismatched[i].expected) << " vs file " << shape_text(mismatched[i].found);
+    }
+    out << (mismatched.size() > 3 ? ", ...)" : ")");
+  }
+  if (!allowed_missing.empty()) out << "; " << allowed_missing.size() << " missing as allowed";
+  if (!ignored.empty()) out << "; " << ignored.size() << " unexpected ignored as allowed";
+  if (!missing.empty() || !unexpected.empty()) {
+    out << " (load.allow_missing / load.allow_unexpected accept name prefixes)";
+  }
+  return out.str();
+}
+
+}  // namespace msmedcap::io

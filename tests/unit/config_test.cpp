@@ -1,0 +1,192 @@
+// Config system: layering, type-checked overrides, unknown keys with the nearest valid key.
+#include <gtest/gtest.h>
+
+#include "msmedcap/config/config_io.h"
+#include "msmedcap/config/run_config.h"
+#include "msmedcap/core/check.h"
+#include "test_utils.h"
+
+namespace msmedcap::config {
+namespace {
+
+using msmedcap::testing::TempDir;
+using msmedcap::testing::write_text;
+
+std::string error_of(const ConfigSources& sources) {
+  RunConfig cfg;
+  try {
+    resolve_config(cfg, sources);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsRoundTripThroughJson) {
+  RunConfig cfg;
+  const Json j = to_json(cfg);
+  EXPECT_EQ(j["runtime"]["threads"], 0);
+  EXPECT_EQ(j["runtime"]["device"], "cpu");
+  RunConfig back;
+  back.runtime.threads = 7;
+  from_json(j, back, "", "");
+  EXPECT_EQ(back.runtime.threads, 0);
+  // Declaration order is kept in dumps.
+  EXPECT_EQ(j.begin().key(), "runtime");
+}
+
+TEST(Config, FilesMergeLeftToRightAndSetWins) {
+  TempDir dir;
+  write_text(dir.file("a.json"), R"({"runtime": {"threads": 2, "seed": 7}})");
+  write_text(dir.file("b.json"), R"({"runtime": {"threads": 3}, "load": {"allow_missing": ["x."]}})");
+  RunConfig cfg;
+  const Json resolved = resolve_config(
+      cfg, {{dir.file("a.json"), dir.file("b.json")}, {"runtime.log_level=debug"}});
+  EXPECT_EQ(cfg.runtime.threads, 3);
+  EXPECT_EQ(cfg.runtime.seed, 7);
+  EXPECT_EQ(cfg.runtime.log_level, "debug");
+  ASSERT_EQ(cfg.load.allow_missing.size(), 1u);
+  EXPECT_EQ(cfg.load.allow_missing[0], "x.");
+  EXPECT_EQ(resolved["runtime"]["threads"], 3);
+}
+
+TEST(Config, NullInALaterFileRestoresTheDefault) {
+  TempDir dir;
+  write_text(dir.file("a.json"), R"({"runtime": {"seed": 7}})");
+  write_text(dir.file("b.json"), R"({"runtime": {"seed": null}})");
+  RunConfig cfg;
+  resolve_config(cfg, {{dir.file("a.json"), dir.file("b.json")}, {}});
+  EXPECT_EQ(cfg.runtime.seed, 42);
+}
+
+TEST(Config, UnknownKeyInFileNamesFilePathAndNearestKey) {
+  TempDir dir;
+  write_text(dir.file("bad.json"), R"({"runtime": {"thread": 2}})");
+  const std::string e = error_of({{dir.file("bad.json")}, {}});
+  EXPECT_NE(e.find(dir.file("bad.json")), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key 'runtime.thread'"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean 'runtime.threads'?"), std::string::npos) << e;
+}
+
+TEST(Config, UnknownSectionWithoutCloseMatchHasNoSuggestion) {
+  TempDir dir;
+  write_text(dir.file("bad.json"), R"({"zzzzzzzz": 1})");
+  const std::string e = error_of({{dir.file("bad.json")}, {}});
+  EXPECT_NE(e.find("unknown key 'zzzzzzzz'"), std::string::npos) << e;
+  EXPECT_EQ(e.find("did you mean"), std::string::npos) << e;
+}
+
+TEST(Config, WrongTypeInFileNamesThePath) {
+  TempDir dir;
+  write_text(dir.file("bad.json"), R"({"runtime": {"threads": "four"}})");
+  const std::string e = error_of({{dir.file("bad.json")}, {}});
+  EXPECT_NE(e.find("runtime.threads: expected an integer, got string \"four\""),
+            std::string::npos) << e;
+}
+
+TEST(Config, FloatWhereIntegerExpectedIsRejected) {
+  const std::string e = error_of({{}, {"runtime.threads=1.5"}});
+  EXPECT_NE(e.find("--set runtime.threads=1.5: runtime.threads: expected an integer, got number 1.5"),
+            std::string::npos) << e;
+}
+
+TEST(Config, BadOverrideValueNamesTheOverride) {
+  const std::string e = error_of({{}, {"runtime.threads=abc"}});
+  EXPECT_NE(e.find("--set runtime.threads=abc: runtime.threads: expected an integer, got string"),
+            std::string::npos) << e;
+}
+
+TEST(Config, UnknownOverrideKeySuggestsNearest) {
+  const std::string e = error_of({{}, {"runtime.treads=2"}});
+  EXPECT_NE(e.find("--set runtime.treads=2: unknown key 'runtime.treads' (did you mean "
+                   "'runtime.threads'?)"),
+            std::string::npos) << e;
+  const std::string e2 = error_of({{}, {"runtme.threads=2"}});
+  EXPECT_NE(e2.find("did you mean 'runtime'?"), std::string::npos) << e2;
+}
+
+TEST(Config, OverrideWithoutEqualsIsAnError) {
+  const std::string e = error_of({{}, {"runtime.threads"}});
+  EXPECT_NE(e.find("expected KEY=VALUE"), std::string::npos) << e;
+}
+
+TEST(Config, OverrideIntoAScalarIsAnError) {
+  const std::string e = error_of({{}, {"runtime.threads.x=1"}});
+  EXPECT_NE(e.find("'runtime.threads' is not a section"), std::string::npos) << e;
+  const std::string e2 = error_of({{}, {"runtime=3"}});
+  EXPECT_NE(e2.find("runtime: expected an object, got integer 3"), std::string::npos) << e2;
+}
+
+TEST(Config, StringFieldsKeepTextThatLooksLikeJson) {
+  const std::string e = error_of({{}, {"runtime.log_level=123"}});
+  // "123" stays a string, so the failure is validation of the value, not a type error.
+  EXPECT_NE(e.find("runtime.log_level: expected trace, debug, info, warn, error or off, got '123'"),
+            std::string::npos) << e;
+}
+
+TEST(Config, ArrayOverrideIsParsedAsJson) {
+  RunConfig cfg;
+  resolve_config(cfg, {{}, {R"(load.allow_missing=["a.", "b."])"}});
+  ASSERT_EQ(cfg.load.allow_missing.size(), 2u);
+  EXPECT_EQ(cfg.load.allow_missing[1], "b.");
+  const std::string e = error_of({{}, {"load.allow_missing=[1]"}});
+  EXPECT_NE(e.find("load.allow_missing[0]: expected a string, got integer 1"), std::string::npos)
+      << e;
+}
+
+TEST(Config, ValidationRejectsBadValues) {
+  EXPECT_NE(error_of({{}, {"runtime.threads=-1"}}).find("runtime.threads: must be >= 0"),
+            std::string::npos);
+  EXPECT_NE(error_of({{}, {"runtime.device=gpu"}}).find("runtime.device: expected cpu, cuda"),
+            std::string::npos);
+  EXPECT_NE(error_of({{}, {R"(load.allow_missing=[""])"}}).find("load.allow_missing: an empty"),
+            std::string::npos);
+}
+
+TEST(Config, InvalidJsonNamesFileLineAndColumn) {
+  TempDir dir;
+  write_text(dir.file("bad.json"), "{\n  \"runtime\": {\n    \"threads\": 2,\n  }\n}\n");
+  const std::string e = error_of({{dir.file("bad.json")}, {}});
+  EXPECT_NE(e.find(dir.file("bad.json") + ":4:"), std::string::npos) << e;
+  EXPECT_NE(e.find("invalid JSON"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << "one line: " << e;
+}
+
+TEST(Config, MissingFileIsNamed) {
+  const std::string e = error_of({{"/nonexistent/cfg.json"}, {}});
+  EXPECT_EQ(e, "/nonexistent/cfg.json: no such file");
+}
+
+TEST(Config, TopLevelMustBeAnObject) {
+  TempDir dir;
+  write_text(dir.file("list.json"), "[1, 2]");
+  const std::string e = error_of({{dir.file("list.json")}, {}});
+  EXPECT_NE(e.find("must hold a JSON object"), std::string::npos) << e;
+}
+
+TEST(Config, NearestKeyOnlySuggestsCloseNames) {
+  EXPECT_EQ(nearest_key("lr", {"lr_min", "lr", "warmup"}), "lr");
+  EXPECT_EQ(nearest_key("devise", {"threads", "device", "seed"}), "device");
+  EXPECT_EQ(nearest_key("completely_different", {"seed", "device"}), "");
+}
+
+TEST(Config, WriteConfigIsReadableBack) {
+  TempDir dir;
+  RunConfig cfg;
+  cfg.runtime.seed = 5;
+  write_config(to_json(cfg), dir.path());
+  RunConfig back;
+  resolve_config(back, {{dir.file("config.json")}, {}});
+  EXPECT_EQ(back.runtime.seed, 5);
+}
+
+TEST(Config, ListKeysCoversEveryLeafWithADoc) {
+  RunConfig cfg;
+  const auto keys = list_keys(cfg);
+  ASSERT_EQ(keys.size(), 6u);
+  EXPECT_EQ(keys[0].first, "runtime.threads");
+  for (const auto& [key, doc] : keys) EXPECT_FALSE(doc.empty()) << key;
+}
+
+}  // namespace
+}  // namespace msmedcap::config

@@ -1,0 +1,179 @@
+// core: checks, progress display, threads and flush-to-zero, device parsing, attention compat.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "msmedcap/core/atomic_file.h"
+#include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
+#include "msmedcap/core/device.h"
+#include "msmedcap/core/logging.h"
+#include "msmedcap/core/progress.h"
+#include "msmedcap/core/threads.h"
+#include "test_utils.h"
+
+namespace msmedcap::core {
+namespace {
+
+TEST(Check, ThrowsErrorWithConcatenatedMessage) {
+  try {
+    const int got = -1;
+    MSMEDCAP_CHECK(got > 0, "train.lr: must be > 0, got ", got);
+    FAIL() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "train.lr: must be > 0, got -1");
+  }
+  EXPECT_NO_THROW(MSMEDCAP_CHECK(true, "unused"));
+}
+
+TEST(Logging, ParsesLevelsAndRejectsUnknown) {
+  EXPECT_EQ(parse_log_level("debug"), spdlog::level::debug);
+  EXPECT_EQ(parse_log_level("off"), spdlog::level::off);
+  EXPECT_THROW(parse_log_level("verbose"), Error);
+}
+
+TEST(Progress, StatusShowsCountRateAndEta) {
+  double t = 0;
+  std::ostringstream out;
+  ProgressOptions options;
+  options.out = &out;
+  options.interactive = 0;
+  options.interval_s = 10;
+  options.clock = [&t] { return t; };
+  Progress progress("train", 10, options);
+  t = 2.0;
+  progress.advance(5);  // 2.5 it/s, 5 left -> 2 s
+  EXPECT_EQ(progress.status(), "5/10 2.5 it/s ETA 00:02");
+  EXPECT_EQ(out.str(), "");  // not due yet (interval 10 s)
+  t = 12.0;
+  progress.advance(1);
+  EXPECT_EQ(out.str(), "[train] 6/10 0.5 it/s ETA 00:08\n");
+  progress.finish();
+  EXPECT_NE(out.str().find("[train] done 6 it in 00:12 (0.5 it/s)"), std::string::npos) << out.str();
+}
+
+TEST(Progress, InteractiveModeRedrawsOneLine) {
+  double t = 0;
+  std::ostringstream out;
+  ProgressOptions options;
+  options.out = &out;
+  options.interactive = 1;
+  options.unit = "img";
+  options.clock = [&t] { return t; };
+  {
+    Progress progress("caption", 0, options);
+    t = 1.0;
+    progress.advance(4);
+  }
+  EXPECT_EQ(out.str().rfind("\r\033[K[caption] 4 4.0 img/s", 0), 0u) << out.str();
+  EXPECT_EQ(out.str().back(), '\n');
+}
+
+TEST(Progress, FormatsDurations) {
+  EXPECT_EQ(format_duration(0), "00:00");
+  EXPECT_EQ(format_duration(61), "01:01");
+  EXPECT_EQ(format_duration(3725), "1:02:05");
+  EXPECT_EQ(format_duration(-1), "--:--");
+}
+
+TEST(Threads, SetsTheCountAndFlushToZeroInEveryWorker) {
+  EXPECT_EQ(configure_threads(2), 2);
+  EXPECT_TRUE(flush_to_zero_enabled_this_thread());
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  std::atomic<int> without_ftz{0};
+  at::parallel_for(0, 4096, 1, [&](int64_t, int64_t) {
+    if (!flush_to_zero_enabled_this_thread()) ++without_ftz;
+    std::lock_guard<std::mutex> lock(m);
+    threads.insert(std::this_thread::get_id());
+  });
+  EXPECT_EQ(without_ftz.load(), 0);
+  EXPECT_GE(threads.size(), 1u);
+  // A denormal input is treated as zero (DAZ) by work spread over the pool.
+  auto x = at::full({1 << 18}, 1e-40f);
+  EXPECT_EQ((x * 3.0f).count_nonzero().item<int64_t>(), 0);
+  configure_threads(0);
+}
+
+TEST(Threads, ZeroMeansAllCores) { EXPECT_EQ(configure_threads(0), hardware_threads()); }
+
+TEST(Device, ParsesCpuAndRejectsMalformedNames) {
+  EXPECT_EQ(parse_device("cpu").type(), c10::kCPU);
+  EXPECT_THROW(parse_device("gpu"), Error);
+  EXPECT_THROW(parse_device("cpu:1"), Error);
+  EXPECT_THROW(parse_device("cuda:x"), Error);
+}
+
+TEST(Device, CudaWithoutCudaGivesAClearError) {
+  if (cuda_available()) GTEST_SKIP() << "CUDA present";
+  try {
+    parse_device("cuda:0");
+    FAIL() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("CUDA is not available"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Compat, AttentionMatchesExplicitSoftmax) {
+  at::manual_seed(0);
+  const auto q = at::randn({2, 3, 5, 8}, at::kDouble);
+  const auto k = at::randn({2, 3, 7, 8}, at::kDouble);
+  const auto v = at::randn({2, 3, 7, 4}, at::kDouble);
+  const auto mask = at::randn({2, 1, 5, 7}, at::kDouble);
+  auto reference = [&](bool causal) {
+    auto s = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(8.0) + mask;
+    if (causal) {
+      for (int64_t i = 0; i < 5; ++i) {
+        for (int64_t j = 0; j < 7; ++j) {
+          if (j > i + 2) s.select(2, i).select(2, j).fill_(-INFINITY);
+        }
+      }
+    }
+    return at::matmul(at::softmax(s, -1), v);
+  };
+  EXPECT_TRUE(at::allclose(scaled_dot_product_attention(q, k, v, mask), reference(false), 1e-10, 1e-12));
+  EXPECT_TRUE(at::allclose(scaled_dot_product_attention(q, k, v, mask, true), reference(true), 1e-10, 1e-12));
+  EXPECT_TRUE(at::allclose(attention_math(q, k, v, mask, true), reference(true), 1e-10, 1e-12));
+  // Explicit scale.
+  const auto scaled = scaled_dot_product_attention(q, k, v, {}, false, 0.5);
+  const auto expected = at::matmul(at::softmax(at::matmul(q, k.transpose(-2, -1)) * 0.5, -1), v);
+  EXPECT_TRUE(at::allclose(scaled, expected, 1e-10, 1e-12));
+}
+
+TEST(AtomicFile, CommitReplacesAndAbandonLeavesNothing) {
+  msmedcap::testing::TempDir dir;
+  const std::string path = dir.file("f.txt");
+  write_file_atomic(path, "old");
+  {
+    AtomicFile f(path);
+    f.write("new content");
+    // Destroyed without commit: the old file stays, no temporary is left behind.
+  }
+  EXPECT_EQ(read_file(path), "old");
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1u);
+  write_file_atomic(path, "new");
+  EXPECT_EQ(read_file(path), "new");
+}
+
+TEST(AtomicFile, UnwritableDirectoryNamesThePath) {
+  try {
+    write_file_atomic("/nonexistent-dir/x.json", "x");
+    FAIL() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x.json"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace msmedcap::core
