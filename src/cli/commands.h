@@ -39,5 +39,6 @@ config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& 
 /// Each subcommand file defines one of these; main.cpp calls them all.
 void register_inspect(CLI::App& app, const GlobalOptions& globals);
 void register_config(CLI::App& app, const GlobalOptions& globals);
+void register_forward(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace msmedcap::cli

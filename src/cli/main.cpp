@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
 
   cli::register_inspect(app, globals);
   cli::register_config(app, globals);
+  cli::register_forward(app, globals);
 
   try {
     app.parse(argc, argv);

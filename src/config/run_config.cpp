@@ -29,6 +29,10 @@ void LoadConfig::validate() const {
 void RunConfig::validate() const {
   runtime.validate();
   load.validate();
+  model.validate();
+  for (size_t i = 0; i < weights.size(); ++i) {
+    MSMEDCAP_CHECK(!weights[i].path.empty(), "weights[", i, "].path: must name a file or directory");
+  }
 }
 
 }  // namespace msmedcap::config

@@ -77,6 +77,10 @@ LoadReport check_state_dict(torch::nn::Module& module, const TensorStore& store,
 LoadReport load_state_dict(torch::nn::Module& module, const TensorStore& store,
                            const LoadOptions& options) {
   LoadReport report = check_state_dict(module, store, options);
+  if (!options.require_complete) {
+    report.allowed_missing.insert(report.allowed_missing.end(), report.missing.begin(), report.missing.end());
+    report.missing.clear();
+  }
   MSMEDCAP_CHECK(report.ok(), store.path(), ": ", report.summary());
   const StateDict own = module_state_dict(module);
   torch::NoGradGuard no_grad;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "msmedcap/config/fields.h"
+#include "msmedcap/config/model_config.h"
 
 namespace msmedcap::config {
 
@@ -49,15 +50,34 @@ struct LoadConfig {
   void validate() const;
 };
 
+/// One weights file (or sharded checkpoint / HF directory) loaded into the model.
+struct WeightsSource {
+  /// File, *.index.json or directory; relative paths are taken from the working directory.
+  std::string path;
+  /// Prepended to every name in the file, e.g. "sam_model." for a standalone HF SAM file.
+  std::string prefix;
+
+  template <class V>
+  void visit(V& v) {
+    v("path", path, "safetensors file, sharded index or model directory");
+    v("prefix", prefix, "prefix added to the file's tensor names (e.g. sam_model.)");
+  }
+};
+
 /// The root of a resolved msmedcap config.
 struct RunConfig {
   RuntimeConfig runtime;
   LoadConfig load;
+  ModelConfig model;
+  /// Weight files loaded in order (later files override earlier ones' tensors).
+  std::vector<WeightsSource> weights;
 
   template <class V>
   void visit(V& v) {
     v("runtime", runtime, "process-wide runtime settings");
     v("load", load, "strict-loading policy for checkpoints");
+    v("model", model, "model architecture");
+    v("weights", weights, "weight files loaded into the model, in order");
   }
   void validate() const;
 };

@@ -41,6 +41,9 @@ struct LoadReport {
 struct LoadOptions {
   config::LoadConfig policy;
   std::string prefix;
+  /// When false, parameters absent from this file are not an error (the caller composes
+  /// several files and checks completeness itself).
+  bool require_complete = true;
 };
 
 /// Compares a module with a checkpoint without copying anything.

@@ -1,0 +1,37 @@
+#pragma once
+/// The `msmedcap forward` contract, for tests and for feature extraction: read named inputs
+/// (pixel_values, sam_pixel_values, input_ids, attention_mask, labels), run the model and
+/// return every output it has under the HF fixture names; optionally decode greedily from the
+/// first K tokens of input_ids.
+
+#include <optional>
+#include <string>
+
+#include "msmedcap/config/run_config.h"
+#include "msmedcap/inference/search.h"
+#include "msmedcap/io/tensor_store.h"
+
+namespace msmedcap::inference {
+
+/// Where the model comes from: an HF directory (Blip2ForConditionalGeneration or SamModel) or
+/// a resolved msmedcap config with its weights list.
+struct ModelSource {
+  std::string hf_dir;                  ///< non-empty: load this HF model directory
+  const config::RunConfig* run = nullptr;  ///< else: build run->model, load run->weights
+};
+
+/// Generation request: settings and how many leading input_ids form the prompt.
+struct GenerateRequest {
+  GenerateOptions options;
+  int64_t prompt_tokens = 0;
+};
+
+/// Runs the forward contract. Outputs: vision_embeddings_output, vision_last_hidden_state,
+/// vision_pooler_output, qformer_last_hidden_state, language_projection, sam_image_embeddings,
+/// sam_qformer_last_hidden_state, sam_language_projection, logits, loss (with labels),
+/// sequences (with a generate request); a SAM-only model gives vision_last_hidden_state and
+/// vision_hidden_state_i. Without input_ids only the image outputs are computed.
+io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inputs,
+                          const std::optional<GenerateRequest>& generate);
+
+}  // namespace msmedcap::inference

@@ -1,0 +1,56 @@
+#pragma once
+/// Decoder LLMs that take `inputs_embeds` (the visual prefix + token embeddings), a padding
+/// mask, optional positions and an explicit KV cache; mirror transformers OPTForCausalLM,
+/// LlamaForCausalLM and GPT2LMHeadModel with their HF parameter names.
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <memory>
+#include <vector>
+
+#include "msmedcap/config/model_config.h"
+
+namespace msmedcap::models {
+
+/// Per-layer keys and values of earlier positions: keys[l], values[l]: [B, Hkv, T, Dh].
+struct KvCache {
+  std::vector<torch::Tensor> keys, values;
+  /// Positions already cached (0 when empty).
+  int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+  /// Appends this step's k/v for `layer` and returns the full k/v.
+  std::pair<torch::Tensor, torch::Tensor> append(size_t layer, const torch::Tensor& k,
+                                                 const torch::Tensor& v);
+  /// Keeps only the given batch rows (beam search reordering).
+  void select(const torch::Tensor& rows);
+};
+
+/// Common interface of the decoder families.
+class DecoderLM : public torch::nn::Module {
+ public:
+  /// Token embeddings of ids: [B, T] -> [B, T, E].
+  virtual torch::Tensor embed(const torch::Tensor& ids) = 0;
+  /// embeds: [B, T, E]; mask: [B, past + T] (1 = token, 0 = padding); positions: [B, T]
+  /// (undefined = derived as HF does: OPT from the mask, others past..past+T-1);
+  /// cache: extended in place when given. Returns logits [B, T, V].
+  virtual torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask,
+                                const torch::Tensor& positions = {}, KvCache* cache = nullptr) = 0;
+  /// Width of the embeddings forward() takes (what the visual projection must output).
+  virtual int64_t input_width() const = 0;
+  /// True when the family always derives positions from the mask (OPT); generation then passes
+  /// none, and passes cumsum(mask) - 1 positions to the others, as HF generate does.
+  virtual bool positions_from_mask() const { return false; }
+};
+
+/// Builds the decoder named by cfg.arch (opt, llama, gpt2).
+std::shared_ptr<DecoderLM> build_decoder(const config::DecoderConfig& cfg);
+
+/// Additive attention bias [B, 1, T, past + T] for causal attention over `mask`:
+/// 0 where attention is allowed, the dtype's lowest value elsewhere.
+torch::Tensor causal_padding_bias(const torch::Tensor& mask, int64_t new_tokens,
+                                  c10::ScalarType dtype);
+
+}  // namespace msmedcap::models

@@ -1,0 +1,77 @@
+#pragma once
+/// The MSMedCap composite captioner. CLIP branch: vision_model -> qformer (query_tokens) ->
+/// language_projection; SAM branch: sam_model.vision_encoder -> [B, C, h, w] -> tokens
+/// (C channels of h*w features, or h*w spatial tokens of C) -> sam_qformer (sam_query_tokens)
+/// -> sam_language_projection; decoder language_model reads [clip, sam, text] embeddings.
+/// Either branch may be off: clip only = BLIP-2, sam only = SAM-BLIP-2, both = MSMedCap.
+/// Names equal HF Blip2ForConditionalGeneration's, plus the sam_* branch.
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+
+#include <memory>
+
+#include "msmedcap/config/model_config.h"
+#include "msmedcap/models/decoder.h"
+#include "msmedcap/models/qformer.h"
+#include "msmedcap/models/sam_encoder.h"
+#include "msmedcap/models/vit.h"
+
+namespace msmedcap::models {
+
+/// Everything a forward pass computes; undefined where a branch is off or labels absent.
+struct CaptionerOutput {
+  torch::Tensor vision_embeddings_output;       // [B, N, Dv]
+  torch::Tensor vision_last_hidden_state;       // [B, N, Dv]
+  torch::Tensor vision_pooler_output;           // [B, Dv]
+  torch::Tensor qformer_last_hidden_state;      // [B, Nq, Dq]
+  torch::Tensor language_projection;            // [B, Nq, E]
+  torch::Tensor sam_image_embeddings;           // [B, C, h, w]
+  torch::Tensor sam_qformer_last_hidden_state;  // [B, Nq, Dq]
+  torch::Tensor sam_language_projection;        // [B, Nq, E]
+  torch::Tensor logits;                         // [B, P + T, V]
+  torch::Tensor loss;                           // () when labels were given
+};
+
+/// The visual prefix of a batch: embeddings [B, P, E] and their branch outputs.
+struct VisualPrefix {
+  torch::Tensor embeds;
+  CaptionerOutput parts;
+};
+
+/// The composite captioner.
+class MsMedCapModelImpl : public torch::nn::Module {
+ public:
+  explicit MsMedCapModelImpl(const config::ModelConfig& cfg);
+
+  /// pixel_values: [B, 3, S, S] for the CLIP branch; sam_pixel_values: [B, 3, 1024, 1024]
+  /// (pixel_values are used for SAM when sam_pixel_values is undefined).
+  VisualPrefix encode_images(const torch::Tensor& pixel_values, const torch::Tensor& sam_pixel_values);
+
+  /// Full forward as HF Blip2ForConditionalGeneration: logits over [prefix, text]; with labels
+  /// ([B, T], -100 ignored) the loss is cross entropy of logits[:, -T:][:, :-1] against
+  /// labels[:, 1:].
+  CaptionerOutput forward(const torch::Tensor& pixel_values, const torch::Tensor& sam_pixel_values,
+                          const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                          const torch::Tensor& labels = {});
+
+  /// The decoder (registered as `language_model`).
+  DecoderLM& decoder() { return *language_model; }
+  const config::ModelConfig& config() const { return cfg_; }
+
+  VisionModel vision_model{nullptr};
+  torch::Tensor query_tokens;
+  QFormerModel qformer{nullptr};
+  torch::nn::Linear language_projection{nullptr};
+  SamModel sam_model{nullptr};
+  torch::Tensor sam_query_tokens;
+  QFormerModel sam_qformer{nullptr};
+  torch::nn::Linear sam_language_projection{nullptr};
+  std::shared_ptr<DecoderLM> language_model;
+
+ private:
+  config::ModelConfig cfg_;
+};
+TORCH_MODULE(MsMedCapModel);
+
+}  // namespace msmedcap::models

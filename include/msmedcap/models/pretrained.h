@@ -1,0 +1,53 @@
+#pragma once
+/// Building models and loading pretrained weights: HF model directories (config.json +
+/// model.safetensors or a sharded index) for Blip2ForConditionalGeneration and SamModel, and
+/// msmedcap model configs that compose several weight files under component prefixes.
+
+#include <string>
+#include <vector>
+
+#include "msmedcap/config/fields.h"
+#include "msmedcap/config/model_config.h"
+#include "msmedcap/config/run_config.h"
+#include "msmedcap/io/state_dict.h"
+#include "msmedcap/models/msmedcap.h"
+#include "msmedcap/models/sam_encoder.h"
+
+namespace msmedcap::models {
+
+/// Which HF architecture a config.json describes.
+enum class HfKind { kBlip2, kSam };
+
+/// The architecture of an HF config.json ("model_type": "blip-2" or "sam"); throws otherwise.
+HfKind hf_kind(const config::Json& hf, const std::string& path);
+
+/// msmedcap's ModelConfig for an HF Blip2ForConditionalGeneration config (CLIP branch + LLM;
+/// SAM branch off). HF defaults fill absent fields; unknown fields are ignored.
+config::ModelConfig model_config_from_hf_blip2(const config::Json& hf, const std::string& path);
+
+/// SamEncoderConfig from an HF SamModel config's vision_config.
+config::SamEncoderConfig sam_config_from_hf(const config::Json& hf, const std::string& path);
+
+/// DecoderConfig from an HF OPT / Llama / GPT-2 config (text_config of BLIP-2, or a causal LM).
+config::DecoderConfig decoder_config_from_hf(const config::Json& text, const std::string& path);
+
+/// Builds the composite (one builder for every architecture the config names).
+MsMedCapModel build_model(const config::ModelConfig& cfg);
+
+/// Loads `path` (file, sharded index or directory) into the model, checkpoint names prefixed by
+/// `prefix`. Beyond `policy`, a tied LM head present in the file and SAM's prompt encoder and
+/// mask decoder (unused by captioning) are accepted.
+io::LoadReport load_weights(torch::nn::Module& model, const std::string& path,
+                            const std::string& prefix, const config::LoadConfig& policy);
+
+/// Loads several weight sources in order (e.g. an HF LLM directory under "language_model.",
+/// a SAM file under "sam_model.", trained Q-Formers) and checks that together they cover every
+/// parameter except what `policy.allow_missing` allows. Returns the names loaded.
+std::vector<std::string> load_weight_sources(torch::nn::Module& model,
+                                             const std::vector<config::WeightsSource>& sources,
+                                             const config::LoadConfig& policy);
+
+/// Reads `dir`/config.json; the file is named in errors.
+config::Json read_hf_config(const std::string& dir);
+
+}  // namespace msmedcap::models

@@ -1,0 +1,89 @@
+#include "msmedcap/config/model_config.h"
+
+namespace msmedcap::config {
+
+namespace {
+void positive(int64_t value, const std::string& path) {
+  MSMEDCAP_CHECK(value > 0, path, ": must be > 0, got ", value);
+}
+void divisible(int64_t width, int64_t heads, const std::string& path) {
+  MSMEDCAP_CHECK(width % heads == 0, path, ": hidden_size ", width,
+                 " is not divisible by num_attention_heads ", heads);
+}
+}  // namespace
+
+void VisionConfig::validate(const std::string& path) const {
+  for (const auto& [v, name] : {std::pair{hidden_size, "hidden_size"},
+                                {intermediate_size, "intermediate_size"},
+                                {num_hidden_layers, "num_hidden_layers"},
+                                {num_attention_heads, "num_attention_heads"},
+                                {image_size, "image_size"},
+                                {patch_size, "patch_size"}}) {
+    positive(v, path + "." + name);
+  }
+  divisible(hidden_size, num_attention_heads, path);
+  MSMEDCAP_CHECK(image_size % patch_size == 0, path, ".image_size: ", image_size,
+                 " is not a multiple of patch_size ", patch_size);
+}
+
+void SamEncoderConfig::validate(const std::string& path) const {
+  for (const auto& [v, name] : {std::pair{hidden_size, "hidden_size"}, {mlp_dim, "mlp_dim"},
+                                {num_hidden_layers, "num_hidden_layers"},
+                                {num_attention_heads, "num_attention_heads"},
+                                {image_size, "image_size"}, {patch_size, "patch_size"},
+                                {window_size, "window_size"},
+                                {output_channels, "output_channels"}}) {
+    positive(v, path + "." + name);
+  }
+  divisible(hidden_size, num_attention_heads, path);
+  for (const auto i : global_attn_indexes) {
+    MSMEDCAP_CHECK(i >= 0 && i < num_hidden_layers, path, ".global_attn_indexes: ", i,
+                   " is not a layer index (0..", num_hidden_layers - 1, ")");
+  }
+}
+
+void QFormerConfig::validate(const std::string& path) const {
+  for (const auto& [v, name] : {std::pair{hidden_size, "hidden_size"},
+                                {intermediate_size, "intermediate_size"},
+                                {num_hidden_layers, "num_hidden_layers"},
+                                {num_attention_heads, "num_attention_heads"},
+                                {cross_attention_frequency, "cross_attention_frequency"},
+                                {encoder_hidden_size, "encoder_hidden_size"},
+                                {num_query_tokens, "num_query_tokens"}}) {
+    positive(v, path + "." + name);
+  }
+  divisible(hidden_size, num_attention_heads, path);
+}
+
+void DecoderConfig::validate(const std::string& path) const {
+  MSMEDCAP_CHECK(arch == "opt" || arch == "llama" || arch == "gpt2", path,
+                 ".arch: expected opt, llama or gpt2, got '", arch, "'");
+  for (const auto& [v, name] : {std::pair{vocab_size, "vocab_size"},
+                                {hidden_size, "hidden_size"},
+                                {num_hidden_layers, "num_hidden_layers"},
+                                {num_attention_heads, "num_attention_heads"},
+                                {intermediate_size, "intermediate_size"},
+                                {max_position_embeddings, "max_position_embeddings"}}) {
+    positive(v, path + "." + name);
+  }
+  divisible(hidden_size, num_attention_heads, path);
+  MSMEDCAP_CHECK(num_attention_heads % kv_heads() == 0, path, ".num_key_value_heads: ",
+                 kv_heads(), " does not divide num_attention_heads ", num_attention_heads);
+}
+
+void ModelConfig::validate() const {
+  MSMEDCAP_CHECK(use_clip || use_sam, "model: at least one of use_clip and use_sam must be true");
+  MSMEDCAP_CHECK(sam_tokens == "channels" || sam_tokens == "spatial",
+                 "model.sam_tokens: expected channels or spatial, got '", sam_tokens, "'");
+  if (use_clip) {
+    vision.validate("model.vision");
+    qformer.validate("model.qformer");
+  }
+  if (use_sam) {
+    sam.validate("model.sam");
+    sam_qformer.validate("model.sam_qformer");
+  }
+  decoder.validate("model.decoder");
+}
+
+}  // namespace msmedcap::config

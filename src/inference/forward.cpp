@@ -1,0 +1,107 @@
+#include "msmedcap/inference/forward.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include "msmedcap/core/check.h"
+#include "msmedcap/models/pretrained.h"
+
+namespace msmedcap::inference {
+
+namespace {
+
+at::Tensor input(const io::TensorStore& inputs, const char* name, bool required) {
+  if (!inputs.contains(name)) {
+    MSMEDCAP_CHECK(!required, inputs.path(), ": missing input '", name, "'");
+    return {};
+  }
+  return inputs.view(name).clone();
+}
+
+void put(io::StateDict& out, const char* name, const at::Tensor& t) {
+  if (t.defined()) out[name] = t.detach().contiguous();
+}
+
+io::StateDict run_sam_only(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs) {
+  models::SamModel sam(models::sam_config_from_hf(hf, dir + "/config.json"));
+  models::load_weights(*sam, dir, "", {});
+  sam->eval();
+  std::vector<at::Tensor> hidden;
+  io::StateDict out;
+  out["vision_last_hidden_state"] =
+      sam->vision_encoder(input(inputs, "pixel_values", true), &hidden).contiguous();
+  for (size_t i = 0; i < hidden.size(); ++i) {
+    out["vision_hidden_state_" + std::to_string(i)] = hidden[i].contiguous();
+  }
+  return out;
+}
+
+}  // namespace
+
+io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inputs,
+                          const std::optional<GenerateRequest>& generate) {
+  torch::NoGradGuard no_grad;
+  models::MsMedCapModel model{nullptr};
+  if (!source.hf_dir.empty()) {
+    const auto hf = models::read_hf_config(source.hf_dir);
+    const std::string where = source.hf_dir + "/config.json";
+    if (models::hf_kind(hf, where) == models::HfKind::kSam) {
+      MSMEDCAP_CHECK(!generate, where, ": a SAM model has no decoder to generate with");
+      return run_sam_only(source.hf_dir, hf, inputs);
+    }
+    model = models::build_model(models::model_config_from_hf_blip2(hf, where));
+    models::load_weights(*model, source.hf_dir, "", {});
+  } else {
+    MSMEDCAP_CHECK(source.run != nullptr, "forward: no model given");
+    model = models::build_model(source.run->model);
+    models::load_weight_sources(*model, source.run->weights, source.run->load);
+  }
+  model->eval();
+
+  const auto pixels = input(inputs, "pixel_values", false);
+  const auto sam_pixels = input(inputs, "sam_pixel_values", false);
+  const auto input_ids = input(inputs, "input_ids", false);
+  const auto mask = input(inputs, "attention_mask", false);
+  const auto labels = input(inputs, "labels", false);
+
+  io::StateDict out;
+  models::CaptionerOutput parts;
+  at::Tensor prefix;
+  if (input_ids.defined()) {
+    parts = model->forward(pixels, sam_pixels, input_ids, mask, labels);
+  }
+  if (!input_ids.defined() || generate) {
+    auto visual = model->encode_images(pixels, sam_pixels);
+    prefix = visual.embeds;
+    if (!input_ids.defined()) parts = std::move(visual.parts);
+  }
+  put(out, "vision_embeddings_output", parts.vision_embeddings_output);
+  put(out, "vision_last_hidden_state", parts.vision_last_hidden_state);
+  put(out, "vision_pooler_output", parts.vision_pooler_output);
+  put(out, "qformer_last_hidden_state", parts.qformer_last_hidden_state);
+  put(out, "language_projection", parts.language_projection);
+  put(out, "sam_image_embeddings", parts.sam_image_embeddings);
+  put(out, "sam_qformer_last_hidden_state", parts.sam_qformer_last_hidden_state);
+  put(out, "sam_language_projection", parts.sam_language_projection);
+  put(out, "logits", parts.logits);
+  put(out, "loss", parts.loss);
+
+  if (generate) {
+    const int64_t k = generate->prompt_tokens;
+    const int64_t b = prefix.size(0);
+    at::Tensor embeds = prefix;
+    at::Tensor prompt_mask = at::ones({b, prefix.size(1)}, at::kLong);
+    if (k > 0) {
+      MSMEDCAP_CHECK(input_ids.defined() && input_ids.size(1) >= k, inputs.path(),
+                     ": --prompt-tokens ", k, " needs input_ids with at least ", k, " columns");
+      const auto prompt = input_ids.slice(1, 0, k);
+      embeds = at::cat({prefix, model->decoder().embed(prompt).to(prefix.dtype())}, 1);
+      const auto pm = mask.defined() ? mask.slice(1, 0, k).to(at::kLong) : at::ones_like(prompt);
+      prompt_mask = at::cat({prompt_mask, pm}, 1);
+    }
+    out["sequences"] = greedy_search(model->decoder(), embeds, prompt_mask, generate->options);
+  }
+  return out;
+}
+
+}  // namespace msmedcap::inference

@@ -1,0 +1,439 @@
+// OPT, LLaMA and GPT-2 decoders. One file because the three share the cache, the mask and the
+// causal-LM head; each class mirrors its HF counterpart's module tree so names match checkpoints.
+#include "msmedcap/models/decoder.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/activation.h>
+
+#include <cmath>
+#include <limits>
+
+#include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
+
+namespace msmedcap::models {
+
+namespace F = torch::nn::functional;
+
+std::pair<torch::Tensor, torch::Tensor> KvCache::append(size_t layer, const torch::Tensor& k,
+                                                        const torch::Tensor& v) {
+  if (keys.size() <= layer) {
+    keys.resize(layer + 1);
+    values.resize(layer + 1);
+  }
+  if (keys[layer].defined()) {
+    keys[layer] = torch::cat({keys[layer], k}, 2);
+    values[layer] = torch::cat({values[layer], v}, 2);
+  } else {
+    keys[layer] = k;
+    values[layer] = v;
+  }
+  return {keys[layer], values[layer]};
+}
+
+void KvCache::select(const torch::Tensor& rows) {
+  for (auto& k : keys) k = k.index_select(0, rows);
+  for (auto& v : values) v = v.index_select(0, rows);
+}
+
+torch::Tensor causal_padding_bias(const torch::Tensor& mask, int64_t new_tokens,
+                                  c10::ScalarType dtype) {
+  const int64_t total = mask.size(1);
+  const int64_t past = total - new_tokens;
+  auto causal = torch::ones({new_tokens, total}, mask.options().dtype(torch::kBool)).tril(past);
+  auto keep = causal.unsqueeze(0) & mask.to(torch::kBool).unsqueeze(1);  // [B, T, past+T]
+  const double lowest = dtype == torch::kDouble ? std::numeric_limits<double>::lowest()
+                                                : std::numeric_limits<float>::lowest();
+  return torch::zeros(keep.sizes(), mask.options().dtype(dtype))
+      .masked_fill(keep.logical_not(), lowest)
+      .unsqueeze(1);
+}
+
+namespace {
+
+torch::Tensor default_positions(const torch::Tensor& embeds, int64_t past) {
+  const int64_t t = embeds.size(1);
+  return torch::arange(past, past + t, embeds.options().dtype(torch::kLong))
+      .unsqueeze(0)
+      .expand({embeds.size(0), t});
+}
+
+torch::Tensor check_mask(const torch::Tensor& embeds, const torch::Tensor& mask, int64_t past) {
+  if (!mask.defined()) {
+    return torch::ones({embeds.size(0), past + embeds.size(1)}, embeds.options().dtype(torch::kLong));
+  }
+  MSMEDCAP_CHECK(mask.dim() == 2 && mask.size(0) == embeds.size(0) &&
+                     mask.size(1) == past + embeds.size(1),
+                 "language_model: attention_mask must be [B, past + T] = [", embeds.size(0), ", ",
+                 past + embeds.size(1), "], got ", mask.sizes());
+  return mask;
+}
+
+// ---------------------------------------------------------------- OPT
+struct OptAttentionImpl : torch::nn::Module {
+  OptAttentionImpl(int64_t hidden, int64_t heads) : heads(heads) {
+    q_proj = register_module("q_proj", torch::nn::Linear(hidden, hidden));
+    k_proj = register_module("k_proj", torch::nn::Linear(hidden, hidden));
+    v_proj = register_module("v_proj", torch::nn::Linear(hidden, hidden));
+    out_proj = register_module("out_proj", torch::nn::Linear(hidden, hidden));
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, KvCache* cache, size_t layer) {
+    const int64_t b = x.size(0), t = x.size(1), d = x.size(2), dh = d / heads;
+    auto q = q_proj(x).view({b, t, heads, dh}).transpose(1, 2);
+    auto k = k_proj(x).view({b, t, heads, dh}).transpose(1, 2);
+    auto v = v_proj(x).view({b, t, heads, dh}).transpose(1, 2);
+    if (cache != nullptr) std::tie(k, v) = cache->append(layer, k, v);
+    auto out = core::scaled_dot_product_attention(q, k, v, bias);
+    return out_proj(out.transpose(1, 2).reshape({b, t, d}));
+  }
+  int64_t heads;
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+};
+TORCH_MODULE(OptAttention);
+
+struct OptLayerImpl : torch::nn::Module {
+  explicit OptLayerImpl(const config::DecoderConfig& cfg) : pre_ln(cfg.do_layer_norm_before) {
+    const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
+    self_attn = register_module("self_attn", OptAttention(cfg.hidden_size, cfg.num_attention_heads));
+    self_attn_layer_norm = register_module("self_attn_layer_norm", torch::nn::LayerNorm(ln));
+    fc1 = register_module("fc1", torch::nn::Linear(cfg.hidden_size, cfg.intermediate_size));
+    fc2 = register_module("fc2", torch::nn::Linear(cfg.intermediate_size, cfg.hidden_size));
+    final_layer_norm = register_module("final_layer_norm", torch::nn::LayerNorm(ln));
+  }
+  torch::Tensor forward(torch::Tensor h, const torch::Tensor& bias, KvCache* cache, size_t layer) {
+    auto residual = h;
+    if (pre_ln) h = self_attn_layer_norm(h);
+    h = residual + self_attn(h, bias, cache, layer);
+    if (!pre_ln) h = self_attn_layer_norm(h);
+    residual = h;
+    if (pre_ln) h = final_layer_norm(h);
+    h = residual + fc2(torch::relu(fc1(h)));
+    if (!pre_ln) h = final_layer_norm(h);
+    return h;
+  }
+  bool pre_ln;
+  OptAttention self_attn{nullptr};
+  torch::nn::LayerNorm self_attn_layer_norm{nullptr}, final_layer_norm{nullptr};
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(OptLayer);
+
+struct OptDecoderImpl : torch::nn::Module {
+  explicit OptDecoderImpl(const config::DecoderConfig& cfg) {
+    embed_tokens = register_module(
+        "embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(cfg.vocab_size, cfg.embed_dim())));
+    embed_positions = register_module(
+        "embed_positions", torch::nn::Embedding(cfg.max_position_embeddings + 2, cfg.hidden_size));
+    if (cfg.embed_dim() != cfg.hidden_size) {
+      project_in = register_module(
+          "project_in", torch::nn::Linear(torch::nn::LinearOptions(cfg.embed_dim(), cfg.hidden_size).bias(false)));
+      project_out = register_module(
+          "project_out", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, cfg.embed_dim()).bias(false)));
+    }
+    if (cfg.do_layer_norm_before) {
+      final_layer_norm = register_module(
+          "final_layer_norm",
+          torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+    }
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(OptLayer(cfg));
+  }
+  torch::nn::Embedding embed_tokens{nullptr}, embed_positions{nullptr};
+  torch::nn::Linear project_in{nullptr}, project_out{nullptr};
+  torch::nn::LayerNorm final_layer_norm{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+};
+TORCH_MODULE(OptDecoder);
+
+struct OptModelImpl : torch::nn::Module {
+  explicit OptModelImpl(const config::DecoderConfig& cfg) {
+    decoder = register_module("decoder", OptDecoder(cfg));
+  }
+  OptDecoder decoder{nullptr};
+};
+TORCH_MODULE(OptModel);
+
+class OptForCausalLM : public DecoderLM {
+ public:
+  explicit OptForCausalLM(const config::DecoderConfig& cfg) : cfg_(cfg) {
+    model = register_module("model", OptModel(cfg));
+    if (!cfg.tie_word_embeddings) {
+      lm_head = register_module(
+          "lm_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.embed_dim(), cfg.vocab_size).bias(false)));
+    }
+  }
+  torch::Tensor embed(const torch::Tensor& ids) override { return model->decoder->embed_tokens(ids); }
+  int64_t input_width() const override { return cfg_.embed_dim(); }
+  bool positions_from_mask() const override { return true; }
+  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
+                        const torch::Tensor& positions, KvCache* cache) override {
+    auto& d = model->decoder;
+    const int64_t past = cache != nullptr ? cache->length() : 0;
+    const auto mask = check_mask(embeds, mask_in, past);
+    torch::Tensor pos = positions;
+    if (!pos.defined()) {
+      // HF OPTLearnedPositionalEmbedding: cumsum over the mask, pads at -1, offset 2.
+      const auto m = mask.to(torch::kLong);
+      pos = (torch::cumsum(m, 1) * m - 1).slice(1, past);
+    }
+    auto h = embeds;
+    if (!d->project_in.is_empty()) h = d->project_in(h);
+    h = h + d->embed_positions(pos + 2);
+    const auto bias = causal_padding_bias(mask, embeds.size(1), h.scalar_type());
+    size_t i = 0;
+    for (const auto& layer : *d->layers) h = layer->as<OptLayer>()->forward(h, bias, cache, i++);
+    if (!d->final_layer_norm.is_empty()) h = d->final_layer_norm(h);
+    if (!d->project_out.is_empty()) h = d->project_out(h);
+    return lm_head.is_empty() ? torch::matmul(h, d->embed_tokens->weight.t()) : lm_head(h);
+  }
+  OptModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};
+
+ private:
+  config::DecoderConfig cfg_;
+};
+
+// ---------------------------------------------------------------- LLaMA
+struct RmsNormImpl : torch::nn::Module {
+  RmsNormImpl(int64_t dim, double eps) : eps(eps) { weight = register_parameter("weight", torch::ones({dim})); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto f = x.to(torch::kFloat);
+    f = f * torch::rsqrt(f.pow(2).mean(-1, true) + eps);
+    return weight * f.to(x.scalar_type());
+  }
+  double eps;
+  torch::Tensor weight;
+};
+TORCH_MODULE(RmsNorm);
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+struct LlamaAttentionImpl : torch::nn::Module {
+  explicit LlamaAttentionImpl(const config::DecoderConfig& cfg)
+      : heads(cfg.num_attention_heads), kv_heads(cfg.kv_heads()),
+        head_dim(cfg.hidden_size / cfg.num_attention_heads), theta(cfg.rope_theta) {
+    auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+    q_proj = register_module("q_proj", linear(cfg.hidden_size, heads * head_dim));
+    k_proj = register_module("k_proj", linear(cfg.hidden_size, kv_heads * head_dim));
+    v_proj = register_module("v_proj", linear(cfg.hidden_size, kv_heads * head_dim));
+    o_proj = register_module("o_proj", linear(heads * head_dim, cfg.hidden_size));
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& positions, const torch::Tensor& bias,
+                        KvCache* cache, size_t layer) {
+    const int64_t b = x.size(0), t = x.size(1);
+    auto q = q_proj(x).view({b, t, heads, head_dim}).transpose(1, 2);
+    auto k = k_proj(x).view({b, t, kv_heads, head_dim}).transpose(1, 2);
+    auto v = v_proj(x).view({b, t, kv_heads, head_dim}).transpose(1, 2);
+    // Rotary embedding, rotate-half convention (HF checkpoints), computed in float32.
+    auto inv_freq = 1.0 / torch::pow(theta, torch::arange(0, head_dim, 2, x.options().dtype(torch::kFloat)) / head_dim);
+    auto freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, Dh/2]
+    auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);            // [B, 1, T, Dh]
+    auto cos = emb.cos().to(x.scalar_type()), sin = emb.sin().to(x.scalar_type());
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+    if (cache != nullptr) std::tie(k, v) = cache->append(layer, k, v);
+    if (kv_heads != heads) {  // grouped-query attention: each K/V head serves heads/kv_heads
+      k = k.repeat_interleave(heads / kv_heads, 1);
+      v = v.repeat_interleave(heads / kv_heads, 1);
+    }
+    auto out = core::scaled_dot_product_attention(q, k, v, bias);
+    return o_proj(out.transpose(1, 2).reshape({b, t, heads * head_dim}));
+  }
+  int64_t heads, kv_heads, head_dim;
+  double theta;
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+};
+TORCH_MODULE(LlamaAttention);
+
+struct LlamaMlpImpl : torch::nn::Module {
+  explicit LlamaMlpImpl(const config::DecoderConfig& cfg) {
+    auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+    gate_proj = register_module("gate_proj", linear(cfg.hidden_size, cfg.intermediate_size));
+    up_proj = register_module("up_proj", linear(cfg.hidden_size, cfg.intermediate_size));
+    down_proj = register_module("down_proj", linear(cfg.intermediate_size, cfg.hidden_size));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(LlamaMlp);
+
+struct LlamaLayerImpl : torch::nn::Module {
+  explicit LlamaLayerImpl(const config::DecoderConfig& cfg) {
+    self_attn = register_module("self_attn", LlamaAttention(cfg));
+    mlp = register_module("mlp", LlamaMlp(cfg));
+    input_layernorm = register_module("input_layernorm", RmsNorm(cfg.hidden_size, cfg.layer_norm_eps));
+    post_attention_layernorm =
+        register_module("post_attention_layernorm", RmsNorm(cfg.hidden_size, cfg.layer_norm_eps));
+  }
+  torch::Tensor forward(torch::Tensor h, const torch::Tensor& pos, const torch::Tensor& bias, KvCache* cache,
+                        size_t layer) {
+    h = h + self_attn(input_layernorm(h), pos, bias, cache, layer);
+    return h + mlp(post_attention_layernorm(h));
+  }
+  LlamaAttention self_attn{nullptr};
+  LlamaMlp mlp{nullptr};
+  RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaLayer);
+
+struct LlamaModelImpl : torch::nn::Module {
+  explicit LlamaModelImpl(const config::DecoderConfig& cfg) {
+    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(cfg.vocab_size, cfg.hidden_size));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(LlamaLayer(cfg));
+    norm = register_module("norm", RmsNorm(cfg.hidden_size, cfg.layer_norm_eps));
+  }
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RmsNorm norm{nullptr};
+};
+TORCH_MODULE(LlamaModel);
+
+class LlamaForCausalLM : public DecoderLM {
+ public:
+  explicit LlamaForCausalLM(const config::DecoderConfig& cfg) : cfg_(cfg) {
+    model = register_module("model", LlamaModel(cfg));
+    if (!cfg.tie_word_embeddings) {
+      lm_head = register_module(
+          "lm_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, cfg.vocab_size).bias(false)));
+    }
+  }
+  torch::Tensor embed(const torch::Tensor& ids) override { return model->embed_tokens(ids); }
+  int64_t input_width() const override { return cfg_.hidden_size; }
+  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
+                        const torch::Tensor& positions, KvCache* cache) override {
+    const int64_t past = cache != nullptr ? cache->length() : 0;
+    const auto mask = check_mask(embeds, mask_in, past);
+    const auto pos = positions.defined() ? positions : default_positions(embeds, past);
+    const auto bias = causal_padding_bias(mask, embeds.size(1), embeds.scalar_type());
+    auto h = embeds;
+    size_t i = 0;
+    for (const auto& layer : *model->layers) h = layer->as<LlamaLayer>()->forward(h, pos, bias, cache, i++);
+    h = model->norm(h);
+    return lm_head.is_empty() ? torch::matmul(h, model->embed_tokens->weight.t()) : lm_head(h);
+  }
+  LlamaModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};
+
+ private:
+  config::DecoderConfig cfg_;
+};
+
+// ---------------------------------------------------------------- GPT-2
+/// HF Conv1D: a linear layer whose weight is stored [in, out].
+struct Conv1DImpl : torch::nn::Module {
+  Conv1DImpl(int64_t in, int64_t out) {
+    weight = register_parameter("weight", torch::randn({in, out}) * 0.02);
+    bias = register_parameter("bias", torch::zeros({out}));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return torch::matmul(x, weight) + bias; }
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Conv1D);
+
+struct Gpt2AttentionImpl : torch::nn::Module {
+  Gpt2AttentionImpl(int64_t hidden, int64_t heads) : heads(heads) {
+    c_attn = register_module("c_attn", Conv1D(hidden, 3 * hidden));
+    c_proj = register_module("c_proj", Conv1D(hidden, hidden));
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, KvCache* cache, size_t layer) {
+    const int64_t b = x.size(0), t = x.size(1), d = x.size(2), dh = d / heads;
+    auto qkv = c_attn(x).split(d, -1);
+    auto q = qkv[0].view({b, t, heads, dh}).transpose(1, 2);
+    auto k = qkv[1].view({b, t, heads, dh}).transpose(1, 2);
+    auto v = qkv[2].view({b, t, heads, dh}).transpose(1, 2);
+    if (cache != nullptr) std::tie(k, v) = cache->append(layer, k, v);
+    auto out = core::scaled_dot_product_attention(q, k, v, bias);
+    return c_proj(out.transpose(1, 2).reshape({b, t, d}));
+  }
+  int64_t heads;
+  Conv1D c_attn{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(Gpt2Attention);
+
+struct Gpt2MlpImpl : torch::nn::Module {
+  Gpt2MlpImpl(int64_t hidden, int64_t inner) {
+    c_fc = register_module("c_fc", Conv1D(hidden, inner));
+    c_proj = register_module("c_proj", Conv1D(inner, hidden));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return c_proj(torch::gelu(c_fc(x), "tanh")); }
+  Conv1D c_fc{nullptr}, c_proj{nullptr};
+};
+TORCH_MODULE(Gpt2Mlp);
+
+struct Gpt2BlockImpl : torch::nn::Module {
+  explicit Gpt2BlockImpl(const config::DecoderConfig& cfg) {
+    const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
+    ln_1 = register_module("ln_1", torch::nn::LayerNorm(ln));
+    attn = register_module("attn", Gpt2Attention(cfg.hidden_size, cfg.num_attention_heads));
+    ln_2 = register_module("ln_2", torch::nn::LayerNorm(ln));
+    mlp = register_module("mlp", Gpt2Mlp(cfg.hidden_size, cfg.intermediate_size));
+  }
+  torch::Tensor forward(torch::Tensor h, const torch::Tensor& bias, KvCache* cache, size_t layer) {
+    h = h + attn(ln_1(h), bias, cache, layer);
+    return h + mlp(ln_2(h));
+  }
+  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  Gpt2Attention attn{nullptr};
+  Gpt2Mlp mlp{nullptr};
+};
+TORCH_MODULE(Gpt2Block);
+
+struct Gpt2ModelImpl : torch::nn::Module {
+  explicit Gpt2ModelImpl(const config::DecoderConfig& cfg) {
+    wte = register_module("wte", torch::nn::Embedding(cfg.vocab_size, cfg.hidden_size));
+    wpe = register_module("wpe", torch::nn::Embedding(cfg.max_position_embeddings, cfg.hidden_size));
+    h = register_module("h", torch::nn::ModuleList());
+    for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) h->push_back(Gpt2Block(cfg));
+    ln_f = register_module(
+        "ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+  }
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  torch::nn::LayerNorm ln_f{nullptr};
+};
+TORCH_MODULE(Gpt2Model);
+
+class Gpt2LMHeadModel : public DecoderLM {
+ public:
+  explicit Gpt2LMHeadModel(const config::DecoderConfig& cfg) : cfg_(cfg) {
+    transformer = register_module("transformer", Gpt2Model(cfg));
+    if (!cfg.tie_word_embeddings) {
+      lm_head = register_module(
+          "lm_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, cfg.vocab_size).bias(false)));
+    }
+  }
+  torch::Tensor embed(const torch::Tensor& ids) override { return transformer->wte(ids); }
+  int64_t input_width() const override { return cfg_.hidden_size; }
+  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
+                        const torch::Tensor& positions, KvCache* cache) override {
+    const int64_t past = cache != nullptr ? cache->length() : 0;
+    const auto mask = check_mask(embeds, mask_in, past);
+    const auto pos = positions.defined() ? positions : default_positions(embeds, past);
+    const auto bias = causal_padding_bias(mask, embeds.size(1), embeds.scalar_type());
+    auto h = embeds + transformer->wpe(pos);
+    size_t i = 0;
+    for (const auto& block : *transformer->h) h = block->as<Gpt2Block>()->forward(h, bias, cache, i++);
+    h = transformer->ln_f(h);
+    return lm_head.is_empty() ? torch::matmul(h, transformer->wte->weight.t()) : lm_head(h);
+  }
+  Gpt2Model transformer{nullptr};
+  torch::nn::Linear lm_head{nullptr};
+
+ private:
+  config::DecoderConfig cfg_;
+};
+
+}  // namespace
+
+std::shared_ptr<DecoderLM> build_decoder(const config::DecoderConfig& cfg) {
+  if (cfg.arch == "opt") return std::make_shared<OptForCausalLM>(cfg);
+  if (cfg.arch == "llama") return std::make_shared<LlamaForCausalLM>(cfg);
+  if (cfg.arch == "gpt2") return std::make_shared<Gpt2LMHeadModel>(cfg);
+  MSMEDCAP_FAIL("model.decoder.arch: unknown decoder '", cfg.arch, "' (expected opt, llama or gpt2)");
+}
+
+}  // namespace msmedcap::models

@@ -1,0 +1,96 @@
+#include "msmedcap/models/msmedcap.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/loss.h>
+
+#include "msmedcap/core/check.h"
+
+namespace msmedcap::models {
+
+namespace F = torch::nn::functional;
+
+MsMedCapModelImpl::MsMedCapModelImpl(const config::ModelConfig& cfg) : cfg_(cfg) {
+  cfg.validate();
+  language_model = build_decoder(cfg.decoder);
+  const int64_t width = language_model->input_width();
+  if (cfg.use_clip) {
+    vision_model = register_module("vision_model", VisionModel(cfg.vision));
+    query_tokens = register_parameter(
+        "query_tokens", torch::randn({1, cfg.qformer.num_query_tokens, cfg.qformer.hidden_size}) * 0.02);
+    qformer = register_module("qformer", QFormerModel(cfg.qformer));
+    language_projection = register_module("language_projection", torch::nn::Linear(cfg.qformer.hidden_size, width));
+  }
+  if (cfg.use_sam) {
+    sam_model = register_module("sam_model", SamModel(cfg.sam));
+    sam_query_tokens = register_parameter(
+        "sam_query_tokens", torch::randn({1, cfg.sam_qformer.num_query_tokens, cfg.sam_qformer.hidden_size}) * 0.02);
+    sam_qformer = register_module("sam_qformer", QFormerModel(cfg.sam_qformer));
+    sam_language_projection =
+        register_module("sam_language_projection", torch::nn::Linear(cfg.sam_qformer.hidden_size, width));
+  }
+  register_module("language_model", language_model);
+}
+
+VisualPrefix MsMedCapModelImpl::encode_images(const torch::Tensor& pixel_values,
+                                              const torch::Tensor& sam_pixel_values) {
+  VisualPrefix prefix;
+  std::vector<torch::Tensor> pieces;
+  if (cfg_.use_clip) {
+    MSMEDCAP_CHECK(pixel_values.defined(), "model: the CLIP branch needs pixel_values");
+    const auto vision = vision_model(pixel_values);
+    prefix.parts.vision_embeddings_output = vision.embeddings;
+    prefix.parts.vision_last_hidden_state = vision.last_hidden_state;
+    prefix.parts.vision_pooler_output = vision.pooler_output;
+    const int64_t b = pixel_values.size(0);
+    prefix.parts.qformer_last_hidden_state =
+        qformer(query_tokens.expand({b, -1, -1}), vision.last_hidden_state);
+    prefix.parts.language_projection = language_projection(prefix.parts.qformer_last_hidden_state);
+    pieces.push_back(prefix.parts.language_projection);
+  }
+  if (cfg_.use_sam) {
+    const auto& pixels = sam_pixel_values.defined() ? sam_pixel_values : pixel_values;
+    MSMEDCAP_CHECK(pixels.defined(), "model: the SAM branch needs sam_pixel_values");
+    const auto image = sam_model->vision_encoder(pixels);  // [B, C, h, w]
+    prefix.parts.sam_image_embeddings = image;
+    const int64_t b = image.size(0), c = image.size(1);
+    // MSMedCap feeds the C channels as tokens of h*w features; "spatial" is the ViT-style view.
+    const auto tokens = cfg_.sam_tokens == "channels" ? image.reshape({b, c, -1})
+                                                      : image.flatten(2).transpose(1, 2);
+    prefix.parts.sam_qformer_last_hidden_state = sam_qformer(sam_query_tokens.expand({b, -1, -1}), tokens);
+    prefix.parts.sam_language_projection = sam_language_projection(prefix.parts.sam_qformer_last_hidden_state);
+    pieces.push_back(prefix.parts.sam_language_projection);
+  }
+  prefix.embeds = torch::cat(pieces, 1);
+  return prefix;
+}
+
+CaptionerOutput MsMedCapModelImpl::forward(const torch::Tensor& pixel_values,
+                                           const torch::Tensor& sam_pixel_values,
+                                           const torch::Tensor& input_ids,
+                                           const torch::Tensor& attention_mask,
+                                           const torch::Tensor& labels) {
+  MSMEDCAP_CHECK(input_ids.dim() == 2, "model: input_ids must be [B, T], got ", input_ids.sizes());
+  VisualPrefix prefix = encode_images(pixel_values, sam_pixel_values);
+  const int64_t b = input_ids.size(0), t = input_ids.size(1), p = prefix.embeds.size(1);
+  MSMEDCAP_CHECK(prefix.embeds.size(0) == b, "model: ", prefix.embeds.size(0), " images but ", b,
+                 " token rows");
+  const auto text_mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
+  MSMEDCAP_CHECK(text_mask.sizes() == input_ids.sizes(), "model: attention_mask ", text_mask.sizes(),
+                 " does not match input_ids ", input_ids.sizes());
+  const auto embeds = torch::cat({prefix.embeds, language_model->embed(input_ids).to(prefix.embeds.dtype())}, 1);
+  const auto mask = torch::cat({torch::ones({b, p}, text_mask.options()), text_mask}, 1);
+  CaptionerOutput out = std::move(prefix.parts);
+  out.logits = language_model->forward(embeds, mask);
+  if (labels.defined()) {
+    MSMEDCAP_CHECK(labels.sizes() == input_ids.sizes(), "model: labels ", labels.sizes(),
+                   " do not match input_ids ", input_ids.sizes());
+    // HF Blip2: text positions only, shifted by one.
+    const auto shifted = out.logits.slice(1, p, p + t - 1);  // [B, T-1, V]
+    const auto targets = labels.slice(1, 1);                  // [B, T-1]
+    out.loss = F::cross_entropy(shifted.reshape({-1, shifted.size(-1)}).to(torch::kFloat),
+                                targets.reshape({-1}), F::CrossEntropyFuncOptions().ignore_index(-100));
+  }
+  return out;
+}
+
+}  // namespace msmedcap::models

@@ -1,0 +1,103 @@
+// `msmedcap forward` end to end on the fixtures: outputs, loss and greedy sequences written to
+// safetensors and compared with the HF references; bad inputs exit 1 with one line.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "msmedcap/io/tensor_store.h"
+#include "test_utils.h"
+
+namespace msmedcap {
+namespace {
+
+using msmedcap::testing::count_lines;
+using msmedcap::testing::data_path;
+using msmedcap::testing::fixture_path;
+using msmedcap::testing::run_msmedcap;
+using msmedcap::testing::TempDir;
+using msmedcap::testing::write_text;
+
+double max_error(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+TEST(ForwardCli, HfBlip2DirectoryOutputsAndGreedy) {
+  TempDir dir;
+  const std::string fixture = fixture_path("tiny_blip2_opt");
+  write_text(dir.file("gen.json"), R"({"max_new_tokens": 16, "num_beams": 1, "eos_token_id": 2, "pad_token_id": 1})");
+  const auto r = run_msmedcap("forward --hf " + fixture + " --inputs " + fixture + "/reference.safetensors --output " +
+                              dir.file("out.safetensors") + " --generate " + dir.file("gen.json") +
+                              " --prompt-tokens 3 --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = io::TensorStore::open(dir.file("out.safetensors"));
+  const auto ref = io::TensorStore::open(fixture + "/reference.safetensors");
+  for (const char* key : {"vision_embeddings_output", "vision_last_hidden_state", "vision_pooler_output",
+                          "qformer_last_hidden_state", "language_projection", "logits"}) {
+    ASSERT_TRUE(out.contains(key)) << key;
+    EXPECT_LT(max_error(out.view(key), ref.view(key)), 1e-4) << key;
+  }
+  EXPECT_LT(max_error(out.view("loss"), ref.view("loss")), 1e-5);
+  EXPECT_TRUE(at::equal(out.view("sequences"), ref.view("gen_greedy_prompt").slice(1, 1)));
+}
+
+TEST(ForwardCli, MsMedCapConfigWithWeightsList) {
+  TempDir dir;
+  const std::string fixture = fixture_path("tiny_msmedcap_opt");
+  write_text(dir.file("gen.json"), R"({"max_new_tokens": 12, "eos_token_id": 2, "pad_token_id": 1,
+                                       "repetition_penalty": 1.5, "no_repeat_ngram_size": 2})");
+  const std::string weights = "--set 'weights=[{\"path\": \"" + fixture + "/model.safetensors\"}]'";
+  const auto r = run_msmedcap("forward -c " + data_path("tiny_msmedcap_opt.json") + " " + weights + " --inputs " +
+                              fixture + "/reference.safetensors --output " + dir.file("out.safetensors") +
+                              " --generate " + dir.file("gen.json") + " --prompt-tokens 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = io::TensorStore::open(dir.file("out.safetensors"));
+  const auto ref = io::TensorStore::open(fixture + "/reference.safetensors");
+  for (const char* key : {"sam_image_embeddings", "sam_qformer_last_hidden_state", "sam_language_projection",
+                          "language_projection", "logits"}) {
+    EXPECT_LT(max_error(out.view(key), ref.view(key)), 1e-4) << key;
+  }
+  EXPECT_TRUE(at::equal(out.view("sequences"), ref.view("gen_greedy_rep")));
+}
+
+TEST(ForwardCli, SamDirectoryGivesEncoderOutputs) {
+  TempDir dir;
+  const std::string fixture = fixture_path("tiny_sam");
+  const auto r = run_msmedcap("forward --hf " + fixture + " --inputs " + fixture + "/reference.safetensors --output " +
+                              dir.file("out.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = io::TensorStore::open(dir.file("out.safetensors"));
+  const auto ref = io::TensorStore::open(fixture + "/reference.safetensors");
+  EXPECT_LT(max_error(out.view("vision_last_hidden_state"), ref.view("vision_last_hidden_state")), 1e-4);
+  EXPECT_LT(max_error(out.view("vision_hidden_state_1"), ref.view("vision_hidden_state_1")), 1e-4);
+}
+
+TEST(ForwardCli, ImagesOnlyGiveFeatures) {
+  TempDir dir;
+  const std::string fixture = fixture_path("tiny_blip2_opt");
+  io::save_safetensors(dir.file("in.safetensors"),
+                       {{"pixel_values", io::TensorStore::open(fixture + "/reference.safetensors").view("pixel_values")}});
+  const auto r = run_msmedcap("forward --hf " + fixture + " --inputs " + dir.file("in.safetensors") + " --output " +
+                              dir.file("out.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = io::TensorStore::open(dir.file("out.safetensors"));
+  EXPECT_TRUE(out.contains("language_projection"));
+  EXPECT_FALSE(out.contains("logits"));
+}
+
+TEST(ForwardCli, BadInputsExitOneWithOneLine) {
+  TempDir dir;
+  const std::string fixture = fixture_path("tiny_blip2_opt");
+  io::save_safetensors(dir.file("bad.safetensors"), {{"pixel_values", at::zeros({1, 3, 30, 32})}});
+  const auto r = run_msmedcap("forward --hf " + fixture + " --inputs " + dir.file("bad.safetensors") +
+                              " --output " + dir.file("out.safetensors"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("not a multiple of the patch size"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.safetensors")));
+  const auto missing = run_msmedcap("forward --hf " + dir.path() + " --inputs " + dir.file("bad.safetensors") +
+                                    " --output " + dir.file("out.safetensors"));
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("config.json: no such file"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace msmedcap

@@ -1,0 +1,223 @@
+// Model invariants on tiny random configs: cached decoding equals uncached, a left-padded batch
+// gives each row's own logits, greedy with the cache equals a naive uncached argmax loop, and
+// the composite wires its branches as configured.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include "msmedcap/core/check.h"
+#include "msmedcap/inference/search.h"
+#include "msmedcap/io/state_dict.h"
+#include "msmedcap/models/decoder.h"
+#include "msmedcap/models/msmedcap.h"
+
+namespace msmedcap::models {
+namespace {
+
+config::DecoderConfig tiny_decoder(const std::string& arch) {
+  config::DecoderConfig d;
+  d.arch = arch;
+  d.vocab_size = 50;
+  d.hidden_size = 32;
+  d.num_hidden_layers = 2;
+  d.num_attention_heads = 4;
+  d.num_key_value_heads = arch == "llama" ? 2 : 0;
+  d.intermediate_size = 64;
+  d.max_position_embeddings = 64;
+  d.tie_word_embeddings = arch != "llama";
+  d.layer_norm_eps = 1e-5;
+  return d;
+}
+
+class DecoderInvariants : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DecoderInvariants, CachedStepsEqualOneFullPass) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(0);
+  auto lm = build_decoder(tiny_decoder(GetParam()));
+  const auto embeds = at::randn({2, 9, lm->input_width()});
+  const auto mask = at::ones({2, 9}, at::kLong);
+  const auto full = lm->forward(embeds, mask);
+  KvCache cache;
+  auto first = lm->forward(embeds.slice(1, 0, 5), mask.slice(1, 0, 5), {}, &cache);
+  EXPECT_EQ(cache.length(), 5);
+  std::vector<at::Tensor> pieces = {first};
+  for (int64_t t = 5; t < 9; ++t) {
+    const auto pos = at::full({2, 1}, t, at::kLong);
+    pieces.push_back(lm->forward(embeds.slice(1, t, t + 1), mask.slice(1, 0, t + 1),
+                                 lm->positions_from_mask() ? at::Tensor() : pos, &cache));
+  }
+  EXPECT_TRUE(at::allclose(at::cat(pieces, 1), full, 1e-4, 1e-5)) << GetParam();
+}
+
+TEST_P(DecoderInvariants, LeftPaddedRowMatchesTheRowAlone) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(1);
+  auto lm = build_decoder(tiny_decoder(GetParam()));
+  const auto row = at::randn({1, 5, lm->input_width()});
+  const auto alone = lm->forward(row, at::ones({1, 5}, at::kLong));
+  // The same row behind 3 padding positions, next to a full-length row.
+  const auto padded = at::cat({at::randn({1, 3, lm->input_width()}), row}, 1);
+  const auto batch = at::cat({padded, at::randn({1, 8, lm->input_width()})}, 0);
+  auto mask = at::ones({2, 8}, at::kLong);
+  mask[0].slice(0, 0, 3).fill_(0);
+  at::Tensor positions;
+  if (!lm->positions_from_mask()) {
+    positions = (mask.cumsum(1) - 1).masked_fill(mask == 0, 1);
+  }
+  const auto logits = lm->forward(batch, mask, positions);
+  EXPECT_TRUE(at::allclose(logits[0].slice(0, 3), alone[0], 1e-4, 1e-5)) << GetParam();
+}
+
+TEST_P(DecoderInvariants, GreedyWithCacheEqualsNaiveArgmax) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(2);
+  auto lm = build_decoder(tiny_decoder(GetParam()));
+  const auto prefix = at::randn({2, 4, lm->input_width()});
+  inference::GenerateOptions options;
+  options.max_new_tokens = 6;
+  options.eos_token_id.reset();
+  const auto tokens = inference::greedy_search(*lm, prefix, {}, options);
+  ASSERT_EQ(tokens.sizes(), (at::IntArrayRef{2, 6}));
+  auto embeds = prefix;
+  for (int64_t step = 0; step < 6; ++step) {
+    const auto logits = lm->forward(embeds, at::ones({2, embeds.size(1)}, at::kLong));
+    const auto next = logits.select(1, logits.size(1) - 1).argmax(-1);
+    EXPECT_TRUE(at::equal(next, tokens.select(1, step))) << GetParam() << " step " << step;
+    embeds = at::cat({embeds, lm->embed(next.unsqueeze(1))}, 1);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFamilies, DecoderInvariants, ::testing::Values("opt", "llama", "gpt2"));
+
+TEST(Generation, EosFinishesARowAndPadsIt) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(3);
+  auto lm = build_decoder(tiny_decoder("opt"));
+  const auto prefix = at::randn({2, 3, lm->input_width()});
+  inference::GenerateOptions options;
+  options.max_new_tokens = 5;
+  options.eos_token_id.reset();
+  const auto free_run = inference::greedy_search(*lm, prefix, {}, options);
+  // Make the first token of row 0 the EOS: that row then emits only padding.
+  options.eos_token_id = free_run[0][0].item<int64_t>();
+  options.pad_token_id = 49;
+  const auto stopped = inference::greedy_search(*lm, prefix, {}, options);
+  EXPECT_EQ(stopped[0][0].item<int64_t>(), *options.eos_token_id);
+  EXPECT_TRUE((stopped[0].slice(0, 1) == 49).all().item<bool>());
+}
+
+TEST(Generation, RepetitionPenaltyAndNoRepeatNgram) {
+  inference::GenerateOptions options;
+  options.repetition_penalty = 2.0;
+  options.no_repeat_ngram_size = 2;
+  auto scores = at::tensor({1.0f, -1.0f, 4.0f, 0.5f}).unsqueeze(0);
+  const auto generated = at::tensor(std::vector<int64_t>{2, 1, 2}).unsqueeze(0);  // "2 1 2": bigram (2, 1) seen
+  inference::process_logits(scores, generated, options);
+  EXPECT_FLOAT_EQ(scores[0][0].item<float>(), 1.0f);   // not generated: unchanged
+  EXPECT_TRUE(std::isinf(scores[0][1].item<float>()));  // would repeat "2 1"
+  EXPECT_FLOAT_EQ(scores[0][2].item<float>(), 2.0f);   // positive: divided
+  EXPECT_FLOAT_EQ(scores[0][3].item<float>(), 0.5f);
+}
+
+TEST(Generation, SettingsFromJsonRejectUnknownKeys) {
+  const auto o = inference::GenerateOptions::from_json(
+      config::Json::parse(R"({"max_new_tokens": 4, "eos_token_id": null, "repetition_penalty": 1.5})"), "g.json");
+  EXPECT_EQ(o.max_new_tokens, 4);
+  EXPECT_FALSE(o.eos_token_id.has_value());
+  try {
+    inference::GenerateOptions::from_json(config::Json::parse(R"({"max_new_token": 4})"), "g.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean 'max_new_tokens'?"), std::string::npos) << e.what();
+  }
+}
+
+config::ModelConfig tiny_composite() {
+  config::ModelConfig m;
+  m.vision = {32, 64, 1, 4, 16, 8, 1e-6};
+  m.qformer.hidden_size = 32;
+  m.qformer.intermediate_size = 64;
+  m.qformer.num_hidden_layers = 2;
+  m.qformer.num_attention_heads = 4;
+  m.qformer.encoder_hidden_size = 32;
+  m.qformer.num_query_tokens = 4;
+  m.sam.hidden_size = 32;
+  m.sam.num_hidden_layers = 2;
+  m.sam.num_attention_heads = 4;
+  m.sam.mlp_dim = 64;
+  m.sam.image_size = 32;
+  m.sam.patch_size = 8;
+  m.sam.window_size = 3;
+  m.sam.global_attn_indexes = {1};
+  m.sam.output_channels = 8;
+  m.sam_qformer = m.qformer;
+  m.sam_qformer.encoder_hidden_size = 16;  // channels mode: h*w = 4*4 features per channel
+  m.sam_qformer.num_query_tokens = 3;
+  m.decoder = tiny_decoder("opt");
+  return m;
+}
+
+TEST(Composite, PrefixOrderAndBranchSwitches) {
+  torch::NoGradGuard no_grad;
+  auto cfg = tiny_composite();
+  MsMedCapModel both(cfg);
+  const auto pixels = at::randn({2, 3, 16, 16});
+  const auto sam_pixels = at::randn({2, 3, 32, 32});
+  const auto prefix = both->encode_images(pixels, sam_pixels);
+  EXPECT_EQ(prefix.embeds.sizes(), (at::IntArrayRef{2, 4 + 3, 32}));
+  EXPECT_TRUE(at::equal(prefix.embeds.slice(1, 0, 4), prefix.parts.language_projection));
+  EXPECT_TRUE(at::equal(prefix.embeds.slice(1, 4), prefix.parts.sam_language_projection));
+  EXPECT_EQ(prefix.parts.sam_image_embeddings.sizes(), (at::IntArrayRef{2, 8, 4, 4}));
+
+  cfg.use_sam = false;
+  MsMedCapModel clip_only(cfg);
+  EXPECT_EQ(clip_only->encode_images(pixels, {}).embeds.size(1), 4);
+  for (const auto& item : io::module_state_dict(*clip_only)) {
+    EXPECT_EQ(item.first.rfind("sam_", 0), std::string::npos) << item.first;
+  }
+  cfg.use_sam = true;
+  cfg.use_clip = false;
+  cfg.sam_tokens = "spatial";
+  cfg.sam_qformer.encoder_hidden_size = 8;  // spatial mode: 16 tokens of C = 8 features
+  MsMedCapModel sam_only(cfg);
+  EXPECT_EQ(sam_only->encode_images({}, sam_pixels).embeds.size(1), 3);
+}
+
+TEST(Composite, ForwardLossIgnoresPaddingLabels) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(4);
+  MsMedCapModel model(tiny_composite());
+  const auto pixels = at::randn({1, 3, 16, 16});
+  const auto sam_pixels = at::randn({1, 3, 32, 32});
+  const auto ids = at::tensor(std::vector<int64_t>{2, 7, 9, 11}).unsqueeze(0);
+  const auto out = model->forward(pixels, sam_pixels, ids, at::ones_like(ids), ids);
+  EXPECT_EQ(out.logits.sizes(), (at::IntArrayRef{1, 7 + 4, 50}));
+  // Loss by hand: next-token cross entropy over the text positions.
+  const auto logp = at::log_softmax(out.logits[0].slice(0, 7, 10), -1);
+  const double expected = -(logp[0][7] + logp[1][9] + logp[2][11]).item<double>() / 3;
+  EXPECT_NEAR(out.loss.item<double>(), expected, 1e-5);
+  auto labels = ids.clone();
+  labels[0][3] = -100;
+  const auto partial = model->forward(pixels, sam_pixels, ids, at::ones_like(ids), labels);
+  EXPECT_NEAR(partial.loss.item<double>(), -(logp[0][7] + logp[1][9]).item<double>() / 2, 1e-5);
+}
+
+TEST(Composite, BadShapesGiveClearErrors) {
+  MsMedCapModel model(tiny_composite());
+  EXPECT_THROW(model->encode_images(at::randn({1, 3, 15, 16}), at::randn({1, 3, 32, 32})), Error);
+  EXPECT_THROW(model->encode_images(at::randn({1, 3, 16, 16}), at::randn({1, 3, 16, 16})), Error);
+  auto cfg = tiny_composite();
+  cfg.decoder.num_attention_heads = 5;
+  EXPECT_THROW(MsMedCapModel{cfg}, Error);
+}
+
+TEST(Vision, PositionEmbeddingsInterpolateForOtherSizes) {
+  torch::NoGradGuard no_grad;
+  MsMedCapModel model(tiny_composite());
+  const auto out = model->vision_model(at::randn({1, 3, 32, 32}));
+  EXPECT_EQ(out.last_hidden_state.sizes(), (at::IntArrayRef{1, 1 + 16, 32}));
+}
+
+}  // namespace
+}  // namespace msmedcap::models
