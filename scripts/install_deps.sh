@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package that msmedcap's build, tests and demo need. Idempotent: when
 # all packages are present it changes nothing and touches no network.
-#   --goldens   also install python3-torch and python3-numpy (only to regenerate test goldens)
 set -euo pipefail
 
 packages=(
@@ -13,10 +12,8 @@ packages=(
   libsentencepiece-dev sentencepiece   # SentencePiece library (bridge) and spm_train/spm_encode
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev
+  python3-torch           # scripts/convert_pth.py (.pth -> safetensors) and its test
 )
-if [[ "${1:-}" == "--goldens" ]]; then
-  packages+=(python3-torch python3-numpy)
-fi
 
 missing=()
 for p in "${packages[@]}"; do

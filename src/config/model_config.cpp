@@ -73,6 +73,7 @@ void DecoderConfig::validate(const std::string& path) const {
 
 void ModelConfig::validate() const {
   MSMEDCAP_CHECK(use_clip || use_sam, "model: at least one of use_clip and use_sam must be true");
+  MSMEDCAP_CHECK(embed_dim > 0, "model.embed_dim: must be > 0, got ", embed_dim);
   MSMEDCAP_CHECK(sam_tokens == "channels" || sam_tokens == "spatial",
                  "model.sam_tokens: expected channels or spatial, got '", sam_tokens, "'");
   if (use_clip) {

@@ -32,6 +32,9 @@ void RunConfig::validate() const {
   model.validate();
   for (size_t i = 0; i < weights.size(); ++i) {
     MSMEDCAP_CHECK(!weights[i].path.empty(), "weights[", i, "].path: must name a file or directory");
+    const auto& f = weights[i].format;
+    MSMEDCAP_CHECK(f == "hf" || f == "hf-lm" || f == "lavis" || f == "sam", "weights[", i,
+                   "].format: expected hf, hf-lm, lavis or sam, got '", f, "'");
   }
 }
 

@@ -9,11 +9,27 @@
 
 namespace msmedcap::io {
 
+// True when `pattern` is a prefix of `name`; a `*` in the pattern stands for one dotted name
+// component ("qformer.encoder.layer.*.intermediate.").
+bool matches_prefix(const std::string& name, const std::string& pattern) {
+  size_t n = 0;
+  for (size_t p = 0; p < pattern.size(); ++p) {
+    if (pattern[p] == '*') {
+      if (n >= name.size() || name[n] == '.') return false;
+      while (n < name.size() && name[n] != '.') ++n;
+      continue;
+    }
+    if (n >= name.size() || name[n] != pattern[p]) return false;
+    ++n;
+  }
+  return true;
+}
+
 namespace {
 
 bool has_prefix(const std::string& name, const std::vector<std::string>& prefixes) {
   for (const auto& p : prefixes) {
-    if (name.compare(0, p.size(), p) == 0) return true;
+    if (matches_prefix(name, p)) return true;
   }
   return false;
 }
@@ -44,13 +60,13 @@ StateDict module_state_dict(const torch::nn::Module& module) {
   return out;
 }
 
-LoadReport check_state_dict(torch::nn::Module& module, const TensorStore& store,
+LoadReport check_state_dict(torch::nn::Module& module, const TensorSource& store,
                             const LoadOptions& options) {
   LoadReport report;
   const StateDict own = module_state_dict(module);
   // Checkpoint names map to module names by prepending the prefix.
   std::map<std::string, std::string> by_module_name;
-  for (const auto& stored : store.names()) by_module_name.emplace(options.prefix + stored, stored);
+  for (const auto& stored : store.tensor_names()) by_module_name.emplace(options.prefix + stored, stored);
 
   for (const auto& [name, tensor] : own) {
     const auto it = by_module_name.find(name);
@@ -59,9 +75,9 @@ LoadReport check_state_dict(torch::nn::Module& module, const TensorStore& store,
           .push_back(name);
       continue;
     }
-    const auto& info = store.info(it->second);
-    if (info.shape != tensor.sizes().vec()) {
-      report.mismatched.push_back({name, tensor.sizes().vec(), info.shape});
+    const auto shape = store.shape_of(it->second);
+    if (shape != tensor.sizes().vec()) {
+      report.mismatched.push_back({name, tensor.sizes().vec(), shape});
     } else {
       report.loaded.push_back(name);
     }
@@ -74,19 +90,19 @@ LoadReport check_state_dict(torch::nn::Module& module, const TensorStore& store,
   return report;
 }
 
-LoadReport load_state_dict(torch::nn::Module& module, const TensorStore& store,
+LoadReport load_state_dict(torch::nn::Module& module, const TensorSource& store,
                            const LoadOptions& options) {
   LoadReport report = check_state_dict(module, store, options);
   if (!options.require_complete) {
     report.allowed_missing.insert(report.allowed_missing.end(), report.missing.begin(), report.missing.end());
     report.missing.clear();
   }
-  MSMEDCAP_CHECK(report.ok(), store.path(), ": ", report.summary());
+  MSMEDCAP_CHECK(report.ok(), store.describe(), ": ", report.summary());
   const StateDict own = module_state_dict(module);
   torch::NoGradGuard no_grad;
   for (const auto& name : report.loaded) {
     at::Tensor target = own.at(name);
-    target.copy_(store.view(name.substr(options.prefix.size())));
+    target.copy_(store.tensor(name.substr(options.prefix.size())));
   }
   return report;
 }

@@ -170,6 +170,22 @@ at::Tensor TensorStore::view(const std::string& name) const {
                        [keep_alive](void*) mutable { keep_alive.reset(); }, options);
 }
 
+std::vector<std::string> StateDictSource::tensor_names() const {
+  std::vector<std::string> names;
+  for (const auto& item : tensors_) names.push_back(item.first);
+  return names;
+}
+
+std::vector<int64_t> StateDictSource::shape_of(const std::string& name) const {
+  return tensor(name).sizes().vec();
+}
+
+at::Tensor StateDictSource::tensor(const std::string& name) const {
+  const auto it = tensors_.find(name);
+  MSMEDCAP_CHECK(it != tensors_.end(), description_, ": no tensor named '", name, "'");
+  return it->second;
+}
+
 StateDict TensorStore::load_all() const {
   StateDict out;
   for (const auto& name : names_) out.emplace(name, view(name));

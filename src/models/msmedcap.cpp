@@ -19,6 +19,7 @@ MsMedCapModelImpl::MsMedCapModelImpl(const config::ModelConfig& cfg) : cfg_(cfg)
         "query_tokens", torch::randn({1, cfg.qformer.num_query_tokens, cfg.qformer.hidden_size}) * 0.02);
     qformer = register_module("qformer", QFormerModel(cfg.qformer));
     language_projection = register_module("language_projection", torch::nn::Linear(cfg.qformer.hidden_size, width));
+    if (cfg.qformer.text_path) clip_heads_ = make_heads("", cfg.qformer.hidden_size);
   }
   if (cfg.use_sam) {
     sam_model = register_module("sam_model", SamModel(cfg.sam));
@@ -27,8 +28,26 @@ MsMedCapModelImpl::MsMedCapModelImpl(const config::ModelConfig& cfg) : cfg_(cfg)
     sam_qformer = register_module("sam_qformer", QFormerModel(cfg.sam_qformer));
     sam_language_projection =
         register_module("sam_language_projection", torch::nn::Linear(cfg.sam_qformer.hidden_size, width));
+    if (cfg.sam_qformer.text_path) sam_heads_ = make_heads("sam_", cfg.sam_qformer.hidden_size);
   }
   register_module("language_model", language_model);
+}
+
+MsMedCapModelImpl::Stage1Heads MsMedCapModelImpl::make_heads(const std::string& prefix, int64_t width) {
+  Stage1Heads h;
+  h.vision_projection = register_module(prefix + "vision_projection", torch::nn::Linear(width, cfg_.embed_dim));
+  h.text_projection = register_module(prefix + "text_projection", torch::nn::Linear(width, cfg_.embed_dim));
+  h.itm_head = register_module(prefix + "itm_head", torch::nn::Linear(width, 2));
+  h.temp = register_parameter(prefix + "temp", torch::full({}, 0.07));  // LAVIS init, unclamped
+  return h;
+}
+
+const MsMedCapModelImpl::Stage1Heads& MsMedCapModelImpl::heads(bool sam_branch) const {
+  const auto& h = sam_branch ? sam_heads_ : clip_heads_;
+  MSMEDCAP_CHECK(!h.itm_head.is_empty(), "model: the ", sam_branch ? "SAM" : "CLIP",
+                 " branch has no stage-1 heads (set model.", sam_branch ? "sam_qformer" : "qformer",
+                 ".text_path)");
+  return h;
 }
 
 VisualPrefix MsMedCapModelImpl::encode_images(const torch::Tensor& pixel_values,

@@ -4,6 +4,7 @@
 
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/io/weight_map.h"
 
 namespace msmedcap::models {
 
@@ -160,7 +161,8 @@ config::SamEncoderConfig sam_config_from_hf(const config::Json& hf, const std::s
 MsMedCapModel build_model(const config::ModelConfig& cfg) { return MsMedCapModel(cfg); }
 
 namespace {
-io::LoadOptions weight_options(const std::string& prefix, const config::LoadConfig& policy) {
+io::LoadOptions weight_options(const std::string& prefix, const config::LoadConfig& policy,
+                               const std::string& format) {
   io::LoadOptions options;
   options.policy = policy;
   options.prefix = prefix;
@@ -172,13 +174,25 @@ io::LoadOptions weight_options(const std::string& prefix, const config::LoadConf
                            "shared_image_embedding."}) {
     options.policy.allow_unexpected.emplace_back(name);
   }
+  for (const auto& optional : io::optional_prefixes(format)) {
+    options.policy.allow_unexpected.push_back(prefix + optional);
+  }
   return options;
+}
+
+/// The tensors of `path` under canonical names (renamed by the weight map unless already HF).
+std::unique_ptr<io::TensorSource> open_source(const std::string& path, const std::string& format) {
+  auto store = std::make_unique<io::TensorStore>(io::TensorStore::open(path));
+  if (format == "hf") return store;
+  return std::make_unique<io::StateDictSource>(io::canonical_tensors(*store, format),
+                                               path + " (format " + format + ")");
 }
 }  // namespace
 
 io::LoadReport load_weights(torch::nn::Module& model, const std::string& path,
-                            const std::string& prefix, const config::LoadConfig& policy) {
-  return io::load_state_dict(model, io::TensorStore::open(path), weight_options(prefix, policy));
+                            const std::string& prefix, const config::LoadConfig& policy,
+                            const std::string& format) {
+  return io::load_state_dict(model, *open_source(path, format), weight_options(prefix, policy, format));
 }
 
 std::vector<std::string> load_weight_sources(torch::nn::Module& model,
@@ -187,16 +201,16 @@ std::vector<std::string> load_weight_sources(torch::nn::Module& model,
   MSMEDCAP_CHECK(!sources.empty(), "weights: no weight files given (set weights = [{\"path\": ...}])");
   std::set<std::string> loaded;
   for (const auto& source : sources) {
-    auto options = weight_options(source.prefix, policy);
+    auto options = weight_options(source.prefix, policy, source.format);
     options.require_complete = false;
-    const auto report = io::load_state_dict(model, io::TensorStore::open(source.path), options);
+    const auto report = io::load_state_dict(model, *open_source(source.path, source.format), options);
     loaded.insert(report.loaded.begin(), report.loaded.end());
   }
   std::vector<std::string> missing;
   for (const auto& [name, tensor] : io::module_state_dict(model)) {
     if (loaded.count(name)) continue;
     bool allowed = false;
-    for (const auto& p : policy.allow_missing) allowed = allowed || name.compare(0, p.size(), p) == 0;
+    for (const auto& p : policy.allow_missing) allowed = allowed || io::matches_prefix(name, p);
     if (!allowed) missing.push_back(name);
   }
   MSMEDCAP_CHECK(missing.empty(), "weights: ", missing.size(), " parameters are in no weight file (",

@@ -10,6 +10,13 @@ namespace msmedcap::models {
 
 namespace F = torch::nn::functional;
 
+namespace {
+/// (1 - keep) * -10000, as a float mask of `like`'s dtype.
+torch::Tensor additive(const torch::Tensor& keep, const torch::Tensor& like) {
+  return (1.0 - keep.to(like.scalar_type())) * kQFormerMaskValue;
+}
+}  // namespace
+
 QFormerMultiHeadAttentionImpl::QFormerMultiHeadAttentionImpl(const config::QFormerConfig& cfg,
                                                              bool is_cross)
     : num_heads_(cfg.num_attention_heads) {
@@ -19,14 +26,21 @@ QFormerMultiHeadAttentionImpl::QFormerMultiHeadAttentionImpl(const config::QForm
   value = register_module("value", torch::nn::Linear(context_width, cfg.hidden_size));
 }
 
-torch::Tensor QFormerMultiHeadAttentionImpl::forward(const torch::Tensor& x,
-                                                     const torch::Tensor& context,
-                                                     const torch::Tensor& mask) {
+torch::Tensor QFormerMultiHeadAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
+                                                     const torch::Tensor& mask, const torch::Tensor& past_k,
+                                                     const torch::Tensor& past_v, torch::Tensor* record_k,
+                                                     torch::Tensor* record_v) {
   const int64_t b = x.size(0), n = x.size(1), d = query->weight.size(0);
   const int64_t m = context.size(1), dh = d / num_heads_;
   auto q = query(x).view({b, n, num_heads_, dh}).transpose(1, 2);        // [B, H, N, Dh]
   auto k = key(context).view({b, m, num_heads_, dh}).transpose(1, 2);    // [B, H, M, Dh]
   auto v = value(context).view({b, m, num_heads_, dh}).transpose(1, 2);  // [B, H, M, Dh]
+  if (record_k != nullptr) *record_k = k;
+  if (record_v != nullptr) *record_v = v;
+  if (past_k.defined()) {
+    k = torch::cat({past_k, k}, 2);
+    v = torch::cat({past_v, v}, 2);
+  }
   auto out = core::scaled_dot_product_attention(q, k, v, mask);
   return out.transpose(1, 2).reshape({b, n, d});
 }
@@ -45,11 +59,6 @@ QFormerAttentionImpl::QFormerAttentionImpl(const config::QFormerConfig& cfg, boo
   output = register_module("output", QFormerOutput(cfg.hidden_size, cfg.hidden_size, cfg.layer_norm_eps));
 }
 
-torch::Tensor QFormerAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
-                                            const torch::Tensor& mask) {
-  return output(attention(x, context, mask), x);
-}
-
 QFormerIntermediateImpl::QFormerIntermediateImpl(int64_t hidden, int64_t intermediate) {
   dense = register_module("dense", torch::nn::Linear(hidden, intermediate));
 }
@@ -61,16 +70,34 @@ QFormerLayerImpl::QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t ind
   if (index % cfg.cross_attention_frequency == 0) {
     crossattention = register_module("crossattention", QFormerAttention(cfg, /*is_cross=*/true));
   }
+  if (cfg.text_path) {
+    intermediate = register_module("intermediate", QFormerIntermediate(cfg.hidden_size, cfg.intermediate_size));
+    output = register_module("output", QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps));
+  }
   intermediate_query =
       register_module("intermediate_query", QFormerIntermediate(cfg.hidden_size, cfg.intermediate_size));
   output_query = register_module(
       "output_query", QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps));
 }
 
-torch::Tensor QFormerLayerImpl::forward(const torch::Tensor& queries, const torch::Tensor& image) {
-  auto h = attention(queries, queries);
-  if (!crossattention.is_empty()) h = crossattention(h, image);
-  return output_query(intermediate_query(h), h);
+torch::Tensor QFormerLayerImpl::forward(const torch::Tensor& x, int64_t num_queries, const torch::Tensor& image,
+                                        const torch::Tensor& mask, const torch::Tensor& past_k,
+                                        const torch::Tensor& past_v, torch::Tensor* record_k,
+                                        torch::Tensor* record_v) {
+  const auto a = attention->output(attention->attention(x, x, mask, past_k, past_v, record_k, record_v), x);
+  const int64_t total = a.size(1);
+  std::vector<torch::Tensor> parts;
+  if (num_queries > 0) {
+    auto q = a.slice(1, 0, num_queries);
+    if (!crossattention.is_empty()) q = crossattention->output(crossattention->attention(q, image), q);
+    parts.push_back(output_query(intermediate_query(q), q));
+  }
+  if (total > num_queries) {
+    MSMEDCAP_CHECK(!intermediate.is_empty(), "qformer: text tokens need the text path (qformer.text_path)");
+    const auto t = a.slice(1, num_queries);
+    parts.push_back(output(intermediate(t), t));
+  }
+  return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
 }
 
 QFormerEncoderImpl::QFormerEncoderImpl(const config::QFormerConfig& cfg) {
@@ -78,20 +105,117 @@ QFormerEncoderImpl::QFormerEncoderImpl(const config::QFormerConfig& cfg) {
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layer->push_back(QFormerLayer(cfg, i));
 }
 
+QFormerEmbeddingsImpl::QFormerEmbeddingsImpl(const config::QFormerConfig& cfg) {
+  word_embeddings = register_module("word_embeddings", torch::nn::Embedding(cfg.vocab_size, cfg.hidden_size));
+  position_embeddings =
+      register_module("position_embeddings", torch::nn::Embedding(cfg.max_position_embeddings, cfg.hidden_size));
+}
+
+torch::Tensor QFormerEmbeddingsImpl::forward(const torch::Tensor& ids) {
+  const int64_t t = ids.size(1);
+  MSMEDCAP_CHECK(t <= position_embeddings->weight.size(0), "qformer: ", t, " text tokens exceed the ",
+                 position_embeddings->weight.size(0), " positions");
+  const auto positions = torch::arange(t, ids.options().dtype(torch::kLong));
+  return word_embeddings(ids) + position_embeddings(positions).unsqueeze(0);
+}
+
+QFormerPredictionTransformImpl::QFormerPredictionTransformImpl(const config::QFormerConfig& cfg) {
+  dense = register_module("dense", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
+  LayerNorm = register_module(
+      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+}
+
+torch::Tensor QFormerPredictionTransformImpl::forward(const torch::Tensor& x) {
+  return LayerNorm(F::gelu(dense(x)));
+}
+
+QFormerPredictionsImpl::QFormerPredictionsImpl(const config::QFormerConfig& cfg) {
+  transform = register_module("transform", QFormerPredictionTransform(cfg));
+  bias = register_parameter("bias", torch::zeros({cfg.vocab_size}));
+}
+
+QFormerLmHeadImpl::QFormerLmHeadImpl(const config::QFormerConfig& cfg) {
+  predictions = register_module("predictions", QFormerPredictions(cfg));
+}
+
 QFormerModelImpl::QFormerModelImpl(const config::QFormerConfig& cfg)
     : encoder_hidden_size_(cfg.encoder_hidden_size) {
   layernorm = register_module(
       "layernorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
   encoder = register_module("encoder", QFormerEncoder(cfg));
+  if (cfg.text_path) {
+    embeddings = register_module("embeddings", QFormerEmbeddings(cfg));
+    cls = register_module("cls", QFormerLmHead(cfg));
+  }
 }
 
-torch::Tensor QFormerModelImpl::forward(const torch::Tensor& query_embeds, const torch::Tensor& image) {
+void QFormerModelImpl::require_text_path(const char* what) const {
+  MSMEDCAP_CHECK(has_text_path(), "qformer: ", what, " needs the text path (set qformer.text_path)");
+}
+
+torch::Tensor QFormerModelImpl::forward(const torch::Tensor& query_embeds, const torch::Tensor& image,
+                                        QFormerCache* cache) {
   MSMEDCAP_CHECK(image.dim() == 3 && image.size(2) == encoder_hidden_size_,
                  "qformer: image features must be [B, M, ", encoder_hidden_size_, "], got ",
                  image.sizes());
   auto h = layernorm(query_embeds);
-  for (const auto& layer : *encoder->layer) h = layer->as<QFormerLayer>()->forward(h, image);
+  const int64_t nq = query_embeds.size(1);
+  if (cache != nullptr) {
+    cache->keys.assign(encoder->layer->size(), {});
+    cache->values.assign(encoder->layer->size(), {});
+  }
+  size_t i = 0;
+  for (const auto& layer : *encoder->layer) {
+    h = layer->as<QFormerLayer>()->forward(h, nq, image, {}, {}, {},
+                                           cache ? &cache->keys[i] : nullptr,
+                                           cache ? &cache->values[i] : nullptr);
+    ++i;
+  }
   return h;
+}
+
+torch::Tensor QFormerModelImpl::encode_text(const torch::Tensor& ids, const torch::Tensor& mask) {
+  require_text_path("encode_text");
+  auto h = layernorm(embeddings(ids));
+  const auto bias = additive(mask, h).view({mask.size(0), 1, 1, mask.size(1)});  // [B, 1, 1, T]
+  for (const auto& layer : *encoder->layer) h = layer->as<QFormerLayer>()->forward(h, 0, {}, bias);
+  return h;
+}
+
+torch::Tensor QFormerModelImpl::forward_multimodal(const torch::Tensor& query_embeds, const torch::Tensor& ids,
+                                                   const torch::Tensor& mask, const torch::Tensor& image) {
+  require_text_path("forward_multimodal");
+  const int64_t b = ids.size(0), nq = query_embeds.size(1);
+  auto h = layernorm(torch::cat({query_embeds, embeddings(ids)}, 1));
+  const auto keep = torch::cat({torch::ones({b, nq}, mask.options()), mask}, 1);
+  const auto bias = additive(keep, h).view({b, 1, 1, keep.size(1)});  // [B, 1, 1, Nq + T]
+  for (const auto& layer : *encoder->layer) h = layer->as<QFormerLayer>()->forward(h, nq, image, bias);
+  return h;
+}
+
+torch::Tensor QFormerModelImpl::decode_text(const torch::Tensor& ids, const torch::Tensor& mask,
+                                            const QFormerCache& cache) {
+  require_text_path("decode_text");
+  MSMEDCAP_CHECK(cache.keys.size() == encoder->layer->size() && cache.keys[0].defined(),
+                 "qformer: decode_text needs the query keys/values of forward(..., &cache)");
+  const int64_t b = ids.size(0), t = ids.size(1), nq = cache.keys[0].size(2);
+  auto h = layernorm(embeddings(ids));
+  // Text row i sees every query and text columns j <= i that are not padding.
+  const auto causal = torch::ones({t, t}, mask.options()).tril().unsqueeze(0) * mask.unsqueeze(1);  // [B, T, T]
+  const auto keep = torch::cat({torch::ones({b, t, nq}, mask.options()), causal}, 2);            // [B, T, Nq+T]
+  const auto bias = additive(keep, h).unsqueeze(1);
+  size_t i = 0;
+  for (const auto& layer : *encoder->layer) {
+    h = layer->as<QFormerLayer>()->forward(h, 0, {}, bias, cache.keys[i], cache.values[i]);
+    ++i;
+  }
+  return h;
+}
+
+torch::Tensor QFormerModelImpl::lm_logits(const torch::Tensor& text_hidden) {
+  require_text_path("lm_logits");
+  auto& p = cls->predictions;
+  return torch::matmul(p->transform(text_hidden), embeddings->word_embeddings->weight.t()) + p->bias;
 }
 
 }  // namespace msmedcap::models

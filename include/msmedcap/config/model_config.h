@@ -78,6 +78,9 @@ struct QFormerConfig {
   int64_t vocab_size = 30523;          ///< BERT vocabulary + [DEC] (stage-1 text path)
   int64_t max_position_embeddings = 512;
   double layer_norm_eps = 1e-12;
+  /// Stage-1 text path: word/position embeddings, the text feed-forward of every layer and the
+  /// ITG language-model head (LAVIS Qformer.bert + Qformer.cls); stage 2 and captioning drop it.
+  bool text_path = false;
 
   template <class V>
   void visit(V& v) {
@@ -92,6 +95,7 @@ struct QFormerConfig {
     v("vocab_size", vocab_size, "text vocabulary (BERT + [DEC])");
     v("max_position_embeddings", max_position_embeddings, "text positions");
     v("layer_norm_eps", layer_norm_eps, "LayerNorm epsilon");
+    v("text_path", text_path, "stage-1 text path: embeddings, text feed-forward, ITG head");
   }
   void validate(const std::string& path) const;
 };
@@ -148,6 +152,9 @@ struct ModelConfig {
   /// How SAM features reach their Q-Former: "channels" (C tokens of h*w features, MSMedCap)
   /// or "spatial" (h*w tokens of C features).
   std::string sam_tokens = "channels";
+  /// Width of the ITC projections (vision_projection / text_projection) of a branch whose
+  /// Q-Former has the text path.
+  int64_t embed_dim = 256;
   VisionConfig vision;
   QFormerConfig qformer;
   SamEncoderConfig sam;
@@ -159,6 +166,7 @@ struct ModelConfig {
     v("use_clip", use_clip, "CLIP branch on (vision_model, qformer, language_projection)");
     v("use_sam", use_sam, "SAM branch on (sam_model, sam_qformer, sam_language_projection)");
     v("sam_tokens", sam_tokens, "SAM features as 'channels' (MSMedCap) or 'spatial' tokens");
+    v("embed_dim", embed_dim, "ITC projection width (stage-1 heads)");
     v("vision", vision, "CLIP-branch ViT");
     v("qformer", qformer, "CLIP-branch Q-Former");
     v("sam", sam, "SAM image encoder");

@@ -36,6 +36,7 @@ struct RuntimeConfig {
 struct LoadConfig {
   /// Name prefixes of module parameters that may be absent from the checkpoint (they keep
   /// their initial values), e.g. "language_model." when the LLM comes from another file.
+  /// A `*` stands for one dotted component ("qformer.encoder.layer.*.crossattention.").
   std::vector<std::string> allow_missing;
   /// Name prefixes of checkpoint tensors the module does not have and that may be ignored.
   std::vector<std::string> allow_unexpected;
@@ -56,11 +57,14 @@ struct WeightsSource {
   std::string path;
   /// Prepended to every name in the file, e.g. "sam_model." for a standalone HF SAM file.
   std::string prefix;
+  /// Naming convention of the file: hf, hf-lm, lavis or sam (io/weight_map.h).
+  std::string format = "hf";
 
   template <class V>
   void visit(V& v) {
     v("path", path, "safetensors file, sharded index or model directory");
     v("prefix", prefix, "prefix added to the file's tensor names (e.g. sam_model.)");
+    v("format", format, "tensor naming: hf, hf-lm (un-prefixed LM), lavis (.pth converted), sam (original SAM)");
   }
 };
 

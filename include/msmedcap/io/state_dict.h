@@ -46,14 +46,18 @@ struct LoadOptions {
   bool require_complete = true;
 };
 
+/// True when `pattern` is a prefix of `name`, a `*` standing for one dotted component
+/// ("qformer.encoder.layer.*.intermediate." matches "qformer.encoder.layer.3.intermediate.dense.bias").
+bool matches_prefix(const std::string& name, const std::string& pattern);
+
 /// Compares a module with a checkpoint without copying anything.
-LoadReport check_state_dict(torch::nn::Module& module, const TensorStore& store,
+LoadReport check_state_dict(torch::nn::Module& module, const TensorSource& source,
                             const LoadOptions& options = {});
 
 /// Copies every matching tensor into `module` (converting dtype, on the module's device) and
 /// returns the report; throws msmedcap::Error with report.summary() unless report.ok(). Nothing
 /// is copied when the check fails.
-LoadReport load_state_dict(torch::nn::Module& module, const TensorStore& store,
+LoadReport load_state_dict(torch::nn::Module& module, const TensorSource& source,
                            const LoadOptions& options = {});
 
 /// The module's parameters and buffers by name (CPU copies are not made; tensors are shared).

@@ -30,8 +30,37 @@ inline constexpr const char* kIndexFileName = "model.safetensors.index.json";
 /// The single-file checkpoint name HuggingFace uses.
 inline constexpr const char* kWeightsFileName = "model.safetensors";
 
+/// Named tensors to load from: a checkpoint on disk, or tensors renamed by the weight map.
+class TensorSource {
+ public:
+  virtual ~TensorSource() = default;
+  /// Tensor names in a stable order.
+  virtual std::vector<std::string> tensor_names() const = 0;
+  /// Shape of `name` (without reading its data).
+  virtual std::vector<int64_t> shape_of(const std::string& name) const = 0;
+  /// The tensor `name` (CPU; may share memory with the source).
+  virtual at::Tensor tensor(const std::string& name) const = 0;
+  /// What errors name: a path, or a path and a format.
+  virtual std::string describe() const = 0;
+};
+
+/// Tensors held in memory under given names (e.g. after renaming).
+class StateDictSource : public TensorSource {
+ public:
+  StateDictSource(StateDict tensors, std::string description)
+      : tensors_(std::move(tensors)), description_(std::move(description)) {}
+  std::vector<std::string> tensor_names() const override;
+  std::vector<int64_t> shape_of(const std::string& name) const override;
+  at::Tensor tensor(const std::string& name) const override;
+  std::string describe() const override { return description_; }
+
+ private:
+  StateDict tensors_;
+  std::string description_;
+};
+
 /// Read access to the tensors of one file, a sharded checkpoint or a model directory.
-class TensorStore {
+class TensorStore : public TensorSource {
  public:
   /// Opens PATH: a .safetensors file, a `*.index.json` file, or a directory containing
   /// model.safetensors.index.json or model.safetensors. Throws naming the path on any problem.
@@ -54,6 +83,11 @@ class TensorStore {
   const Metadata& metadata() const { return metadata_; }
   /// Path given to open().
   const std::string& path() const { return path_; }
+
+  std::vector<std::string> tensor_names() const override { return names_; }
+  std::vector<int64_t> shape_of(const std::string& name) const override { return info(name).shape; }
+  at::Tensor tensor(const std::string& name) const override { return view(name); }
+  std::string describe() const override { return path_; }
 
  private:
   std::string path_;

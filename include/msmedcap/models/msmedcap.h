@@ -59,6 +59,16 @@ class MsMedCapModelImpl : public torch::nn::Module {
   DecoderLM& decoder() { return *language_model; }
   const config::ModelConfig& config() const { return cfg_; }
 
+  /// The stage-1 heads of one branch (present when its Q-Former has the text path):
+  /// ITC projections to embed_dim, the ITM head and the learnable temperature.
+  struct Stage1Heads {
+    torch::nn::Linear vision_projection{nullptr}, text_projection{nullptr}, itm_head{nullptr};
+    torch::Tensor temp;
+  };
+  /// The heads of the CLIP branch (`vision_projection`, `text_projection`, `itm_head`, `temp`)
+  /// or the SAM branch (the same names with `sam_`); throws when the branch has none.
+  const Stage1Heads& heads(bool sam_branch) const;
+
   VisionModel vision_model{nullptr};
   torch::Tensor query_tokens;
   QFormerModel qformer{nullptr};
@@ -70,7 +80,9 @@ class MsMedCapModelImpl : public torch::nn::Module {
   std::shared_ptr<DecoderLM> language_model;
 
  private:
+  Stage1Heads make_heads(const std::string& prefix, int64_t width);
   config::ModelConfig cfg_;
+  Stage1Heads clip_heads_, sam_heads_;
 };
 TORCH_MODULE(MsMedCapModel);
 

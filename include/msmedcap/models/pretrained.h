@@ -38,7 +38,8 @@ MsMedCapModel build_model(const config::ModelConfig& cfg);
 /// `prefix`. Beyond `policy`, a tied LM head present in the file and SAM's prompt encoder and
 /// mask decoder (unused by captioning) are accepted.
 io::LoadReport load_weights(torch::nn::Module& model, const std::string& path,
-                            const std::string& prefix, const config::LoadConfig& policy);
+                            const std::string& prefix, const config::LoadConfig& policy,
+                            const std::string& format = "hf");
 
 /// Loads several weight sources in order (e.g. an HF LLM directory under "language_model.",
 /// a SAM file under "sam_model.", trained Q-Formers) and checks that together they cover every

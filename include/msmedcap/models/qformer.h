@@ -1,26 +1,48 @@
 #pragma once
-/// The Q-Former; mirrors transformers Blip2QFormerModel: post-LN BERT layers whose learned
-/// query tokens self-attend, cross-attend to image features every `cross_attention_frequency`
-/// layers, and pass through their own feed-forward (intermediate_query / output_query).
-/// Registered names equal HF's under `qformer.` (and `sam_qformer.` for the SAM branch).
+/// The Q-Former; mirrors transformers Blip2QFormerModel (query path) and LAVIS Qformer.bert +
+/// Qformer.cls (stage-1 text path): post-LN BERT layers whose learned query tokens self-attend,
+/// cross-attend to image features every `cross_attention_frequency` layers and pass through
+/// their own feed-forward (intermediate_query / output_query); text tokens use the text
+/// feed-forward (intermediate / output). Attention modes (MODEL_REFERENCE §2.3):
+///   queries only      forward()               stage 2, captioning, ITC image side
+///   text only         encode_text()           ITC text side (unimodal, padding-masked)
+///   bidirectional     forward_multimodal()    ITM: queries and text see each other
+///   multimodal causal decode_text()           ITG: text sees every query (keys/values cached
+///                                             from the query pass, not recomputed) and the
+///                                             text before it
+/// Registered names equal HF's under `qformer.` (and `sam_qformer.` for the SAM branch); the
+/// text path adds `embeddings.{word,position}_embeddings`, `encoder.layer.N.{intermediate,
+/// output}` and `cls.predictions.{transform.dense, transform.LayerNorm, bias}` (decoder weight
+/// tied to the word embeddings).
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
+
+#include <vector>
 
 #include "msmedcap/config/model_config.h"
 
 namespace msmedcap::models {
+
+/// Self-attention keys and values of the query tokens, per layer ([B, H, Nq, Dh] each).
+struct QFormerCache {
+  std::vector<torch::Tensor> keys, values;
+};
 
 /// Multi-head attention with separate query/key/value (Blip2QFormerMultiHeadAttention).
 class QFormerMultiHeadAttentionImpl : public torch::nn::Module {
  public:
   QFormerMultiHeadAttentionImpl(const config::QFormerConfig& cfg, bool is_cross);
   /// x: [B, N, D]; context: [B, M, Dc] (x itself for self attention); mask: additive,
-  /// broadcastable to [B, H, N, M] (undefined = none). Returns [B, N, D].
+  /// broadcastable to [B, H, N, past + M]; past_k/past_v: [B, H, P, Dh] prepended to this
+  /// call's keys/values; record_k/record_v receive this call's keys/values. Returns [B, N, D].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context,
-                        const torch::Tensor& mask = {});
+                        const torch::Tensor& mask = {}, const torch::Tensor& past_k = {},
+                        const torch::Tensor& past_v = {}, torch::Tensor* record_k = nullptr,
+                        torch::Tensor* record_v = nullptr);
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
 
  private:
@@ -42,8 +64,6 @@ TORCH_MODULE(QFormerOutput);
 class QFormerAttentionImpl : public torch::nn::Module {
  public:
   QFormerAttentionImpl(const config::QFormerConfig& cfg, bool is_cross);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context,
-                        const torch::Tensor& mask = {});
   QFormerMultiHeadAttention attention{nullptr};
   QFormerOutput output{nullptr};
 };
@@ -58,16 +78,23 @@ class QFormerIntermediateImpl : public torch::nn::Module {
 };
 TORCH_MODULE(QFormerIntermediate);
 
-/// One post-LN layer (Blip2QFormerLayer), query path.
+/// One post-LN layer (Blip2QFormerLayer / LAVIS BertLayer).
 class QFormerLayerImpl : public torch::nn::Module {
  public:
   QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t index);
-  /// queries: [B, Nq, D]; image: [B, M, Dc]. Returns [B, Nq, D].
-  torch::Tensor forward(const torch::Tensor& queries, const torch::Tensor& image);
+  /// x: [B, Nq + T, D] with the first `num_queries` rows queries; image: [B, M, Dc] (used by
+  /// query rows on layers with cross-attention); mask: additive self-attention mask;
+  /// past_k/past_v and record_k/record_v as in QFormerMultiHeadAttention.
+  torch::Tensor forward(const torch::Tensor& x, int64_t num_queries, const torch::Tensor& image,
+                        const torch::Tensor& mask, const torch::Tensor& past_k = {},
+                        const torch::Tensor& past_v = {}, torch::Tensor* record_k = nullptr,
+                        torch::Tensor* record_v = nullptr);
   QFormerAttention attention{nullptr};
   QFormerAttention crossattention{nullptr};  // null on layers without cross-attention
   QFormerIntermediate intermediate_query{nullptr};
   QFormerOutput output_query{nullptr};
+  QFormerIntermediate intermediate{nullptr};  // text path only
+  QFormerOutput output{nullptr};              // text path only
 };
 TORCH_MODULE(QFormerLayer);
 
@@ -79,18 +106,76 @@ class QFormerEncoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(QFormerEncoder);
 
-/// Blip2QFormerModel: `layernorm` (applied to the query embeddings) and `encoder`.
+/// Word and position embeddings of the text path.
+class QFormerEmbeddingsImpl : public torch::nn::Module {
+ public:
+  explicit QFormerEmbeddingsImpl(const config::QFormerConfig& cfg);
+  /// ids: [B, T] -> [B, T, D] (positions 0..T-1; not yet layer-normed).
+  torch::Tensor forward(const torch::Tensor& ids);
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr};
+};
+TORCH_MODULE(QFormerEmbeddings);
+
+/// cls.predictions.transform: dense -> GELU -> LayerNorm.
+class QFormerPredictionTransformImpl : public torch::nn::Module {
+ public:
+  explicit QFormerPredictionTransformImpl(const config::QFormerConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+};
+TORCH_MODULE(QFormerPredictionTransform);
+
+/// cls.predictions: transform, then the word-embedding matrix (tied) plus `bias`.
+class QFormerPredictionsImpl : public torch::nn::Module {
+ public:
+  explicit QFormerPredictionsImpl(const config::QFormerConfig& cfg);
+  QFormerPredictionTransform transform{nullptr};
+  torch::Tensor bias;
+};
+TORCH_MODULE(QFormerPredictions);
+
+/// `cls` (LAVIS BertOnlyMLMHead).
+class QFormerLmHeadImpl : public torch::nn::Module {
+ public:
+  explicit QFormerLmHeadImpl(const config::QFormerConfig& cfg);
+  QFormerPredictions predictions{nullptr};
+};
+TORCH_MODULE(QFormerLmHead);
+
+/// Blip2QFormerModel (+ the LAVIS text path when cfg.text_path).
 class QFormerModelImpl : public torch::nn::Module {
  public:
   explicit QFormerModelImpl(const config::QFormerConfig& cfg);
-  /// query_embeds: [B, Nq, D]; image: [B, M, Dc] -> last hidden state [B, Nq, D].
-  torch::Tensor forward(const torch::Tensor& query_embeds, const torch::Tensor& image);
+  /// Queries only. query_embeds: [B, Nq, D]; image: [B, M, Dc] -> [B, Nq, D]. With `cache`,
+  /// records every layer's query keys/values for decode_text().
+  torch::Tensor forward(const torch::Tensor& query_embeds, const torch::Tensor& image,
+                        QFormerCache* cache = nullptr);
+  /// Text only, bidirectional over non-padding tokens. ids, mask: [B, T] -> [B, T, D].
+  torch::Tensor encode_text(const torch::Tensor& ids, const torch::Tensor& mask);
+  /// Queries and text attending to each other (ITM). -> [B, Nq + T, D].
+  torch::Tensor forward_multimodal(const torch::Tensor& query_embeds, const torch::Tensor& ids,
+                                   const torch::Tensor& mask, const torch::Tensor& image);
+  /// Text with causal self-attention that also sees every query through `cache` (ITG).
+  /// -> [B, T, D].
+  torch::Tensor decode_text(const torch::Tensor& ids, const torch::Tensor& mask,
+                            const QFormerCache& cache);
+  /// ITG language-model logits of text hidden states: [B, T, D] -> [B, T, V].
+  torch::Tensor lm_logits(const torch::Tensor& text_hidden);
+  bool has_text_path() const { return !embeddings.is_empty(); }
+
   torch::nn::LayerNorm layernorm{nullptr};
   QFormerEncoder encoder{nullptr};
+  QFormerEmbeddings embeddings{nullptr};  // text path only
+  QFormerLmHead cls{nullptr};             // text path only
 
  private:
+  void require_text_path(const char* what) const;
   int64_t encoder_hidden_size_;
 };
 TORCH_MODULE(QFormerModel);
+
+/// LAVIS's additive mask value for masked positions ((1 - mask) * -10000).
+constexpr double kQFormerMaskValue = -10000.0;
 
 }  // namespace msmedcap::models
