@@ -22,6 +22,7 @@ void VisionConfig::validate(const std::string& path) const {
     positive(v, path + "." + name);
   }
   divisible(hidden_size, num_attention_heads, path);
+  MSMEDCAP_CHECK(type == "blip2" || type == "clip", path, ".type: expected blip2 or clip, got '", type, "'");
   MSMEDCAP_CHECK(image_size % patch_size == 0, path, ".image_size: ", image_size,
                  " is not a multiple of patch_size ", patch_size);
 }

@@ -36,6 +36,18 @@ io::StateDict run_sam_only(const std::string& dir, const config::Json& hf, const
   return out;
 }
 
+io::StateDict run_clip_vision(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs) {
+  models::ClipVisionModel clip(models::clip_vision_config_from_hf(hf, dir + "/config.json"));
+  models::load_weights(*clip, dir, "", {});
+  clip->eval();
+  const auto out = clip->vision_model(input(inputs, "pixel_values", true));
+  io::StateDict result;
+  put(result, "vision_embeddings_output", out.embeddings);
+  put(result, "vision_last_hidden_state", out.last_hidden_state);
+  put(result, "vision_pooler_output", out.pooler_output);
+  return result;
+}
+
 }  // namespace
 
 io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inputs,
@@ -45,9 +57,11 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
   if (!source.hf_dir.empty()) {
     const auto hf = models::read_hf_config(source.hf_dir);
     const std::string where = source.hf_dir + "/config.json";
-    if (models::hf_kind(hf, where) == models::HfKind::kSam) {
-      MSMEDCAP_CHECK(!generate, where, ": a SAM model has no decoder to generate with");
-      return run_sam_only(source.hf_dir, hf, inputs);
+    const auto kind = models::hf_kind(hf, where);
+    if (kind != models::HfKind::kBlip2) {
+      MSMEDCAP_CHECK(!generate, where, ": an image encoder has no decoder to generate with");
+      return kind == models::HfKind::kSam ? run_sam_only(source.hf_dir, hf, inputs)
+                                          : run_clip_vision(source.hf_dir, hf, inputs);
     }
     model = models::build_model(models::model_config_from_hf_blip2(hf, where));
     models::load_weights(*model, source.hf_dir, "", {});

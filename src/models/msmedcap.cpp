@@ -62,7 +62,7 @@ VisualPrefix MsMedCapModelImpl::encode_images(const torch::Tensor& pixel_values,
     prefix.parts.vision_pooler_output = vision.pooler_output;
     const int64_t b = pixel_values.size(0);
     prefix.parts.qformer_last_hidden_state =
-        qformer(query_tokens.expand({b, -1, -1}), vision.last_hidden_state);
+        qformer(query_tokens.expand({b, -1, -1}), vision.features);
     prefix.parts.language_projection = language_projection(prefix.parts.qformer_last_hidden_state);
     pieces.push_back(prefix.parts.language_projection);
   }

@@ -42,7 +42,8 @@ HfKind hf_kind(const config::Json& hf, const std::string& path) {
   const std::string type = get_or<std::string>(hf, "model_type", "", path);
   if (type == "blip-2") return HfKind::kBlip2;
   if (type == "sam") return HfKind::kSam;
-  MSMEDCAP_FAIL(path, ": model_type '", type, "' is not supported (expected blip-2 or sam)");
+  if (type == "clip_vision_model" || type == "clip") return HfKind::kClipVision;
+  MSMEDCAP_FAIL(path, ": model_type '", type, "' is not supported (expected blip-2, sam, clip or clip_vision_model)");
 }
 
 config::DecoderConfig decoder_config_from_hf(const config::Json& t, const std::string& path) {
@@ -138,6 +139,24 @@ config::ModelConfig model_config_from_hf_blip2(const config::Json& hf, const std
   return m;
 }
 
+config::VisionConfig clip_vision_config_from_hf(const config::Json& hf, const std::string& path) {
+  const bool nested = get_or<std::string>(hf, "model_type", "", path) == "clip";
+  const auto& v = nested ? section(hf, "vision_config", path) : hf;
+  config::VisionConfig c;
+  c.type = "clip";
+  c.hidden_size = get_or<int64_t>(v, "hidden_size", 768, path);
+  c.intermediate_size = get_or<int64_t>(v, "intermediate_size", 3072, path);
+  c.num_hidden_layers = get_or<int64_t>(v, "num_hidden_layers", 12, path);
+  c.num_attention_heads = get_or<int64_t>(v, "num_attention_heads", 12, path);
+  c.image_size = get_or<int64_t>(v, "image_size", 224, path);
+  c.patch_size = get_or<int64_t>(v, "patch_size", 32, path);
+  c.layer_norm_eps = get_or<double>(v, "layer_norm_eps", 1e-5, path);
+  MSMEDCAP_CHECK(get_or<std::string>(v, "hidden_act", "quick_gelu", path) == "quick_gelu", path,
+                 ": only hidden_act quick_gelu is supported for CLIP");
+  c.validate(path);
+  return c;
+}
+
 config::SamEncoderConfig sam_config_from_hf(const config::Json& hf, const std::string& path) {
   const auto& v = section(hf, "vision_config", path);
   config::SamEncoderConfig s;
@@ -169,6 +188,7 @@ io::LoadOptions weight_options(const std::string& prefix, const config::LoadConf
   // A tied LM head may still be saved (it equals the token embedding); SAM checkpoints carry
   // the prompt encoder and mask decoder, which captioning does not use.
   for (const char* name : {"language_model.lm_head.weight", "lm_head.weight",
+                           "vision_model.embeddings.position_ids",
                            "sam_model.prompt_encoder.", "sam_model.mask_decoder.",
                            "sam_model.shared_image_embedding.", "prompt_encoder.", "mask_decoder.",
                            "shared_image_embedding."}) {

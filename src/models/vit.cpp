@@ -65,12 +65,65 @@ torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x) {
   return projection(out.transpose(1, 2).reshape({b, n, d}));
 }
 
-VisionMlpImpl::VisionMlpImpl(int64_t hidden, int64_t intermediate) {
+VisionMlpImpl::VisionMlpImpl(int64_t hidden, int64_t intermediate, bool quick_gelu) : quick_gelu_(quick_gelu) {
   fc1 = register_module("fc1", torch::nn::Linear(hidden, intermediate));
   fc2 = register_module("fc2", torch::nn::Linear(intermediate, hidden));
 }
 
-torch::Tensor VisionMlpImpl::forward(const torch::Tensor& x) { return fc2(F::gelu(fc1(x))); }
+torch::Tensor VisionMlpImpl::forward(const torch::Tensor& x) {
+  auto h = fc1(x);
+  // CLIP's QuickGELU x * sigmoid(1.702 x); EVA's exact (erf) GELU.
+  h = quick_gelu_ ? h * torch::sigmoid(1.702 * h) : F::gelu(h);
+  return fc2(h);
+}
+
+ClipVisionEmbeddingsImpl::ClipVisionEmbeddingsImpl(const config::VisionConfig& cfg) : image_size_(cfg.image_size) {
+  const int64_t grid = cfg.image_size / cfg.patch_size;
+  class_embedding = register_parameter("class_embedding", torch::randn({cfg.hidden_size}) * 0.02);
+  patch_embedding = register_module(
+      "patch_embedding",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(3, cfg.hidden_size, cfg.patch_size).stride(cfg.patch_size).bias(false)));
+  position_embedding = register_module("position_embedding", torch::nn::Embedding(grid * grid + 1, cfg.hidden_size));
+}
+
+torch::Tensor ClipVisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
+  MSMEDCAP_CHECK(pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == image_size_ &&
+                     pixels.size(3) == image_size_,
+                 "vision_model: CLIP pixel_values must be [B, 3, ", image_size_, ", ", image_size_, "], got ",
+                 pixels.sizes());
+  auto patches = patch_embedding(pixels.to(patch_embedding->weight.dtype())).flatten(2).transpose(1, 2);
+  const int64_t b = pixels.size(0);
+  auto x = torch::cat({class_embedding.view({1, 1, -1}).expand({b, 1, -1}).to(patches.dtype()), patches}, 1);
+  return x + position_embedding->weight.unsqueeze(0).to(x.dtype());
+}
+
+ClipAttentionImpl::ClipAttentionImpl(const config::VisionConfig& cfg) : num_heads_(cfg.num_attention_heads) {
+  q_proj = register_module("q_proj", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
+  k_proj = register_module("k_proj", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
+  v_proj = register_module("v_proj", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
+  out_proj = register_module("out_proj", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
+}
+
+torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x) {
+  const int64_t b = x.size(0), n = x.size(1), d = x.size(2), dh = d / num_heads_;
+  auto q = q_proj(x).view({b, n, num_heads_, dh}).transpose(1, 2);
+  auto k = k_proj(x).view({b, n, num_heads_, dh}).transpose(1, 2);
+  auto v = v_proj(x).view({b, n, num_heads_, dh}).transpose(1, 2);
+  return out_proj(core::scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape({b, n, d}));
+}
+
+ClipLayerImpl::ClipLayerImpl(const config::VisionConfig& cfg) {
+  self_attn = register_module("self_attn", ClipAttention(cfg));
+  const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
+  layer_norm1 = register_module("layer_norm1", torch::nn::LayerNorm(ln));
+  mlp = register_module("mlp", VisionMlp(cfg.hidden_size, cfg.intermediate_size, /*quick_gelu=*/true));
+  layer_norm2 = register_module("layer_norm2", torch::nn::LayerNorm(ln));
+}
+
+torch::Tensor ClipLayerImpl::forward(const torch::Tensor& x) {
+  auto h = x + self_attn(layer_norm1(x));
+  return h + mlp(layer_norm2(h));
+}
 
 VisionLayerImpl::VisionLayerImpl(const config::VisionConfig& cfg) {
   self_attn = register_module("self_attn", VisionAttention(cfg));
@@ -87,28 +140,57 @@ torch::Tensor VisionLayerImpl::forward(const torch::Tensor& x) {
 
 VisionEncoderImpl::VisionEncoderImpl(const config::VisionConfig& cfg) {
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(VisionLayer(cfg));
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
+    if (cfg.type == "clip") {
+      layers->push_back(ClipLayer(cfg));
+    } else {
+      layers->push_back(VisionLayer(cfg));
+    }
+  }
 }
 
 torch::Tensor VisionEncoderImpl::forward(torch::Tensor x) {
-  for (const auto& layer : *layers) x = layer->as<VisionLayer>()->forward(x);
+  for (const auto& layer : *layers) {
+    if (auto* clip = layer->as<ClipLayer>()) {
+      x = clip->forward(x);
+    } else {
+      x = layer->as<VisionLayer>()->forward(x);
+    }
+  }
   return x;
 }
 
-VisionModelImpl::VisionModelImpl(const config::VisionConfig& cfg) {
-  embeddings = register_module("embeddings", VisionEmbeddings(cfg));
+VisionModelImpl::VisionModelImpl(const config::VisionConfig& cfg) : clip_(cfg.type == "clip") {
+  const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
+  if (clip_) {
+    clip_embeddings = register_module("embeddings", ClipVisionEmbeddings(cfg));
+    pre_layrnorm = register_module("pre_layrnorm", torch::nn::LayerNorm(ln));
+  } else {
+    embeddings = register_module("embeddings", VisionEmbeddings(cfg));
+  }
   encoder = register_module("encoder", VisionEncoder(cfg));
-  post_layernorm = register_module(
-      "post_layernorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+  post_layernorm = register_module("post_layernorm", torch::nn::LayerNorm(ln));
 }
 
 VisionOutput VisionModelImpl::forward(const torch::Tensor& pixels) {
   VisionOutput out;
+  if (clip_) {
+    out.embeddings = clip_embeddings(pixels);
+    out.last_hidden_state = encoder(pre_layrnorm(out.embeddings));
+    out.pooler_output = post_layernorm(out.last_hidden_state.select(1, 0));
+    out.features = post_layernorm(out.last_hidden_state);
+    return out;
+  }
   out.embeddings = embeddings(pixels);
   out.last_hidden_state = post_layernorm(encoder(out.embeddings));
   // HF applies post_layernorm a second time to the pooled CLS token.
   out.pooler_output = post_layernorm(out.last_hidden_state.select(1, 0));
+  out.features = out.last_hidden_state;
   return out;
+}
+
+ClipVisionModelImpl::ClipVisionModelImpl(const config::VisionConfig& cfg) {
+  vision_model = register_module("vision_model", VisionModel(cfg));
 }
 
 }  // namespace msmedcap::models

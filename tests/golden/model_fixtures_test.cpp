@@ -130,3 +130,29 @@ TEST(ModelGolden, SamEncoderHiddenStatesAndNeck) {
 
 }  // namespace
 }  // namespace msmedcap::models
+
+namespace msmedcap::models {
+namespace {
+
+// HF CLIPVisionModel semantics against goldens computed with PyTorch's own modules
+// (tests/golden/make_clip_golden.py, float64 reference stored as float32).
+TEST(ModelGolden, ClipVisionModel) {
+  const std::string dir = msmedcap::testing::data_path("tiny_clip_vision");
+  ClipVisionModel clip(clip_vision_config_from_hf(read_hf_config(dir), dir + "/config.json"));
+  const auto report = load_weights(*clip, dir, "", {});
+  EXPECT_EQ(report.loaded.size(), io::module_state_dict(*clip).size());
+  const auto ref = io::TensorStore::open(dir + "/reference.safetensors");
+  const auto out = clip->vision_model(ref.view("pixel_values"));
+  double worst = 0;
+  for (const auto& [key, t] : {std::pair{"vision_embeddings_output", out.embeddings},
+                               {"vision_last_hidden_state", out.last_hidden_state},
+                               {"vision_pooler_output", out.pooler_output}, {"vision_features", out.features}}) {
+    const double e = max_error(t, ref.view(key));
+    EXPECT_LT(e, 1e-4) << key;
+    worst = std::max(worst, e);
+  }
+  std::cout << "[golden] tiny_clip_vision: max abs error " << worst << "\n";
+}
+
+}  // namespace
+}  // namespace msmedcap::models

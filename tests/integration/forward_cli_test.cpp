@@ -101,3 +101,22 @@ TEST(ForwardCli, BadInputsExitOneWithOneLine) {
 
 }  // namespace
 }  // namespace msmedcap
+
+namespace msmedcap {
+namespace {
+
+TEST(ForwardCli, ClipVisionDirectory) {
+  msmedcap::testing::TempDir dir;
+  const std::string model = msmedcap::testing::data_path("tiny_clip_vision");
+  const auto r = msmedcap::testing::run_msmedcap("forward --hf " + model + " --inputs " + model +
+                                                 "/reference.safetensors --output " + dir.file("out.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = io::TensorStore::open(dir.file("out.safetensors"));
+  const auto ref = io::TensorStore::open(model + "/reference.safetensors");
+  for (const char* key : {"vision_embeddings_output", "vision_last_hidden_state", "vision_pooler_output"}) {
+    EXPECT_LT(max_error(out.view(key), ref.view(key)), 1e-4) << key;
+  }
+}
+
+}  // namespace
+}  // namespace msmedcap

@@ -212,6 +212,26 @@ TEST(Composite, BadShapesGiveClearErrors) {
   EXPECT_THROW(MsMedCapModel{cfg}, Error);
 }
 
+TEST(Composite, ClipTypeEncoderFeedsItsNormedTokensToTheQFormer) {
+  torch::NoGradGuard no_grad;
+  auto cfg = tiny_composite();
+  cfg.vision.type = "clip";
+  cfg.vision.layer_norm_eps = 1e-5;
+  cfg.use_sam = false;
+  MsMedCapModel model(cfg);
+  const auto sd = io::module_state_dict(*model);
+  EXPECT_TRUE(sd.count("vision_model.pre_layrnorm.weight"));
+  EXPECT_TRUE(sd.count("vision_model.encoder.layers.0.self_attn.q_proj.weight"));
+  EXPECT_TRUE(sd.count("vision_model.embeddings.position_embedding.weight"));
+  EXPECT_FALSE(sd.count("vision_model.embeddings.patch_embedding.bias"));
+  const auto pixels = at::randn({1, 3, 16, 16});
+  const auto prefix = model->encode_images(pixels, {});
+  const auto vision = model->vision_model(pixels);
+  EXPECT_TRUE(at::allclose(vision.features, model->vision_model->post_layernorm(vision.last_hidden_state)));
+  EXPECT_TRUE(at::allclose(prefix.parts.qformer_last_hidden_state,
+                           model->qformer(model->query_tokens, vision.features)));
+}
+
 TEST(Vision, PositionEmbeddingsInterpolateForOtherSizes) {
   torch::NoGradGuard no_grad;
   MsMedCapModel model(tiny_composite());

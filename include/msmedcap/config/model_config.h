@@ -11,7 +11,9 @@
 
 namespace msmedcap::config {
 
-/// CLIP-branch ViT (HF Blip2VisionModel: EVA style, fused qkv, exact GELU, post_layernorm).
+/// CLIP-branch ViT: "blip2" = HF Blip2VisionModel (EVA style, fused qkv, exact GELU,
+/// post_layernorm on every token); "clip" = HF CLIPVisionModel (q/k/v/out_proj, QuickGELU,
+/// pre_layrnorm; its post_layernorm, applied to every token, feeds the Q-Former).
 struct VisionConfig {
   int64_t hidden_size = 1408;        ///< token width
   int64_t intermediate_size = 6144;  ///< MLP width
@@ -20,6 +22,7 @@ struct VisionConfig {
   int64_t image_size = 224;
   int64_t patch_size = 14;
   double layer_norm_eps = 1e-6;  ///< blocks and post_layernorm (HF uses one eps)
+  std::string type = "blip2";    ///< blip2 (EVA ViT-g style) or clip (HF CLIPVisionModel)
 
   template <class V>
   void visit(V& v) {
@@ -30,6 +33,7 @@ struct VisionConfig {
     v("image_size", image_size, "input side in pixels");
     v("patch_size", patch_size, "patch side in pixels");
     v("layer_norm_eps", layer_norm_eps, "LayerNorm epsilon (blocks and post_layernorm)");
+    v("type", type, "encoder family: blip2 (EVA ViT-g, HF Blip2VisionModel) or clip (HF CLIPVisionModel)");
   }
   void validate(const std::string& path) const;
 };

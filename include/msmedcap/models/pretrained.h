@@ -16,14 +16,18 @@
 namespace msmedcap::models {
 
 /// Which HF architecture a config.json describes.
-enum class HfKind { kBlip2, kSam };
+enum class HfKind { kBlip2, kSam, kClipVision };
 
-/// The architecture of an HF config.json ("model_type": "blip-2" or "sam"); throws otherwise.
+/// The architecture of an HF config.json ("model_type": "blip-2", "sam", "clip_vision_model" or
+/// "clip"); throws otherwise.
 HfKind hf_kind(const config::Json& hf, const std::string& path);
 
 /// msmedcap's ModelConfig for an HF Blip2ForConditionalGeneration config (CLIP branch + LLM;
 /// SAM branch off). HF defaults fill absent fields; unknown fields are ignored.
 config::ModelConfig model_config_from_hf_blip2(const config::Json& hf, const std::string& path);
+
+/// VisionConfig (type clip) from an HF CLIPVisionModel config, or a CLIPModel's vision_config.
+config::VisionConfig clip_vision_config_from_hf(const config::Json& hf, const std::string& path);
 
 /// SamEncoderConfig from an HF SamModel config's vision_config.
 config::SamEncoderConfig sam_config_from_hf(const config::Json& hf, const std::string& path);

@@ -1,11 +1,13 @@
 #pragma once
-/// The CLIP-branch vision transformer; mirrors transformers Blip2VisionModel (EVA ViT-g style:
-/// fused qkv with zero key bias, pre-LN blocks, exact GELU, CLS + learned positions,
-/// post_layernorm). Registered names equal HF's under `vision_model.`.
+/// The CLIP-branch vision transformer, one of two families with HF's names under
+/// `vision_model.`: transformers Blip2VisionModel (EVA ViT-g style: fused qkv with zero key bias,
+/// pre-LN blocks, exact GELU, CLS + learned positions, post_layernorm) or CLIPVisionModel
+/// (separate q/k/v/out_proj, QuickGELU, pre_layrnorm, post_layernorm).
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
@@ -41,12 +43,15 @@ class VisionAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VisionAttention);
 
-/// fc1 -> GELU -> fc2.
+/// fc1 -> GELU (exact, or CLIP's QuickGELU) -> fc2.
 class VisionMlpImpl : public torch::nn::Module {
  public:
-  VisionMlpImpl(int64_t hidden, int64_t intermediate);
+  VisionMlpImpl(int64_t hidden, int64_t intermediate, bool quick_gelu = false);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+
+ private:
+  bool quick_gelu_;
 };
 TORCH_MODULE(VisionMlp);
 
@@ -70,22 +75,74 @@ class VisionEncoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VisionEncoder);
 
+/// CLIPVisionEmbeddings: bias-free patch conv, CLS vector, an Embedding table of positions.
+class ClipVisionEmbeddingsImpl : public torch::nn::Module {
+ public:
+  explicit ClipVisionEmbeddingsImpl(const config::VisionConfig& cfg);
+  /// pixels: [B, 3, S, S] (the configured size) -> [B, 1 + (S/P)^2, D].
+  torch::Tensor forward(const torch::Tensor& pixels);
+  torch::Tensor class_embedding;
+  torch::nn::Conv2d patch_embedding{nullptr};
+  torch::nn::Embedding position_embedding{nullptr};
+
+ private:
+  int64_t image_size_;
+};
+TORCH_MODULE(ClipVisionEmbeddings);
+
+/// CLIPAttention: q/k/v/out_proj with bias.
+class ClipAttentionImpl : public torch::nn::Module {
+ public:
+  explicit ClipAttentionImpl(const config::VisionConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+
+ private:
+  int64_t num_heads_;
+};
+TORCH_MODULE(ClipAttention);
+
+/// CLIPEncoderLayer: pre-LN, QuickGELU MLP.
+class ClipLayerImpl : public torch::nn::Module {
+ public:
+  explicit ClipLayerImpl(const config::VisionConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x);
+  ClipAttention self_attn{nullptr};
+  torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
+  VisionMlp mlp{nullptr};
+};
+TORCH_MODULE(ClipLayer);
+
 /// Outputs of the vision model, named as HF names them.
 struct VisionOutput {
   torch::Tensor embeddings;         // [B, N, D] after the embeddings
-  torch::Tensor last_hidden_state;  // [B, N, D] after post_layernorm
-  torch::Tensor pooler_output;      // [B, D] post_layernorm(last_hidden_state[:, 0])
+  torch::Tensor last_hidden_state;  // [B, N, D] HF's (blip2: after post_layernorm; clip: before)
+  torch::Tensor pooler_output;      // [B, D] post_layernorm of the CLS token
+  torch::Tensor features;           // [B, N, D] what the Q-Former reads: post_layernorm(tokens)
 };
 
-/// Blip2VisionModel.
+/// Blip2VisionModel or CLIPVisionModel's vision_model, by cfg.type.
 class VisionModelImpl : public torch::nn::Module {
  public:
   explicit VisionModelImpl(const config::VisionConfig& cfg);
   VisionOutput forward(const torch::Tensor& pixels);
-  VisionEmbeddings embeddings{nullptr};
+  VisionEmbeddings embeddings{nullptr};          // blip2
+  ClipVisionEmbeddings clip_embeddings{nullptr};  // clip (registered as "embeddings")
+  torch::nn::LayerNorm pre_layrnorm{nullptr};    // clip (HF's spelling)
   VisionEncoder encoder{nullptr};
   torch::nn::LayerNorm post_layernorm{nullptr};
+
+ private:
+  bool clip_;
 };
 TORCH_MODULE(VisionModel);
+
+/// The root of an HF CLIPVisionModel checkpoint: holds `vision_model`.
+class ClipVisionModelImpl : public torch::nn::Module {
+ public:
+  explicit ClipVisionModelImpl(const config::VisionConfig& cfg);
+  VisionModel vision_model{nullptr};
+};
+TORCH_MODULE(ClipVisionModel);
 
 }  // namespace msmedcap::models
