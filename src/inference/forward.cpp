@@ -48,6 +48,32 @@ io::StateDict run_clip_vision(const std::string& dir, const config::Json& hf, co
   return result;
 }
 
+io::StateDict run_causal_lm(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs,
+                            const std::optional<GenerateRequest>& generate) {
+  auto lm = models::build_decoder(models::decoder_config_from_hf(hf, dir + "/config.json"));
+  models::load_weights(*lm, dir, "", {}, "hf-lm");
+  lm->eval();
+  const auto ids = input(inputs, "input_ids", true);
+  auto mask = input(inputs, "attention_mask", false);
+  if (!mask.defined()) mask = at::ones_like(ids);
+  const auto labels = input(inputs, "labels", false);
+  io::StateDict out;
+  out["logits"] = lm->forward(lm->embed(ids), mask).contiguous();
+  if (labels.defined()) {
+    // The standard causal-LM loss: position t predicts token t + 1.
+    const auto& logits = out["logits"];
+    out["loss"] = at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}),
+                                         labels.slice(1, 1).reshape({-1}), {}, at::Reduction::Mean, -100);
+  }
+  if (generate) {
+    const int64_t k = generate->prompt_tokens;
+    MSMEDCAP_CHECK(k > 0 && k <= ids.size(1), inputs.path(), ": a language model needs --prompt-tokens 1..",
+                   ids.size(1));
+    out["sequences"] = greedy_search(*lm, lm->embed(ids.slice(1, 0, k)), mask.slice(1, 0, k), generate->options);
+  }
+  return out;
+}
+
 }  // namespace
 
 io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inputs,
@@ -58,6 +84,7 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
     const auto hf = models::read_hf_config(source.hf_dir);
     const std::string where = source.hf_dir + "/config.json";
     const auto kind = models::hf_kind(hf, where);
+    if (kind == models::HfKind::kCausalLm) return run_causal_lm(source.hf_dir, hf, inputs, generate);
     if (kind != models::HfKind::kBlip2) {
       MSMEDCAP_CHECK(!generate, where, ": an image encoder has no decoder to generate with");
       return kind == models::HfKind::kSam ? run_sam_only(source.hf_dir, hf, inputs)

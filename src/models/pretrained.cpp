@@ -43,7 +43,9 @@ HfKind hf_kind(const config::Json& hf, const std::string& path) {
   if (type == "blip-2") return HfKind::kBlip2;
   if (type == "sam") return HfKind::kSam;
   if (type == "clip_vision_model" || type == "clip") return HfKind::kClipVision;
-  MSMEDCAP_FAIL(path, ": model_type '", type, "' is not supported (expected blip-2, sam, clip or clip_vision_model)");
+  if (type == "opt" || type == "llama" || type == "gpt2") return HfKind::kCausalLm;
+  MSMEDCAP_FAIL(path, ": model_type '", type,
+                "' is not supported (expected blip-2, sam, clip, clip_vision_model, opt, llama or gpt2)");
 }
 
 config::DecoderConfig decoder_config_from_hf(const config::Json& t, const std::string& path) {

@@ -3,7 +3,11 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include "msmedcap/config/fields.h"
 #include "msmedcap/io/tensor_store.h"
+#include "msmedcap/models/pretrained.h"
 #include "test_utils.h"
 
 namespace msmedcap {
@@ -116,6 +120,50 @@ TEST(ForwardCli, ClipVisionDirectory) {
   for (const char* key : {"vision_embeddings_output", "vision_last_hidden_state", "vision_pooler_output"}) {
     EXPECT_LT(max_error(out.view(key), ref.view(key)), 1e-4) << key;
   }
+}
+
+}  // namespace
+}  // namespace msmedcap
+
+namespace msmedcap {
+namespace {
+
+// A standalone HF causal-LM directory: the fixture's OPT decoder saved as HF's OPTForCausalLM
+// (un-prefixed "decoder." names, as some hub files have). Its logits on token ids must equal
+// the composite's decoder fed the same token embeddings (no visual prefix): the tiny BLIP-2
+// model with zero query tokens is not available, so this compares the two loading paths.
+TEST(ForwardCli, StandaloneCausalLmDirectory) {
+  msmedcap::testing::TempDir dir;
+  const std::string fixture = fixture_path("tiny_blip2_opt");
+  io::StateDict lm;
+  for (const auto& [name, t] : io::TensorStore::open(fixture + "/model.safetensors").load_all()) {
+    const std::string p = "language_model.model.";
+    if (name.rfind(p, 0) == 0) lm[name.substr(p.size())] = t;
+  }
+  const std::string lm_dir = dir.file("opt");
+  std::filesystem::create_directory(lm_dir);
+  io::save_safetensors(lm_dir + "/model.safetensors", lm);
+  auto hf = config::Json::parse(msmedcap::testing::read_text(fixture + "/config.json"))["text_config"];
+  write_text(lm_dir + "/config.json", hf.dump());
+  const auto ref = io::TensorStore::open(fixture + "/reference.safetensors");
+  io::save_safetensors(dir.file("in.safetensors"), {{"input_ids", ref.view("input_ids")},
+                                                    {"attention_mask", ref.view("attention_mask")},
+                                                    {"labels", ref.view("labels")}});
+  write_text(dir.file("gen.json"), R"({"max_new_tokens": 5, "eos_token_id": null})");
+  const auto r = run_msmedcap("forward --hf " + lm_dir + " --inputs " + dir.file("in.safetensors") + " --output " +
+                              dir.file("out.safetensors") + " --generate " + dir.file("gen.json") + " --prompt-tokens 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = io::TensorStore::open(dir.file("out.safetensors"));
+  EXPECT_EQ(out.view("logits").sizes(), (at::IntArrayRef{2, 7, 1000}));
+  EXPECT_EQ(out.view("sequences").sizes(), (at::IntArrayRef{2, 5}));
+  EXPECT_TRUE(std::isfinite(out.view("loss").item<double>()));
+  // Same numbers through the composite's decoder.
+  auto model = models::build_model(models::model_config_from_hf_blip2(models::read_hf_config(fixture), fixture));
+  models::load_weights(*model, fixture, "", {});
+  torch::NoGradGuard no_grad;
+  const auto ids = ref.view("input_ids");
+  const auto logits = model->decoder().forward(model->decoder().embed(ids), ref.view("attention_mask"));
+  EXPECT_LT(max_error(out.view("logits"), logits), 1e-5);
 }
 
 }  // namespace

@@ -30,7 +30,9 @@ struct GenerateRequest {
 /// vision_pooler_output, qformer_last_hidden_state, language_projection, sam_image_embeddings,
 /// sam_qformer_last_hidden_state, sam_language_projection, logits, loss (with labels),
 /// sequences (with a generate request); a SAM-only model gives vision_last_hidden_state and
-/// vision_hidden_state_i. Without input_ids only the image outputs are computed.
+/// vision_hidden_state_i; a CLIP vision model the vision_* outputs; a standalone causal LM
+/// (OPT/LLaMA/GPT-2 directory) logits, loss and sequences. Without input_ids only the image
+/// outputs are computed.
 io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inputs,
                           const std::optional<GenerateRequest>& generate);
 

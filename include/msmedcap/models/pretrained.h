@@ -16,10 +16,10 @@
 namespace msmedcap::models {
 
 /// Which HF architecture a config.json describes.
-enum class HfKind { kBlip2, kSam, kClipVision };
+enum class HfKind { kBlip2, kSam, kClipVision, kCausalLm };
 
 /// The architecture of an HF config.json ("model_type": "blip-2", "sam", "clip_vision_model" or
-/// "clip"); throws otherwise.
+/// "clip", or a causal LM: "opt", "llama", "gpt2"); throws otherwise.
 HfKind hf_kind(const config::Json& hf, const std::string& path);
 
 /// msmedcap's ModelConfig for an HF Blip2ForConditionalGeneration config (CLIP branch + LLM;
