@@ -69,6 +69,43 @@ torch::Tensor check_mask(const torch::Tensor& embeds, const torch::Tensor& mask,
   return mask;
 }
 
+/// What the three families share: the LM head (tied to the token embedding unless configured
+/// otherwise) and the per-call mask, positions and attention bias.
+class CausalLmBase : public DecoderLM {
+ public:
+  torch::nn::Linear lm_head{nullptr};
+
+ protected:
+  explicit CausalLmBase(const config::DecoderConfig& cfg) : cfg_(cfg) {}
+  /// Registers `lm_head` (width -> vocab, no bias) unless the head is tied.
+  void add_lm_head(int64_t width) {
+    if (!cfg_.tie_word_embeddings) {
+      lm_head = register_module(
+          "lm_head", torch::nn::Linear(torch::nn::LinearOptions(width, cfg_.vocab_size).bias(false)));
+    }
+  }
+  /// Logits of final hidden states; `embedding` is the token table a tied head reuses.
+  torch::Tensor vocab_logits(const torch::Tensor& h, const torch::Tensor& embedding) {
+    return lm_head.is_empty() ? torch::matmul(h, embedding.t()) : lm_head(h);
+  }
+  struct Step {
+    torch::Tensor mask;       // [B, past + T]
+    torch::Tensor positions;  // [B, T] (undefined for OPT: derived from the mask)
+    torch::Tensor bias;       // [B, 1, T, past + T]
+    int64_t past = 0;
+  };
+  Step prepare(const torch::Tensor& embeds, const torch::Tensor& mask, const torch::Tensor& positions,
+               const KvCache* cache) const {
+    Step s;
+    s.past = cache != nullptr ? cache->length() : 0;
+    s.mask = check_mask(embeds, mask, s.past);
+    s.positions = positions.defined() || positions_from_mask() ? positions : default_positions(embeds, s.past);
+    s.bias = causal_padding_bias(s.mask, embeds.size(1), embeds.scalar_type());
+    return s;
+  }
+  config::DecoderConfig cfg_;
+};
+
 // ---------------------------------------------------------------- OPT
 struct OptAttentionImpl : torch::nn::Module {
   OptAttentionImpl(int64_t hidden, int64_t heads) : heads(heads) {
@@ -153,14 +190,11 @@ struct OptModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(OptModel);
 
-class OptForCausalLM : public DecoderLM {
+class OptForCausalLM : public CausalLmBase {
  public:
-  explicit OptForCausalLM(const config::DecoderConfig& cfg) : cfg_(cfg) {
+  explicit OptForCausalLM(const config::DecoderConfig& cfg) : CausalLmBase(cfg) {
     model = register_module("model", OptModel(cfg));
-    if (!cfg.tie_word_embeddings) {
-      lm_head = register_module(
-          "lm_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.embed_dim(), cfg.vocab_size).bias(false)));
-    }
+    add_lm_head(cfg.embed_dim());
   }
   torch::Tensor embed(const torch::Tensor& ids) override { return model->decoder->embed_tokens(ids); }
   int64_t input_width() const override { return cfg_.embed_dim(); }
@@ -168,29 +202,23 @@ class OptForCausalLM : public DecoderLM {
   torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
                         const torch::Tensor& positions, KvCache* cache) override {
     auto& d = model->decoder;
-    const int64_t past = cache != nullptr ? cache->length() : 0;
-    const auto mask = check_mask(embeds, mask_in, past);
-    torch::Tensor pos = positions;
+    const auto step = prepare(embeds, mask_in, positions, cache);
+    torch::Tensor pos = step.positions;
     if (!pos.defined()) {
       // HF OPTLearnedPositionalEmbedding: cumsum over the mask, pads at -1, offset 2.
-      const auto m = mask.to(torch::kLong);
-      pos = (torch::cumsum(m, 1) * m - 1).slice(1, past);
+      const auto m = step.mask.to(torch::kLong);
+      pos = (torch::cumsum(m, 1) * m - 1).slice(1, step.past);
     }
     auto h = embeds;
     if (!d->project_in.is_empty()) h = d->project_in(h);
     h = h + d->embed_positions(pos + 2);
-    const auto bias = causal_padding_bias(mask, embeds.size(1), h.scalar_type());
     size_t i = 0;
-    for (const auto& layer : *d->layers) h = layer->as<OptLayer>()->forward(h, bias, cache, i++);
+    for (const auto& layer : *d->layers) h = layer->as<OptLayer>()->forward(h, step.bias, cache, i++);
     if (!d->final_layer_norm.is_empty()) h = d->final_layer_norm(h);
     if (!d->project_out.is_empty()) h = d->project_out(h);
-    return lm_head.is_empty() ? torch::matmul(h, d->embed_tokens->weight.t()) : lm_head(h);
+    return vocab_logits(h, d->embed_tokens->weight);
   }
   OptModel model{nullptr};
-  torch::nn::Linear lm_head{nullptr};
-
- private:
-  config::DecoderConfig cfg_;
 };
 
 // ---------------------------------------------------------------- LLaMA
@@ -292,34 +320,25 @@ struct LlamaModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(LlamaModel);
 
-class LlamaForCausalLM : public DecoderLM {
+class LlamaForCausalLM : public CausalLmBase {
  public:
-  explicit LlamaForCausalLM(const config::DecoderConfig& cfg) : cfg_(cfg) {
+  explicit LlamaForCausalLM(const config::DecoderConfig& cfg) : CausalLmBase(cfg) {
     model = register_module("model", LlamaModel(cfg));
-    if (!cfg.tie_word_embeddings) {
-      lm_head = register_module(
-          "lm_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, cfg.vocab_size).bias(false)));
-    }
+    add_lm_head(cfg.hidden_size);
   }
   torch::Tensor embed(const torch::Tensor& ids) override { return model->embed_tokens(ids); }
   int64_t input_width() const override { return cfg_.hidden_size; }
   torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
                         const torch::Tensor& positions, KvCache* cache) override {
-    const int64_t past = cache != nullptr ? cache->length() : 0;
-    const auto mask = check_mask(embeds, mask_in, past);
-    const auto pos = positions.defined() ? positions : default_positions(embeds, past);
-    const auto bias = causal_padding_bias(mask, embeds.size(1), embeds.scalar_type());
+    const auto step = prepare(embeds, mask_in, positions, cache);
     auto h = embeds;
     size_t i = 0;
-    for (const auto& layer : *model->layers) h = layer->as<LlamaLayer>()->forward(h, pos, bias, cache, i++);
-    h = model->norm(h);
-    return lm_head.is_empty() ? torch::matmul(h, model->embed_tokens->weight.t()) : lm_head(h);
+    for (const auto& layer : *model->layers) {
+      h = layer->as<LlamaLayer>()->forward(h, step.positions, step.bias, cache, i++);
+    }
+    return vocab_logits(model->norm(h), model->embed_tokens->weight);
   }
   LlamaModel model{nullptr};
-  torch::nn::Linear lm_head{nullptr};
-
- private:
-  config::DecoderConfig cfg_;
 };
 
 // ---------------------------------------------------------------- GPT-2
@@ -397,34 +416,23 @@ struct Gpt2ModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(Gpt2Model);
 
-class Gpt2LMHeadModel : public DecoderLM {
+class Gpt2LMHeadModel : public CausalLmBase {
  public:
-  explicit Gpt2LMHeadModel(const config::DecoderConfig& cfg) : cfg_(cfg) {
+  explicit Gpt2LMHeadModel(const config::DecoderConfig& cfg) : CausalLmBase(cfg) {
     transformer = register_module("transformer", Gpt2Model(cfg));
-    if (!cfg.tie_word_embeddings) {
-      lm_head = register_module(
-          "lm_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, cfg.vocab_size).bias(false)));
-    }
+    add_lm_head(cfg.hidden_size);
   }
   torch::Tensor embed(const torch::Tensor& ids) override { return transformer->wte(ids); }
   int64_t input_width() const override { return cfg_.hidden_size; }
   torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
                         const torch::Tensor& positions, KvCache* cache) override {
-    const int64_t past = cache != nullptr ? cache->length() : 0;
-    const auto mask = check_mask(embeds, mask_in, past);
-    const auto pos = positions.defined() ? positions : default_positions(embeds, past);
-    const auto bias = causal_padding_bias(mask, embeds.size(1), embeds.scalar_type());
-    auto h = embeds + transformer->wpe(pos);
+    const auto step = prepare(embeds, mask_in, positions, cache);
+    auto h = embeds + transformer->wpe(step.positions);
     size_t i = 0;
-    for (const auto& block : *transformer->h) h = block->as<Gpt2Block>()->forward(h, bias, cache, i++);
-    h = transformer->ln_f(h);
-    return lm_head.is_empty() ? torch::matmul(h, transformer->wte->weight.t()) : lm_head(h);
+    for (const auto& block : *transformer->h) h = block->as<Gpt2Block>()->forward(h, step.bias, cache, i++);
+    return vocab_logits(transformer->ln_f(h), transformer->wte->weight);
   }
   Gpt2Model transformer{nullptr};
-  torch::nn::Linear lm_head{nullptr};
-
- private:
-  config::DecoderConfig cfg_;
 };
 
 }  // namespace
