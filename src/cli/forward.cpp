@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "msmedcap/config/config_io.h"
+#include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/inference/forward.h"
 
@@ -32,6 +33,7 @@ void run(const ForwardOptions& o, const GlobalOptions& globals) {
   inference::ModelSource source;
   source.hf_dir = o.hf_dir;
   source.run = &run_config;
+  source.device = core::parse_device(run_config.runtime.device);
   std::optional<inference::GenerateRequest> generate;
   if (!o.generate.empty()) {
     generate = inference::GenerateRequest{
@@ -40,7 +42,10 @@ void run(const ForwardOptions& o, const GlobalOptions& globals) {
   }
   const auto inputs = io::TensorStore::open(o.inputs);
   const auto outputs = inference::run_forward(source, inputs, generate);
-  io::save_safetensors(o.output, outputs);
+  // The output records what produced it: the resolved config (and the HF directory, if any).
+  io::Metadata metadata = {{"format", "pt"}, {"msmedcap_config", resolved.dump()}};
+  if (!o.hf_dir.empty()) metadata.emplace_back("msmedcap_hf_dir", o.hf_dir);
+  io::save_safetensors(o.output, outputs, metadata);
   core::log_info("forward", "wrote {} outputs to {}", outputs.size(), o.output);
 }
 }  // namespace

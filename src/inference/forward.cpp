@@ -10,37 +10,39 @@ namespace msmedcap::inference {
 
 namespace {
 
-at::Tensor input(const io::TensorStore& inputs, const char* name, bool required) {
+/// The input `name` on `device` (undefined when absent and not required).
+at::Tensor input(const io::TensorStore& inputs, const char* name, bool required, const c10::Device& device) {
   if (!inputs.contains(name)) {
     MSMEDCAP_CHECK(!required, inputs.path(), ": missing input '", name, "'");
     return {};
   }
-  return inputs.view(name).clone();
+  return inputs.view(name).to(device, /*non_blocking=*/false, /*copy=*/true);
 }
 
-void put(io::StateDict& out, const char* name, const at::Tensor& t) {
-  if (t.defined()) out[name] = t.detach().contiguous();
+void put(io::StateDict& out, const std::string& name, const at::Tensor& t) {
+  if (t.defined()) out[name] = t.detach().to(at::kCPU).contiguous();
 }
 
-io::StateDict run_sam_only(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs) {
+io::StateDict run_sam_only(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs,
+                           const c10::Device& device) {
   models::SamModel sam(models::sam_config_from_hf(hf, dir + "/config.json"));
   models::load_weights(*sam, dir, "", {});
+  sam->to(device);
   sam->eval();
   std::vector<at::Tensor> hidden;
   io::StateDict out;
-  out["vision_last_hidden_state"] =
-      sam->vision_encoder(input(inputs, "pixel_values", true), &hidden).contiguous();
-  for (size_t i = 0; i < hidden.size(); ++i) {
-    out["vision_hidden_state_" + std::to_string(i)] = hidden[i].contiguous();
-  }
+  put(out, "vision_last_hidden_state", sam->vision_encoder(input(inputs, "pixel_values", true, device), &hidden));
+  for (size_t i = 0; i < hidden.size(); ++i) put(out, "vision_hidden_state_" + std::to_string(i), hidden[i]);
   return out;
 }
 
-io::StateDict run_clip_vision(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs) {
+io::StateDict run_clip_vision(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs,
+                              const c10::Device& device) {
   models::ClipVisionModel clip(models::clip_vision_config_from_hf(hf, dir + "/config.json"));
   models::load_weights(*clip, dir, "", {});
+  clip->to(device);
   clip->eval();
-  const auto out = clip->vision_model(input(inputs, "pixel_values", true));
+  const auto out = clip->vision_model(input(inputs, "pixel_values", true, device));
   io::StateDict result;
   put(result, "vision_embeddings_output", out.embeddings);
   put(result, "vision_last_hidden_state", out.last_hidden_state);
@@ -49,27 +51,28 @@ io::StateDict run_clip_vision(const std::string& dir, const config::Json& hf, co
 }
 
 io::StateDict run_causal_lm(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs,
-                            const std::optional<GenerateRequest>& generate) {
+                            const std::optional<GenerateRequest>& generate, const c10::Device& device) {
   auto lm = models::build_decoder(models::decoder_config_from_hf(hf, dir + "/config.json"));
   models::load_weights(*lm, dir, "", {}, "hf-lm");
+  lm->to(device);
   lm->eval();
-  const auto ids = input(inputs, "input_ids", true);
-  auto mask = input(inputs, "attention_mask", false);
+  const auto ids = input(inputs, "input_ids", true, device);
+  auto mask = input(inputs, "attention_mask", false, device);
   if (!mask.defined()) mask = at::ones_like(ids);
-  const auto labels = input(inputs, "labels", false);
+  const auto labels = input(inputs, "labels", false, device);
   io::StateDict out;
-  out["logits"] = lm->forward(lm->embed(ids), mask).contiguous();
+  const auto logits = lm->forward(lm->embed(ids), mask);
+  put(out, "logits", logits);
   if (labels.defined()) {
     // The standard causal-LM loss: position t predicts token t + 1.
-    const auto& logits = out["logits"];
-    out["loss"] = at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}),
-                                         labels.slice(1, 1).reshape({-1}), {}, at::Reduction::Mean, -100);
+    put(out, "loss", at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}),
+                                            labels.slice(1, 1).reshape({-1}), {}, at::Reduction::Mean, -100));
   }
   if (generate) {
     const int64_t k = generate->prompt_tokens;
     MSMEDCAP_CHECK(k > 0 && k <= ids.size(1), inputs.path(), ": a language model needs --prompt-tokens 1..",
                    ids.size(1));
-    out["sequences"] = greedy_search(*lm, lm->embed(ids.slice(1, 0, k)), mask.slice(1, 0, k), generate->options);
+    put(out, "sequences", greedy_search(*lm, lm->embed(ids.slice(1, 0, k)), mask.slice(1, 0, k), generate->options));
   }
   return out;
 }
@@ -84,11 +87,11 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
     const auto hf = models::read_hf_config(source.hf_dir);
     const std::string where = source.hf_dir + "/config.json";
     const auto kind = models::hf_kind(hf, where);
-    if (kind == models::HfKind::kCausalLm) return run_causal_lm(source.hf_dir, hf, inputs, generate);
+    if (kind == models::HfKind::kCausalLm) return run_causal_lm(source.hf_dir, hf, inputs, generate, source.device);
     if (kind != models::HfKind::kBlip2) {
       MSMEDCAP_CHECK(!generate, where, ": an image encoder has no decoder to generate with");
-      return kind == models::HfKind::kSam ? run_sam_only(source.hf_dir, hf, inputs)
-                                          : run_clip_vision(source.hf_dir, hf, inputs);
+      return kind == models::HfKind::kSam ? run_sam_only(source.hf_dir, hf, inputs, source.device)
+                                          : run_clip_vision(source.hf_dir, hf, inputs, source.device);
     }
     model = models::build_model(models::model_config_from_hf_blip2(hf, where));
     models::load_weights(*model, source.hf_dir, "", {});
@@ -97,13 +100,15 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
     model = models::build_model(source.run->model);
     models::load_weight_sources(*model, source.run->weights, source.run->load);
   }
+  model->to(source.device);
   model->eval();
 
-  const auto pixels = input(inputs, "pixel_values", false);
-  const auto sam_pixels = input(inputs, "sam_pixel_values", false);
-  const auto input_ids = input(inputs, "input_ids", false);
-  const auto mask = input(inputs, "attention_mask", false);
-  const auto labels = input(inputs, "labels", false);
+  const auto& device = source.device;
+  const auto pixels = input(inputs, "pixel_values", false, device);
+  const auto sam_pixels = input(inputs, "sam_pixel_values", false, device);
+  const auto input_ids = input(inputs, "input_ids", false, device);
+  const auto mask = input(inputs, "attention_mask", false, device);
+  const auto labels = input(inputs, "labels", false, device);
 
   io::StateDict out;
   models::CaptionerOutput parts;
@@ -131,7 +136,7 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
     const int64_t k = generate->prompt_tokens;
     const int64_t b = prefix.size(0);
     at::Tensor embeds = prefix;
-    at::Tensor prompt_mask = at::ones({b, prefix.size(1)}, at::kLong);
+    at::Tensor prompt_mask = at::ones({b, prefix.size(1)}, prefix.options().dtype(at::kLong));
     if (k > 0) {
       MSMEDCAP_CHECK(input_ids.defined() && input_ids.size(1) >= k, inputs.path(),
                      ": --prompt-tokens ", k, " needs input_ids with at least ", k, " columns");
@@ -140,7 +145,7 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
       const auto pm = mask.defined() ? mask.slice(1, 0, k).to(at::kLong) : at::ones_like(prompt);
       prompt_mask = at::cat({prompt_mask, pm}, 1);
     }
-    out["sequences"] = greedy_search(model->decoder(), embeds, prompt_mask, generate->options);
+    put(out, "sequences", greedy_search(model->decoder(), embeds, prompt_mask, generate->options));
   }
   return out;
 }

@@ -3,6 +3,7 @@
 // gradient of the loss within 1e-4 absolute + 1e-3 relative of grads.safetensors.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 
 #include <iostream>
 
@@ -108,6 +109,19 @@ TEST(ModelGolden, Blip2OptGradients) { check_gradients("tiny_blip2_opt"); }
 TEST(ModelGolden, Blip2LlamaGradients) { check_gradients("tiny_blip2_llama"); }
 TEST(ModelGolden, Blip2Gpt2Gradients) { check_gradients("tiny_blip2_gpt2"); }
 TEST(ModelGolden, MsMedCapOptGradients) { check_gradients("tiny_msmedcap_opt"); }
+
+// The same parity on a GPU (opt-in: runs where LibTorch sees CUDA, skips elsewhere).
+TEST(ModelGolden, MsMedCapOptOutputsOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto model = load_fixture("tiny_msmedcap_opt");
+  model->to(at::Device(at::kCUDA, 0));
+  const auto ref = io::TensorStore::open(fixture_path("tiny_msmedcap_opt/reference.safetensors"));
+  auto cuda = [&](const char* key) { return ref.view(key).to(at::Device(at::kCUDA, 0)); };
+  const auto out = model->forward(cuda("pixel_values"), cuda("sam_pixel_values"), cuda("input_ids"),
+                                  cuda("attention_mask"), cuda("labels"));
+  EXPECT_LT(max_error(out.logits.cpu(), ref.view("logits")), 1e-3);  // TF32 matmuls may be on
+  EXPECT_LT(std::abs(out.loss.item<double>() - ref.view("loss").item<double>()), 1e-4);
+}
 
 TEST(ModelGolden, SamEncoderHiddenStatesAndNeck) {
   const std::string dir = fixture_path("tiny_sam");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/cuda.h>
 
 #include "msmedcap/config/fields.h"
 #include "msmedcap/io/tensor_store.h"
@@ -41,6 +42,25 @@ TEST(ForwardCli, HfBlip2DirectoryOutputsAndGreedy) {
   }
   EXPECT_LT(max_error(out.view("loss"), ref.view("loss")), 1e-5);
   EXPECT_TRUE(at::equal(out.view("sequences"), ref.view("gen_greedy_prompt").slice(1, 1)));
+  // The output records the resolved config that produced it.
+  std::string recorded;
+  for (const auto& [key, value] : out.metadata()) {
+    if (key == "msmedcap_config") recorded = value;
+  }
+  ASSERT_FALSE(recorded.empty());
+  EXPECT_EQ(config::Json::parse(recorded)["runtime"]["threads"], 1);
+}
+
+TEST(ForwardCli, CudaDeviceWithoutCudaIsAClearError) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "CUDA present";
+  TempDir dir;
+  const std::string fixture = fixture_path("tiny_blip2_opt");
+  const auto r = run_msmedcap("forward --device cuda --hf " + fixture + " --inputs " + fixture +
+                              "/reference.safetensors --output " + dir.file("out.safetensors"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("CUDA is not available"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.safetensors")));
 }
 
 TEST(ForwardCli, MsMedCapConfigWithWeightsList) {

@@ -4,6 +4,8 @@
 /// return every output it has under the HF fixture names; optionally decode greedily from the
 /// first K tokens of input_ids.
 
+#include <c10/core/Device.h>
+
 #include <optional>
 #include <string>
 
@@ -13,11 +15,13 @@
 
 namespace msmedcap::inference {
 
-/// Where the model comes from: an HF directory (Blip2ForConditionalGeneration or SamModel) or
-/// a resolved msmedcap config with its weights list.
+/// Where the model comes from: an HF directory (Blip2ForConditionalGeneration, SamModel,
+/// CLIPVisionModel or a causal LM) or a resolved msmedcap config with its weights list; and
+/// the device it runs on.
 struct ModelSource {
-  std::string hf_dir;                  ///< non-empty: load this HF model directory
+  std::string hf_dir;                      ///< non-empty: load this HF model directory
   const config::RunConfig* run = nullptr;  ///< else: build run->model, load run->weights
+  c10::Device device = c10::Device(c10::kCPU);
 };
 
 /// Generation request: settings and how many leading input_ids form the prompt.
@@ -32,7 +36,7 @@ struct GenerateRequest {
 /// sequences (with a generate request); a SAM-only model gives vision_last_hidden_state and
 /// vision_hidden_state_i; a CLIP vision model the vision_* outputs; a standalone causal LM
 /// (OPT/LLaMA/GPT-2 directory) logits, loss and sequences. Without input_ids only the image
-/// outputs are computed.
+/// outputs are computed. Inputs move to `source.device`; outputs come back on the CPU.
 io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inputs,
                           const std::optional<GenerateRequest>& generate);
 
