@@ -1,0 +1,52 @@
+#pragma once
+/// Readers for the published caption datasets exactly as distributed (DATA_AND_METRICS.md §A):
+/// ROCO (captions.txt per split and class), ROCOv2 (ID,Caption CSV per split), MedICaT (JSONL,
+/// figures/{pdf_hash}_{fig_uri}, a deterministic split by pdf_hash), R2Gen annotation.json
+/// (IU-Xray, MIMIC-CXR), the LAVIS JSON list, and generic JSONL / CSV {image, caption}.
+/// A malformed row is an error naming file and line, or is skipped and counted when the source
+/// says so; image paths never leave the dataset root unless allowed.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "msmedcap/config/data_config.h"
+
+namespace msmedcap::data {
+
+/// One image with its reference captions.
+struct Sample {
+  std::string id;
+  /// Absolute or root-joined path of the image file.
+  std::string image;
+  std::vector<std::string> captions;
+  /// Extra fields of the row (e.g. a synthetic finding, pdf_hash, split).
+  std::map<std::string, std::string> attributes;
+};
+
+/// What a read met: rows read and skipped, and the first problems (file:line: reason).
+struct ReadReport {
+  int64_t read = 0;
+  int64_t skipped = 0;
+  std::vector<std::string> problems;  // at most kMaxProblems
+  static constexpr size_t kMaxProblems = 20;
+};
+
+/// Reads one source. Throws msmedcap::Error naming file and line on malformed input unless
+/// `source.skip_malformed`; rows without a caption or image are always skipped and counted.
+std::vector<Sample> read_dataset(const config::DatasetSourceConfig& source, ReadReport* report = nullptr);
+
+/// Parses RFC 4180 CSV text into rows (quoted fields, doubled quotes, CRLF). Throws with the
+/// line number on an unterminated quote; `name` appears in errors.
+std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& name);
+
+/// The MedICaT split of a paper: a stable hash of pdf_hash, 80% train, 10% val, 10% test.
+std::string medicat_split(const std::string& pdf_hash);
+
+/// Joins `relative` to `root`, refusing absolute paths and `..` that would leave the root
+/// unless `allow_outside`; `where` names the file and line in errors.
+std::string resolve_image_path(const std::string& root, const std::string& relative, bool allow_outside,
+                               const std::string& where);
+
+}  // namespace msmedcap::data
