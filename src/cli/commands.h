@@ -40,5 +40,6 @@ config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& 
 void register_inspect(CLI::App& app, const GlobalOptions& globals);
 void register_config(CLI::App& app, const GlobalOptions& globals);
 void register_forward(CLI::App& app, const GlobalOptions& globals);
+void register_synth(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace msmedcap::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   cli::register_inspect(app, globals);
   cli::register_config(app, globals);
   cli::register_forward(app, globals);
+  cli::register_synth(app, globals);
 
   try {
     app.parse(argc, argv);

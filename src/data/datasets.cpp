@@ -119,8 +119,8 @@ void add_generic(Collector& out, const Json& row, const std::string& where, cons
   }
   for (const auto& item : row.items()) {
     if (item.key() == "image" || item.key() == "caption" || item.key() == "captions" || item.key() == "id") continue;
-    const std::string text = scalar_text(item.value());
-    if (!text.empty()) s.attributes[item.key()] = text;
+    const auto& v = item.value();
+    if (v.is_string() || v.is_number() || v.is_boolean()) s.attributes[item.key()] = scalar_text(v);
   }
   out.add(std::move(s), where);
 }

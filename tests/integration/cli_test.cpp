@@ -120,3 +120,20 @@ TEST(CliConfig, KeysListsEveryKeyWithItsMeaning) {
 
 }  // namespace
 }  // namespace msmedcap
+
+namespace msmedcap {
+namespace {
+
+TEST(CliSynth, WritesSplitsAndImages) {
+  msmedcap::testing::TempDir dir;
+  const auto r = msmedcap::testing::run_msmedcap("synth --out " + dir.file("synth") + " --n 20 --seed 1 --image-size 64");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("[synth]"), std::string::npos);
+  for (const char* f : {"train.jsonl", "val.jsonl", "test.jsonl", "images/synth_00019.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir.file(std::string("synth/") + f))) << f;
+  }
+  EXPECT_EQ(msmedcap::testing::run_msmedcap("synth --out " + dir.file("x") + " --n 0").exit_code, 2);
+}
+
+}  // namespace
+}  // namespace msmedcap

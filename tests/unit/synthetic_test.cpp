@@ -1,0 +1,120 @@
+// The synthetic benchmark: determinism, held-out test combinations, captions that name what the
+// image shows, and small findings that nearly vanish at the CLIP branch's 224 px.
+#include <gtest/gtest.h>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "msmedcap/data/datasets.h"
+#include "msmedcap/data/synthetic.h"
+#include "test_utils.h"
+
+#include <set>
+
+namespace msmedcap::data {
+namespace {
+
+using msmedcap::testing::read_text;
+using msmedcap::testing::TempDir;
+
+std::vector<Sample> split_of(const std::string& dir, const std::string& name) {
+  config::DatasetSourceConfig s;
+  s.format = "jsonl";
+  s.root = dir;
+  s.annotations = name + ".jsonl";
+  return read_dataset(s);
+}
+
+TEST(Synthetic, SameSeedSameFilesOtherSeedOtherFiles) {
+  TempDir a, b, c;
+  SynthOptions o;
+  o.n = 40;
+  o.image_size = 128;
+  o.seed = 5;
+  const auto counts = write_synthetic_dataset(a.path(), o);
+  write_synthetic_dataset(b.path(), o);
+  EXPECT_EQ(counts[0] + counts[1] + counts[2], 40);
+  for (const char* f : {"train.jsonl", "val.jsonl", "test.jsonl", "images/synth_00007.png"}) {
+    EXPECT_EQ(read_text(a.file(f)), read_text(b.file(f))) << f;
+  }
+  o.seed = 6;
+  write_synthetic_dataset(c.path(), o);
+  EXPECT_NE(read_text(a.file("train.jsonl")), read_text(c.file("train.jsonl")));
+}
+
+TEST(Synthetic, TestCombinationsAreUnseenInTraining) {
+  TempDir dir;
+  SynthOptions o;
+  o.n = 300;
+  o.image_size = 64;
+  write_synthetic_dataset(dir.path(), o);
+  auto key = [](const Sample& s) {
+    return s.attributes.at("modality") + "|" + s.attributes.at("finding") + "|" + s.attributes.at("side") + "|" +
+           s.attributes.at("zone");
+  };
+  std::set<std::string> seen;
+  for (const auto& s : split_of(dir.path(), "train")) seen.insert(key(s));
+  for (const auto& s : split_of(dir.path(), "val")) seen.insert(key(s));
+  const auto test = split_of(dir.path(), "test");
+  int abnormal = 0;
+  for (const auto& s : test) {
+    if (s.attributes.at("finding") == "normal") continue;
+    ++abnormal;
+    EXPECT_FALSE(seen.count(key(s))) << key(s) << " is in training";
+  }
+  EXPECT_GT(abnormal, 10);
+}
+
+TEST(Synthetic, CaptionsNameTheFindingSideAndSize) {
+  TempDir dir;
+  SynthOptions o;
+  o.n = 60;
+  o.image_size = 64;
+  write_synthetic_dataset(dir.path(), o);
+  std::set<std::string> wordings;
+  for (const char* split : {"train", "val", "test"}) {
+    for (const auto& s : split_of(dir.path(), split)) {
+      const auto& c = s.captions[0];
+      wordings.insert(c.substr(0, c.find(' ')));
+      const auto& f = s.attributes.at("finding");
+      if (f == "normal") continue;
+      EXPECT_NE(c.find(f), std::string::npos) << c;
+      EXPECT_NE(c.find(s.attributes.at("side")), std::string::npos) << c;
+      EXPECT_NE(c.find(s.attributes.at("size")), std::string::npos) << c;
+    }
+  }
+  EXPECT_GE(wordings.size(), 4u);  // varied templates
+}
+
+TEST(Synthetic, SmallFindingsNearlyVanishAt224) {
+  SynthSpec normal{"chest_xray", "normal", "", "", "", 0};
+  SynthSpec small{"chest_xray", "nodule", "small", "right", "upper", 1};
+  SynthSpec large = small;
+  large.size = "large";
+  const int64_t n = 512;
+  auto diff_at = [&](const SynthSpec& spec, int side, int64_t* changed) {
+    const auto a = render_study(normal, n, 9), b = render_study(spec, n, 9);
+    cv::Mat ma(n, n, CV_8UC1, const_cast<uint8_t*>(a.data())), mb(n, n, CV_8UC1, const_cast<uint8_t*>(b.data()));
+    cv::Mat da, db, d;
+    if (changed != nullptr) {
+      cv::absdiff(ma, mb, d);
+      *changed = cv::countNonZero(d > 20);
+    }
+    cv::resize(ma, da, cv::Size(side, side), 0, 0, cv::INTER_AREA);
+    cv::resize(mb, db, cv::Size(side, side), 0, 0, cv::INTER_AREA);
+    cv::absdiff(da, db, d);
+    double peak = 0;
+    cv::minMaxLoc(d, nullptr, &peak);
+    return peak;
+  };
+  int64_t small_pixels = 0, large_pixels = 0;
+  const double small_full = diff_at(small, static_cast<int>(n), &small_pixels);
+  const double small_224 = diff_at(small, 224, nullptr);
+  diff_at(large, static_cast<int>(n), &large_pixels);
+  EXPECT_GT(small_pixels, 0);
+  EXPECT_LT(small_pixels, 40);        // a few pixels across
+  EXPECT_GT(large_pixels, 200);
+  EXPECT_LT(small_224, 0.6 * small_full) << small_full << " -> " << small_224;
+}
+
+}  // namespace
+}  // namespace msmedcap::data
