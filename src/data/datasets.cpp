@@ -4,7 +4,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <functional>
 #include <regex>
 #include <sstream>
@@ -135,7 +134,7 @@ Json parse_json_text(const std::string& text, const std::string& where) {
   }
 }
 
-void read_jsonl(const config::DatasetSourceConfig& src, Collector& out, const std::string& file,
+void read_jsonl(Collector& out, const std::string& file,
                 const std::function<void(Collector&, const Json&, const std::string&, size_t)>& row_fn) {
   const auto lines = read_lines(file);
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -143,8 +142,8 @@ void read_jsonl(const config::DatasetSourceConfig& src, Collector& out, const st
     const std::string where = file + ":" + std::to_string(i + 1);
     Json row;
     try {
-      row = parse_json_text(lines[i], where);
-    } catch (const Error& e) {
+      row = Json::parse(lines[i]);
+    } catch (const Json::parse_error&) {
       out.malformed(where, "invalid JSON");
       continue;
     }
@@ -246,7 +245,7 @@ std::vector<Sample> read_dataset(const config::DatasetSourceConfig& src, ReadRep
   const std::string annotations = joined(root, src.annotations);
 
   if (src.format == "jsonl") {
-    read_jsonl(src, out, annotations, [](Collector& c, const Json& row, const std::string& where, size_t line) {
+    read_jsonl(out, annotations, [](Collector& c, const Json& row, const std::string& where, size_t line) {
       add_generic(c, row, where, std::to_string(line));
     });
   } else if (src.format == "lavis") {
@@ -337,7 +336,7 @@ std::vector<Sample> read_dataset(const config::DatasetSourceConfig& src, ReadRep
                                  ? root + "/s2_full_figures_oa_nonroco_combined_medical_top4_public.jsonl"
                                  : annotations;
     out.set_image_root(root + "/figures");
-    read_jsonl(src, out, file, [&src](Collector& c, const Json& row, const std::string& where, size_t) {
+    read_jsonl(out, file, [&src](Collector& c, const Json& row, const std::string& where, size_t) {
       if (!row.is_object() || !row.contains("pdf_hash") || !row["pdf_hash"].is_string() ||
           !row.contains("fig_uri") || !row["fig_uri"].is_string()) {
         return c.malformed(where, "needs string fields pdf_hash and fig_uri");
