@@ -111,16 +111,9 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
   const auto labels = input(inputs, "labels", false, device);
 
   io::StateDict out;
-  models::CaptionerOutput parts;
-  at::Tensor prefix;
-  if (input_ids.defined()) {
-    parts = model->forward(pixels, sam_pixels, input_ids, mask, labels);
-  }
-  if (!input_ids.defined() || generate) {
-    auto visual = model->encode_images(pixels, sam_pixels);
-    prefix = visual.embeds;
-    if (!input_ids.defined()) parts = std::move(visual.parts);
-  }
+  const auto visual = model->encode_images(pixels, sam_pixels);  // once, for forward and generate
+  const auto parts = input_ids.defined() ? model->forward_text(visual, input_ids, mask, labels) : visual.parts;
+  const at::Tensor& prefix = visual.embeds;
   put(out, "vision_embeddings_output", parts.vision_embeddings_output);
   put(out, "vision_last_hidden_state", parts.vision_last_hidden_state);
   put(out, "vision_pooler_output", parts.vision_pooler_output);

@@ -88,8 +88,12 @@ CaptionerOutput MsMedCapModelImpl::forward(const torch::Tensor& pixel_values,
                                            const torch::Tensor& input_ids,
                                            const torch::Tensor& attention_mask,
                                            const torch::Tensor& labels) {
+  return forward_text(encode_images(pixel_values, sam_pixel_values), input_ids, attention_mask, labels);
+}
+
+CaptionerOutput MsMedCapModelImpl::forward_text(const VisualPrefix& prefix, const torch::Tensor& input_ids,
+                                                const torch::Tensor& attention_mask, const torch::Tensor& labels) {
   MSMEDCAP_CHECK(input_ids.dim() == 2, "model: input_ids must be [B, T], got ", input_ids.sizes());
-  VisualPrefix prefix = encode_images(pixel_values, sam_pixel_values);
   const int64_t b = input_ids.size(0), t = input_ids.size(1), p = prefix.embeds.size(1);
   MSMEDCAP_CHECK(prefix.embeds.size(0) == b, "model: ", prefix.embeds.size(0), " images but ", b,
                  " token rows");
@@ -98,7 +102,7 @@ CaptionerOutput MsMedCapModelImpl::forward(const torch::Tensor& pixel_values,
                  " does not match input_ids ", input_ids.sizes());
   const auto embeds = torch::cat({prefix.embeds, language_model->embed(input_ids).to(prefix.embeds.dtype())}, 1);
   const auto mask = torch::cat({torch::ones({b, p}, text_mask.options()), text_mask}, 1);
-  CaptionerOutput out = std::move(prefix.parts);
+  CaptionerOutput out = prefix.parts;
   out.logits = language_model->forward(embeds, mask);
   if (labels.defined()) {
     MSMEDCAP_CHECK(labels.sizes() == input_ids.sizes(), "model: labels ", labels.sizes(),

@@ -55,6 +55,11 @@ class MsMedCapModelImpl : public torch::nn::Module {
                           const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const torch::Tensor& labels = {});
 
+  /// The text half of forward() on an already encoded prefix (callers that also decode from the
+  /// same images encode them once). The prefix's branch outputs are copied into the result.
+  CaptionerOutput forward_text(const VisualPrefix& prefix, const torch::Tensor& input_ids,
+                               const torch::Tensor& attention_mask, const torch::Tensor& labels = {});
+
   /// The decoder (registered as `language_model`).
   DecoderLM& decoder() { return *language_model; }
   const config::ModelConfig& config() const { return cfg_; }
