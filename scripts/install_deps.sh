@@ -8,7 +8,9 @@ packages=(
   libtorch-dev            # LibTorch 1.13 (CPU), its CMake config and c10d headers
   libgloo-dev             # c10d's Gloo headers (CPU distributed)
   libopenblas0-pthread    # fast BLAS for CPU matrix products (else the reference BLAS is used)
-  libopencv-dev           # image decoding (PNG, JPEG, TIFF, DICOM through GDCM) and resizing
+  libopencv-dev           # image decoding (PNG, JPEG, TIFF, BMP) and resizing
+  libgdcm-dev             # DICOM decoding (uncompressed, RLE, JPEG, JPEG-LS, JPEG 2000)
+  libicu-dev              # Unicode categories and NFD for the WordPiece and BPE tokenizers
   libsentencepiece-dev sentencepiece   # SentencePiece library (bridge) and spm_train/spm_encode
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev

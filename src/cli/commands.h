@@ -41,5 +41,10 @@ void register_inspect(CLI::App& app, const GlobalOptions& globals);
 void register_config(CLI::App& app, const GlobalOptions& globals);
 void register_forward(CLI::App& app, const GlobalOptions& globals);
 void register_synth(CLI::App& app, const GlobalOptions& globals);
+void register_decode_image(CLI::App& app, const GlobalOptions& globals);
+void register_tokenize(CLI::App& app, const GlobalOptions& globals);
+void register_train_tokenizer(CLI::App& app, const GlobalOptions& globals);
+void register_extract_features(CLI::App& app, const GlobalOptions& globals);
+void register_bench(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace msmedcap::cli

@@ -24,6 +24,11 @@ int main(int argc, char** argv) {
   cli::register_config(app, globals);
   cli::register_forward(app, globals);
   cli::register_synth(app, globals);
+  cli::register_decode_image(app, globals);
+  cli::register_tokenize(app, globals);
+  cli::register_train_tokenizer(app, globals);
+  cli::register_extract_features(app, globals);
+  cli::register_bench(app, globals);
 
   try {
     app.parse(argc, argv);

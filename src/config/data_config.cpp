@@ -1,5 +1,8 @@
 #include "msmedcap/config/data_config.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace msmedcap::config {
 
 void DatasetSourceConfig::validate(const std::string& path) const {
@@ -15,6 +18,33 @@ void DatasetSourceConfig::validate(const std::string& path) const {
   if (format == "jsonl" || format == "csv" || format == "lavis") {
     MSMEDCAP_CHECK(!annotations.empty(), path, ".annotations: the ", format, " layout needs an annotation file");
   }
+}
+
+void DatasetConfig::validate(const std::string& path) const {
+  double total = 0;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const std::string p = path + ".sources[" + std::to_string(i) + "]";
+    sources[i].validate(p);
+    MSMEDCAP_CHECK(sources[i].weight >= 0 && std::isfinite(sources[i].weight), p, ".weight: must be >= 0, got ", sources[i].weight);
+    total += sources[i].weight;
+  }
+  MSMEDCAP_CHECK(sources.empty() || total > 0, path, ".sources: the weights sum to 0");
+  MSMEDCAP_CHECK(samples_per_epoch >= 0, path, ".samples_per_epoch: must be >= 0, got ", samples_per_epoch);
+  transform.validate(path + ".transform");
+}
+
+void LoaderConfig::validate(const std::string& path) const {
+  MSMEDCAP_CHECK(batch_size >= 1, path, ".batch_size: must be >= 1, got ", batch_size);
+  MSMEDCAP_CHECK(workers >= 0 && workers <= 256, path, ".workers: expected 0..256, got ", workers);
+  MSMEDCAP_CHECK(prefetch >= 1, path, ".prefetch: must be >= 1, got ", prefetch);
+  MSMEDCAP_CHECK(max_bad_fraction >= 0 && max_bad_fraction <= 1, path, ".max_bad_fraction: expected 0..1, got ", max_bad_fraction);
+}
+
+void ImageTransformConfig::validate(const std::string& path) const {
+  MSMEDCAP_CHECK(clip_size >= 16 && clip_size <= 4096, path, ".clip_size: expected 16..4096, got ", clip_size);
+  MSMEDCAP_CHECK(sam_size >= 16 && sam_size <= 4096, path, ".sam_size: expected 16..4096, got ", sam_size);
+  MSMEDCAP_CHECK(crop_scale_min > 0 && crop_scale_min <= crop_scale_max && crop_scale_max <= 1, path,
+                 ".crop_scale_min/max: expected 0 < min <= max <= 1, got ", crop_scale_min, " and ", crop_scale_max);
 }
 
 }  // namespace msmedcap::config

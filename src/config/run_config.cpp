@@ -30,6 +30,8 @@ void RunConfig::validate() const {
   runtime.validate();
   load.validate();
   model.validate();
+  data.validate("data");
+  loader.validate("loader");
   for (size_t i = 0; i < weights.size(); ++i) {
     MSMEDCAP_CHECK(!weights[i].path.empty(), "weights[", i, "].path: must name a file or directory");
     const auto& f = weights[i].format;

@@ -34,6 +34,11 @@ bool flush_to_zero_enabled_this_thread() {
 #endif
 }
 
+void configure_worker_thread() {
+  enable_flush_to_zero_this_thread();
+  omp_set_num_threads(1);
+}
+
 int hardware_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);

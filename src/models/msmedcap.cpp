@@ -52,24 +52,48 @@ const MsMedCapModelImpl::Stage1Heads& MsMedCapModelImpl::heads(bool sam_branch) 
 
 VisualPrefix MsMedCapModelImpl::encode_images(const torch::Tensor& pixel_values,
                                               const torch::Tensor& sam_pixel_values) {
+  ImageInputs inputs;
+  inputs.clip_pixels = pixel_values;
+  inputs.sam_pixels = sam_pixel_values.defined() ? sam_pixel_values : pixel_values;
+  return encode(inputs);
+}
+
+torch::Tensor MsMedCapModelImpl::clip_features(const torch::Tensor& pixel_values) {
+  MSMEDCAP_CHECK(cfg_.use_clip, "model: the CLIP branch is off");
+  return vision_model(pixel_values).features;
+}
+
+torch::Tensor MsMedCapModelImpl::sam_embeddings(const torch::Tensor& sam_pixel_values) {
+  MSMEDCAP_CHECK(cfg_.use_sam, "model: the SAM branch is off");
+  return sam_model->vision_encoder(sam_pixel_values);  // [B, C, h, w]
+}
+
+VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs) {
   VisualPrefix prefix;
   std::vector<torch::Tensor> pieces;
   if (cfg_.use_clip) {
-    MSMEDCAP_CHECK(pixel_values.defined(), "model: the CLIP branch needs pixel_values");
-    const auto vision = vision_model(pixel_values);
-    prefix.parts.vision_embeddings_output = vision.embeddings;
-    prefix.parts.vision_last_hidden_state = vision.last_hidden_state;
-    prefix.parts.vision_pooler_output = vision.pooler_output;
-    const int64_t b = pixel_values.size(0);
-    prefix.parts.qformer_last_hidden_state =
-        qformer(query_tokens.expand({b, -1, -1}), vision.features);
+    torch::Tensor features = inputs.clip_features;  // [B, N, Dv]
+    if (!features.defined()) {
+      MSMEDCAP_CHECK(inputs.clip_pixels.defined(), "model: the CLIP branch needs pixel_values");
+      const auto vision = vision_model(inputs.clip_pixels);
+      prefix.parts.vision_embeddings_output = vision.embeddings;
+      prefix.parts.vision_last_hidden_state = vision.last_hidden_state;
+      prefix.parts.vision_pooler_output = vision.pooler_output;
+      features = vision.features;
+    }
+    MSMEDCAP_CHECK(features.dim() == 3, "model: CLIP features must be [B, N, D], got ", features.sizes());
+    const int64_t b = features.size(0);
+    prefix.parts.qformer_last_hidden_state = qformer(query_tokens.expand({b, -1, -1}), features);
     prefix.parts.language_projection = language_projection(prefix.parts.qformer_last_hidden_state);
     pieces.push_back(prefix.parts.language_projection);
   }
   if (cfg_.use_sam) {
-    const auto& pixels = sam_pixel_values.defined() ? sam_pixel_values : pixel_values;
-    MSMEDCAP_CHECK(pixels.defined(), "model: the SAM branch needs sam_pixel_values");
-    const auto image = sam_model->vision_encoder(pixels);  // [B, C, h, w]
+    torch::Tensor image = inputs.sam_embeddings;  // [B, C, h, w]
+    if (!image.defined()) {
+      MSMEDCAP_CHECK(inputs.sam_pixels.defined(), "model: the SAM branch needs sam_pixel_values");
+      image = sam_model->vision_encoder(inputs.sam_pixels);
+    }
+    MSMEDCAP_CHECK(image.dim() == 4, "model: SAM embeddings must be [B, C, h, w], got ", image.sizes());
     prefix.parts.sam_image_embeddings = image;
     const int64_t b = image.size(0), c = image.size(1);
     // MSMedCap feeds the C channels as tokens of h*w features; "spatial" is the ViT-style view.

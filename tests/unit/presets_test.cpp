@@ -21,14 +21,14 @@ std::vector<std::string> files_in(const std::string& sub) {
 
 TEST(Presets, EveryRunConfigPresetResolves) {
   int n = 0;
-  for (const std::string sub : {"runtime", "models", "weights"}) {
+  for (const std::string sub : {"runtime", "models", "weights", "data"}) {
     for (const auto& file : files_in(sub)) {
       RunConfig cfg;
       EXPECT_NO_THROW(resolve_config(cfg, {{file}, {}})) << file;
       ++n;
     }
   }
-  EXPECT_GE(n, 9);
+  EXPECT_GE(n, 12);
 }
 
 TEST(Presets, SamSizesLayerOverTheDefaultModel) {

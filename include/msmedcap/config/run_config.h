@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "msmedcap/config/data_config.h"
 #include "msmedcap/config/fields.h"
 #include "msmedcap/config/model_config.h"
 
@@ -75,6 +76,9 @@ struct RunConfig {
   ModelConfig model;
   /// Weight files loaded in order (later files override earlier ones' tensors).
   std::vector<WeightsSource> weights;
+  /// The dataset (mixture, transforms, feature cache) and its loader.
+  DatasetConfig data;
+  LoaderConfig loader;
 
   template <class V>
   void visit(V& v) {
@@ -82,6 +86,8 @@ struct RunConfig {
     v("load", load, "strict-loading policy for checkpoints");
     v("model", model, "model architecture");
     v("weights", weights, "weight files loaded into the model, in order");
+    v("data", data, "dataset sources, mixture weights, transforms, feature cache");
+    v("loader", loader, "threaded data loader");
   }
   void validate() const;
 };

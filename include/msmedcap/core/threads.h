@@ -18,6 +18,10 @@ void enable_flush_to_zero_this_thread();
 /// True when the calling thread flushes denormals to zero (FTZ and DAZ both set).
 bool flush_to_zero_enabled_this_thread();
 
+/// For helper threads (data loading): flush-to-zero on, and LibTorch ops called from this thread
+/// run single-threaded (the OpenMP thread count is per thread), so workers do not oversubscribe.
+void configure_worker_thread();
+
 /// Number of hardware threads (at least 1).
 int hardware_threads();
 

@@ -39,6 +39,15 @@ struct VisualPrefix {
   CaptionerOutput parts;
 };
 
+/// Image inputs of the two branches: pixels, or the frozen encoders' cached outputs
+/// (`msmedcap extract-features`), which skip the encoders.
+struct ImageInputs {
+  torch::Tensor clip_pixels;     // [B, 3, S, S]
+  torch::Tensor sam_pixels;      // [B, 3, 1024, 1024]
+  torch::Tensor clip_features;   // [B, N, Dv]: VisionOutput.features (what the Q-Former reads)
+  torch::Tensor sam_embeddings;  // [B, C, h, w]: the SAM encoder's output
+};
+
 /// The composite captioner.
 class MsMedCapModelImpl : public torch::nn::Module {
  public:
@@ -47,6 +56,12 @@ class MsMedCapModelImpl : public torch::nn::Module {
   /// pixel_values: [B, 3, S, S] for the CLIP branch; sam_pixel_values: [B, 3, 1024, 1024]
   /// (pixel_values are used for SAM when sam_pixel_values is undefined).
   VisualPrefix encode_images(const torch::Tensor& pixel_values, const torch::Tensor& sam_pixel_values);
+  /// The same from pixels or cached encoder outputs (features win over pixels per branch).
+  VisualPrefix encode(const ImageInputs& inputs);
+  /// The frozen encoders alone: CLIP VisionOutput.features [B, N, Dv] and SAM embeddings
+  /// [B, C, h, w] (what extract-features stores); undefined where a branch is off.
+  torch::Tensor clip_features(const torch::Tensor& pixel_values);
+  torch::Tensor sam_embeddings(const torch::Tensor& sam_pixel_values);
 
   /// Full forward as HF Blip2ForConditionalGeneration: logits over [prefix, text]; with labels
   /// ([B, T], -100 ignored) the loss is cross entropy of logits[:, -T:][:, :-1] against

@@ -1,0 +1,61 @@
+#pragma once
+/// Image decoding: PNG, JPEG, TIFF, BMP (8 or 16 bit, grey or colour) through OpenCV, and DICOM
+/// through GDCM (uncompressed, RLE, JPEG, JPEG-LS, JPEG 2000) with the modality rescale
+/// (slope/intercept) and the VOI window. Every decoded image is float32 in [0, 1], RGB order.
+/// Torch-free: the transforms turn these into tensors.
+
+#include <optional>
+#include <string>
+
+#include <opencv2/core/mat.hpp>
+
+namespace msmedcap::data {
+
+/// A VOI window: centre and width in modality units (after rescale), as DICOM defines them.
+struct Window {
+  double center = 0;
+  double width = 0;
+};
+
+/// Parses "CENTER,WIDTH" (e.g. "40,400"); throws naming `what` on a malformed value or width < 1.
+Window parse_window(const std::string& text, const std::string& what = "--window");
+
+struct DecodeOptions {
+  /// Overrides the window of a grey DICOM image; otherwise the file's first window, or the
+  /// min-max of the rescaled pixels when the file has none.
+  std::optional<Window> window;
+  /// Frame of a multi-frame DICOM (0-based).
+  int frame = 0;
+};
+
+/// A decoded image and how it was made.
+struct DecodedImage {
+  /// CV_32FC1 (grey) or CV_32FC3 (RGB), values in [0, 1].
+  cv::Mat pixels;
+  /// "png", "jpeg", "tiff", "bmp", "dicom" or "image" (another OpenCV format).
+  std::string format;
+  /// Bits per sample of the source (8, 16, ...).
+  int bits = 8;
+  /// DICOM only: the modality rescale applied and the window used.
+  double slope = 1, intercept = 0;
+  std::optional<Window> window;
+  /// DICOM only: "file", "override", "minmax" or "" (colour or not DICOM).
+  std::string window_source;
+  std::string photometric;
+};
+
+/// True when `bytes` start like a DICOM Part 10 file ("DICM" at offset 128).
+bool is_dicom(const std::string& bytes);
+
+/// Decodes `path`. Throws msmedcap::Error naming the file when it is missing, empty, corrupt or
+/// in an unsupported layout.
+DecodedImage decode_image(const std::string& path, const DecodeOptions& options = {});
+
+/// Decodes bytes already in memory; `name` appears in errors.
+DecodedImage decode_image_bytes(const std::string& bytes, const std::string& name,
+                                const DecodeOptions& options = {});
+
+/// Applies the DICOM linear VOI function (PS3.3 C.11.2.1.2.1) to one rescaled value, giving [0, 1].
+double apply_window(double value, const Window& window);
+
+}  // namespace msmedcap::data

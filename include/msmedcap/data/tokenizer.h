@@ -1,0 +1,52 @@
+#pragma once
+/// The text tokenizers behind one interface: WordPiece (BERT `vocab.txt`, for the Q-Formers),
+/// byte-level BPE (`vocab.json` + `merges.txt`, OPT and GPT-2) and SentencePiece (`.model`,
+/// the LLaMA family). Ids equal HuggingFace's slow tokenizers (tests/golden/tokenizer_*).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace msmedcap::data {
+
+class TextTokenizer {
+ public:
+  virtual ~TextTokenizer() = default;
+  /// Ids of UTF-8 text. With `add_special_tokens`, the ones the model was trained with:
+  /// [CLS] ... [SEP] (WordPiece), </s> first (OPT), <s> first (LLaMA); none for GPT-2.
+  virtual std::vector<int64_t> encode(const std::string& text, bool add_special_tokens = true) const = 0;
+  /// Text of ids; special tokens dropped when `skip_special_tokens`.
+  virtual std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const = 0;
+  /// Token strings of text, without special tokens added (for inspection and tests).
+  virtual std::vector<std::string> tokenize(const std::string& text) const = 0;
+  virtual int64_t vocab_size() const = 0;
+  /// Id of a token string, or -1.
+  virtual int64_t token_to_id(const std::string& token) const = 0;
+  int64_t pad_id() const { return pad_id_; }
+  int64_t bos_id() const { return bos_id_; }
+  int64_t eos_id() const { return eos_id_; }
+  int64_t unk_id() const { return unk_id_; }
+  /// "wordpiece", "bpe" or "sentencepiece".
+  virtual std::string kind() const = 0;
+
+ protected:
+  int64_t pad_id_ = -1, bos_id_ = -1, eos_id_ = -1, unk_id_ = -1;
+};
+
+/// Options of the tokenizer a model uses.
+struct TokenizerOptions {
+  /// WordPiece: lower-case and strip accents (bert-base-uncased).
+  bool lower_case = true;
+  /// WordPiece: add `[DEC]` after the vocabulary (BLIP-2's Q-Former bos, id 30522 for BERT).
+  bool add_dec_token = true;
+  /// BPE: prepend the bos token (OPT prepends </s>; GPT-2 adds nothing).
+  bool add_bos = true;
+};
+
+/// Loads a tokenizer from a file or a HuggingFace model folder: `vocab.txt` -> WordPiece,
+/// `vocab.json` + `merges.txt` -> BPE, `*.model` / `tokenizer.model` -> SentencePiece.
+/// Throws naming the path when none is found or a file is malformed.
+std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path, const TokenizerOptions& options = {});
+
+}  // namespace msmedcap::data

@@ -1,0 +1,22 @@
+#pragma once
+/// What made a frozen encoder's output: its config, a fingerprint of its weights and the
+/// preprocessing. Feature caches store it; training compares it before using a cache.
+
+#include <string>
+
+#include <torch/nn/module.h>
+
+#include "msmedcap/config/data_config.h"
+#include "msmedcap/config/fields.h"
+#include "msmedcap/models/msmedcap.h"
+
+namespace msmedcap::models {
+
+/// 64-bit hash (hex) of a module's parameters and buffers: names, dtypes, shapes and bytes.
+std::string parameter_fingerprint(const torch::nn::Module& module);
+
+/// Provenance of `branch` ("clip" or "sam") of `model` under `transform`.
+config::Json encoder_provenance(MsMedCapModelImpl& model, const std::string& branch,
+                                const config::ImageTransformConfig& transform);
+
+}  // namespace msmedcap::models

@@ -1,0 +1,409 @@
+#include "msmedcap/data/image_io.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <vector>
+
+#include <gdcmDataSet.h>
+#include <gdcmImage.h>
+#include <gdcmImageReader.h>
+#include <gdcmTrace.h>
+#include <gdcmTransferSyntax.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "msmedcap/core/atomic_file.h"
+#include "msmedcap/core/check.h"
+
+namespace msmedcap::data {
+namespace {
+
+std::string sniff_format(const std::string& bytes) {
+  auto starts = [&](const char* magic, size_t n) { return bytes.size() >= n && std::memcmp(bytes.data(), magic, n) == 0; };
+  if (starts("\x89PNG", 4)) return "png";
+  if (starts("\xFF\xD8\xFF", 3)) return "jpeg";
+  if (starts("II*\0", 4) || starts("MM\0*", 4)) return "tiff";
+  if (starts("BM", 2)) return "bmp";
+  return "image";
+}
+
+/// The first value of a multi-valued DS element ("40\\80" -> 40), or nothing.
+std::optional<double> first_ds(const gdcm::DataSet& ds, uint16_t group, uint16_t element) {
+  const gdcm::Tag tag(group, element);
+  if (!ds.FindDataElement(tag)) return std::nullopt;
+  const gdcm::ByteValue* bv = ds.GetDataElement(tag).GetByteValue();
+  if (bv == nullptr || bv->GetLength() == 0) return std::nullopt;
+  std::string text(bv->GetPointer(), bv->GetLength());
+  text = text.substr(0, text.find('\\'));
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+template <class T>
+void widen(const char* src, size_t n, int bits_stored, bool is_signed, double* dst) {
+  for (size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, src + i * sizeof(T), sizeof(T));
+    int64_t x = static_cast<int64_t>(v);
+    if (is_signed && bits_stored > 0 && bits_stored < static_cast<int>(8 * sizeof(T))) {
+      const int shift = 64 - bits_stored;  // sign-extend from the stored bits
+      x = static_cast<int64_t>(static_cast<uint64_t>(x) << shift) >> shift;
+    } else if (!is_signed && bits_stored > 0 && bits_stored < static_cast<int>(8 * sizeof(T))) {
+      x &= (int64_t{1} << bits_stored) - 1;  // high bits may hold overlays in old files
+    }
+    dst[i] = static_cast<double>(x);
+  }
+}
+
+/// Walks the DICOM Part 10 structure (file meta, then every element, sequence and item with
+/// its lengths) and returns what is wrong, or "". Debian's GDCM aborts on some truncated files
+/// (assertions are compiled in), so nothing reaches it before this check passes.
+class DicomWalker {
+ public:
+  explicit DicomWalker(const std::string& b) : b_(b) {}
+
+  std::string check() {
+    if (b_.size() < 132 || std::memcmp(b_.data() + 128, "DICM", 4) != 0)
+      return "not a DICOM Part 10 file (no DICM marker at byte 128)";
+    size_t p = 132;
+    std::string ts;
+    while (p + 4 <= b_.size() && u16(p, false) == 0x0002) {
+      Element e;
+      if (!read_element(p, true, false, e)) return error_;
+      if (e.length == kUndefined) return at(p, "file meta element with undefined length");
+      if (e.element == 0x0010) ts = std::string(b_.data() + e.value, e.length);
+      p = e.value + e.length;
+    }
+    while (!ts.empty() && (ts.back() == '\0' || ts.back() == ' ')) ts.pop_back();
+    if (ts.empty()) return "no transfer syntax in the file meta (0002,0010)";
+    if (ts == "1.2.840.10008.1.2.1.99") return "deflated transfer syntax is not supported";
+    explicit_ = ts != "1.2.840.10008.1.2";
+    big_ = ts == "1.2.840.10008.1.2.2";
+    if (!walk(p, b_.size(), 0, false)) return error_;
+    if (!pixel_data_) return "no pixel data (7FE0,0010)";
+    // Attributes Debian's GDCM asserts on instead of reporting.
+    const auto bits = image_attr(0x0100);
+    if (!bits || bits->second != 2) return "no Bits Allocated (0028,0100)";
+    const uint16_t allocated = u16(bits->first, big_);
+    if (allocated != 8 && allocated != 16 && allocated != 32)
+      return std::to_string(allocated) + "-bit pixels are not supported (8, 16 or 32 bits allocated)";
+    if (image_attr(0x0009) && !image_attr(0x0008)) return "Frame Increment Pointer (0028,0009) without Number of Frames";
+    return "";
+  }
+
+ private:
+  static constexpr uint32_t kUndefined = 0xFFFFFFFFu;
+  struct Element {
+    uint16_t group = 0, element = 0;
+    char vr[2] = {0, 0};
+    uint32_t length = 0;
+    size_t value = 0;  // offset of the value
+  };
+
+  uint16_t u16(size_t p, bool big) const {
+    const auto* d = reinterpret_cast<const unsigned char*>(b_.data()) + p;
+    return big ? static_cast<uint16_t>(d[0] << 8 | d[1]) : static_cast<uint16_t>(d[1] << 8 | d[0]);
+  }
+  uint32_t u32(size_t p, bool big) const {
+    return big ? (uint32_t{u16(p, true)} << 16 | u16(p + 2, true)) : (uint32_t{u16(p + 2, false)} << 16 | u16(p, false));
+  }
+  bool fail(size_t p, const std::string& what) {
+    error_ = at(p, what);
+    return false;
+  }
+  static std::string at(size_t p, const std::string& what) { return what + " at byte " + std::to_string(p); }
+
+  bool read_element(size_t p, bool explicit_vr, bool big, Element& e) {
+    if (p + 8 > b_.size()) return fail(p, "truncated element header");
+    e.group = u16(p, big);
+    e.element = u16(p + 2, big);
+    if (e.group == 0xFFFE || !explicit_vr) {
+      e.length = u32(p + 4, big);
+      e.value = p + 8;
+    } else {
+      e.vr[0] = b_[p + 4];
+      e.vr[1] = b_[p + 5];
+      static const std::string kVrs = "AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV";
+      bool known = false;
+      for (size_t k = 0; k + 1 < kVrs.size() && !known; k += 3) known = kVrs[k] == e.vr[0] && kVrs[k + 1] == e.vr[1];
+      if (!known) return fail(p, "invalid VR in element (" + hex(e.group) + "," + hex(e.element) + ")");
+      static const char* kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UR", "UT", "UN", "SV", "UV"};
+      bool long_form = false;
+      for (const char* v : kLong) long_form |= (e.vr[0] == v[0] && e.vr[1] == v[1]);
+      if (long_form) {
+        if (p + 12 > b_.size()) return fail(p, "truncated element header");
+        e.length = u32(p + 8, big);
+        e.value = p + 12;
+      } else {
+        e.length = u16(p + 6, big);
+        e.value = p + 8;
+      }
+    }
+    if (e.length != kUndefined && e.value + e.length > b_.size())
+      return fail(p, "element (" + hex(e.group) + "," + hex(e.element) + ") runs past the end of the file");
+    return true;
+  }
+
+  static std::string hex(uint16_t v) {
+    char buf[8];
+    std::snprintf(buf, sizeof(buf), "%04X", v);
+    return buf;
+  }
+
+  /// Elements in [p, end); with `in_item`, stops after an item delimiter (returned in end_).
+  bool walk(size_t p, size_t end, int depth, bool in_item) {
+    if (depth > 32) return fail(p, "sequences nested too deep");
+    while (p < end) {
+      Element e;
+      if (!read_element(p, explicit_, big_, e)) return false;
+      if (e.group == 0xFFFE) {
+        if (in_item && e.element == 0xE00D) {
+          end_ = e.value;
+          return true;
+        }
+        return fail(p, "unexpected item tag (FFFE," + hex(e.element) + ")");
+      }
+      if (depth == 0 && e.group == 0x7FE0 && e.element == 0x0010) pixel_data_ = true;
+      if (depth == 0 && e.group == 0x0028 && e.length != kUndefined) image_attrs_[e.element] = {e.value, e.length};
+      const bool sequence = (explicit_ && e.vr[0] == 'S' && e.vr[1] == 'Q') || e.length == kUndefined;
+      if (!sequence) {
+        p = e.value + e.length;
+        continue;
+      }
+      const size_t seq_end = e.length == kUndefined ? end : e.value + e.length;
+      size_t q = e.value;
+      bool closed = false;
+      while (q < seq_end) {
+        Element item;
+        if (!read_element(q, false, big_, item)) return false;
+        if (item.group != 0xFFFE) return fail(q, "expected an item in the sequence (" + hex(e.group) + "," + hex(e.element) + ")");
+        if (item.element == 0xE0DD) {  // sequence delimiter
+          q = item.value;
+          closed = true;
+          break;
+        }
+        if (item.element != 0xE000) return fail(q, "unexpected tag (FFFE," + hex(item.element) + ") in a sequence");
+        if (item.length != kUndefined && item.value + item.length > seq_end) return fail(q, "item runs past its sequence");
+        if (item.length == kUndefined) {
+          if (!walk(item.value, seq_end, depth + 1, true)) return false;
+          q = end_;
+        } else {
+          // Defined-length item: a nested dataset, or an encapsulated pixel fragment.
+          const bool fragment = e.group == 0x7FE0;
+          if (!fragment && !walk(item.value, item.value + item.length, depth + 1, false)) return false;
+          q = item.value + item.length;
+        }
+      }
+      if (e.length == kUndefined && !closed) return fail(p, "sequence (" + hex(e.group) + "," + hex(e.element) + ") is not closed");
+      p = e.length == kUndefined ? q : seq_end;
+    }
+    if (in_item) return fail(p, "item is not closed");
+    return true;
+  }
+
+  std::optional<std::pair<size_t, uint32_t>> image_attr(uint16_t element) const {
+    const auto it = image_attrs_.find(element);
+    return it == image_attrs_.end() ? std::nullopt : std::optional<std::pair<size_t, uint32_t>>(it->second);
+  }
+
+  const std::string& b_;
+  std::map<uint16_t, std::pair<size_t, uint32_t>> image_attrs_;  // top-level (0028,xxxx): value offset, length
+  bool explicit_ = true, big_ = false, pixel_data_ = false;
+  size_t end_ = 0;
+  std::string error_;
+};
+
+DecodedImage decode_dicom(const std::string& bytes, const std::string& name, const DecodeOptions& options) {
+  const std::string problem = DicomWalker(bytes).check();
+  MSMEDCAP_CHECK(problem.empty(), name, ": malformed DICOM: ", problem);
+  gdcm::Trace::WarningOff();
+  gdcm::Trace::ErrorOff();
+  std::istringstream stream(bytes);
+  gdcm::ImageReader reader;
+  reader.SetStream(stream);
+  MSMEDCAP_CHECK(reader.Read(), name, ": not a readable DICOM image (truncated, or no pixel data)");
+  const gdcm::Image& image = reader.GetImage();
+  const unsigned int* dims = image.GetDimensions();
+  const int cols = static_cast<int>(dims[0]), rows = static_cast<int>(dims[1]);
+  const int frames = image.GetNumberOfDimensions() > 2 ? static_cast<int>(dims[2]) : 1;
+  MSMEDCAP_CHECK(rows > 0 && cols > 0, name, ": DICOM image has no rows or columns");
+  MSMEDCAP_CHECK(options.frame >= 0 && options.frame < frames,
+                 name, ": frame ", options.frame, " requested, the file has ", frames);
+  const gdcm::PixelFormat& pf = image.GetPixelFormat();
+  const int spp = pf.GetSamplesPerPixel();
+  MSMEDCAP_CHECK(spp == 1 || spp == 3, name, ": ", spp, " samples per pixel are not supported");
+  const auto pi = image.GetPhotometricInterpretation();
+  const std::string photometric = gdcm::PhotometricInterpretation::GetPIString(pi) ? gdcm::PhotometricInterpretation::GetPIString(pi) : "";
+  MSMEDCAP_CHECK(pi != gdcm::PhotometricInterpretation::PALETTE_COLOR,
+                 name, ": PALETTE COLOR DICOM images are not supported");
+
+  std::vector<char> buffer(image.GetBufferLength());
+  MSMEDCAP_CHECK(!buffer.empty() && image.GetBuffer(buffer.data()),
+                 name, ": cannot decode the DICOM pixel data (transfer syntax "
+                     , reader.GetFile().GetHeader().GetDataSetTransferSyntax().GetString(), ")");
+  const size_t per_frame = static_cast<size_t>(rows) * cols * spp;
+  const size_t sample_bytes = static_cast<size_t>(pf.GetPixelSize()) / static_cast<size_t>(spp);
+  MSMEDCAP_CHECK(sample_bytes > 0 && buffer.size() >= per_frame * sample_bytes * (options.frame + 1),
+                 name, ": DICOM pixel data is shorter than rows x columns x samples");
+  const char* src = buffer.data() + per_frame * sample_bytes * options.frame;
+  std::vector<double> values(per_frame);
+  const bool is_signed = pf.GetPixelRepresentation() == 1;
+  const int stored = pf.GetBitsStored();
+  switch (pf.GetScalarType()) {
+    case gdcm::PixelFormat::UINT8: widen<uint8_t>(src, per_frame, stored, false, values.data()); break;
+    case gdcm::PixelFormat::INT8: widen<int8_t>(src, per_frame, stored, true, values.data()); break;
+    case gdcm::PixelFormat::UINT16: widen<uint16_t>(src, per_frame, stored, false, values.data()); break;
+    case gdcm::PixelFormat::INT16: widen<int16_t>(src, per_frame, stored, true, values.data()); break;
+    case gdcm::PixelFormat::UINT32: widen<uint32_t>(src, per_frame, stored, false, values.data()); break;
+    case gdcm::PixelFormat::INT32: widen<int32_t>(src, per_frame, stored, true, values.data()); break;
+    default: MSMEDCAP_FAIL(name, ": DICOM pixel type ", pf, " is not supported");
+  }
+  (void)is_signed;
+
+  DecodedImage out;
+  out.format = "dicom";
+  out.bits = stored;
+  out.photometric = photometric;
+  if (spp == 3) {
+    // Colour: interleave planar data, convert YBR_FULL, scale by the stored bit depth. No window.
+    cv::Mat rgb(rows, cols, CV_32FC3);
+    const double scale = 1.0 / (std::pow(2.0, stored) - 1.0);
+    const bool planar = image.GetPlanarConfiguration() == 1;
+    const size_t plane = static_cast<size_t>(rows) * cols;
+    for (int r = 0; r < rows; ++r) {
+      auto* row = rgb.ptr<cv::Vec3f>(r);
+      for (int c = 0; c < cols; ++c) {
+        const size_t p = static_cast<size_t>(r) * cols + c;
+        for (int k = 0; k < 3; ++k) {
+          const double v = planar ? values[k * plane + p] : values[p * 3 + k];
+          row[c][k] = static_cast<float>(v * scale);
+        }
+      }
+    }
+    if (pi == gdcm::PhotometricInterpretation::YBR_FULL) {
+      // DICOM YBR_FULL is Y, Cb, Cr; OpenCV's YCrCb wants Y, Cr, Cb.
+      std::vector<cv::Mat> ch;
+      cv::split(rgb, ch);
+      std::swap(ch[1], ch[2]);
+      cv::merge(ch, rgb);
+      cv::cvtColor(rgb, rgb, cv::COLOR_YCrCb2RGB);
+    }
+    cv::min(cv::max(rgb, 0.0), 1.0, rgb);
+    out.pixels = rgb;
+    return out;
+  }
+
+  out.slope = image.GetSlope();
+  out.intercept = image.GetIntercept();
+  for (double& v : values) v = v * out.slope + out.intercept;
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  if (options.window) {
+    out.window = options.window;
+    out.window_source = "override";
+  } else if (auto c = first_ds(ds, 0x0028, 0x1050), w = first_ds(ds, 0x0028, 0x1051); c && w && *w >= 1) {
+    out.window = Window{*c, *w};
+    out.window_source = "file";
+  } else {
+    out.window_source = "minmax";
+  }
+  cv::Mat grey(rows, cols, CV_32FC1);
+  if (out.window) {
+    for (size_t i = 0; i < per_frame; ++i) grey.ptr<float>()[i] = static_cast<float>(apply_window(values[i], *out.window));
+  } else {
+    const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+    const double range = *hi - *lo;
+    for (size_t i = 0; i < per_frame; ++i)
+      grey.ptr<float>()[i] = range > 0 ? static_cast<float>((values[i] - *lo) / range) : 0.0f;
+  }
+  if (pi == gdcm::PhotometricInterpretation::MONOCHROME1) grey = 1.0f - grey;  // low values are white
+  out.pixels = grey;
+  return out;
+}
+
+DecodedImage decode_raster(const std::string& bytes, const std::string& name) {
+  const cv::Mat raw = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+                                   cv::IMREAD_UNCHANGED);
+  MSMEDCAP_CHECK(!raw.empty(), name, ": not a decodable image (PNG, JPEG, TIFF, BMP or DICOM), or corrupt");
+  DecodedImage out;
+  out.format = sniff_format(bytes);
+  cv::Mat img = raw;
+  switch (img.channels()) {
+    case 1: break;
+    case 2: { cv::Mat ch[2]; cv::split(img, ch); img = ch[0]; break; }  // grey + alpha
+    case 3: cv::cvtColor(img, img, cv::COLOR_BGR2RGB); break;
+    case 4: cv::cvtColor(img, img, cv::COLOR_BGRA2RGB); break;
+    default: MSMEDCAP_FAIL(name, ": ", img.channels(), " channels are not supported");
+  }
+  cv::Mat f;
+  switch (img.depth()) {
+    case CV_8U: out.bits = 8; img.convertTo(f, CV_32F, 1.0 / 255.0); break;
+    case CV_16U: out.bits = 16; img.convertTo(f, CV_32F, 1.0 / 65535.0); break;
+    case CV_32F:
+    case CV_64F: {
+      // Floating-point TIFF: no fixed range, so min-max.
+      out.bits = img.depth() == CV_32F ? 32 : 64;
+      double lo = 0, hi = 0;
+      cv::minMaxLoc(img.reshape(1), &lo, &hi);
+      MSMEDCAP_CHECK(std::isfinite(lo) && std::isfinite(hi), name, ": image holds NaN or infinite values");
+      img.convertTo(f, CV_32F, hi > lo ? 1.0 / (hi - lo) : 0.0, hi > lo ? -lo / (hi - lo) : 0.0);
+      break;
+    }
+    default: MSMEDCAP_FAIL(name, ": pixel depth ", img.depth(), " (OpenCV code) is not supported");
+  }
+  out.pixels = f;
+  return out;
+}
+
+}  // namespace
+
+Window parse_window(const std::string& text, const std::string& what) {
+  const auto comma = text.find(',');
+  MSMEDCAP_CHECK(comma != std::string::npos, what, ": expected CENTER,WIDTH, got '", text, "'");
+  Window w;
+  try {
+    size_t a = 0, b = 0;
+    w.center = std::stod(text.substr(0, comma), &a);
+    w.width = std::stod(text.substr(comma + 1), &b);
+    MSMEDCAP_CHECK(a == comma && b == text.size() - comma - 1, what, ": expected CENTER,WIDTH, got '", text, "'");
+  } catch (const std::logic_error&) {
+    MSMEDCAP_FAIL(what, ": expected CENTER,WIDTH numbers, got '", text, "'");
+  }
+  MSMEDCAP_CHECK(std::isfinite(w.center) && std::isfinite(w.width) && w.width >= 1,
+                 what, ": the window width must be at least 1, got '", text, "'");
+  return w;
+}
+
+double apply_window(double value, const Window& window) {
+  const double c = window.center - 0.5, w = window.width - 1.0;
+  if (w <= 0) return value <= c ? 0.0 : 1.0;
+  if (value <= c - w / 2) return 0.0;
+  if (value > c + w / 2) return 1.0;
+  return (value - c) / w + 0.5;
+}
+
+bool is_dicom(const std::string& bytes) {
+  return bytes.size() >= 132 && std::memcmp(bytes.data() + 128, "DICM", 4) == 0;
+}
+
+DecodedImage decode_image_bytes(const std::string& bytes, const std::string& name, const DecodeOptions& options) {
+  MSMEDCAP_CHECK(!bytes.empty(), name, ": empty image file");
+  const bool dcm_name = name.size() > 4 && (name.substr(name.size() - 4) == ".dcm" || name.substr(name.size() - 4) == ".DCM");
+  if (is_dicom(bytes) || dcm_name) return decode_dicom(bytes, name, options);
+  return decode_raster(bytes, name);
+}
+
+DecodedImage decode_image(const std::string& path, const DecodeOptions& options) {
+  return decode_image_bytes(core::read_file(path), path, options);
+}
+
+}  // namespace msmedcap::data

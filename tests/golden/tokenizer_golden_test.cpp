@@ -1,0 +1,80 @@
+// Tokenizer ids against the goldens of tests/golden/make_tokenizer_golden.py (an independent
+// Python implementation of HF's BertTokenizer and GPT2Tokenizer, with the `regex` module).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "msmedcap/core/check.h"
+#include "msmedcap/data/bpe.h"
+#include "msmedcap/data/tokenizer.h"
+#include "msmedcap/data/unicode.h"
+#include "msmedcap/data/wordpiece.h"
+#include "test_utils.h"
+
+namespace msmedcap {
+namespace {
+
+nlohmann::json goldens() { return nlohmann::json::parse(testing::read_text(testing::data_path("tokenizers/goldens.json"))); }
+
+TEST(TokenizerGolden, WordPieceIdsEqualBertTokenizer) {
+  const data::WordPieceTokenizer tok(testing::data_path("tokenizers/bert/vocab.txt"));
+  int checked = 0;
+  for (const auto& g : goldens()) {
+    EXPECT_EQ(tok.encode(g["text"].get<std::string>()), g["wordpiece"].get<std::vector<int64_t>>()) << g["text"];
+    ++checked;
+  }
+  EXPECT_EQ(checked, 22);
+  EXPECT_EQ(tok.dec_id(), tok.vocab_size() - 1);  // [DEC] appended after the vocabulary
+  EXPECT_EQ(tok.bos_id(), tok.dec_id());
+  EXPECT_EQ(tok.eos_id(), tok.sep_id());
+}
+
+TEST(TokenizerGolden, BpeIdsPretokensAndDecodeEqualGpt2Tokenizer) {
+  const data::BpeTokenizer tok(testing::data_path("tokenizers/opt/vocab.json"), testing::data_path("tokenizers/opt/merges.txt"));
+  for (const auto& g : goldens()) {
+    const std::string text = g["text"];
+    EXPECT_EQ(tok.encode(text), g["bpe"].get<std::vector<int64_t>>()) << text;
+    std::vector<std::string> pre;
+    for (const auto& p : data::BpeTokenizer::pretokenize(data::unicode::decode_utf8(text)))
+      pre.push_back(data::unicode::encode_utf8(p));
+    EXPECT_EQ(pre, g["bpe_pretokens"].get<std::vector<std::string>>()) << text;
+    EXPECT_EQ(tok.decode(g["bpe"].get<std::vector<int64_t>>()), g["bpe_decoded"].get<std::string>()) << text;
+  }
+  EXPECT_EQ(tok.bos_id(), 2);  // OPT: </s> first
+  EXPECT_EQ(tok.pad_id(), 1);
+}
+
+TEST(TokenizerGolden, WordPieceDecodeJoinsContinuations) {
+  const data::WordPieceTokenizer tok(testing::data_path("tokenizers/bert/vocab.txt"));
+  const auto ids = tok.encode("Chest radiograph showing a small nodule.");
+  EXPECT_EQ(tok.decode(ids), "chest radiograph showing a small nodule.");
+  EXPECT_EQ(tok.decode(ids, false).rfind("[CLS] chest", 0), 0u);
+}
+
+TEST(TokenizerGolden, LoadTokenizerPicksTheKindAndNamesBadFiles) {
+  EXPECT_EQ(data::load_tokenizer(testing::data_path("tokenizers/bert"))->kind(), "wordpiece");
+  EXPECT_EQ(data::load_tokenizer(testing::data_path("tokenizers/opt"))->kind(), "bpe");
+  testing::TempDir dir;
+  try {
+    data::load_tokenizer(dir.path());
+    FAIL() << "an empty folder must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.path()), std::string::npos);
+  }
+  testing::write_text(dir.file("vocab.json"), "{\"a\": 0, \"b\": \"x\"}");
+  testing::write_text(dir.file("merges.txt"), "a b\n");
+  EXPECT_THROW(data::load_tokenizer(dir.path()), Error);
+  testing::write_text(dir.file("vocab.json"), "{\"a\": 0, \"b\": 1}");
+  testing::write_text(dir.file("merges.txt"), "#version: 0.2\na b c\n");
+  try {
+    data::load_tokenizer(dir.path());
+    FAIL() << "a malformed merges line must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("merges.txt:2"), std::string::npos) << e.what();
+  }
+  testing::write_text(dir.file("vocab.txt"), "[PAD]\n[CLS]\n[SEP]\n");  // no [UNK]
+  EXPECT_THROW(data::load_tokenizer(dir.path()), Error);
+}
+
+}  // namespace
+}  // namespace msmedcap
