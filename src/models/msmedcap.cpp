@@ -68,6 +68,29 @@ torch::Tensor MsMedCapModelImpl::sam_embeddings(const torch::Tensor& sam_pixel_v
   return sam_model->vision_encoder(sam_pixel_values);  // [B, C, h, w]
 }
 
+torch::Tensor MsMedCapModelImpl::image_tokens(bool sam_branch, const ImageInputs& inputs) {
+  if (!sam_branch) {
+    MSMEDCAP_CHECK(cfg_.use_clip, "model: the CLIP branch is off");
+    if (inputs.clip_features.defined()) return inputs.clip_features;
+    MSMEDCAP_CHECK(inputs.clip_pixels.defined(), "model: the CLIP branch needs pixel_values");
+    return vision_model(inputs.clip_pixels).features;
+  }
+  MSMEDCAP_CHECK(cfg_.use_sam, "model: the SAM branch is off");
+  torch::Tensor image = inputs.sam_embeddings;  // [B, C, h, w]
+  if (!image.defined()) {
+    MSMEDCAP_CHECK(inputs.sam_pixels.defined(), "model: the SAM branch needs sam_pixel_values");
+    image = sam_model->vision_encoder(inputs.sam_pixels);
+  }
+  return sam_tokens_of(image);
+}
+
+torch::Tensor MsMedCapModelImpl::sam_tokens_of(const torch::Tensor& image) const {
+  MSMEDCAP_CHECK(image.dim() == 4, "model: SAM embeddings must be [B, C, h, w], got ", image.sizes());
+  const int64_t b = image.size(0), c = image.size(1);
+  // MSMedCap feeds the C channels as tokens of h*w features; "spatial" is the ViT-style view.
+  return cfg_.sam_tokens == "channels" ? image.reshape({b, c, -1}) : image.flatten(2).transpose(1, 2);
+}
+
 VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs) {
   VisualPrefix prefix;
   std::vector<torch::Tensor> pieces;
@@ -93,12 +116,9 @@ VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs) {
       MSMEDCAP_CHECK(inputs.sam_pixels.defined(), "model: the SAM branch needs sam_pixel_values");
       image = sam_model->vision_encoder(inputs.sam_pixels);
     }
-    MSMEDCAP_CHECK(image.dim() == 4, "model: SAM embeddings must be [B, C, h, w], got ", image.sizes());
+    const auto tokens = sam_tokens_of(image);
     prefix.parts.sam_image_embeddings = image;
-    const int64_t b = image.size(0), c = image.size(1);
-    // MSMedCap feeds the C channels as tokens of h*w features; "spatial" is the ViT-style view.
-    const auto tokens = cfg_.sam_tokens == "channels" ? image.reshape({b, c, -1})
-                                                      : image.flatten(2).transpose(1, 2);
+    const int64_t b = image.size(0);
     prefix.parts.sam_qformer_last_hidden_state = sam_qformer(sam_query_tokens.expand({b, -1, -1}), tokens);
     prefix.parts.sam_language_projection = sam_language_projection(prefix.parts.sam_qformer_last_hidden_state);
     pieces.push_back(prefix.parts.sam_language_projection);

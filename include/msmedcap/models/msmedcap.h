@@ -62,6 +62,9 @@ class MsMedCapModelImpl : public torch::nn::Module {
   /// [B, C, h, w] (what extract-features stores); undefined where a branch is off.
   torch::Tensor clip_features(const torch::Tensor& pixel_values);
   torch::Tensor sam_embeddings(const torch::Tensor& sam_pixel_values);
+  /// What a branch's Q-Former cross-attends to, [B, M, Dc]: CLIP features, or the SAM
+  /// embeddings viewed as tokens (model.sam_tokens), from pixels or cached outputs.
+  torch::Tensor image_tokens(bool sam_branch, const ImageInputs& inputs);
 
   /// Full forward as HF Blip2ForConditionalGeneration: logits over [prefix, text]; with labels
   /// ([B, T], -100 ignored) the loss is cross entropy of logits[:, -T:][:, :-1] against
@@ -101,6 +104,7 @@ class MsMedCapModelImpl : public torch::nn::Module {
 
  private:
   Stage1Heads make_heads(const std::string& prefix, int64_t width);
+  torch::Tensor sam_tokens_of(const torch::Tensor& image) const;
   config::ModelConfig cfg_;
   Stage1Heads clip_heads_, sam_heads_;
 };

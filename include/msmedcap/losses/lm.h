@@ -1,0 +1,23 @@
+#pragma once
+/// The decoder's captioning loss (MODEL_REFERENCE.md §2.8) as LAVIS's Blip2OPT computes it:
+/// next-token cross entropy over [visual prefix, text] with the prefix, the prompt and the
+/// padding ignored, mean over the remaining tokens, no label smoothing. (HF's
+/// Blip2ForConditionalGeneration never predicts the first text token from the last query; LAVIS
+/// does. The difference is one token per caption.)
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace msmedcap::losses {
+
+/// Targets [B, P + T] for text ids [B, T] after a prefix of P positions: -100 over the prefix,
+/// over each row's first prompt_lengths[b] text tokens (e.g. "</s>a photo of") and over padding.
+torch::Tensor lm_targets(const torch::Tensor& ids, const torch::Tensor& mask, int64_t prefix,
+                         const std::vector<int64_t>& prompt_lengths = {});
+
+/// Mean next-token cross entropy of logits [B, P + T, V] against lm_targets().
+torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets);
+
+}  // namespace msmedcap::losses

@@ -1,0 +1,76 @@
+#include "msmedcap/losses/stage1.h"
+
+#include <torch/torch.h>
+
+#include "msmedcap/core/check.h"
+#include "msmedcap/losses/itc.h"
+#include "msmedcap/losses/itg.h"
+#include "msmedcap/losses/itm.h"
+
+namespace msmedcap::losses {
+
+Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, const Stage1Batch& batch, int64_t dec_id,
+                           uint64_t seed, const Collectives& collectives) {
+  namespace F = torch::nn::functional;
+  const auto identity = [](const torch::Tensor& t) { return t; };
+  const auto gather = collectives.gather ? collectives.gather : identity;
+  const auto gather_with_grad = collectives.gather_with_grad ? collectives.gather_with_grad : identity;
+  auto heads = model.heads(sam_branch);  // holders: copies share the modules
+  models::QFormerModel qformer = sam_branch ? model.sam_qformer : model.qformer;
+  const torch::Tensor& query_tokens = sam_branch ? model.sam_query_tokens : model.query_tokens;
+
+  torch::Tensor image;  // [B, M, Dc]; the frozen encoder runs without gradient
+  {
+    torch::NoGradGuard no_grad;
+    image = model.image_tokens(sam_branch, batch.images);
+  }
+  const int64_t b = image.size(0);
+  MSMEDCAP_CHECK(batch.text_ids.dim() == 2 && batch.text_ids.size(0) == b && batch.text_mask.sizes() == batch.text_ids.sizes(),
+                 "stage 1: ", b, " images but text ids ", batch.text_ids.sizes(), " and mask ", batch.text_mask.sizes());
+  const auto queries = query_tokens.expand({b, -1, -1});  // [B, Nq, D]
+
+  // ITC: queries alone (keys/values recorded for ITG) and the text alone.
+  models::QFormerCache cache;
+  const auto query_out = qformer->forward(queries, image, &cache);                                        // [B, Nq, D]
+  const auto image_feats = F::normalize(heads.vision_projection(query_out), F::NormalizeFuncOptions().dim(-1));  // [B, Nq, E]
+  const auto text_out = qformer->encode_text(batch.text_ids, batch.text_mask);                             // [B, T, D]
+  const auto text_feat = F::normalize(heads.text_projection(text_out.select(1, 0)), F::NormalizeFuncOptions().dim(-1));
+  torch::Tensor image_feats_all, text_feat_all, ids_all;
+  {
+    torch::NoGradGuard no_grad;
+    image_feats_all = gather(image_feats.detach());
+    text_feat_all = gather(text_feat.detach());
+    if (batch.image_ids.defined()) ids_all = gather(batch.image_ids);
+  }
+  const ItcResult itc = itc_loss(image_feats, text_feat, image_feats_all, text_feat_all, heads.temp, collectives.rank, 0.1,
+                                 batch.image_ids, ids_all);
+
+  // ITM: [positive pairs, (text, hard image), (image, hard text)].
+  const auto positives = itc_positives(b, text_feat_all.size(0), collectives.rank, batch.image_ids, ids_all, image.device());
+  const HardNegatives neg = sample_hard_negatives(itc.sim_i2t, itc.sim_t2i, positives, seed);
+  const auto image_world = gather_with_grad(image);
+  torch::Tensor ids_world, mask_world;
+  {
+    torch::NoGradGuard no_grad;
+    ids_world = gather(batch.text_ids);
+    mask_world = gather(batch.text_mask);
+  }
+  const auto itm_ids = torch::cat({batch.text_ids, batch.text_ids, ids_world.index_select(0, neg.text_index)});
+  const auto itm_mask = torch::cat({batch.text_mask, batch.text_mask, mask_world.index_select(0, neg.text_index)});
+  const auto itm_image = torch::cat({image, image_world.index_select(0, neg.image_index), image});
+  const auto itm_out = qformer->forward_multimodal(query_tokens.expand({3 * b, -1, -1}), itm_ids, itm_mask, itm_image);
+  const auto itm_logits = heads.itm_head(itm_out.narrow(1, 0, queries.size(1))).mean(1);  // [3B, 2]
+
+  // ITG: [DEC]-started text, causal, seeing the queries through the ITC pass's keys/values.
+  const auto [dec_ids, labels] = itg_inputs(batch.text_ids, batch.text_mask, dec_id);
+  const auto itg_logits = qformer->lm_logits(qformer->decode_text(dec_ids, batch.text_mask, cache));
+
+  Stage1Losses out;
+  out.itc = itc.loss;
+  out.itm = itm_loss(itm_logits);
+  out.itg = next_token_loss(itg_logits, labels, 0.1);
+  out.total = out.itc + out.itm + out.itg;
+  return out;
+}
+
+}  // namespace msmedcap::losses

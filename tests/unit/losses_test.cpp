@@ -1,0 +1,200 @@
+// The stage-1 and captioning losses against hand-written formulas, and the stage-1 objective
+// on a tiny model (gradients reach the Q-Former and heads, not the frozen encoder; a fixed
+// batch is fitted).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "msmedcap/config/config_io.h"
+#include "msmedcap/config/run_config.h"
+#include "msmedcap/core/check.h"
+#include "msmedcap/losses/itc.h"
+#include "msmedcap/losses/itg.h"
+#include "msmedcap/losses/itm.h"
+#include "msmedcap/losses/lm.h"
+#include "msmedcap/losses/stage1.h"
+#include "msmedcap/models/pretrained.h"
+#include "test_utils.h"
+
+namespace msmedcap {
+namespace {
+
+/// Cross entropy with label smoothing, one row, written out: -(1-e) log p_t - e/N sum_j log p_j.
+double smoothed_ce(const std::vector<double>& logits, int64_t target, double eps) {
+  double m = -1e300, z = 0;
+  for (double l : logits) m = std::max(m, l);
+  for (double l : logits) z += std::exp(l - m);
+  const auto logp = [&](double l) { return l - m - std::log(z); };
+  double mean_logp = 0;
+  for (double l : logits) mean_logp += logp(l) / static_cast<double>(logits.size());
+  return -(1 - eps) * logp(logits[static_cast<size_t>(target)]) - eps * mean_logp;
+}
+
+TEST(Losses, ItcIsMaxOverQueriesWithSmoothedCrossEntropy) {
+  torch::manual_seed(1);
+  namespace F = torch::nn::functional;
+  const auto img = F::normalize(torch::randn({3, 4, 5}, torch::kDouble), F::NormalizeFuncOptions().dim(-1));  // [B, Nq, E]
+  const auto txt = F::normalize(torch::randn({3, 5}, torch::kDouble), F::NormalizeFuncOptions().dim(-1));
+  const auto temp = torch::tensor(0.07, torch::kDouble);
+  const auto r = losses::itc_loss(img, txt, img, txt, temp, 0);
+  double expect = 0;
+  for (int64_t i = 0; i < 3; ++i) {
+    std::vector<double> i2t, t2i;
+    for (int64_t j = 0; j < 3; ++j) {
+      double best_i2t = -1e9, best_t2i = -1e9;
+      for (int64_t q = 0; q < 4; ++q) {
+        best_i2t = std::max(best_i2t, (img[i][q] * txt[j]).sum().item<double>());
+        best_t2i = std::max(best_t2i, (txt[i] * img[j][q]).sum().item<double>());
+      }
+      i2t.push_back(best_i2t / 0.07);
+      t2i.push_back(best_t2i / 0.07);
+    }
+    expect += (smoothed_ce(i2t, i, 0.1) + smoothed_ce(t2i, i, 0.1)) / 2 / 3;
+  }
+  EXPECT_NEAR(r.loss.item<double>(), expect, 1e-9);
+  EXPECT_EQ(r.sim_i2t.sizes(), (std::vector<int64_t>{3, 3}));
+}
+
+TEST(Losses, ItcRankOffsetsAndImageIdPositives) {
+  torch::manual_seed(2);
+  const auto all_img = torch::randn({4, 2, 3}, torch::kDouble);
+  const auto all_txt = torch::randn({4, 3}, torch::kDouble);
+  const auto temp = torch::tensor(0.5, torch::kDouble);
+  // Rank 1 of 2 holds rows 2 and 3: its targets are 2 and 3.
+  const auto r = losses::itc_loss(all_img.narrow(0, 2, 2), all_txt.narrow(0, 2, 2), all_img, all_txt, temp, 1);
+  const auto opts = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(0.1);
+  const auto targets = torch::tensor({2, 3}, torch::kLong);
+  const double expect = ((torch::nn::functional::cross_entropy(r.sim_i2t, targets, opts) +
+                          torch::nn::functional::cross_entropy(r.sim_t2i, targets, opts)) / 2).item<double>();
+  EXPECT_NEAR(r.loss.item<double>(), expect, 1e-12);
+  // Image ids: rows 0 and 1 show the same image, so each has two positives.
+  const auto ids = torch::tensor({7, 7, 8, 9}, torch::kLong);
+  const auto s = losses::itc_loss(all_img, all_txt, all_img, all_txt, temp, 0, 0.1, ids, ids);
+  const auto pos = losses::itc_positives(4, 4, 0, ids, ids, torch::kCPU);
+  EXPECT_EQ(pos.sum().item<int64_t>(), 6);
+  const auto soft = 0.9 * pos.to(torch::kDouble) / pos.to(torch::kDouble).sum(1, true) + 0.1 / 4;
+  const double manual = ((-(torch::log_softmax(s.sim_i2t, 1) * soft).sum(1).mean()) +
+                         (-(torch::log_softmax(s.sim_t2i, 1) * soft).sum(1).mean())).item<double>() / 2;
+  EXPECT_NEAR(s.loss.item<double>(), manual, 1e-12);
+}
+
+TEST(Losses, HardNegativesAvoidPositivesAndSurviveNaN) {
+  const auto pos = losses::itc_positives(4, 4, 0, {}, {}, torch::kCPU);
+  auto sim = torch::zeros({4, 4});
+  sim[0][2] = 100;  // text 0's hardest image is 2
+  sim[1] = torch::tensor({NAN, NAN, NAN, NAN});
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    const auto n = losses::sample_hard_negatives(sim, sim, pos, seed);
+    for (int64_t i = 0; i < 4; ++i) {
+      EXPECT_NE(n.image_index[i].item<int64_t>(), i);
+      EXPECT_NE(n.text_index[i].item<int64_t>(), i);
+    }
+    EXPECT_EQ(n.image_index[0].item<int64_t>(), 2);
+    const auto again = losses::sample_hard_negatives(sim, sim, pos, seed);
+    EXPECT_TRUE(torch::equal(n.image_index, again.image_index));
+  }
+  const auto all_pos = torch::ones({2, 2}, torch::kBool);
+  EXPECT_THROW(losses::sample_hard_negatives(torch::zeros({2, 2}), torch::zeros({2, 2}), all_pos, 0), Error);
+}
+
+TEST(Losses, ItmLabelsOnePositiveTwoNegatives) {
+  auto logits = torch::zeros({6, 2}, torch::kDouble);
+  logits.narrow(0, 0, 2).select(1, 1).fill_(3.0);  // positives say "match"
+  logits.narrow(0, 2, 4).select(1, 0).fill_(3.0);  // negatives say "no match"
+  const double good = losses::itm_loss(logits).item<double>();
+  EXPECT_NEAR(good, std::log(1 + std::exp(-3.0)), 1e-12);
+  EXPECT_NEAR(losses::itm_loss(logits.flip({1})).item<double>(), std::log(1 + std::exp(3.0)), 1e-12);
+  EXPECT_THROW(losses::itm_loss(torch::zeros({4, 2})), Error);
+}
+
+TEST(Losses, NextTokenLossShiftsIgnoresAndSmooths) {
+  torch::manual_seed(3);
+  const auto logits = torch::randn({2, 4, 6}, torch::kDouble);
+  const auto labels = torch::tensor({{1, 2, 3, -100}, {4, 5, -100, -100}}, torch::kLong);
+  double sum = 0;
+  int n = 0;
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t + 1 < 4; ++t) {
+      const int64_t y = labels[b][t + 1].item<int64_t>();
+      if (y == -100) continue;
+      std::vector<double> row;
+      for (int64_t v = 0; v < 6; ++v) row.push_back(logits[b][t][v].item<double>());
+      sum += smoothed_ce(row, y, 0.1);
+      ++n;
+    }
+  EXPECT_NEAR(losses::next_token_loss(logits, labels, 0.1).item<double>(), sum / n, 1e-6);
+  const auto [input, itg_labels] =
+      losses::itg_inputs(torch::tensor({{101, 7, 102, 0}}, torch::kLong), torch::tensor({{1, 1, 1, 0}}, torch::kLong), 999);
+  EXPECT_TRUE(torch::equal(input, torch::tensor({{999, 7, 102, 0}}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(itg_labels, torch::tensor({{999, 7, 102, -100}}, torch::kLong)));
+}
+
+TEST(Losses, LmTargetsMaskPrefixPromptAndPadding) {
+  const auto ids = torch::tensor({{2, 10, 11, 12, 1}, {2, 10, 13, 1, 1}}, torch::kLong);
+  const auto mask = torch::tensor({{1, 1, 1, 1, 0}, {1, 1, 1, 0, 0}}, torch::kLong);
+  const auto t = losses::lm_targets(ids, mask, 3, {2, 2});
+  EXPECT_TRUE(torch::equal(t, torch::tensor({{-100, -100, -100, -100, -100, 11, 12, -100},
+                                             {-100, -100, -100, -100, -100, 13, -100, -100}}, torch::kLong)));
+  EXPECT_THROW(losses::lm_targets(ids, mask, 3, {1}), Error);
+}
+
+config::RunConfig tiny_stage1_config() {
+  config::RunConfig cfg;
+  config::Json j = config::read_json_file(testing::data_path("tiny_msmedcap_opt.json"));
+  j["model"]["qformer"]["text_path"] = true;
+  j["model"]["sam_qformer"]["text_path"] = true;
+  j["model"]["embed_dim"] = 32;
+  config::from_json(j, cfg, "", "tiny");
+  return cfg;
+}
+
+TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {
+  torch::manual_seed(4);
+  const auto cfg = tiny_stage1_config();
+  auto model = models::build_model(cfg.model);
+  for (bool sam : {false, true}) {
+    losses::Stage1Batch batch;
+    batch.images.clip_pixels = torch::randn({4, 3, 32, 32});
+    batch.images.sam_pixels = torch::randn({4, 3, 64, 64});
+    batch.text_ids = torch::randint(5, 900, {4, 6}, torch::kLong);
+    batch.text_ids.select(1, 0).fill_(101);
+    batch.text_mask = torch::ones({4, 6}, torch::kLong);
+    batch.text_mask[3].narrow(0, 4, 2).fill_(0);
+    batch.text_ids[3].narrow(0, 4, 2).fill_(0);
+    model->zero_grad();
+    const auto l = losses::stage1_losses(*model, sam, batch, 999, 0);
+    EXPECT_TRUE(torch::isfinite(l.total).item<bool>());
+    EXPECT_NEAR(l.total.item<double>(), (l.itc + l.itm + l.itg).item<double>(), 1e-5);
+    l.total.backward();
+    auto qf = sam ? model->sam_qformer : model->qformer;
+    double qgrad = 0;
+    for (const auto& p : qf->parameters())
+      if (p.grad().defined()) qgrad += p.grad().abs().sum().item<double>();
+    EXPECT_GT(qgrad, 0.0);
+    EXPECT_TRUE(model->heads(sam).temp.grad().defined());
+    for (const auto& p : model->vision_model->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+    for (const auto& p : model->sam_model->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+
+    // A fixed batch is fitted: Adam on the branch's Q-Former, queries and heads lowers the loss.
+    std::vector<torch::Tensor> params = qf->parameters();
+    params.push_back(sam ? model->sam_query_tokens : model->query_tokens);
+    for (auto* m : {&model->heads(sam).vision_projection, &model->heads(sam).text_projection, &model->heads(sam).itm_head})
+      for (const auto& p : (*m)->parameters()) params.push_back(p);
+    torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3));
+    const double first = l.total.item<double>();
+    double last = first;
+    for (int step = 0; step < 40; ++step) {
+      opt.zero_grad();
+      const auto s = losses::stage1_losses(*model, sam, batch, 999, static_cast<uint64_t>(step));
+      s.total.backward();
+      opt.step();
+      last = s.total.item<double>();
+    }
+    EXPECT_LT(last, 0.7 * first) << (sam ? "sam" : "clip") << ": " << first << " -> " << last;
+  }
+}
+
+}  // namespace
+}  // namespace msmedcap
