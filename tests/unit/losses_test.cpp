@@ -16,7 +16,7 @@
 #include "msmedcap/losses/lm.h"
 #include "msmedcap/losses/stage1.h"
 #include "msmedcap/models/pretrained.h"
-#include "test_utils.h"
+#include "tiny_models.h"
 
 namespace msmedcap {
 namespace {
@@ -140,19 +140,9 @@ TEST(Losses, LmTargetsMaskPrefixPromptAndPadding) {
   EXPECT_THROW(losses::lm_targets(ids, mask, 3, {1}), Error);
 }
 
-config::RunConfig tiny_stage1_config() {
-  config::RunConfig cfg;
-  config::Json j = config::read_json_file(testing::data_path("tiny_msmedcap_opt.json"));
-  j["model"]["qformer"]["text_path"] = true;
-  j["model"]["sam_qformer"]["text_path"] = true;
-  j["model"]["embed_dim"] = 32;
-  config::from_json(j, cfg, "", "tiny");
-  return cfg;
-}
-
 TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {
   torch::manual_seed(4);
-  const auto cfg = tiny_stage1_config();
+  const auto cfg = testing::tiny_stage1_config();
   auto model = models::build_model(cfg.model);
   for (bool sam : {false, true}) {
     losses::Stage1Batch batch;
