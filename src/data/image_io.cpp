@@ -257,7 +257,6 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
                  name, ": DICOM pixel data is shorter than rows x columns x samples");
   const char* src = buffer.data() + per_frame * sample_bytes * options.frame;
   std::vector<double> values(per_frame);
-  const bool is_signed = pf.GetPixelRepresentation() == 1;
   const int stored = pf.GetBitsStored();
   switch (pf.GetScalarType()) {
     case gdcm::PixelFormat::UINT8: widen<uint8_t>(src, per_frame, stored, false, values.data()); break;
@@ -268,7 +267,6 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
     case gdcm::PixelFormat::INT32: widen<int32_t>(src, per_frame, stored, true, values.data()); break;
     default: MSMEDCAP_FAIL(name, ": DICOM pixel type ", pf, " is not supported");
   }
-  (void)is_signed;
 
   DecodedImage out;
   out.format = "dicom";
