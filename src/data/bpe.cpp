@@ -166,25 +166,17 @@ void BpeTokenizer::bpe(const std::string& word, std::vector<std::string>& out) c
 std::vector<std::string> BpeTokenizer::tokenize(const std::string& text) const {
   std::vector<std::string> out;
   const auto& table = byte_to_char();
-  size_t start = 0;
-  auto plain = [&](const std::string& part) {
+  for (const auto& [part, special] : split_special_tokens(text, special_)) {
+    if (special) {
+      out.push_back(part);
+      continue;
+    }
     for (const auto& pre : pretokenize(unicode::decode_utf8(part))) {
       std::u32string mapped;
       for (unsigned char byte : unicode::encode_utf8(pre)) mapped.push_back(table[byte]);
       bpe(unicode::encode_utf8(mapped), out);
     }
-  };
-  for (size_t i = 0; i < text.size();) {
-    const std::string* hit = nullptr;
-    for (const auto& s : special_)
-      if (text.compare(i, s.size(), s) == 0 && (hit == nullptr || s.size() > hit->size())) hit = &s;
-    if (hit == nullptr) { ++i; continue; }
-    if (i > start) plain(text.substr(start, i - start));
-    out.push_back(*hit);
-    i += hit->size();
-    start = i;
   }
-  if (start < text.size()) plain(text.substr(start));
   return out;
 }
 

@@ -44,7 +44,7 @@ FeatureCacheWriter::FeatureCacheWriter(std::string dir, config::Json provenance,
 
 void FeatureCacheWriter::add(const std::string& key, const at::Tensor& feature) {
   MSMEDCAP_CHECK(feature.is_floating_point(), "feature cache: ", key, " is not a floating-point tensor");
-  for (const auto& [k, t] : pending_) MSMEDCAP_CHECK(k != key, "feature cache: duplicate key ", key);
+  MSMEDCAP_CHECK(keys_.insert(key).second, "feature cache: duplicate key ", key);
   at::Tensor half = feature.detach().to(torch::kCPU, torch::kFloat16).contiguous();
   MSMEDCAP_CHECK(torch::isfinite(half).all().item<bool>(), "feature cache: ", key,
                  " does not fit float16 (NaN, infinite or beyond 65504)");
@@ -91,11 +91,13 @@ FeatureCache::FeatureCache(const std::string& dir, const config::Json& expected)
   } catch (const std::exception& e) {
     MSMEDCAP_FAIL(index.string(), ": malformed provenance: ", e.what());
   }
-  if (!expected.is_null()) {
-    const std::string diff = first_difference(expected, provenance_);
-    MSMEDCAP_CHECK(diff.empty(), dir, ": the feature cache was made with a different ", diff,
-                   " than this run uses (rerun `msmedcap extract-features` or fix the config)");
-  }
+  if (!expected.is_null()) check_provenance(expected);
+}
+
+void FeatureCache::check_provenance(const config::Json& expected) const {
+  const std::string diff = first_difference(expected, provenance_);
+  MSMEDCAP_CHECK(diff.empty(), dir_, ": the feature cache was made with a different ", diff,
+                 " than this run uses (rerun `msmedcap extract-features` or fix the config)");
 }
 
 FeatureCache::~FeatureCache() = default;

@@ -52,7 +52,9 @@ ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, Exampl
     const bool sam_pixels = options.sam && !options.sam_cache;
     if (clip_pixels || sam_pixels) {
       const torch::Tensor image = image_to_tensor(decode_image(sample.image, decode).pixels);  // [3, H, W]
-      torch::Tensor clip = clip_transform(image, cfg, &rng);
+      // The CLIP input is made only when it is used: as pixels, or as the source of MSMedCap's SAM input.
+      torch::Tensor clip;
+      if (clip_pixels || (sam_pixels && cfg.sam_input_from_clip_tensor)) clip = clip_transform(image, cfg, &rng);
       if (clip_pixels) ex.clip = clip;
       if (sam_pixels) ex.sam = cfg.sam_input_from_clip_tensor ? sam_from_clip_tensor(clip, cfg) : sam_transform(image, cfg);
     }

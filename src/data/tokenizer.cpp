@@ -54,6 +54,25 @@ class SentencePieceTextTokenizer : public TextTokenizer {
 
 }  // namespace
 
+std::vector<std::pair<std::string, bool>> split_special_tokens(const std::string& text,
+                                                             const std::vector<std::string>& specials) {
+  std::vector<std::pair<std::string, bool>> parts;
+  size_t start = 0, i = 0;
+  while (i < text.size()) {
+    const std::string* hit = nullptr;
+    for (const auto& s : specials)
+      if (text.compare(i, s.size(), s) == 0 && (hit == nullptr || s.size() > hit->size())) hit = &s;
+    if (hit == nullptr) { ++i; continue; }
+    if (i > start) parts.emplace_back(text.substr(start, i - start), false);
+    parts.emplace_back(*hit, true);
+    i += hit->size();
+    start = i;
+  }
+  if (start < text.size()) parts.emplace_back(text.substr(start), false);
+  return parts;
+}
+
+
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path, const TokenizerOptions& options) {
   const fs::path p(path);
   MSMEDCAP_CHECK(fs::exists(p), path, ": no such tokenizer file or folder");

@@ -28,24 +28,6 @@ bool is_cjk(char32_t c) {
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-/// Splits text into pieces that are either one of `specials` or plain text (HF's added-token split).
-std::vector<std::pair<std::string, bool>> split_specials(const std::string& text, const std::vector<std::string>& specials) {
-  std::vector<std::pair<std::string, bool>> parts;
-  size_t start = 0, i = 0;
-  while (i < text.size()) {
-    const std::string* hit = nullptr;
-    for (const auto& s : specials)
-      if (text.compare(i, s.size(), s) == 0 && (hit == nullptr || s.size() > hit->size())) hit = &s;
-    if (hit == nullptr) { ++i; continue; }
-    if (i > start) parts.emplace_back(text.substr(start, i - start), false);
-    parts.emplace_back(*hit, true);
-    i += hit->size();
-    start = i;
-  }
-  if (start < text.size()) parts.emplace_back(text.substr(start), false);
-  return parts;
-}
-
 }  // namespace
 
 WordPieceTokenizer::WordPieceTokenizer(const std::string& vocab_path, const TokenizerOptions& options)
@@ -165,7 +147,7 @@ void WordPieceTokenizer::wordpiece(const std::string& word, std::vector<std::str
 
 std::vector<std::string> WordPieceTokenizer::tokenize(const std::string& text) const {
   std::vector<std::string> out;
-  for (const auto& [part, special] : split_specials(text, special_)) {
+  for (const auto& [part, special] : split_special_tokens(text, special_)) {
     if (special) {
       out.push_back(part);
       continue;

@@ -16,11 +16,6 @@
 
 namespace msmedcap::inference {
 
-config::Json expected_provenance(models::MsMedCapModelImpl& model, const std::string& branch,
-                                 const config::ImageTransformConfig& transform) {
-  return models::encoder_provenance(model, branch, transform);
-}
-
 data::ExampleOptions example_options(models::MsMedCapModelImpl& model, const config::DatasetConfig& data) {
   data::ExampleOptions options;
   options.clip = model.config().use_clip;
@@ -35,7 +30,7 @@ data::ExampleOptions example_options(models::MsMedCapModelImpl& model, const con
     if (!enabled || !fs::exists(fs::path(dir) / io::kIndexFileName)) continue;
     auto cache = std::make_shared<data::FeatureCache>(dir, config::Json());
     if (cache->provenance().value("branch", "") != branch) continue;
-    cache = std::make_shared<data::FeatureCache>(dir, expected_provenance(model, branch, data.transform));
+    cache->check_provenance(models::encoder_provenance(model, branch, data.transform));
     (branch == "clip" ? options.clip_cache : options.sam_cache) = cache;
     any = true;
   }
@@ -92,7 +87,7 @@ ExtractReport extract_features(models::MsMedCapModelImpl& model, const config::D
   }();
   for (const auto& b : branches) {
     const std::string dir = branches.size() == 1 ? options.out : options.out + "/" + b;
-    writers.push_back(std::make_unique<data::FeatureCacheWriter>(dir, expected_provenance(model, b, transform), options.shard_bytes));
+    writers.push_back(std::make_unique<data::FeatureCacheWriter>(dir, models::encoder_provenance(model, b, transform), options.shard_bytes));
   }
 
   model.eval();

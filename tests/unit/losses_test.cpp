@@ -138,6 +138,13 @@ TEST(Losses, LmTargetsMaskPrefixPromptAndPadding) {
   EXPECT_TRUE(torch::equal(t, torch::tensor({{-100, -100, -100, -100, -100, 11, 12, -100},
                                              {-100, -100, -100, -100, -100, 13, -100, -100}}, torch::kLong)));
   EXPECT_THROW(losses::lm_targets(ids, mask, 3, {1}), Error);
+  // lm_loss: plain (unsmoothed) cross entropy of the shifted logits over the kept targets.
+  torch::manual_seed(9);
+  const auto logits = torch::randn({2, 8, 16}, torch::kDouble);
+  const auto keep = t.narrow(1, 1, 7).reshape({-1}).ne(-100);
+  const auto logp = torch::log_softmax(logits.narrow(1, 0, 7).reshape({-1, 16}), 1);
+  const auto picked = logp.index({keep}).gather(1, t.narrow(1, 1, 7).reshape({-1}).index({keep}).view({-1, 1}));
+  EXPECT_NEAR(losses::lm_loss(logits, t).item<double>(), -picked.mean().item<double>(), 1e-6);
 }
 
 TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,7 @@ class FeatureCacheWriter {
   uint64_t shard_bytes_, pending_bytes_ = 0;
   std::vector<std::pair<std::string, at::Tensor>> pending_;
   std::vector<std::pair<std::string, std::string>> written_;  // (key, shard file)
+  std::set<std::string> keys_;
   int shard_ = 0;
 };
 
@@ -49,6 +51,8 @@ class FeatureCache {
  public:
   /// Opens `dir` and checks its provenance against `expected` (skipped when `expected` is null).
   FeatureCache(const std::string& dir, const config::Json& expected);
+  /// Throws naming the first key where the cache's provenance differs from `expected`.
+  void check_provenance(const config::Json& expected) const;
   ~FeatureCache();
   bool contains(const std::string& key) const;
   /// The feature as float32 (a copy); throws naming the key and the cache when absent.

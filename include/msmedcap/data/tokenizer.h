@@ -1,11 +1,13 @@
 #pragma once
 /// The text tokenizers behind one interface: WordPiece (BERT `vocab.txt`, for the Q-Formers),
 /// byte-level BPE (`vocab.json` + `merges.txt`, OPT and GPT-2) and SentencePiece (`.model`,
-/// the LLaMA family). Ids equal HuggingFace's slow tokenizers (tests/golden/tokenizer_*).
+/// the LLaMA family). Ids are checked against goldens from an independent Python implementation of HF's
+/// slow-tokenizer algorithms (tests/golden/make_tokenizer_golden.py).
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace msmedcap::data {
@@ -33,6 +35,12 @@ class TextTokenizer {
  protected:
   int64_t pad_id_ = -1, bos_id_ = -1, eos_id_ = -1, unk_id_ = -1;
 };
+
+/// Splits text into plain pieces and special tokens written in it, (piece, is_special) in
+/// order, the longest special token winning at each position: HF splits on added tokens so
+/// before tokenising the rest.
+std::vector<std::pair<std::string, bool>> split_special_tokens(const std::string& text,
+                                                             const std::vector<std::string>& specials);
 
 /// Options of the tokenizer a model uses.
 struct TokenizerOptions {

@@ -40,8 +40,4 @@ ExtractReport extract_features(models::MsMedCapModelImpl& model, const config::D
 /// folder, or `clip/` and `sam/` under it), each checked against the model's provenance.
 data::ExampleOptions example_options(models::MsMedCapModelImpl& model, const config::DatasetConfig& data);
 
-/// The provenance a run with `model` and `transform` expects of a cache of `branch`.
-config::Json expected_provenance(models::MsMedCapModelImpl& model, const std::string& branch,
-                                 const config::ImageTransformConfig& transform);
-
 }  // namespace msmedcap::inference
