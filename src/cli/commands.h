@@ -46,5 +46,7 @@ void register_tokenize(CLI::App& app, const GlobalOptions& globals);
 void register_train_tokenizer(CLI::App& app, const GlobalOptions& globals);
 void register_extract_features(CLI::App& app, const GlobalOptions& globals);
 void register_bench(CLI::App& app, const GlobalOptions& globals);
+void register_train(CLI::App& app, const GlobalOptions& globals);
+void register_merge(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace msmedcap::cli

@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   cli::register_train_tokenizer(app, globals);
   cli::register_extract_features(app, globals);
   cli::register_bench(app, globals);
+  cli::register_train(app, globals);
+  cli::register_merge(app, globals);
 
   try {
     app.parse(argc, argv);
@@ -38,6 +40,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a command's own exit status (train: 130/143 after a signal)
   } catch (const CLI::ParseError& e) {
     std::cerr << "msmedcap: usage error: " << e.what() << " (see msmedcap --help)\n";
     return 2;

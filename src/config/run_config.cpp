@@ -32,6 +32,8 @@ void RunConfig::validate() const {
   model.validate();
   data.validate("data");
   loader.validate("loader");
+  train.validate("train");
+  val_data.validate("val_data");
   for (size_t i = 0; i < weights.size(); ++i) {
     MSMEDCAP_CHECK(!weights[i].path.empty(), "weights[", i, "].path: must name a file or directory");
     const auto& f = weights[i].format;

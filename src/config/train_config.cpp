@@ -21,4 +21,24 @@ void StageConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(!train_vision || name == "caption", path, ".train_vision: only the caption stage trains the vision encoder");
 }
 
+void TrainConfig::validate(const std::string& path) const {
+  stage.validate(path + ".stage");
+  optimizer.validate(path + ".optimizer");
+  MSMEDCAP_CHECK(epochs >= 1, path, ".epochs: must be >= 1, got ", epochs);
+  MSMEDCAP_CHECK(max_steps >= 0, path, ".max_steps: must be >= 0, got ", max_steps);
+  MSMEDCAP_CHECK(grad_accum >= 1, path, ".grad_accum: must be >= 1, got ", grad_accum);
+  MSMEDCAP_CHECK(clip_grad_norm >= 0 && std::isfinite(clip_grad_norm), path, ".clip_grad_norm: must be >= 0, got ", clip_grad_norm);
+  MSMEDCAP_CHECK(precision == "fp32" || precision == "bf16" || precision == "fp16", path,
+                 ".precision: expected fp32, bf16 or fp16, got '", precision, "'");
+  MSMEDCAP_CHECK(qformer_max_len >= 2, path, ".qformer_max_len: must be >= 2, got ", qformer_max_len);
+  MSMEDCAP_CHECK(decoder_max_len >= 2, path, ".decoder_max_len: must be >= 2, got ", decoder_max_len);
+  MSMEDCAP_CHECK(log_every >= 1, path, ".log_every: must be >= 1, got ", log_every);
+  MSMEDCAP_CHECK(val_every >= 0 && val_batches >= 0 && save_every >= 0, path,
+                 ".val_every, val_batches, save_every: must be >= 0");
+  MSMEDCAP_CHECK(keep >= 1, path, ".keep: must be >= 1, got ", keep);
+  MSMEDCAP_CHECK(nan_action == "skip" || nan_action == "stop", path, ".nan_action: expected skip or stop, got '", nan_action, "'");
+  MSMEDCAP_CHECK(max_skipped_steps >= 0, path, ".max_skipped_steps: must be >= 0, got ", max_skipped_steps);
+  MSMEDCAP_CHECK(bucket_mb >= 1, path, ".bucket_mb: must be >= 1, got ", bucket_mb);
+}
+
 }  // namespace msmedcap::config

@@ -1,6 +1,7 @@
 #include "msmedcap/core/compat.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 
 #include <cmath>
 
@@ -48,5 +49,33 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 }
 
 std::string torch_version() { return TORCH_VERSION; }
+
+AutocastScope::AutocastScope(bool enabled, c10::ScalarType dtype) : enabled_(enabled) {
+  if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
+  previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+  previous_ = at::autocast::is_enabled();
+  previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+  at::autocast::set_autocast_gpu_dtype(dtype);
+  at::autocast::set_enabled(true);
+#endif
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!enabled_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, previous_);
+  at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
+#else
+  at::autocast::set_enabled(previous_);
+  at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+#endif
+}
 
 }  // namespace msmedcap::core

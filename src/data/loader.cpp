@@ -99,13 +99,16 @@ DataLoader::Slot DataLoader::build(int64_t b) const {
   try {
     for (int64_t k = begin; k < end; ++k) {
       const Sample& sample = mixture_->samples()[static_cast<size_t>(order_[static_cast<size_t>(k)])];
+      // Keyed by the position over all ranks: the same sample is augmented alike however many
+      // processes share the epoch.
       std::mt19937_64 rng(mix_seed(static_cast<uint64_t>(cfg_.seed), static_cast<uint64_t>(state_.epoch),
-                                   static_cast<uint64_t>(k), static_cast<uint64_t>(rank_)));
+                                   static_cast<uint64_t>(rank_ + k * world_)));
       try {
         Example ex = process_(sample, rng);
         if (ex.clip.defined()) clips.push_back(ex.clip);
         if (ex.sam.defined()) sams.push_back(ex.sam);
         slot.batch.samples.push_back(sample);
+        slot.batch.positions.push_back(rank_ + k * world_);
       } catch (const msmedcap::Error& e) {
         ++slot.batch.skipped;
         slot.problems.emplace_back(e.what());

@@ -89,6 +89,11 @@ std::string latest_checkpoint(const std::string& run_dir) {
   return dir.string();
 }
 
+std::string resolve_run_folder(const std::string& path) {
+  if (!fs::exists(checkpoints_dir(path) / "latest")) return path;
+  return latest_checkpoint(path);
+}
+
 Checkpoint load_checkpoint(const std::string& dir) {
   const fs::path d(dir);
   for (const char* f : kFiles) MSMEDCAP_CHECK(fs::exists(d / f), dir, ": incomplete checkpoint, no ", f);

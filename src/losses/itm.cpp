@@ -1,41 +1,75 @@
 #include "msmedcap/losses/itm.h"
 
-#include <ATen/CPUGeneratorImpl.h>
+#include <cmath>
+#include <limits>
+
 #include <torch/torch.h>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/data/mixture.h"
 
 namespace msmedcap::losses {
 namespace {
 
-/// One draw per row of softmax(logits) with `positives` excluded; uniform over the negatives
-/// where the softmax is not a distribution.
-torch::Tensor draw(const torch::Tensor& logits, const torch::Tensor& positives, at::Generator& gen) {
+/// A uniform double in (0, 1) from the seed and a row and column key (splitmix-style mixing).
+double keyed_uniform(uint64_t seed, int64_t row, int64_t col, uint64_t direction) {
+  const uint64_t h = data::mix_seed(seed, direction, static_cast<uint64_t>(row), static_cast<uint64_t>(col));
+  return (static_cast<double>(h >> 11) + 0.5) * 0x1.0p-53;
+}
+
+/// One draw per row of softmax(logits) with `positives` excluded, by the Gumbel-max trick: the
+/// argmax over columns of logit + Gumbel noise keyed by (row key, column key). Rows that are not
+/// finite (NaN, overflow) draw uniformly over the negatives.
+torch::Tensor draw(const torch::Tensor& logits, const torch::Tensor& positives, const torch::Tensor& row_keys,
+                   const torch::Tensor& col_keys, uint64_t seed, uint64_t direction) {
   torch::NoGradGuard no_grad;
-  const auto neg = positives.logical_not().to(torch::kCPU);
+  const auto pos = positives.to(torch::kCPU).contiguous();
+  const auto neg = pos.logical_not();
   MSMEDCAP_CHECK(neg.any(1).all().item<bool>(), "itm: a row has no negative (every pair is a positive)");
-  auto w = torch::softmax(logits.detach().to(torch::kCPU, torch::kFloat32).masked_fill(positives.to(torch::kCPU), -INFINITY), 1);
-  const auto sums = w.sum(1);
-  const auto bad = torch::isfinite(w).all(1).logical_not().logical_or(sums <= 0).logical_or(torch::isfinite(sums).logical_not());
-  if (bad.any().item<bool>()) {
-    const auto uniform = neg.to(torch::kFloat32) / neg.sum(1, true).to(torch::kFloat32);
-    w = torch::where(bad.view({-1, 1}), uniform, w);
+  const auto w = logits.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const int64_t rows = w.size(0), cols = w.size(1);
+  const auto rk = row_keys.to(torch::kCPU, torch::kLong).contiguous();
+  const auto ck = col_keys.to(torch::kCPU, torch::kLong).contiguous();
+  const double* wp = w.data_ptr<double>();
+  const bool* pp = pos.data_ptr<bool>();
+  const int64_t* rkp = rk.data_ptr<int64_t>();
+  const int64_t* ckp = ck.data_ptr<int64_t>();
+  auto out = torch::empty({rows}, torch::kLong);
+  int64_t* op = out.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows; ++i) {
+    const double* row = wp + i * cols;
+    bool finite = true;
+    for (int64_t j = 0; j < cols && finite; ++j) finite = pp[i * cols + j] || std::isfinite(row[j]);
+    double best = -std::numeric_limits<double>::infinity();
+    int64_t pick = -1;
+    for (int64_t j = 0; j < cols; ++j) {
+      if (pp[i * cols + j]) continue;
+      const double g = -std::log(-std::log(keyed_uniform(seed, rkp[i], ckp[j], direction)));
+      const double score = (finite ? row[j] : 0.0) + g;
+      if (pick < 0 || score > best) {
+        best = score;
+        pick = j;
+      }
+    }
+    op[i] = pick;
   }
-  w = w * neg.to(torch::kFloat32);  // exact zeros on the positives
-  return torch::multinomial(w, 1, false, gen).view({-1});
+  return out;
 }
 
 }  // namespace
 
 HardNegatives sample_hard_negatives(const torch::Tensor& sim_i2t, const torch::Tensor& sim_t2i, const torch::Tensor& positives,
-                                    uint64_t seed) {
-  MSMEDCAP_CHECK(sim_i2t.sizes() == sim_t2i.sizes() && sim_i2t.sizes() == positives.sizes(),
+                                    uint64_t seed, const torch::Tensor& row_keys, const torch::Tensor& col_keys) {
+  MSMEDCAP_CHECK(sim_i2t.sizes() == sim_t2i.sizes() && sim_i2t.sizes() == positives.sizes() && sim_i2t.dim() == 2,
                  "itm: similarities and positives must share [B, B*W], got ", sim_i2t.sizes(), ", ", sim_t2i.sizes(),
                  " and ", positives.sizes());
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto rows = row_keys.defined() ? row_keys : torch::arange(sim_i2t.size(0), torch::kLong);
+  const auto cols = col_keys.defined() ? col_keys : torch::arange(sim_i2t.size(1), torch::kLong);
+  MSMEDCAP_CHECK(rows.numel() == sim_i2t.size(0) && cols.numel() == sim_i2t.size(1), "itm: keys ", rows.sizes(), " and ",
+                 cols.sizes(), " do not match similarities ", sim_i2t.sizes());
   HardNegatives out;
-  out.image_index = draw(sim_t2i, positives, gen).to(sim_t2i.device());  // a hard image for each text
-  out.text_index = draw(sim_i2t, positives, gen).to(sim_i2t.device());   // a hard text for each image
+  out.image_index = draw(sim_t2i, positives, rows, cols, seed, 1).to(sim_t2i.device());  // a hard image for each text
+  out.text_index = draw(sim_i2t, positives, rows, cols, seed, 2).to(sim_i2t.device());   // a hard text for each image
   return out;
 }
 

@@ -2,12 +2,20 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "msmedcap/core/check.h"
 #include "msmedcap/losses/itc.h"
 #include "msmedcap/losses/itg.h"
 #include "msmedcap/losses/itm.h"
 
 namespace msmedcap::losses {
+
+torch::Tensor token_mean_over_ranks(const torch::Tensor& loss, int64_t count, const Collectives& collectives) {
+  if (collectives.world_size <= 1 || !collectives.sum) return loss;
+  const double total = collectives.sum(static_cast<double>(count));
+  return loss * (static_cast<double>(count) * static_cast<double>(collectives.world_size) / std::max(total, 1.0));
+}
 
 Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, const Stage1Batch& batch, int64_t dec_id,
                            uint64_t seed, const Collectives& collectives) {
@@ -35,19 +43,25 @@ Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, co
   const auto image_feats = F::normalize(heads.vision_projection(query_out), F::NormalizeFuncOptions().dim(-1));  // [B, Nq, E]
   const auto text_out = qformer->encode_text(batch.text_ids, batch.text_mask);                             // [B, T, D]
   const auto text_feat = F::normalize(heads.text_projection(text_out.select(1, 0)), F::NormalizeFuncOptions().dim(-1));
-  torch::Tensor image_feats_all, text_feat_all, ids_all;
+  // Gathered with gradient: LAVIS gathers these without it, which keeps the full gradient on one
+  // process but drops the other ranks' share on several; here N processes equal one.
+  const auto image_feats_all = gather_with_grad(image_feats);  // [B*W, Nq, E]
+  const auto text_feat_all = gather_with_grad(text_feat);      // [B*W, E]
+  torch::Tensor ids_all, keys_all;
+  const auto keys = batch.keys.defined()
+                        ? batch.keys.to(torch::kLong)
+                        : torch::arange(collectives.rank * b, (collectives.rank + 1) * b, torch::kLong).to(image.device());
   {
     torch::NoGradGuard no_grad;
-    image_feats_all = gather(image_feats.detach());
-    text_feat_all = gather(text_feat.detach());
     if (batch.image_ids.defined()) ids_all = gather(batch.image_ids);
+    keys_all = gather(keys);
   }
   const ItcResult itc = itc_loss(image_feats, text_feat, image_feats_all, text_feat_all, heads.temp, collectives.rank, 0.1,
                                  batch.image_ids, ids_all);
 
   // ITM: [positive pairs, (text, hard image), (image, hard text)].
   const auto positives = itc_positives(b, text_feat_all.size(0), collectives.rank, batch.image_ids, ids_all, image.device());
-  const HardNegatives neg = sample_hard_negatives(itc.sim_i2t, itc.sim_t2i, positives, seed);
+  const HardNegatives neg = sample_hard_negatives(itc.sim_i2t, itc.sim_t2i, positives, seed, keys, keys_all);
   const auto image_world = gather_with_grad(image);
   torch::Tensor ids_world, mask_world;
   {
@@ -68,7 +82,9 @@ Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, co
   Stage1Losses out;
   out.itc = itc.loss;
   out.itm = itm_loss(itm_logits);
-  out.itg = next_token_loss(itg_logits, labels, 0.1);
+  // A mean over this rank's tokens; rescaled so that ranks with more text do not weigh less.
+  const int64_t tokens = labels.narrow(1, 1, labels.size(1) - 1).ne(kIgnoreIndex).sum().item<int64_t>();
+  out.itg = token_mean_over_ranks(next_token_loss(itg_logits, labels, 0.1), tokens, collectives);
   out.total = out.itc + out.itm + out.itg;
   return out;
 }

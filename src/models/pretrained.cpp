@@ -2,8 +2,14 @@
 
 #include <set>
 
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/io/checkpoint.h"
 #include "msmedcap/io/weight_map.h"
 
 namespace msmedcap::models {
@@ -179,7 +185,29 @@ config::SamEncoderConfig sam_config_from_hf(const config::Json& hf, const std::s
   return s;
 }
 
-MsMedCapModel build_model(const config::ModelConfig& cfg) { return MsMedCapModel(cfg); }
+void init_weights(torch::nn::Module& model, double std) {
+  torch::NoGradGuard no_grad;
+  for (const auto& m : model.modules()) {
+    if (auto* linear = m->as<torch::nn::Linear>()) {
+      linear->weight.normal_(0.0, std);
+      if (linear->bias.defined()) linear->bias.zero_();
+    } else if (auto* conv = m->as<torch::nn::Conv2d>()) {
+      conv->weight.normal_(0.0, std);
+      if (conv->bias.defined()) conv->bias.zero_();
+    } else if (auto* embedding = m->as<torch::nn::Embedding>()) {
+      embedding->weight.normal_(0.0, std);
+    } else if (auto* norm = m->as<torch::nn::LayerNorm>()) {
+      if (norm->weight.defined()) norm->weight.fill_(1.0);
+      if (norm->bias.defined()) norm->bias.zero_();
+    }
+  }
+}
+
+MsMedCapModel build_model(const config::ModelConfig& cfg) {
+  MsMedCapModel model(cfg);
+  init_weights(*model);
+  return model;
+}
 
 namespace {
 io::LoadOptions weight_options(const std::string& prefix, const config::LoadConfig& policy,
@@ -204,7 +232,7 @@ io::LoadOptions weight_options(const std::string& prefix, const config::LoadConf
 
 /// The tensors of `path` under canonical names (renamed by the weight map unless already HF).
 std::unique_ptr<io::TensorSource> open_source(const std::string& path, const std::string& format) {
-  auto store = std::make_unique<io::TensorStore>(io::TensorStore::open(path));
+  auto store = std::make_unique<io::TensorStore>(io::TensorStore::open(io::resolve_run_folder(path)));
   if (format == "hf") return store;
   return std::make_unique<io::StateDictSource>(io::canonical_tensors(*store, format),
                                                path + " (format " + format + ")");

@@ -9,6 +9,7 @@
 #include "msmedcap/config/data_config.h"
 #include "msmedcap/config/fields.h"
 #include "msmedcap/config/model_config.h"
+#include "msmedcap/config/train_config.h"
 
 namespace msmedcap::config {
 
@@ -69,6 +70,21 @@ struct WeightsSource {
   }
 };
 
+/// The model's tokenizers (a file or an HF folder each; data/tokenizer.h).
+struct TokenizersConfig {
+  /// WordPiece vocabulary of the Q-Formers' text path (bert-base-uncased's vocab.txt); [DEC] is
+  /// appended after it.
+  std::string qformer;
+  /// The decoder LLM's tokenizer (OPT/GPT-2 vocab.json + merges.txt, LLaMA tokenizer.model).
+  std::string decoder;
+
+  template <class V>
+  void visit(V& v) {
+    v("qformer", qformer, "Q-Former WordPiece vocab.txt or folder (stage 1)");
+    v("decoder", decoder, "decoder tokenizer file or folder (stage 2, captioning)");
+  }
+};
+
 /// The root of a resolved msmedcap config.
 struct RunConfig {
   RuntimeConfig runtime;
@@ -79,6 +95,11 @@ struct RunConfig {
   /// The dataset (mixture, transforms, feature cache) and its loader.
   DatasetConfig data;
   LoaderConfig loader;
+  TokenizersConfig tokenizers;
+  TrainConfig train;
+  /// Validation data, every sample once through data.transform without augmentation (its own
+  /// transform section is not used); no sources = no validation.
+  DatasetConfig val_data;
 
   template <class V>
   void visit(V& v) {
@@ -88,6 +109,9 @@ struct RunConfig {
     v("weights", weights, "weight files loaded into the model, in order");
     v("data", data, "dataset sources, mixture weights, transforms, feature cache");
     v("loader", loader, "threaded data loader");
+    v("tokenizers", tokenizers, "the model's tokenizers");
+    v("train", train, "training: stage, optimiser, schedule, checkpoints");
+    v("val_data", val_data, "validation dataset for training; no sources = none");
   }
   void validate() const;
 };

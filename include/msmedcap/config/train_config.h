@@ -54,4 +54,76 @@ struct StageConfig {
   void validate(const std::string& path) const;
 };
 
+/// A training run: the stage, the optimiser, how long, and how the loop logs, validates, saves
+/// and reacts to a non-finite loss (MODEL_REFERENCE.md §1.5 for LAVIS's values).
+struct TrainConfig {
+  StageConfig stage;
+  OptimizerConfig optimizer;
+  /// Epochs of the data mixture; a step is one optimiser update.
+  int64_t epochs = 1;
+  /// Stop after this many steps; 0 = epochs * steps per epoch.
+  int64_t max_steps = 0;
+  /// Micro-batches accumulated per step (LAVIS accum_grad_iters).
+  int64_t grad_accum = 1;
+  /// Clip the global gradient norm to this value; 0 = off (LAVIS does not clip).
+  double clip_grad_norm = 0.0;
+  /// fp32, or on CUDA bf16 (autocast) or fp16 (autocast + dynamic loss scaling); master weights
+  /// stay fp32.
+  std::string precision = "fp32";
+  /// Q-Former text length in WordPiece tokens (stage 1), with [CLS] and [SEP].
+  int64_t qformer_max_len = 32;
+  /// Decoder text length in tokens (stage 2, caption): prompt + caption + eos text.
+  int64_t decoder_max_len = 320;
+  /// Text before each caption in the decoder's input (masked in the loss), e.g. "a photo of ".
+  std::string prompt;
+  /// Appended to each caption as the decoder's end of text (LAVIS trains OPT with "\n").
+  std::string eos_text = "\n";
+  /// LAVIS pre_caption on captions (lowercase, punctuation to spaces, at most 50 words).
+  bool clean_captions = true;
+  /// Stage 1: pairs of the same image file in a batch are all ITC positives.
+  bool itc_image_ids = true;
+  /// Log a metrics line every N steps.
+  int64_t log_every = 10;
+  /// Validate on `val_data` every N steps; 0 = at the end of each epoch.
+  int64_t val_every = 0;
+  /// Validation batches per evaluation; 0 = the whole validation set.
+  int64_t val_batches = 0;
+  /// Save a checkpoint every N steps; 0 = at the end of each epoch. The last step always saves.
+  int64_t save_every = 0;
+  /// Step checkpoints kept besides the best.
+  int64_t keep = 3;
+  /// On a NaN or infinite loss: "skip" the step (no update) or "stop" after saving.
+  std::string nan_action = "stop";
+  /// With nan_action skip: stop after this many skipped steps in the run.
+  int64_t max_skipped_steps = 20;
+  /// Gradient all-reduce bucket size in MiB (several processes).
+  int64_t bucket_mb = 25;
+
+  template <class V>
+  void visit(V& v) {
+    v("stage", stage, "which parts of the model train");
+    v("optimizer", optimizer, "AdamW and its learning-rate schedule");
+    v("epochs", epochs, "epochs of the data mixture");
+    v("max_steps", max_steps, "stop after this many steps; 0 = epochs * steps per epoch");
+    v("grad_accum", grad_accum, "micro-batches accumulated per optimiser step");
+    v("clip_grad_norm", clip_grad_norm, "clip the global gradient norm; 0 = off");
+    v("precision", precision, "fp32, or on CUDA bf16 / fp16 (autocast, fp32 master weights)");
+    v("qformer_max_len", qformer_max_len, "stage-1 WordPiece tokens per caption");
+    v("decoder_max_len", decoder_max_len, "decoder tokens per prompt + caption");
+    v("prompt", prompt, "text before each caption in the decoder input (masked in the loss)");
+    v("eos_text", eos_text, "text appended to each caption as the decoder's end (\\n for OPT)");
+    v("clean_captions", clean_captions, "LAVIS pre_caption on training captions");
+    v("itc_image_ids", itc_image_ids, "stage 1: pairs of the same image are all ITC positives");
+    v("log_every", log_every, "steps between metrics lines");
+    v("val_every", val_every, "steps between validations; 0 = each epoch end");
+    v("val_batches", val_batches, "validation batches per evaluation; 0 = all");
+    v("save_every", save_every, "steps between checkpoints; 0 = each epoch end");
+    v("keep", keep, "step checkpoints kept besides the best");
+    v("nan_action", nan_action, "non-finite loss: skip (no update) or stop (after saving)");
+    v("max_skipped_steps", max_skipped_steps, "nan_action skip: stop after this many skipped steps");
+    v("bucket_mb", bucket_mb, "gradient all-reduce bucket size in MiB");
+  }
+  void validate(const std::string& path) const;
+};
+
 }  // namespace msmedcap::config

@@ -3,6 +3,7 @@
 /// place in msmedcap that tests TORCH_VERSION_*: everything else calls these wrappers.
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/ScalarType.h>
 #include <c10/util/Optional.h>
 #include <torch/version.h>
 
@@ -28,6 +29,22 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& mask = {}, bool is_causal = false,
                           c10::optional<double> scale = c10::nullopt);
+
+/// CUDA autocast to `dtype` (bf16 or fp16) for the scope's lifetime, as
+/// `torch.autocast("cuda", dtype)`; a no-op when `enabled` is false. Restores the previous state
+/// and clears the autocast weight cache on exit.
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, c10::ScalarType dtype);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_;
+  bool previous_ = false;
+  c10::ScalarType previous_dtype_ = c10::ScalarType::Half;
+};
 
 /// "1.13.1"-style version of the LibTorch msmedcap was built against.
 std::string torch_version();

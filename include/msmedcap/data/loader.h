@@ -39,6 +39,9 @@ struct Batch {
   int64_t epoch = 0;
   int64_t index = 0;  // batch index within the epoch
   std::vector<Sample> samples;
+  /// Each sample's position in the epoch's order over all ranks (rank + k * world_size), a key
+  /// unique within the epoch whatever the number of ranks.
+  std::vector<int64_t> positions;
   at::Tensor clip;  // [B, ...] or undefined
   at::Tensor sam;   // [B, ...] or undefined
   /// Samples of this batch that were skipped as bad.
@@ -56,7 +59,8 @@ struct LoaderState {
 };
 
 /// Turns a sample into an Example; throws (msmedcap::Error) on a bad sample. `rng` is seeded
-/// per (seed, epoch, position, rank), so augmentation does not depend on threads.
+/// per (seed, epoch, position in the epoch over all ranks), so augmentation depends neither on
+/// threads nor on the number of processes.
 using ProcessFn = std::function<Example(const Sample&, std::mt19937_64& rng)>;
 
 /// What to produce for each branch.

@@ -29,6 +29,11 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
 /// names a folder that is missing or incomplete.
 std::string latest_checkpoint(const std::string& run_dir);
 
+/// A run folder (one holding checkpoints/latest) becomes its latest checkpoint folder; any other
+/// path is returned as it is. So a stage starts from the previous stage's run with
+/// `weights: [{"path": "runs/stage1"}]`.
+std::string resolve_run_folder(const std::string& path);
+
 /// Reads a checkpoint folder; errors name the file at fault (missing, truncated, malformed).
 Checkpoint load_checkpoint(const std::string& dir);
 

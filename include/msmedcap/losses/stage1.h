@@ -18,15 +18,25 @@ struct Collectives {
   int64_t world_size = 1;
   /// all_gather along dim 0 without gradient (LAVIS concat_all_gather).
   std::function<torch::Tensor(const torch::Tensor&)> gather;
-  /// all_gather along dim 0 keeping the gradient of this rank's slice (all_gather_with_grad).
+  /// all_gather along dim 0 with gradient: the backward sums the gradients over ranks and keeps
+  /// this rank's slice (LAVIS's GatherLayer).
   std::function<torch::Tensor(const torch::Tensor&)> gather_with_grad;
+  /// Sum of a number over ranks (token counts); empty = identity.
+  std::function<double(double)> sum;
 };
+
+/// `loss`, a mean over this rank's `count` tokens, rescaled so that the mean of the ranks'
+/// values is the mean over every rank's tokens (what one process on the union computes).
+torch::Tensor token_mean_over_ranks(const torch::Tensor& loss, int64_t count, const Collectives& collectives);
 
 struct Stage1Batch {
   models::ImageInputs images;  // pixels or cached features of the branch
   torch::Tensor text_ids;      // [B, T] WordPiece: [CLS] ... [SEP], padding 0
   torch::Tensor text_mask;     // [B, T]
   torch::Tensor image_ids;     // [B] int64 or undefined (then each pair is its own positive)
+  /// [B] int64 keys naming the samples (e.g. their positions in the epoch), unique over the
+  /// ranks' batches; hard negatives are keyed by them. Undefined: rank * B + row.
+  torch::Tensor keys;
 };
 
 struct Stage1Losses {
@@ -34,7 +44,9 @@ struct Stage1Losses {
 };
 
 /// The losses of `sam_branch` (or the CLIP branch) of `model` on `batch`. `dec_id`: the
-/// tokenizer's [DEC]; `seed`: the hard-negative draws (vary it per step and rank).
+/// tokenizer's [DEC]; `seed`: the hard-negative draws (vary it per step, the same on every rank).
+/// The ITC features are gathered with gradient (LAVIS's GatherLayer semantics), so a step on N
+/// ranks equals a step on one process over the union of their batches.
 Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, const Stage1Batch& batch, int64_t dec_id,
                            uint64_t seed, const Collectives& collectives = {});
 

@@ -35,7 +35,14 @@ config::SamEncoderConfig sam_config_from_hf(const config::Json& hf, const std::s
 /// DecoderConfig from an HF OPT / Llama / GPT-2 config (text_config of BLIP-2, or a causal LM).
 config::DecoderConfig decoder_config_from_hf(const config::Json& text, const std::string& path);
 
-/// Builds the composite (one builder for every architecture the config names).
+/// HuggingFace's initialisation for parameters that no weights file provides (`_init_weights`
+/// of BERT/OPT/CLIP with initializer_range `std`): Linear, Conv2d and Embedding weights
+/// N(0, std), their biases 0, LayerNorm weight 1 and bias 0. LibTorch's own defaults (Kaiming,
+/// N(0, 1) embeddings) give a from-scratch model losses of 20-40 nats instead of log(V).
+void init_weights(torch::nn::Module& model, double std = 0.02);
+
+/// Builds the composite (one builder for every architecture the config names), initialised by
+/// init_weights from LibTorch's global generator (seed it first for reproducible weights).
 MsMedCapModel build_model(const config::ModelConfig& cfg);
 
 /// Loads `path` (file, sharded index or directory) into the model, checkpoint names prefixed by

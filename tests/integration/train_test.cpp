@@ -1,0 +1,296 @@
+// The trainer end to end on the synthetic data with the tiny model: each stage's loss falls,
+// a resumed run equals an uninterrupted one, non-finite losses are skipped or stop the run, two
+// stage-1 results merge, two Gloo processes equal one, and SIGTERM saves and exits 143.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <unistd.h>
+
+#include <torch/torch.h>
+
+#include "msmedcap/config/config_io.h"
+#include "msmedcap/core/check.h"
+#include "msmedcap/data/synthetic.h"
+#include "msmedcap/io/checkpoint.h"
+#include "msmedcap/io/tensor_store.h"
+#include "msmedcap/models/pretrained.h"
+#include "msmedcap/training/trainer.h"
+#include "test_utils.h"
+#include "tiny_models.h"
+
+namespace msmedcap {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// A synthetic dataset of `n` studies (64 px) in `dir`; returns the train split's path.
+std::string make_synth(const std::string& dir, int64_t n) {
+  data::SynthOptions o;
+  o.n = n;
+  o.image_size = 64;
+  o.val_fraction = 0.0;
+  data::write_synthetic_dataset(dir, o);
+  return dir + "/train.jsonl";
+}
+
+/// The tiny model with both stage-1 text paths, the test tokenizers and `train_jsonl` as data:
+/// one batch of 8 (the same images every step, no augmentation) so every loss must fall.
+config::RunConfig tiny_run(const std::string& train_jsonl, const std::string& stage) {
+  config::RunConfig cfg = testing::tiny_stage1_config();
+  config::DatasetSourceConfig src;
+  src.format = "jsonl";
+  src.root = fs::path(train_jsonl).parent_path().string();
+  src.annotations = "train.jsonl";
+  cfg.data.sources = {src};
+  cfg.data.samples_per_epoch = 8;
+  cfg.data.transform.clip_size = 32;
+  cfg.data.transform.sam_size = 64;
+  cfg.loader.batch_size = 8;
+  cfg.loader.workers = 0;
+  cfg.tokenizers.qformer = testing::data_path("tokenizers/bert");
+  cfg.tokenizers.decoder = testing::data_path("tokenizers/opt");
+  cfg.train.stage.name = stage;
+  cfg.train.stage.train_vision = stage == "caption";
+  cfg.train.max_steps = 10;
+  cfg.train.log_every = 1;
+  cfg.train.optimizer.lr = 1e-3;
+  cfg.train.optimizer.warmup_steps = 0;
+  cfg.train.optimizer.schedule = "cosine";
+  return cfg;
+}
+
+config::Json resolved_of(const config::RunConfig& cfg) { return config::to_json(cfg); }
+
+training::TrainResult run_train(config::RunConfig cfg, const std::string& run_dir, bool resume = false,
+                                const std::function<void(int64_t, at::Tensor&)>& on_loss = {},
+                                const std::atomic<int>* stop = nullptr) {
+  torch::manual_seed(static_cast<uint64_t>(cfg.runtime.seed));
+  auto model = models::build_model(cfg.model);
+  training::TrainerOptions o;
+  o.run_dir = run_dir;
+  o.resume = resume;
+  o.on_loss = on_loss;
+  o.stop_signal = stop;
+  return training::train(*model, cfg, resolved_of(cfg), o);
+}
+
+/// metrics.jsonl lines of training steps: step -> loss.
+std::map<int64_t, double> step_losses(const std::string& run_dir) {
+  std::map<int64_t, double> out;
+  std::istringstream in(testing::read_text(run_dir + "/metrics.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = config::Json::parse(line);
+    if (j.contains("loss")) out[j.at("step").get<int64_t>()] = j.at("loss").get<double>();
+  }
+  return out;
+}
+
+io::StateDict checkpoint_model(const std::string& run_dir) {
+  return io::TensorStore::open(io::latest_checkpoint(run_dir) + "/model.safetensors").load_all();
+}
+
+class StageLoss : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(StageLoss, FallsOnARepeatedBatch) {
+  testing::TempDir dir;
+  auto cfg = tiny_run(make_synth(dir.file("synth"), 12), GetParam());
+  const auto result = run_train(cfg, dir.file("run"));
+  EXPECT_EQ(result.steps, 10);
+  const auto losses = step_losses(dir.file("run"));
+  ASSERT_EQ(losses.size(), 10u);
+  for (const auto& [step, loss] : losses) EXPECT_TRUE(std::isfinite(loss)) << step;
+  EXPECT_LT(losses.at(10), losses.at(1) - 0.05) << GetParam() << ": " << losses.at(1) << " -> " << losses.at(10);
+  // The checkpoint holds exactly the stage's trainable parameters.
+  const auto saved = checkpoint_model(dir.file("run"));
+  EXPECT_FALSE(saved.empty());
+  for (const auto& [name, t] : saved) {
+    EXPECT_EQ(name.rfind("language_model.", 0), std::string::npos) << name;
+    EXPECT_EQ(name.rfind("sam_model.", 0), std::string::npos) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Train, StageLoss, ::testing::Values("stage1_clip", "stage1_sam", "stage2", "caption"));
+
+TEST(Train, ResumeEqualsAnUninterruptedRun) {
+  testing::TempDir dir;
+  auto cfg = tiny_run(make_synth(dir.file("synth"), 24), "stage1_clip");
+  cfg.data.samples_per_epoch = 0;  // 24 samples, 3 batches an epoch: the order changes per epoch
+  cfg.data.transform.augment = true;
+  cfg.loader.workers = 2;
+  cfg.train.max_steps = 8;
+  cfg.train.save_every = 3;
+  cfg.train.keep = 1;
+  run_train(cfg, dir.file("full"));
+
+  // Interrupted: a stop request during step 5 (index 4) saves after it and returns.
+  std::atomic<int> stop{0};
+  const auto first = run_train(cfg, dir.file("split"), false, [&](int64_t step, at::Tensor&) {
+    if (step == 4) stop = 15;
+  }, &stop);
+  EXPECT_EQ(first.stopped_by_signal, 15);
+  EXPECT_EQ(first.steps, 5);
+  const auto second = run_train(cfg, dir.file("split"), true);
+  EXPECT_EQ(second.steps, 8);
+
+  const auto a = step_losses(dir.file("full")), b = step_losses(dir.file("split"));
+  ASSERT_EQ(a.size(), 8u);
+  EXPECT_EQ(a, b);  // bit-exact, every step
+  const auto pa = checkpoint_model(dir.file("full")), pb = checkpoint_model(dir.file("split"));
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& [name, t] : pa) EXPECT_TRUE(torch::equal(t, pb.at(name))) << name;
+  // keep = 1: the latest step folder only (no best without validation).
+  int folders = 0;
+  for (const auto& e : fs::directory_iterator(dir.file("full") + "/checkpoints")) folders += e.is_directory();
+  EXPECT_EQ(folders, 1);
+  // A fresh run into a folder with checkpoints is refused.
+  EXPECT_THROW(run_train(cfg, dir.file("full")), Error);
+}
+
+TEST(Train, NonFiniteLossIsSkippedOrStopsAfterSaving) {
+  testing::TempDir dir;
+  auto cfg = tiny_run(make_synth(dir.file("synth"), 12), "stage2");
+  cfg.train.max_steps = 4;
+  const auto inject = [](int64_t step, at::Tensor& loss) {
+    if (step == 1) loss = loss * std::numeric_limits<double>::quiet_NaN();
+  };
+  cfg.train.nan_action = "skip";
+  const auto skipped = run_train(cfg, dir.file("skip"), false, inject);
+  EXPECT_EQ(skipped.steps, 4);
+  EXPECT_EQ(skipped.skipped_steps, 1);
+  for (const auto& [name, t] : checkpoint_model(dir.file("skip"))) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+  EXPECT_NE(testing::read_text(dir.file("skip") + "/metrics.jsonl").find("\"skipped\":true"), std::string::npos);
+
+  cfg.train.nan_action = "stop";
+  try {
+    run_train(cfg, dir.file("stop"), false, inject);
+    FAIL() << "a NaN loss with nan_action stop must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite loss at step 1"), std::string::npos) << e.what();
+  }
+  // The checkpoint saved on the way out holds the parameters after step 1 (one good update).
+  const auto dir_saved = io::latest_checkpoint(dir.file("stop"));
+  EXPECT_NE(dir_saved.find("step-000000001"), std::string::npos) << dir_saved;
+  for (const auto& [name, t] : checkpoint_model(dir.file("stop"))) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+}
+
+std::string write_config(const testing::TempDir& dir, const std::string& name, config::RunConfig cfg) {
+  const std::string path = dir.file(name);
+  testing::write_text(path, resolved_of(cfg).dump(2));
+  return path;
+}
+
+TEST(TrainCli, MergedStage1HoldsBothQFormersAndFeedsStage2) {
+  testing::TempDir dir;
+  const auto jsonl = make_synth(dir.file("synth"), 12);
+  for (const char* stage : {"stage1_clip", "stage1_sam"}) {
+    auto cfg = tiny_run(jsonl, stage);
+    cfg.train.max_steps = 2;
+    const auto r = testing::run_msmedcap("train -c " + write_config(dir, std::string(stage) + ".json", cfg) + " --run-dir " +
+                                         dir.file(stage));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  const auto r = testing::run_msmedcap("merge --clip " + dir.file("stage1_clip") + " --sam " + dir.file("stage1_sam") +
+                                       " --out " + dir.file("merged.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto merged = io::TensorStore::open(dir.file("merged.safetensors")).load_all();
+  const auto clip = checkpoint_model(dir.file("stage1_clip")), sam = checkpoint_model(dir.file("stage1_sam"));
+  int64_t from_clip = 0, from_sam = 0;
+  for (const auto& [name, t] : merged) {
+    const bool sam_side = name.rfind("sam_", 0) == 0;
+    EXPECT_TRUE(torch::equal(t, (sam_side ? sam : clip).at(name))) << name;
+    from_sam += name.rfind("sam_qformer.", 0) == 0;
+    from_clip += name.rfind("qformer.", 0) == 0;
+  }
+  EXPECT_GT(from_clip, 10);
+  EXPECT_EQ(from_clip, from_sam);
+  EXPECT_EQ(merged.count("sam_query_tokens"), 1u);
+  EXPECT_EQ(merged.count("query_tokens"), 1u);
+
+  // Stage 2 starts from the merge (the rest from the seed) and writes its own run.
+  auto cfg = tiny_run(jsonl, "stage2");
+  cfg.train.max_steps = 2;
+  cfg.weights = {config::WeightsSource{dir.file("merged.safetensors"), "", "hf"}};
+  cfg.load.allow_missing = {"vision_model.", "sam_model.", "language_model.", "language_projection.",
+                            "sam_language_projection."};
+  const auto s2 = testing::run_msmedcap("train -c " + write_config(dir, "stage2.json", cfg) + " --run-dir " + dir.file("stage2"));
+  ASSERT_EQ(s2.exit_code, 0) << s2.err;
+  EXPECT_EQ(step_losses(dir.file("stage2")).size(), 2u);
+  // A wrong input names what it is.
+  const auto bad = testing::run_msmedcap("merge --clip " + dir.file("stage1_sam") + " --sam " + dir.file("stage1_sam") +
+                                         " --out " + dir.file("bad.safetensors"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("no qformer.* tensor"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir.file("bad.safetensors")));
+}
+
+class TwoProcesses : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TwoProcesses, GlooEqualsOneProcessOnTheGlobalBatch) {
+  testing::TempDir dir;
+  auto cfg = tiny_run(make_synth(dir.file("synth"), 24), GetParam());
+  cfg.data.samples_per_epoch = 0;
+  cfg.train.max_steps = 3;
+  // Adam moves every weight by about lr whatever its gradient's size, so float noise in a
+  // near-zero gradient can move a weight by up to 2 lr: a small lr keeps that below 1e-5.
+  cfg.train.optimizer.lr = 2e-5;
+  cfg.train.optimizer.min_lr = 1e-6;
+  const auto one = write_config(dir, "one.json", cfg);
+  cfg.loader.batch_size = 4;
+  const auto two = write_config(dir, "two.json", cfg);
+  ASSERT_EQ(testing::run_msmedcap("train -c " + one + " --run-dir " + dir.file("one")).exit_code, 0);
+  const int port = 29500 + static_cast<int>(::getpid() % 2000);
+  const std::string env = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " ";
+  const std::string args = std::string(MSMEDCAP_BINARY) + " train -c " + two + " --run-dir " + dir.file("two");
+  const auto r = testing::run_command("(RANK=1 " + env + args + " > " + dir.file("rank1.log") + " 2>&1 & RANK=0 " + env +
+                                      args + "; s=$?; wait $! || s=1; exit $s)");
+  ASSERT_EQ(r.exit_code, 0) << r.err << testing::read_text(dir.file("rank1.log"));
+  EXPECT_NE(r.err.find("rank 0 of 2"), std::string::npos) << r.err;
+
+  const auto a = step_losses(dir.file("one")), b = step_losses(dir.file("two"));
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-5 * std::abs(loss)) << "step " << step;
+  const auto pa = checkpoint_model(dir.file("one")), pb = checkpoint_model(dir.file("two"));
+  ASSERT_EQ(pa.size(), pb.size());
+  double worst = 0;
+  for (const auto& [name, t] : pa) worst = std::max(worst, (t - pb.at(name)).abs().max().item<double>());
+  EXPECT_LT(worst, 1e-5);
+  EXPECT_GT(worst, 0.0);  // the runs really are separate computations
+}
+
+INSTANTIATE_TEST_SUITE_P(Train, TwoProcesses, ::testing::Values("stage1_clip", "stage2"));
+
+TEST(TrainCli, SigtermSavesExits143AndResumes) {
+  testing::TempDir dir;
+  auto cfg = tiny_run(make_synth(dir.file("synth"), 12), "stage1_clip");
+  cfg.train.max_steps = 100000;  // stopped long before
+  const auto path = write_config(dir, "run.json", cfg);
+  const std::string cmd = std::string(MSMEDCAP_BINARY) + " train -c " + path + " --run-dir " + dir.file("run");
+  // Wait for three logged steps, then SIGTERM the trainer.
+  const auto r = testing::run_command("(" + cmd + " & p=$!; for i in $(seq 600); do [ $(grep -c loss " + dir.file("run") +
+                                      "/metrics.jsonl 2>/dev/null || echo 0) -ge 3 ] && break; sleep 0.1; done; kill -TERM $p; "
+                                      "wait $p)");
+  EXPECT_EQ(r.exit_code, 143) << r.err;
+  EXPECT_NE(r.err.find("stopped by signal 15"), std::string::npos) << r.err;
+  const auto latest = io::latest_checkpoint(dir.file("run"));
+  ASSERT_FALSE(latest.empty());
+  const auto losses = step_losses(dir.file("run"));
+  EXPECT_NE(latest.find(fmt::format("step-{:09d}", losses.rbegin()->first)), std::string::npos) << latest;
+  const auto resumed = testing::run_msmedcap("train --run-dir " + dir.file("run") + " --resume --set train.max_steps=" +
+                                             std::to_string(losses.rbegin()->first + 2));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resumed"), std::string::npos);
+  EXPECT_EQ(step_losses(dir.file("run")).size(), losses.size() + 2);
+}
+
+}  // namespace
+}  // namespace msmedcap
