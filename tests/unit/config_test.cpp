@@ -143,6 +143,11 @@ TEST(Config, ValidationRejectsBadValues) {
             std::string::npos);
   EXPECT_NE(error_of({{}, {R"(load.allow_missing=[""])"}}).find("load.allow_missing: an empty"),
             std::string::npos);
+  EXPECT_NE(error_of({{}, {"train.nan_action=ignore"}}).find("train.nan_action: expected skip or stop"),
+            std::string::npos);
+  EXPECT_NE(error_of({{}, {"train.grad_accum=0"}}).find("train.grad_accum: must be >= 1"), std::string::npos);
+  EXPECT_NE(error_of({{}, {"train.precision=fp8"}}).find("train.precision: expected fp32"), std::string::npos);
+  EXPECT_NE(error_of({{}, {"train.stage.name=stage3"}}).find("train.stage.name: expected"), std::string::npos);
 }
 
 TEST(Config, InvalidJsonNamesFileLineAndColumn) {

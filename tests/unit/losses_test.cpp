@@ -99,6 +99,38 @@ TEST(Losses, HardNegativesAvoidPositivesAndSurviveNaN) {
   EXPECT_THROW(losses::sample_hard_negatives(torch::zeros({2, 2}), torch::zeros({2, 2}), all_pos, 0), Error);
 }
 
+TEST(Losses, HardNegativesDependOnWhichSamplesMeetNotOnTheirOrder) {
+  // The same 6 samples as one batch, or split over "ranks" in another order: each sample draws
+  // the same negative sample.
+  torch::manual_seed(4);
+  const auto sim = torch::randn({6, 6}) * 3;
+  const auto keys = torch::tensor({10, 11, 12, 13, 14, 15}, torch::kLong);
+  const auto pos = torch::eye(6, torch::kBool);
+  const auto whole = losses::sample_hard_negatives(sim, sim.t().contiguous(), pos, 9, keys, keys);
+  const auto perm = torch::tensor({3, 0, 5, 1, 4, 2}, torch::kLong);
+  const auto psim = sim.index_select(0, perm).index_select(1, perm);
+  const auto pkeys = keys.index_select(0, perm);
+  const auto ppos = pos.index_select(0, perm).index_select(1, perm);
+  // Rows 2..3 of the permuted batch only (a rank holding two of the samples).
+  const auto part = losses::sample_hard_negatives(psim.narrow(0, 2, 2), psim.t().contiguous().narrow(0, 2, 2),
+                                                  ppos.narrow(0, 2, 2), 9, pkeys.narrow(0, 2, 2), pkeys);
+  for (int64_t r = 0; r < 2; ++r) {
+    const int64_t row = perm[2 + r].item<int64_t>();  // the sample's row in the whole batch
+    EXPECT_EQ(pkeys[part.text_index[r].item<int64_t>()].item<int64_t>(), keys[whole.text_index[row].item<int64_t>()].item<int64_t>());
+    EXPECT_EQ(pkeys[part.image_index[r].item<int64_t>()].item<int64_t>(), keys[whole.image_index[row].item<int64_t>()].item<int64_t>());
+  }
+  // The draws follow the softmax: over many seeds, a far more similar negative wins far more often.
+  auto three = torch::zeros({1, 3});
+  three[0][1] = 2.0;  // weight e^2 against 1 for column 2
+  int wins = 0;
+  for (uint64_t seed = 0; seed < 400; ++seed) {
+    const auto n = losses::sample_hard_negatives(three, three, torch::tensor({{true, false, false}}), seed);
+    wins += n.text_index[0].item<int64_t>() == 1;
+  }
+  const double expect = 400 * std::exp(2.0) / (std::exp(2.0) + 1);  // 352
+  EXPECT_NEAR(wins, expect, 30);
+}
+
 TEST(Losses, ItmLabelsOnePositiveTwoNegatives) {
   auto logits = torch::zeros({6, 2}, torch::kDouble);
   logits.narrow(0, 0, 2).select(1, 1).fill_(3.0);  // positives say "match"

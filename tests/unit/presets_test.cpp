@@ -21,14 +21,30 @@ std::vector<std::string> files_in(const std::string& sub) {
 
 TEST(Presets, EveryRunConfigPresetResolves) {
   int n = 0;
-  for (const std::string sub : {"runtime", "models", "weights", "data"}) {
+  for (const std::string sub : {"runtime", "models", "weights", "data", "stages"}) {
     for (const auto& file : files_in(sub)) {
       RunConfig cfg;
       EXPECT_NO_THROW(resolve_config(cfg, {{file}, {}})) << file;
       ++n;
     }
   }
-  EXPECT_GE(n, 12);
+  EXPECT_GE(n, 16);
+}
+
+TEST(Presets, StageRecipesCarryLavisHyperParameters) {
+  const std::string dir = std::string(MSMEDCAP_SOURCE_DIR) + "/configs/stages/";
+  RunConfig s1, s2, ft;
+  resolve_config(s1, {{dir + "stage1-sam.json"}, {}});
+  resolve_config(s2, {{dir + "stage2.json"}, {}});
+  resolve_config(ft, {{dir + "caption.json"}, {}});
+  EXPECT_EQ(s1.train.stage.name, "stage1_sam");
+  EXPECT_TRUE(s1.model.sam_qformer.text_path);
+  EXPECT_EQ(s1.train.optimizer.warmup_steps, 5000);
+  EXPECT_EQ(s2.train.optimizer.warmup_steps, 2000);
+  EXPECT_EQ(s2.train.eos_text, "\n");
+  EXPECT_EQ(ft.train.prompt, "a photo of ");
+  EXPECT_TRUE(ft.train.stage.train_vision);
+  EXPECT_DOUBLE_EQ(ft.train.optimizer.lr, 1e-5);
 }
 
 TEST(Presets, SamSizesLayerOverTheDefaultModel) {

@@ -1,7 +1,12 @@
 // Caption cleaning against hand-worked LAVIS pre_caption results.
 #include <gtest/gtest.h>
 
+#include <ATen/ATen.h>
+
 #include "msmedcap/data/text.h"
+#include "msmedcap/data/text_batch.h"
+#include "msmedcap/data/tokenizer.h"
+#include "test_utils.h"
 
 namespace msmedcap::data {
 namespace {
@@ -30,6 +35,32 @@ TEST(CleanCaption, EveryStepCanBeTurnedOff) {
   EXPECT_EQ(clean_caption(" Keep (Case). ", options), "Keep (Case).");
   // Non-ASCII bytes pass through unchanged (Python would lowercase "É"; documented difference).
   EXPECT_EQ(clean_caption("Éclat “quoted”"), "Éclat “quoted”");
+}
+
+TEST(TextBatch, QFormerRowsKeepSepWhenCutAndPadWithZero) {
+  const auto tok = load_tokenizer(testing::data_path("tokenizers/bert"));
+  const auto full = tok->encode("a small nodule in the left upper lobe", true);
+  ASSERT_GT(full.size(), 6u);
+  const auto b = qformer_text_batch(*tok, {"a small nodule in the left upper lobe", "a mass"}, 6);
+  ASSERT_EQ(b.ids.sizes(), (at::IntArrayRef{2, 6}));
+  for (int64_t t = 0; t < 5; ++t) EXPECT_EQ(b.ids[0][t].item<int64_t>(), full[static_cast<size_t>(t)]);
+  EXPECT_EQ(b.ids[0][5].item<int64_t>(), full.back());  // [SEP] kept last
+  const auto short_ids = tok->encode("a mass", true);
+  EXPECT_EQ(b.mask[1].sum().item<int64_t>(), static_cast<int64_t>(short_ids.size()));
+  EXPECT_EQ(b.ids[1][5].item<int64_t>(), 0);
+}
+
+TEST(TextBatch, DecoderRowsCarryPromptLengthsAndTheEndText) {
+  const auto tok = load_tokenizer(testing::data_path("tokenizers/opt"));
+  const auto b = decoder_text_batch(*tok, {"a mass", "a small nodule"}, "a photo of ", "\n", 64);
+  const auto expect = tok->encode("a photo of a small nodule\n", true);
+  ASSERT_EQ(b.ids.size(1), static_cast<int64_t>(expect.size()));
+  for (size_t t = 0; t < expect.size(); ++t) EXPECT_EQ(b.ids[1][static_cast<int64_t>(t)].item<int64_t>(), expect[t]);
+  const auto prompt = static_cast<int64_t>(tok->encode("a photo of ", true).size());
+  EXPECT_EQ(b.prompt_lengths, (std::vector<int64_t>{prompt, prompt}));
+  EXPECT_EQ(b.ids[0][b.ids.size(1) - 1].item<int64_t>(), tok->pad_id());  // right padding
+  EXPECT_TRUE(decoder_text_batch(*tok, {"x"}, "", "\n", 64).prompt_lengths == std::vector<int64_t>{0});
+  EXPECT_EQ(decoder_text_batch(*tok, {"a small nodule"}, "", "\n", 3).ids.size(1), 3);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "msmedcap/config/run_config.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/models/pretrained.h"
+#include "msmedcap/training/distributed.h"
 #include "msmedcap/training/optimizer.h"
 #include "msmedcap/training/schedule.h"
 #include "msmedcap/training/stages.h"
@@ -122,6 +123,31 @@ TEST(Optimizer, GroupsAndStateRoundTripBitExactly) {
   io::StateDict wrong = saved;
   wrong["exp_avg.layer.weight"] = torch::zeros({2, 2});
   EXPECT_THROW(opt_b.load_state(io::StateDictSource(wrong, "wrong")), Error);
+}
+
+TEST(Distributed, EnvironmentFromTorchrunSlurmOrNone) {
+  const auto single = training::DistEnv::from_environment({{"HOME", "/root"}});
+  EXPECT_EQ(single.world_size, 1);
+  EXPECT_EQ(single.source, "single");
+  const auto tr = training::DistEnv::from_environment(
+      {{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29999"}});
+  EXPECT_EQ(tr.source, "torchrun");
+  EXPECT_EQ(tr.rank, 3);
+  EXPECT_EQ(tr.world_size, 4);
+  EXPECT_EQ(tr.local_rank, 1);
+  EXPECT_EQ(tr.master_addr, "node7");
+  EXPECT_EQ(tr.master_port, 29999);
+  const auto sl = training::DistEnv::from_environment(
+      {{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"}, {"SLURM_JOB_NODELIST", "gpu[03-05,9],cpu1"}});
+  EXPECT_EQ(sl.source, "slurm");
+  EXPECT_EQ(sl.rank, 5);
+  EXPECT_EQ(sl.master_addr, "gpu03");
+  EXPECT_EQ(sl.master_port, 29500);
+  EXPECT_EQ(training::first_slurm_host("a1,a2"), "a1");
+  EXPECT_EQ(training::first_slurm_host("solo"), "solo");
+  EXPECT_THROW(training::DistEnv::from_environment({{"RANK", "x"}, {"WORLD_SIZE", "2"}}), Error);
+  EXPECT_THROW(training::DistEnv::from_environment({{"RANK", "2"}, {"WORLD_SIZE", "2"}}), Error);
+  EXPECT_THROW(training::DistEnv::from_environment({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}), Error);
 }
 
 }  // namespace
