@@ -1,6 +1,9 @@
 #include "msmedcap/models/vit.h"
 
+#include "msmedcap/models/checkpointing.h"
+
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/upsampling.h>
 
@@ -150,12 +153,13 @@ VisionEncoderImpl::VisionEncoderImpl(const config::VisionConfig& cfg) {
 }
 
 torch::Tensor VisionEncoderImpl::forward(torch::Tensor x) {
+  const bool recompute = gradient_checkpointing && is_training() && at::GradMode::is_enabled() && x.requires_grad();
   for (const auto& layer : *layers) {
-    if (auto* clip = layer->as<ClipLayer>()) {
-      x = clip->forward(x);
-    } else {
-      x = layer->as<VisionLayer>()->forward(x);
-    }
+    Block block = [layer](const torch::Tensor& h) {
+      if (auto* clip = layer->as<ClipLayer>()) return clip->forward(h);
+      return layer->as<VisionLayer>()->forward(h);
+    };
+    x = recompute ? checkpointed(block, x) : block(x);
   }
   return x;
 }

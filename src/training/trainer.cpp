@@ -123,6 +123,7 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
   }
 
   model_.to(options_.device);
+  if (model_.vision_model) model_.vision_model->encoder->gradient_checkpointing = tcfg_.grad_checkpointing;
   params_ = apply_stage(model_, stage);
   for (const auto& [name, p] : params_) tensors_.push_back(p);
   set_train_mode(model_, stage);
@@ -149,9 +150,9 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
                    decoder_tok_->vocab_size(), " tokens do not fit the decoder's vocab_size ", cfg_.model.decoder.vocab_size);
   }
 
+  // The CLIP ViT interpolates its position embeddings to other sizes (LAVIS fine-tunes at 364);
+  // SAM's input size is fixed by its relative positions.
   const auto& transform = cfg_.data.transform;
-  MSMEDCAP_CHECK(!cfg_.model.use_clip || transform.clip_size == cfg_.model.vision.image_size, "data.transform.clip_size: ",
-                 transform.clip_size, " differs from model.vision.image_size ", cfg_.model.vision.image_size);
   MSMEDCAP_CHECK(!cfg_.model.use_sam || transform.sam_size == cfg_.model.sam.image_size, "data.transform.sam_size: ",
                  transform.sam_size, " differs from model.sam.image_size ", cfg_.model.sam.image_size);
   loader_ = make_loader(cfg_.data, cfg_.loader, true);

@@ -239,5 +239,24 @@ TEST(Vision, PositionEmbeddingsInterpolateForOtherSizes) {
   EXPECT_EQ(out.last_hidden_state.sizes(), (at::IntArrayRef{1, 1 + 16, 32}));
 }
 
+TEST(Vision, GradientCheckpointingGivesTheSameGradients) {
+  MsMedCapModel model(tiny_composite());
+  auto& vit = model->vision_model;
+  vit->train();
+  const auto pixels = at::randn({2, 3, 16, 16});
+  std::vector<at::Tensor> grads[2];
+  for (int pass = 0; pass < 2; ++pass) {
+    vit->encoder->gradient_checkpointing = pass == 1;
+    vit->zero_grad();
+    vit(pixels).features.pow(2).sum().backward();
+    for (const auto& p : vit->parameters()) grads[pass].push_back(p.grad().clone());
+  }
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    EXPECT_TRUE(at::allclose(grads[0][i], grads[1][i], 1e-5, 1e-6)) << i;
+    EXPECT_GT(grads[0][i].abs().sum().item<double>(), 0.0) << i;
+  }
+}
+
 }  // namespace
 }  // namespace msmedcap::models

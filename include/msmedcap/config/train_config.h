@@ -70,6 +70,9 @@ struct TrainConfig {
   /// fp32, or on CUDA bf16 (autocast) or fp16 (autocast + dynamic loss scaling); master weights
   /// stay fp32.
   std::string precision = "fp32";
+  /// Recompute the CLIP ViT's layers in the backward (caption stage with train_vision; LAVIS
+  /// use_grad_checkpoint): less memory, one more forward of the ViT.
+  bool grad_checkpointing = false;
   /// Q-Former text length in WordPiece tokens (stage 1), with [CLS] and [SEP].
   int64_t qformer_max_len = 32;
   /// Decoder text length in tokens (stage 2, caption): prompt + caption + eos text.
@@ -108,6 +111,7 @@ struct TrainConfig {
     v("grad_accum", grad_accum, "micro-batches accumulated per optimiser step");
     v("clip_grad_norm", clip_grad_norm, "clip the global gradient norm; 0 = off");
     v("precision", precision, "fp32, or on CUDA bf16 / fp16 (autocast, fp32 master weights)");
+    v("grad_checkpointing", grad_checkpointing, "recompute the CLIP ViT's layers in the backward (caption stage)");
     v("qformer_max_len", qformer_max_len, "stage-1 WordPiece tokens per caption");
     v("decoder_max_len", decoder_max_len, "decoder tokens per prompt + caption");
     v("prompt", prompt, "text before each caption in the decoder input (masked in the loss)");

@@ -72,6 +72,9 @@ class VisionEncoderImpl : public torch::nn::Module {
   explicit VisionEncoderImpl(const config::VisionConfig& cfg);
   torch::Tensor forward(torch::Tensor x);
   torch::nn::ModuleList layers{nullptr};
+  /// Recompute each layer in the backward instead of keeping its activations (training with
+  /// gradient only; models/checkpointing.h). LAVIS's use_grad_checkpoint for the ViT.
+  bool gradient_checkpointing = false;
 };
 TORCH_MODULE(VisionEncoder);
 
