@@ -1,0 +1,73 @@
+// Captioning metrics against hand-worked pycocoevalcap values and the invariants of
+// DATA_AND_METRICS.md §B8.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "msmedcap/metrics/scorer.h"
+
+namespace msmedcap::metrics {
+namespace {
+
+TEST(Metrics, IdenticalHypothesesScoreOneAndCiderTen) {
+  const std::vector<Item> items = {{"a small nodule in the left lung", {"a small nodule in the left lung"}},
+                                   {"large effusion on the right side", {"large effusion on the right side"}},
+                                   {"no acute finding in the chest", {"no acute finding in the chest"}}};
+  const auto b = bleu(items);
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(b[k].corpus, 1.0, 1e-8) << k;
+  EXPECT_DOUBLE_EQ(rouge_l(items).corpus, 1.0);
+  EXPECT_NEAR(cider_d(items).corpus, 10.0, 1e-9);
+}
+
+TEST(Metrics, OneItemHasCiderZeroAndEmptyHypothesesScoreZero) {
+  EXPECT_DOUBLE_EQ(cider_d({{"a mass", {"a mass"}}}).corpus, 0.0);
+  const std::vector<Item> empty = {{"", {"a mass in the lung"}}, {"", {"normal chest"}}};
+  for (const auto& s : bleu(empty)) EXPECT_EQ(s.corpus, 0.0);
+  EXPECT_EQ(rouge_l(empty).corpus, 0.0);
+  EXPECT_EQ(cider_d(empty).corpus, 0.0);
+  EXPECT_EQ(split_space(""), (std::vector<std::string>{""}));
+}
+
+TEST(Metrics, BleuAndRougeByHand) {
+  // Unigrams 5/6, bigrams 3/5, trigrams 1/4, 4-grams 0/3; equal lengths: no brevity penalty.
+  const std::vector<Item> items = {{"the cat sat on the mat", {"the cat is on the mat"}}};
+  const auto b = bleu(items);
+  EXPECT_NEAR(b[0].corpus, 5.0 / 6, 1e-9);
+  EXPECT_NEAR(b[1].corpus, std::sqrt(0.5), 1e-9);
+  EXPECT_NEAR(b[2].corpus, 0.5, 1e-9);
+  EXPECT_NEAR(b[3].corpus, std::pow(0.125 * (1e-15 / (3 + 1e-9)), 0.25), 1e-12);
+  // LCS "the cat on the mat" = 5 of 6 both ways: F = P = R = 5/6.
+  EXPECT_NEAR(rouge_l(items).corpus, 5.0 / 6, 1e-12);
+}
+
+TEST(Metrics, BleuClosestReferenceTieGoesToTheShorter) {
+  // Lengths 3 and 5 are both 1 away from 4: the shorter makes no brevity penalty.
+  const auto b = bleu({{"a b c d", {"a b c", "a b c d e"}}});
+  EXPECT_NEAR(b[0].corpus, 1.0, 1e-8);
+  // A hypothesis shorter than its only reference pays exp(1 - r/c).
+  const auto short_hyp = bleu({{"a b", {"a b c d"}}});
+  EXPECT_NEAR(short_hyp[0].corpus, std::exp(1 - 2.0), 1e-8);
+}
+
+TEST(Metrics, RougeMaxesPrecisionAndRecallOverReferencesIndependently) {
+  // Precision is best against "x a b c y z" (LCS 3 of 3 hypothesis tokens), recall against
+  // "a b" (LCS 2 of 2 reference tokens): each is maxed on its own, so both are 1.
+  const auto s = rouge_l({{"a b c", {"a b", "x a b c y z"}}});
+  const double p = 1.0, r = 1.0;
+  EXPECT_NEAR(s.corpus, (1 + 1.44) * p * r / (r + 1.44 * p), 1e-12);
+}
+
+TEST(Metrics, CiderUsesReferenceDocumentFrequenciesAndClipping) {
+  // Two items: a word in both items' references has idf 0 and counts for nothing.
+  const std::vector<Item> items = {{"lung mass", {"lung mass"}}, {"lung cyst", {"lung nodule"}}};
+  const auto s = cider_d(items);
+  // Item 1: "lung" (idf 0) and "mass" (idf log 2) match exactly, as does "lung mass": 1-gram
+  // and 2-gram cosines are 1; 3- and 4-grams are empty (0). Score 10 * (1 + 1 + 0 + 0) / 4.
+  EXPECT_NEAR(s.per_item[0], 5.0, 1e-9);
+  // Item 2 shares only "lung" (idf 0): 0.
+  EXPECT_NEAR(s.per_item[1], 0.0, 1e-12);
+  EXPECT_NEAR(s.corpus, 2.5, 1e-9);
+}
+
+}  // namespace
+}  // namespace msmedcap::metrics
