@@ -1,8 +1,10 @@
 #include "msmedcap/inference/search.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <cmath>
 #include <limits>
 #include <map>
 #include <set>
@@ -46,14 +48,25 @@ GenerateOptions GenerateOptions::from_json(const config::Json& j, const std::str
       o.pad_token_id = integer();
     } else if (key == "do_sample") {
       MSMEDCAP_CHECK(v.is_boolean(), origin, ": do_sample must be true or false");
-      MSMEDCAP_CHECK(!v.get<bool>(), origin, ": do_sample=true (sampling) is not implemented yet");
-    } else if (key == "length_penalty" || key == "early_stopping" || key == "temperature" ||
-               key == "top_p" || key == "top_k") {
-      // Only meaningful for beam search / sampling, which reject themselves below.
+      o.do_sample = v.get<bool>();
+    } else if (key == "length_penalty") {
+      o.length_penalty = number();
+    } else if (key == "early_stopping") {
+      MSMEDCAP_CHECK(v.is_boolean() || v == "never", origin, ": early_stopping must be true, false or \"never\"");
+      o.early_stopping = v.is_boolean() ? (v.get<bool>() ? 1 : 0) : 2;
+    } else if (key == "temperature") {
+      o.temperature = number();
+    } else if (key == "top_k") {
+      o.top_k = integer();
+    } else if (key == "top_p") {
+      o.top_p = number();
+    } else if (key == "seed") {
+      o.seed = static_cast<uint64_t>(integer());
     } else {
-      const std::vector<std::string> known = {"max_new_tokens", "min_new_tokens", "num_beams",
-                                              "repetition_penalty", "no_repeat_ngram_size",
-                                              "eos_token_id", "pad_token_id", "do_sample"};
+      const std::vector<std::string> known = {"max_new_tokens", "min_new_tokens", "num_beams", "length_penalty",
+                                              "early_stopping", "do_sample", "temperature", "top_k", "top_p", "seed",
+                                              "repetition_penalty", "no_repeat_ngram_size", "eos_token_id",
+                                              "pad_token_id"};
       const std::string hint = config::nearest_key(key, known);
       MSMEDCAP_FAIL(origin, ": unknown generation key '", key, "'",
                     hint.empty() ? "" : " (did you mean '" + hint + "'?)");
@@ -61,8 +74,13 @@ GenerateOptions GenerateOptions::from_json(const config::Json& j, const std::str
   }
   MSMEDCAP_CHECK(o.max_new_tokens > 0, origin, ": max_new_tokens must be > 0");
   MSMEDCAP_CHECK(o.repetition_penalty > 0, origin, ": repetition_penalty must be > 0");
-  MSMEDCAP_CHECK(o.num_beams == 1, origin, ": num_beams=", o.num_beams,
-                 ": beam search is not implemented yet (greedy only)");
+  MSMEDCAP_CHECK(o.num_beams >= 1, origin, ": num_beams must be >= 1");
+  MSMEDCAP_CHECK(!(o.do_sample && o.num_beams > 1), origin, ": do_sample with num_beams > 1 (beam sampling) is not supported");
+  MSMEDCAP_CHECK(o.temperature > 0, origin, ": temperature must be > 0");
+  MSMEDCAP_CHECK(o.top_k >= 0, origin, ": top_k must be >= 0");
+  MSMEDCAP_CHECK(o.top_p > 0 && o.top_p <= 1, origin, ": top_p must be in (0, 1]");
+  MSMEDCAP_CHECK(o.min_new_tokens >= 0 && o.min_new_tokens <= o.max_new_tokens, origin,
+                 ": min_new_tokens must be in [0, max_new_tokens]");
   return o;
 }
 
@@ -90,43 +108,230 @@ void process_logits(at::Tensor& scores, const at::Tensor& generated, const Gener
   }
 }
 
-at::Tensor greedy_search(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask_in,
-                         const GenerateOptions& options) {
-  MSMEDCAP_CHECK(prefix.dim() == 3, "generate: prefix embeddings must be [B, P, E], got ", prefix.sizes());
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+/// Positions for left-padded rows: cumsum(mask) - 1, pads at 1 (HF prepare_inputs_for_generation);
+/// none for families that derive them from the mask.
+at::Tensor positions_for(models::DecoderLM& lm, const at::Tensor& mask, int64_t last) {
+  if (lm.positions_from_mask()) return at::Tensor();
+  auto pos = mask.cumsum(1) - 1;
+  pos.masked_fill_(mask == 0, 1);
+  return pos.slice(1, pos.size(1) - last);
+}
+
+/// The processors of every mode: repetition penalty, no-repeat n-gram, then min_new_tokens.
+void process_all(at::Tensor& scores, const at::Tensor& generated, const GenerateOptions& options) {
+  process_logits(scores, generated, options);
+  if (options.eos_token_id && generated.size(1) < options.min_new_tokens) {
+    scores.select(1, *options.eos_token_id).fill_(kNegInf);
+  }
+}
+
+/// HF's warpers, in its order: temperature, top-k, top-p (each only when it changes anything).
+void warp(at::Tensor& scores, const GenerateOptions& options) {
+  if (options.temperature != 1.0) scores.div_(options.temperature);
+  if (options.top_k > 0) {
+    const int64_t k = std::min(options.top_k, scores.size(1));
+    const auto kth = std::get<0>(scores.topk(k, -1)).select(1, k - 1).unsqueeze(1);
+    scores.masked_fill_(scores < kth, kNegInf);
+  }
+  if (options.top_p < 1.0) {
+    const auto sorted = scores.sort(-1, false);
+    const auto cumulative = std::get<0>(sorted).softmax(-1).cumsum(-1);
+    auto remove = cumulative <= (1.0 - options.top_p);
+    remove.select(1, remove.size(1) - 1).fill_(false);  // keep at least one token
+    scores.masked_fill_(remove.scatter(1, std::get<1>(sorted), remove), kNegInf);
+  }
+}
+
+Generated greedy_or_sample(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask_in,
+                           const GenerateOptions& options) {
   torch::NoGradGuard no_grad;
   const int64_t batch = prefix.size(0);
   auto mask = mask_in.defined() ? mask_in.to(at::kLong)
                                 : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong));
-  // Positions for left-padded rows: cumsum(mask) - 1, pads at 1 (HF prepare_inputs_for_generation).
-  auto positions_for = [&lm](const at::Tensor& m, int64_t last) {
-    if (lm.positions_from_mask()) return at::Tensor();
-    auto pos = m.cumsum(1) - 1;
-    pos.masked_fill_(m == 0, 1);
-    return pos.slice(1, pos.size(1) - last);
-  };
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   models::KvCache cache;
-  auto logits = lm.forward(prefix, mask, positions_for(mask, prefix.size(1)), &cache);
+  auto logits = lm.forward(prefix, mask, positions_for(lm, mask, prefix.size(1)), &cache);
   auto generated = at::empty({batch, 0}, mask.options());
   auto unfinished = at::ones({batch}, mask.options().dtype(at::kBool));
+  auto total = at::zeros({batch}, at::kDouble);
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     auto scores = logits.select(1, logits.size(1) - 1).to(at::kFloat).clone();  // [B, V]
-    process_logits(scores, generated, options);
-    if (options.eos_token_id && step < options.min_new_tokens) {
-      scores.select(1, *options.eos_token_id).fill_(-std::numeric_limits<float>::infinity());
+    process_all(scores, generated, options);
+    at::Tensor next;
+    if (options.do_sample) {
+      warp(scores, options);
+      next = at::multinomial(scores.softmax(-1).to(at::kCPU), 1, false, gen).view({-1}).to(scores.device());
+    } else {
+      next = scores.argmax(-1);  // [B]
     }
-    auto next = scores.argmax(-1);  // [B]
+    const auto logp = scores.log_softmax(-1).gather(1, next.unsqueeze(1)).squeeze(1).to(at::kCPU, at::kDouble);
+    total += at::where(unfinished.to(at::kCPU), logp, at::zeros_like(logp));
     next = at::where(unfinished, next, at::full_like(next, options.pad_token_id));
     generated = at::cat({generated, next.unsqueeze(1)}, 1);
     if (options.eos_token_id) unfinished = unfinished & (next != *options.eos_token_id);
     if (!unfinished.any().item<bool>() || step + 1 == options.max_new_tokens) break;
     mask = at::cat({mask, at::ones({batch, 1}, mask.options())}, 1);
-    logits = lm.forward(lm.embed(next.unsqueeze(1)).to(prefix.dtype()), mask, positions_for(mask, 1), &cache);
+    logits = lm.forward(lm.embed(next.unsqueeze(1)).to(prefix.dtype()), mask, positions_for(lm, mask, 1), &cache);
   }
   if (generated.size(1) < options.max_new_tokens) {
     generated = at::cat({generated, at::full({batch, options.max_new_tokens - generated.size(1)},
                                              options.pad_token_id, generated.options())}, 1);
   }
-  return generated;
+  return {generated, total.to(at::kFloat)};
+}
+
+/// HF's BeamHypotheses: the best num_beams finished hypotheses of one batch row.
+struct Hypotheses {
+  int64_t num_beams;
+  double length_penalty;
+  int64_t early_stopping;
+  int64_t max_length;
+  std::vector<std::pair<double, std::vector<int64_t>>> beams;  // (score, tokens), insertion order
+  double worst = 1e9;
+  bool done = false;
+
+  void add(std::vector<int64_t> tokens, double sum_logprobs, int64_t generated_len) {
+    const double score = sum_logprobs / std::pow(static_cast<double>(generated_len), length_penalty);
+    if (static_cast<int64_t>(beams.size()) < num_beams || score > worst) {
+      beams.emplace_back(score, std::move(tokens));
+      if (static_cast<int64_t>(beams.size()) > num_beams) {
+        // Drop the worst (the first of the lowest scores, as Python's sort of (score, index)).
+        size_t worst_at = 0;
+        for (size_t i = 1; i < beams.size(); ++i) {
+          if (beams[i].first < beams[worst_at].first) worst_at = i;
+        }
+        beams.erase(beams.begin() + static_cast<std::ptrdiff_t>(worst_at));
+        worst = beams[0].first;
+        for (const auto& b : beams) worst = std::min(worst, b.first);
+      } else {
+        worst = std::min(score, worst);
+      }
+    }
+  }
+
+  bool is_done(double best_sum_logprobs, int64_t cur_len) const {
+    if (static_cast<int64_t>(beams.size()) < num_beams) return false;
+    if (early_stopping == 1) return true;
+    const int64_t len = early_stopping == 2 && length_penalty > 0 ? max_length : cur_len;
+    return worst >= best_sum_logprobs / std::pow(static_cast<double>(len), length_penalty);
+  }
+
+  /// The best hypothesis: the highest score, the later one among equals (sorted() then pop()).
+  const std::pair<double, std::vector<int64_t>>& best() const {
+    size_t at = 0;
+    for (size_t i = 1; i < beams.size(); ++i) {
+      if (beams[i].first >= beams[at].first) at = i;
+    }
+    return beams[at];
+  }
+};
+
+std::vector<int64_t> row_of(const at::Tensor& generated, int64_t row) {
+  const auto r = generated[row].to(at::kCPU).contiguous();
+  return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
+}
+
+}  // namespace
+
+Generated generate(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask, const GenerateOptions& options) {
+  MSMEDCAP_CHECK(prefix.dim() == 3, "generate: prefix embeddings must be [B, P, E], got ", prefix.sizes());
+  if (options.num_beams > 1) return beam_search(lm, prefix, mask, options);
+  return greedy_or_sample(lm, prefix, mask, options);
+}
+
+at::Tensor greedy_search(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask,
+                         const GenerateOptions& options) {
+  MSMEDCAP_CHECK(prefix.dim() == 3, "generate: prefix embeddings must be [B, P, E], got ", prefix.sizes());
+  GenerateOptions greedy = options;
+  greedy.do_sample = false;
+  return greedy_or_sample(lm, prefix, mask, greedy).tokens;
+}
+
+Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask_in,
+                      const GenerateOptions& options) {
+  MSMEDCAP_CHECK(prefix.dim() == 3, "generate: prefix embeddings must be [B, P, E], got ", prefix.sizes());
+  torch::NoGradGuard no_grad;
+  const int64_t batch = prefix.size(0), beams = options.num_beams;
+  const auto device = prefix.device();
+  auto mask = (mask_in.defined() ? mask_in.to(at::kLong) : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong)))
+                  .repeat_interleave(beams, 0);
+  const auto embeds = prefix.repeat_interleave(beams, 0);  // [B*K, P, E]
+  models::KvCache cache;
+  auto logits = lm.forward(embeds, mask, positions_for(lm, mask, embeds.size(1)), &cache);
+  // Only the first beam of each row starts live, so the first step does not pick K copies.
+  auto beam_scores = at::zeros({batch, beams}, at::kFloat);
+  beam_scores.slice(1, 1).fill_(-1e9);
+  beam_scores = beam_scores.view({-1}).to(device);
+  auto generated = at::empty({batch * beams, 0}, mask.options());
+  std::vector<Hypotheses> hyps(static_cast<size_t>(batch),
+                               Hypotheses{beams, options.length_penalty, options.early_stopping, options.max_new_tokens, {}});
+  for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+    auto scores = logits.select(1, logits.size(1) - 1).to(at::kFloat).log_softmax(-1);  // [B*K, V]
+    process_all(scores, generated, options);
+    const int64_t vocab = scores.size(1);
+    const auto next_scores_all = (scores + beam_scores.unsqueeze(1)).view({batch, beams * vocab});
+    const auto top = next_scores_all.topk(2 * beams, 1, true, true);
+    const auto top_scores = std::get<0>(top).to(at::kCPU).contiguous();
+    const auto top_ids = std::get<1>(top).to(at::kCPU).contiguous();
+    const int64_t cur_len = generated.size(1) + 1;
+    std::vector<float> new_scores(static_cast<size_t>(batch * beams), 0.0f);
+    std::vector<int64_t> new_tokens(static_cast<size_t>(batch * beams), options.pad_token_id);
+    std::vector<int64_t> new_rows(static_cast<size_t>(batch * beams), 0);
+    for (int64_t b = 0; b < batch; ++b) {
+      auto& h = hyps[static_cast<size_t>(b)];
+      if (h.done) continue;  // pad tokens, score 0, row 0 (HF)
+      int64_t kept = 0;
+      for (int64_t j = 0; j < 2 * beams && kept < beams; ++j) {
+        const int64_t id = top_ids[b][j].item<int64_t>();
+        const int64_t token = id % vocab, row = b * beams + id / vocab;
+        const float score = top_scores[b][j].item<float>();
+        if (options.eos_token_id && token == *options.eos_token_id) {
+          if (j >= beams) continue;  // an EOS below the top num_beams is not a hypothesis
+          h.add(row_of(generated, row), score, cur_len);
+        } else {
+          const auto at = static_cast<size_t>(b * beams + kept);
+          new_scores[at] = score;
+          new_tokens[at] = token;
+          new_rows[at] = row;
+          ++kept;
+        }
+      }
+      h.done = h.done || h.is_done(top_scores[b][0].item<float>(), cur_len);
+    }
+    const auto rows = at::tensor(new_rows, at::kLong).to(device);
+    const auto tokens = at::tensor(new_tokens, at::kLong).to(device);
+    beam_scores = at::tensor(new_scores, at::kFloat).to(device);
+    generated = at::cat({generated.index_select(0, rows), tokens.unsqueeze(1)}, 1);
+    bool all_done = true;
+    for (const auto& h : hyps) all_done = all_done && h.done;
+    if (all_done || cur_len == options.max_new_tokens) break;
+    cache.select(rows);
+    mask = at::cat({mask.index_select(0, rows), at::ones({batch * beams, 1}, mask.options())}, 1);
+    logits = lm.forward(lm.embed(tokens.unsqueeze(1)).to(prefix.dtype()), mask, positions_for(lm, mask, 1), &cache);
+  }
+  // Rows still open: their live beams become hypotheses (no EOS, full length).
+  const auto final_scores = beam_scores.to(at::kCPU);
+  auto out = at::full({batch, options.max_new_tokens}, options.pad_token_id, at::kLong);
+  auto out_scores = at::zeros({batch}, at::kFloat);
+  for (int64_t b = 0; b < batch; ++b) {
+    auto& h = hyps[static_cast<size_t>(b)];
+    if (!h.done) {
+      for (int64_t k = 0; k < beams; ++k) {
+        const int64_t row = b * beams + k;
+        h.add(row_of(generated, row), final_scores[row].item<float>(), generated.size(1));
+      }
+    }
+    const auto& best = h.best();
+    const auto n = static_cast<int64_t>(best.second.size());
+    for (int64_t t = 0; t < n; ++t) out[b][t] = best.second[static_cast<size_t>(t)];
+    if (n < options.max_new_tokens && options.eos_token_id) out[b][n] = *options.eos_token_id;
+    out_scores[b] = best.first;
+  }
+  return {out.to(device), out_scores.to(device)};
 }
 
 }  // namespace msmedcap::inference

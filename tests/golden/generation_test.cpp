@@ -1,5 +1,6 @@
-// Greedy decoding token for token equal to HF generate on the fixtures (reference_meta.json:
-// every recorded top-1/top-2 margin is above 1e-3, so no step may flip).
+// Greedy decoding and beam search token for token equal to HF generate on the fixtures
+// (reference_meta.json: every recorded greedy top-1/top-2 margin is above 1e-3, so no step may
+// flip).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -25,6 +26,7 @@ struct Case {
   double repetition_penalty;
   int64_t no_repeat_ngram_size;
   bool bos_placeholder;   // Blip2 generate prepends one bos to the returned sequences
+  int64_t num_beams = 1;  // > 1: beam search, length_penalty 1, early_stopping false
 };
 
 models::MsMedCapModel load(const std::string& name) {
@@ -61,7 +63,16 @@ void check(const Case& c) {
   if (c.eos) options.eos_token_id = dcfg.eos_token_id;
   options.repetition_penalty = c.repetition_penalty;
   options.no_repeat_ngram_size = c.no_repeat_ngram_size;
-  const auto got = greedy_search(model->decoder(), embeds, at::ones({b, embeds.size(1)}, at::kLong), options);
+  options.num_beams = c.num_beams;
+  const auto result = generate(model->decoder(), embeds, at::ones({b, embeds.size(1)}, at::kLong), options);
+  const auto& got = result.tokens;
+  // HF's sequences_scores (the chosen hypotheses' length-normalised log-probabilities), if recorded.
+  const auto meta = config::read_json_file(fixture_path(std::string(c.fixture) + "/reference_meta.json"));
+  const std::string key = std::string(c.reference).substr(4);  // "gen_beam3_prompt" -> "beam3_prompt"
+  if (meta["generate"].contains(key) && meta["generate"][key].contains("sequences_scores")) {
+    const auto want_scores = meta["generate"][key]["sequences_scores"].get<std::vector<double>>();
+    for (int64_t i = 0; i < b; ++i) EXPECT_NEAR(result.scores[i].item<double>(), want_scores[static_cast<size_t>(i)], 1e-4);
+  }
   EXPECT_TRUE(at::equal(got, want)) << c.fixture << " " << c.reference << "\n got  " << got << "\n want " << want;
 }
 
@@ -86,6 +97,13 @@ TEST(GenerationGolden, Blip2Gpt2Greedy) {
 TEST(GenerationGolden, MsMedCapGreedyAndRepetitionControls) {
   check({"tiny_msmedcap_opt", "gen_greedy", 3, true, 1.0, 0, false});
   check({"tiny_msmedcap_opt", "gen_greedy_rep", 3, true, 1.5, 2, false});
+}
+
+TEST(GenerationGolden, BeamSearchOfThree) {
+  check({"tiny_blip2_opt", "gen_beam3_prompt", 3, true, 1.0, 0, true, 3});
+  check({"tiny_blip2_llama", "gen_beam3_prompt", 3, true, 1.0, 0, true, 3});
+  check({"tiny_blip2_gpt2", "gen_beam3_prompt", 3, true, 1.0, 0, true, 3});
+  check({"tiny_msmedcap_opt", "gen_beam3", 3, true, 1.0, 0, false, 3});
 }
 
 }  // namespace

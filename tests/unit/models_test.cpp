@@ -125,11 +125,81 @@ TEST(Generation, SettingsFromJsonRejectUnknownKeys) {
       config::Json::parse(R"({"max_new_tokens": 4, "eos_token_id": null, "repetition_penalty": 1.5})"), "g.json");
   EXPECT_EQ(o.max_new_tokens, 4);
   EXPECT_FALSE(o.eos_token_id.has_value());
+  const auto beam = inference::GenerateOptions::from_json(
+      config::Json::parse(R"({"num_beams": 5, "length_penalty": 1.2, "early_stopping": "never"})"), "g.json");
+  EXPECT_EQ(beam.early_stopping, 2);
+  EXPECT_THROW(inference::GenerateOptions::from_json(config::Json::parse(R"({"num_beams": 2, "do_sample": true})"), "g"),
+               Error);
+  EXPECT_THROW(inference::GenerateOptions::from_json(config::Json::parse(R"({"top_p": 0})"), "g"), Error);
   try {
     inference::GenerateOptions::from_json(config::Json::parse(R"({"max_new_token": 4})"), "g.json");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("did you mean 'max_new_tokens'?"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Generation, BeamOfOneIsGreedyAndBeamsFindLikelierSequences) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(5);
+  auto lm = build_decoder(tiny_decoder("opt"));
+  const auto prefix = at::randn({3, 4, lm->input_width()});
+  inference::GenerateOptions options;
+  options.max_new_tokens = 6;
+  options.eos_token_id.reset();
+  const auto greedy = inference::generate(*lm, prefix, {}, options);
+  EXPECT_TRUE(at::equal(inference::greedy_search(*lm, prefix, {}, options), greedy.tokens));
+  options.num_beams = 1;
+  EXPECT_TRUE(at::equal(inference::beam_search(*lm, prefix, {}, options).tokens, greedy.tokens));
+  // Without EOS and with length_penalty 1, a beam's score is its mean log-probability over the
+  // fixed length: more beams can only find a likelier sequence than greedy's.
+  options.num_beams = 4;
+  const auto beam = inference::generate(*lm, prefix, {}, options);
+  for (int64_t b = 0; b < 3; ++b) {
+    EXPECT_GE(beam.scores[b].item<double>() + 1e-5, greedy.scores[b].item<double>() / 6) << b;
+  }
+}
+
+TEST(Generation, SamplingIsSeededAndTopKOneIsGreedy) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(6);
+  auto lm = build_decoder(tiny_decoder("llama"));
+  const auto prefix = at::randn({2, 3, lm->input_width()});
+  inference::GenerateOptions options;
+  options.max_new_tokens = 8;
+  options.eos_token_id.reset();
+  const auto greedy = inference::generate(*lm, prefix, {}, options).tokens;
+  options.do_sample = true;
+  options.top_k = 1;
+  EXPECT_TRUE(at::equal(inference::generate(*lm, prefix, {}, options).tokens, greedy));
+  options.top_k = 0;
+  options.temperature = 5.0;  // nearly uniform: sampling leaves the greedy path
+  options.seed = 11;
+  const auto a = inference::generate(*lm, prefix, {}, options).tokens;
+  EXPECT_TRUE(at::equal(a, inference::generate(*lm, prefix, {}, options).tokens));
+  EXPECT_FALSE(at::equal(a, greedy));
+  options.seed = 12;
+  EXPECT_FALSE(at::equal(a, inference::generate(*lm, prefix, {}, options).tokens));
+  // top_p keeps the smallest set whose probability reaches p: a tiny p is greedy again.
+  options.temperature = 1.0;
+  options.top_p = 1e-6;
+  EXPECT_TRUE(at::equal(inference::generate(*lm, prefix, {}, options).tokens, greedy));
+}
+
+TEST(Generation, MinNewTokensHoldsBackEos) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(3);
+  auto lm = build_decoder(tiny_decoder("opt"));
+  const auto prefix = at::randn({2, 3, lm->input_width()});
+  inference::GenerateOptions options;
+  options.max_new_tokens = 5;
+  options.eos_token_id.reset();
+  options.eos_token_id = inference::greedy_search(*lm, prefix, {}, options)[0][0].item<int64_t>();
+  options.min_new_tokens = 3;
+  for (int64_t beams : {1, 3}) {
+    options.num_beams = beams;
+    const auto out = inference::generate(*lm, prefix, {}, options).tokens;
+    for (int64_t t = 0; t < 3; ++t) EXPECT_NE(out[0][t].item<int64_t>(), *options.eos_token_id) << beams << " " << t;
   }
 }
 

@@ -1,8 +1,9 @@
 #pragma once
-/// Decoding over a DecoderLM with a KV cache, as HF `generate` does for decoder-only models
-/// given `inputs_embeds`: the processed logits of the last position pick the next token, which
-/// is embedded and fed back; EOS finishes a row and finished rows emit the pad id.
-/// Logits processors: repetition penalty and no-repeat n-gram over the generated tokens.
+/// Decoding over a DecoderLM with a KV cache, as HF `generate` (transformers 4.36) does for
+/// decoder-only models given `inputs_embeds`: greedy, beam search (BeamSearchScorer: length
+/// penalty, early stopping true/false/"never") and sampling (temperature, top-k, top-p, seeded).
+/// EOS finishes a row and finished rows emit the pad id. Logits processors: repetition penalty,
+/// no-repeat n-gram and min_new_tokens over the generated tokens.
 
 #include <ATen/core/Tensor.h>
 
@@ -19,20 +20,48 @@ struct GenerateOptions {
   int64_t max_new_tokens = 30;
   int64_t min_new_tokens = 0;     ///< EOS is suppressed before this many new tokens
   int64_t num_beams = 1;
+  /// Beam search: hypothesis score = sum of log-probabilities / length ** length_penalty.
+  double length_penalty = 1.0;
+  /// Beam search: 0 = false (stop when no beam can beat the worst kept hypothesis at its current
+  /// length), 1 = true (stop at num_beams finished hypotheses), 2 = "never" (HF's names).
+  int64_t early_stopping = 0;
+  /// Sampling instead of argmax (one beam only), with HF's warpers in its order.
+  bool do_sample = false;
+  double temperature = 1.0;
+  int64_t top_k = 50;  ///< 0 = off (HF's default is 50)
+  double top_p = 1.0;
+  uint64_t seed = 0;  ///< sampling generator seed
   double repetition_penalty = 1.0;
   int64_t no_repeat_ngram_size = 0;
   std::optional<int64_t> eos_token_id;  ///< none = run to max_new_tokens
   int64_t pad_token_id = 1;
 
-  /// Reads HF-style keys (max_new_tokens, min_new_tokens, num_beams, repetition_penalty,
-  /// no_repeat_ngram_size, eos_token_id (null = none), pad_token_id, do_sample); unknown keys
-  /// and unsupported settings are errors naming `origin`.
+  /// Reads HF-style keys (max_new_tokens, min_new_tokens, num_beams, length_penalty,
+  /// early_stopping (true, false or "never"), do_sample, temperature, top_k, top_p, seed,
+  /// repetition_penalty, no_repeat_ngram_size, eos_token_id (null = none), pad_token_id); unknown
+  /// keys and unsupported settings are errors naming `origin`.
   static GenerateOptions from_json(const config::Json& j, const std::string& origin);
 };
 
 /// Applies HF's RepetitionPenaltyLogitsProcessor and NoRepeatNGramLogitsProcessor in place.
 /// scores: [B, V]; generated: [B, L] tokens produced so far (L may be 0).
 void process_logits(at::Tensor& scores, const at::Tensor& generated, const GenerateOptions& options);
+
+/// What generate() returns.
+struct Generated {
+  at::Tensor tokens;  ///< [B, max_new_tokens] new tokens, padded with pad_token_id after EOS
+  at::Tensor scores;  ///< [B] beam search: the chosen hypothesis' score; otherwise the sum of the
+                      ///< chosen tokens' log-probabilities (after the logits processors)
+};
+
+/// Greedy, beam search or sampling as `options` say. prefix: [B, P, E]; mask: [B, P] (left
+/// padding allowed).
+Generated generate(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask,
+                   const GenerateOptions& options);
+
+/// HF's beam search (num_beams >= 1) over the prefix; see Generated.
+Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask,
+                      const GenerateOptions& options);
 
 /// Greedy decoding. prefix: [B, P, E] input embeddings (visual prefix and prompt); mask: [B, P]
 /// (1 = token; left padding allowed). Returns the new tokens [B, max_new_tokens]; rows that
