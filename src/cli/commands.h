@@ -48,5 +48,6 @@ void register_extract_features(CLI::App& app, const GlobalOptions& globals);
 void register_bench(CLI::App& app, const GlobalOptions& globals);
 void register_train(CLI::App& app, const GlobalOptions& globals);
 void register_merge(CLI::App& app, const GlobalOptions& globals);
+void register_evaluate(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace msmedcap::cli

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cli::register_bench(app, globals);
   cli::register_train(app, globals);
   cli::register_merge(app, globals);
+  cli::register_evaluate(app, globals);
 
   try {
     app.parse(argc, argv);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "msmedcap/metrics/ptb_tokenizer.h"
 #include "msmedcap/metrics/scorer.h"
 
 namespace msmedcap::metrics {
@@ -67,6 +68,18 @@ TEST(Metrics, CiderUsesReferenceDocumentFrequenciesAndClipping) {
   // Item 2 shares only "lung" (idf 0): 0.
   EXPECT_NEAR(s.per_item[1], 0.0, 1e-12);
   EXPECT_NEAR(s.corpus, 2.5, 1e-9);
+}
+
+TEST(PtbTokenizer, DocumentedExampleAndQuirks) {
+  // DATA_AND_METRICS.md §B1's example (CoreNLP 3.4.1 with -lowerCase, then the punctuation filter).
+  EXPECT_EQ(ptb_tokenize("Axial CT [arrow] (see Fig. 1A); \u201cstring\u201d \u2014 x"),
+            "axial ct -lsb- arrow -rsb- -lrb- see fig. 1a -rrb- string x");
+  EXPECT_EQ(ptb_tokenize("A small nodule in the left upper lobe."), "a small nodule in the left upper lobe");
+  EXPECT_EQ(ptb_tokenize("T2-weighted MRI, e.g. axial: 3.5 cm mass!"), "t2-weighted mri e.g. axial 3.5 cm mass");
+  EXPECT_EQ(ptb_tokenize("The patient's film doesn't show it"), "the patient 's film does n't show it");
+  EXPECT_EQ(ptb_tokenize("cannot exclude \"mass\" ... really?!"), "can not exclude mass really ?!");
+  EXPECT_EQ(ptb_tokenize("no. 3 and/or {x}"), "no. 3 and/or -lcb- x -rcb-");
+  EXPECT_EQ(ptb_tokenize(""), "");
 }
 
 }  // namespace

@@ -1,0 +1,31 @@
+#pragma once
+/// `msmedcap evaluate`: predictions and references from JSONL files, PTB-tokenised, scored as
+/// pycocoevalcap's COCOEvalCap does (DATA_AND_METRICS.md §B).
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace msmedcap::metrics {
+
+/// PRED lines `{"id": ..., "caption": "..."}` (string or number ids). Errors name file:line
+/// (malformed JSON, missing field, duplicate id).
+std::map<std::string, std::string> read_predictions(const std::string& path);
+
+/// REF lines `{"id": ..., "captions": ["...", ...]}` or `{"id": ..., "caption": "..."}`; several
+/// lines with one id add references to it.
+std::map<std::string, std::vector<std::string>> read_references(const std::string& path);
+
+struct Evaluation {
+  /// Bleu_1..Bleu_4, ROUGE_L, CIDEr (pycocoevalcap's names); METEOR is not computed yet.
+  std::map<std::string, double> corpus;
+  std::vector<std::string> ids;                               // in id order
+  std::map<std::string, std::vector<double>> per_item;        // metric -> score per id
+};
+
+/// Scores `predictions` against `references`. Ids present on one side only are an error that
+/// names (the first of) them.
+Evaluation evaluate(const std::map<std::string, std::string>& predictions,
+                    const std::map<std::string, std::vector<std::string>>& references);
+
+}  // namespace msmedcap::metrics

@@ -1,0 +1,114 @@
+#include "msmedcap/metrics/evaluate.h"
+
+#include <fstream>
+
+#include "msmedcap/config/fields.h"
+#include "msmedcap/core/check.h"
+#include "msmedcap/metrics/ptb_tokenizer.h"
+#include "msmedcap/metrics/scorer.h"
+
+namespace msmedcap::metrics {
+namespace {
+
+/// Calls `row(json, where)` for each non-empty line of a JSONL file.
+template <class F>
+void read_jsonl(const std::string& path, F&& row) {
+  std::ifstream in(path);
+  MSMEDCAP_CHECK(in.good(), path, ": cannot open");
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(n);
+    const auto j = config::Json::parse(line, nullptr, false);
+    MSMEDCAP_CHECK(!j.is_discarded() && j.is_object(), where, ": not a JSON object");
+    row(j, where);
+  }
+}
+
+std::string id_of(const config::Json& j, const std::string& where) {
+  MSMEDCAP_CHECK(j.contains("id"), where, ": no \"id\"");
+  const auto& id = j.at("id");
+  MSMEDCAP_CHECK(id.is_string() || id.is_number_integer(), where, ": \"id\" must be a string or an integer, got ", id.dump());
+  return id.is_string() ? id.get<std::string>() : id.dump();
+}
+
+std::string text_of(const config::Json& v, const std::string& where, const char* field) {
+  MSMEDCAP_CHECK(v.is_string(), where, ": \"", field, "\" must be a string, got ", v.dump());
+  return v.get<std::string>();
+}
+
+/// The first few ids of `ids`, for an error message.
+std::string first_ids(const std::vector<std::string>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size() && i < 5; ++i) s += (i ? ", " : "") + ids[i];
+  if (ids.size() > 5) s += ", ...";
+  return s;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> read_predictions(const std::string& path) {
+  std::map<std::string, std::string> out;
+  read_jsonl(path, [&](const config::Json& j, const std::string& where) {
+    const std::string id = id_of(j, where);
+    MSMEDCAP_CHECK(j.contains("caption"), where, ": no \"caption\"");
+    MSMEDCAP_CHECK(out.emplace(id, text_of(j.at("caption"), where, "caption")).second, where, ": id ", id,
+                   " predicted twice");
+  });
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> read_references(const std::string& path) {
+  std::map<std::string, std::vector<std::string>> out;
+  read_jsonl(path, [&](const config::Json& j, const std::string& where) {
+    const std::string id = id_of(j, where);
+    auto& refs = out[id];
+    if (j.contains("captions")) {
+      MSMEDCAP_CHECK(j.at("captions").is_array() && !j.at("captions").empty(), where,
+                     ": \"captions\" must be a non-empty list of strings");
+      for (const auto& c : j.at("captions")) refs.push_back(text_of(c, where, "captions"));
+    } else {
+      MSMEDCAP_CHECK(j.contains("caption"), where, ": no \"captions\" or \"caption\"");
+      refs.push_back(text_of(j.at("caption"), where, "caption"));
+    }
+  });
+  return out;
+}
+
+Evaluation evaluate(const std::map<std::string, std::string>& predictions,
+                    const std::map<std::string, std::vector<std::string>>& references) {
+  std::vector<std::string> only_pred, only_ref;
+  for (const auto& [id, c] : predictions) {
+    if (!references.count(id)) only_pred.push_back(id);
+  }
+  for (const auto& [id, r] : references) {
+    if (!predictions.count(id)) only_ref.push_back(id);
+  }
+  MSMEDCAP_CHECK(only_pred.empty(), "evaluate: ", only_pred.size(), " predicted ids have no reference: ", first_ids(only_pred));
+  MSMEDCAP_CHECK(only_ref.empty(), "evaluate: ", only_ref.size(), " referenced ids have no prediction: ", first_ids(only_ref));
+  MSMEDCAP_CHECK(!predictions.empty(), "evaluate: no predictions");
+  Evaluation ev;
+  std::vector<Item> items;
+  for (const auto& [id, caption] : predictions) {
+    Item item;
+    item.hyp = ptb_tokenize(caption);
+    for (const auto& r : references.at(id)) item.refs.push_back(ptb_tokenize(r));
+    items.push_back(std::move(item));
+    ev.ids.push_back(id);
+  }
+  const auto b = bleu(items);
+  for (int k = 0; k < 4; ++k) {
+    const std::string name = "Bleu_" + std::to_string(k + 1);
+    ev.corpus[name] = b[static_cast<size_t>(k)].corpus;
+    ev.per_item[name] = b[static_cast<size_t>(k)].per_item;
+  }
+  const auto r = rouge_l(items);
+  ev.corpus["ROUGE_L"] = r.corpus;
+  ev.per_item["ROUGE_L"] = r.per_item;
+  const auto c = cider_d(items);
+  ev.corpus["CIDEr"] = c.corpus;
+  ev.per_item["CIDEr"] = c.per_item;
+  return ev;
+}
+
+}  // namespace msmedcap::metrics
