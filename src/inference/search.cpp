@@ -275,8 +275,10 @@ Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at:
     const int64_t vocab = scores.size(1);
     const auto next_scores_all = (scores + beam_scores.unsqueeze(1)).view({batch, beams * vocab});
     const auto top = next_scores_all.topk(2 * beams, 1, true, true);
-    const auto top_scores = std::get<0>(top).to(at::kCPU).contiguous();
-    const auto top_ids = std::get<1>(top).to(at::kCPU).contiguous();
+    const auto top_scores_cpu = std::get<0>(top).to(at::kCPU).contiguous();
+    const auto top_ids_cpu = std::get<1>(top).to(at::kCPU).contiguous();
+    const auto top_scores = top_scores_cpu.accessor<float, 2>();
+    const auto top_ids = top_ids_cpu.accessor<int64_t, 2>();
     const int64_t cur_len = generated.size(1) + 1;
     std::vector<float> new_scores(static_cast<size_t>(batch * beams), 0.0f);
     std::vector<int64_t> new_tokens(static_cast<size_t>(batch * beams), options.pad_token_id);
@@ -286,9 +288,9 @@ Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at:
       if (h.done) continue;  // pad tokens, score 0, row 0 (HF)
       int64_t kept = 0;
       for (int64_t j = 0; j < 2 * beams && kept < beams; ++j) {
-        const int64_t id = top_ids[b][j].item<int64_t>();
+        const int64_t id = top_ids[b][j];
         const int64_t token = id % vocab, row = b * beams + id / vocab;
-        const float score = top_scores[b][j].item<float>();
+        const float score = top_scores[b][j];
         if (options.eos_token_id && token == *options.eos_token_id) {
           if (j >= beams) continue;  // an EOS below the top num_beams is not a hypothesis
           h.add(row_of(generated, row), score, cur_len);
@@ -300,7 +302,7 @@ Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at:
           ++kept;
         }
       }
-      h.done = h.done || h.is_done(top_scores[b][0].item<float>(), cur_len);
+      h.done = h.done || h.is_done(top_scores[b][0], cur_len);
     }
     const auto rows = at::tensor(new_rows, at::kLong).to(device);
     const auto tokens = at::tensor(new_tokens, at::kLong).to(device);

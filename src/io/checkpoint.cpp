@@ -94,6 +94,10 @@ std::string resolve_run_folder(const std::string& path) {
   return latest_checkpoint(path);
 }
 
+std::string checkpoint_folder(const std::string& run_dir, int64_t step) {
+  return (checkpoints_dir(run_dir) / step_name(step)).string();
+}
+
 Checkpoint load_checkpoint(const std::string& dir) {
   const fs::path d(dir);
   for (const char* f : kFiles) MSMEDCAP_CHECK(fs::exists(d / f), dir, ": incomplete checkpoint, no ", f);

@@ -11,8 +11,9 @@
 
 namespace msmedcap::losses {
 
-torch::Tensor token_mean_over_ranks(const torch::Tensor& loss, int64_t count, const Collectives& collectives) {
+torch::Tensor token_mean_over_ranks(const torch::Tensor& loss, const torch::Tensor& labels, const Collectives& collectives) {
   if (collectives.world_size <= 1 || !collectives.sum) return loss;
+  const int64_t count = labels.narrow(1, 1, labels.size(1) - 1).ne(kIgnoreIndex).sum().item<int64_t>();
   const double total = collectives.sum(static_cast<double>(count));
   return loss * (static_cast<double>(count) * static_cast<double>(collectives.world_size) / std::max(total, 1.0));
 }
@@ -35,13 +36,23 @@ Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, co
   const int64_t b = image.size(0);
   MSMEDCAP_CHECK(batch.text_ids.dim() == 2 && batch.text_ids.size(0) == b && batch.text_mask.sizes() == batch.text_ids.sizes(),
                  "stage 1: ", b, " images but text ids ", batch.text_ids.sizes(), " and mask ", batch.text_mask.sizes());
+  // ITM gathers the ranks' texts, so every rank pads its [B, T] to the longest T of all (padding
+  // is masked everywhere, so the losses do not change).
+  torch::Tensor text_ids = batch.text_ids, text_mask = batch.text_mask;
+  if (collectives.world_size > 1) {
+    const int64_t longest = gather(torch::tensor({text_ids.size(1)}, torch::kLong).to(text_ids.device())).max().item<int64_t>();
+    if (longest > text_ids.size(1)) {
+      text_ids = F::pad(text_ids, F::PadFuncOptions({0, longest - text_ids.size(1)}));
+      text_mask = F::pad(text_mask, F::PadFuncOptions({0, longest - text_mask.size(1)}));
+    }
+  }
   const auto queries = query_tokens.expand({b, -1, -1});  // [B, Nq, D]
 
   // ITC: queries alone (keys/values recorded for ITG) and the text alone.
   models::QFormerCache cache;
   const auto query_out = qformer->forward(queries, image, &cache);                                        // [B, Nq, D]
   const auto image_feats = F::normalize(heads.vision_projection(query_out), F::NormalizeFuncOptions().dim(-1));  // [B, Nq, E]
-  const auto text_out = qformer->encode_text(batch.text_ids, batch.text_mask);                             // [B, T, D]
+  const auto text_out = qformer->encode_text(text_ids, text_mask);                             // [B, T, D]
   const auto text_feat = F::normalize(heads.text_projection(text_out.select(1, 0)), F::NormalizeFuncOptions().dim(-1));
   // Gathered with gradient: LAVIS gathers these without it, which keeps the full gradient on one
   // process but drops the other ranks' share on several; here N processes equal one.
@@ -66,25 +77,24 @@ Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, co
   torch::Tensor ids_world, mask_world;
   {
     torch::NoGradGuard no_grad;
-    ids_world = gather(batch.text_ids);
-    mask_world = gather(batch.text_mask);
+    ids_world = gather(text_ids);
+    mask_world = gather(text_mask);
   }
-  const auto itm_ids = torch::cat({batch.text_ids, batch.text_ids, ids_world.index_select(0, neg.text_index)});
-  const auto itm_mask = torch::cat({batch.text_mask, batch.text_mask, mask_world.index_select(0, neg.text_index)});
+  const auto itm_ids = torch::cat({text_ids, text_ids, ids_world.index_select(0, neg.text_index)});
+  const auto itm_mask = torch::cat({text_mask, text_mask, mask_world.index_select(0, neg.text_index)});
   const auto itm_image = torch::cat({image, image_world.index_select(0, neg.image_index), image});
   const auto itm_out = qformer->forward_multimodal(query_tokens.expand({3 * b, -1, -1}), itm_ids, itm_mask, itm_image);
   const auto itm_logits = heads.itm_head(itm_out.narrow(1, 0, queries.size(1))).mean(1);  // [3B, 2]
 
   // ITG: [DEC]-started text, causal, seeing the queries through the ITC pass's keys/values.
-  const auto [dec_ids, labels] = itg_inputs(batch.text_ids, batch.text_mask, dec_id);
-  const auto itg_logits = qformer->lm_logits(qformer->decode_text(dec_ids, batch.text_mask, cache));
+  const auto [dec_ids, labels] = itg_inputs(text_ids, text_mask, dec_id);
+  const auto itg_logits = qformer->lm_logits(qformer->decode_text(dec_ids, text_mask, cache));
 
   Stage1Losses out;
   out.itc = itc.loss;
   out.itm = itm_loss(itm_logits);
   // A mean over this rank's tokens; rescaled so that ranks with more text do not weigh less.
-  const int64_t tokens = labels.narrow(1, 1, labels.size(1) - 1).ne(kIgnoreIndex).sum().item<int64_t>();
-  out.itg = token_mean_over_ranks(next_token_loss(itg_logits, labels, 0.1), tokens, collectives);
+  out.itg = token_mean_over_ranks(next_token_loss(itg_logits, labels, 0.1), labels, collectives);
   out.total = out.itc + out.itm + out.itg;
   return out;
 }

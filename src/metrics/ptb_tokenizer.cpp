@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <set>
 #include <vector>
 
@@ -24,7 +25,13 @@ std::string lower(std::string s) {
   return s;
 }
 
-bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+/// Clitics PTBLexer splits from the word before them ("does n't", "patient 's").
+const std::vector<std::string> kClitics = {"n't", "'s", "'re", "'ve", "'ll", "'d", "'m"};
+
+bool is_clitic(const std::string& w) { return std::find(kClitics.begin(), kClitics.end(), lower(w)) != kClitics.end(); }
+
+/// True when `c` is one of `chars` (never for the terminating NUL).
+bool one_of(char c, const char* chars) { return c != '\0' && std::strchr(chars, c) != nullptr; }
 
 /// Replaces multi-byte typography with PTB's ASCII forms before splitting.
 std::string normalise(const std::string& text) {
@@ -53,8 +60,7 @@ void split_chunk(std::string w, std::vector<std::string>& out) {
   for (;;) {
     if (w.empty()) break;
     const char c = w[0];
-    if (c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' || c == ',' || c == ';' || c == ':' ||
-        c == '?' || c == '!' || c == '$' || c == '#') {
+    if (one_of(c, "()[]{},;:?!$#")) {
       out.emplace_back(1, c);
       w.erase(0, 1);
     } else if (c == '"') {
@@ -64,9 +70,7 @@ void split_chunk(std::string w, std::vector<std::string>& out) {
       const size_t n = w.rfind("...", 0) == 0 ? 3 : 2;
       out.push_back(w.substr(0, n));
       w.erase(0, n);
-    } else if (c == '`' || (c == '\'' && w.size() > 1 && std::isalpha(static_cast<unsigned char>(w[1])) &&
-                              lower(w) != "'s" && lower(w) != "'re" && lower(w) != "'ve" && lower(w) != "'ll" &&
-                              lower(w) != "'d" && lower(w) != "'m")) {
+    } else if (c == '`' || (c == '\'' && w.size() > 1 && std::isalpha(static_cast<unsigned char>(w[1])) && !is_clitic(w))) {
       out.emplace_back("`");
       w.erase(0, 1);
     } else {
@@ -86,8 +90,7 @@ void split_chunk(std::string w, std::vector<std::string>& out) {
     } else if (w.size() >= 2 && (w.compare(w.size() - 2, 2, "--") == 0 || w.compare(w.size() - 2, 2, "''") == 0)) {
       tail.push_back(w.substr(w.size() - 2));
       w.resize(w.size() - 2);
-    } else if (c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' || c == ',' || c == ';' ||
-               c == ':' || c == '?' || c == '!' || c == '%') {
+    } else if (one_of(c, "()[]{},;:?!%")) {
       tail.emplace_back(1, c);
       w.pop_back();
     } else if (c == '"') {
@@ -110,9 +113,8 @@ void split_chunk(std::string w, std::vector<std::string>& out) {
   if (!w.empty()) {
     // Clitics and "cannot".
     const std::string lw = lower(w);
-    static const std::vector<std::string> clitics = {"n't", "'s", "'re", "'ve", "'ll", "'d", "'m"};
     std::string clitic;
-    for (const auto& cl : clitics) {
+    for (const auto& cl : kClitics) {
       if (lw.size() > cl.size() && lw.compare(lw.size() - cl.size(), cl.size(), cl) == 0) {
         clitic = w.substr(w.size() - cl.size());
         w.resize(w.size() - cl.size());

@@ -250,8 +250,7 @@ std::pair<at::Tensor, LossValues> Trainer::compute(const data::Batch& batch, con
     const auto out = model_.forward_text(prefix, ids, mask);
     const auto targets = losses::lm_targets(ids, mask, prefix.embeds.size(1), text.prompt_lengths);
     loss = losses::lm_loss(out.logits.to(torch::kFloat32), targets);
-    const int64_t tokens = targets.narrow(1, 1, targets.size(1) - 1).ne(-100).sum().item<int64_t>();
-    loss = losses::token_mean_over_ranks(loss, tokens, collectives_);
+    loss = losses::token_mean_over_ranks(loss, targets, collectives_);
     values.v[4] = loss.item<double>();
   }
   values.v[0] = loss.item<double>();
@@ -386,10 +385,8 @@ void Trainer::restore() {
   good_scaled_steps_ = st.value("good_scaled_steps", int64_t{0});
   loader_->restore(data::LoaderState::from_json(st.at("loader"), where));
   if (best_step_ >= 0) {
-    char name[32];
-    std::snprintf(name, sizeof(name), "step-%09lld", static_cast<long long>(best_step_));
-    const auto best = fs::path(options_.run_dir) / "checkpoints" / name;
-    if (fs::exists(best)) best_dir_ = best.string();
+    const std::string best = io::checkpoint_folder(options_.run_dir, best_step_);
+    if (fs::exists(best)) best_dir_ = best;
   }
   last_saved_ = dir;
   last_saved_step_ = step_;

@@ -237,8 +237,20 @@ class TwoProcesses : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TwoProcesses, GlooEqualsOneProcessOnTheGlobalBatch) {
   testing::TempDir dir;
-  auto cfg = tiny_run(make_synth(dir.file("synth"), 24), GetParam());
+  const std::string jsonl = make_synth(dir.file("synth"), 24);
+  // Short and long captions alternate in file order, so the two ranks' batches (every other
+  // sample, unshuffled) pad their texts to different lengths.
+  std::istringstream in(testing::read_text(jsonl));
+  std::string line, rewritten;
+  for (int i = 0; std::getline(in, line); ++i) {
+    auto j = config::Json::parse(line);
+    if (i % 2 == 0) j["caption"] = "a mass";
+    rewritten += j.dump() + "\n";
+  }
+  testing::write_text(jsonl, rewritten);
+  auto cfg = tiny_run(jsonl, GetParam());
   cfg.data.samples_per_epoch = 0;
+  cfg.loader.shuffle = false;
   cfg.train.max_steps = 3;
   // Adam moves every weight by about lr whatever its gradient's size, so float noise in a
   // near-zero gradient can move a weight by up to 2 lr: a small lr keeps that below 1e-5.

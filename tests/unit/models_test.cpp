@@ -90,14 +90,26 @@ TEST_P(DecoderInvariants, GreedyWithCacheEqualsNaiveArgmax) {
 
 INSTANTIATE_TEST_SUITE_P(AllFamilies, DecoderInvariants, ::testing::Values("opt", "llama", "gpt2"));
 
+/// A seeded tiny decoder of `arch`, a random prefix [b, p, E], and options for `max_new` tokens
+/// without EOS.
+struct GenerationSetup {
+  std::shared_ptr<DecoderLM> lm;
+  at::Tensor prefix;
+  inference::GenerateOptions options;
+};
+GenerationSetup generation_setup(const std::string& arch, uint64_t seed, int64_t b, int64_t p, int64_t max_new) {
+  at::manual_seed(seed);
+  GenerationSetup g;
+  g.lm = build_decoder(tiny_decoder(arch));
+  g.prefix = at::randn({b, p, g.lm->input_width()});
+  g.options.max_new_tokens = max_new;
+  g.options.eos_token_id.reset();
+  return g;
+}
+
 TEST(Generation, EosFinishesARowAndPadsIt) {
   torch::NoGradGuard no_grad;
-  at::manual_seed(3);
-  auto lm = build_decoder(tiny_decoder("opt"));
-  const auto prefix = at::randn({2, 3, lm->input_width()});
-  inference::GenerateOptions options;
-  options.max_new_tokens = 5;
-  options.eos_token_id.reset();
+  auto [lm, prefix, options] = generation_setup("opt", 3, 2, 3, 5);
   const auto free_run = inference::greedy_search(*lm, prefix, {}, options);
   // Make the first token of row 0 the EOS: that row then emits only padding.
   options.eos_token_id = free_run[0][0].item<int64_t>();
@@ -141,12 +153,7 @@ TEST(Generation, SettingsFromJsonRejectUnknownKeys) {
 
 TEST(Generation, BeamOfOneIsGreedyAndBeamsFindLikelierSequences) {
   torch::NoGradGuard no_grad;
-  at::manual_seed(5);
-  auto lm = build_decoder(tiny_decoder("opt"));
-  const auto prefix = at::randn({3, 4, lm->input_width()});
-  inference::GenerateOptions options;
-  options.max_new_tokens = 6;
-  options.eos_token_id.reset();
+  auto [lm, prefix, options] = generation_setup("opt", 5, 3, 4, 6);
   const auto greedy = inference::generate(*lm, prefix, {}, options);
   EXPECT_TRUE(at::equal(inference::greedy_search(*lm, prefix, {}, options), greedy.tokens));
   options.num_beams = 1;
@@ -162,12 +169,7 @@ TEST(Generation, BeamOfOneIsGreedyAndBeamsFindLikelierSequences) {
 
 TEST(Generation, SamplingIsSeededAndTopKOneIsGreedy) {
   torch::NoGradGuard no_grad;
-  at::manual_seed(6);
-  auto lm = build_decoder(tiny_decoder("llama"));
-  const auto prefix = at::randn({2, 3, lm->input_width()});
-  inference::GenerateOptions options;
-  options.max_new_tokens = 8;
-  options.eos_token_id.reset();
+  auto [lm, prefix, options] = generation_setup("llama", 6, 2, 3, 8);
   const auto greedy = inference::generate(*lm, prefix, {}, options).tokens;
   options.do_sample = true;
   options.top_k = 1;
@@ -188,12 +190,7 @@ TEST(Generation, SamplingIsSeededAndTopKOneIsGreedy) {
 
 TEST(Generation, MinNewTokensHoldsBackEos) {
   torch::NoGradGuard no_grad;
-  at::manual_seed(3);
-  auto lm = build_decoder(tiny_decoder("opt"));
-  const auto prefix = at::randn({2, 3, lm->input_width()});
-  inference::GenerateOptions options;
-  options.max_new_tokens = 5;
-  options.eos_token_id.reset();
+  auto [lm, prefix, options] = generation_setup("opt", 3, 2, 3, 5);
   options.eos_token_id = inference::greedy_search(*lm, prefix, {}, options)[0][0].item<int64_t>();
   options.min_new_tokens = 3;
   for (int64_t beams : {1, 3}) {

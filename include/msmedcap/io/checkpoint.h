@@ -25,6 +25,9 @@ struct Checkpoint {
 /// step is replaced only after the new one is complete.
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const Checkpoint& ckpt);
 
+/// The folder of step `step` in `run_dir` (RUN/checkpoints/step-000000123), saved or not.
+std::string checkpoint_folder(const std::string& run_dir, int64_t step);
+
 /// The folder `latest` names, or "" when the run has no checkpoint yet. Throws when `latest`
 /// names a folder that is missing or incomplete.
 std::string latest_checkpoint(const std::string& run_dir);

@@ -25,9 +25,10 @@ struct Collectives {
   std::function<double(double)> sum;
 };
 
-/// `loss`, a mean over this rank's `count` tokens, rescaled so that the mean of the ranks'
-/// values is the mean over every rank's tokens (what one process on the union computes).
-torch::Tensor token_mean_over_ranks(const torch::Tensor& loss, int64_t count, const Collectives& collectives);
+/// `loss`, a next-token mean over this rank's `labels` [B, T] (labels[:, 1:] not kIgnoreIndex
+/// count), rescaled so that the mean of the ranks' values is the mean over every rank's tokens
+/// (what one process on the union computes). One process: `loss` unchanged, nothing counted.
+torch::Tensor token_mean_over_ranks(const torch::Tensor& loss, const torch::Tensor& labels, const Collectives& collectives);
 
 struct Stage1Batch {
   models::ImageInputs images;  // pixels or cached features of the branch
