@@ -13,6 +13,8 @@ packages=(
   libicu-dev              # Unicode categories and NFD for the WordPiece and BPE tokenizers
   libsentencepiece-dev sentencepiece   # SentencePiece library (bridge) and spm_train/spm_encode
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libstemmer-dev          # Snowball English stemmer (METEOR's stem module)
+  wordnet-base            # WordNet 3.0 (METEOR's synonym module)
   libgtest-dev libgmock-dev
   python3-torch           # scripts/convert_pth.py (.pth -> safetensors) and its test
 )

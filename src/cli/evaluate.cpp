@@ -7,29 +7,45 @@
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/metrics/evaluate.h"
+#include "msmedcap/metrics/meteor.h"
 
 namespace msmedcap::cli {
 
 void register_evaluate(CLI::App& app, const GlobalOptions& globals) {
   struct Options {
     std::string pred, ref, json, per_item;
+    metrics::MeteorOptions meteor;
+    bool no_meteor = false;
   };
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("evaluate", "BLEU-1..4, ROUGE-L and CIDEr-D of predicted captions against references");
+  auto* cmd = app.add_subcommand("evaluate", "BLEU-1..4, METEOR, ROUGE-L and CIDEr-D of predicted captions against references");
   cmd->add_option("--pred", o->pred, "predictions: JSONL lines {\"id\", \"caption\"}")->required();
   cmd->add_option("--ref", o->ref, "references: JSONL lines {\"id\", \"captions\": [...]} or {\"id\", \"caption\"}")->required();
   cmd->add_option("--json", o->json, "write the corpus scores as JSON here");
   cmd->add_option("--per-item", o->per_item, "write each item's scores as JSONL here");
+  cmd->add_option("--wordnet", o->meteor.wordnet_dir,
+                  "WordNet 3.0 folder for METEOR's synonym module (empty: module off)")
+      ->capture_default_str();
+  cmd->add_option("--function-words", o->meteor.function_words_file,
+                  "METEOR function word list, one per line (default: the built-in English list)");
+  cmd->add_flag("--no-meteor", o->no_meteor, "skip METEOR (it writes null)");
   cmd->callback([o, &globals] {
     core::init_logging(globals.log_level.empty() ? "info" : globals.log_level);
-    const auto ev = metrics::evaluate(metrics::read_predictions(o->pred), metrics::read_references(o->ref));
+    const auto predictions = metrics::read_predictions(o->pred);
+    const auto references = metrics::read_references(o->ref);
+    std::unique_ptr<metrics::Meteor> meteor;
+    if (!o->no_meteor) {
+      meteor = std::make_unique<metrics::Meteor>(o->meteor);
+      spdlog::info("METEOR modules: {}", meteor->modules());
+    }
+    const auto ev = metrics::evaluate(predictions, references, meteor.get());
     static const char* kOrder[] = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"};
     config::Json out = config::Json::object();
     std::cout << "metric    score\n";
     for (const char* name : kOrder) {
       const auto it = ev.corpus.find(name);
       if (it == ev.corpus.end()) {
-        out[name] = nullptr;  // METEOR: not computed yet
+        out[name] = nullptr;  // METEOR with --no-meteor
         std::cout << fmt::format("{:<9} {}\n", name, "n/a");
       } else {
         out[name] = it->second;

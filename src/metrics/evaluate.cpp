@@ -4,6 +4,7 @@
 
 #include "msmedcap/config/fields.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/metrics/meteor.h"
 #include "msmedcap/metrics/ptb_tokenizer.h"
 #include "msmedcap/metrics/scorer.h"
 
@@ -76,7 +77,7 @@ std::map<std::string, std::vector<std::string>> read_references(const std::strin
 }
 
 Evaluation evaluate(const std::map<std::string, std::string>& predictions,
-                    const std::map<std::string, std::vector<std::string>>& references) {
+                    const std::map<std::string, std::vector<std::string>>& references, const Meteor* meteor) {
   std::vector<std::string> only_pred, only_ref;
   for (const auto& [id, c] : predictions) {
     if (!references.count(id)) only_pred.push_back(id);
@@ -101,6 +102,11 @@ Evaluation evaluate(const std::map<std::string, std::string>& predictions,
     const std::string name = "Bleu_" + std::to_string(k + 1);
     ev.corpus[name] = b[static_cast<size_t>(k)].corpus;
     ev.per_item[name] = b[static_cast<size_t>(k)].per_item;
+  }
+  if (meteor) {
+    const auto m = meteor->score(items);
+    ev.corpus["METEOR"] = m.corpus;
+    ev.per_item["METEOR"] = m.per_item;
   }
   const auto r = rouge_l(items);
   ev.corpus["ROUGE_L"] = r.corpus;

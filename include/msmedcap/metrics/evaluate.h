@@ -17,15 +17,18 @@ std::map<std::string, std::string> read_predictions(const std::string& path);
 std::map<std::string, std::vector<std::string>> read_references(const std::string& path);
 
 struct Evaluation {
-  /// Bleu_1..Bleu_4, ROUGE_L, CIDEr (pycocoevalcap's names); METEOR is not computed yet.
+  /// Bleu_1..Bleu_4, METEOR (when a scorer is given), ROUGE_L, CIDEr (pycocoevalcap's names).
   std::map<std::string, double> corpus;
   std::vector<std::string> ids;                               // in id order
   std::map<std::string, std::vector<double>> per_item;        // metric -> score per id
 };
 
-/// Scores `predictions` against `references`. Ids present on one side only are an error that
-/// names (the first of) them.
+class Meteor;
+
+/// Scores `predictions` against `references`, METEOR with `meteor` when not null. Ids present on
+/// one side only are an error that names (the first of) them.
 Evaluation evaluate(const std::map<std::string, std::string>& predictions,
-                    const std::map<std::string, std::vector<std::string>>& references);
+                    const std::map<std::string, std::vector<std::string>>& references,
+                    const Meteor* meteor = nullptr);
 
 }  // namespace msmedcap::metrics
