@@ -10,6 +10,7 @@
 
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/config/run_config.h"
+#include "msmedcap/models/msmedcap.h"
 
 namespace msmedcap::cli {
 
@@ -36,6 +37,15 @@ void add_config_options(CLI::App* command, ConfigOptions& options);
 config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& options,
                                 const GlobalOptions& globals);
 
+/// Inference commands (caption, retrieve): `--run DIR` names a training run folder, whose
+/// config.json is read first (under the -c files) and whose latest checkpoint is loaded after
+/// the config's weights.
+void add_run_option(CLI::App* command, std::string& run_dir);
+config::Json resolve_inference_config(config::RunConfig& config, ConfigOptions options, const std::string& run_dir,
+                                      const GlobalOptions& globals);
+/// The config's model with its weights, on its runtime device, in eval mode.
+models::MsMedCapModel load_inference_model(const config::RunConfig& config);
+
 /// Each subcommand file defines one of these; main.cpp calls them all.
 void register_inspect(CLI::App& app, const GlobalOptions& globals);
 void register_config(CLI::App& app, const GlobalOptions& globals);
@@ -49,5 +59,7 @@ void register_bench(CLI::App& app, const GlobalOptions& globals);
 void register_train(CLI::App& app, const GlobalOptions& globals);
 void register_merge(CLI::App& app, const GlobalOptions& globals);
 void register_evaluate(CLI::App& app, const GlobalOptions& globals);
+void register_caption(CLI::App& app, const GlobalOptions& globals);
+void register_retrieve(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace msmedcap::cli

@@ -1,8 +1,14 @@
+#include <filesystem>
 #include <iostream>
 
+#include <torch/utils.h>
+
 #include "commands.h"
+#include "msmedcap/core/check.h"
+#include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
+#include "msmedcap/models/pretrained.h"
 
 namespace msmedcap::cli {
 
@@ -30,6 +36,47 @@ config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& 
   const int threads = core::configure_threads(config.runtime.threads);
   core::log_debug("runtime", "{} intra-op threads, flush-to-zero on", threads);
   return resolved;
+}
+
+void add_run_option(CLI::App* command, std::string& run_dir) {
+  command->add_option("--run", run_dir, "training run folder: its config.json and latest checkpoint")->type_name("DIR");
+}
+
+config::Json resolve_inference_config(config::RunConfig& config, ConfigOptions options, const std::string& run_dir,
+                                      const GlobalOptions& globals) {
+  if (!run_dir.empty()) {
+    const std::string saved = run_dir + "/config.json";
+    MSMEDCAP_CHECK(std::filesystem::exists(saved), run_dir, ": not a run folder (no config.json)");
+    options.files.insert(options.files.begin(), saved);
+  }
+  MSMEDCAP_CHECK(!options.files.empty(), "give --run DIR or -c CONFIG");
+  const config::Json resolved = resolve_run_config(config, options, globals);
+  if (!run_dir.empty()) {
+    // A run that started without weights drew its frozen parts from runtime.seed and saved only
+    // what it trained: the same seed (load_inference_model) gives the same frozen parts back.
+    if (config.weights.empty()) {
+      core::log_info("model", "{} started from random values: parts not in its checkpoint come from seed {}", run_dir,
+                     config.runtime.seed);
+      config.load.allow_missing.push_back("");
+    }
+    config::WeightsSource checkpoint;
+    checkpoint.path = run_dir;
+    config.weights.push_back(checkpoint);
+  }
+  return resolved;
+}
+
+models::MsMedCapModel load_inference_model(const config::RunConfig& config) {
+  torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));  // as `train` does before building
+  auto model = models::build_model(config.model);
+  if (config.weights.empty()) {
+    core::log_warn("model", "no weights in the config: the model is random");
+  } else {
+    models::load_weight_sources(*model, config.weights, config.load);
+  }
+  model->to(core::parse_device(config.runtime.device));
+  model->eval();
+  return model;
 }
 
 }  // namespace msmedcap::cli

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   cli::register_train(app, globals);
   cli::register_merge(app, globals);
   cli::register_evaluate(app, globals);
+  cli::register_caption(app, globals);
+  cli::register_retrieve(app, globals);
 
   try {
     app.parse(argc, argv);

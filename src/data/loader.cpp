@@ -44,9 +44,9 @@ ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, Exampl
   DecodeOptions decode;
   if (!cfg.dicom_window.empty()) decode.window = parse_window(cfg.dicom_window, "transform.dicom_window");
   return [cfg, options, decode](const Sample& sample, std::mt19937_64& rng) {
-    MSMEDCAP_CHECK(!sample.captions.empty() && std::any_of(sample.captions.begin(), sample.captions.end(),
-                                                           [](const std::string& c) { return !blank(c); }),
-                   sample.id, ": empty caption");
+    const bool has_caption = std::any_of(sample.captions.begin(), sample.captions.end(),
+                                         [](const std::string& c) { return !blank(c); });
+    MSMEDCAP_CHECK(!options.require_caption || has_caption, sample.id, ": empty caption");
     Example ex;
     const bool clip_pixels = options.clip && !options.clip_cache;
     const bool sam_pixels = options.sam && !options.sam_cache;

@@ -1,6 +1,8 @@
 #include "msmedcap/models/qformer.h"
 
 #include <ATen/ATen.h>
+
+#include <cmath>
 #include <torch/nn/functional/activation.h>
 
 #include "msmedcap/core/check.h"
@@ -19,7 +21,7 @@ torch::Tensor additive(const torch::Tensor& keep, const torch::Tensor& like) {
 
 QFormerMultiHeadAttentionImpl::QFormerMultiHeadAttentionImpl(const config::QFormerConfig& cfg,
                                                              bool is_cross)
-    : num_heads_(cfg.num_attention_heads) {
+    : num_heads_(cfg.num_attention_heads), is_cross_(is_cross) {
   const int64_t context_width = is_cross ? cfg.encoder_hidden_size : cfg.hidden_size;
   query = register_module("query", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
   key = register_module("key", torch::nn::Linear(context_width, cfg.hidden_size));
@@ -42,6 +44,11 @@ torch::Tensor QFormerMultiHeadAttentionImpl::forward(const torch::Tensor& x, con
     v = torch::cat({past_v, v}, 2);
   }
   auto out = core::scaled_dot_product_attention(q, k, v, mask);
+  if (record_probs) {
+    auto scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh));
+    if (mask.defined()) scores = scores + mask;
+    recorded_probs = at::softmax(scores.to(at::kFloat), -1).mean(1).detach();
+  }
   return out.transpose(1, 2).reshape({b, n, d});
 }
 

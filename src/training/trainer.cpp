@@ -275,7 +275,9 @@ LossValues Trainer::validate() {
   while (tcfg_.val_batches == 0 || batches < tcfg_.val_batches) {
     auto batch = val_loader_->next();
     if (!batch) break;
-    if (agree_batch_size(*batch) == 0) continue;
+    // Stage 1 needs two images: a lone one has no ITM negative (a validation set of 8k + 1).
+    const int64_t size = agree_batch_size(*batch);
+    if (size == 0 || (stage1_ && size < 2)) continue;
     const auto n = static_cast<double>(batch->samples.size());
     const auto [loss, values] = compute(*batch, val_examples_, data::mix_seed(static_cast<uint64_t>(cfg_.runtime.seed), 0x76616cull,
                                                                static_cast<uint64_t>(batches)));

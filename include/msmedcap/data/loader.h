@@ -69,10 +69,12 @@ struct ExampleOptions {
   bool sam = true;
   /// Cached features instead of pixels, per branch (null = pixels).
   std::shared_ptr<const FeatureCache> clip_cache, sam_cache;
+  /// Training needs a caption; captioning images does not.
+  bool require_caption = true;
 };
 
 /// The standard processing: decode (DICOM windowing from cfg), CLIP and SAM transforms, or the
-/// cached features; an empty caption is a bad sample.
+/// cached features; an empty caption is a bad sample (unless !options.require_caption).
 ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, ExampleOptions options);
 
 class DataLoader {

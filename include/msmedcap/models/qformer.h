@@ -45,8 +45,15 @@ class QFormerMultiHeadAttentionImpl : public torch::nn::Module {
                         torch::Tensor* record_v = nullptr);
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
 
+  bool is_cross() const { return is_cross_; }
+  /// When set, each forward() also stores its attention probabilities averaged over heads
+  /// ([B, N, past + M]) in `recorded_probs` (attention maps; off in training).
+  bool record_probs = false;
+  torch::Tensor recorded_probs;
+
  private:
   int64_t num_heads_;
+  bool is_cross_ = false;
 };
 TORCH_MODULE(QFormerMultiHeadAttention);
 

@@ -1,0 +1,52 @@
+#pragma once
+/// Captioning many images: batches decoded on worker threads while the model captions the
+/// previous one; an image that cannot be read becomes a record with an error and the run goes
+/// on; optional attention-map PNGs per image and branch.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "msmedcap/config/data_config.h"
+#include "msmedcap/core/progress.h"
+#include "msmedcap/data/datasets.h"
+#include "msmedcap/inference/captioner.h"
+
+namespace msmedcap::inference {
+
+struct CaptionRecord {
+  std::string id;
+  std::string image;
+  std::string caption;
+  double score = 0;
+  std::string error;  ///< non-empty: the image could not be captioned (no caption then)
+};
+
+struct BatchCaptionOptions {
+  int64_t batch_size = 8;
+  /// Decoding threads (at least 1).
+  int64_t workers = 2;
+  /// Image transforms (augmentation is never applied).
+  config::ImageTransformConfig transform;
+  /// Non-empty: write <dir>/<id>.clip.png and <id>.sam.png attention maps here.
+  std::string attention_dir;
+};
+
+struct BatchCaptionStats {
+  int64_t images = 0;
+  int64_t failed = 0;
+  double seconds = 0;  ///< wall time from the first decode to the last record
+};
+
+/// Captions `samples` in order and hands each record to `on_record` (in input order).
+BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::Sample>& samples,
+                                  const BatchCaptionOptions& options,
+                                  const std::function<void(const CaptionRecord&)>& on_record,
+                                  core::Progress* progress = nullptr);
+
+/// `id` made safe as a file name (characters other than letters, digits, '.', '-' and '_'
+/// become '_').
+std::string file_safe(const std::string& id);
+
+}  // namespace msmedcap::inference

@@ -1,0 +1,63 @@
+#pragma once
+/// Captioning images with a trained model, as LAVIS's Blip2OPT.generate does: the visual prefix
+/// of both branches, then the tokenised prompt (the decoder's bos included), then generate();
+/// the text is decoded up to the end token. Optionally records each branch's Q-Former
+/// cross-attention for attention maps.
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "msmedcap/data/tokenizer.h"
+#include "msmedcap/inference/search.h"
+#include "msmedcap/models/msmedcap.h"
+
+namespace msmedcap::inference {
+
+struct CaptionOptions {
+  GenerateOptions generate;
+  /// Text before the caption ("a photo of "); empty = the bos token only.
+  std::string prompt;
+  /// Record the Q-Former cross-attention of both branches (attention maps).
+  bool attention = false;
+};
+
+/// Greedy decoding of up to 30 tokens that ends at `eos_text`'s single token (OPT's "\n" as
+/// BLIP-2 trains it) and pads with the tokenizer's pad id. Throws when `eos_text` is not one token.
+GenerateOptions default_generate_options(const data::TextTokenizer& tokenizer, const std::string& eos_text);
+
+struct Caption {
+  std::string text;
+  double score = 0;  ///< generate()'s score: beam score, or the summed log-probabilities
+};
+
+/// Where each branch's queries looked, averaged over cross-attention layers, heads and queries.
+struct BranchAttention {
+  /// [B, g, g] over the CLIP patch grid (the class token dropped); undefined without CLIP.
+  at::Tensor clip;
+  /// [B, h, w] over the SAM embedding grid: the attention itself for spatial tokens; for
+  /// channel tokens (MSMedCap) the channel maps' magnitudes weighted by the attention each
+  /// channel received. Undefined without SAM.
+  at::Tensor sam;
+};
+
+class Captioner {
+ public:
+  Captioner(models::MsMedCapModel model, std::shared_ptr<const data::TextTokenizer> tokenizer, CaptionOptions options);
+
+  /// Captions a batch: clip [B, 3, S, S] and sam [B, 3, T, T] pixels (undefined for a branch
+  /// that is off), on any device (moved to the model's). Fills `attention` when asked for.
+  std::vector<Caption> caption(const at::Tensor& clip, const at::Tensor& sam, BranchAttention* attention = nullptr);
+
+  const CaptionOptions& options() const { return options_; }
+
+ private:
+  models::MsMedCapModel model_;
+  std::shared_ptr<const data::TextTokenizer> tokenizer_;
+  CaptionOptions options_;
+  std::vector<int64_t> prompt_ids_;
+};
+
+}  // namespace msmedcap::inference

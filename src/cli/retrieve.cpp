@@ -1,0 +1,131 @@
+// msmedcap retrieve (--run DIR | -c CFG...) --dataset data|val_data [--branch clip|sam]
+//   [--rerank K] [--json OUT.json]: image-text retrieval recall of a stage-1 Q-Former.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <iostream>
+#include <random>
+
+#include "commands.h"
+#include "msmedcap/core/atomic_file.h"
+#include "msmedcap/core/device.h"
+#include "msmedcap/core/logging.h"
+#include "msmedcap/data/loader.h"
+#include "msmedcap/data/text_batch.h"
+#include "msmedcap/data/tokenizer.h"
+#include "msmedcap/inference/retrieval.h"
+
+namespace msmedcap::cli {
+namespace {
+
+struct RetrieveOptions {
+  ConfigOptions config;
+  std::string run_dir, dataset = "val_data", branch, json;
+  int64_t rerank = 0, batch_size = 0;
+};
+
+void run(const RetrieveOptions& o, const GlobalOptions& globals) {
+  config::RunConfig cfg;
+  const config::Json resolved = resolve_inference_config(cfg, o.config, o.run_dir, globals);
+  if (o.config.dump_config) {
+    std::cout << resolved.dump(2) << "\n";
+    return;
+  }
+  MSMEDCAP_CHECK(o.dataset == "data" || o.dataset == "val_data", "retrieve: --dataset must be data or val_data, got ", o.dataset);
+  const std::string branch = o.branch.empty() ? (cfg.model.use_clip ? "clip" : "sam") : o.branch;
+  MSMEDCAP_CHECK(branch == "clip" || branch == "sam", "retrieve: --branch must be clip or sam, got ", branch);
+  const bool sam = branch == "sam";
+  MSMEDCAP_CHECK(!cfg.tokenizers.qformer.empty(), "retrieve: the config names no Q-Former tokenizer (tokenizers.qformer)");
+  const auto tokenizer = data::load_tokenizer(cfg.tokenizers.qformer);
+  auto model = load_inference_model(cfg);
+  model->heads(sam);  // the branch must have its stage-1 heads
+
+  const auto& sources = (o.dataset == "data" ? cfg.data : cfg.val_data).sources;
+  MSMEDCAP_CHECK(!sources.empty(), "retrieve: the config's ", o.dataset, " section has no sources");
+  std::vector<data::Sample> samples;
+  for (const auto& source : sources) {
+    auto s = data::read_dataset(source);
+    samples.insert(samples.end(), s.begin(), s.end());
+  }
+  config::ImageTransformConfig transform = cfg.data.transform;
+  transform.augment = false;
+  transform.hflip = false;
+  data::ExampleOptions eo;
+  eo.clip = !sam;
+  eo.sam = sam;
+  const auto process = data::make_example_processor(transform, eo);
+  const auto device = core::parse_device(cfg.runtime.device);
+  const int64_t batch = o.batch_size > 0 ? o.batch_size : cfg.loader.batch_size;
+
+  // Image tokens of every readable image, and each caption linked to its image.
+  c10::InferenceMode no_grad;
+  std::vector<at::Tensor> tokens, pending;
+  std::vector<std::string> texts;
+  std::vector<int64_t> text_image;
+  int64_t images = 0, unreadable = 0;
+  std::mt19937_64 rng(0);
+  auto flush = [&] {
+    if (pending.empty()) return;
+    models::ImageInputs inputs;
+    (sam ? inputs.sam_pixels : inputs.clip_pixels) = at::stack(pending).to(device);
+    tokens.push_back(model->image_tokens(sam, inputs));
+    pending.clear();
+  };
+  for (const auto& s : samples) {
+    data::Example ex;
+    try {
+      ex = process(s, rng);
+    } catch (const std::exception& e) {
+      core::log_warn("retrieve", "skipped {}: {}", s.id, e.what());
+      ++unreadable;
+      continue;
+    }
+    pending.push_back(sam ? ex.sam : ex.clip);
+    for (const auto& c : s.captions) {
+      texts.push_back(c);
+      text_image.push_back(images);
+    }
+    ++images;
+    if (static_cast<int64_t>(pending.size()) == batch) flush();
+  }
+  flush();
+  MSMEDCAP_CHECK(images > 0, "retrieve: no readable images");
+  const auto text = data::qformer_text_batch(*tokenizer, texts, cfg.train.qformer_max_len);
+  inference::RetrievalInputs inputs{at::cat(tokens), text.ids.to(device), text.mask.to(device)};
+  const auto scores = inference::retrieval_scores(*model, sam, inputs, o.rerank, batch);
+  const auto recall = inference::retrieval_recall(scores, text_image);
+
+  std::cout << fmt::format("{} images, {} texts, {} branch, {}\n", images, texts.size(), branch,
+                           o.rerank > 0 ? fmt::format("ITC then ITM over the top {}", o.rerank) : std::string("ITC"));
+  std::cout << fmt::format("image->text  R@1 {:6.2f}  R@5 {:6.2f}  R@10 {:6.2f}\n", recall.at("txt_r1"), recall.at("txt_r5"),
+                           recall.at("txt_r10"));
+  std::cout << fmt::format("text->image  R@1 {:6.2f}  R@5 {:6.2f}  R@10 {:6.2f}\n", recall.at("img_r1"), recall.at("img_r5"),
+                           recall.at("img_r10"));
+  if (unreadable > 0) core::log_warn("retrieve", "{} unreadable images left out", unreadable);
+  if (!o.json.empty()) {
+    config::Json out(recall);
+    out["images"] = images;
+    out["texts"] = texts.size();
+    out["branch"] = branch;
+    out["rerank_k"] = o.rerank;
+    core::write_file_atomic(o.json, out.dump(2) + "\n");
+  }
+}
+
+}  // namespace
+
+void register_retrieve(CLI::App& app, const GlobalOptions& globals) {
+  auto o = std::make_shared<RetrieveOptions>();
+  auto* cmd = app.add_subcommand("retrieve", "image-text retrieval recall (R@1/5/10 both ways) of a stage-1 Q-Former");
+  add_config_options(cmd, o->config);
+  add_run_option(cmd, o->run_dir);
+  cmd->add_option("--dataset", o->dataset, "the config section whose sources are searched")->capture_default_str();
+  cmd->add_option("--branch", o->branch, "clip or sam (default: clip when the model has it)");
+  cmd->add_option("--rerank", o->rerank, "re-rank each row's top K by ITM (0 = ITC only)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-size", o->batch_size, "images per encoder batch (default: loader.batch_size)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--json", o->json, "write the recall metrics as JSON here");
+  cmd->callback([o, &globals] { run(*o, globals); });
+}
+
+}  // namespace msmedcap::cli

@@ -1,0 +1,145 @@
+#include "msmedcap/inference/batch_caption.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "msmedcap/core/atomic_file.h"
+#include "msmedcap/core/check.h"
+#include "msmedcap/data/image_io.h"
+#include "msmedcap/data/loader.h"
+#include "msmedcap/data/transforms.h"
+#include "msmedcap/inference/attention_maps.h"
+
+namespace msmedcap::inference {
+namespace {
+
+/// One batch after decoding: each sample's example or its error.
+struct Decoded {
+  size_t begin = 0, end = 0;
+  std::vector<std::optional<data::Example>> examples;
+  std::vector<std::string> errors;
+};
+
+Decoded decode(const data::ProcessFn& process, const std::vector<data::Sample>& samples, size_t begin, size_t end,
+               int64_t workers) {
+  Decoded d;
+  d.begin = begin;
+  d.end = end;
+  d.examples.resize(end - begin);
+  d.errors.resize(end - begin);
+  auto work = [&](size_t first, size_t stride) {
+    std::mt19937_64 rng(0);  // no augmentation: unused
+    for (size_t i = first; i < end - begin; i += stride) {
+      try {
+        d.examples[i] = process(samples[begin + i], rng);
+      } catch (const std::exception& e) {
+        d.errors[i] = e.what();
+      }
+    }
+  };
+  const size_t threads = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(workers), end - begin));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work, t, threads);
+  work(0, threads);
+  for (auto& t : pool) t.join();
+  return d;
+}
+
+/// The fraction of the SAM grid that covered the image rather than padding.
+std::pair<double, double> sam_valid(const config::ImageTransformConfig& cfg, int64_t h, int64_t w) {
+  if (cfg.sam_input_from_clip_tensor) return {1.0, 1.0};
+  const auto [rh, rw] = data::sam_resized_shape(h, w, cfg.sam_size);
+  return {static_cast<double>(rh) / static_cast<double>(cfg.sam_size), static_cast<double>(rw) / static_cast<double>(cfg.sam_size)};
+}
+
+void write_maps(const BranchAttention& maps, int64_t row, const data::Sample& sample, const BatchCaptionOptions& o) {
+  const auto image = data::decode_image(sample.image).pixels;
+  const std::string stem = o.attention_dir + "/" + file_safe(sample.id);
+  if (maps.clip.defined()) core::write_file_atomic(stem + ".clip.png", attention_overlay_png(image, maps.clip[row]));
+  if (maps.sam.defined()) {
+    const auto [fr, fc] = sam_valid(o.transform, image.rows, image.cols);
+    core::write_file_atomic(stem + ".sam.png", attention_overlay_png(image, maps.sam[row], fr, fc));
+  }
+}
+
+}  // namespace
+
+std::string file_safe(const std::string& id) {
+  std::string s = id;
+  for (auto& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+  return s.empty() ? "_" : s;
+}
+
+BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::Sample>& samples,
+                                  const BatchCaptionOptions& options,
+                                  const std::function<void(const CaptionRecord&)>& on_record, core::Progress* progress) {
+  MSMEDCAP_CHECK(options.batch_size >= 1, "caption: batch size must be at least 1");
+  config::ImageTransformConfig transform = options.transform;
+  transform.augment = false;
+  transform.hflip = false;
+  data::ExampleOptions eo;
+  eo.require_caption = false;
+  const auto process = data::make_example_processor(transform, eo);
+  if (!options.attention_dir.empty()) std::filesystem::create_directories(options.attention_dir);
+
+  const auto start = std::chrono::steady_clock::now();
+  BatchCaptionStats stats;
+  const size_t n = samples.size(), bs = static_cast<size_t>(options.batch_size);
+  auto launch = [&](size_t begin) {
+    return std::async(std::launch::async, decode, std::cref(process), std::cref(samples), begin, std::min(n, begin + bs),
+                      options.workers);
+  };
+  std::future<Decoded> next;
+  if (n > 0) next = launch(0);
+  for (size_t begin = 0; begin < n; begin += bs) {
+    Decoded d = next.get();
+    if (begin + bs < n) next = launch(begin + bs);  // decode ahead while the model runs
+    std::vector<at::Tensor> clips, sams;
+    std::vector<size_t> rows;
+    for (size_t i = 0; i < d.examples.size(); ++i) {
+      if (!d.examples[i]) continue;
+      rows.push_back(i);
+      if (d.examples[i]->clip.defined()) clips.push_back(d.examples[i]->clip);
+      if (d.examples[i]->sam.defined()) sams.push_back(d.examples[i]->sam);
+    }
+    // A model failure is not one image's fault: it ends the run.
+    std::vector<Caption> captions;
+    BranchAttention maps;
+    if (!rows.empty()) {
+      captions = captioner.caption(clips.empty() ? at::Tensor() : at::stack(clips),
+                                   sams.empty() ? at::Tensor() : at::stack(sams),
+                                   options.attention_dir.empty() ? nullptr : &maps);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < d.examples.size(); ++i) {
+      const auto& sample = samples[d.begin + i];
+      CaptionRecord r;
+      r.id = sample.id;
+      r.image = sample.image;
+      if (d.examples[i]) {
+        const auto& c = captions[k];
+        r.caption = c.text;
+        r.score = c.score;
+        if (!options.attention_dir.empty()) write_maps(maps, static_cast<int64_t>(k), sample, options);
+        ++k;
+      } else {
+        r.error = d.errors[i];
+        ++stats.failed;
+      }
+      ++stats.images;
+      on_record(r);
+      if (progress) progress->advance();
+    }
+  }
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+}  // namespace msmedcap::inference

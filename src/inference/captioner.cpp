@@ -1,0 +1,139 @@
+#include "msmedcap/inference/captioner.h"
+
+#include <c10/core/InferenceMode.h>
+#include <torch/nn/module.h>
+
+#include <cmath>
+
+#include "msmedcap/core/check.h"
+
+namespace msmedcap::inference {
+namespace {
+
+/// The cross-attention modules of one Q-Former, named under `prefix` ("qformer." or "sam_qformer.").
+std::vector<models::QFormerMultiHeadAttentionImpl*> cross_attention(torch::nn::Module& model, const std::string& prefix) {
+  std::vector<models::QFormerMultiHeadAttentionImpl*> out;
+  for (const auto& item : model.named_modules()) {
+    if (item.key().rfind(prefix, 0) != 0) continue;
+    auto* attn = dynamic_cast<models::QFormerMultiHeadAttentionImpl*>(item.value().get());
+    if (attn != nullptr && attn->is_cross()) out.push_back(attn);
+  }
+  return out;
+}
+
+/// Mean of the recorded probabilities over layers and queries: [B, M].
+at::Tensor mean_attention(const std::vector<models::QFormerMultiHeadAttentionImpl*>& layers) {
+  at::Tensor sum;
+  for (auto* layer : layers) {
+    MSMEDCAP_CHECK(layer->recorded_probs.defined(), "attention maps: a cross-attention layer recorded nothing");
+    const auto m = layer->recorded_probs.mean(1);  // [B, M]
+    sum = sum.defined() ? sum + m : m;
+  }
+  return sum / static_cast<double>(layers.size());
+}
+
+int64_t square_side(int64_t n) {
+  const auto s = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  return s * s == n ? s : -1;
+}
+
+/// Scoped switch of attention recording.
+struct Recording {
+  std::vector<models::QFormerMultiHeadAttentionImpl*> layers;
+  explicit Recording(std::vector<models::QFormerMultiHeadAttentionImpl*> l) : layers(std::move(l)) {
+    for (auto* a : layers) a->record_probs = true;
+  }
+  ~Recording() {
+    for (auto* a : layers) {
+      a->record_probs = false;
+      a->recorded_probs = at::Tensor();
+    }
+  }
+};
+
+}  // namespace
+
+GenerateOptions default_generate_options(const data::TextTokenizer& tokenizer, const std::string& eos_text) {
+  GenerateOptions o;
+  const auto eos = tokenizer.encode(eos_text, false);
+  MSMEDCAP_CHECK(eos.size() == 1, "generation: the end text \"", eos_text, "\" is ", eos.size(),
+                 " tokens for this tokenizer; give --generate with an eos_token_id");
+  o.eos_token_id = eos[0];
+  o.pad_token_id = tokenizer.pad_id() >= 0 ? tokenizer.pad_id() : eos[0];
+  return o;
+}
+
+Captioner::Captioner(models::MsMedCapModel model, std::shared_ptr<const data::TextTokenizer> tokenizer,
+                     CaptionOptions options)
+    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(std::move(options)) {
+  prompt_ids_ = tokenizer_->encode(options_.prompt, true);
+  const int64_t vocab = model_->config().decoder.vocab_size;
+  for (int64_t id : prompt_ids_)
+    MSMEDCAP_CHECK(id >= 0 && id < vocab, "caption: prompt token ", id, " outside the decoder's vocabulary of ", vocab);
+  if (options_.generate.eos_token_id)
+    MSMEDCAP_CHECK(*options_.generate.eos_token_id >= 0 && *options_.generate.eos_token_id < vocab,
+                   "caption: eos_token_id ", *options_.generate.eos_token_id, " outside the decoder's vocabulary of ", vocab,
+                   " (the generation settings are for another tokenizer)");
+  model_->eval();
+}
+
+std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor& sam, BranchAttention* attention) {
+  c10::InferenceMode no_grad;
+  const auto device = model_->parameters().front().device();
+  models::ImageInputs inputs;
+  if (clip.defined()) inputs.clip_pixels = clip.to(device);
+  if (sam.defined()) inputs.sam_pixels = sam.to(device);
+  const bool record = attention != nullptr;
+  std::optional<Recording> clip_rec, sam_rec;
+  if (record) {
+    clip_rec.emplace(cross_attention(*model_, "qformer."));
+    sam_rec.emplace(cross_attention(*model_, "sam_qformer."));
+  }
+  models::VisualPrefix visual = model_->encode(inputs);
+  if (record) {
+    const auto& cfg = model_->config();
+    if (cfg.use_clip && !clip_rec->layers.empty()) {
+      auto a = mean_attention(clip_rec->layers);  // [B, M]
+      int64_t side = square_side(a.size(1));
+      if (side < 0) {  // class token first
+        a = a.slice(1, 1);
+        side = square_side(a.size(1));
+      }
+      MSMEDCAP_CHECK(side > 0, "attention maps: ", a.size(1), " CLIP tokens are not a square grid");
+      attention->clip = a.reshape({a.size(0), side, side}).cpu();
+    }
+    if (cfg.use_sam && !sam_rec->layers.empty()) {
+      const auto a = mean_attention(sam_rec->layers);  // [B, M]
+      const auto& e = visual.parts.sam_image_embeddings;  // [B, C, h, w]
+      if (cfg.sam_tokens == "channels") {
+        attention->sam = (e.abs().to(at::kFloat) * a.view({a.size(0), a.size(1), 1, 1})).sum(1).cpu();
+      } else {
+        attention->sam = a.reshape({a.size(0), e.size(2), e.size(3)}).cpu();
+      }
+    }
+  }
+  const int64_t b = visual.embeds.size(0);
+  const auto prompt = at::tensor(prompt_ids_, at::TensorOptions().dtype(at::kLong)).to(device).unsqueeze(0).expand({b, -1});
+  const auto embeds = at::cat({visual.embeds, model_->decoder().embed(prompt).to(visual.embeds.dtype())}, 1);
+  const auto mask = at::ones({b, embeds.size(1)}, at::TensorOptions().dtype(at::kLong).device(device));
+  const Generated out = generate(model_->decoder(), embeds, mask, options_.generate);
+  const auto tokens = out.tokens.cpu();
+  const auto scores = out.scores.to(at::kDouble).cpu();
+  std::vector<Caption> captions(static_cast<size_t>(b));
+  for (int64_t i = 0; i < b; ++i) {
+    std::vector<int64_t> ids;
+    for (int64_t t = 0; t < tokens.size(1); ++t) {
+      const int64_t id = tokens[i][t].item<int64_t>();
+      if (options_.generate.eos_token_id && id == *options_.generate.eos_token_id) break;
+      ids.push_back(id);
+    }
+    std::string text = tokenizer_->decode(ids, true);
+    const auto first = text.find_first_not_of(" \t\r\n");
+    const auto last = text.find_last_not_of(" \t\r\n");
+    captions[static_cast<size_t>(i)].text = first == std::string::npos ? "" : text.substr(first, last - first + 1);
+    captions[static_cast<size_t>(i)].score = scores[i].item<double>();
+  }
+  return captions;
+}
+
+}  // namespace msmedcap::inference

@@ -1,0 +1,197 @@
+// Inference end to end on the synthetic data with tiny models trained here through the CLI:
+// msmedcap caption (dataset split, folder with a broken image, CSV, attention maps, beam
+// search) scored by msmedcap evaluate, and msmedcap retrieve.
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "msmedcap/config/config_io.h"
+#include "test_utils.h"
+
+namespace msmedcap {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<config::Json> read_jsonl(const std::string& path) {
+  std::vector<config::Json> out;
+  std::istringstream in(testing::read_text(path));
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(config::Json::parse(line));
+  return out;
+}
+
+/// A synthetic dataset (train and test splits, 64 px) and two runs trained on it: the caption
+/// stage and stage 1 of the CLIP branch, 20 steps each, tiny model.
+class InferenceCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    const std::string d = dir_->path();
+    const std::string src = MSMEDCAP_SOURCE_DIR;
+    auto r = testing::run_msmedcap("synth --out " + d + "/synth --n 40 --image-size 64");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    config::Json cfg = {
+        {"tokenizers", {{"qformer", testing::data_path("tokenizers/bert")}, {"decoder", testing::data_path("tokenizers/opt")}}},
+        {"data", {{"sources", {{{"format", "jsonl"}, {"root", d + "/synth"}, {"annotations", "train.jsonl"}}}},
+                  {"transform", {{"clip_size", 32}, {"sam_size", 64}}}}},
+        {"val_data", {{"sources", {{{"format", "jsonl"}, {"root", d + "/synth"}, {"annotations", "test.jsonl"}}}}}},
+        {"loader", {{"batch_size", 8}, {"workers", 1}}},
+        {"train", {{"max_steps", 20}, {"log_every", 10}, {"optimizer", {{"lr", 1e-3}, {"warmup_steps", 0}, {"schedule", "cosine"}}}}}};
+    testing::write_text(d + "/cfg.json", cfg.dump());
+    const std::string base = "train -c " + src + "/configs/models/tiny.json -c " + src + "/configs/stages/";
+    r = testing::run_msmedcap(base + "caption.json -c " + d + "/cfg.json --set train.stage.train_vision=false --run-dir " + d + "/caption");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = testing::run_msmedcap(base + "stage1-clip.json -c " + d + "/cfg.json --run-dir " + d + "/stage1");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string path(const std::string& name) { return dir_->path() + "/" + name; }
+
+  static testing::TempDir* dir_;
+};
+testing::TempDir* InferenceCli::dir_ = nullptr;
+
+TEST_F(InferenceCli, CaptionsAndScoresTheTestSplit) {
+  testing::TempDir out;
+  auto r = testing::run_msmedcap("caption --run " + path("caption") + " --dataset val_data --out " + out.file("pred.jsonl") +
+                                 " --references-out " + out.file("ref.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE((r.out + r.err).find("captions/s"), std::string::npos) << r.out << r.err;
+  const auto pred = read_jsonl(out.file("pred.jsonl"));
+  const auto refs = read_jsonl(out.file("ref.jsonl"));
+  ASSERT_EQ(pred.size(), refs.size());
+  ASSERT_GT(pred.size(), 0u);
+  for (size_t i = 0; i < pred.size(); ++i) {
+    EXPECT_EQ(pred[i]["id"], refs[i]["id"]);
+    ASSERT_TRUE(pred[i].contains("caption")) << pred[i].dump();
+    // Greedy: the score is a sum of log-probabilities.
+    const double score = pred[i]["score"].get<double>();
+    EXPECT_TRUE(std::isfinite(score) && score <= 0) << score;
+  }
+  r = testing::run_msmedcap("evaluate --pred " + out.file("pred.jsonl") + " --ref " + out.file("ref.jsonl") + " --json " +
+                            out.file("scores.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto scores = config::read_json_file(out.file("scores.json"));
+  for (const char* k : {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L"}) {
+    EXPECT_GE(scores[k].get<double>(), 0.0) << k;
+    EXPECT_LE(scores[k].get<double>(), 1.0) << k;
+  }
+  EXPECT_GE(scores["CIDEr"].get<double>(), 0.0);
+}
+
+TEST_F(InferenceCli, BatchSizeDoesNotChangeCaptions) {
+  testing::TempDir out;
+  const std::string base = "caption --run " + path("caption") + " --dataset val_data --out ";
+  ASSERT_EQ(testing::run_msmedcap(base + out.file("b1.jsonl") + " --batch-size 1").exit_code, 0);
+  ASSERT_EQ(testing::run_msmedcap(base + out.file("b4.jsonl") + " --batch-size 4 --workers 3").exit_code, 0);
+  const auto a = read_jsonl(out.file("b1.jsonl")), b = read_jsonl(out.file("b4.jsonl"));
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["caption"], b[i]["caption"]) << i;
+    EXPECT_NEAR(a[i]["score"].get<double>(), b[i]["score"].get<double>(), 1e-3) << i;
+  }
+}
+
+TEST_F(InferenceCli, FolderWithABrokenImageGivesAnErrorRecordCsvAndAttentionMaps) {
+  testing::TempDir out;
+  const std::string images = out.file("images");
+  fs::create_directories(images);
+  int copied = 0;
+  for (const auto& e : fs::directory_iterator(path("synth/images"))) {
+    if (copied == 3) break;
+    fs::copy_file(e.path(), images + "/" + e.path().filename().string());
+    ++copied;
+  }
+  testing::write_text(images + "/broken.png", "not an image");
+  testing::write_text(images + "/notes.txt", "ignored: not an image extension");
+  const auto r = testing::run_msmedcap("caption --run " + path("caption") + " --images " + images + " --out " +
+                                       out.file("c.csv") + " --attention-maps " + out.file("maps"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string csv = testing::read_text(out.file("c.csv"));
+  EXPECT_EQ(testing::count_lines(csv), 5u) << csv;  // header + 3 captions + 1 error
+  EXPECT_EQ(csv.rfind("id,image,caption,score,error\n", 0), 0u);
+  EXPECT_NE(csv.find("broken,"), std::string::npos);
+  EXPECT_NE(csv.find("broken.png: not a decodable image"), std::string::npos) << csv;
+  for (const auto& e : fs::directory_iterator(images)) {
+    const std::string id = e.path().stem().string();
+    if (id == "broken" || id == "notes") continue;
+    for (const char* branch : {"clip", "sam"}) {
+      const cv::Mat png = cv::imread(out.file("maps/" + id + "." + branch + ".png"), cv::IMREAD_COLOR);
+      ASSERT_FALSE(png.empty()) << id << " " << branch;
+      EXPECT_EQ(png.rows, 64);
+      EXPECT_EQ(png.cols, 64);
+    }
+  }
+  EXPECT_FALSE(fs::exists(out.file("maps/broken.clip.png")));
+}
+
+TEST_F(InferenceCli, BeamSearchAndListFile) {
+  testing::TempDir out;
+  // OPT's "\n" in the test tokenizer is id 14 (the presets' 50118 is the real OPT's).
+  testing::write_text(out.file("beam.json"), R"({"num_beams": 3, "max_new_tokens": 12, "eos_token_id": 14, "pad_token_id": 1})");
+  std::string list;
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(path("synth/images"))) {
+    if (n++ == 4) break;
+    list += "img" + std::to_string(n) + "\t" + e.path().string() + "\n";
+  }
+  testing::write_text(out.file("list.txt"), "# id<TAB>path\n" + list);
+  const auto r = testing::run_msmedcap("caption --run " + path("caption") + " --list " + out.file("list.txt") +
+                                       " --generate " + out.file("beam.json") + " --out " + out.file("beam.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto records = read_jsonl(out.file("beam.jsonl"));
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[0]["id"], "img1");
+  for (const auto& rec : records) EXPECT_TRUE(rec.contains("caption") && std::isfinite(rec["score"].get<double>()));
+  // The presets' OPT end token is outside this tokenizer's vocabulary: refused, nothing written.
+  const auto bad = testing::run_msmedcap("caption --run " + path("caption") + " --list " + out.file("list.txt") +
+                                         " --generate " + std::string(MSMEDCAP_SOURCE_DIR) + "/configs/generate/msmedcap.json --out " +
+                                         out.file("bad.jsonl"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("eos_token_id 50118 outside the decoder's vocabulary"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(out.file("bad.jsonl")));
+}
+
+TEST_F(InferenceCli, BadInputsAreNamed) {
+  testing::TempDir out;
+  auto r = testing::run_msmedcap("caption --run " + path("caption") + " --images " + out.file("missing") + " --out " +
+                                 out.file("x.jsonl"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(out.file("missing") + ": not a folder"), std::string::npos) << r.err;
+  r = testing::run_msmedcap("caption --run " + out.file("norun") + " --images " + out.file("missing") + " --out " + out.file("x.jsonl"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not a run folder"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out.file("x.jsonl")));
+}
+
+TEST_F(InferenceCli, RetrievalRecallBothWays) {
+  testing::TempDir out;
+  for (const std::string rerank : {"0", "4"}) {
+    const auto r = testing::run_msmedcap("retrieve --run " + path("stage1") + " --rerank " + rerank + " --json " + out.file("r.json"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto m = config::read_json_file(out.file("r.json"));
+    ASSERT_LE(m["images"].get<int64_t>(), 10);  // so every image and text is within the top 10
+    EXPECT_DOUBLE_EQ(m["txt_r10"].get<double>(), 100.0);
+    EXPECT_DOUBLE_EQ(m["img_r10"].get<double>(), 100.0);
+    for (const char* k : {"txt_r1", "txt_r5", "img_r1", "img_r5"}) {
+      EXPECT_GE(m[k].get<double>(), 0.0);
+      EXPECT_LE(m[k].get<double>(), 100.0);
+    }
+    EXPECT_LE(m["txt_r1"].get<double>(), m["txt_r5"].get<double>());
+  }
+  // The caption run has no stage-1 heads.
+  const auto r = testing::run_msmedcap("retrieve --run " + path("caption"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no stage-1 heads"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace msmedcap
