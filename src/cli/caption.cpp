@@ -33,15 +33,7 @@ std::vector<data::Sample> inputs_of(const CaptionCliOptions& o, const config::Ru
   MSMEDCAP_CHECK(given == 1, "caption: give exactly one of --images DIR, --list FILE, --dataset data|val_data");
   if (!o.images.empty()) return data::images_in_folder(o.images);
   if (!o.list.empty()) return data::read_image_list(o.list);
-  MSMEDCAP_CHECK(o.dataset == "data" || o.dataset == "val_data", "caption: --dataset must be data or val_data, got ", o.dataset);
-  const auto& sources = (o.dataset == "data" ? run.data : run.val_data).sources;
-  MSMEDCAP_CHECK(!sources.empty(), "caption: the config's ", o.dataset, " section has no sources");
-  std::vector<data::Sample> all;
-  for (const auto& source : sources) {
-    auto samples = data::read_dataset(source);
-    all.insert(all.end(), samples.begin(), samples.end());
-  }
-  return all;
+  return read_config_dataset(run, o.dataset);
 }
 
 void run(const CaptionCliOptions& o, const GlobalOptions& globals) {

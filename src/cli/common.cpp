@@ -79,4 +79,16 @@ models::MsMedCapModel load_inference_model(const config::RunConfig& config) {
   return model;
 }
 
+std::vector<data::Sample> read_config_dataset(const config::RunConfig& config, const std::string& section) {
+  MSMEDCAP_CHECK(section == "data" || section == "val_data", "--dataset must be data or val_data, got ", section);
+  const auto& sources = (section == "data" ? config.data : config.val_data).sources;
+  MSMEDCAP_CHECK(!sources.empty(), "the config's ", section, " section has no sources");
+  std::vector<data::Sample> all;
+  for (const auto& source : sources) {
+    auto samples = data::read_dataset(source);
+    all.insert(all.end(), samples.begin(), samples.end());
+  }
+  return all;
+}
+
 }  // namespace msmedcap::cli

@@ -36,7 +36,7 @@ void register_evaluate(CLI::App& app, const GlobalOptions& globals) {
     std::unique_ptr<metrics::Meteor> meteor;
     if (!o->no_meteor) {
       meteor = std::make_unique<metrics::Meteor>(o->meteor);
-      spdlog::info("METEOR modules: {}", meteor->modules());
+      core::log_info("evaluate", "METEOR modules: {}", meteor->modules());
     }
     const auto ev = metrics::evaluate(predictions, references, meteor.get());
     static const char* kOrder[] = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"};

@@ -31,7 +31,6 @@ void run(const RetrieveOptions& o, const GlobalOptions& globals) {
     std::cout << resolved.dump(2) << "\n";
     return;
   }
-  MSMEDCAP_CHECK(o.dataset == "data" || o.dataset == "val_data", "retrieve: --dataset must be data or val_data, got ", o.dataset);
   const std::string branch = o.branch.empty() ? (cfg.model.use_clip ? "clip" : "sam") : o.branch;
   MSMEDCAP_CHECK(branch == "clip" || branch == "sam", "retrieve: --branch must be clip or sam, got ", branch);
   const bool sam = branch == "sam";
@@ -40,13 +39,7 @@ void run(const RetrieveOptions& o, const GlobalOptions& globals) {
   auto model = load_inference_model(cfg);
   model->heads(sam);  // the branch must have its stage-1 heads
 
-  const auto& sources = (o.dataset == "data" ? cfg.data : cfg.val_data).sources;
-  MSMEDCAP_CHECK(!sources.empty(), "retrieve: the config's ", o.dataset, " section has no sources");
-  std::vector<data::Sample> samples;
-  for (const auto& source : sources) {
-    auto s = data::read_dataset(source);
-    samples.insert(samples.end(), s.begin(), s.end());
-  }
+  const std::vector<data::Sample> samples = read_config_dataset(cfg, o.dataset);
   config::ImageTransformConfig transform = cfg.data.transform;
   transform.augment = false;
   transform.hflip = false;

@@ -24,7 +24,7 @@ TEST(EvaluateCli, IdenticalCaptionsScorePerfectlyAndFilesAreWritten) {
   const auto scores = config::read_json_file(dir.file("scores.json"));
   for (const char* k : {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L"}) EXPECT_NEAR(scores[k].get<double>(), 1.0, 1e-8) << k;
   EXPECT_NEAR(scores["CIDEr"].get<double>(), 10.0, 1e-9);
-  EXPECT_NE(r.out.find("METEOR modules: exact stem synonym"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("METEOR modules: exact stem synonym"), std::string::npos) << r.err;
   EXPECT_EQ(testing::count_lines(testing::read_text(dir.file("items.jsonl"))), 3u);
 }
 
