@@ -68,6 +68,7 @@ Captioner::Captioner(models::MsMedCapModel model, std::shared_ptr<const data::Te
     : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(std::move(options)) {
   prompt_ids_ = tokenizer_->encode(options_.prompt, true);
   const int64_t vocab = model_->config().decoder.vocab_size;
+  if (tokenizer_->vocab_size() < vocab) options_.generate.suppress_from = tokenizer_->vocab_size();
   for (int64_t id : prompt_ids_)
     MSMEDCAP_CHECK(id >= 0 && id < vocab, "caption: prompt token ", id, " outside the decoder's vocabulary of ", vocab);
   if (options_.generate.eos_token_id)

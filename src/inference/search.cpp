@@ -106,6 +106,8 @@ void process_logits(at::Tensor& scores, const at::Tensor& generated, const Gener
       }
     }
   }
+  if (options.suppress_from > 0 && options.suppress_from < scores.size(1))
+    scores.slice(1, options.suppress_from).fill_(-std::numeric_limits<float>::infinity());
 }
 
 namespace {

@@ -132,6 +132,18 @@ TEST(Generation, RepetitionPenaltyAndNoRepeatNgram) {
   EXPECT_FLOAT_EQ(scores[0][3].item<float>(), 0.5f);
 }
 
+TEST(Generation, IdsFromTheSuppressedRangeAreNeverGenerated) {
+  torch::NoGradGuard no_grad;
+  auto [lm, prefix, options] = generation_setup("opt", 5, 3, 4, 6);
+  for (int64_t beams : {1, 3}) {
+    options.num_beams = beams;
+    options.suppress_from = 0;
+    ASSERT_GE(inference::generate(*lm, prefix, {}, options).tokens.max().item<int64_t>(), 7) << beams;
+    options.suppress_from = 7;
+    EXPECT_LT(inference::generate(*lm, prefix, {}, options).tokens.max().item<int64_t>(), 7) << beams;
+  }
+}
+
 TEST(Generation, SettingsFromJsonRejectUnknownKeys) {
   const auto o = inference::GenerateOptions::from_json(
       config::Json::parse(R"({"max_new_tokens": 4, "eos_token_id": null, "repetition_penalty": 1.5})"), "g.json");

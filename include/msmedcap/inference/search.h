@@ -34,6 +34,10 @@ struct GenerateOptions {
   double repetition_penalty = 1.0;
   int64_t no_repeat_ngram_size = 0;
   std::optional<int64_t> eos_token_id;  ///< none = run to max_new_tokens
+  /// Ids from this one up are never generated (HF's suppress_tokens over a range); 0 = off. The
+  /// captioner sets it to the tokenizer's size when the decoder's vocabulary is larger (OPT's
+  /// embedding has 50272 rows for 50265 tokens), so every generated id decodes. Not a JSON key.
+  int64_t suppress_from = 0;
   int64_t pad_token_id = 1;
 
   /// Reads HF-style keys (max_new_tokens, min_new_tokens, num_beams, length_penalty,
