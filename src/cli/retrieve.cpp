@@ -1,17 +1,11 @@
 // msmedcap retrieve (--run DIR | -c CFG...) --dataset data|val_data [--branch clip|sam]
 //   [--rerank K] [--json OUT.json]: image-text retrieval recall of a stage-1 Q-Former.
-#include <ATen/ATen.h>
-#include <c10/core/InferenceMode.h>
 
 #include <iostream>
-#include <random>
 
 #include "commands.h"
 #include "msmedcap/core/atomic_file.h"
-#include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
-#include "msmedcap/data/loader.h"
-#include "msmedcap/data/text_batch.h"
 #include "msmedcap/data/tokenizer.h"
 #include "msmedcap/inference/retrieval.h"
 
@@ -39,66 +33,24 @@ void run(const RetrieveOptions& o, const GlobalOptions& globals) {
   auto model = load_inference_model(cfg);
   model->heads(sam);  // the branch must have its stage-1 heads
 
-  const std::vector<data::Sample> samples = read_config_dataset(cfg, o.dataset);
-  config::ImageTransformConfig transform = cfg.data.transform;
-  transform.augment = false;
-  transform.hflip = false;
-  data::ExampleOptions eo;
-  eo.clip = !sam;
-  eo.sam = sam;
-  const auto process = data::make_example_processor(transform, eo);
-  const auto device = core::parse_device(cfg.runtime.device);
   const int64_t batch = o.batch_size > 0 ? o.batch_size : cfg.loader.batch_size;
+  const auto set = inference::encode_retrieval_set(*model, sam, read_config_dataset(cfg, o.dataset), cfg.data.transform,
+                                                   *tokenizer, cfg.train.qformer_max_len, batch);
+  for (const auto& problem : set.unreadable) core::log_warn("retrieve", "skipped {}", problem);
+  const auto scores = inference::retrieval_scores(*model, sam, set.inputs, o.rerank, batch);
+  const auto recall = inference::retrieval_recall(scores, set.text_image);
 
-  // Image tokens of every readable image, and each caption linked to its image.
-  c10::InferenceMode no_grad;
-  std::vector<at::Tensor> tokens, pending;
-  std::vector<std::string> texts;
-  std::vector<int64_t> text_image;
-  int64_t images = 0, unreadable = 0;
-  std::mt19937_64 rng(0);
-  auto flush = [&] {
-    if (pending.empty()) return;
-    models::ImageInputs inputs;
-    (sam ? inputs.sam_pixels : inputs.clip_pixels) = at::stack(pending).to(device);
-    tokens.push_back(model->image_tokens(sam, inputs));
-    pending.clear();
-  };
-  for (const auto& s : samples) {
-    data::Example ex;
-    try {
-      ex = process(s, rng);
-    } catch (const std::exception& e) {
-      core::log_warn("retrieve", "skipped {}: {}", s.id, e.what());
-      ++unreadable;
-      continue;
-    }
-    pending.push_back(sam ? ex.sam : ex.clip);
-    for (const auto& c : s.captions) {
-      texts.push_back(c);
-      text_image.push_back(images);
-    }
-    ++images;
-    if (static_cast<int64_t>(pending.size()) == batch) flush();
-  }
-  flush();
-  MSMEDCAP_CHECK(images > 0, "retrieve: no readable images");
-  const auto text = data::qformer_text_batch(*tokenizer, texts, cfg.train.qformer_max_len);
-  inference::RetrievalInputs inputs{at::cat(tokens), text.ids.to(device), text.mask.to(device)};
-  const auto scores = inference::retrieval_scores(*model, sam, inputs, o.rerank, batch);
-  const auto recall = inference::retrieval_recall(scores, text_image);
-
-  std::cout << fmt::format("{} images, {} texts, {} branch, {}\n", images, texts.size(), branch,
+  std::cout << fmt::format("{} images, {} texts, {} branch, {}\n", set.images, set.text_image.size(), branch,
                            o.rerank > 0 ? fmt::format("ITC then ITM over the top {}", o.rerank) : std::string("ITC"));
   std::cout << fmt::format("image->text  R@1 {:6.2f}  R@5 {:6.2f}  R@10 {:6.2f}\n", recall.at("txt_r1"), recall.at("txt_r5"),
                            recall.at("txt_r10"));
   std::cout << fmt::format("text->image  R@1 {:6.2f}  R@5 {:6.2f}  R@10 {:6.2f}\n", recall.at("img_r1"), recall.at("img_r5"),
                            recall.at("img_r10"));
-  if (unreadable > 0) core::log_warn("retrieve", "{} unreadable images left out", unreadable);
+  if (!set.unreadable.empty()) core::log_warn("retrieve", "{} unreadable images left out", set.unreadable.size());
   if (!o.json.empty()) {
     config::Json out(recall);
-    out["images"] = images;
-    out["texts"] = texts.size();
+    out["images"] = set.images;
+    out["texts"] = set.text_image.size();
     out["branch"] = branch;
     out["rerank_k"] = o.rerank;
     core::write_file_atomic(o.json, out.dump(2) + "\n");

@@ -50,8 +50,10 @@ ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, Exampl
     Example ex;
     const bool clip_pixels = options.clip && !options.clip_cache;
     const bool sam_pixels = options.sam && !options.sam_cache;
-    if (clip_pixels || sam_pixels) {
-      const torch::Tensor image = image_to_tensor(decode_image(sample.image, decode).pixels);  // [3, H, W]
+    if (clip_pixels || sam_pixels || options.keep_source) {
+      cv::Mat pixels = decode_image(sample.image, decode).pixels;
+      const torch::Tensor image = image_to_tensor(pixels);  // [3, H, W]
+      if (options.keep_source) ex.source = std::move(pixels);
       // The CLIP input is made only when it is used: as pixels, or as the source of MSMedCap's SAM input.
       torch::Tensor clip;
       if (clip_pixels || (sam_pixels && cfg.sam_input_from_clip_tensor)) clip = clip_transform(image, cfg, &rng);

@@ -11,7 +11,6 @@
 
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
-#include "msmedcap/data/image_io.h"
 #include "msmedcap/data/loader.h"
 #include "msmedcap/data/transforms.h"
 #include "msmedcap/inference/attention_maps.h"
@@ -58,8 +57,8 @@ std::pair<double, double> sam_valid(const config::ImageTransformConfig& cfg, int
   return {static_cast<double>(rh) / static_cast<double>(cfg.sam_size), static_cast<double>(rw) / static_cast<double>(cfg.sam_size)};
 }
 
-void write_maps(const BranchAttention& maps, int64_t row, const data::Sample& sample, const BatchCaptionOptions& o) {
-  const auto image = data::decode_image(sample.image).pixels;
+void write_maps(const BranchAttention& maps, int64_t row, const cv::Mat& image, const data::Sample& sample,
+                const BatchCaptionOptions& o) {
   const std::string stem = o.attention_dir + "/" + file_safe(sample.id);
   if (maps.clip.defined()) core::write_file_atomic(stem + ".clip.png", attention_overlay_png(image, maps.clip[row]));
   if (maps.sam.defined()) {
@@ -86,6 +85,7 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
   transform.hflip = false;
   data::ExampleOptions eo;
   eo.require_caption = false;
+  eo.keep_source = !options.attention_dir.empty();
   const auto process = data::make_example_processor(transform, eo);
   if (!options.attention_dir.empty()) std::filesystem::create_directories(options.attention_dir);
 
@@ -102,17 +102,17 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
     Decoded d = next.get();
     if (begin + bs < n) next = launch(begin + bs);  // decode ahead while the model runs
     std::vector<at::Tensor> clips, sams;
-    std::vector<size_t> rows;
+    bool any = false;
     for (size_t i = 0; i < d.examples.size(); ++i) {
       if (!d.examples[i]) continue;
-      rows.push_back(i);
+      any = true;
       if (d.examples[i]->clip.defined()) clips.push_back(d.examples[i]->clip);
       if (d.examples[i]->sam.defined()) sams.push_back(d.examples[i]->sam);
     }
     // A model failure is not one image's fault: it ends the run.
     std::vector<Caption> captions;
     BranchAttention maps;
-    if (!rows.empty()) {
+    if (any) {
       captions = captioner.caption(clips.empty() ? at::Tensor() : at::stack(clips),
                                    sams.empty() ? at::Tensor() : at::stack(sams),
                                    options.attention_dir.empty() ? nullptr : &maps);
@@ -127,7 +127,7 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
         const auto& c = captions[k];
         r.caption = c.text;
         r.score = c.score;
-        if (!options.attention_dir.empty()) write_maps(maps, static_cast<int64_t>(k), sample, options);
+        if (!options.attention_dir.empty()) write_maps(maps, static_cast<int64_t>(k), d.examples[i]->source, sample, options);
         ++k;
       } else {
         r.error = d.errors[i];

@@ -39,8 +39,8 @@ int64_t square_side(int64_t n) {
 
 /// Scoped switch of attention recording.
 struct Recording {
-  std::vector<models::QFormerMultiHeadAttentionImpl*> layers;
-  explicit Recording(std::vector<models::QFormerMultiHeadAttentionImpl*> l) : layers(std::move(l)) {
+  const std::vector<models::QFormerMultiHeadAttentionImpl*>& layers;
+  explicit Recording(const std::vector<models::QFormerMultiHeadAttentionImpl*>& l) : layers(l) {
     for (auto* a : layers) a->record_probs = true;
   }
   ~Recording() {
@@ -76,6 +76,8 @@ Captioner::Captioner(models::MsMedCapModel model, std::shared_ptr<const data::Te
                    "caption: eos_token_id ", *options_.generate.eos_token_id, " outside the decoder's vocabulary of ", vocab,
                    " (the generation settings are for another tokenizer)");
   model_->eval();
+  clip_cross_ = cross_attention(*model_, "qformer.");
+  sam_cross_ = cross_attention(*model_, "sam_qformer.");
 }
 
 std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor& sam, BranchAttention* attention) {
@@ -87,8 +89,8 @@ std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor
   const bool record = attention != nullptr;
   std::optional<Recording> clip_rec, sam_rec;
   if (record) {
-    clip_rec.emplace(cross_attention(*model_, "qformer."));
-    sam_rec.emplace(cross_attention(*model_, "sam_qformer."));
+    clip_rec.emplace(clip_cross_);
+    sam_rec.emplace(sam_cross_);
   }
   models::VisualPrefix visual = model_->encode(inputs);
   if (record) {
@@ -118,13 +120,15 @@ std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor
   const auto embeds = at::cat({visual.embeds, model_->decoder().embed(prompt).to(visual.embeds.dtype())}, 1);
   const auto mask = at::ones({b, embeds.size(1)}, at::TensorOptions().dtype(at::kLong).device(device));
   const Generated out = generate(model_->decoder(), embeds, mask, options_.generate);
-  const auto tokens = out.tokens.cpu();
-  const auto scores = out.scores.to(at::kDouble).cpu();
+  const auto tokens_cpu = out.tokens.to(at::kLong).cpu();
+  const auto scores_cpu = out.scores.to(at::kDouble).cpu();
+  const auto tokens = tokens_cpu.accessor<int64_t, 2>();
+  const auto scores = scores_cpu.accessor<double, 1>();
   std::vector<Caption> captions(static_cast<size_t>(b));
   for (int64_t i = 0; i < b; ++i) {
     std::vector<int64_t> ids;
     for (int64_t t = 0; t < tokens.size(1); ++t) {
-      const int64_t id = tokens[i][t].item<int64_t>();
+      const int64_t id = tokens[i][t];
       if (options_.generate.eos_token_id && id == *options_.generate.eos_token_id) break;
       ids.push_back(id);
     }
@@ -132,7 +136,7 @@ std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor
     const auto first = text.find_first_not_of(" \t\r\n");
     const auto last = text.find_last_not_of(" \t\r\n");
     captions[static_cast<size_t>(i)].text = first == std::string::npos ? "" : text.substr(first, last - first + 1);
-    captions[static_cast<size_t>(i)].score = scores[i].item<double>();
+    captions[static_cast<size_t>(i)].score = scores[i];
   }
   return captions;
 }

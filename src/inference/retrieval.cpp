@@ -4,8 +4,11 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <random>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/data/loader.h"
+#include "msmedcap/data/text_batch.h"
 
 namespace msmedcap::inference {
 namespace {
@@ -36,6 +39,51 @@ at::Tensor rerank(const at::Tensor& sim, int64_t k, const std::function<at::Tens
 }
 
 }  // namespace
+
+RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, bool sam_branch, const std::vector<data::Sample>& samples,
+                                  config::ImageTransformConfig transform, const data::TextTokenizer& tokenizer,
+                                  int64_t max_len, int64_t batch) {
+  c10::InferenceMode no_grad;
+  transform.augment = false;
+  transform.hflip = false;
+  data::ExampleOptions eo;
+  eo.clip = !sam_branch;
+  eo.sam = sam_branch;
+  const auto process = data::make_example_processor(transform, eo);
+  const auto device = model.parameters().front().device();
+  RetrievalSet set;
+  std::vector<at::Tensor> tokens, pending;
+  std::vector<std::string> texts;
+  std::mt19937_64 rng(0);  // no augmentation: unused
+  auto flush = [&] {
+    if (pending.empty()) return;
+    models::ImageInputs inputs;
+    (sam_branch ? inputs.sam_pixels : inputs.clip_pixels) = at::stack(pending).to(device);
+    tokens.push_back(model.image_tokens(sam_branch, inputs));
+    pending.clear();
+  };
+  for (const auto& s : samples) {
+    data::Example ex;
+    try {
+      ex = process(s, rng);
+    } catch (const std::exception& e) {
+      set.unreadable.push_back(s.id + ": " + e.what());
+      continue;
+    }
+    pending.push_back(sam_branch ? ex.sam : ex.clip);
+    for (const auto& c : s.captions) {
+      texts.push_back(c);
+      set.text_image.push_back(set.images);
+    }
+    ++set.images;
+    if (static_cast<int64_t>(pending.size()) == batch) flush();
+  }
+  flush();
+  MSMEDCAP_CHECK(set.images > 0, "retrieval: no readable images");
+  const auto text = data::qformer_text_batch(tokenizer, texts, max_len);
+  set.inputs = RetrievalInputs{at::cat(tokens), text.ids.to(device), text.mask.to(device)};
+  return set;
+}
 
 RetrievalScores retrieval_scores(models::MsMedCapModelImpl& model, bool sam_branch, const RetrievalInputs& in,
                                  int64_t rerank_k, int64_t batch) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <unordered_set>
 
@@ -314,7 +315,13 @@ struct Counts {
   }
 };
 
-std::vector<std::string> split_words(const std::string& s) { return split_whitespace(s); }
+/// A normalised sentence with what the matchers compare, computed once per sentence.
+struct Sentence {
+  std::vector<std::string> words, stems;
+  std::vector<std::unordered_set<int64_t>> synsets;
+};
+
+using Stemmer = std::unique_ptr<sb_stemmer, decltype(&sb_stemmer_delete)>;
 
 }  // namespace
 
@@ -323,11 +330,27 @@ struct Meteor::Impl {
   std::optional<WordNetSynonyms> synonyms;
   bool stem = true;
 
-  Counts align(const std::vector<std::string>& hyp, const std::vector<std::string>& ref, sb_stemmer* stemmer) const;
+  Sentence prepare(const std::string& text, sb_stemmer* stemmer) const;
+  Counts align(const Sentence& hyp_sentence, const Sentence& ref_sentence) const;
 };
 
-Counts Meteor::Impl::align(const std::vector<std::string>& hyp, const std::vector<std::string>& ref,
-                           sb_stemmer* stemmer) const {
+Sentence Meteor::Impl::prepare(const std::string& text, sb_stemmer* stemmer) const {
+  Sentence s;
+  s.words = split_whitespace(Meteor::normalize(text));
+  for (const auto& w : s.words) {
+    if (stemmer) {
+      const sb_symbol* out =
+          sb_stemmer_stem(stemmer, reinterpret_cast<const sb_symbol*>(w.data()), static_cast<int>(w.size()));
+      s.stems.emplace_back(reinterpret_cast<const char*>(out), sb_stemmer_length(stemmer));
+    }
+    if (synonyms) s.synsets.push_back(synonyms->synsets(w));
+  }
+  return s;
+}
+
+Counts Meteor::Impl::align(const Sentence& hyp_sentence, const Sentence& ref_sentence) const {
+  const auto& hyp = hyp_sentence.words;
+  const auto& ref = ref_sentence.words;
   const int n1 = static_cast<int>(hyp.size()), n2 = static_cast<int>(ref.size());
   std::vector<std::vector<Match>> candidates(n2);
   std::vector<int> cover1(n1, 0), cover2(n2, 0);
@@ -341,23 +364,16 @@ Counts Meteor::Impl::align(const std::vector<std::string>& hyp, const std::vecto
       if (hyp[i] == ref[j]) add(i, j, kExact);
   // Identical sentences need exact matches only.
   if (hyp != ref) {
-    if (stem && stemmer) {
-      auto stem_of = [&](const std::string& w) {
-        const sb_symbol* out = sb_stemmer_stem(stemmer, reinterpret_cast<const sb_symbol*>(w.data()),
-                                               static_cast<int>(w.size()));
-        return std::string(reinterpret_cast<const char*>(out), sb_stemmer_length(stemmer));
-      };
-      std::vector<std::string> s1, s2;
-      for (const auto& w : hyp) s1.push_back(stem_of(w));
-      for (const auto& w : ref) s2.push_back(stem_of(w));
+    if (stem) {
+      const auto& s1 = hyp_sentence.stems;
+      const auto& s2 = ref_sentence.stems;
       for (int j = 0; j < n2; ++j)
         for (int i = 0; i < n1; ++i)
           if (s1[i] == s2[j] && hyp[i] != ref[j]) add(i, j, kStem);
     }
     if (synonyms) {
-      std::vector<std::unordered_set<int64_t>> y1, y2;
-      for (const auto& w : hyp) y1.push_back(synonyms->synsets(w));
-      for (const auto& w : ref) y2.push_back(synonyms->synsets(w));
+      const auto& y1 = hyp_sentence.synsets;
+      const auto& y2 = ref_sentence.synsets;
       for (int j = 0; j < n2; ++j)
         for (int i = 0; i < n1; ++i) {
           if (hyp[i] == ref[j]) continue;
@@ -492,27 +508,21 @@ std::string Meteor::normalize(const std::string& line) {
 }
 
 Score Meteor::score(const std::vector<Item>& items) const {
-  sb_stemmer* stemmer = impl_->stem ? sb_stemmer_new("english", "UTF_8") : nullptr;
+  Stemmer stemmer(impl_->stem ? sb_stemmer_new("english", "UTF_8") : nullptr, &sb_stemmer_delete);
   MSMEDCAP_CHECK(!impl_->stem || stemmer, "libstemmer: no English stemmer");
   Score out;
   Counts total;
-  try {
-    for (const auto& item : items) {
-      const auto hyp = split_words(normalize(item.hyp));
-      Counts best;
-      best.score = -1;
-      for (const auto& r : item.refs) {
-        Counts c = impl_->align(hyp, split_words(normalize(r)), stemmer);
-        if (c.score > best.score) best = c;
-      }
-      out.per_item.push_back(std::max(best.score, 0.0));
-      total.add(best);
+  for (const auto& item : items) {
+    const Sentence hyp = impl_->prepare(item.hyp, stemmer.get());
+    Counts best;
+    best.score = -1;
+    for (const auto& r : item.refs) {
+      Counts c = impl_->align(hyp, impl_->prepare(r, stemmer.get()));
+      if (c.score > best.score) best = c;
     }
-  } catch (...) {
-    if (stemmer) sb_stemmer_delete(stemmer);
-    throw;
+    out.per_item.push_back(std::max(best.score, 0.0));
+    total.add(best);
   }
-  if (stemmer) sb_stemmer_delete(stemmer);
   total.compute();
   out.corpus = items.empty() ? 0.0 : total.score;
   return out;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <opencv2/core/mat.hpp>
 
 #include "msmedcap/config/data_config.h"
 #include "msmedcap/config/fields.h"
@@ -32,6 +33,7 @@ namespace msmedcap::data {
 struct Example {
   at::Tensor clip;  // [3, S, S] pixels or cached CLIP features
   at::Tensor sam;   // [3, 1024, 1024] pixels or cached SAM features
+  cv::Mat source;   // the decoded image (CV_32FC1/3 in [0, 1]) when ExampleOptions::keep_source
 };
 
 /// A batch: the samples (ids, captions, attributes) and their stacked tensors.
@@ -71,6 +73,8 @@ struct ExampleOptions {
   std::shared_ptr<const FeatureCache> clip_cache, sam_cache;
   /// Training needs a caption; captioning images does not.
   bool require_caption = true;
+  /// Keep the decoded image in Example::source (attention maps draw over it).
+  bool keep_source = false;
 };
 
 /// The standard processing: decode (DICOM windowing from cfg), CLIP and SAM transforms, or the

@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "msmedcap/config/data_config.h"
+#include "msmedcap/data/datasets.h"
+#include "msmedcap/data/tokenizer.h"
 #include "msmedcap/models/msmedcap.h"
 
 namespace msmedcap::inference {
@@ -20,6 +23,21 @@ struct RetrievalInputs {
   at::Tensor text_ids;      ///< [Nt, T] WordPiece [CLS] ... [SEP]
   at::Tensor text_mask;     ///< [Nt, T]
 };
+
+/// A dataset encoded for retrieval: `inputs` plus each text's image.
+struct RetrievalSet {
+  RetrievalInputs inputs;
+  std::vector<int64_t> text_image;     ///< text t describes image text_image[t]
+  int64_t images = 0;                  ///< readable images (rows of inputs.image_tokens)
+  std::vector<std::string> unreadable; ///< "id: reason" of the images left out
+};
+
+/// Encodes `samples` for `sam_branch`: the frozen encoder's tokens of every readable image (in
+/// batches of `batch`, transforms without augmentation) and every caption as Q-Former text of at
+/// most `max_len` tokens. Throws when no image can be read.
+RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, bool sam_branch, const std::vector<data::Sample>& samples,
+                                  config::ImageTransformConfig transform, const data::TextTokenizer& tokenizer,
+                                  int64_t max_len, int64_t batch);
 
 struct RetrievalScores {
   at::Tensor i2t;  ///< [Ni, Nt]
