@@ -65,5 +65,8 @@ void register_merge(CLI::App& app, const GlobalOptions& globals);
 void register_evaluate(CLI::App& app, const GlobalOptions& globals);
 void register_caption(CLI::App& app, const GlobalOptions& globals);
 void register_retrieve(CLI::App& app, const GlobalOptions& globals);
+void register_plot(CLI::App& app, const GlobalOptions& globals);
+void register_report(CLI::App& app, const GlobalOptions& globals);
+void register_baseline(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace msmedcap::cli

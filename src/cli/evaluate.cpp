@@ -1,4 +1,4 @@
-// msmedcap evaluate --pred PRED.jsonl --ref REF.jsonl [--json OUT.json] [--per-item F.jsonl]:
+// msmedcap evaluate --pred PRED.jsonl --ref REF.jsonl [--json OUT.json] [--per-item F.jsonl] [--by FIELD]...:
 // pycocoevalcap's captioning metrics on PTB-tokenised text, as a table on stdout.
 #include <cstdio>
 #include <iostream>
@@ -14,6 +14,7 @@ namespace msmedcap::cli {
 void register_evaluate(CLI::App& app, const GlobalOptions& globals) {
   struct Options {
     std::string pred, ref, json, per_item;
+    std::vector<std::string> by;
     metrics::MeteorOptions meteor;
     bool no_meteor = false;
   };
@@ -29,6 +30,7 @@ void register_evaluate(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--function-words", o->meteor.function_words_file,
                   "METEOR function word list, one per line (default: the built-in English list)");
   cmd->add_flag("--no-meteor", o->no_meteor, "skip METEOR (it writes null)");
+  cmd->add_option("--by", o->by, "also score each group of a reference field (repeatable), e.g. --by size --by finding");
   cmd->callback([o, &globals] {
     core::init_logging(globals.log_level.empty() ? "info" : globals.log_level);
     const auto predictions = metrics::read_predictions(o->pred);
@@ -40,19 +42,35 @@ void register_evaluate(CLI::App& app, const GlobalOptions& globals) {
     }
     const auto ev = metrics::evaluate(predictions, references, meteor.get());
     static const char* kOrder[] = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"};
-    config::Json out = config::Json::object();
+    auto scores_json = [](const metrics::Evaluation& e) {
+      config::Json j = config::Json::object();
+      for (const char* name : kOrder) {
+        const auto it = e.corpus.find(name);
+        j[name] = it == e.corpus.end() ? config::Json(nullptr) : config::Json(it->second);  // null: --no-meteor
+      }
+      return j;
+    };
+    config::Json out = scores_json(ev);
     std::cout << "metric    score\n";
-    for (const char* name : kOrder) {
-      const auto it = ev.corpus.find(name);
-      if (it == ev.corpus.end()) {
-        out[name] = nullptr;  // METEOR with --no-meteor
-        std::cout << fmt::format("{:<9} {}\n", name, "n/a");
-      } else {
-        out[name] = it->second;
-        std::cout << fmt::format("{:<9} {:.4f}\n", name, it->second);
+    for (const char* name : kOrder)
+      std::cout << (out[name].is_null() ? fmt::format("{:<9} n/a\n", name) : fmt::format("{:<9} {:.4f}\n", name, out[name].get<double>()));
+    std::cout << fmt::format("{} items\n", ev.ids.size());
+    for (const auto& field : o->by) {
+      const auto groups = metrics::evaluate_groups(predictions, references, metrics::read_reference_field(o->ref, field),
+                                                   meteor.get());
+      std::cout << fmt::format("\nby {}:\n{:<16} {:>5}", field, field, "n");
+      for (const char* name : kOrder) std::cout << fmt::format(" {:>8}", name);
+      std::cout << "\n";
+      for (const auto& [group, g] : groups) {
+        config::Json j = scores_json(g);
+        j["n"] = g.ids.size();
+        std::cout << fmt::format("{:<16} {:>5}", group, g.ids.size());
+        for (const char* name : kOrder)
+          std::cout << (j[name].is_null() ? fmt::format(" {:>8}", "n/a") : fmt::format(" {:>8.4f}", j[name].get<double>()));
+        std::cout << "\n";
+        out["groups"][field][group] = j;
       }
     }
-    std::cout << fmt::format("{} items\n", ev.ids.size());
     if (!o->json.empty()) core::write_file_atomic(o->json, out.dump(2) + "\n");
     if (!o->per_item.empty()) {
       std::string lines;

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
   cli::register_evaluate(app, globals);
   cli::register_caption(app, globals);
   cli::register_retrieve(app, globals);
+  cli::register_plot(app, globals);
+  cli::register_report(app, globals);
+  cli::register_baseline(app, globals);
 
   try {
     app.parse(argc, argv);

@@ -12,6 +12,8 @@
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
+#include "msmedcap/inference/batch_caption.h"
+#include "msmedcap/metrics/evaluate.h"
 #include "msmedcap/models/pretrained.h"
 #include "msmedcap/training/distributed.h"
 #include "msmedcap/training/trainer.h"
@@ -25,6 +27,42 @@ extern "C" void on_stop_signal(int sig) {
   g_stop_signal.store(sig);
   // A second signal ends the process at once.
   std::signal(sig, SIG_DFL);
+}
+
+/// train.val_caption_images: at each validation, rank 0 captions the first images of val_data
+/// greedily and scores them (no METEOR: it is slow and needs WordNet); other ranks add nothing.
+std::function<config::Json(int64_t)> caption_metrics_hook(const config::RunConfig& run, models::MsMedCapModel model,
+                                                          int64_t rank) {
+  const int64_t n = run.train.val_caption_images;
+  if (n == 0 || rank != 0) return nullptr;
+  MSMEDCAP_CHECK(!run.val_data.sources.empty(), "train.val_caption_images: needs val_data");
+  MSMEDCAP_CHECK(run.data.feature_cache.empty(), "train.val_caption_images: captions are made from pixels; ",
+                 "turn it off with data.feature_cache");
+  auto samples = read_config_dataset(run, "val_data");
+  if (n > 0 && static_cast<int64_t>(samples.size()) > n) samples.resize(static_cast<size_t>(n));
+  std::map<std::string, std::vector<std::string>> references;
+  for (const auto& s : samples) references[s.id] = s.captions;
+  std::shared_ptr<const data::TextTokenizer> tokenizer = data::load_tokenizer(run.tokenizers.decoder);
+  inference::CaptionOptions options;
+  options.generate = inference::default_generate_options(*tokenizer, run.train.eos_text);
+  options.prompt = run.train.prompt;
+  inference::BatchCaptionOptions batch;
+  batch.batch_size = run.loader.batch_size;
+  batch.workers = std::max<int64_t>(1, run.loader.workers);
+  batch.transform = run.data.transform;
+  batch.transform.augment = false;
+  return [=](int64_t) {
+    inference::Captioner captioner(model, tokenizer, options);
+    std::map<std::string, std::string> predictions;
+    inference::caption_samples(captioner, samples, batch, [&](const inference::CaptionRecord& r) {
+      MSMEDCAP_CHECK(r.error.empty(), "train.val_caption_images: ", r.image, ": ", r.error);
+      predictions[r.id] = r.caption;
+    });
+    const auto ev = metrics::evaluate(predictions, references);
+    config::Json out;
+    for (const auto& [name, value] : ev.corpus) out[name] = value;
+    return out;
+  };
 }
 
 }  // namespace
@@ -75,6 +113,7 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
     options.device = device;
     options.dist = dist.get();
     options.stop_signal = &g_stop_signal;
+    options.on_validate = caption_metrics_hook(run, model, env.rank);
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     const auto result = training::train(*model, run, resolved, options);

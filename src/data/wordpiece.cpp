@@ -30,16 +30,32 @@ bool is_cjk(char32_t c) {
 
 }  // namespace
 
-WordPieceTokenizer::WordPieceTokenizer(const std::string& vocab_path, const TokenizerOptions& options)
-    : lower_case_(options.lower_case) {
+namespace {
+
+std::vector<std::string> read_vocab(const std::string& vocab_path) {
   std::ifstream in(vocab_path);
   MSMEDCAP_CHECK(in, vocab_path, ": cannot open the WordPiece vocabulary");
+  std::vector<std::string> tokens;
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    tokens.push_back(line);
+  }
+  return tokens;
+}
+
+}  // namespace
+
+WordPieceTokenizer::WordPieceTokenizer(const std::string& vocab_path, const TokenizerOptions& options)
+    : WordPieceTokenizer(read_vocab(vocab_path), options, vocab_path) {}
+
+WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> tokens, const TokenizerOptions& options,
+                                       const std::string& vocab_path)
+    : lower_case_(options.lower_case) {
+  for (auto& t : tokens) {
     // HF keeps the first id of a duplicated token's line number; later duplicates overwrite.
-    ids_[line] = static_cast<int64_t>(tokens_.size());
-    tokens_.push_back(line);
+    ids_[t] = static_cast<int64_t>(tokens_.size());
+    tokens_.push_back(std::move(t));
   }
   MSMEDCAP_CHECK(!tokens_.empty(), vocab_path, ": empty WordPiece vocabulary");
   auto need = [&](const char* t) {
@@ -70,7 +86,7 @@ int64_t WordPieceTokenizer::token_to_id(const std::string& token) const {
   return it == ids_.end() ? -1 : it->second;
 }
 
-void WordPieceTokenizer::basic_tokenize(const std::u32string& raw, std::vector<std::string>& out) const {
+void bert_basic_tokenize(const std::u32string& raw, bool lower_case, std::vector<std::string>& out) {
   std::u32string text;
   text.reserve(raw.size());
   for (char32_t c : raw) {
@@ -94,7 +110,7 @@ void WordPieceTokenizer::basic_tokenize(const std::u32string& raw, std::vector<s
     if (j == i) break;
     std::u32string word = text.substr(i, j - i);
     i = j;
-    if (lower_case_) {
+    if (lower_case) {
       word = unicode::nfd(unicode::to_lower(word));
       std::u32string kept;
       for (char32_t c : word)
@@ -113,6 +129,41 @@ void WordPieceTokenizer::basic_tokenize(const std::u32string& raw, std::vector<s
     }
     if (!piece.empty()) out.push_back(unicode::encode_utf8(piece));
   }
+}
+
+std::vector<std::string> build_wordpiece_vocab(const std::vector<std::string>& texts, int64_t vocab_size,
+                                               bool lower_case) {
+  std::vector<std::string> vocab = {"[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  MSMEDCAP_CHECK(vocab_size > static_cast<int64_t>(vocab.size()), "wordpiece: vocab_size must exceed ", vocab.size(),
+                 " (the special tokens), got ", vocab_size);
+  std::unordered_map<std::string, int64_t> words, chars;
+  for (const auto& text : texts) {
+    std::vector<std::string> tokens;
+    bert_basic_tokenize(unicode::decode_utf8(text), lower_case, tokens);
+    for (const auto& w : tokens) {
+      ++words[w];
+      for (char32_t c : unicode::decode_utf8(w)) chars[unicode::encode_utf8(c)] += 1;
+    }
+  }
+  auto by_count = [](const std::unordered_map<std::string, int64_t>& m) {
+    std::vector<std::pair<std::string, int64_t>> v(m.begin(), m.end());
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+    return v;
+  };
+  // Every character, alone and as a continuation: no word of the corpus becomes [UNK].
+  const auto char_list = by_count(chars);
+  MSMEDCAP_CHECK(static_cast<int64_t>(vocab.size() + 2 * char_list.size()) <= vocab_size, "wordpiece: the corpus has ",
+                 char_list.size(), " distinct characters; vocab_size ", vocab_size, " is too small to hold them (need ",
+                 vocab.size() + 2 * char_list.size(), ")");
+  for (const auto& [c, n] : char_list) vocab.push_back(c);
+  for (const auto& [c, n] : char_list) vocab.push_back("##" + c);
+  std::unordered_map<std::string, bool> have(vocab.size());
+  for (const auto& t : vocab) have[t] = true;
+  for (const auto& [w, n] : by_count(words)) {
+    if (static_cast<int64_t>(vocab.size()) >= vocab_size) break;
+    if (!have.count(w)) vocab.push_back(w);
+  }
+  return vocab;
 }
 
 void WordPieceTokenizer::wordpiece(const std::string& word, std::vector<std::string>& out) const {
@@ -153,7 +204,7 @@ std::vector<std::string> WordPieceTokenizer::tokenize(const std::string& text) c
       continue;
     }
     std::vector<std::string> words;
-    basic_tokenize(unicode::decode_utf8(part), words);
+    bert_basic_tokenize(unicode::decode_utf8(part), lower_case_, words);
     for (const auto& w : words) wordpiece(w, out);
   }
   return out;

@@ -3,6 +3,7 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "msmedcap/core/check.h"
@@ -55,7 +56,13 @@ struct Recording {
 
 GenerateOptions default_generate_options(const data::TextTokenizer& tokenizer, const std::string& eos_text) {
   GenerateOptions o;
-  const auto eos = tokenizer.encode(eos_text, false);
+  auto eos = tokenizer.encode(eos_text, false);
+  if (eos.size() != 1) {
+    // SentencePiece adds a dummy-prefix space to a text's start ("\n" -> "▁", <0x0A>): the end
+    // token is what the end text adds after a word, as training tokenises it.
+    const auto word = tokenizer.encode("a", false), ended = tokenizer.encode("a" + eos_text, false);
+    if (ended.size() == word.size() + 1 && std::equal(word.begin(), word.end(), ended.begin())) eos = {ended.back()};
+  }
   MSMEDCAP_CHECK(eos.size() == 1, "generation: the end text \"", eos_text, "\" is ", eos.size(),
                  " tokens for this tokenizer; give --generate with an eos_token_id");
   o.eos_token_id = eos[0];

@@ -76,6 +76,43 @@ std::map<std::string, std::vector<std::string>> read_references(const std::strin
   return out;
 }
 
+std::map<std::string, std::string> read_reference_field(const std::string& path, const std::string& field) {
+  std::map<std::string, std::string> out;
+  read_jsonl(path, [&](const config::Json& j, const std::string& where) {
+    const std::string id = id_of(j, where);
+    std::string value = "(none)";
+    if (j.contains(field)) {
+      const auto& v = j.at(field);
+      MSMEDCAP_CHECK(v.is_string() || v.is_number() || v.is_boolean() || v.is_null(), where, ": \"", field,
+                     "\" must be a string, number or boolean to group by, got ", v.dump());
+      if (v.is_string() && !v.get<std::string>().empty()) value = v.get<std::string>();
+      if (v.is_number() || v.is_boolean()) value = v.dump();
+    }
+    const auto [it, added] = out.emplace(id, value);
+    MSMEDCAP_CHECK(added || it->second == value, where, ": id ", id, " has \"", field, "\" ", value, " here and ",
+                   it->second, " on an earlier line");
+  });
+  return out;
+}
+
+std::map<std::string, Evaluation> evaluate_groups(const std::map<std::string, std::string>& predictions,
+                                                  const std::map<std::string, std::vector<std::string>>& references,
+                                                  const std::map<std::string, std::string>& group_of, const Meteor* meteor) {
+  std::map<std::string, std::map<std::string, std::string>> preds;
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> refs;
+  for (const auto& [id, caption] : predictions) {
+    const auto g = group_of.find(id);
+    const std::string group = g == group_of.end() ? "(none)" : g->second;
+    preds[group][id] = caption;
+    const auto r = references.find(id);
+    MSMEDCAP_CHECK(r != references.end(), "evaluate: predicted id ", id, " has no reference");
+    refs[group][id] = r->second;
+  }
+  std::map<std::string, Evaluation> out;
+  for (const auto& [group, p] : preds) out[group] = evaluate(p, refs.at(group), meteor);
+  return out;
+}
+
 Evaluation evaluate(const std::map<std::string, std::string>& predictions,
                     const std::map<std::string, std::vector<std::string>>& references, const Meteor* meteor) {
   std::vector<std::string> only_pred, only_ref;

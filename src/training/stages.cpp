@@ -24,10 +24,12 @@ std::vector<std::string> trainable_prefixes(const config::StageConfig& stage, co
   };
   if (stage.name == "stage1_clip") return branch1("");
   if (stage.name == "stage1_sam") return branch1("sam_");
+  if (stage.name == "decoder_lm") return {"language_model."};
   std::vector<std::string> p;
   if (model.use_clip) p.insert(p.end(), {"qformer.", "query_tokens", "language_projection."});
   if (model.use_sam) p.insert(p.end(), {"sam_qformer.", "sam_query_tokens", "sam_language_projection."});
   if (stage.name == "caption" && stage.train_vision) p.push_back("vision_model.");
+  if (stage.name == "caption" && stage.train_llm) p.push_back("language_model.");
   return p;
 }
 

@@ -86,7 +86,7 @@ class Trainer {
   const config::TrainConfig& tcfg_;
   config::Json resolved_;
   TrainerOptions options_;
-  bool stage1_ = false, sam_branch_ = false;
+  bool stage1_ = false, sam_branch_ = false, text_only_ = false;
   std::vector<std::pair<std::string, torch::Tensor>> params_;
   std::vector<torch::Tensor> tensors_;
   std::unique_ptr<Optimizer> optimizer_;
@@ -114,6 +114,7 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
   const auto& stage = tcfg_.stage;
   stage1_ = stage.name == "stage1_clip" || stage.name == "stage1_sam";
   sam_branch_ = stage.name == "stage1_sam";
+  text_only_ = stage.name == "decoder_lm";
   if (tcfg_.precision != "fp32") {
     MSMEDCAP_CHECK(options_.device.is_cuda(), "train.precision: ", tcfg_.precision,
                    " needs a CUDA device (runtime.device is ", options_.device.str(), "); use fp32 on CPU");
@@ -178,6 +179,7 @@ std::unique_ptr<data::DataLoader> Trainer::make_loader(config::DatasetConfig dat
     MSMEDCAP_CHECK(sam_branch_ ? ex.sam : ex.clip, "train.stage.name: ", tcfg_.stage.name, " needs the ",
                    sam_branch_ ? "SAM" : "CLIP", " branch, which model.", sam_branch_ ? "use_sam" : "use_clip", " turns off");
   }
+  if (text_only_) ex.clip = ex.sam = false;  // captions only: no image is decoded
   (training ? examples_ : val_examples_) = ex;
   auto mixture = std::make_shared<const data::Mixture>(data);
   return std::make_unique<data::DataLoader>(mixture, data::make_example_processor(data.transform, ex), lc,
@@ -246,10 +248,17 @@ std::pair<at::Tensor, LossValues> Trainer::compute(const data::Batch& batch, con
   } else {
     const auto text = data::decoder_text_batch(*decoder_tok_, captions, tcfg_.prompt, tcfg_.eos_text, tcfg_.decoder_max_len);
     const auto ids = text.ids.to(dev), mask = text.mask.to(dev);
-    const auto prefix = model_.encode(inputs);
-    const auto out = model_.forward_text(prefix, ids, mask);
-    const auto targets = losses::lm_targets(ids, mask, prefix.embeds.size(1), text.prompt_lengths);
-    loss = losses::lm_loss(out.logits.to(torch::kFloat32), targets);
+    at::Tensor logits;
+    int64_t prefix_length = 0;
+    if (text_only_) {
+      logits = model_.language_model->forward(model_.language_model->embed(ids), mask);
+    } else {
+      const auto prefix = model_.encode(inputs);
+      logits = model_.forward_text(prefix, ids, mask).logits;
+      prefix_length = prefix.embeds.size(1);
+    }
+    const auto targets = losses::lm_targets(ids, mask, prefix_length, text.prompt_lengths);
+    loss = losses::lm_loss(logits.to(torch::kFloat32), targets);
     loss = losses::token_mean_over_ranks(loss, targets, collectives_);
     values.v[4] = loss.item<double>();
   }
@@ -546,10 +555,20 @@ TrainResult Trainer::run() {
         best_step_ = step_;
         best_loss_ = v.v[0];
       }
-      config::Json line = loss_json(v);
-      line = {{"step", step_}, {"val", line}, {"best", best}};
-      append_metrics(line);
-      if (leader()) core::log_info("train", "step {} validation loss {}{}", step_, loss_text(v), best ? " (best)" : "");
+      config::Json val = loss_json(v);
+      std::string extra;
+      if (options_.on_validate) {
+        model_.eval();
+        const config::Json more = options_.on_validate(step_);
+        set_train_mode(model_, tcfg_.stage);
+        for (const auto& [key, value] : more.items()) {
+          val[key] = value;
+          extra += fmt::format(" {} {}", key, value.is_number_float() ? fmt::format("{:.4g}", value.get<double>()) : value.dump());
+        }
+      }
+      append_metrics({{"step", step_}, {"val", val}, {"best", best}});
+      if (leader())
+        core::log_info("train", "step {} validation loss {}{}{}", step_, loss_text(v), extra, best ? " (best)" : "");
     }
     const bool save_now = best || step_ == total_steps_ || stop_requested ||
                           (tcfg_.save_every > 0 ? step_ % tcfg_.save_every == 0 : epoch_end);

@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/config/run_config.h"
 #include "msmedcap/data/feature_cache.h"
@@ -42,6 +44,18 @@ TEST(DataCli, DecodeImageWritesWhatTheModelSees) {
   EXPECT_NE(win.err.find("--window"), std::string::npos) << win.err;
 }
 
+/// `msmedcap tokenize` of the quoted texts: one id list per text.
+std::vector<std::vector<int64_t>> token_ids(const std::string& tokenizer, const std::string& quoted_texts) {
+  const auto t = testing::run_msmedcap("tokenize --tokenizer " + tokenizer + " " + quoted_texts);
+  EXPECT_EQ(t.exit_code, 0) << t.err;
+  std::vector<std::vector<int64_t>> out;
+  std::istringstream lines(t.out);
+  for (std::string line; std::getline(lines, line);)
+    out.push_back(nlohmann::json::parse(line)["ids"].get<std::vector<int64_t>>());
+  out.resize(std::max<size_t>(out.size(), 2));
+  return out;
+}
+
 TEST(DataCli, TrainTokenizerThenTokenize) {
   testing::TempDir dir;
   std::string corpus;
@@ -53,21 +67,45 @@ TEST(DataCli, TrainTokenizerThenTokenize) {
   const auto r = testing::run_msmedcap("train-tokenizer --input " + dir.file("corpus.txt") + " --out " + dir.file("spm") +
                                     " --vocab-size 400");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(std::filesystem::exists(dir.file("spm.model")));
-  const auto t = testing::run_msmedcap("tokenize --tokenizer " + dir.file("spm.model") + " 'left lower lobe'");
-  ASSERT_EQ(t.exit_code, 0) << t.err;
-  const auto line = nlohmann::json::parse(t.out);
-  const auto ids = line["ids"].get<std::vector<int64_t>>();
+  ASSERT_TRUE(std::filesystem::exists(dir.file("spm/tokenizer.model")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("spm/.corpus.txt")));
+  const auto encoded = token_ids(dir.file("spm"), "'left lower lobe' '\n'");
+  const auto& ids = encoded[0];
+  // LLaMA's normalisation (identity): a newline is one byte token, usable as a caption's end.
+  const auto& newline = encoded[1];
+  ASSERT_EQ(newline.size(), 3u);  // <s>, the dummy-prefix space, <0x0A>
+  EXPECT_EQ(newline[2], 3 + 1 + 0x0A);      // byte pieces follow <unk> <s> </s> <pad>
   ASSERT_GE(ids.size(), 2u);
   EXPECT_EQ(ids[0], 1);  // <s>
   // spm_encode (Debian's sentencepiece) is the independent reference for the rest.
   testing::write_text(dir.file("query.txt"), "left lower lobe\n");
-  const auto ref = testing::run_command("spm_encode --model=" + dir.file("spm.model") + " --output_format=id " + dir.file("query.txt"));
+  const auto ref = testing::run_command("spm_encode --model=" + dir.file("spm/tokenizer.model") + " --output_format=id " + dir.file("query.txt"));
   ASSERT_EQ(ref.exit_code, 0) << ref.err;
   std::vector<int64_t> expect = {1};
   std::istringstream in(ref.out);
   for (int64_t id; in >> id;) expect.push_back(id);
   EXPECT_EQ(ids, expect);
+}
+
+TEST(DataCli, TrainWordPieceFromJsonlCaptions) {
+  testing::TempDir dir;
+  testing::write_text(dir.file("train.jsonl"),
+                      "{\"image\": \"a.png\", \"caption\": \"Small nodule, left lobe.\"}\n"
+                      "{\"image\": \"b.png\", \"captions\": [\"Large mass; left lobe.\", \"Mass in the lobe\"]}\n");
+  const auto r = testing::run_msmedcap("train-tokenizer --kind wordpiece --clean --vocab-size 200 --input " +
+                                       dir.file("train.jsonl") + " --out " + dir.file("qf"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto encoded = token_ids(dir.file("qf"), "'left lobe mass' 'lobes'");
+  // The vocabulary's words are whole tokens; an unseen word falls back to characters, never [UNK].
+  EXPECT_EQ(encoded[0].size(), 5u);  // [CLS] left lobe mass [SEP]
+  EXPECT_EQ(encoded[1].size(), 4u);  // [CLS] lobe ##s [SEP]
+  for (int64_t id : encoded[1]) EXPECT_NE(id, 2);  // [UNK]
+  // Malformed JSONL names its line.
+  testing::write_text(dir.file("bad.jsonl"), "{\"caption\": \"ok\"}\n{\"caption\": \n");
+  const auto bad = testing::run_msmedcap("train-tokenizer --kind wordpiece --input " + dir.file("bad.jsonl") + " --out " +
+                                         dir.file("qf2"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("bad.jsonl:2"), std::string::npos) << bad.err;
 }
 
 TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {

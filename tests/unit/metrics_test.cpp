@@ -4,8 +4,11 @@
 
 #include <cmath>
 
+#include "msmedcap/core/check.h"
+#include "msmedcap/metrics/evaluate.h"
 #include "msmedcap/metrics/ptb_tokenizer.h"
 #include "msmedcap/metrics/scorer.h"
+#include "test_utils.h"
 
 namespace msmedcap::metrics {
 namespace {
@@ -80,6 +83,44 @@ TEST(PtbTokenizer, DocumentedExampleAndQuirks) {
   EXPECT_EQ(ptb_tokenize("cannot exclude \"mass\" ... really?!"), "can not exclude mass really ?!");
   EXPECT_EQ(ptb_tokenize("no. 3 and/or {x}"), "no. 3 and/or -lcb- x -rcb-");
   EXPECT_EQ(ptb_tokenize(""), "");
+}
+
+}  // namespace
+}  // namespace msmedcap::metrics
+
+namespace msmedcap::metrics {
+namespace {
+
+TEST(Evaluate, GroupsScoreEachSubsetOnItsOwn) {
+  testing::TempDir dir;
+  testing::write_text(dir.file("ref.jsonl"),
+                      "{\"id\": \"a\", \"caption\": \"a small nodule in the left lobe\", \"size\": \"small\"}\n"
+                      "{\"id\": \"b\", \"caption\": \"a large mass in the right lobe\", \"size\": \"large\"}\n"
+                      "{\"id\": \"c\", \"caption\": \"a small cavity in the right lobe\", \"size\": \"small\"}\n"
+                      "{\"id\": \"d\", \"caption\": \"no abnormality\", \"size\": \"\"}\n");
+  const std::map<std::string, std::string> pred = {{"a", "a small nodule in the left lobe"},
+                                                   {"b", "a small mass in the left lobe"},
+                                                   {"c", "a large cavity in the right lobe"},
+                                                   {"d", "no abnormality"}};
+  const auto refs = read_references(dir.file("ref.jsonl"));
+  const auto size = read_reference_field(dir.file("ref.jsonl"), "size");
+  EXPECT_EQ(size.at("d"), "(none)");
+  const auto groups = evaluate_groups(pred, refs, size);
+  ASSERT_EQ(groups.size(), 3u);
+  EXPECT_EQ(groups.at("small").ids, (std::vector<std::string>{"a", "c"}));
+  // Each group equals evaluate() on that subset alone.
+  const auto small = evaluate({{"a", pred.at("a")}, {"c", pred.at("c")}}, {{"a", refs.at("a")}, {"c", refs.at("c")}});
+  for (const auto& [name, value] : small.corpus) EXPECT_DOUBLE_EQ(groups.at("small").corpus.at(name), value) << name;
+  EXPECT_NEAR(groups.at("(none)").corpus.at("Bleu_1"), 1.0, 1e-6);  // pycocoevalcap's epsilon
+  // A field an id's lines disagree on is an error naming the line.
+  testing::write_text(dir.file("bad.jsonl"), "{\"id\": 1, \"caption\": \"x\", \"size\": \"small\"}\n"
+                                             "{\"id\": 1, \"caption\": \"y\", \"size\": \"large\"}\n");
+  try {
+    read_reference_field(dir.file("bad.jsonl"), "size");
+    FAIL() << "disagreeing lines were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

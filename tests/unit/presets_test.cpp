@@ -21,14 +21,34 @@ std::vector<std::string> files_in(const std::string& sub) {
 
 TEST(Presets, EveryRunConfigPresetResolves) {
   int n = 0;
-  for (const std::string sub : {"runtime", "models", "weights", "data", "stages"}) {
+  for (const std::string sub : {"runtime", "models", "weights", "data", "stages", "demo"}) {
     for (const auto& file : files_in(sub)) {
       RunConfig cfg;
       EXPECT_NO_THROW(resolve_config(cfg, {{file}, {}})) << file;
       ++n;
     }
   }
-  EXPECT_GE(n, 16);
+  EXPECT_GE(n, 24);
+}
+
+TEST(Presets, DemoStagesLayerOverTheRecipes) {
+  // As scripts/lib/pipeline.sh layers them: model, variant, stage recipe, demo override.
+  const std::string root = std::string(MSMEDCAP_SOURCE_DIR) + "/configs/";
+  const std::vector<std::pair<std::string, std::string>> stages = {{"", "demo/decoder-lm.json"},
+                                                                    {"stages/stage1-clip.json", "demo/stage1.json"},
+                                                                    {"stages/stage1-sam.json", "demo/stage1.json"},
+                                                                    {"stages/stage2.json", "demo/stage2.json"},
+                                                                    {"stages/caption.json", "demo/caption.json"}};
+  for (const char* variant : {"dual", "clip-only", "sam-only"}) {
+    for (const auto& [recipe, demo] : stages) {
+      std::vector<std::string> files = {root + "demo/model.json", root + "demo/" + variant + ".json"};
+      if (!recipe.empty()) files.push_back(root + recipe);
+      files.push_back(root + demo);
+      RunConfig cfg;
+      EXPECT_NO_THROW(resolve_config(cfg, {files, {}})) << variant << " " << demo;
+      EXPECT_FALSE(cfg.data.transform.augment) << demo;  // captions say left and right, crops move findings
+    }
+  }
 }
 
 TEST(Presets, StageRecipesCarryLavisHyperParameters) {

@@ -3,9 +3,13 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
+#include "msmedcap/core/check.h"
 #include "msmedcap/data/text.h"
 #include "msmedcap/data/text_batch.h"
 #include "msmedcap/data/tokenizer.h"
+#include "msmedcap/data/wordpiece.h"
 #include "test_utils.h"
 
 namespace msmedcap::data {
@@ -61,6 +65,33 @@ TEST(TextBatch, DecoderRowsCarryPromptLengthsAndTheEndText) {
   EXPECT_EQ(b.ids[0][b.ids.size(1) - 1].item<int64_t>(), tok->pad_id());  // right padding
   EXPECT_TRUE(decoder_text_batch(*tok, {"x"}, "", "\n", 64).prompt_lengths == std::vector<int64_t>{0});
   EXPECT_EQ(decoder_text_batch(*tok, {"a small nodule"}, "", "\n", 3).ids.size(1), 3);
+}
+
+}  // namespace
+}  // namespace msmedcap::data
+
+namespace msmedcap::data {
+namespace {
+
+TEST(WordPieceVocab, SpecialsThenCharactersThenWordsByFrequency) {
+  const std::vector<std::string> corpus = {"Left lobe, left lobe.", "Right lobe", "left"};
+  const auto vocab = build_wordpiece_vocab(corpus, 40);
+  ASSERT_GE(vocab.size(), 6u);
+  EXPECT_EQ(std::vector<std::string>(vocab.begin(), vocab.begin() + 6),
+            (std::vector<std::string>{"[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}));
+  // Characters: l e f t o b r i g h , . (12), each alone and as a continuation.
+  const auto at = [&](const std::string& t) { return std::find(vocab.begin(), vocab.end(), t) - vocab.begin(); };
+  EXPECT_LT(at("l"), at("##l"));
+  EXPECT_LT(at("##."), at("left"));
+  EXPECT_LT(at("left"), at("lobe"));   // 3 vs 3 occurrences: alphabetical
+  EXPECT_LT(at("lobe"), at("right"));  // 3 vs 1
+  EXPECT_EQ(vocab.size(), 6u + 24u + 3u);  // every word fits
+  const WordPieceTokenizer tok(vocab, TokenizerOptions{}, "built");
+  EXPECT_EQ(tok.tokenize("left leftie"), (std::vector<std::string>{"left", "left", "##i", "##e"}));
+  // Only the most frequent words when the size is short; too small for the characters is an error.
+  const auto short_vocab = build_wordpiece_vocab(corpus, 6 + 24 + 1);
+  EXPECT_EQ(short_vocab.back(), "left");
+  EXPECT_THROW(build_wordpiece_vocab(corpus, 20), Error);
 }
 
 }  // namespace

@@ -76,6 +76,21 @@ TEST(Stages, EachStageTrainsItsPartsAndFreezesTheRest) {
   s.name = "stage3";
   s.train_vision = false;
   EXPECT_THROW(training::apply_stage(*model, s), Error);
+
+  // The decoder alone, or the caption stage with the decoder too.
+  s.name = "decoder_lm";
+  for (const auto& [name, p] : training::apply_stage(*model, s)) EXPECT_EQ(name.rfind("language_model.", 0), 0u) << name;
+  EXPECT_TRUE(model->language_model->is_training());
+  EXPECT_FALSE(model->qformer->is_training());
+  for (const auto& p : model->qformer->parameters()) EXPECT_FALSE(p.requires_grad());
+  s.name = "caption";
+  s.train_llm = true;
+  std::set<std::string> caption_roots;
+  for (const auto& [name, p] : training::apply_stage(*model, s)) caption_roots.insert(name.substr(0, name.find('.')));
+  EXPECT_TRUE(caption_roots.count("language_model"));
+  EXPECT_TRUE(caption_roots.count("qformer"));
+  s.name = "stage2";
+  EXPECT_THROW(training::apply_stage(*model, s), Error);  // train_llm outside the caption stage
 }
 
 TEST(Optimizer, GroupsAndStateRoundTripBitExactly) {

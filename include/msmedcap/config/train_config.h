@@ -41,15 +41,21 @@ struct OptimizerConfig {
 /// Which parts of the model train (MODEL_REFERENCE.md §1.4).
 struct StageConfig {
   /// stage1_clip, stage1_sam (ITC+ITM+ITG on that branch), stage2 (both Q-Formers and
-  /// projections, LM loss), caption (stage 2's parts, optionally the vision encoder).
+  /// projections, LM loss), caption (stage 2's parts, optionally the vision encoder),
+  /// decoder_lm (the decoder alone as a language model on the captions, no images: gives a
+  /// model without pretrained LLM weights a decoder that knows the captions' language).
   std::string name = "stage2";
   /// caption: also train the CLIP vision encoder (LAVIS caption fine-tuning: freeze_vit false).
   bool train_vision = false;
+  /// caption: also train the decoder LLM (the paper keeps it frozen; useful when the LLM is
+  /// small or has not seen the captions' language).
+  bool train_llm = false;
 
   template <class V>
   void visit(V& v) {
-    v("name", name, "stage1_clip, stage1_sam, stage2 or caption");
+    v("name", name, "stage1_clip, stage1_sam, stage2, caption or decoder_lm");
     v("train_vision", train_vision, "caption stage: also train the CLIP vision encoder");
+    v("train_llm", train_llm, "caption stage: also train the decoder LLM");
   }
   void validate(const std::string& path) const;
 };
@@ -91,6 +97,10 @@ struct TrainConfig {
   int64_t val_every = 0;
   /// Validation batches per evaluation; 0 = the whole validation set.
   int64_t val_batches = 0;
+  /// Stage 2 and caption: at each validation, caption the first N images of `val_data` (greedy,
+  /// `prompt`, ending at `eos_text`) and log their BLEU-1..4, ROUGE-L and CIDEr (LAVIS's caption
+  /// task reports these as it trains); 0 = off, -1 = every image.
+  int64_t val_caption_images = 0;
   /// Save a checkpoint every N steps; 0 = at the end of each epoch. The last step always saves.
   int64_t save_every = 0;
   /// Step checkpoints kept besides the best.
@@ -121,6 +131,7 @@ struct TrainConfig {
     v("log_every", log_every, "steps between metrics lines");
     v("val_every", val_every, "steps between validations; 0 = each epoch end");
     v("val_batches", val_batches, "validation batches per evaluation; 0 = all");
+    v("val_caption_images", val_caption_images, "stage2/caption: val_data images captioned and scored (BLEU, ROUGE-L, CIDEr) at each validation; 0 = off, -1 = all");
     v("save_every", save_every, "steps between checkpoints; 0 = each epoch end");
     v("keep", keep, "step checkpoints kept besides the best");
     v("nan_action", nan_action, "non-finite loss: skip (no update) or stop (after saving)");

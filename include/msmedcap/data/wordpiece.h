@@ -17,6 +17,8 @@ class WordPieceTokenizer : public TextTokenizer {
  public:
   /// Reads `vocab.txt` (one token per line, id = line number).
   WordPieceTokenizer(const std::string& vocab_path, const TokenizerOptions& options = {});
+  /// The same from the tokens in id order; `vocab_path` names them in errors.
+  WordPieceTokenizer(std::vector<std::string> tokens, const TokenizerOptions& options, const std::string& vocab_path);
 
   std::vector<int64_t> encode(const std::string& text, bool add_special_tokens = true) const override;
   std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const override;
@@ -30,7 +32,6 @@ class WordPieceTokenizer : public TextTokenizer {
   int64_t dec_id() const { return dec_id_; }
 
  private:
-  void basic_tokenize(const std::u32string& text, std::vector<std::string>& out) const;
   void wordpiece(const std::string& word, std::vector<std::string>& out) const;
 
   bool lower_case_;
@@ -39,5 +40,18 @@ class WordPieceTokenizer : public TextTokenizer {
   std::vector<std::string> special_;
   int64_t cls_id_ = -1, sep_id_ = -1, dec_id_ = -1;
 };
+
+/// BERT's basic tokenization (clean, CJK spacing, NFC, whitespace split, optional lower-case and
+/// accent stripping, punctuation split) of UTF-32 text, appended to `out`.
+void bert_basic_tokenize(const std::u32string& text, bool lower_case, std::vector<std::string>& out);
+
+/// A WordPiece vocabulary for `texts` (`msmedcap train-tokenizer --kind wordpiece`): BERT's
+/// special tokens ([PAD] [unused0] [UNK] [CLS] [SEP] [MASK]), every character of the corpus
+/// alone and as a "##" continuation (so no word becomes [UNK]), then whole words by frequency
+/// (ties alphabetical) up to `vocab_size` tokens. A word-level vocabulary with character
+/// fallback, not HuggingFace's WordPieceTrainer (which merges sub-words): meant for small,
+/// closed caption vocabularies. Throws when vocab_size cannot hold the characters.
+std::vector<std::string> build_wordpiece_vocab(const std::vector<std::string>& texts, int64_t vocab_size,
+                                               bool lower_case = true);
 
 }  // namespace msmedcap::data

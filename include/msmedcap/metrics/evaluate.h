@@ -31,4 +31,16 @@ Evaluation evaluate(const std::map<std::string, std::string>& predictions,
                     const std::map<std::string, std::vector<std::string>>& references,
                     const Meteor* meteor = nullptr);
 
+/// Each reference line's `field` (e.g. the synthetic benchmark's "size" or "finding") as text,
+/// "(none)" where it is absent, null or empty. An id whose lines disagree is an error.
+std::map<std::string, std::string> read_reference_field(const std::string& path, const std::string& field);
+
+/// evaluate() on each group of ids (`group_of`: id -> group; ids without one form "(none)"),
+/// each group scored on its own (CIDEr's document frequencies come from the group's references,
+/// as scoring that subset alone would give).
+std::map<std::string, Evaluation> evaluate_groups(const std::map<std::string, std::string>& predictions,
+                                                  const std::map<std::string, std::vector<std::string>>& references,
+                                                  const std::map<std::string, std::string>& group_of,
+                                                  const Meteor* meteor = nullptr);
+
 }  // namespace msmedcap::metrics

@@ -17,7 +17,8 @@ namespace msmedcap::training {
 ///   stage1_clip: qformer., query_tokens, vision_projection., text_projection., itm_head., temp
 ///   stage1_sam:  the same with the sam_ prefix
 ///   stage2:      qformer., query_tokens, language_projection. and their sam_ twins (those present)
-///   caption:     stage2's, plus vision_model. with train_vision
+///   caption:     stage2's, plus vision_model. with train_vision, language_model. with train_llm
+///   decoder_lm:  language_model.
 std::vector<std::string> trainable_prefixes(const config::StageConfig& stage, const config::ModelConfig& model);
 
 /// Freezes everything else (requires_grad false) and returns the trainable (name, parameter)

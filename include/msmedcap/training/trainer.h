@@ -37,6 +37,10 @@ struct TrainerOptions {
   Distributed* dist = nullptr;
   /// Set (to the signal number) by a SIGINT/SIGTERM handler: the loop saves and returns.
   const std::atomic<int>* stop_signal = nullptr;
+  /// Called after each validation's losses, on every rank, with the model in eval mode; the
+  /// fields it returns (e.g. caption metrics) join the validation line of metrics.jsonl and the
+  /// log. Null: losses only.
+  std::function<config::Json(int64_t step)> on_validate;
   /// Called with each micro-batch's loss before backward (fault injection in tests).
   std::function<void(int64_t step, at::Tensor& loss)> on_loss;
 };

@@ -1,0 +1,126 @@
+# Shared by scripts/demo.sh and scripts/experiment_ablation.sh (sourced, not run): build, the
+# synthetic benchmark with its tokenizers, and the MSMedCap training pipeline on it
+# (decoder LM -> stage 1 per branch -> merge -> stage 2 -> caption fine-tuning).
+#
+# Knobs (environment): BUILD_DIR (default build), SYNTH_N (studies, default 3000),
+# EPOCH_SCALE (multiplies every stage's epochs, e.g. 0.25 for a quick check; default 1), and
+# for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
+
+msmedcap_build() {
+  build_dir=${BUILD_DIR:-build}
+  local generator=()
+  if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+  if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+    cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
+  fi
+  cmake --build "$build_dir" -j "$(nproc)" --target msmedcap
+  bin="$build_dir/msmedcap"
+}
+
+# stage_epochs BASE: BASE x EPOCH_SCALE, at least 1.
+stage_epochs() {
+  awk -v b="$1" -v s="${EPOCH_SCALE:-1}" 'BEGIN { e = int(b * s + 0.5); print (e < 1 ? 1 : e) }'
+}
+
+# prepare_data DIR SEED: DIR/synth (the benchmark), DIR/tokenizers/{qformer,decoder} trained on
+# its training captions, DIR/test.json (a config whose val_data is the test split).
+prepare_data() {
+  local dir=$1 seed=$2
+  if [[ ! -f "$dir/synth/test.jsonl" ]]; then
+    "$bin" synth --out "$dir/synth" --n "${SYNTH_N:-3000}" --image-size 128 --seed "$seed"
+  fi
+  "$bin" train-tokenizer --kind wordpiece --clean --vocab-size 255 \
+    --input "$dir/synth/train.jsonl" --out "$dir/tokenizers/qformer"
+  "$bin" train-tokenizer --kind sentencepiece --clean --vocab-size 512 \
+    --input "$dir/synth/train.jsonl" --out "$dir/tokenizers/decoder" 2> >(grep -v '^sentencepiece' >&2)
+  cat > "$dir/data.json" <<JSON
+{
+  "tokenizers": {"qformer": "$dir/tokenizers/qformer", "decoder": "$dir/tokenizers/decoder"},
+  "data": {"sources": [{"format": "jsonl", "root": "$dir/synth", "annotations": "train.jsonl"}]},
+  "val_data": {"sources": [{"format": "jsonl", "root": "$dir/synth", "annotations": "val.jsonl"}]}
+}
+JSON
+  cat > "$dir/test.json" <<JSON
+{"val_data": {"sources": [{"format": "jsonl", "root": "$dir/synth", "annotations": "test.jsonl"}]}}
+JSON
+}
+
+# train_stage RUN_DIR CONFIG... [--set k=v]...: one `msmedcap train`, skipped when RUN_DIR
+# already finished (a re-run of the script continues where it stopped).
+train_stage() {
+  local run=$1
+  shift
+  if [[ -f "$run/done" ]]; then
+    echo "[pipeline] $run: done earlier, kept"
+    return
+  fi
+  rm -rf "$run"
+  local start=$SECONDS
+  "$bin" train "$@" --run-dir "$run"
+  echo "$((SECONDS - start))" > "$run/done"
+}
+
+# train_pipeline DATA_DIR RUN_ROOT VARIANT_CFG SEED [LM_RUN]: the stages for one model variant
+# (configs/demo/{dual,clip-only,sam-only}.json); the caption run is RUN_ROOT/caption. LM_RUN
+# (default RUN_ROOT/decoder-lm) lets variants share one decoder LM.
+train_pipeline() {
+  local data=$1 root=$2 variant=$3 seed=$4 lm=${5:-$2/decoder-lm}
+  local base=(-c configs/demo/model.json -c "$variant" -c "$data/data.json" --set "runtime.seed=$seed"
+              --set "loader.seed=$seed")
+  local short=()
+  if [[ -n ${BATCH_SIZE:-} ]]; then short+=(--set "loader.batch_size=$BATCH_SIZE"); fi
+  if [[ -n ${WARMUP_STEPS:-} ]]; then short+=(--set "train.optimizer.warmup_steps=$WARMUP_STEPS"); fi
+  local use_clip use_sam
+  # (awk reads to the end: an early exit would end `config` with SIGPIPE, fatal under pipefail)
+  use_clip=$("$bin" config "${base[@]}" | awk '/"use_clip"/ && !n++ { print ($2 ~ /true/) ? 1 : 0 }')
+  use_sam=$("$bin" config "${base[@]}" | awk '/"use_sam"/ && !n++ { print ($2 ~ /true/) ? 1 : 0 }')
+  mkdir -p "$root"
+
+  # The decoder learns the captions' language first: the paper's LLM is pretrained, ours starts
+  # from random values.
+  train_stage "$lm" "${base[@]}" -c configs/demo/decoder-lm.json \
+    --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+
+  # Stage 1: each Q-Former on its own (mixed semantic learning), then merged.
+  local stage1=()
+  if [[ $use_clip == 1 ]]; then
+    train_stage "$root/stage1-clip" "${base[@]}" -c configs/stages/stage1-clip.json -c configs/demo/stage1.json \
+      --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+  fi
+  if [[ $use_sam == 1 ]]; then
+    train_stage "$root/stage1-sam" "${base[@]}" -c configs/stages/stage1-sam.json -c configs/demo/stage1.json \
+      --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+  fi
+  if [[ $use_clip == 1 && $use_sam == 1 ]]; then
+    "$bin" merge --clip "$root/stage1-clip" --sam "$root/stage1-sam" --out "$root/stage1.safetensors"
+    stage1=("$root/stage1.safetensors")
+  elif [[ $use_clip == 1 ]]; then
+    stage1=("$root/stage1-clip")
+  else
+    stage1=("$root/stage1-sam")
+  fi
+
+  # Stage 2: both Q-Formers and projections against the frozen decoder; then caption
+  # fine-tuning. Frozen encoders come from the seed, as stage 1 drew them.
+  local frozen='"vision_model.","sam_model."'
+  train_stage "$root/stage2" "${base[@]}" -c configs/stages/stage2.json -c configs/demo/stage2.json \
+    -c configs/weights/stage1-leftovers.json \
+    --set "weights=[{\"path\":\"${stage1[0]}\"},{\"path\":\"$lm\"}]" \
+    --set "load.allow_missing=[$frozen,\"language_projection.\",\"sam_language_projection.\"]" \
+    --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+  train_stage "$root/caption" "${base[@]}" -c configs/stages/caption.json -c configs/demo/caption.json \
+    --set "weights=[{\"path\":\"$root/stage2\"},{\"path\":\"$lm\"}]" \
+    --set "load.allow_missing=[$frozen]" \
+    --set "train.epochs=$(stage_epochs 6)" "${short[@]}"
+}
+
+# caption_and_score RUN DATA_DIR OUT_PREFIX [caption options...]: captions the test split and
+# scores it (OUT_PREFIX.jsonl, OUT_PREFIX.eval.json; references in DATA_DIR/test-ref.jsonl).
+caption_and_score() {
+  local run=$1 data=$2 out=$3
+  shift 3
+  "$bin" caption --run "$run" -c "$data/test.json" --dataset val_data --out "$out.jsonl" \
+    --references-out "$data/test-ref.jsonl" "$@"
+  "$bin" evaluate --pred "$out.jsonl" --ref "$data/synth/test.jsonl" --json "$out.eval.json" \
+    --by size --by finding > "$out.eval.txt"
+}

@@ -1,0 +1,65 @@
+// scripts/demo.sh, shortened (fewer studies, a quarter of the epochs), end to end: every stage
+// trains, the test split is captioned and scored beside an untrained model and the constant
+// baseline, and the report with its plots and attention maps is written.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "test_utils.h"
+
+namespace msmedcap {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(Demo, ShortenedDemoTrainsScoresAndReports) {
+  testing::TempDir dir;
+  const std::string out = dir.file("demo");
+  const auto r = testing::run_command(std::string("SKIP_INSTALL=1 MSMEDCAP_BIN=") + MSMEDCAP_BINARY + " DEMO_OUT=" + out +
+                                      " SYNTH_N=240 EPOCH_SCALE=0.25 BATCH_SIZE=8 WARMUP_STEPS=5 " + MSMEDCAP_SOURCE_DIR + "/scripts/demo.sh");
+  ASSERT_EQ(r.exit_code, 0) << r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0) << r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0);
+
+  for (const char* stage : {"decoder-lm", "stage1-clip", "stage1-sam", "stage2", "caption"})
+    EXPECT_TRUE(fs::exists(out + "/runs/" + stage + "/checkpoints/latest")) << stage;
+
+  // Scores: the trained model writes the captions' words; the random one does not.
+  auto corpus = [&](const std::string& name) { return nlohmann::json::parse(testing::read_text(out + "/" + name + ".eval.json")); };
+  const auto trained = corpus("trained"), untrained = corpus("untrained"), baseline = corpus("baseline");
+  EXPECT_GT(trained["Bleu_1"].get<double>(), untrained["Bleu_1"].get<double>() + 0.1);
+  EXPECT_GT(trained["CIDEr"].get<double>(), untrained["CIDEr"].get<double>());
+  // The baseline: one caption, the same for every test study.
+  std::set<std::string> constant;
+  int64_t predictions = 0;
+  std::istringstream lines(testing::read_text(out + "/baseline.jsonl"));
+  for (std::string line; std::getline(lines, line); ++predictions) constant.insert(nlohmann::json::parse(line)["caption"]);
+  EXPECT_EQ(constant.size(), 1u);
+  EXPECT_GT(baseline["CIDEr"].get<double>(), 0.0);
+  // The breakdowns cover every test study.
+  int64_t by_size = 0;
+  for (const auto& [group, scores] : trained["groups"]["size"].items()) by_size += scores["n"].get<int64_t>();
+  const auto test_studies = static_cast<int64_t>(testing::count_lines(testing::read_text(out + "/synth/test.jsonl")));
+  EXPECT_EQ(by_size, test_studies);
+  EXPECT_EQ(predictions, test_studies);
+
+  // The report, its figures and the examples' attention maps.
+  const std::string report = testing::read_text(out + "/report.md");
+  for (const char* part : {"## Scores", "| MSMedCap (trained) |", "| untrained |", "| most frequent caption |",
+                           "### CIDEr by size", "### Bleu_4 by finding", "## Figures", "## Examples", "](loss.png)"})
+    EXPECT_NE(report.find(part), std::string::npos) << part;
+  for (const char* png : {"loss.png", "val_loss.png", "val_metrics.png"}) {
+    const cv::Mat img = cv::imread(out + "/" + png);
+    EXPECT_FALSE(img.empty()) << png;
+  }
+  int64_t maps = 0;
+  for (const auto& e : fs::directory_iterator(out + "/attention")) maps += e.path().extension() == ".png";
+  EXPECT_GE(maps, 4);  // two branches for at least two examples
+  EXPECT_NE(r.out.find("## Examples"), std::string::npos);  // printed too
+}
+
+}  // namespace
+}  // namespace msmedcap
