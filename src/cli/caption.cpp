@@ -3,6 +3,7 @@
 //   [--attention-maps DIR] [--references-out REF.jsonl]: captions with scores, one record per image.
 #include <iostream>
 
+#include "caption_setup.h"
 #include "commands.h"
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/logging.h"
@@ -50,19 +51,14 @@ void run(const CaptionCliOptions& o, const GlobalOptions& globals) {
   const auto samples = inputs_of(o, cfg);
   MSMEDCAP_CHECK(!samples.empty(), "caption: no images to caption");
 
-  MSMEDCAP_CHECK(!cfg.tokenizers.decoder.empty(), "caption: the config names no decoder tokenizer (tokenizers.decoder)");
-  std::shared_ptr<const data::TextTokenizer> tokenizer = data::load_tokenizer(cfg.tokenizers.decoder);
-  inference::CaptionOptions options;
-  options.generate = o.generate.empty()
-                         ? inference::default_generate_options(*tokenizer, cfg.train.eos_text)
-                         : inference::GenerateOptions::from_json(config::read_json_file(o.generate), o.generate);
-  options.prompt = o.prompt.value_or(cfg.train.prompt);
-  inference::Captioner captioner(load_inference_model(cfg), tokenizer, options);
+  RunCaptioning setup = run_captioning(cfg, o.generate);
+  inference::CaptionOptions& options = setup.options;
+  inference::BatchCaptionOptions& batch = setup.batch;
+  if (o.prompt) options.prompt = *o.prompt;
+  inference::Captioner captioner(load_inference_model(cfg), setup.tokenizer, options);
 
-  inference::BatchCaptionOptions batch;
-  batch.batch_size = o.batch_size > 0 ? o.batch_size : cfg.loader.batch_size;
-  batch.workers = o.workers >= 0 ? std::max<int64_t>(1, o.workers) : std::max<int64_t>(1, cfg.loader.workers);
-  batch.transform = cfg.data.transform;
+  if (o.batch_size > 0) batch.batch_size = o.batch_size;
+  if (o.workers >= 0) batch.workers = std::max<int64_t>(1, o.workers);
   batch.attention_dir = o.attention_dir;
 
   core::AtomicFile out(o.out);

@@ -8,6 +8,7 @@
 
 #include <torch/utils.h>
 
+#include "caption_setup.h"
 #include "commands.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/device.h"
@@ -42,19 +43,11 @@ std::function<config::Json(int64_t)> caption_metrics_hook(const config::RunConfi
   if (n > 0 && static_cast<int64_t>(samples.size()) > n) samples.resize(static_cast<size_t>(n));
   std::map<std::string, std::vector<std::string>> references;
   for (const auto& s : samples) references[s.id] = s.captions;
-  std::shared_ptr<const data::TextTokenizer> tokenizer = data::load_tokenizer(run.tokenizers.decoder);
-  inference::CaptionOptions options;
-  options.generate = inference::default_generate_options(*tokenizer, run.train.eos_text);
-  options.prompt = run.train.prompt;
-  inference::BatchCaptionOptions batch;
-  batch.batch_size = run.loader.batch_size;
-  batch.workers = std::max<int64_t>(1, run.loader.workers);
-  batch.transform = run.data.transform;
-  batch.transform.augment = false;
+  const RunCaptioning setup = run_captioning(run);
   return [=](int64_t) {
-    inference::Captioner captioner(model, tokenizer, options);
+    inference::Captioner captioner(model, setup.tokenizer, setup.options);
     std::map<std::string, std::string> predictions;
-    inference::caption_samples(captioner, samples, batch, [&](const inference::CaptionRecord& r) {
+    inference::caption_samples(captioner, samples, setup.batch, [&](const inference::CaptionRecord& r) {
       MSMEDCAP_CHECK(r.error.empty(), "train.val_caption_images: ", r.image, ": ", r.error);
       predictions[r.id] = r.caption;
     });
