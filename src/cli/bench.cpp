@@ -1,5 +1,6 @@
 // msmedcap bench loader [--images N] [--size PX] [--workers W] [--batch-size B] [--epochs E]:
 // the data loader's throughput on JPEG files written for the run (decode + CLIP 224 + SAM 1024).
+// The model benchmarks (matmul, train-step, generate, table) are in bench_model.cpp.
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -7,7 +8,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "commands.h"
+#include "bench_common.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
 #include "msmedcap/data/loader.h"
@@ -19,7 +20,7 @@ struct LoaderBench {
   int64_t images = 64, size = 512, epochs = 2;
   config::LoaderConfig loader;
   config::ImageTransformConfig transform;
-  std::string dir;
+  std::string dir, record;
   bool sam = true;
 };
 
@@ -59,6 +60,13 @@ void bench_loader(const LoaderBench& o) {
             << (o.sam ? " + SAM " + std::to_string(o.transform.sam_size) : std::string()) << ", " << o.loader.workers
             << " workers, batch " << o.loader.batch_size << ": " << n / std::max(seconds, 1e-9) << " images/s ("
             << n << " images in " << seconds << " s)\n";
+  append_record(o.record, {{"bench", "loader"},
+                           {"setting", std::to_string(o.size) + " px JPEG -> CLIP " + std::to_string(o.transform.clip_size) +
+                                           (o.sam ? " + SAM " + std::to_string(o.transform.sam_size) : std::string()) + ", " +
+                                           std::to_string(o.loader.workers) + " workers"},
+                           {"device", "cpu"},
+                           {"images_per_s", n / std::max(seconds, 1e-9)},
+                           {"seconds", seconds / std::max<double>(static_cast<double>(n), 1.0) * o.loader.batch_size}});
 }
 }  // namespace
 
@@ -76,10 +84,12 @@ void register_bench(CLI::App& app, const GlobalOptions& globals) {
   loader->add_option("--epochs", o->epochs, "passes; the first is a warm-up when there are several")->check(CLI::PositiveNumber);
   loader->add_option("--dir", o->dir, "where the JPEG files go (default: a temp folder, reused)");
   loader->add_flag("!--no-sam", o->sam, "CLIP branch only");
+  loader->add_option("--record", o->record, "append the figures as a JSON line to this file");
   loader->callback([o, &globals] {
     if (!globals.log_level.empty()) core::init_logging(globals.log_level);
     bench_loader(*o);
   });
+  register_bench_model(cmd, globals);
 }
 
 }  // namespace msmedcap::cli

@@ -2,6 +2,7 @@
 
 #include <torch/cuda.h>
 
+#include <fstream>
 #include <regex>
 
 #include "msmedcap/core/check.h"
@@ -9,6 +10,24 @@
 namespace msmedcap::core {
 
 bool cuda_available() { return torch::cuda::is_available(); }
+
+void synchronize(const c10::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
+}
+
+namespace {
+double status_mb(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
+  }
+  return 0.0;
+}
+}  // namespace
+
+double resident_mb() { return status_mb("VmRSS"); }
+double peak_resident_mb() { return status_mb("VmHWM"); }
 
 c10::Device parse_device(const std::string& name) {
   static const std::regex kPattern("^(cpu|cuda)(:([0-9]+))?$");

@@ -156,7 +156,8 @@ Generated greedy_or_sample(models::DecoderLM& lm, const at::Tensor& prefix, cons
                                 : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong));
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   models::KvCache cache;
-  auto logits = lm.forward(prefix, mask, positions_for(lm, mask, prefix.size(1)), &cache);
+  cache.reserve(prefix.size(1) + options.max_new_tokens);
+  auto logits = lm.forward(prefix, mask, positions_for(lm, mask, prefix.size(1)), &cache, 1);
   auto generated = at::empty({batch, 0}, mask.options());
   auto unfinished = at::ones({batch}, mask.options().dtype(at::kBool));
   auto total = at::zeros({batch}, at::kDouble);
@@ -259,11 +260,16 @@ Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at:
   torch::NoGradGuard no_grad;
   const int64_t batch = prefix.size(0), beams = options.num_beams;
   const auto device = prefix.device();
-  auto mask = (mask_in.defined() ? mask_in.to(at::kLong) : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong)))
-                  .repeat_interleave(beams, 0);
-  const auto embeds = prefix.repeat_interleave(beams, 0);  // [B*K, P, E]
+  auto mask = mask_in.defined() ? mask_in.to(at::kLong) : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong));
+  // The K beams of a row share its prefix: run it once on B rows and repeat the cache and the
+  // last logits, rather than running K copies (HF expands the inputs first; the result is the
+  // same, at 1/K of the prefill's cost).
   models::KvCache cache;
-  auto logits = lm.forward(embeds, mask, positions_for(lm, mask, embeds.size(1)), &cache);
+  cache.reserve(prefix.size(1) + options.max_new_tokens);
+  auto logits = lm.forward(prefix, mask, positions_for(lm, mask, prefix.size(1)), &cache, 1)
+                    .repeat_interleave(beams, 0);  // [B*K, 1, V]
+  cache.repeat_interleave(beams);
+  mask = mask.repeat_interleave(beams, 0);
   // Only the first beam of each row starts live, so the first step does not pick K copies.
   auto beam_scores = at::zeros({batch, beams}, at::kFloat);
   beam_scores.slice(1, 1).fill_(-1e9);

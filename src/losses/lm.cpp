@@ -25,4 +25,16 @@ torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets)
   return next_token_loss(logits, targets, 0.0);
 }
 
+torch::Tensor caption_loss(models::MsMedCapModelImpl& model, const models::VisualPrefix* prefix,
+                           const torch::Tensor& ids, const torch::Tensor& mask,
+                           const std::vector<int64_t>& prompt_lengths) {
+  if (prefix == nullptr) {
+    auto& lm = *model.language_model;
+    return lm_loss(lm.forward(lm.embed(ids), mask).to(torch::kFloat32), lm_targets(ids, mask, 0, prompt_lengths));
+  }
+  // Logits at [last prefix position, text]: targets are one ignored position, then the text's.
+  const auto logits = model.forward_text(*prefix, ids, mask, {}, ids.size(1) + 1).logits;
+  return lm_loss(logits.to(torch::kFloat32), lm_targets(ids, mask, 1, prompt_lengths));
+}
+
 }  // namespace msmedcap::losses

@@ -49,8 +49,11 @@ Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, co
   const auto queries = query_tokens.expand({b, -1, -1});  // [B, Nq, D]
 
   // ITC: queries alone (keys/values recorded for ITG) and the text alone.
+  // The image keys/values of every cross-attention layer, computed once: ITM's 3B rows repeat
+  // these images (twice as positives, once as hard negatives) and gather from them.
+  const auto image_kv = qformer->image_keys_values(image);
   models::QFormerCache cache;
-  const auto query_out = qformer->forward(queries, image, &cache);                                        // [B, Nq, D]
+  const auto query_out = qformer->forward_kv(queries, image_kv, &cache);  // [B, Nq, D]
   const auto image_feats = F::normalize(heads.vision_projection(query_out), F::NormalizeFuncOptions().dim(-1));  // [B, Nq, E]
   const auto text_out = qformer->encode_text(text_ids, text_mask);                             // [B, T, D]
   const auto text_feat = F::normalize(heads.text_projection(text_out.select(1, 0)), F::NormalizeFuncOptions().dim(-1));
@@ -82,8 +85,13 @@ Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, co
   }
   const auto itm_ids = torch::cat({text_ids, text_ids, ids_world.index_select(0, neg.text_index)});
   const auto itm_mask = torch::cat({text_mask, text_mask, mask_world.index_select(0, neg.text_index)});
-  const auto itm_image = torch::cat({image, image_world.index_select(0, neg.image_index), image});
-  const auto itm_out = qformer->forward_multimodal(query_tokens.expand({3 * b, -1, -1}), itm_ids, itm_mask, itm_image);
+  // One process: the hard-negative images are this batch's, whose keys/values are at hand;
+  // several: those of the B chosen images from the gathered batch are computed.
+  const auto negative_kv = collectives.world_size > 1
+                               ? qformer->image_keys_values(image_world.index_select(0, neg.image_index))
+                               : image_kv.select(neg.image_index);
+  const auto itm_kv = models::QFormerImageKv::cat({image_kv, negative_kv, image_kv});
+  const auto itm_out = qformer->forward_multimodal(query_tokens.expand({3 * b, -1, -1}), itm_ids, itm_mask, itm_kv);
   const auto itm_logits = heads.itm_head(itm_out.narrow(1, 0, queries.size(1))).mean(1);  // [3B, 2]
 
   // ITG: [DEC]-started text, causal, seeing the queries through the ITC pass's keys/values.

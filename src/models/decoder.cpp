@@ -3,8 +3,10 @@
 #include "msmedcap/models/decoder.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <torch/nn/functional/activation.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -17,23 +19,44 @@ namespace F = torch::nn::functional;
 
 std::pair<torch::Tensor, torch::Tensor> KvCache::append(size_t layer, const torch::Tensor& k,
                                                         const torch::Tensor& v) {
-  if (keys.size() <= layer) {
-    keys.resize(layer + 1);
-    values.resize(layer + 1);
+  if (keys_.size() <= layer) {
+    keys_.resize(layer + 1);
+    values_.resize(layer + 1);
+    lengths_.resize(layer + 1, 0);
   }
-  if (keys[layer].defined()) {
-    keys[layer] = torch::cat({keys[layer], k}, 2);
-    values[layer] = torch::cat({values[layer], v}, 2);
-  } else {
-    keys[layer] = k;
-    values[layer] = v;
+  auto& kb = keys_[layer];
+  auto& vb = values_[layer];
+  const int64_t len = lengths_[layer], t = k.size(2), total = len + t;
+  if (c10::GradMode::is_enabled() && (k.requires_grad() || v.requires_grad())) {
+    kb = len == 0 ? k : torch::cat({kb.narrow(2, 0, len), k}, 2);
+    vb = len == 0 ? v : torch::cat({vb.narrow(2, 0, len), v}, 2);
+    lengths_[layer] = total;
+    return {kb, vb};
   }
-  return {keys[layer], values[layer]};
+  if (!kb.defined() || total > kb.size(2)) {
+    const int64_t capacity = std::max({total, reserve_, kb.defined() ? 2 * kb.size(2) : int64_t{0}});
+    auto grow = [&](torch::Tensor& buffer, const torch::Tensor& like) {
+      auto fresh = torch::empty({like.size(0), like.size(1), capacity, like.size(3)}, like.options());
+      if (len > 0) fresh.narrow(2, 0, len).copy_(buffer.narrow(2, 0, len));
+      buffer = fresh;
+    };
+    grow(kb, k);
+    grow(vb, v);
+  }
+  kb.narrow(2, len, t).copy_(k);
+  vb.narrow(2, len, t).copy_(v);
+  lengths_[layer] = total;
+  return {kb.narrow(2, 0, total), vb.narrow(2, 0, total)};
 }
 
 void KvCache::select(const torch::Tensor& rows) {
-  for (auto& k : keys) k = k.index_select(0, rows);
-  for (auto& v : values) v = v.index_select(0, rows);
+  for (auto& k : keys_) k = k.index_select(0, rows);
+  for (auto& v : values_) v = v.index_select(0, rows);
+}
+
+void KvCache::repeat_interleave(int64_t times) {
+  for (auto& k : keys_) k = k.repeat_interleave(times, 0);
+  for (auto& v : values_) v = v.repeat_interleave(times, 0);
 }
 
 torch::Tensor causal_padding_bias(const torch::Tensor& mask, int64_t new_tokens,
@@ -87,6 +110,11 @@ class CausalLmBase : public DecoderLM {
   /// Logits of final hidden states; `embedding` is the token table a tied head reuses.
   torch::Tensor vocab_logits(const torch::Tensor& h, const torch::Tensor& embedding) {
     return lm_head.is_empty() ? torch::matmul(h, embedding.t()) : lm_head(h);
+  }
+  /// The last n positions of hidden states [B, T, D] (all when n is 0 or at least T): what the
+  /// final norm and the LM head need to see.
+  static torch::Tensor last_positions(const torch::Tensor& h, int64_t n) {
+    return n <= 0 || n >= h.size(1) ? h : h.narrow(1, h.size(1) - n, n);
   }
   struct Step {
     torch::Tensor mask;       // [B, past + T]
@@ -200,7 +228,7 @@ class OptForCausalLM : public CausalLmBase {
   int64_t input_width() const override { return cfg_.embed_dim(); }
   bool positions_from_mask() const override { return true; }
   torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
-                        const torch::Tensor& positions, KvCache* cache) override {
+                        const torch::Tensor& positions, KvCache* cache, int64_t logits_last) override {
     auto& d = model->decoder;
     const auto step = prepare(embeds, mask_in, positions, cache);
     torch::Tensor pos = step.positions;
@@ -214,6 +242,7 @@ class OptForCausalLM : public CausalLmBase {
     h = h + d->embed_positions(pos + 2);
     size_t i = 0;
     for (const auto& layer : *d->layers) h = layer->as<OptLayer>()->forward(h, step.bias, cache, i++);
+    h = last_positions(h, logits_last);
     if (!d->final_layer_norm.is_empty()) h = d->final_layer_norm(h);
     if (!d->project_out.is_empty()) h = d->project_out(h);
     return vocab_logits(h, d->embed_tokens->weight);
@@ -249,17 +278,13 @@ struct LlamaAttentionImpl : torch::nn::Module {
     v_proj = register_module("v_proj", linear(cfg.hidden_size, kv_heads * head_dim));
     o_proj = register_module("o_proj", linear(heads * head_dim, cfg.hidden_size));
   }
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& positions, const torch::Tensor& bias,
-                        KvCache* cache, size_t layer) {
+  /// cos, sin: the rotary tables of this call's positions, [B, 1, T, Dh] (rotary()).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& bias, KvCache* cache, size_t layer) {
     const int64_t b = x.size(0), t = x.size(1);
     auto q = q_proj(x).view({b, t, heads, head_dim}).transpose(1, 2);
     auto k = k_proj(x).view({b, t, kv_heads, head_dim}).transpose(1, 2);
     auto v = v_proj(x).view({b, t, kv_heads, head_dim}).transpose(1, 2);
-    // Rotary embedding, rotate-half convention (HF checkpoints), computed in float32.
-    auto inv_freq = 1.0 / torch::pow(theta, torch::arange(0, head_dim, 2, x.options().dtype(torch::kFloat)) / head_dim);
-    auto freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, Dh/2]
-    auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);            // [B, 1, T, Dh]
-    auto cos = emb.cos().to(x.scalar_type()), sin = emb.sin().to(x.scalar_type());
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
     if (cache != nullptr) std::tie(k, v) = cache->append(layer, k, v);
@@ -269,6 +294,15 @@ struct LlamaAttentionImpl : torch::nn::Module {
     }
     auto out = core::scaled_dot_product_attention(q, k, v, bias);
     return o_proj(out.transpose(1, 2).reshape({b, t, heads * head_dim}));
+  }
+  /// Rotary embedding tables (rotate-half convention of HF checkpoints, computed in float32) for
+  /// positions [B, T]: cos and sin, [B, 1, T, Dh] in `dtype`. The same for every layer, so the
+  /// model computes them once per call.
+  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, c10::ScalarType dtype) const {
+    auto inv_freq = 1.0 / torch::pow(theta, torch::arange(0, head_dim, 2, positions.options().dtype(torch::kFloat)) / head_dim);
+    auto freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, Dh/2]
+    auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);            // [B, 1, T, Dh]
+    return {emb.cos().to(dtype), emb.sin().to(dtype)};
   }
   int64_t heads, kv_heads, head_dim;
   double theta;
@@ -296,9 +330,9 @@ struct LlamaLayerImpl : torch::nn::Module {
     post_attention_layernorm =
         register_module("post_attention_layernorm", RmsNorm(cfg.hidden_size, cfg.layer_norm_eps));
   }
-  torch::Tensor forward(torch::Tensor h, const torch::Tensor& pos, const torch::Tensor& bias, KvCache* cache,
-                        size_t layer) {
-    h = h + self_attn(input_layernorm(h), pos, bias, cache, layer);
+  torch::Tensor forward(torch::Tensor h, const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& bias,
+                        KvCache* cache, size_t layer) {
+    h = h + self_attn(input_layernorm(h), cos, sin, bias, cache, layer);
     return h + mlp(post_attention_layernorm(h));
   }
   LlamaAttention self_attn{nullptr};
@@ -329,14 +363,17 @@ class LlamaForCausalLM : public CausalLmBase {
   torch::Tensor embed(const torch::Tensor& ids) override { return model->embed_tokens(ids); }
   int64_t input_width() const override { return cfg_.hidden_size; }
   torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
-                        const torch::Tensor& positions, KvCache* cache) override {
+                        const torch::Tensor& positions, KvCache* cache, int64_t logits_last) override {
     const auto step = prepare(embeds, mask_in, positions, cache);
     auto h = embeds;
     size_t i = 0;
+    torch::Tensor cos, sin;
     for (const auto& layer : *model->layers) {
-      h = layer->as<LlamaLayer>()->forward(h, step.positions, step.bias, cache, i++);
+      auto* l = layer->as<LlamaLayer>();
+      if (!cos.defined()) std::tie(cos, sin) = l->self_attn->rotary(step.positions.to(embeds.device()), embeds.scalar_type());
+      h = l->forward(h, cos, sin, step.bias, cache, i++);
     }
-    return vocab_logits(model->norm(h), model->embed_tokens->weight);
+    return vocab_logits(model->norm(last_positions(h, logits_last)), model->embed_tokens->weight);
   }
   LlamaModel model{nullptr};
 };
@@ -425,12 +462,12 @@ class Gpt2LMHeadModel : public CausalLmBase {
   torch::Tensor embed(const torch::Tensor& ids) override { return transformer->wte(ids); }
   int64_t input_width() const override { return cfg_.hidden_size; }
   torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
-                        const torch::Tensor& positions, KvCache* cache) override {
+                        const torch::Tensor& positions, KvCache* cache, int64_t logits_last) override {
     const auto step = prepare(embeds, mask_in, positions, cache);
     auto h = embeds + transformer->wpe(step.positions);
     size_t i = 0;
     for (const auto& block : *transformer->h) h = block->as<Gpt2Block>()->forward(h, step.bias, cache, i++);
-    return vocab_logits(transformer->ln_f(h), transformer->wte->weight);
+    return vocab_logits(transformer->ln_f(last_positions(h, logits_last)), transformer->wte->weight);
   }
   Gpt2Model transformer{nullptr};
 };

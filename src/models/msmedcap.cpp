@@ -136,7 +136,8 @@ CaptionerOutput MsMedCapModelImpl::forward(const torch::Tensor& pixel_values,
 }
 
 CaptionerOutput MsMedCapModelImpl::forward_text(const VisualPrefix& prefix, const torch::Tensor& input_ids,
-                                                const torch::Tensor& attention_mask, const torch::Tensor& labels) {
+                                                const torch::Tensor& attention_mask, const torch::Tensor& labels,
+                                                int64_t logits_last) {
   MSMEDCAP_CHECK(input_ids.dim() == 2, "model: input_ids must be [B, T], got ", input_ids.sizes());
   const int64_t b = input_ids.size(0), t = input_ids.size(1), p = prefix.embeds.size(1);
   MSMEDCAP_CHECK(prefix.embeds.size(0) == b, "model: ", prefix.embeds.size(0), " images but ", b,
@@ -147,12 +148,15 @@ CaptionerOutput MsMedCapModelImpl::forward_text(const VisualPrefix& prefix, cons
   const auto embeds = torch::cat({prefix.embeds, language_model->embed(input_ids).to(prefix.embeds.dtype())}, 1);
   const auto mask = torch::cat({torch::ones({b, p}, text_mask.options()), text_mask}, 1);
   CaptionerOutput out = prefix.parts;
-  out.logits = language_model->forward(embeds, mask);
+  out.logits = language_model->forward(embeds, mask, {}, nullptr, logits_last);
   if (labels.defined()) {
     MSMEDCAP_CHECK(labels.sizes() == input_ids.sizes(), "model: labels ", labels.sizes(),
                    " do not match input_ids ", input_ids.sizes());
+    MSMEDCAP_CHECK(out.logits.size(1) >= t, "model: labels need the logits of all ", t, " text positions, got ",
+                   out.logits.size(1));
     // HF Blip2: text positions only, shifted by one.
-    const auto shifted = out.logits.slice(1, p, p + t - 1);  // [B, T-1, V]
+    const int64_t end = out.logits.size(1);
+    const auto shifted = out.logits.slice(1, end - t, end - 1);  // [B, T-1, V]
     const auto targets = labels.slice(1, 1);                  // [B, T-1]
     out.loss = F::cross_entropy(shifted.reshape({-1, shifted.size(-1)}).to(torch::kFloat),
                                 targets.reshape({-1}), F::CrossEntropyFuncOptions().ignore_index(-100));

@@ -32,17 +32,19 @@ torch::Tensor QFormerMultiHeadAttentionImpl::forward(const torch::Tensor& x, con
                                                      const torch::Tensor& mask, const torch::Tensor& past_k,
                                                      const torch::Tensor& past_v, torch::Tensor* record_k,
                                                      torch::Tensor* record_v) {
-  const int64_t b = x.size(0), n = x.size(1), d = query->weight.size(0);
-  const int64_t m = context.size(1), dh = d / num_heads_;
-  auto q = query(x).view({b, n, num_heads_, dh}).transpose(1, 2);        // [B, H, N, Dh]
-  auto k = key(context).view({b, m, num_heads_, dh}).transpose(1, 2);    // [B, H, M, Dh]
-  auto v = value(context).view({b, m, num_heads_, dh}).transpose(1, 2);  // [B, H, M, Dh]
-  if (record_k != nullptr) *record_k = k;
-  if (record_v != nullptr) *record_v = v;
-  if (past_k.defined()) {
-    k = torch::cat({past_k, k}, 2);
-    v = torch::cat({past_v, v}, 2);
+  const int64_t b = x.size(0), n = x.size(1), d = query->weight.size(0), dh = d / num_heads_;
+  auto q = query(x).view({b, n, num_heads_, dh}).transpose(1, 2);  // [B, H, N, Dh]
+  torch::Tensor k = past_k, v = past_v;
+  if (context.defined()) {
+    std::tie(k, v) = project_context(context);  // [B, H, M, Dh]
+    if (record_k != nullptr) *record_k = k;
+    if (record_v != nullptr) *record_v = v;
+    if (past_k.defined()) {
+      k = torch::cat({past_k, k}, 2);
+      v = torch::cat({past_v, v}, 2);
+    }
   }
+  MSMEDCAP_CHECK(k.defined() && v.defined(), "qformer attention: no context and no keys/values");
   auto out = core::scaled_dot_product_attention(q, k, v, mask);
   if (record_probs) {
     auto scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh));
@@ -50,6 +52,34 @@ torch::Tensor QFormerMultiHeadAttentionImpl::forward(const torch::Tensor& x, con
     recorded_probs = at::softmax(scores.to(at::kFloat), -1).mean(1).detach();
   }
   return out.transpose(1, 2).reshape({b, n, d});
+}
+
+std::pair<torch::Tensor, torch::Tensor> QFormerMultiHeadAttentionImpl::project_context(const torch::Tensor& context) {
+  const int64_t b = context.size(0), m = context.size(1), d = key->weight.size(0), dh = d / num_heads_;
+  return {key(context).view({b, m, num_heads_, dh}).transpose(1, 2),
+          value(context).view({b, m, num_heads_, dh}).transpose(1, 2)};
+}
+
+QFormerImageKv QFormerImageKv::select(const torch::Tensor& rows) const {
+  QFormerImageKv out;
+  for (const auto& k : keys) out.keys.push_back(k.defined() ? k.index_select(0, rows) : k);
+  for (const auto& v : values) out.values.push_back(v.defined() ? v.index_select(0, rows) : v);
+  return out;
+}
+
+QFormerImageKv QFormerImageKv::cat(const std::vector<QFormerImageKv>& parts) {
+  QFormerImageKv out;
+  if (parts.empty()) return out;
+  for (size_t l = 0; l < parts[0].keys.size(); ++l) {
+    std::vector<torch::Tensor> ks, vs;
+    for (const auto& p : parts) {
+      ks.push_back(p.keys[l]);
+      vs.push_back(p.values[l]);
+    }
+    out.keys.push_back(ks[0].defined() ? torch::cat(ks, 0) : torch::Tensor());
+    out.values.push_back(vs[0].defined() ? torch::cat(vs, 0) : torch::Tensor());
+  }
+  return out;
 }
 
 QFormerOutputImpl::QFormerOutputImpl(int64_t in, int64_t out, double eps) {
@@ -90,13 +120,18 @@ QFormerLayerImpl::QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t ind
 torch::Tensor QFormerLayerImpl::forward(const torch::Tensor& x, int64_t num_queries, const torch::Tensor& image,
                                         const torch::Tensor& mask, const torch::Tensor& past_k,
                                         const torch::Tensor& past_v, torch::Tensor* record_k,
-                                        torch::Tensor* record_v) {
+                                        torch::Tensor* record_v, const torch::Tensor& image_k,
+                                        const torch::Tensor& image_v) {
   const auto a = attention->output(attention->attention(x, x, mask, past_k, past_v, record_k, record_v), x);
   const int64_t total = a.size(1);
   std::vector<torch::Tensor> parts;
   if (num_queries > 0) {
     auto q = a.slice(1, 0, num_queries);
-    if (!crossattention.is_empty()) q = crossattention->output(crossattention->attention(q, image), q);
+    if (!crossattention.is_empty()) {
+      const auto attended = image_k.defined() ? crossattention->attention(q, torch::Tensor(), torch::Tensor(), image_k, image_v)
+                                              : crossattention->attention(q, image);
+      q = crossattention->output(attended, q);
+    }
     parts.push_back(output_query(intermediate_query(q), q));
   }
   if (total > num_queries) {
@@ -162,9 +197,28 @@ void QFormerModelImpl::require_text_path(const char* what) const {
 
 torch::Tensor QFormerModelImpl::forward(const torch::Tensor& query_embeds, const torch::Tensor& image,
                                         QFormerCache* cache) {
+  return forward_kv(query_embeds, image_keys_values(image), cache);
+}
+
+QFormerImageKv QFormerModelImpl::image_keys_values(const torch::Tensor& image) {
   MSMEDCAP_CHECK(image.dim() == 3 && image.size(2) == encoder_hidden_size_,
                  "qformer: image features must be [B, M, ", encoder_hidden_size_, "], got ",
                  image.sizes());
+  QFormerImageKv kv;
+  for (const auto& layer : *encoder->layer) {
+    auto& cross = layer->as<QFormerLayer>()->crossattention;
+    torch::Tensor k, v;
+    if (!cross.is_empty()) std::tie(k, v) = cross->attention->project_context(image);
+    kv.keys.push_back(k);
+    kv.values.push_back(v);
+  }
+  return kv;
+}
+
+torch::Tensor QFormerModelImpl::forward_kv(const torch::Tensor& query_embeds, const QFormerImageKv& image,
+                                           QFormerCache* cache) {
+  MSMEDCAP_CHECK(image.keys.size() == encoder->layer->size(), "qformer: image keys/values for ", image.keys.size(),
+                 " layers, the model has ", encoder->layer->size());
   auto h = layernorm(query_embeds);
   const int64_t nq = query_embeds.size(1);
   if (cache != nullptr) {
@@ -173,9 +227,8 @@ torch::Tensor QFormerModelImpl::forward(const torch::Tensor& query_embeds, const
   }
   size_t i = 0;
   for (const auto& layer : *encoder->layer) {
-    h = layer->as<QFormerLayer>()->forward(h, nq, image, {}, {}, {},
-                                           cache ? &cache->keys[i] : nullptr,
-                                           cache ? &cache->values[i] : nullptr);
+    h = layer->as<QFormerLayer>()->forward(h, nq, {}, {}, {}, {}, cache ? &cache->keys[i] : nullptr,
+                                           cache ? &cache->values[i] : nullptr, image.keys[i], image.values[i]);
     ++i;
   }
   return h;
@@ -191,12 +244,23 @@ torch::Tensor QFormerModelImpl::encode_text(const torch::Tensor& ids, const torc
 
 torch::Tensor QFormerModelImpl::forward_multimodal(const torch::Tensor& query_embeds, const torch::Tensor& ids,
                                                    const torch::Tensor& mask, const torch::Tensor& image) {
+  return forward_multimodal(query_embeds, ids, mask, image_keys_values(image));
+}
+
+torch::Tensor QFormerModelImpl::forward_multimodal(const torch::Tensor& query_embeds, const torch::Tensor& ids,
+                                                   const torch::Tensor& mask, const QFormerImageKv& image) {
   require_text_path("forward_multimodal");
+  MSMEDCAP_CHECK(image.keys.size() == encoder->layer->size(), "qformer: image keys/values for ", image.keys.size(),
+                 " layers, the model has ", encoder->layer->size());
   const int64_t b = ids.size(0), nq = query_embeds.size(1);
   auto h = layernorm(torch::cat({query_embeds, embeddings(ids)}, 1));
   const auto keep = torch::cat({torch::ones({b, nq}, mask.options()), mask}, 1);
   const auto bias = additive(keep, h).view({b, 1, 1, keep.size(1)});  // [B, 1, 1, Nq + T]
-  for (const auto& layer : *encoder->layer) h = layer->as<QFormerLayer>()->forward(h, nq, image, bias);
+  size_t i = 0;
+  for (const auto& layer : *encoder->layer) {
+    h = layer->as<QFormerLayer>()->forward(h, nq, {}, bias, {}, {}, nullptr, nullptr, image.keys[i], image.values[i]);
+    ++i;
+  }
   return h;
 }
 

@@ -12,6 +12,7 @@
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
+#include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/progress.h"
 #include "msmedcap/data/loader.h"
@@ -31,16 +32,6 @@ namespace msmedcap::training {
 namespace {
 
 namespace fs = std::filesystem;
-
-/// A /proc/self/status field in MiB (VmRSS: resident now, VmHWM: peak); 0 where unavailable.
-double status_mb(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
-  }
-  return 0.0;
-}
 
 /// A stable 63-bit id of an image path (FNV-1a), equal in every process.
 int64_t image_id_of(const std::string& path) {
@@ -248,18 +239,11 @@ std::pair<at::Tensor, LossValues> Trainer::compute(const data::Batch& batch, con
   } else {
     const auto text = data::decoder_text_batch(*decoder_tok_, captions, tcfg_.prompt, tcfg_.eos_text, tcfg_.decoder_max_len);
     const auto ids = text.ids.to(dev), mask = text.mask.to(dev);
-    at::Tensor logits;
-    int64_t prefix_length = 0;
-    if (text_only_) {
-      logits = model_.language_model->forward(model_.language_model->embed(ids), mask);
-    } else {
-      const auto prefix = model_.encode(inputs);
-      logits = model_.forward_text(prefix, ids, mask).logits;
-      prefix_length = prefix.embeds.size(1);
-    }
-    const auto targets = losses::lm_targets(ids, mask, prefix_length, text.prompt_lengths);
-    loss = losses::lm_loss(logits.to(torch::kFloat32), targets);
-    loss = losses::token_mean_over_ranks(loss, targets, collectives_);
+    models::VisualPrefix prefix;
+    if (!text_only_) prefix = model_.encode(inputs);
+    loss = losses::caption_loss(model_, text_only_ ? nullptr : &prefix, ids, mask, text.prompt_lengths);
+    loss = losses::token_mean_over_ranks(loss, losses::lm_targets(ids, mask, text_only_ ? 0 : 1, text.prompt_lengths),
+                                         collectives_);
     values.v[4] = loss.item<double>();
   }
   values.v[0] = loss.item<double>();
@@ -533,8 +517,8 @@ TrainResult Trainer::run() {
       line["epoch"] = epoch;
       line["lr"] = lr;
       line["images_per_s"] = rate;
-      line["rss_mb"] = status_mb("VmRSS");
-      line["peak_rss_mb"] = status_mb("VmHWM");
+      line["rss_mb"] = core::resident_mb();
+      line["peak_rss_mb"] = core::peak_resident_mb();
       if (grad_norm >= 0) line["grad_norm"] = grad_norm;
       if (loss_scale_ != 1.0) line["loss_scale"] = loss_scale_;
       append_metrics(line);

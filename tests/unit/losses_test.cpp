@@ -179,6 +179,42 @@ TEST(Losses, LmTargetsMaskPrefixPromptAndPadding) {
   EXPECT_NEAR(losses::lm_loss(logits, t).item<double>(), -picked.mean().item<double>(), 1e-6);
 }
 
+TEST(Losses, CaptionLossEqualsTheLossOverEveryPosition) {
+  // caption_loss runs the LM head on [last prefix position, text] only; the loss (with the
+  // first text token predicted from the last query, as LAVIS) and its gradients are those of
+  // lm_loss over the logits of every position.
+  torch::manual_seed(11);
+  const auto cfg = testing::tiny_stage1_config();
+  auto model = models::build_model(cfg.model);
+  model->eval();
+  const auto pixels = torch::randn({2, 3, cfg.model.vision.image_size, cfg.model.vision.image_size});
+  const auto sam = torch::randn({2, 3, cfg.model.sam.image_size, cfg.model.sam.image_size});
+  const auto ids = torch::randint(3, 40, {2, 6}, torch::kLong);
+  const auto mask = torch::tensor({{1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 0, 0}}, torch::kLong);
+  const std::vector<int64_t> prompt = {2, 1};
+  auto grads = [&] {
+    std::vector<torch::Tensor> g;
+    for (const auto& p : model->language_projection->parameters()) g.push_back(p.grad().clone());
+    model->zero_grad();
+    return g;
+  };
+  const auto prefix = model->encode_images(pixels, sam);
+  const auto full = model->forward_text(prefix, ids, mask).logits;
+  const auto expected = losses::lm_loss(full, losses::lm_targets(ids, mask, prefix.embeds.size(1), prompt));
+  expected.backward();
+  const auto expected_grads = grads();
+  const auto prefix2 = model->encode_images(pixels, sam);
+  const auto loss = losses::caption_loss(*model, &prefix2, ids, mask, prompt);
+  EXPECT_NEAR(loss.item<double>(), expected.item<double>(), 1e-5);
+  loss.backward();
+  const auto got = grads();
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(torch::allclose(got[i], expected_grads[i], 1e-4, 1e-6)) << i;
+  // Text alone (decoder_lm): the first token has nothing before it.
+  auto& lm = *model->language_model;
+  const auto text_only = losses::lm_loss(lm.forward(lm.embed(ids), mask), losses::lm_targets(ids, mask, 0, prompt));
+  EXPECT_NEAR(losses::caption_loss(*model, nullptr, ids, mask, prompt).item<double>(), text_only.item<double>(), 1e-6);
+}
+
 TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {
   torch::manual_seed(4);
   const auto cfg = testing::tiny_stage1_config();

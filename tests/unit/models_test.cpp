@@ -50,6 +50,37 @@ TEST_P(DecoderInvariants, CachedStepsEqualOneFullPass) {
   EXPECT_TRUE(at::allclose(at::cat(pieces, 1), full, 1e-4, 1e-5)) << GetParam();
 }
 
+TEST_P(DecoderInvariants, LogitsOfTheLastPositionsAreTheFullPassTail) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(3);
+  auto lm = build_decoder(tiny_decoder(GetParam()));
+  const auto embeds = at::randn({2, 7, lm->input_width()});
+  const auto mask = at::ones({2, 7}, at::kLong);
+  const auto full = lm->forward(embeds, mask);
+  const auto tail = lm->forward(embeds, mask, {}, nullptr, 3);
+  ASSERT_EQ(tail.sizes(), (at::IntArrayRef{2, 3, full.size(2)}));
+  EXPECT_TRUE(at::allclose(tail, full.slice(1, 4), 1e-5, 1e-6)) << GetParam();
+  EXPECT_TRUE(at::allclose(lm->forward(embeds, mask, {}, nullptr, 7), full, 1e-5, 1e-6));
+}
+
+TEST_P(DecoderInvariants, CachedStepsKeepGradients) {
+  // Under autograd the cache concatenates (no in-place write over a tensor saved for backward):
+  // backward through a cached pass gives the full pass's gradients.
+  at::manual_seed(4);
+  auto lm = build_decoder(tiny_decoder(GetParam()));
+  const auto embeds = at::randn({1, 4, lm->input_width()}).requires_grad_(true);
+  const auto mask = at::ones({1, 4}, at::kLong);
+  lm->forward(embeds, mask).sum().backward();
+  const auto expected = embeds.grad().clone();
+  embeds.mutable_grad().zero_();
+  KvCache cache;
+  auto a = lm->forward(embeds.slice(1, 0, 3), mask.slice(1, 0, 3), {}, &cache);
+  auto b = lm->forward(embeds.slice(1, 3, 4), mask, lm->positions_from_mask() ? at::Tensor() : at::full({1, 1}, 3, at::kLong),
+                       &cache);
+  (a.sum() + b.sum()).backward();
+  EXPECT_TRUE(at::allclose(embeds.grad(), expected, 1e-4, 1e-5)) << GetParam();
+}
+
 TEST_P(DecoderInvariants, LeftPaddedRowMatchesTheRowAlone) {
   torch::NoGradGuard no_grad;
   at::manual_seed(1);
@@ -209,6 +240,34 @@ TEST(Generation, MinNewTokensHoldsBackEos) {
     options.num_beams = beams;
     const auto out = inference::generate(*lm, prefix, {}, options).tokens;
     for (int64_t t = 0; t < 3; ++t) EXPECT_NE(out[0][t].item<int64_t>(), *options.eos_token_id) << beams << " " << t;
+  }
+}
+
+TEST(KvCache, InPlaceBuffersMatchConcatenation) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(5);
+  for (int64_t reserve : {0, 4, 32}) {  // grown by doubling, grown past a short reservation, reserved
+    KvCache cache;
+    cache.reserve(reserve);
+    at::Tensor keys = at::randn({2, 3, 5, 4}), values = at::randn({2, 3, 5, 4});
+    auto [k, v] = cache.append(1, keys, values);  // layer 1 first: layers may come in any order
+    cache.append(0, keys, values);
+    for (int64_t t = 0; t < 6; ++t) {
+      const auto nk = at::randn({2, 3, 1, 4}), nv = at::randn({2, 3, 1, 4});
+      keys = at::cat({keys, nk}, 2);
+      values = at::cat({values, nv}, 2);
+      cache.append(0, nk, nv);
+      std::tie(k, v) = cache.append(1, nk, nv);
+      EXPECT_TRUE(at::equal(k, keys) && at::equal(v, values)) << reserve << " " << t;
+    }
+    EXPECT_EQ(cache.length(), 11);
+    cache.select(at::tensor({1, 0}, at::kLong));
+    cache.repeat_interleave(2);
+    const auto nk = at::randn({4, 3, 1, 4});
+    std::tie(k, v) = cache.append(1, nk, nk);
+    const auto order = at::tensor({1, 1, 0, 0}, at::kLong);
+    EXPECT_TRUE(at::equal(k, at::cat({keys.index_select(0, order), nk}, 2))) << reserve;
+    EXPECT_TRUE(at::equal(v, at::cat({values.index_select(0, order), nk}, 2))) << reserve;
   }
 }
 

@@ -21,7 +21,7 @@ std::vector<std::string> files_in(const std::string& sub) {
 
 TEST(Presets, EveryRunConfigPresetResolves) {
   int n = 0;
-  for (const std::string sub : {"runtime", "models", "weights", "data", "stages", "demo"}) {
+  for (const std::string sub : {"runtime", "models", "weights", "data", "stages", "demo", "bench"}) {
     for (const auto& file : files_in(sub)) {
       RunConfig cfg;
       EXPECT_NO_THROW(resolve_config(cfg, {{file}, {}})) << file;

@@ -47,6 +47,32 @@ Batch make_batch() {
   return b;
 }
 
+TEST(QFormerText, ImageKeysValuesComputedOnceServeRepeatedRows) {
+  // ITM's rows repeat images ([positives, hard-negative images, positives]): gathering the rows
+  // of keys/values computed once per image equals projecting the repeated images, and the
+  // gradients reach the image through the shared rows.
+  QFormerModel q(tiny_qformer());
+  const auto b = make_batch();
+  const auto image = b.image.clone().requires_grad_(true);
+  const auto rows = at::tensor({1, 0}, at::kLong);
+  const auto queries = b.queries.repeat({3, 1, 1});
+  const auto ids = b.ids.repeat({3, 1}), mask = b.mask.repeat({3, 1});
+  const auto direct = q->forward_multimodal(queries, ids, mask, at::cat({image, image.index_select(0, rows), image}));
+  direct.sum().backward();
+  const auto direct_grad = image.grad().clone();
+  image.mutable_grad().zero_();
+  const auto kv = q->image_keys_values(image);
+  ASSERT_EQ(kv.keys.size(), 3u);
+  EXPECT_TRUE(kv.keys[0].defined() && !kv.keys[1].defined() && kv.keys[2].defined());  // cross every 2nd layer
+  const auto gathered = q->forward_multimodal(queries, ids, mask, QFormerImageKv::cat({kv, kv.select(rows), kv}));
+  EXPECT_TRUE(at::allclose(gathered, direct, 1e-5, 1e-6));
+  gathered.sum().backward();
+  EXPECT_TRUE(at::allclose(image.grad(), direct_grad, 1e-4, 1e-6));
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(at::allclose(q->forward_kv(b.queries, q->image_keys_values(b.image)), q->forward(b.queries, b.image)));
+  EXPECT_THROW(q->forward_kv(b.queries, QFormerImageKv{}), Error);
+}
+
 TEST(QFormerText, CachedDecodeEqualsOnePassWithTheMultimodalCausalMask) {
   torch::NoGradGuard no_grad;
   QFormerModel q(tiny_qformer());

@@ -14,4 +14,13 @@ c10::Device parse_device(const std::string& name);
 /// True when LibTorch reports at least one usable CUDA device.
 bool cuda_available();
 
+/// Waits for the device's queued work (CUDA), so that a timer read after it covers the work;
+/// nothing on the CPU.
+void synchronize(const c10::Device& device);
+
+/// This process' resident memory now (VmRSS) and at its peak (VmHWM), in MiB, from
+/// /proc/self/status; 0 where unavailable.
+double resident_mb();
+double peak_resident_mb();
+
 }  // namespace msmedcap::core

@@ -10,6 +10,8 @@
 
 #include <torch/types.h>
 
+#include "msmedcap/models/msmedcap.h"
+
 namespace msmedcap::losses {
 
 /// Targets [B, P + T] for text ids [B, T] after a prefix of P positions: -100 over the prefix,
@@ -19,5 +21,13 @@ torch::Tensor lm_targets(const torch::Tensor& ids, const torch::Tensor& mask, in
 
 /// Mean next-token cross entropy of logits [B, P + T, V] against lm_targets().
 torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets);
+
+/// The captioning loss of `model` on text ids/mask [B, T] after a visual prefix (null: the
+/// decoder alone on the text, stage decoder_lm), with each row's first prompt_lengths[b] tokens
+/// unscored. Equal to lm_loss over logits of every position, but the LM head runs on the last
+/// prefix position and the text only: the other prefix positions predict nothing the loss reads.
+torch::Tensor caption_loss(models::MsMedCapModelImpl& model, const models::VisualPrefix* prefix,
+                           const torch::Tensor& ids, const torch::Tensor& mask,
+                           const std::vector<int64_t>& prompt_lengths = {});
 
 }  // namespace msmedcap::losses

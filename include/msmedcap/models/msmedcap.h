@@ -75,8 +75,11 @@ class MsMedCapModelImpl : public torch::nn::Module {
 
   /// The text half of forward() on an already encoded prefix (callers that also decode from the
   /// same images encode them once). The prefix's branch outputs are copied into the result.
+  /// logits_last: logits of the last n positions only (0 = all P + T; a loss over the text
+  /// needs T, or T + 1 when the last query predicts the first token).
   CaptionerOutput forward_text(const VisualPrefix& prefix, const torch::Tensor& input_ids,
-                               const torch::Tensor& attention_mask, const torch::Tensor& labels = {});
+                               const torch::Tensor& attention_mask, const torch::Tensor& labels = {},
+                               int64_t logits_last = 0);
 
   /// The decoder (registered as `language_model`).
   DecoderLM& decoder() { return *language_model; }

@@ -32,18 +32,33 @@ struct QFormerCache {
   std::vector<torch::Tensor> keys, values;
 };
 
+/// The image side of every cross-attention layer: keys and values of the image tokens,
+/// [B, H, M, Dh] each (undefined in layers without cross-attention). They depend on the image
+/// alone, so passes that read the same images (stage 1's ITC and ITM, whose rows repeat each
+/// image three times) compute them once (QFormerModel::image_keys_values) and gather rows.
+struct QFormerImageKv {
+  std::vector<torch::Tensor> keys, values;
+  /// The given batch rows, in that order (gradients flow back to the shared rows).
+  QFormerImageKv select(const torch::Tensor& rows) const;
+  /// Batch rows of several, concatenated in order.
+  static QFormerImageKv cat(const std::vector<QFormerImageKv>& parts);
+};
+
 /// Multi-head attention with separate query/key/value (Blip2QFormerMultiHeadAttention).
 class QFormerMultiHeadAttentionImpl : public torch::nn::Module {
  public:
   QFormerMultiHeadAttentionImpl(const config::QFormerConfig& cfg, bool is_cross);
   /// x: [B, N, D]; context: [B, M, Dc] (x itself for self attention); mask: additive,
   /// broadcastable to [B, H, N, past + M]; past_k/past_v: [B, H, P, Dh] prepended to this
-  /// call's keys/values; record_k/record_v receive this call's keys/values. Returns [B, N, D].
+  /// call's keys/values (with no context: the keys/values themselves, e.g. precomputed image
+  /// keys/values); record_k/record_v receive this call's keys/values. Returns [B, N, D].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context,
                         const torch::Tensor& mask = {}, const torch::Tensor& past_k = {},
                         const torch::Tensor& past_v = {}, torch::Tensor* record_k = nullptr,
                         torch::Tensor* record_v = nullptr);
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  /// key(context) and value(context) split into heads: [B, H, M, Dh] each.
+  std::pair<torch::Tensor, torch::Tensor> project_context(const torch::Tensor& context);
 
   bool is_cross() const { return is_cross_; }
   /// When set, each forward() also stores its attention probabilities averaged over heads
@@ -91,11 +106,13 @@ class QFormerLayerImpl : public torch::nn::Module {
   QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t index);
   /// x: [B, Nq + T, D] with the first `num_queries` rows queries; image: [B, M, Dc] (used by
   /// query rows on layers with cross-attention); mask: additive self-attention mask;
-  /// past_k/past_v and record_k/record_v as in QFormerMultiHeadAttention.
+  /// past_k/past_v and record_k/record_v as in QFormerMultiHeadAttention; image_k/image_v:
+  /// this layer's precomputed image keys/values (QFormerImageKv), used instead of `image`.
   torch::Tensor forward(const torch::Tensor& x, int64_t num_queries, const torch::Tensor& image,
                         const torch::Tensor& mask, const torch::Tensor& past_k = {},
                         const torch::Tensor& past_v = {}, torch::Tensor* record_k = nullptr,
-                        torch::Tensor* record_v = nullptr);
+                        torch::Tensor* record_v = nullptr, const torch::Tensor& image_k = {},
+                        const torch::Tensor& image_v = {});
   QFormerAttention attention{nullptr};
   QFormerAttention crossattention{nullptr};  // null on layers without cross-attention
   QFormerIntermediate intermediate_query{nullptr};
@@ -158,11 +175,18 @@ class QFormerModelImpl : public torch::nn::Module {
   /// records every layer's query keys/values for decode_text().
   torch::Tensor forward(const torch::Tensor& query_embeds, const torch::Tensor& image,
                         QFormerCache* cache = nullptr);
+  /// The same from the image keys/values of image_keys_values().
+  torch::Tensor forward_kv(const torch::Tensor& query_embeds, const QFormerImageKv& image,
+                           QFormerCache* cache = nullptr);
+  /// Every cross-attention layer's keys/values of image [B, M, Dc].
+  QFormerImageKv image_keys_values(const torch::Tensor& image);
   /// Text only, bidirectional over non-padding tokens. ids, mask: [B, T] -> [B, T, D].
   torch::Tensor encode_text(const torch::Tensor& ids, const torch::Tensor& mask);
   /// Queries and text attending to each other (ITM). -> [B, Nq + T, D].
   torch::Tensor forward_multimodal(const torch::Tensor& query_embeds, const torch::Tensor& ids,
                                    const torch::Tensor& mask, const torch::Tensor& image);
+  torch::Tensor forward_multimodal(const torch::Tensor& query_embeds, const torch::Tensor& ids,
+                                   const torch::Tensor& mask, const QFormerImageKv& image);
   /// Text with causal self-attention that also sees every query through `cache` (ITG).
   /// -> [B, T, D].
   torch::Tensor decode_text(const torch::Tensor& ids, const torch::Tensor& mask,

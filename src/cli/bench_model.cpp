@@ -1,0 +1,356 @@
+// msmedcap bench matmul | train-step | generate | table: the model benchmarks. Each builds the
+// config's model with random weights (torch's default initialisation: no denormal values), feeds
+// it random pixels or random cached-feature tensors of the real shapes, times warm iterations
+// and reports throughput beside the analytic FLOPs of models/flops.h.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/nn/functional/normalization.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "bench_common.h"
+#include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
+#include "msmedcap/core/device.h"
+#include "msmedcap/core/logging.h"
+#include "msmedcap/core/threads.h"
+#include "msmedcap/inference/search.h"
+#include "msmedcap/losses/lm.h"
+#include "msmedcap/losses/stage1.h"
+#include "msmedcap/models/flops.h"
+#include "msmedcap/models/pretrained.h"
+#include "msmedcap/training/optimizer.h"
+#include "msmedcap/training/stages.h"
+
+namespace msmedcap::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct Inputs {
+  std::string clip = "live", sam = "cached";  // live pixels or cached encoder outputs
+};
+
+/// Random inputs of the shapes the model reads: pixels in [-1, 1] for a live branch, encoder
+/// outputs (unit normal) for a cached one.
+models::ImageInputs random_inputs(const config::ModelConfig& cfg, int64_t batch, const Inputs& in, bool clip, bool sam,
+                                  const c10::Device& device) {
+  models::ImageInputs x;
+  const auto opts = at::TensorOptions().device(device);
+  if (clip && cfg.use_clip) {
+    const int64_t s = cfg.vision.image_size, g = s / cfg.vision.patch_size;
+    if (in.clip == "live") x.clip_pixels = at::rand({batch, 3, s, s}, opts) * 2 - 1;
+    else x.clip_features = at::randn({batch, g * g + 1, cfg.vision.hidden_size}, opts);
+  }
+  if (sam && cfg.use_sam) {
+    const int64_t s = cfg.sam.image_size, g = s / cfg.sam.patch_size;
+    if (in.sam == "live") x.sam_pixels = at::rand({batch, 3, s, s}, opts) * 2 - 1;
+    else x.sam_embeddings = at::randn({batch, cfg.sam.output_channels, g, g}, opts);
+  }
+  return x;
+}
+
+void add_input_options(CLI::App* cmd, Inputs& in) {
+  const auto kinds = CLI::IsMember({"live", "cached"});
+  cmd->add_option("--clip-input", in.clip, "CLIP branch: live pixels through the ViT, or cached features")
+      ->check(kinds)->capture_default_str();
+  cmd->add_option("--sam-input", in.sam, "SAM branch: live 1024 px pixels through SAM, or cached embeddings")
+      ->check(kinds)->capture_default_str();
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+// ---------------------------------------------------------------- matmul
+struct MatmulBench {
+  int64_t size = 2048, repeats = 10;
+  std::string record;
+};
+
+void bench_matmul(const MatmulBench& o, const c10::Device& device) {
+  const auto a = at::randn({o.size, o.size}, at::TensorOptions().device(device));
+  const auto b = at::randn({o.size, o.size}, at::TensorOptions().device(device));
+  auto c = at::mm(a, b);  // warm-up: thread pool, BLAS buffers
+  core::synchronize(device);
+  const auto t0 = Clock::now();
+  for (int64_t i = 0; i < o.repeats; ++i) c = at::mm(a, b);
+  core::synchronize(device);
+  const double s = seconds_since(t0);
+  const double gflops = 2.0 * std::pow(static_cast<double>(o.size), 3) * o.repeats / s / 1e9;
+  std::cout << "matmul: float32 " << o.size << "^3 on " << device.str() << ", " << at::get_num_threads()
+            << " threads: " << fixed(gflops, 1) << " GFLOP/s\n";
+  append_record(o.record, {{"bench", "matmul"}, {"setting", "float32 " + std::to_string(o.size) + "^3"},
+                           {"device", device.str()}, {"threads", at::get_num_threads()}, {"gflops", gflops}});
+}
+
+// ---------------------------------------------------------------- train-step
+struct StepBench {
+  ConfigOptions config;
+  Inputs inputs;
+  int64_t batch = 8, text = 32, steps = 3, warmup = 1;
+  std::string name, record;
+};
+
+void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
+  config::RunConfig cfg;
+  resolve_run_config(cfg, o.config, globals);
+  const auto device = core::parse_device(cfg.runtime.device);
+  const auto& stage = cfg.train.stage;
+  const bool stage1 = stage.name == "stage1_clip" || stage.name == "stage1_sam";
+  const bool sam_branch = stage.name == "stage1_sam", text_only = stage.name == "decoder_lm";
+  torch::manual_seed(static_cast<uint64_t>(cfg.runtime.seed));
+  auto model = models::build_model(cfg.model);
+  model->to(device);
+  const auto params = training::apply_stage(*model, stage);
+  training::set_train_mode(*model, stage);
+  training::Optimizer optimizer(params, cfg.train.optimizer);
+  const bool amp = cfg.train.precision != "fp32";
+  MSMEDCAP_CHECK(!amp || device.is_cuda(), "train.precision: ", cfg.train.precision, " needs a CUDA device");
+  const auto amp_dtype = cfg.train.precision == "bf16" ? c10::kBFloat16 : c10::kHalf;
+
+  const auto images = random_inputs(cfg.model, o.batch, o.inputs, !text_only && (!stage1 || !sam_branch),
+                                    !text_only && (!stage1 || sam_branch), device);
+  const auto& q = sam_branch ? cfg.model.sam_qformer : cfg.model.qformer;
+  const int64_t vocab = stage1 ? q.vocab_size : cfg.model.decoder.vocab_size;
+  const auto ids = at::randint(3, vocab, {o.batch, o.text}, at::TensorOptions().dtype(at::kLong).device(device));
+  const auto mask = at::ones_like(ids);
+
+  auto step = [&](uint64_t seed) {
+    optimizer.zero_grad();
+    at::Tensor loss;
+    {
+      core::AutocastScope autocast(amp, amp_dtype);
+      if (stage1) {
+        losses::Stage1Batch b;
+        b.images = images;
+        b.text_ids = ids;
+        b.text_mask = mask;
+        loss = losses::stage1_losses(*model, sam_branch, b, vocab - 1, seed).total;
+      } else if (text_only) {
+        loss = losses::caption_loss(*model, nullptr, ids, mask);
+      } else {
+        const auto prefix = model->encode(images);
+        loss = losses::caption_loss(*model, &prefix, ids, mask);
+      }
+    }
+    loss.backward();
+    optimizer.step();
+    return loss.item<double>();  // waits for the device
+  };
+  for (int64_t i = 0; i < o.warmup; ++i) step(static_cast<uint64_t>(i));
+  core::synchronize(device);
+  const auto t0 = Clock::now();
+  double loss = 0;
+  for (int64_t i = 0; i < o.steps; ++i) loss = step(static_cast<uint64_t>(o.warmup + i));
+  core::synchronize(device);
+  const double s = seconds_since(t0) / static_cast<double>(o.steps);
+  const double flop = models::flops::training_step(cfg.model, stage, o.batch, o.text, o.inputs.clip == "live",
+                                                   o.inputs.sam == "live");
+  const std::string setting = o.name.empty() ? stage.name : o.name;
+  const std::string clip = "clip " + o.inputs.clip, sam = "sam " + o.inputs.sam;
+  const std::string inputs = text_only ? "text" : stage1 ? (sam_branch ? sam : clip) : clip + ", " + sam;
+  std::cout << "train-step " << setting << " (" << inputs << ", batch " << o.batch << ", text " << o.text << "): "
+            << fixed(s, 3) << " s/step, " << fixed(o.batch / s, 2) << " images/s, " << fixed(flop / 1e9, 1)
+            << " GFLOP/step, " << fixed(flop / s / 1e9, 1) << " GFLOP/s, peak RSS " << fixed(core::peak_resident_mb(), 0)
+            << " MiB, loss " << fixed(loss, 3) << "\n";
+  append_record(o.record, {{"bench", "train-step"},
+                           {"setting", setting + " (" + inputs + ", batch " + std::to_string(o.batch) + ")"},
+                           {"device", device.str()},
+                           {"threads", at::get_num_threads()},
+                           {"seconds", s},
+                           {"images_per_s", o.batch / s},
+                           {"gflop", flop / 1e9},
+                           {"gflops", flop / s / 1e9},
+                           {"peak_rss_mb", core::peak_resident_mb()}});
+}
+
+// ---------------------------------------------------------------- generate
+struct GenerateBench {
+  ConfigOptions config;
+  Inputs inputs;
+  int64_t batch = 8, beams = 1, new_tokens = 30, repeats = 2, warmup = 1;
+  std::string dtype = "fp32", record;
+};
+
+void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
+  config::RunConfig cfg;
+  resolve_run_config(cfg, o.config, globals);
+  const auto device = core::parse_device(cfg.runtime.device);
+  MSMEDCAP_CHECK(o.dtype == "fp32" || device.is_cuda(), "--dtype ", o.dtype, " needs a CUDA device");
+  torch::manual_seed(static_cast<uint64_t>(cfg.runtime.seed));
+  auto model = models::build_model(cfg.model);
+  model->to(device, o.dtype == "bf16" ? at::kBFloat16 : o.dtype == "fp16" ? at::kHalf : at::kFloat);
+  model->eval();
+  const auto images = random_inputs(cfg.model, o.batch, o.inputs, true, true, device);
+  const auto dtype = o.dtype == "bf16" ? at::kBFloat16 : o.dtype == "fp16" ? at::kHalf : at::kFloat;
+  auto cast = [&](models::ImageInputs x) {
+    for (auto* t : {&x.clip_pixels, &x.sam_pixels, &x.clip_features, &x.sam_embeddings}) {
+      if (t->defined()) *t = t->to(dtype);
+    }
+    return x;
+  };
+  const auto typed = cast(images);
+  inference::GenerateOptions g;
+  g.max_new_tokens = o.new_tokens;
+  g.num_beams = o.beams;
+  g.eos_token_id.reset();  // every row decodes new_tokens tokens: equal work for each setting
+  g.pad_token_id = cfg.model.decoder.pad_token_id;
+  auto& lm = model->decoder();
+  const auto bos = at::full({o.batch, 1}, cfg.model.decoder.bos_token_id, at::TensorOptions().dtype(at::kLong).device(device));
+
+  double encode_s = 0, decode_s = 0;
+  int64_t produced = 0;
+  c10::InferenceMode guard;
+  for (int64_t r = 0; r < o.warmup + o.repeats; ++r) {
+    core::synchronize(device);
+    auto t0 = Clock::now();
+    const auto prefix = model->encode(typed);
+    const auto embeds = at::cat(std::vector<at::Tensor>{prefix.embeds, lm.embed(bos).to(prefix.embeds.dtype())}, 1);
+    core::synchronize(device);
+    const double e = seconds_since(t0);
+    t0 = Clock::now();
+    const auto out = inference::generate(lm, embeds, {}, g);
+    core::synchronize(device);
+    const double d = seconds_since(t0);
+    if (r >= o.warmup) {
+      encode_s += e;
+      decode_s += d;
+      produced += out.tokens.size(1);
+    }
+  }
+  const double n = static_cast<double>(o.repeats);
+  const auto flop = models::flops::generation(cfg.model, o.batch, 1, o.new_tokens, o.beams, o.inputs.clip == "live",
+                                              o.inputs.sam == "live");
+  const double total = (encode_s + decode_s) / n;
+  const double images_per_s = o.batch / total;
+  const double tokens_per_s = static_cast<double>(o.batch) * static_cast<double>(produced) / decode_s;
+  const double gflops = (flop.encode + flop.decode) / total / 1e9;
+  const std::string setting = (o.beams == 1 ? std::string("greedy") : "beam " + std::to_string(o.beams)) + ", batch " +
+                              std::to_string(o.batch) + ", " + std::to_string(o.new_tokens) + " tokens (clip " +
+                              o.inputs.clip + ", sam " + o.inputs.sam + (o.dtype == "fp32" ? "" : ", " + o.dtype) + ")";
+  std::cout << "generate " << setting << ": " << fixed(images_per_s, 2) << " images/s, " << fixed(tokens_per_s, 1)
+            << " new tokens/s; encode " << fixed(encode_s / n, 3) << " s, decode " << fixed(decode_s / n, 3) << " s per batch; "
+            << fixed(gflops, 1) << " GFLOP/s (decode alone " << fixed(flop.decode / (decode_s / n) / 1e9, 1)
+            << "), peak RSS " << fixed(core::peak_resident_mb(), 0) << " MiB\n";
+  append_record(o.record, {{"bench", "generate"},
+                           {"setting", setting},
+                           {"device", device.str()},
+                           {"threads", at::get_num_threads()},
+                           {"seconds", total},
+                           {"images_per_s", images_per_s},
+                           {"tokens_per_s", tokens_per_s},
+                           {"gflop", (flop.encode + flop.decode) / 1e9},
+                           {"gflops", gflops},
+                           {"peak_rss_mb", core::peak_resident_mb()}});
+}
+
+// ---------------------------------------------------------------- table
+/// A markdown table of a --record file: one row per line, GFLOP/s also as a share of the
+/// matmul rows' best figure on the same device.
+void print_table(const std::string& file) {
+  std::ifstream in(file);
+  MSMEDCAP_CHECK(in.good(), file, ": cannot open the benchmark record");
+  std::vector<config::Json> rows;
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    try {
+      rows.push_back(config::Json::parse(line));
+    } catch (const std::exception& e) {
+      MSMEDCAP_FAIL(file, ":", n, ": not a JSON line (", e.what(), ")");
+    }
+    MSMEDCAP_CHECK(rows.back().is_object() && rows.back().contains("bench") && rows.back().contains("setting"), file, ":",
+                   n, ": a record needs \"bench\" and \"setting\"");
+  }
+  std::map<std::string, double> peak;  // device -> best matmul GFLOP/s
+  for (const auto& r : rows) {
+    if (r["bench"] == "matmul") {
+      auto& p = peak[r.value("device", "cpu")];
+      p = std::max(p, r.value("gflops", 0.0));
+    }
+  }
+  auto cell = [](const config::Json& r, const char* key, int digits) {
+    return r.contains(key) && r[key].is_number() ? fixed(r[key].get<double>(), digits) : std::string();
+  };
+  std::cout << "| benchmark | setting | device | images/s | new tokens/s | s/iter | GFLOP/iter | GFLOP/s | % of matmul | "
+               "peak RSS MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto& r : rows) {
+    const std::string device = r.value("device", "cpu");
+    std::string share;
+    if (r["bench"] != "matmul" && peak.count(device) && peak[device] > 0 && r.contains("gflops")) {
+      share = fixed(100.0 * r["gflops"].get<double>() / peak[device], 0);
+    }
+    std::cout << "| " << r["bench"].get<std::string>() << " | " << r["setting"].get<std::string>() << " | " << device
+              << " | " << cell(r, "images_per_s", 2) << " | " << cell(r, "tokens_per_s", 1) << " | "
+              << cell(r, "seconds", 3) << " | " << cell(r, "gflop", 1) << " | " << cell(r, "gflops", 1) << " | " << share
+              << " | " << cell(r, "peak_rss_mb", 0) << " |\n";
+  }
+}
+
+}  // namespace
+
+void append_record(const std::string& file, const config::Json& line) {
+  if (file.empty()) return;
+  std::ofstream out(file, std::ios::app);
+  MSMEDCAP_CHECK(out.good(), file, ": cannot append the benchmark record");
+  out << line.dump() << "\n";
+  MSMEDCAP_CHECK(out.good(), file, ": write failed");
+}
+
+void register_bench_model(CLI::App* bench, const GlobalOptions& globals) {
+  auto mm = std::make_shared<MatmulBench>();
+  auto* matmul = bench->add_subcommand("matmul", "float32 matrix-product GFLOP/s of this machine (the roofline)");
+  matmul->add_option("--size", mm->size, "matrix side")->check(CLI::Range(16, 32768))->capture_default_str();
+  matmul->add_option("--repeats", mm->repeats, "timed products")->check(CLI::PositiveNumber)->capture_default_str();
+  matmul->add_option("--record", mm->record, "append the figures as a JSON line to this file");
+  matmul->callback([mm, &globals] {
+    if (!globals.log_level.empty()) core::init_logging(globals.log_level);
+    core::configure_threads(globals.threads < 0 ? 0 : globals.threads);
+    bench_matmul(*mm, core::parse_device(globals.device.empty() ? "cpu" : globals.device));
+  });
+
+  auto st = std::make_shared<StepBench>();
+  auto* step = bench->add_subcommand("train-step", "a training step (forward, backward, AdamW) of train.stage.name");
+  add_config_options(step, st->config);
+  add_input_options(step, st->inputs);
+  step->add_option("--batch", st->batch, "images per step")->check(CLI::PositiveNumber)->capture_default_str();
+  step->add_option("--text", st->text, "caption tokens per image")->check(CLI::Range(2, 4096))->capture_default_str();
+  step->add_option("--steps", st->steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
+  step->add_option("--warmup", st->warmup, "untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  step->add_option("--name", st->name, "the row's name (default: the stage)");
+  step->add_option("--record", st->record, "append the figures as a JSON line to this file");
+  step->callback([st, &globals] { bench_train_step(*st, globals); });
+
+  auto gb = std::make_shared<GenerateBench>();
+  auto* gen = bench->add_subcommand("generate", "captioning: encode + greedy or beam decoding to a fixed length");
+  add_config_options(gen, gb->config);
+  add_input_options(gen, gb->inputs);
+  gen->add_option("--batch", gb->batch, "images per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  gen->add_option("--beams", gb->beams, "1 = greedy")->check(CLI::PositiveNumber)->capture_default_str();
+  gen->add_option("--new-tokens", gb->new_tokens, "tokens per caption (no end token)")->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  gen->add_option("--repeats", gb->repeats, "timed batches")->check(CLI::PositiveNumber)->capture_default_str();
+  gen->add_option("--warmup", gb->warmup, "untimed batches first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  gen->add_option("--dtype", gb->dtype, "weights and activations (bf16/fp16 need CUDA)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))->capture_default_str();
+  gen->add_option("--record", gb->record, "append the figures as a JSON line to this file");
+  gen->callback([gb, &globals] { bench_generate(*gb, globals); });
+
+  auto table_file = std::make_shared<std::string>();
+  auto* table = bench->add_subcommand("table", "a markdown table of a --record file");
+  table->add_option("file", *table_file, "JSON lines written by --record")->required();
+  table->callback([table_file] { print_table(*table_file); });
+}
+
+}  // namespace msmedcap::cli
