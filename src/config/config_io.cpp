@@ -34,7 +34,7 @@ std::string nearest_key(const std::string& key, const std::vector<std::string>& 
 }
 
 std::string describe_json(const Json& j) {
-  std::string text = j.dump();
+  std::string text = j.dump(-1, ' ', false, Json::error_handler_t::replace);
   if (text.size() > 60) text = text.substr(0, 57) + "...";
   switch (j.type()) {
     case Json::value_t::string: return "string " + text;
@@ -66,6 +66,10 @@ Json read_json_file(const std::string& path) {
     const auto colon = what.rfind(": ");
     if (colon != std::string::npos) what = what.substr(colon + 2);
     MSMEDCAP_FAIL(path, ":", line, ":", column, ": invalid JSON: ", what);
+  } catch (const Json::exception& e) {  // a number out of range (1e999)
+    std::string what = e.what();
+    const auto bracket = what.find("] ");
+    MSMEDCAP_FAIL(path, ": invalid JSON: ", bracket == std::string::npos ? what : what.substr(bracket + 2));
   }
 }
 
@@ -88,6 +92,12 @@ void apply_override(Json& config, const std::string& assignment) {
   const auto eq = assignment.find('=');
   MSMEDCAP_CHECK(eq != std::string::npos && eq > 0, "--set ", assignment,
                  ": expected KEY=VALUE, e.g. --set runtime.threads=4");
+  try {
+    (void)Json(assignment).dump();  // JSON strings are UTF-8: configs are saved with each run
+  } catch (const Json::type_error&) {
+    MSMEDCAP_FAIL("--set ", Json(assignment).dump(-1, ' ', true, Json::error_handler_t::replace),
+                  ": not valid UTF-8");
+  }
   const std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   Json* node = &config;
@@ -112,7 +122,7 @@ void apply_override(Json& config, const std::string& assignment) {
   }
   try {
     *node = Json::parse(text);
-  } catch (const Json::parse_error&) {
+  } catch (const Json::exception&) {  // not JSON, or a number out of range: the text itself
     *node = text;
   }
 }

@@ -127,7 +127,7 @@ void add_generic(Collector& out, const Json& row, const std::string& where, cons
 Json parse_json_text(const std::string& text, const std::string& where) {
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse errors and out-of-range numbers (1e999)
     std::string what = e.what();
     const auto colon = what.rfind(": ");
     MSMEDCAP_FAIL(where, ": invalid JSON: ", colon == std::string::npos ? what : what.substr(colon + 2));
@@ -143,7 +143,7 @@ void read_jsonl(Collector& out, const std::string& file,
     Json row;
     try {
       row = Json::parse(lines[i]);
-    } catch (const Json::parse_error&) {
+    } catch (const Json::exception&) {  // parse errors and out-of-range numbers (1e999)
       out.malformed(where, "invalid JSON");
       continue;
     }

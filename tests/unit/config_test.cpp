@@ -24,6 +24,21 @@ std::string error_of(const ConfigSources& sources) {
   return "";
 }
 
+TEST(Config, FuzzFoundOverridesEndInNamedErrors) {
+  // libFuzzer (tests/fuzz/fuzz_config.cpp) found these escaping as nlohmann exceptions: an
+  // override with invalid UTF-8 (tests/data/fuzz/config/crash-invalid-utf8-override: "data=}"
+  // then bytes 0x00 0x28 0xff...) and a number beyond double's range.
+  const std::string crash = testing::read_text(testing::data_path("fuzz/config/crash-invalid-utf8-override"));
+  const std::string assignment = crash.substr(0, crash.find('\n'));
+  EXPECT_NE(error_of({{}, {assignment}}).find("not valid UTF-8"), std::string::npos);
+  EXPECT_NE(error_of({{}, {"runtime.log_level=caf\xc3"}}).find("not valid UTF-8"), std::string::npos);
+  EXPECT_NE(error_of({{}, {"runtime.seed=1e999"}}).find("runtime.seed"), std::string::npos);
+  TempDir dir;
+  write_text(dir.file("huge.json"), "{\"runtime\": {\"seed\": 1e99999}}");
+  const std::string e = error_of({{dir.file("huge.json")}, {}});
+  EXPECT_NE(e.find(dir.file("huge.json") + ": invalid JSON: number overflow"), std::string::npos) << e;
+}
+
 TEST(Config, DefaultsRoundTripThroughJson) {
   RunConfig cfg;
   const Json j = to_json(cfg);

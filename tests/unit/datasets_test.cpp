@@ -86,6 +86,18 @@ TEST(Datasets, R2GenAnnotationJson) {
   EXPECT_NE(error_of(source("r2gen", root, "validation")).find("no \"validation\" list"), std::string::npos);
 }
 
+TEST(Datasets, FuzzFoundNumberOutOfRangeIsAMalformedLine) {
+  // libFuzzer (tests/fuzz/fuzz_datasets.cpp) found a JSONL line "1e22722" escaping as an
+  // nlohmann out_of_range exception (tests/data/fuzz/datasets/crash-number-out-of-range: the
+  // first byte picks the reader). It is a malformed line, named by file and line.
+  TempDir dir;
+  const std::string crash = testing::read_text(testing::data_path("fuzz/datasets/crash-number-out-of-range"));
+  write_text(dir.file("a.jsonl"), crash.substr(1) + "\n");
+  EXPECT_NE(error_of(source("jsonl", dir.path(), "", "a.jsonl")).find("a.jsonl:1"), std::string::npos);
+  write_text(dir.file("b.json"), "[{\"image\": \"x.png\", \"caption\": \"c\", \"n\": 1e400}]");
+  EXPECT_NE(error_of(source("lavis", dir.path(), "", "b.json")).find("b.json: invalid JSON"), std::string::npos);
+}
+
 TEST(Datasets, GenericJsonlCsvAndLavis) {
   const std::string root = data_path("datasets/generic");
   ReadReport report;
