@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (tests/fuzz/) with Debian's clang under AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs each for a bounded time, seeded with the project's own
 # fixtures and every crash input kept under tests/data/fuzz/<target>/ (regressions: they run
-# first, and a crash among them fails the script at once).
+# first, and a crash among them fails the script at once; the unit suite replays them too,
+# through the same target code in tests/fuzz/targets.cpp).
 #
 # Usage: scripts/fuzz.sh [TARGET...]   (default: safetensors config datasets tokenizers image)
 # Environment: FUZZ_SECONDS per target (default 60), FUZZ_BUILD (default build-fuzz),

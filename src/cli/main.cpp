@@ -1,5 +1,6 @@
 // msmedcap: the command-line entry point. Parses, dispatches to the subcommands and turns
 // errors into one line on stderr: exit 0 ok, 1 error, 2 usage.
+#include <csignal>
 #include <iostream>
 
 #include "commands.h"
@@ -38,6 +39,9 @@ int main(int argc, char** argv) {
   cli::register_report(app, globals);
   cli::register_baseline(app, globals);
 
+  // Past a file-size limit (ulimit -f), a write fails with EFBIG and the writer names the file,
+  // instead of SIGXFSZ killing the process halfway through a checkpoint.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,6 +1,6 @@
-// msmedcap train -c RUN.json [--set k=v]... --run-dir DIR [--resume]: train the stage the config
-// names (train.stage.name), on one process or, under torchrun / Slurm / scripts/launch.sh, on
-// several. SIGINT/SIGTERM save a checkpoint and exit 130/143.
+// msmedcap train -c RUN.json [--set k=v]... --run-dir DIR [--resume | --auto-resume]: train the
+// stage the config names (train.stage.name), on one process or, under torchrun / Slurm /
+// scripts/launch.sh, on several. SIGINT/SIGTERM save a checkpoint and exit 130/143.
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -14,6 +14,7 @@
 #include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/inference/batch_caption.h"
+#include "msmedcap/io/checkpoint.h"
 #include "msmedcap/metrics/evaluate.h"
 #include "msmedcap/models/pretrained.h"
 #include "msmedcap/training/distributed.h"
@@ -65,14 +66,23 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
     ConfigOptions config;
     std::string run_dir;
     bool resume = false;
+    bool auto_resume = false;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("train", "train a stage (train.stage.name) and write checkpoints to a run folder");
   add_config_options(cmd, o->config);
   cmd->add_option("--run-dir", o->run_dir, "run folder: config.json, metrics.jsonl, checkpoints/")->required();
-  cmd->add_flag("--resume", o->resume, "continue the run in --run-dir from its latest checkpoint (its config.json first)");
+  auto* resume = cmd->add_flag("--resume", o->resume,
+                               "continue the run in --run-dir from its latest checkpoint (its config.json first)");
+  cmd->add_flag("--auto-resume", o->auto_resume,
+                "--resume when --run-dir has a checkpoint, else start the run (for jobs that are requeued or restarted)")
+      ->excludes(resume);
   cmd->callback([o, &globals] {
     ConfigOptions sources = o->config;
+    if (o->auto_resume) {
+      o->resume = !io::latest_checkpoint(o->run_dir).empty();
+      core::log_info("train", "--auto-resume: {}", o->resume ? "continuing the run in " + o->run_dir : "starting a new run");
+    }
     if (o->resume) {
       const std::string saved = o->run_dir + "/config.json";
       MSMEDCAP_CHECK(std::filesystem::exists(saved), o->run_dir, ": --resume needs the run's config.json");

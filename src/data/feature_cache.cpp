@@ -108,7 +108,11 @@ int64_t FeatureCache::size() const { return static_cast<int64_t>(store_->names()
 
 at::Tensor FeatureCache::get(const std::string& key) const {
   MSMEDCAP_CHECK(store_->contains(key), dir_, ": the feature cache has no ", key);
-  return store_->view(key).to(torch::kFloat32);
+  at::Tensor features = store_->view(key).to(torch::kFloat32);
+  // A NaN here would poison every loss of its batch (ITC compares all rows): a bad sample.
+  MSMEDCAP_CHECK(torch::isfinite(features).all().item<bool>(), dir_, ": the cached features of ", key,
+                 " hold NaN or infinite values");
+  return features;
 }
 
 }  // namespace msmedcap::data

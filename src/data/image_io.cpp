@@ -1,6 +1,7 @@
 #include "msmedcap/data/image_io.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -30,6 +31,23 @@ std::string sniff_format(const std::string& bytes) {
   if (starts("II*\0", 4) || starts("MM\0*", 4)) return "tiff";
   if (starts("BM", 2)) return "bmp";
   return "image";
+}
+
+/// A PNG's chunks must lie inside the file up to IEND: a file cut short is named here, before
+/// libpng would print its own complaint on stderr.
+void check_png_chunks(const std::string& bytes, const std::string& name) {
+  uint64_t p = 8;
+  while (true) {
+    MSMEDCAP_CHECK(p + 8 <= bytes.size(), name, ": truncated PNG (the file ends before its IEND chunk)");
+    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + p);
+    const uint64_t length = (uint64_t{u[0]} << 24) | (uint64_t{u[1]} << 16) | (uint64_t{u[2]} << 8) | u[3];
+    std::string type = bytes.substr(static_cast<size_t>(p) + 4, 4);
+    for (char& c : type) c = std::isalpha(static_cast<unsigned char>(c)) ? c : '?';  // printable in the message
+    MSMEDCAP_CHECK(p + 12 + length <= bytes.size(), name, ": truncated PNG (its ", type,
+                   " chunk runs past the end of the file)");
+    if (type == "IEND") return;
+    p += 12 + length;
+  }
 }
 
 /// The first value of a multi-valued DS element ("40\\80" -> 40), or nothing.
@@ -98,6 +116,9 @@ class DicomWalker {
     if (allocated != 8 && allocated != 16 && allocated != 32)
       return std::to_string(allocated) + "-bit pixels are not supported (8, 16 or 32 bits allocated)";
     if (image_attr(0x0009) && !image_attr(0x0008)) return "Frame Increment Pointer (0028,0009) without Number of Frames";
+    // GDCM asserts when a palette image lacks its lookup tables; palettes are not supported anyway.
+    if (const auto pi = image_attr(0x0004); pi && std::string(b_.data() + pi->first, pi->second).rfind("PALETTE", 0) == 0)
+      return "PALETTE COLOR images are not supported";
     return "";
   }
 
@@ -247,6 +268,14 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
   MSMEDCAP_CHECK(pi != gdcm::PhotometricInterpretation::PALETTE_COLOR,
                  name, ": PALETTE COLOR DICOM images are not supported");
 
+  // Native (uncompressed) pixel data must hold every frame: GDCM's raw codec copies rows x
+  // columns x samples x frames whatever the element's length, reading past a shorter one.
+  if (const gdcm::ByteValue* raw = image.GetDataElement().GetByteValue()) {
+    const double needed_bits = static_cast<double>(rows) * cols * frames * spp * pf.GetBitsAllocated();
+    MSMEDCAP_CHECK(static_cast<double>(raw->GetLength()) * 8.0 >= needed_bits, name, ": DICOM pixel data holds ",
+                   raw->GetLength(), " bytes, fewer than ", rows, " rows x ", cols, " columns x ", spp, " samples x ",
+                   frames, " frames of ", pf.GetBitsAllocated(), " bits");
+  }
   std::vector<char> buffer(image.GetBufferLength());
   MSMEDCAP_CHECK(!buffer.empty() && image.GetBuffer(buffer.data()),
                  name, ": cannot decode the DICOM pixel data (transfer syntax "
@@ -303,6 +332,8 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
 
   out.slope = image.GetSlope();
   out.intercept = image.GetIntercept();
+  MSMEDCAP_CHECK(std::isfinite(out.slope) && std::isfinite(out.intercept), name, ": the rescale slope (", out.slope,
+                 ") or intercept (", out.intercept, ") is not a finite number");
   for (double& v : values) v = v * out.slope + out.intercept;
   const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
   if (options.window) {
@@ -329,6 +360,7 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
 }
 
 DecodedImage decode_raster(const std::string& bytes, const std::string& name) {
+  if (sniff_format(bytes) == "png") check_png_chunks(bytes, name);
   const cv::Mat raw = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
                                    cv::IMREAD_UNCHANGED);
   MSMEDCAP_CHECK(!raw.empty(), name, ": not a decodable image (PNG, JPEG, TIFF, BMP or DICOM), or corrupt");
@@ -350,9 +382,10 @@ DecodedImage decode_raster(const std::string& bytes, const std::string& name) {
     case CV_64F: {
       // Floating-point TIFF: no fixed range, so min-max.
       out.bits = img.depth() == CV_32F ? 32 : 64;
+      // minMaxLoc passes over NaN (every comparison with it is false), so look for it first.
+      MSMEDCAP_CHECK(cv::checkRange(img, /*quiet=*/true), name, ": image holds NaN or infinite values");
       double lo = 0, hi = 0;
       cv::minMaxLoc(img.reshape(1), &lo, &hi);
-      MSMEDCAP_CHECK(std::isfinite(lo) && std::isfinite(hi), name, ": image holds NaN or infinite values");
       img.convertTo(f, CV_32F, hi > lo ? 1.0 / (hi - lo) : 0.0, hi > lo ? -lo / (hi - lo) : 0.0);
       break;
     }

@@ -63,6 +63,13 @@ const SpmBridge& bridge() {
   static SpmBridge instance;
   static std::string failure;
   std::call_once(once, [] {
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer refuses RTLD_DEEPBIND, and without it sentencepiece's protobuf clashes
+    // with LibTorch's: no SentencePiece in a MSMEDCAP_SANITIZE=address build.
+    failure = "sentencepiece is unavailable in an AddressSanitizer build (the sanitizer refuses the bridge's "
+              "RTLD_DEEPBIND)";
+    return;
+#endif
     std::string tried;
     for (const auto& path : candidate_paths()) {
       // RTLD_LOCAL | RTLD_DEEPBIND: sentencepiece's protobuf 3.14 stays private to the bridge.

@@ -69,9 +69,16 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
     }
     fsync_dir(root);
     core::write_file_atomic((root / "latest").string(), step_name(step) + "\n");
-  } catch (...) {
-    fs::remove_all(temp_dir, ec);  // the previous checkpoints and `latest` are untouched
-    throw;
+  } catch (const std::exception& e) {
+    // A full disk, a file-size limit, EIO: the previous checkpoints and `latest` are untouched.
+    fs::remove_all(temp_dir, ec);
+    std::string previous = "there is no earlier checkpoint";
+    if (fs::exists(root / "latest")) {
+      previous = core::read_file((root / "latest").string());
+      while (!previous.empty() && previous.back() == '\n') previous.pop_back();
+      previous = "checkpoints/latest still names the intact " + previous;
+    }
+    MSMEDCAP_FAIL(final_dir.string(), ": checkpoint not saved (", e.what(), "); ", previous);
   }
   return final_dir.string();
 }

@@ -2,6 +2,9 @@
 // the augmentation and SAM-from-CLIP quirk of the transforms.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include <opencv2/imgcodecs.hpp>
 #include <torch/torch.h>
 
@@ -63,6 +66,38 @@ TEST(ImageIo, BadFilesGiveOneLineErrorsNamingTheFile) {
       const std::string msg = e.what();
       EXPECT_NE(msg.find(name), std::string::npos) << msg;
       EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
+}
+
+TEST(ImageIo, CutShortPngAndNonFiniteFloatTiffAreRefusedByName) {
+  testing::TempDir dir;
+  cv::Mat grey(16, 16, CV_8UC1, cv::Scalar(7));
+  ASSERT_TRUE(cv::imwrite(dir.file("whole.png"), grey));
+  const std::string png = testing::read_text(dir.file("whole.png"));
+  EXPECT_EQ(data::decode_image(dir.file("whole.png")).pixels.rows, 16);
+  const std::vector<std::pair<std::string, std::string>> cut{{png.substr(0, png.size() - 12), "ends before its IEND chunk"},
+                                                             {png.substr(0, png.size() - 20), "chunk runs past the end"}};
+  for (const auto& [bytes, error] : cut) {
+    testing::write_text(dir.file("cut.png"), bytes);
+    try {
+      data::decode_image(dir.file("cut.png"));
+      FAIL() << "a PNG cut short must be refused";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(dir.file("cut.png") + ": truncated PNG"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(error), std::string::npos) << e.what();
+    }
+  }
+  // One NaN or infinite pixel: minMaxLoc alone would pass over the NaN.
+  for (const float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    cv::Mat f(8, 8, CV_32FC1, cv::Scalar(0.25));
+    f.at<float>(3, 4) = bad;
+    ASSERT_TRUE(cv::imwrite(dir.file("f.tiff"), f));
+    try {
+      data::decode_image(dir.file("f.tiff"));
+      FAIL() << bad << " in a float TIFF must be refused";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("f.tiff: image holds NaN or infinite values"), std::string::npos) << e.what();
     }
   }
 }
@@ -151,9 +186,9 @@ TEST(Transforms, SamFromClipTensorWrapsLikeAUint8Cast) {
 namespace msmedcap {
 namespace {
 
-/// Inputs that made Debian's GDCM abort (assertions compiled in) before the structural check:
-/// found by mutating the test files (see docs in src/data/image_io.cpp). Each must now be a
-/// one-line error.
+/// Inputs that made Debian's GDCM abort (assertions compiled in) or read out of bounds before the
+/// structural checks: found by mutating the test files and by fuzzing (see src/data/image_io.cpp).
+/// Each must now be a one-line error.
 TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   testing::TempDir dir;
   const std::string ct = testing::read_text(testing::data_path("images/CT_small.dcm"));
@@ -168,6 +203,11 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   cases.push_back({"item_overrun.dcm", patch(ct, 1035, "A"), "item runs past"});   // item length 0x411c
   cases.push_back({"bits1.dcm", patch(ct, 3318, std::string("\x01\x00", 2)), "1-bit pixels"});
   cases.push_back({"truncated.dcm", ct.substr(0, ct.size() - 100), "runs past the end"});
+  // Photometric Interpretation MONOCHROME2 -> "PALETTE COL" without lookup tables: GDCM asserted
+  // (found by fuzz_image).
+  cases.push_back({"palette_without_lut.dcm", patch(ct, 3252, "PALETTE COL "), "PALETTE COLOR images are not supported"});
+  // Rows 128 -> 256: GDCM's raw codec would read 32 KiB past the pixel data (found by fuzz_image).
+  cases.push_back({"rows_beyond_data.dcm", patch(ct, 3272, std::string("\x00\x01", 2)), "fewer than 256 rows x 128 columns"});
   cases.push_back({"meta_only.dcm", ct.substr(0, 138), "truncated element header"});
   for (const auto& c : cases) {
     testing::write_text(dir.file(c.name), c.bytes);

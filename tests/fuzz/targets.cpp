@@ -1,0 +1,158 @@
+#include "targets.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <stdexcept>
+
+#include "msmedcap/config/config_io.h"
+#include "msmedcap/config/run_config.h"
+#include "msmedcap/core/check.h"
+#include "msmedcap/data/datasets.h"
+#include "msmedcap/data/image_io.h"
+#include "msmedcap/data/tokenizer.h"
+#include "msmedcap/io/safetensors.h"
+
+namespace msmedcap::fuzz {
+namespace {
+
+std::string bytes_of(const uint8_t* data, size_t size) { return std::string(reinterpret_cast<const char*>(data), size); }
+
+void broken(const std::string& what) { throw std::logic_error("fuzz invariant broken: " + what); }
+
+/// The safetensors reader on arbitrary bytes: it either throws msmedcap::Error or yields a
+/// table whose every tensor's bytes lie inside the image (read here, so ASan sees any overrun).
+void safetensors(const uint8_t* data, size_t size) {
+  try {
+    const auto file = io::SafetensorsFile::from_bytes(bytes_of(data, size), "fuzz");
+    volatile uint8_t sink = 0;
+    for (const auto& t : file.tensors()) {
+      if (t.num_bytes() == 0) continue;
+      const uint8_t* p = file.data(t);
+      sink = sink ^ p[0] ^ p[t.num_bytes() - 1];
+      if (file.find(t.name) != &t) broken("find(" + t.name + ") returns another entry");
+    }
+    for (const auto& [key, value] : file.metadata()) sink = sink ^ static_cast<uint8_t>(key.size() + value.size());
+  } catch (const Error&) {
+  }
+}
+
+/// The config loader: the first line is a `--set a.b=v` override, the rest a JSON config.
+void config(const uint8_t* data, size_t size) {
+  const std::string text = bytes_of(data, size);
+  const auto newline = text.find('\n');
+  const std::string assignment = text.substr(0, newline);
+  const std::string body = newline == std::string::npos ? std::string("{}") : text.substr(newline + 1);
+  auto json = config::Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object()) return;
+  try {
+    config::RunConfig cfg;
+    config::from_json(json, cfg, "", "fuzz.json");
+    config::apply_override(json, assignment);
+    config::RunConfig again;
+    config::from_json(json, again, "", "--set");
+    again.validate();
+    (void)config::to_json(again).dump();
+  } catch (const Error&) {
+  }
+}
+
+const std::string& datasets_folder() {
+  static const std::string dir = [] {
+    auto d = std::filesystem::temp_directory_path() / ("msmedcap-fuzz-datasets-" + std::to_string(getpid()));
+    std::filesystem::create_directories(d);
+    return d.string();
+  }();
+  return dir;
+}
+
+/// The dataset readers on arbitrary file contents, through read_dataset() as a user's file
+/// reaches it; the first byte picks the reader: 0 generic JSONL, 1 CSV, 2 LAVIS JSON, 3 MedICaT
+/// JSONL, 4 R2Gen JSON, 5 ROCO TSV, 6 ROCOv2 CSV.
+void datasets(const uint8_t* data, size_t size) {
+  if (size == 0) return;
+  struct Reader {
+    const char* format;
+    const char* file;
+  };
+  static const Reader kReaders[] = {{"jsonl", "annotations.jsonl"},
+                                    {"csv", "annotations.csv"},
+                                    {"lavis", "annotations.json"},
+                                    {"medicat", "annotations.jsonl"},
+                                    {"r2gen", "annotation.json"},
+                                    {"roco", "data/train/radiology/captions.txt"},
+                                    {"rocov2", "train_captions.csv"}};
+  const Reader& reader = kReaders[data[0] % 7];
+  const std::string bytes = bytes_of(data + 1, size - 1);
+  const std::filesystem::path file = std::filesystem::path(datasets_folder()) / reader.file;
+  std::filesystem::create_directories(file.parent_path());
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+  try {
+    (void)data::parse_csv(bytes, "fuzz.csv");
+    config::DatasetSourceConfig source;
+    source.format = reader.format;
+    source.root = datasets_folder();
+    source.split = "train";
+    if (std::string(reader.format) != "roco" && std::string(reader.format) != "rocov2") source.annotations = reader.file;
+    data::ReadReport report;
+    (void)data::read_dataset(source, &report);
+  } catch (const Error&) {
+  }
+}
+
+/// WordPiece (BERT, the Q-Former's) and byte-level BPE (OPT, GPT-2) on arbitrary text, invalid
+/// UTF-8 included: every id within the vocabulary, and decoding them works.
+void tokenizers(const uint8_t* data, size_t size) {
+  static const auto bert = data::load_tokenizer(std::string(MSMEDCAP_TEST_DATA_DIR) + "/tokenizers/bert");
+  static const auto opt = data::load_tokenizer(std::string(MSMEDCAP_TEST_DATA_DIR) + "/tokenizers/opt");
+  const std::string text = bytes_of(data, size);
+  for (const auto* tok : {bert.get(), opt.get()}) {
+    try {
+      const auto ids = tok->encode(text);
+      for (const auto id : ids) {
+        if (id < 0 || id >= tok->vocab_size()) broken("token id " + std::to_string(id) + " outside the vocabulary");
+      }
+      (void)tok->decode(ids);
+    } catch (const Error&) {
+    }
+  }
+}
+
+/// Image decoding: PNG, JPEG, TIFF, BMP through OpenCV and DICOM through GDCM, by content.
+void image(const uint8_t* data, size_t size) {
+  try {
+    (void)data::decode_image_bytes(bytes_of(data, size), "fuzz");
+  } catch (const Error&) {
+  }
+}
+
+const std::map<std::string, Target>& targets() {
+  static const std::map<std::string, Target> all{{"safetensors", safetensors},
+                                                 {"config", config},
+                                                 {"datasets", datasets},
+                                                 {"tokenizers", tokenizers},
+                                                 {"image", image}};
+  return all;
+}
+
+}  // namespace
+
+std::vector<std::string> target_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, fn] : targets()) names.push_back(name);
+  return names;
+}
+
+Target target(const std::string& name) {
+  const auto it = targets().find(name);
+  if (it == targets().end()) throw std::invalid_argument("no fuzz target '" + name + "'");
+  return it->second;
+}
+
+}  // namespace msmedcap::fuzz

@@ -1,0 +1,39 @@
+// Every input the fuzzers found crashing (tests/data/fuzz/<target>/) is replayed through the same
+// target body libFuzzer runs (tests/fuzz/targets.cpp): each must now end normally or in a named
+// error. Under MSMEDCAP_SANITIZE the replay runs with the sanitizers too.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "fuzz/targets.h"
+#include "test_utils.h"
+
+namespace msmedcap {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(FuzzRegressions, EveryKeptCrashInputNowPasses) {
+  const fs::path root = testing::data_path("fuzz");
+  int replayed = 0;
+  for (const auto& dir : fs::directory_iterator(root)) {
+    ASSERT_TRUE(dir.is_directory()) << dir.path();
+    const fuzz::Target target = fuzz::target(dir.path().filename().string());  // a folder per target
+    for (const auto& file : fs::directory_iterator(dir.path())) {
+      const std::string bytes = testing::read_text(file.path().string());
+      EXPECT_NO_THROW(target(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())) << file.path();
+      ++replayed;
+    }
+  }
+  EXPECT_GE(replayed, 2);  // the two crashes of the first campaign, at least
+}
+
+TEST(FuzzRegressions, TargetsAcceptTheirNamesOnly) {
+  EXPECT_EQ(fuzz::target_names().size(), 5u);
+  for (const auto& name : fuzz::target_names()) EXPECT_NE(fuzz::target(name), nullptr) << name;
+  EXPECT_THROW(fuzz::target("pickle"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace msmedcap
