@@ -6,7 +6,7 @@
 //   stays byte for byte, the run stops with one clear error, and resuming afterwards works;
 // - corrupt, empty, missing and NaN images in the middle of a dataset: skipped and named within
 //   loader.max_bad_fraction, a named error beyond it;
-// - truncated and damaged checkpoints: one line naming the file, for train --resume and caption;
+// - truncated and damaged checkpoints: train --resume refuses them in one line naming the file;
 // - NaN in cached encoder features: the sample is skipped, the parameters stay finite.
 // MSMEDCAP_FAULT_KILLS (default 6) and MSMEDCAP_FAULT_SEED set the kill trials (fewer when the
 // run finishes first) and their moments.
