@@ -108,6 +108,12 @@ class DicomWalker {
     explicit_ = ts != "1.2.840.10008.1.2";
     big_ = ts == "1.2.840.10008.1.2.2";
     if (!walk(p, b_.size(), 0, false)) return error_;
+    // The JPEG syntaxes GDCM decodes with its libjpeg builds (baseline, extended, lossless).
+    if ((ts == "1.2.840.10008.1.2.4.50" || ts == "1.2.840.10008.1.2.4.51" || ts == "1.2.840.10008.1.2.4.57" ||
+         ts == "1.2.840.10008.1.2.4.70") && first_fragment_.second > 0) {
+      const std::string jpeg = check_jpeg_header(first_fragment_.first, first_fragment_.second);
+      if (!jpeg.empty()) return jpeg;
+    }
     if (!pixel_data_) return "no pixel data (7FE0,0010)";
     // Attributes Debian's GDCM asserts on instead of reporting.
     const auto bits = image_attr(0x0100);
@@ -175,6 +181,31 @@ class DicomWalker {
     return true;
   }
 
+  /// GDCM asserts when libjpeg warns while reading a JPEG header (JPEGBITSCodec::GetHeaderInfo),
+  /// so the header is walked first: SOI, then marker segments back to back up to SOS, with
+  /// the values libjpeg warns about (Adobe transform, JFIF version) in range.
+  std::string check_jpeg_header(size_t at, size_t n) const {
+    const auto* d = reinterpret_cast<const unsigned char*>(b_.data()) + at;
+    if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return "the JPEG pixel data does not start with SOI";
+    size_t p = 2;
+    while (true) {
+      if (p >= n || d[p] != 0xFF) return "JPEG header: bytes between marker segments (offset " + std::to_string(at + p) + ")";
+      while (p < n && d[p] == 0xFF) ++p;  // fill bytes
+      if (p + 3 > n) return "JPEG header: ends before its first scan (SOS)";
+      const unsigned char m = d[p++];
+      if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;  // standalone markers
+      if (m == 0xD8 || m == 0xD9) return "JPEG header: SOI or EOI before the first scan";
+      const size_t length = static_cast<size_t>(d[p]) << 8 | d[p + 1];
+      if (length < 2 || p + length > n) return "JPEG header: a marker segment runs past the fragment";
+      const unsigned char* v = d + p + 2;
+      if (m == 0xEE && length >= 14 && std::memcmp(v, "Adobe", 5) == 0 && v[11] > 2) return "JPEG header: unknown Adobe colour transform";
+      if (m == 0xE0 && length >= 7 && std::memcmp(v, "JFIF", 5) == 0 && v[5] != 1 && v[5] != 2)
+        return "JPEG header: unknown JFIF version";
+      if (m == 0xDA) return "";
+      p += length;
+    }
+  }
+
   static std::string hex(uint16_t v) {
     char buf[8];
     std::snprintf(buf, sizeof(buf), "%04X", v);
@@ -221,6 +252,8 @@ class DicomWalker {
         } else {
           // Defined-length item: a nested dataset, or an encapsulated pixel fragment.
           const bool fragment = e.group == 0x7FE0;
+          // The first item is the offset table; the second starts the first frame.
+          if (fragment && depth == 0 && fragments_++ == 1) first_fragment_ = {item.value, item.length};
           if (!fragment && !walk(item.value, item.value + item.length, depth + 1, false)) return false;
           q = item.value + item.length;
         }
@@ -240,6 +273,8 @@ class DicomWalker {
   const std::string& b_;
   std::map<uint16_t, std::pair<size_t, uint32_t>> image_attrs_;  // top-level (0028,xxxx): value offset, length
   bool explicit_ = true, big_ = false, pixel_data_ = false;
+  int fragments_ = 0;
+  std::pair<size_t, uint32_t> first_fragment_{0, 0};  // value offset, length
   size_t end_ = 0;
   std::string error_;
 };

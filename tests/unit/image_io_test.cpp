@@ -206,6 +206,9 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   // Photometric Interpretation MONOCHROME2 -> "PALETTE COL" without lookup tables: GDCM asserted
   // (found by fuzz_image).
   cases.push_back({"palette_without_lut.dcm", patch(ct, 3252, "PALETTE COL "), "PALETTE COLOR images are not supported"});
+  // A byte between the JPEG header's marker segments: libjpeg warns, and GDCM asserted on the
+  // warning (found by fuzz_image).
+  cases.push_back({"jpeg_extraneous.dcm", patch(rgb, 1354, std::string(1, '\0')), "JPEG header: bytes between marker segments"});
   // Rows 128 -> 256: GDCM's raw codec would read 32 KiB past the pixel data (found by fuzz_image).
   cases.push_back({"rows_beyond_data.dcm", patch(ct, 3272, std::string("\x00\x01", 2)), "fewer than 256 rows x 128 columns"});
   cases.push_back({"meta_only.dcm", ct.substr(0, 138), "truncated element header"});
