@@ -199,7 +199,7 @@ class DicomWalker {
       if (length < 2 || p + length > n) return "JPEG header: a marker segment runs past the fragment";
       const unsigned char* v = d + p + 2;
       if (m == 0xEE && length >= 14 && std::memcmp(v, "Adobe", 5) == 0 && v[11] > 2) return "JPEG header: unknown Adobe colour transform";
-      if (m == 0xE0 && length >= 7 && std::memcmp(v, "JFIF", 5) == 0 && v[5] != 1 && v[5] != 2)
+      if (m == 0xE0 && length >= 16 && std::memcmp(v, "JFIF", 5) == 0 && v[5] != 1)
         return "JPEG header: unknown JFIF version";
       if (m == 0xDA) return "";
       p += length;

@@ -209,6 +209,8 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   // A byte between the JPEG header's marker segments: libjpeg warns, and GDCM asserted on the
   // warning (found by fuzz_image).
   cases.push_back({"jpeg_extraneous.dcm", patch(rgb, 1354, std::string(1, '\0')), "JPEG header: bytes between marker segments"});
+  // An Adobe colour transform libjpeg does not know (0 -> 7): a warning, so the same abort.
+  cases.push_back({"jpeg_adobe_transform.dcm", patch(rgb, 1353, std::string(1, '\x07')), "unknown Adobe colour transform"});
   // Rows 128 -> 256: GDCM's raw codec would read 32 KiB past the pixel data (found by fuzz_image).
   cases.push_back({"rows_beyond_data.dcm", patch(ct, 3272, std::string("\x00\x01", 2)), "fewer than 256 rows x 128 columns"});
   cases.push_back({"meta_only.dcm", ct.substr(0, 138), "truncated element header"});
