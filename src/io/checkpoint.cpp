@@ -40,6 +40,15 @@ config::Json parse_json(const fs::path& file) {
   }
 }
 
+/// The folder name `checkpoints/latest` holds, without its trailing newline ("" without the file).
+std::string read_latest(const fs::path& root) {
+  const fs::path pointer = root / "latest";
+  if (!fs::exists(pointer)) return "";
+  std::string name = core::read_file(pointer.string());
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return name;
+}
+
 }  // namespace
 
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const Checkpoint& ckpt) {
@@ -72,12 +81,9 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
   } catch (const std::exception& e) {
     // A full disk, a file-size limit, EIO: the previous checkpoints and `latest` are untouched.
     fs::remove_all(temp_dir, ec);
-    std::string previous = "there is no earlier checkpoint";
-    if (fs::exists(root / "latest")) {
-      previous = core::read_file((root / "latest").string());
-      while (!previous.empty() && previous.back() == '\n') previous.pop_back();
-      previous = "checkpoints/latest still names the intact " + previous;
-    }
+    const std::string latest = read_latest(root);
+    const std::string previous =
+        latest.empty() ? "there is no earlier checkpoint" : "checkpoints/latest still names the intact " + latest;
     MSMEDCAP_FAIL(final_dir.string(), ": checkpoint not saved (", e.what(), "); ", previous);
   }
   return final_dir.string();
@@ -86,9 +92,8 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Chec
 std::string latest_checkpoint(const std::string& run_dir) {
   const fs::path root = checkpoints_dir(run_dir);
   const fs::path pointer = root / "latest";
-  if (!fs::exists(pointer)) return "";
-  std::string name = core::read_file(pointer.string());
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  const std::string name = read_latest(root);
+  if (name.empty() && !fs::exists(pointer)) return "";
   MSMEDCAP_CHECK(name.rfind("step-", 0) == 0 && name.find('/') == std::string::npos, pointer.string(),
                  ": does not name a checkpoint ('", name, "')");
   const fs::path dir = root / name;
