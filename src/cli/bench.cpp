@@ -90,6 +90,7 @@ void register_bench(CLI::App& app, const GlobalOptions& globals) {
     bench_loader(*o);
   });
   register_bench_model(cmd, globals);
+  register_bench_load(cmd, globals);
 }
 
 }  // namespace msmedcap::cli

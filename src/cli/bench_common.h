@@ -17,4 +17,7 @@ void append_record(const std::string& file, const config::Json& line);
 /// Registers `bench matmul`, `bench train-step`, `bench generate` and `bench table` on `bench`.
 void register_bench_model(CLI::App* bench, const GlobalOptions& globals);
 
+/// Registers `bench random-checkpoint` and `bench load` (bench_load.cpp).
+void register_bench_load(CLI::App* bench, const GlobalOptions& globals);
+
 }  // namespace msmedcap::cli

@@ -1,4 +1,4 @@
-// msmedcap caption (--run DIR | -c CFG...) (--images DIR | --list FILE | --dataset data|val_data)
+// msmedcap caption (--run DIR | --model DIR | -c CFG...) (--images DIR | --list FILE | --dataset data|val_data)
 //   --out OUT.jsonl|OUT.csv [--generate GEN.json] [--prompt TEXT] [--batch-size N]
 //   [--attention-maps DIR] [--references-out REF.jsonl]: captions with scores, one record per image.
 #include <iostream>
@@ -51,7 +51,7 @@ void run(const CaptionCliOptions& o, const GlobalOptions& globals) {
   const auto samples = inputs_of(o, cfg);
   MSMEDCAP_CHECK(!samples.empty(), "caption: no images to caption");
 
-  RunCaptioning setup = run_captioning(cfg, o.generate);
+  RunCaptioning setup = run_captioning(cfg, o.generate.empty() ? default_generate_file(o.config) : o.generate);
   inference::CaptionOptions& options = setup.options;
   inference::BatchCaptionOptions& batch = setup.batch;
   if (o.prompt) options.prompt = *o.prompt;
@@ -102,6 +102,7 @@ void register_caption(CLI::App& app, const GlobalOptions& globals) {
   auto o = std::make_shared<CaptionCliOptions>();
   auto* cmd = app.add_subcommand("caption", "caption images (a folder, a list file or a dataset) to JSONL or CSV");
   add_config_options(cmd, o->config);
+  add_model_option(cmd, o->config);
   add_run_option(cmd, o->run_dir);
   cmd->add_option("--images", o->images, "caption every image of this folder")->type_name("DIR");
   cmd->add_option("--list", o->list, "caption the images of a list file (path or id<TAB>path per line)")->type_name("FILE");

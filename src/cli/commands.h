@@ -21,17 +21,26 @@ struct ConfigOptions {
   std::vector<std::string> files;
   std::vector<std::string> overrides;
   bool dump_config = false;
+  std::string model_dir;  ///< --model MODEL_DIR: a model folder layered under the -c files
 };
 
 /// Global options given before or after the subcommand.
 struct GlobalOptions {
   std::string log_level;
   std::string device;
+  std::string dtype;  ///< runtime.dtype
   int64_t threads = -1;
 };
 
 /// Adds -c/--config, --set and --dump-config to `command`.
 void add_config_options(CLI::App* command, ConfigOptions& options);
+
+/// Adds --model MODEL_DIR (a folder `msmedcap export` wrote: its config, weights, tokenizers and
+/// generation settings, under the -c files).
+void add_model_option(CLI::App* command, ConfigOptions& options);
+
+/// The generation settings a command uses when it is given none: the model folder's, if any.
+std::string default_generate_file(const ConfigOptions& options);
 
 /// Resolves the layered config (files, --set, then the global flags), applies the runtime
 /// section (log level, threads with flush-to-zero) and returns the resolved JSON.
@@ -68,5 +77,6 @@ void register_retrieve(CLI::App& app, const GlobalOptions& globals);
 void register_plot(CLI::App& app, const GlobalOptions& globals);
 void register_report(CLI::App& app, const GlobalOptions& globals);
 void register_baseline(CLI::App& app, const GlobalOptions& globals);
+void register_export(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace msmedcap::cli

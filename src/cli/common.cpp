@@ -8,6 +8,7 @@
 #include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
+#include "msmedcap/inference/model_folder.h"
 #include "msmedcap/models/pretrained.h"
 
 namespace msmedcap::cli {
@@ -22,12 +23,24 @@ void add_config_options(CLI::App* command, ConfigOptions& options) {
                     "print the resolved config as JSON and exit");
 }
 
+void add_model_option(CLI::App* command, ConfigOptions& options) {
+  command->add_option("--model", options.model_dir, "model folder written by msmedcap export")->type_name("DIR");
+}
+
+std::string default_generate_file(const ConfigOptions& options) {
+  return options.model_dir.empty() ? "" : inference::model_folder_generation(options.model_dir);
+}
+
 config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& options,
                                 const GlobalOptions& globals) {
-  config::ConfigSources sources{options.files, options.overrides};
+  config::ConfigSources sources{options.files, options.overrides, {}};
+  if (!options.model_dir.empty()) {
+    sources.layers.push_back({options.model_dir + "/config.json", inference::model_folder_layer(options.model_dir)});
+  }
   // Command-line flags win over files and --set.
   if (!globals.log_level.empty()) sources.overrides.push_back("runtime.log_level=" + globals.log_level);
   if (!globals.device.empty()) sources.overrides.push_back("runtime.device=" + globals.device);
+  if (!globals.dtype.empty()) sources.overrides.push_back("runtime.dtype=" + globals.dtype);
   if (globals.threads >= 0) {
     sources.overrides.push_back("runtime.threads=" + std::to_string(globals.threads));
   }
@@ -49,7 +62,7 @@ config::Json resolve_inference_config(config::RunConfig& config, ConfigOptions o
     MSMEDCAP_CHECK(std::filesystem::exists(saved), run_dir, ": not a run folder (no config.json)");
     options.files.insert(options.files.begin(), saved);
   }
-  MSMEDCAP_CHECK(!options.files.empty(), "give --run DIR or -c CONFIG");
+  MSMEDCAP_CHECK(!options.files.empty() || !options.model_dir.empty(), "give --run DIR, --model DIR or -c CONFIG");
   const config::Json resolved = resolve_run_config(config, options, globals);
   if (!run_dir.empty()) {
     // A run that started without weights drew its frozen parts from runtime.seed and saved only
@@ -68,13 +81,10 @@ config::Json resolve_inference_config(config::RunConfig& config, ConfigOptions o
 
 models::MsMedCapModel load_inference_model(const config::RunConfig& config) {
   torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));  // as `train` does before building
-  auto model = models::build_model(config.model);
-  if (config.weights.empty()) {
-    core::log_warn("model", "no weights in the config: the model is random");
-  } else {
-    models::load_weight_sources(*model, config.weights, config.load);
-  }
-  model->to(core::parse_device(config.runtime.device));
+  if (config.weights.empty()) core::log_warn("model", "no weights in the config: the model is random");
+  const models::LoadTarget target{core::parse_dtype(config.runtime.dtype, "runtime.dtype"),
+                                  core::parse_device(config.runtime.device)};
+  auto model = models::load_model(config.model, config.weights, config.load, target);
   model->eval();
   return model;
 }

@@ -19,6 +19,7 @@ void register_extract_features(CLI::App& app, const GlobalOptions& globals) {
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("extract-features", "cache the frozen encoders' outputs for a dataset");
   add_config_options(cmd, o->config);
+  add_model_option(cmd, o->config);
   cmd->add_option("--out", o->extract.out, "cache folder (one per branch under it when both are cached)")->required();
   cmd->add_option("--branch", o->extract.branches, "branches to cache: sam, clip (repeatable)")
       ->check(CLI::IsMember({"sam", "clip"}));
@@ -32,12 +33,8 @@ void register_extract_features(CLI::App& app, const GlobalOptions& globals) {
       std::cout << resolved.dump(2) << "\n";
       return;
     }
-    auto model = models::build_model(run.model);
-    if (run.weights.empty()) {
-      core::log_warn("extract", "no weights in the config: the encoders are randomly initialised");
-    } else {
-      models::load_weight_sources(*model, run.weights, run.load);
-    }
+    if (run.weights.empty()) core::log_warn("extract", "no weights in the config: the encoders are randomly initialised");
+    auto model = load_inference_model(run);
     o->extract.device = core::parse_device(run.runtime.device);
     o->extract.shard_bytes = static_cast<uint64_t>(o->shard_mb) << 20;
     const auto report = inference::extract_features(*model, run.data, run.loader.max_bad_fraction, o->extract);

@@ -1,4 +1,4 @@
-// msmedcap forward (--hf DIR | -c MODEL.json) --inputs IN.safetensors --output OUT.safetensors
+// msmedcap forward (--hf DIR | --model DIR | -c MODEL.json) --inputs IN.safetensors --output OUT.safetensors
 // [--generate GEN.json --prompt-tokens K]: every output of the model on named inputs.
 #include <iostream>
 #include <optional>
@@ -28,17 +28,18 @@ void run(const ForwardOptions& o, const GlobalOptions& globals) {
     std::cout << resolved.dump(2) << "\n";
     return;
   }
-  MSMEDCAP_CHECK(!o.hf_dir.empty() || !o.config.files.empty(),
-                 "forward: give --hf DIR or -c MODEL.json");
+  MSMEDCAP_CHECK(!o.hf_dir.empty() || !o.config.files.empty() || !o.config.model_dir.empty(),
+                 "forward: give --hf DIR, --model DIR or -c MODEL.json");
+  MSMEDCAP_CHECK(o.hf_dir.empty() || o.config.model_dir.empty(), "forward: give --hf or --model, not both");
   inference::ModelSource source;
   source.hf_dir = o.hf_dir;
   source.run = &run_config;
   source.device = core::parse_device(run_config.runtime.device);
+  source.dtype = core::parse_dtype(run_config.runtime.dtype, "runtime.dtype");
   std::optional<inference::GenerateRequest> generate;
   if (!o.generate.empty()) {
     generate = inference::GenerateRequest{
-        inference::GenerateOptions::from_json(config::read_json_file(o.generate), o.generate),
-        o.prompt_tokens};
+        inference::GenerateOptions::from_json(config::read_json_file(o.generate), o.generate), o.prompt_tokens};
   }
   const auto inputs = io::TensorStore::open(o.inputs);
   const auto outputs = inference::run_forward(source, inputs, generate);
@@ -54,6 +55,7 @@ void register_forward(CLI::App& app, const GlobalOptions& globals) {
   auto options = std::make_shared<ForwardOptions>();
   auto* cmd = app.add_subcommand("forward", "run a model on named input tensors and save every output");
   add_config_options(cmd, options->config);
+  add_model_option(cmd, options->config);
   cmd->add_option("--hf", options->hf_dir, "HF model directory (Blip2ForConditionalGeneration or SamModel)");
   cmd->add_option("--inputs", options->inputs, "safetensors with pixel_values, input_ids, ...")->required();
   cmd->add_option("--output", options->output, "safetensors to write")->required();

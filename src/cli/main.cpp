@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   cli::GlobalOptions globals;
   app.add_option("--log-level", globals.log_level, "trace|debug|info|warn|error|off");
   app.add_option("--device", globals.device, "cpu, cuda or cuda:N");
+  app.add_option("--dtype", globals.dtype, "inference weights and activations: fp32, bf16 or fp16 (CUDA)");
   app.add_option("--threads", globals.threads, "intra-op CPU threads (0 = all cores)");
 
   cli::register_inspect(app, globals);
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   cli::register_plot(app, globals);
   cli::register_report(app, globals);
   cli::register_baseline(app, globals);
+  cli::register_export(app, globals);
 
   // Past a file-size limit (ulimit -f), a write fails with EFBIG and the writer names the file,
   // instead of SIGXFSZ killing the process halfway through a checkpoint.

@@ -63,6 +63,7 @@ void register_retrieve(CLI::App& app, const GlobalOptions& globals) {
   auto o = std::make_shared<RetrieveOptions>();
   auto* cmd = app.add_subcommand("retrieve", "image-text retrieval recall (R@1/5/10 both ways) of a stage-1 Q-Former");
   add_config_options(cmd, o->config);
+  add_model_option(cmd, o->config);
   add_run_option(cmd, o->run_dir);
   cmd->add_option("--dataset", o->dataset, "the config section whose sources are searched")->capture_default_str();
   cmd->add_option("--branch", o->branch, "clip or sam (default: clip when the model has it)");

@@ -71,6 +71,7 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("train", "train a stage (train.stage.name) and write checkpoints to a run folder");
   add_config_options(cmd, o->config);
+  add_model_option(cmd, o->config);
   cmd->add_option("--run-dir", o->run_dir, "run folder: config.json, metrics.jsonl, checkpoints/")->required();
   auto* resume = cmd->add_flag("--resume", o->resume,
                                "continue the run in --run-dir from its latest checkpoint (its config.json first)");
@@ -101,12 +102,10 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
     }
     // Parameters without weights start from the seed, the same on every rank.
     torch::manual_seed(static_cast<uint64_t>(run.runtime.seed));
-    auto model = models::build_model(run.model);
     if (run.weights.empty()) {
       core::log_warn("train", "no weights in the config: every part of the model starts from random values");
-    } else {
-      models::load_weight_sources(*model, run.weights, run.load);
     }
+    auto model = models::load_model(run.model, run.weights, run.load);
     std::unique_ptr<training::Distributed> dist;
     if (env.world_size > 1) dist = std::make_unique<training::Distributed>(env, device);
 

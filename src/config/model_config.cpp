@@ -86,6 +86,9 @@ void ModelConfig::validate() const {
     sam_qformer.validate("model.sam_qformer");
   }
   decoder.validate("model.decoder");
+  MSMEDCAP_CHECK(image_token_index == -1 || (image_token_index >= 0 && image_token_index < decoder.vocab_size),
+                 "model.image_token_index: expected -1 or an id below decoder.vocab_size (", decoder.vocab_size,
+                 "), got ", image_token_index);
 }
 
 }  // namespace msmedcap::config

@@ -13,6 +13,10 @@ void RuntimeConfig::validate() const {
   MSMEDCAP_CHECK(std::find(std::begin(kLevels), std::end(kLevels), log_level) != std::end(kLevels),
                  "runtime.log_level: expected trace, debug, info, warn, error or off, got '",
                  log_level, "'");
+  MSMEDCAP_CHECK(dtype == "fp32" || dtype == "bf16" || dtype == "fp16",
+                 "runtime.dtype: expected fp32, bf16 or fp16, got '", dtype, "'");
+  MSMEDCAP_CHECK(dtype != "fp16" || device != "cpu", "runtime.dtype: fp16 needs a CUDA device "
+                 "(LibTorch's CPU kernels lack half precision for several operations); use bf16 or fp32 on the CPU");
 }
 
 void LoadConfig::validate() const {
@@ -37,8 +41,8 @@ void RunConfig::validate() const {
   for (size_t i = 0; i < weights.size(); ++i) {
     MSMEDCAP_CHECK(!weights[i].path.empty(), "weights[", i, "].path: must name a file or directory");
     const auto& f = weights[i].format;
-    MSMEDCAP_CHECK(f == "hf" || f == "hf-lm" || f == "lavis" || f == "sam", "weights[", i,
-                   "].format: expected hf, hf-lm, lavis or sam, got '", f, "'");
+    MSMEDCAP_CHECK(f == "hf" || f == "hf-lm" || f == "lavis" || f == "sam" || f == "bert" || f == "samblip",
+                   "weights[", i, "].format: expected hf, hf-lm, lavis, sam, bert or samblip, got '", f, "'");
   }
 }
 

@@ -36,6 +36,8 @@ void TrainConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(clip_grad_norm >= 0 && std::isfinite(clip_grad_norm), path, ".clip_grad_norm: must be >= 0, got ", clip_grad_norm);
   MSMEDCAP_CHECK(precision == "fp32" || precision == "bf16" || precision == "fp16", path,
                  ".precision: expected fp32, bf16 or fp16, got '", precision, "'");
+  MSMEDCAP_CHECK(frozen_dtype == "fp32" || frozen_dtype == "bf16" || frozen_dtype == "fp16", path,
+                 ".frozen_dtype: expected fp32, bf16 or fp16, got '", frozen_dtype, "'");
   MSMEDCAP_CHECK(qformer_max_len >= 2, path, ".qformer_max_len: must be >= 2, got ", qformer_max_len);
   MSMEDCAP_CHECK(decoder_max_len >= 2, path, ".decoder_max_len: must be >= 2, got ", decoder_max_len);
   MSMEDCAP_CHECK(log_every >= 1, path, ".log_every: must be >= 1, got ", log_every);

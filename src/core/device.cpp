@@ -26,6 +26,13 @@ double status_mb(const std::string& field) {
 }
 }  // namespace
 
+c10::ScalarType parse_dtype(const std::string& name, const std::string& what) {
+  if (name == "fp32") return c10::kFloat;
+  if (name == "bf16") return c10::kBFloat16;
+  if (name == "fp16") return c10::kHalf;
+  MSMEDCAP_FAIL(what, ": expected fp32, bf16 or fp16, got '", name, "'");
+}
+
 double resident_mb() { return status_mb("VmRSS"); }
 double peak_resident_mb() { return status_mb("VmHWM"); }
 

@@ -87,22 +87,17 @@ BpeTokenizer::BpeTokenizer(const std::string& vocab_path, const std::string& mer
     MSMEDCAP_FAIL(vocab_path, ": invalid JSON: ", e.what());
   }
   MSMEDCAP_CHECK(vocab.is_object() && !vocab.empty(), vocab_path, ": expected an object {token: id}");
-  int64_t max_id = -1;
+  std::vector<std::pair<std::string, int64_t>> entries;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     MSMEDCAP_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0,
                    vocab_path, ": token '", it.key(), "' has no non-negative integer id");
-    max_id = std::max(max_id, it.value().get<int64_t>());
-  }
-  MSMEDCAP_CHECK(max_id < 10'000'000, vocab_path, ": id ", max_id, " is implausibly large");
-  tokens_.assign(static_cast<size_t>(max_id + 1), std::string());
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    tokens_[static_cast<size_t>(it.value().get<int64_t>())] = it.key();
-    ids_[it.key()] = it.value().get<int64_t>();
+    entries.emplace_back(it.key(), it.value().get<int64_t>());
   }
   std::ifstream in(merges_path);
   MSMEDCAP_CHECK(in, merges_path, ": cannot open the BPE merges");
+  std::vector<std::pair<std::string, std::string>> merges;
   std::string line;
-  int line_no = 0, rank = 0;
+  int line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -110,8 +105,31 @@ BpeTokenizer::BpeTokenizer(const std::string& vocab_path, const std::string& mer
     const auto sp = line.find(' ');
     MSMEDCAP_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < line.size() && line.find(' ', sp + 1) == std::string::npos,
                    merges_path, ":", line_no, ": expected two tokens separated by one space");
-    ranks_.emplace(std::make_pair(line.substr(0, sp), line.substr(sp + 1)), rank++);
+    merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
+  init(entries, merges, vocab_path);
+}
+
+BpeTokenizer::BpeTokenizer(const std::vector<std::pair<std::string, int64_t>>& vocab,
+                           const std::vector<std::pair<std::string, std::string>>& merges,
+                           const TokenizerOptions& options, const std::string& origin)
+    : add_bos_(options.add_bos) {
+  init(vocab, merges, origin);
+}
+
+void BpeTokenizer::init(const std::vector<std::pair<std::string, int64_t>>& vocab,
+                        const std::vector<std::pair<std::string, std::string>>& merges, const std::string& origin) {
+  MSMEDCAP_CHECK(!vocab.empty(), origin, ": empty BPE vocabulary");
+  int64_t max_id = -1;
+  for (const auto& [token, id] : vocab) max_id = std::max(max_id, id);
+  MSMEDCAP_CHECK(max_id < 10'000'000, origin, ": id ", max_id, " is implausibly large");
+  tokens_.assign(static_cast<size_t>(max_id + 1), std::string());
+  for (const auto& [token, id] : vocab) {
+    tokens_[static_cast<size_t>(id)] = token;
+    ids_[token] = id;
+  }
+  int rank = 0;
+  for (const auto& merge : merges) ranks_.emplace(merge, rank++);
   is_special_.assign(tokens_.size(), false);
   for (const char* t : {"<s>", "</s>", "<pad>", "<unk>", "<|endoftext|>"}) {
     const int64_t id = token_to_id(t);

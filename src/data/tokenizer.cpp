@@ -1,7 +1,11 @@
 #include "msmedcap/data/tokenizer.h"
 
+#include <algorithm>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
+#include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/data/bpe.h"
 #include "msmedcap/data/sentencepiece.h"
@@ -73,6 +77,73 @@ std::vector<std::pair<std::string, bool>> split_special_tokens(const std::string
 }
 
 
+namespace {
+
+/// An HF `tokenizer.json` (the tokenizers library's file, all a hub folder may carry): its
+/// byte-level BPE (GPT-2, OPT) or WordPiece (BERT) model, with the added tokens in the vocabulary.
+std::unique_ptr<TextTokenizer> load_tokenizer_json(const std::string& path, const TokenizerOptions& options) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(core::read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    MSMEDCAP_FAIL(path, ": invalid JSON: ", e.what());
+  }
+  MSMEDCAP_CHECK(j.is_object() && j.contains("model") && j["model"].is_object(), path,
+                 ": not an HF tokenizer.json (no \"model\" object)");
+  const auto& model = j["model"];
+  const std::string type = model.value("type", std::string());
+  MSMEDCAP_CHECK(model.contains("vocab") && model["vocab"].is_object(), path, ": model.vocab must be an object {token: id}");
+  std::vector<std::pair<std::string, int64_t>> vocab;
+  for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
+    MSMEDCAP_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0, path, ": model.vocab token '",
+                   it.key().substr(0, 40), "' has no non-negative integer id");
+    vocab.emplace_back(it.key(), it.value().get<int64_t>());
+  }
+  if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
+    for (const auto& t : j["added_tokens"]) {
+      MSMEDCAP_CHECK(t.is_object() && t.contains("id") && t["id"].is_number_integer() && t.contains("content") &&
+                         t["content"].is_string(), path, ": added_tokens entries need an integer id and a content");
+      vocab.emplace_back(t["content"].get<std::string>(), t["id"].get<int64_t>());
+    }
+  }
+  if (type == "BPE") {
+    const std::string pre = j.contains("pre_tokenizer") && j["pre_tokenizer"].is_object()
+                                ? j["pre_tokenizer"].value("type", std::string()) : std::string();
+    MSMEDCAP_CHECK(pre == "ByteLevel", path, ": a BPE tokenizer.json with pre_tokenizer '", pre,
+                   "' is not supported (byte-level BPE, as GPT-2 and OPT, is)");
+    std::vector<std::pair<std::string, std::string>> merges;
+    MSMEDCAP_CHECK(model.contains("merges") && model["merges"].is_array(), path, ": model.merges must be a list");
+    for (const auto& m : model["merges"]) {
+      if (m.is_string()) {  // "a b" (tokenizers < 0.20)
+        const std::string line = m.get<std::string>();
+        const auto sp = line.find(' ');
+        MSMEDCAP_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < line.size(), path, ": merge '",
+                       line.substr(0, 40), "' is not two tokens separated by a space");
+        merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
+      } else {  // ["a", "b"] (tokenizers >= 0.20)
+        MSMEDCAP_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(), path,
+                       ": a merge must be \"a b\" or [\"a\", \"b\"]");
+        merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+      }
+    }
+    return std::make_unique<BpeTokenizer>(vocab, merges, options, path);
+  }
+  if (type == "WordPiece") {
+    std::sort(vocab.begin(), vocab.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    std::vector<std::string> tokens;
+    for (const auto& [token, id] : vocab) {
+      MSMEDCAP_CHECK(id == static_cast<int64_t>(tokens.size()), path, ": WordPiece ids must run 0..N-1 without gaps (id ",
+                     id, " at position ", tokens.size(), ")");
+      tokens.push_back(token);
+    }
+    return std::make_unique<WordPieceTokenizer>(std::move(tokens), options, path);
+  }
+  MSMEDCAP_FAIL(path, ": tokenizer.json model type '", type,
+                "' is not supported (BPE and WordPiece are; for SentencePiece give tokenizer.model)");
+}
+
+}  // namespace
+
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path, const TokenizerOptions& options) {
   const fs::path p(path);
   MSMEDCAP_CHECK(fs::exists(p), path, ": no such tokenizer file or folder");
@@ -81,8 +152,10 @@ std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path, const Tok
     if (fs::exists(p / "vocab.json") && fs::exists(p / "merges.txt"))
       return std::make_unique<BpeTokenizer>((p / "vocab.json").string(), (p / "merges.txt").string(), options);
     if (fs::exists(p / "tokenizer.model")) return std::make_unique<SentencePieceTextTokenizer>((p / "tokenizer.model").string());
-    MSMEDCAP_FAIL(path, ": no vocab.txt, vocab.json + merges.txt or tokenizer.model in this folder");
+    if (fs::exists(p / "tokenizer.json")) return load_tokenizer_json((p / "tokenizer.json").string(), options);
+    MSMEDCAP_FAIL(path, ": no vocab.txt, vocab.json + merges.txt, tokenizer.model or tokenizer.json in this folder");
   }
+  if (p.filename() == "tokenizer.json") return load_tokenizer_json(path, options);
   const std::string ext = p.extension().string();
   if (ext == ".model") return std::make_unique<SentencePieceTextTokenizer>(path);
   if (ext == ".txt") return std::make_unique<WordPieceTokenizer>(path, options);

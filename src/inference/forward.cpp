@@ -4,6 +4,8 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/logging.h"
+#include "msmedcap/models/layers.h"
 #include "msmedcap/models/pretrained.h"
 
 namespace msmedcap::inference {
@@ -23,12 +25,24 @@ void put(io::StateDict& out, const std::string& name, const at::Tensor& t) {
   if (t.defined()) out[name] = t.detach().to(at::kCPU).contiguous();
 }
 
+/// `module` built without initialising it, then filled from `dir` (every parameter) on the target.
+template <class Module, class Config>
+Module load_hf_module(const Config& cfg, const std::string& dir, const models::LoadTarget& target,
+                      const std::string& format = "hf") {
+  Module module{nullptr};
+  {
+    models::DeferInit defer;
+    module = Module(cfg);
+  }
+  models::load_weights(*module, dir, "", {}, format, target);
+  module->eval();
+  return module;
+}
+
 io::StateDict run_sam_only(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs,
-                           const c10::Device& device) {
-  models::SamModel sam(models::sam_config_from_hf(hf, dir + "/config.json"));
-  models::load_weights(*sam, dir, "", {});
-  sam->to(device);
-  sam->eval();
+                           const models::LoadTarget& target) {
+  const auto& device = target.device;
+  auto sam = load_hf_module<models::SamModel>(models::sam_config_from_hf(hf, dir + "/config.json"), dir, target);
   std::vector<at::Tensor> hidden;
   io::StateDict out;
   put(out, "vision_last_hidden_state", sam->vision_encoder(input(inputs, "pixel_values", true, device), &hidden));
@@ -37,11 +51,10 @@ io::StateDict run_sam_only(const std::string& dir, const config::Json& hf, const
 }
 
 io::StateDict run_clip_vision(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs,
-                              const c10::Device& device) {
-  models::ClipVisionModel clip(models::clip_vision_config_from_hf(hf, dir + "/config.json"));
-  models::load_weights(*clip, dir, "", {});
-  clip->to(device);
-  clip->eval();
+                              const models::LoadTarget& target) {
+  const auto& device = target.device;
+  auto clip = load_hf_module<models::ClipVisionModel>(models::clip_vision_config_from_hf(hf, dir + "/config.json"),
+                                                      dir, target);
   const auto out = clip->vision_model(input(inputs, "pixel_values", true, device));
   io::StateDict result;
   put(result, "vision_embeddings_output", out.embeddings);
@@ -51,10 +64,14 @@ io::StateDict run_clip_vision(const std::string& dir, const config::Json& hf, co
 }
 
 io::StateDict run_causal_lm(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs,
-                            const std::optional<GenerateRequest>& generate, const c10::Device& device) {
-  auto lm = models::build_decoder(models::decoder_config_from_hf(hf, dir + "/config.json"));
-  models::load_weights(*lm, dir, "", {}, "hf-lm");
-  lm->to(device);
+                            const std::optional<GenerateRequest>& generate, const models::LoadTarget& target) {
+  const auto& device = target.device;
+  std::shared_ptr<models::DecoderLM> lm;
+  {
+    models::DeferInit defer;
+    lm = models::build_decoder(models::decoder_config_from_hf(hf, dir + "/config.json"));
+  }
+  models::load_weights(*lm, dir, "", {}, "hf-lm", target);
   lm->eval();
   const auto ids = input(inputs, "input_ids", true, device);
   auto mask = input(inputs, "attention_mask", false, device);
@@ -65,14 +82,14 @@ io::StateDict run_causal_lm(const std::string& dir, const config::Json& hf, cons
   put(out, "logits", logits);
   if (labels.defined()) {
     // The standard causal-LM loss: position t predicts token t + 1.
-    put(out, "loss", at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}),
+    put(out, "loss", at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}).to(at::kFloat),
                                             labels.slice(1, 1).reshape({-1}), {}, at::Reduction::Mean, -100));
   }
   if (generate) {
     const int64_t k = generate->prompt_tokens;
     MSMEDCAP_CHECK(k > 0 && k <= ids.size(1), inputs.path(), ": a language model needs --prompt-tokens 1..",
                    ids.size(1));
-    put(out, "sequences", greedy_search(*lm, lm->embed(ids.slice(1, 0, k)), mask.slice(1, 0, k), generate->options));
+    put(out, "sequences", inference::generate(*lm, lm->embed(ids.slice(1, 0, k)), mask.slice(1, 0, k), generate->options).tokens);
   }
   return out;
 }
@@ -82,25 +99,24 @@ io::StateDict run_causal_lm(const std::string& dir, const config::Json& hf, cons
 io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inputs,
                           const std::optional<GenerateRequest>& generate) {
   torch::NoGradGuard no_grad;
+  const models::LoadTarget target{source.dtype, source.device};
   models::MsMedCapModel model{nullptr};
   if (!source.hf_dir.empty()) {
     const auto hf = models::read_hf_config(source.hf_dir);
     const std::string where = source.hf_dir + "/config.json";
     const auto kind = models::hf_kind(hf, where);
-    if (kind == models::HfKind::kCausalLm) return run_causal_lm(source.hf_dir, hf, inputs, generate, source.device);
+    if (kind == models::HfKind::kCausalLm) return run_causal_lm(source.hf_dir, hf, inputs, generate, target);
     if (kind != models::HfKind::kBlip2) {
       MSMEDCAP_CHECK(!generate, where, ": an image encoder has no decoder to generate with");
-      return kind == models::HfKind::kSam ? run_sam_only(source.hf_dir, hf, inputs, source.device)
-                                          : run_clip_vision(source.hf_dir, hf, inputs, source.device);
+      return kind == models::HfKind::kSam ? run_sam_only(source.hf_dir, hf, inputs, target)
+                                          : run_clip_vision(source.hf_dir, hf, inputs, target);
     }
-    model = models::build_model(models::model_config_from_hf_blip2(hf, where));
-    models::load_weights(*model, source.hf_dir, "", {});
+    model = models::load_model(models::model_config_from_hf_blip2(hf, where), {{source.hf_dir, "", "hf"}}, {}, target);
   } else {
     MSMEDCAP_CHECK(source.run != nullptr, "forward: no model given");
-    model = models::build_model(source.run->model);
-    models::load_weight_sources(*model, source.run->weights, source.run->load);
+    if (source.run->weights.empty()) core::log_warn("forward", "no weights in the config: the model is random");
+    model = models::load_model(source.run->model, source.run->weights, source.run->load, target);
   }
-  model->to(source.device);
   model->eval();
 
   const auto& device = source.device;
@@ -112,7 +128,7 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
 
   io::StateDict out;
   const auto visual = model->encode_images(pixels, sam_pixels);  // once, for forward and generate
-  const auto parts = input_ids.defined() ? model->forward_text(visual, input_ids, mask, labels) : visual.parts;
+  const auto parts = input_ids.defined() ? model->forward_inputs(visual, input_ids, mask, labels) : visual.parts;
   const at::Tensor& prefix = visual.embeds;
   put(out, "vision_embeddings_output", parts.vision_embeddings_output);
   put(out, "vision_last_hidden_state", parts.vision_last_hidden_state);
@@ -126,19 +142,21 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
   put(out, "loss", parts.loss);
 
   if (generate) {
+    // The prompt: the first K input_ids (with placeholders, they must hold the image tokens).
     const int64_t k = generate->prompt_tokens;
-    const int64_t b = prefix.size(0);
+    const bool placeholders = model->config().image_token_index >= 0;
     at::Tensor embeds = prefix;
-    at::Tensor prompt_mask = at::ones({b, prefix.size(1)}, prefix.options().dtype(at::kLong));
+    at::Tensor prompt_mask = at::ones({prefix.size(0), prefix.size(1)}, prefix.options().dtype(at::kLong));
+    MSMEDCAP_CHECK(k > 0 || !placeholders, inputs.path(), ": model.image_token_index is set, so --prompt-tokens must "
+                   "cover the image tokens of input_ids");
     if (k > 0) {
       MSMEDCAP_CHECK(input_ids.defined() && input_ids.size(1) >= k, inputs.path(),
                      ": --prompt-tokens ", k, " needs input_ids with at least ", k, " columns");
-      const auto prompt = input_ids.slice(1, 0, k);
-      embeds = at::cat({prefix, model->decoder().embed(prompt).to(prefix.dtype())}, 1);
-      const auto pm = mask.defined() ? mask.slice(1, 0, k).to(at::kLong) : at::ones_like(prompt);
-      prompt_mask = at::cat({prompt_mask, pm}, 1);
+      const auto prompt_ids = input_ids.slice(1, 0, k);
+      const auto pm = mask.defined() ? mask.slice(1, 0, k).to(at::kLong) : at::ones_like(prompt_ids);
+      std::tie(embeds, prompt_mask) = model->decoder_inputs(visual, prompt_ids, pm, placeholders);
     }
-    put(out, "sequences", greedy_search(model->decoder(), embeds, prompt_mask, generate->options));
+    put(out, "sequences", inference::generate(model->decoder(), embeds, prompt_mask, generate->options).tokens);
   }
   return out;
 }

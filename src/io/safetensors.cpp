@@ -67,6 +67,12 @@ class MappedFile final : public ByteSource {
   }
   const uint8_t* data() const override { return addr_; }
   size_t size() const override { return size_; }
+  void release(size_t offset, size_t length) const override {
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t first = (offset + page - 1) / page * page;
+    const size_t last = std::min(offset + length, size_) / page * page;
+    if (last > first) madvise(addr_ + first, last - first, MADV_DONTNEED);
+  }
 
  private:
   uint8_t* addr_ = nullptr;

@@ -102,7 +102,8 @@ LoadReport load_state_dict(torch::nn::Module& module, const TensorSource& store,
   torch::NoGradGuard no_grad;
   for (const auto& name : report.loaded) {
     at::Tensor target = own.at(name);
-    target.copy_(store.tensor(name.substr(options.prefix.size())));
+    const auto dtype = options.dtype && target.is_floating_point() ? *options.dtype : target.scalar_type();
+    target.set_data(store.read(name.substr(options.prefix.size()), dtype, options.device.value_or(target.device())));
   }
   return report;
 }

@@ -170,6 +170,20 @@ at::Tensor TensorStore::view(const std::string& name) const {
                        [keep_alive](void*) mutable { keep_alive.reset(); }, options);
 }
 
+at::Tensor TensorSource::read(const std::string& name, c10::ScalarType dtype, c10::Device device) const {
+  return tensor(name).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+}
+
+at::Tensor TensorStore::read(const std::string& name, c10::ScalarType dtype, c10::Device device) const {
+  const auto it = where_.find(name);
+  MSMEDCAP_CHECK(it != where_.end(), path_, ": no tensor named '", name, "'");
+  at::Tensor out = view(name).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+  const auto& file = files_[it->second.first];
+  const size_t offset = static_cast<size_t>(file->data(*it->second.second) - file->source()->data());
+  file->source()->release(offset, it->second.second->num_bytes());
+  return out;
+}
+
 std::vector<std::string> StateDictSource::tensor_names() const {
   std::vector<std::string> names;
   for (const auto& item : tensors_) names.push_back(item.first);

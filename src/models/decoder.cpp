@@ -12,6 +12,7 @@
 
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
+#include "msmedcap/models/layers.h"
 
 namespace msmedcap::models {
 
@@ -65,8 +66,11 @@ torch::Tensor causal_padding_bias(const torch::Tensor& mask, int64_t new_tokens,
   const int64_t past = total - new_tokens;
   auto causal = torch::ones({new_tokens, total}, mask.options().dtype(torch::kBool)).tril(past);
   auto keep = causal.unsqueeze(0) & mask.to(torch::kBool).unsqueeze(1);  // [B, T, past+T]
-  const double lowest = dtype == torch::kDouble ? std::numeric_limits<double>::lowest()
-                                                : std::numeric_limits<float>::lowest();
+  // The dtype's most negative value, as HF's torch.finfo(dtype).min (float's would overflow bf16).
+  const double lowest = dtype == torch::kDouble     ? std::numeric_limits<double>::lowest()
+                        : dtype == torch::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
+                        : dtype == torch::kHalf     ? static_cast<double>(std::numeric_limits<c10::Half>::lowest())
+                                                    : std::numeric_limits<float>::lowest();
   return torch::zeros(keep.sizes(), mask.options().dtype(dtype))
       .masked_fill(keep.logical_not(), lowest)
       .unsqueeze(1);
@@ -96,7 +100,7 @@ torch::Tensor check_mask(const torch::Tensor& embeds, const torch::Tensor& mask,
 /// otherwise) and the per-call mask, positions and attention bias.
 class CausalLmBase : public DecoderLM {
  public:
-  torch::nn::Linear lm_head{nullptr};
+  Linear lm_head{nullptr};
 
  protected:
   explicit CausalLmBase(const config::DecoderConfig& cfg) : cfg_(cfg) {}
@@ -104,7 +108,7 @@ class CausalLmBase : public DecoderLM {
   void add_lm_head(int64_t width) {
     if (!cfg_.tie_word_embeddings) {
       lm_head = register_module(
-          "lm_head", torch::nn::Linear(torch::nn::LinearOptions(width, cfg_.vocab_size).bias(false)));
+          "lm_head", Linear(width, cfg_.vocab_size, /*bias=*/false));
     }
   }
   /// Logits of final hidden states; `embedding` is the token table a tied head reuses.
@@ -137,10 +141,10 @@ class CausalLmBase : public DecoderLM {
 // ---------------------------------------------------------------- OPT
 struct OptAttentionImpl : torch::nn::Module {
   OptAttentionImpl(int64_t hidden, int64_t heads) : heads(heads) {
-    q_proj = register_module("q_proj", torch::nn::Linear(hidden, hidden));
-    k_proj = register_module("k_proj", torch::nn::Linear(hidden, hidden));
-    v_proj = register_module("v_proj", torch::nn::Linear(hidden, hidden));
-    out_proj = register_module("out_proj", torch::nn::Linear(hidden, hidden));
+    q_proj = register_module("q_proj", Linear(hidden, hidden));
+    k_proj = register_module("k_proj", Linear(hidden, hidden));
+    v_proj = register_module("v_proj", Linear(hidden, hidden));
+    out_proj = register_module("out_proj", Linear(hidden, hidden));
   }
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, KvCache* cache, size_t layer) {
     const int64_t b = x.size(0), t = x.size(1), d = x.size(2), dh = d / heads;
@@ -152,7 +156,7 @@ struct OptAttentionImpl : torch::nn::Module {
     return out_proj(out.transpose(1, 2).reshape({b, t, d}));
   }
   int64_t heads;
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 };
 TORCH_MODULE(OptAttention);
 
@@ -161,8 +165,8 @@ struct OptLayerImpl : torch::nn::Module {
     const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
     self_attn = register_module("self_attn", OptAttention(cfg.hidden_size, cfg.num_attention_heads));
     self_attn_layer_norm = register_module("self_attn_layer_norm", torch::nn::LayerNorm(ln));
-    fc1 = register_module("fc1", torch::nn::Linear(cfg.hidden_size, cfg.intermediate_size));
-    fc2 = register_module("fc2", torch::nn::Linear(cfg.intermediate_size, cfg.hidden_size));
+    fc1 = register_module("fc1", Linear(cfg.hidden_size, cfg.intermediate_size));
+    fc2 = register_module("fc2", Linear(cfg.intermediate_size, cfg.hidden_size));
     final_layer_norm = register_module("final_layer_norm", torch::nn::LayerNorm(ln));
   }
   torch::Tensor forward(torch::Tensor h, const torch::Tensor& bias, KvCache* cache, size_t layer) {
@@ -179,21 +183,21 @@ struct OptLayerImpl : torch::nn::Module {
   bool pre_ln;
   OptAttention self_attn{nullptr};
   torch::nn::LayerNorm self_attn_layer_norm{nullptr}, final_layer_norm{nullptr};
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(OptLayer);
 
 struct OptDecoderImpl : torch::nn::Module {
   explicit OptDecoderImpl(const config::DecoderConfig& cfg) {
     embed_tokens = register_module(
-        "embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(cfg.vocab_size, cfg.embed_dim())));
+        "embed_tokens", Embedding(cfg.vocab_size, cfg.embed_dim()));
     embed_positions = register_module(
-        "embed_positions", torch::nn::Embedding(cfg.max_position_embeddings + 2, cfg.hidden_size));
+        "embed_positions", Embedding(cfg.max_position_embeddings + 2, cfg.hidden_size));
     if (cfg.embed_dim() != cfg.hidden_size) {
       project_in = register_module(
-          "project_in", torch::nn::Linear(torch::nn::LinearOptions(cfg.embed_dim(), cfg.hidden_size).bias(false)));
+          "project_in", Linear(cfg.embed_dim(), cfg.hidden_size, /*bias=*/false));
       project_out = register_module(
-          "project_out", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, cfg.embed_dim()).bias(false)));
+          "project_out", Linear(cfg.hidden_size, cfg.embed_dim(), /*bias=*/false));
     }
     if (cfg.do_layer_norm_before) {
       final_layer_norm = register_module(
@@ -203,8 +207,8 @@ struct OptDecoderImpl : torch::nn::Module {
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(OptLayer(cfg));
   }
-  torch::nn::Embedding embed_tokens{nullptr}, embed_positions{nullptr};
-  torch::nn::Linear project_in{nullptr}, project_out{nullptr};
+  Embedding embed_tokens{nullptr}, embed_positions{nullptr};
+  Linear project_in{nullptr}, project_out{nullptr};
   torch::nn::LayerNorm final_layer_norm{nullptr};
   torch::nn::ModuleList layers{nullptr};
 };
@@ -272,7 +276,7 @@ struct LlamaAttentionImpl : torch::nn::Module {
   explicit LlamaAttentionImpl(const config::DecoderConfig& cfg)
       : heads(cfg.num_attention_heads), kv_heads(cfg.kv_heads()),
         head_dim(cfg.hidden_size / cfg.num_attention_heads), theta(cfg.rope_theta) {
-    auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+    auto linear = [](int64_t in, int64_t out) { return Linear(in, out, /*bias=*/false); };
     q_proj = register_module("q_proj", linear(cfg.hidden_size, heads * head_dim));
     k_proj = register_module("k_proj", linear(cfg.hidden_size, kv_heads * head_dim));
     v_proj = register_module("v_proj", linear(cfg.hidden_size, kv_heads * head_dim));
@@ -306,19 +310,19 @@ struct LlamaAttentionImpl : torch::nn::Module {
   }
   int64_t heads, kv_heads, head_dim;
   double theta;
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(LlamaAttention);
 
 struct LlamaMlpImpl : torch::nn::Module {
   explicit LlamaMlpImpl(const config::DecoderConfig& cfg) {
-    auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+    auto linear = [](int64_t in, int64_t out) { return Linear(in, out, /*bias=*/false); };
     gate_proj = register_module("gate_proj", linear(cfg.hidden_size, cfg.intermediate_size));
     up_proj = register_module("up_proj", linear(cfg.hidden_size, cfg.intermediate_size));
     down_proj = register_module("down_proj", linear(cfg.intermediate_size, cfg.hidden_size));
   }
   torch::Tensor forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(LlamaMlp);
 
@@ -343,12 +347,12 @@ TORCH_MODULE(LlamaLayer);
 
 struct LlamaModelImpl : torch::nn::Module {
   explicit LlamaModelImpl(const config::DecoderConfig& cfg) {
-    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(cfg.vocab_size, cfg.hidden_size));
+    embed_tokens = register_module("embed_tokens", Embedding(cfg.vocab_size, cfg.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(LlamaLayer(cfg));
     norm = register_module("norm", RmsNorm(cfg.hidden_size, cfg.layer_norm_eps));
   }
-  torch::nn::Embedding embed_tokens{nullptr};
+  Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RmsNorm norm{nullptr};
 };
@@ -379,16 +383,6 @@ class LlamaForCausalLM : public CausalLmBase {
 };
 
 // ---------------------------------------------------------------- GPT-2
-/// HF Conv1D: a linear layer whose weight is stored [in, out].
-struct Conv1DImpl : torch::nn::Module {
-  Conv1DImpl(int64_t in, int64_t out) {
-    weight = register_parameter("weight", torch::randn({in, out}) * 0.02);
-    bias = register_parameter("bias", torch::zeros({out}));
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return torch::matmul(x, weight) + bias; }
-  torch::Tensor weight, bias;
-};
-TORCH_MODULE(Conv1D);
 
 struct Gpt2AttentionImpl : torch::nn::Module {
   Gpt2AttentionImpl(int64_t hidden, int64_t heads) : heads(heads) {
@@ -440,14 +434,14 @@ TORCH_MODULE(Gpt2Block);
 
 struct Gpt2ModelImpl : torch::nn::Module {
   explicit Gpt2ModelImpl(const config::DecoderConfig& cfg) {
-    wte = register_module("wte", torch::nn::Embedding(cfg.vocab_size, cfg.hidden_size));
-    wpe = register_module("wpe", torch::nn::Embedding(cfg.max_position_embeddings, cfg.hidden_size));
+    wte = register_module("wte", Embedding(cfg.vocab_size, cfg.hidden_size));
+    wpe = register_module("wpe", Embedding(cfg.max_position_embeddings, cfg.hidden_size));
     h = register_module("h", torch::nn::ModuleList());
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) h->push_back(Gpt2Block(cfg));
     ln_f = register_module(
         "ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
   }
-  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  Embedding wte{nullptr}, wpe{nullptr};
   torch::nn::ModuleList h{nullptr};
   torch::nn::LayerNorm ln_f{nullptr};
 };

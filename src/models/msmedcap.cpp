@@ -18,7 +18,7 @@ MsMedCapModelImpl::MsMedCapModelImpl(const config::ModelConfig& cfg) : cfg_(cfg)
     query_tokens = register_parameter(
         "query_tokens", torch::randn({1, cfg.qformer.num_query_tokens, cfg.qformer.hidden_size}) * 0.02);
     qformer = register_module("qformer", QFormerModel(cfg.qformer));
-    language_projection = register_module("language_projection", torch::nn::Linear(cfg.qformer.hidden_size, width));
+    language_projection = register_module("language_projection", Linear(cfg.qformer.hidden_size, width));
     if (cfg.qformer.text_path) clip_heads_ = make_heads("", cfg.qformer.hidden_size);
   }
   if (cfg.use_sam) {
@@ -27,7 +27,7 @@ MsMedCapModelImpl::MsMedCapModelImpl(const config::ModelConfig& cfg) : cfg_(cfg)
         "sam_query_tokens", torch::randn({1, cfg.sam_qformer.num_query_tokens, cfg.sam_qformer.hidden_size}) * 0.02);
     sam_qformer = register_module("sam_qformer", QFormerModel(cfg.sam_qformer));
     sam_language_projection =
-        register_module("sam_language_projection", torch::nn::Linear(cfg.sam_qformer.hidden_size, width));
+        register_module("sam_language_projection", Linear(cfg.sam_qformer.hidden_size, width));
     if (cfg.sam_qformer.text_path) sam_heads_ = make_heads("sam_", cfg.sam_qformer.hidden_size);
   }
   register_module("language_model", language_model);
@@ -35,9 +35,9 @@ MsMedCapModelImpl::MsMedCapModelImpl(const config::ModelConfig& cfg) : cfg_(cfg)
 
 MsMedCapModelImpl::Stage1Heads MsMedCapModelImpl::make_heads(const std::string& prefix, int64_t width) {
   Stage1Heads h;
-  h.vision_projection = register_module(prefix + "vision_projection", torch::nn::Linear(width, cfg_.embed_dim));
-  h.text_projection = register_module(prefix + "text_projection", torch::nn::Linear(width, cfg_.embed_dim));
-  h.itm_head = register_module(prefix + "itm_head", torch::nn::Linear(width, 2));
+  h.vision_projection = register_module(prefix + "vision_projection", Linear(width, cfg_.embed_dim));
+  h.text_projection = register_module(prefix + "text_projection", Linear(width, cfg_.embed_dim));
+  h.itm_head = register_module(prefix + "itm_head", Linear(width, 2));
   h.temp = register_parameter(prefix + "temp", torch::full({}, 0.07));  // LAVIS init, unclamped
   return h;
 }
@@ -71,9 +71,10 @@ torch::Tensor MsMedCapModelImpl::sam_embeddings(const torch::Tensor& sam_pixel_v
 torch::Tensor MsMedCapModelImpl::image_tokens(bool sam_branch, const ImageInputs& inputs) {
   if (!sam_branch) {
     MSMEDCAP_CHECK(cfg_.use_clip, "model: the CLIP branch is off");
-    if (inputs.clip_features.defined()) return inputs.clip_features;
+    // Each Q-Former reads its image in its own dtype (a frozen encoder may be stored in bf16).
+    if (inputs.clip_features.defined()) return inputs.clip_features.to(query_tokens.dtype());
     MSMEDCAP_CHECK(inputs.clip_pixels.defined(), "model: the CLIP branch needs pixel_values");
-    return vision_model(inputs.clip_pixels).features;
+    return vision_model(inputs.clip_pixels).features.to(query_tokens.dtype());
   }
   MSMEDCAP_CHECK(cfg_.use_sam, "model: the SAM branch is off");
   torch::Tensor image = inputs.sam_embeddings;  // [B, C, h, w]
@@ -81,7 +82,7 @@ torch::Tensor MsMedCapModelImpl::image_tokens(bool sam_branch, const ImageInputs
     MSMEDCAP_CHECK(inputs.sam_pixels.defined(), "model: the SAM branch needs sam_pixel_values");
     image = sam_model->vision_encoder(inputs.sam_pixels);
   }
-  return sam_tokens_of(image);
+  return sam_tokens_of(image).to(sam_query_tokens.dtype());
 }
 
 torch::Tensor MsMedCapModelImpl::sam_tokens_of(const torch::Tensor& image) const {
@@ -106,7 +107,8 @@ VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs) {
     }
     MSMEDCAP_CHECK(features.dim() == 3, "model: CLIP features must be [B, N, D], got ", features.sizes());
     const int64_t b = features.size(0);
-    prefix.parts.qformer_last_hidden_state = qformer(query_tokens.expand({b, -1, -1}), features);
+    prefix.parts.qformer_last_hidden_state =
+        qformer(query_tokens.expand({b, -1, -1}), features.to(query_tokens.dtype()));
     prefix.parts.language_projection = language_projection(prefix.parts.qformer_last_hidden_state);
     pieces.push_back(prefix.parts.language_projection);
   }
@@ -119,10 +121,12 @@ VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs) {
     const auto tokens = sam_tokens_of(image);
     prefix.parts.sam_image_embeddings = image;
     const int64_t b = image.size(0);
-    prefix.parts.sam_qformer_last_hidden_state = sam_qformer(sam_query_tokens.expand({b, -1, -1}), tokens);
+    prefix.parts.sam_qformer_last_hidden_state =
+        sam_qformer(sam_query_tokens.expand({b, -1, -1}), tokens.to(sam_query_tokens.dtype()));
     prefix.parts.sam_language_projection = sam_language_projection(prefix.parts.sam_qformer_last_hidden_state);
     pieces.push_back(prefix.parts.sam_language_projection);
   }
+  for (auto& piece : pieces) piece = piece.to(pieces.front().dtype());
   prefix.embeds = torch::cat(pieces, 1);
   return prefix;
 }
@@ -132,21 +136,59 @@ CaptionerOutput MsMedCapModelImpl::forward(const torch::Tensor& pixel_values,
                                            const torch::Tensor& input_ids,
                                            const torch::Tensor& attention_mask,
                                            const torch::Tensor& labels) {
-  return forward_text(encode_images(pixel_values, sam_pixel_values), input_ids, attention_mask, labels);
+  return forward_inputs(encode_images(pixel_values, sam_pixel_values), input_ids, attention_mask, labels);
+}
+
+namespace {
+torch::Tensor checked_mask(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  MSMEDCAP_CHECK(input_ids.dim() == 2, "model: input_ids must be [B, T], got ", input_ids.sizes());
+  const auto mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
+  MSMEDCAP_CHECK(mask.sizes() == input_ids.sizes(), "model: attention_mask ", mask.sizes(),
+                 " does not match input_ids ", input_ids.sizes());
+  return mask;
+}
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> MsMedCapModelImpl::decoder_inputs(const VisualPrefix& prefix,
+                                                                          const torch::Tensor& input_ids,
+                                                                          const torch::Tensor& attention_mask,
+                                                                          bool placeholders) {
+  const auto text_mask = checked_mask(input_ids, attention_mask);
+  const int64_t b = input_ids.size(0), p = prefix.embeds.size(1);
+  MSMEDCAP_CHECK(prefix.embeds.size(0) == b, "model: ", prefix.embeds.size(0), " images but ", b, " token rows");
+  const auto text = language_model->embed(input_ids);
+  if (!placeholders) {
+    const auto embeds = torch::cat({prefix.embeds.to(text.dtype()), text}, 1);
+    return {embeds, torch::cat({torch::ones({b, p}, text_mask.options()), text_mask}, 1)};
+  }
+  // As HF Blip2 with image_token_index: the placeholders, in order, receive the prefix.
+  const auto slots = input_ids == cfg_.image_token_index;  // [B, T]
+  const auto per_row = slots.sum(1);
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t n = per_row[r].item<int64_t>();
+    MSMEDCAP_CHECK(n == p, "model: input_ids row ", r, " has ", n, " image tokens (model.image_token_index ",
+                   cfg_.image_token_index, "); the visual prefix has ", p, " positions");
+  }
+  const auto embeds = text.masked_scatter(slots.unsqueeze(-1).expand_as(text), prefix.embeds.to(text.dtype()));
+  return {embeds, text_mask};
+}
+
+CaptionerOutput MsMedCapModelImpl::forward_inputs(const VisualPrefix& prefix, const torch::Tensor& input_ids,
+                                                  const torch::Tensor& attention_mask, const torch::Tensor& labels) {
+  return decode(prefix, input_ids, attention_mask, labels, 0, cfg_.image_token_index >= 0);
 }
 
 CaptionerOutput MsMedCapModelImpl::forward_text(const VisualPrefix& prefix, const torch::Tensor& input_ids,
                                                 const torch::Tensor& attention_mask, const torch::Tensor& labels,
                                                 int64_t logits_last) {
-  MSMEDCAP_CHECK(input_ids.dim() == 2, "model: input_ids must be [B, T], got ", input_ids.sizes());
-  const int64_t b = input_ids.size(0), t = input_ids.size(1), p = prefix.embeds.size(1);
-  MSMEDCAP_CHECK(prefix.embeds.size(0) == b, "model: ", prefix.embeds.size(0), " images but ", b,
-                 " token rows");
-  const auto text_mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
-  MSMEDCAP_CHECK(text_mask.sizes() == input_ids.sizes(), "model: attention_mask ", text_mask.sizes(),
-                 " does not match input_ids ", input_ids.sizes());
-  const auto embeds = torch::cat({prefix.embeds, language_model->embed(input_ids).to(prefix.embeds.dtype())}, 1);
-  const auto mask = torch::cat({torch::ones({b, p}, text_mask.options()), text_mask}, 1);
+  return decode(prefix, input_ids, attention_mask, labels, logits_last, false);
+}
+
+CaptionerOutput MsMedCapModelImpl::decode(const VisualPrefix& prefix, const torch::Tensor& input_ids,
+                                          const torch::Tensor& attention_mask, const torch::Tensor& labels,
+                                          int64_t logits_last, bool placeholders) {
+  const auto [embeds, mask] = decoder_inputs(prefix, input_ids, attention_mask, placeholders);
+  const int64_t t = input_ids.size(1);
   CaptionerOutput out = prefix.parts;
   out.logits = language_model->forward(embeds, mask, {}, nullptr, logits_last);
   if (labels.defined()) {
@@ -154,7 +196,7 @@ CaptionerOutput MsMedCapModelImpl::forward_text(const VisualPrefix& prefix, cons
                    " do not match input_ids ", input_ids.sizes());
     MSMEDCAP_CHECK(out.logits.size(1) >= t, "model: labels need the logits of all ", t, " text positions, got ",
                    out.logits.size(1));
-    // HF Blip2: text positions only, shifted by one.
+    // HF Blip2: the last T positions (all of them with placeholders), shifted by one.
     const int64_t end = out.logits.size(1);
     const auto shifted = out.logits.slice(1, end - t, end - 1);  // [B, T-1, V]
     const auto targets = labels.slice(1, 1);                  // [B, T-1]

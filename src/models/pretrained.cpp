@@ -1,16 +1,19 @@
 #include "msmedcap/models/pretrained.h"
 
+#include <mutex>
 #include <set>
 
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/grad_mode.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/io/checkpoint.h"
 #include "msmedcap/io/weight_map.h"
+#include "msmedcap/models/layers.h"
 
 namespace msmedcap::models {
 
@@ -36,6 +39,15 @@ const config::Json& section(const config::Json& hf, const char* key, const std::
   return *it;
 }
 
+/// `torch_dtype` says how the checkpoint was saved; as HF's from_pretrained (without
+/// torch_dtype="auto") msmedcap loads into runtime.dtype whatever it says, but a value that is
+/// not a floating-point type names a file it cannot be.
+void check_torch_dtype(const config::Json& hf, const std::string& path) {
+  const std::string dtype = get_or<std::string>(hf, "torch_dtype", "float32", path);
+  MSMEDCAP_CHECK(dtype == "float32" || dtype == "float16" || dtype == "bfloat16", path, ": torch_dtype '", dtype,
+                 "' is not float32, float16 or bfloat16");
+}
+
 }  // namespace
 
 config::Json read_hf_config(const std::string& dir) {
@@ -55,6 +67,7 @@ HfKind hf_kind(const config::Json& hf, const std::string& path) {
 }
 
 config::DecoderConfig decoder_config_from_hf(const config::Json& t, const std::string& path) {
+  check_torch_dtype(t, path);
   config::DecoderConfig d;
   const std::string type = get_or<std::string>(t, "model_type", "opt", path);
   if (type == "opt") {
@@ -138,9 +151,10 @@ config::ModelConfig model_config_from_hf_blip2(const config::Json& hf, const std
   m.qformer.max_position_embeddings = get_or<int64_t>(q, "max_position_embeddings", 512, path);
   m.qformer.layer_norm_eps = get_or<double>(q, "layer_norm_eps", 1e-12, path);
   m.qformer.num_query_tokens = get_or<int64_t>(hf, "num_query_tokens", 32, path);
-  MSMEDCAP_CHECK(get_or<config::Json>(hf, "image_token_index", config::Json(), path).is_null(), path,
-                 ": image_token_index (processor-side <image> placeholders) is not supported; "
-                 "msmedcap concatenates the projected queries before the text");
+  // Today's hub files name the placeholder id the processor writes num_query_tokens times
+  // before BOS; older ones have none (the queries are concatenated before the text).
+  m.image_token_index = get_or<int64_t>(hf, "image_token_index", -1, path);
+  check_torch_dtype(hf, path);
   m.decoder = decoder_config_from_hf(section(hf, "text_config", path), path + " text_config");
   m.sam_qformer = m.qformer;
   m.validate();
@@ -148,6 +162,7 @@ config::ModelConfig model_config_from_hf_blip2(const config::Json& hf, const std
 }
 
 config::VisionConfig clip_vision_config_from_hf(const config::Json& hf, const std::string& path) {
+  check_torch_dtype(hf, path);
   const bool nested = get_or<std::string>(hf, "model_type", "", path) == "clip";
   const auto& v = nested ? section(hf, "vision_config", path) : hf;
   config::VisionConfig c;
@@ -166,6 +181,7 @@ config::VisionConfig clip_vision_config_from_hf(const config::Json& hf, const st
 }
 
 config::SamEncoderConfig sam_config_from_hf(const config::Json& hf, const std::string& path) {
+  check_torch_dtype(hf, path);
   const auto& v = section(hf, "vision_config", path);
   config::SamEncoderConfig s;
   s.hidden_size = get_or<int64_t>(v, "hidden_size", 768, path);
@@ -185,28 +201,89 @@ config::SamEncoderConfig sam_config_from_hf(const config::Json& hf, const std::s
   return s;
 }
 
-void init_weights(torch::nn::Module& model, double std) {
+namespace {
+/// A generator of its own for one parameter: splitmix64 over the seed and the name's FNV-1a hash.
+at::Generator parameter_generator(uint64_t seed, const std::string& name) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char c : name) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  uint64_t z = seed + h + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return at::make_generator<at::CPUGeneratorImpl>(z ^ (z >> 31));
+}
+
+/// The parameter's HF initial values: "normal" (N(0, std)), "zero" or "one".
+void init_parameter(at::Tensor& p, const char* kind, double std, uint64_t seed, const std::string& name) {
+  if (!p.defined()) return;
+  if (std::string(kind) == "normal") {
+    // Drawn on the CPU in float32 whatever the parameter's device and dtype, so the values
+    // do not depend on either.
+    auto values = at::empty(p.sizes(), at::kFloat).normal_(0.0, std, parameter_generator(seed, name));
+    p.set_data(values.to(p.device(), p.scalar_type()));
+  } else {
+    p.set_data(at::full(p.sizes(), std::string(kind) == "one" ? 1.0 : 0.0, p.options()));
+  }
+}
+}  // namespace
+
+void init_weights(torch::nn::Module& model, uint64_t seed, const std::set<std::string>* only, double std) {
   torch::NoGradGuard no_grad;
-  for (const auto& m : model.modules()) {
-    if (auto* linear = m->as<torch::nn::Linear>()) {
-      linear->weight.normal_(0.0, std);
-      if (linear->bias.defined()) linear->bias.zero_();
+  for (const auto& item : model.named_modules()) {
+    const std::string base = item.key().empty() ? "" : item.key() + ".";
+    auto init = [&](at::Tensor& p, const char* local, const char* kind) {
+      const std::string name = base + local;
+      if (only == nullptr || only->count(name)) init_parameter(p, kind, std, seed, name);
+    };
+    const auto& m = item.value();
+    if (auto* linear = m->as<Linear>()) {
+      init(linear->weight, "weight", "normal");
+      init(linear->bias, "bias", "zero");
+    } else if (auto* conv1d = m->as<Conv1D>()) {
+      init(conv1d->weight, "weight", "normal");
+      init(conv1d->bias, "bias", "zero");
+    } else if (auto* embedding = m->as<Embedding>()) {
+      init(embedding->weight, "weight", "normal");
     } else if (auto* conv = m->as<torch::nn::Conv2d>()) {
-      conv->weight.normal_(0.0, std);
-      if (conv->bias.defined()) conv->bias.zero_();
-    } else if (auto* embedding = m->as<torch::nn::Embedding>()) {
-      embedding->weight.normal_(0.0, std);
+      init(conv->weight, "weight", "normal");
+      init(conv->bias, "bias", "zero");
     } else if (auto* norm = m->as<torch::nn::LayerNorm>()) {
-      if (norm->weight.defined()) norm->weight.fill_(1.0);
-      if (norm->bias.defined()) norm->bias.zero_();
+      init(norm->weight, "weight", "one");
+      init(norm->bias, "bias", "zero");
     }
   }
 }
 
+namespace {
+/// The key build_model and load_model derive their weights from: one draw from the global
+/// generator after construction (which draws the few small parameters it sets itself).
+uint64_t init_seed() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
+}
+
+MsMedCapModel construct_deferred(const config::ModelConfig& cfg) {
+  DeferInit defer;
+  return MsMedCapModel(cfg);
+}
+}  // namespace
+
 MsMedCapModel build_model(const config::ModelConfig& cfg) {
-  MsMedCapModel model(cfg);
-  init_weights(*model);
+  auto model = construct_deferred(cfg);
+  init_weights(*model, init_seed());
   return model;
+}
+
+void move_to(torch::nn::Module& model, const LoadTarget& target) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.parameters()) {
+    const auto dtype = p.is_floating_point() ? target.dtype : p.scalar_type();
+    if (p.device() != target.device || p.scalar_type() != dtype) p.set_data(p.to(target.device, dtype));
+  }
+  for (auto& b : model.buffers()) {
+    const auto dtype = b.is_floating_point() ? target.dtype : b.scalar_type();
+    if (b.device() != target.device || b.scalar_type() != dtype) b.set_data(b.to(target.device, dtype));
+  }
 }
 
 namespace {
@@ -230,6 +307,19 @@ io::LoadOptions weight_options(const std::string& prefix, const config::LoadConf
   return options;
 }
 
+/// Throws naming the first of `missing` that policy.allow_missing does not allow.
+void check_allowed_missing(const std::set<std::string>& missing, const config::LoadConfig& policy) {
+  std::vector<std::string> refused;
+  for (const auto& name : missing) {
+    bool allowed = false;
+    for (const auto& p : policy.allow_missing) allowed = allowed || io::matches_prefix(name, p);
+    if (!allowed) refused.push_back(name);
+  }
+  MSMEDCAP_CHECK(refused.empty(), "weights: ", refused.size(), " parameters are in no weight file (",
+                 refused.empty() ? "" : refused[0], refused.size() > 1 ? ", ..." : "",
+                 "); add a weights entry or list their prefix in load.allow_missing");
+}
+
 /// The tensors of `path` under canonical names (renamed by the weight map unless already HF).
 std::unique_ptr<io::TensorSource> open_source(const std::string& path, const std::string& format) {
   auto store = std::make_unique<io::TensorStore>(io::TensorStore::open(io::resolve_run_folder(path)));
@@ -241,8 +331,43 @@ std::unique_ptr<io::TensorSource> open_source(const std::string& path, const std
 
 io::LoadReport load_weights(torch::nn::Module& model, const std::string& path,
                             const std::string& prefix, const config::LoadConfig& policy,
-                            const std::string& format) {
-  return io::load_state_dict(model, *open_source(path, format), weight_options(prefix, policy, format));
+                            const std::string& format, const std::optional<LoadTarget>& target) {
+  auto options = weight_options(prefix, policy, format);
+  if (target) {
+    options.dtype = target->dtype;
+    options.device = target->device;
+  }
+  return io::load_state_dict(model, *open_source(path, format), options);
+}
+
+MsMedCapModel load_model(const config::ModelConfig& cfg, const std::vector<config::WeightsSource>& sources,
+                         const config::LoadConfig& policy, const LoadTarget& target) {
+  auto model = construct_deferred(cfg);
+  const uint64_t seed = init_seed();
+  std::vector<std::unique_ptr<io::TensorSource>> opened;
+  std::set<std::string> covered;
+  for (const auto& source : sources) {
+    opened.push_back(open_source(source.path, source.format));
+    auto options = weight_options(source.prefix, policy, source.format);
+    options.require_complete = false;
+    const auto report = io::check_state_dict(*model, *opened.back(), options);
+    covered.insert(report.loaded.begin(), report.loaded.end());
+  }
+  std::set<std::string> missing;
+  for (const auto& [name, tensor] : io::module_state_dict(*model)) {
+    if (!covered.count(name)) missing.insert(name);
+  }
+  if (!sources.empty()) check_allowed_missing(missing, policy);
+  init_weights(*model, seed, &missing);
+  for (size_t i = 0; i < sources.size(); ++i) {
+    auto options = weight_options(sources[i].prefix, policy, sources[i].format);
+    options.require_complete = false;
+    options.dtype = target.dtype;
+    options.device = target.device;
+    io::load_state_dict(*model, *opened[i], options);
+  }
+  move_to(*model, target);
+  return model;
 }
 
 std::vector<std::string> load_weight_sources(torch::nn::Module& model,
@@ -256,16 +381,11 @@ std::vector<std::string> load_weight_sources(torch::nn::Module& model,
     const auto report = io::load_state_dict(model, *open_source(source.path, source.format), options);
     loaded.insert(report.loaded.begin(), report.loaded.end());
   }
-  std::vector<std::string> missing;
+  std::set<std::string> missing;
   for (const auto& [name, tensor] : io::module_state_dict(model)) {
-    if (loaded.count(name)) continue;
-    bool allowed = false;
-    for (const auto& p : policy.allow_missing) allowed = allowed || io::matches_prefix(name, p);
-    if (!allowed) missing.push_back(name);
+    if (!loaded.count(name)) missing.insert(name);
   }
-  MSMEDCAP_CHECK(missing.empty(), "weights: ", missing.size(), " parameters are in no weight file (",
-                 missing[0], missing.size() > 1 ? ", ..." : "",
-                 "); add a weights entry or list their prefix in load.allow_missing");
+  check_allowed_missing(missing, policy);
   return {loaded.begin(), loaded.end()};
 }
 

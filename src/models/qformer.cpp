@@ -23,9 +23,9 @@ QFormerMultiHeadAttentionImpl::QFormerMultiHeadAttentionImpl(const config::QForm
                                                              bool is_cross)
     : num_heads_(cfg.num_attention_heads), is_cross_(is_cross) {
   const int64_t context_width = is_cross ? cfg.encoder_hidden_size : cfg.hidden_size;
-  query = register_module("query", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
-  key = register_module("key", torch::nn::Linear(context_width, cfg.hidden_size));
-  value = register_module("value", torch::nn::Linear(context_width, cfg.hidden_size));
+  query = register_module("query", Linear(cfg.hidden_size, cfg.hidden_size));
+  key = register_module("key", Linear(context_width, cfg.hidden_size));
+  value = register_module("value", Linear(context_width, cfg.hidden_size));
 }
 
 torch::Tensor QFormerMultiHeadAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
@@ -83,7 +83,7 @@ QFormerImageKv QFormerImageKv::cat(const std::vector<QFormerImageKv>& parts) {
 }
 
 QFormerOutputImpl::QFormerOutputImpl(int64_t in, int64_t out, double eps) {
-  dense = register_module("dense", torch::nn::Linear(in, out));
+  dense = register_module("dense", Linear(in, out));
   LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
 }
 
@@ -97,7 +97,7 @@ QFormerAttentionImpl::QFormerAttentionImpl(const config::QFormerConfig& cfg, boo
 }
 
 QFormerIntermediateImpl::QFormerIntermediateImpl(int64_t hidden, int64_t intermediate) {
-  dense = register_module("dense", torch::nn::Linear(hidden, intermediate));
+  dense = register_module("dense", Linear(hidden, intermediate));
 }
 
 torch::Tensor QFormerIntermediateImpl::forward(const torch::Tensor& x) { return F::gelu(dense(x)); }
@@ -148,9 +148,9 @@ QFormerEncoderImpl::QFormerEncoderImpl(const config::QFormerConfig& cfg) {
 }
 
 QFormerEmbeddingsImpl::QFormerEmbeddingsImpl(const config::QFormerConfig& cfg) {
-  word_embeddings = register_module("word_embeddings", torch::nn::Embedding(cfg.vocab_size, cfg.hidden_size));
+  word_embeddings = register_module("word_embeddings", Embedding(cfg.vocab_size, cfg.hidden_size));
   position_embeddings =
-      register_module("position_embeddings", torch::nn::Embedding(cfg.max_position_embeddings, cfg.hidden_size));
+      register_module("position_embeddings", Embedding(cfg.max_position_embeddings, cfg.hidden_size));
 }
 
 torch::Tensor QFormerEmbeddingsImpl::forward(const torch::Tensor& ids) {
@@ -162,7 +162,7 @@ torch::Tensor QFormerEmbeddingsImpl::forward(const torch::Tensor& ids) {
 }
 
 QFormerPredictionTransformImpl::QFormerPredictionTransformImpl(const config::QFormerConfig& cfg) {
-  dense = register_module("dense", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
+  dense = register_module("dense", Linear(cfg.hidden_size, cfg.hidden_size));
   LayerNorm = register_module(
       "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
 }

@@ -36,8 +36,8 @@ torch::Tensor sam_relative_positions(int64_t q_size, int64_t k_size, const torch
 
 SamAttentionImpl::SamAttentionImpl(const config::SamEncoderConfig& cfg, int64_t input_size)
     : num_heads_(cfg.num_attention_heads), use_rel_pos_(cfg.use_rel_pos) {
-  qkv = register_module("qkv", torch::nn::Linear(cfg.hidden_size, 3 * cfg.hidden_size));
-  proj = register_module("proj", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
+  qkv = register_module("qkv", Linear(cfg.hidden_size, 3 * cfg.hidden_size));
+  proj = register_module("proj", Linear(cfg.hidden_size, cfg.hidden_size));
   if (use_rel_pos_) {
     const int64_t head_dim = cfg.hidden_size / cfg.num_attention_heads;
     rel_pos_h = register_parameter("rel_pos_h", torch::zeros({2 * input_size - 1, head_dim}));
@@ -70,8 +70,8 @@ torch::Tensor SamAttentionImpl::forward(const torch::Tensor& x) {
 }
 
 SamMlpImpl::SamMlpImpl(int64_t hidden, int64_t mlp_dim) {
-  lin1 = register_module("lin1", torch::nn::Linear(hidden, mlp_dim));
-  lin2 = register_module("lin2", torch::nn::Linear(mlp_dim, hidden));
+  lin1 = register_module("lin1", Linear(hidden, mlp_dim));
+  lin2 = register_module("lin2", Linear(mlp_dim, hidden));
 }
 
 torch::Tensor SamMlpImpl::forward(const torch::Tensor& x) { return lin2(F::gelu(lin1(x))); }

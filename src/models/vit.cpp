@@ -57,8 +57,8 @@ torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
 
 VisionAttentionImpl::VisionAttentionImpl(const config::VisionConfig& cfg)
     : num_heads_(cfg.num_attention_heads) {
-  qkv = register_module("qkv", torch::nn::Linear(cfg.hidden_size, 3 * cfg.hidden_size));
-  projection = register_module("projection", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
+  qkv = register_module("qkv", Linear(cfg.hidden_size, 3 * cfg.hidden_size));
+  projection = register_module("projection", Linear(cfg.hidden_size, cfg.hidden_size));
 }
 
 torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x) {
@@ -69,8 +69,8 @@ torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x) {
 }
 
 VisionMlpImpl::VisionMlpImpl(int64_t hidden, int64_t intermediate, bool quick_gelu) : quick_gelu_(quick_gelu) {
-  fc1 = register_module("fc1", torch::nn::Linear(hidden, intermediate));
-  fc2 = register_module("fc2", torch::nn::Linear(intermediate, hidden));
+  fc1 = register_module("fc1", Linear(hidden, intermediate));
+  fc2 = register_module("fc2", Linear(intermediate, hidden));
 }
 
 torch::Tensor VisionMlpImpl::forward(const torch::Tensor& x) {
@@ -86,7 +86,7 @@ ClipVisionEmbeddingsImpl::ClipVisionEmbeddingsImpl(const config::VisionConfig& c
   patch_embedding = register_module(
       "patch_embedding",
       torch::nn::Conv2d(torch::nn::Conv2dOptions(3, cfg.hidden_size, cfg.patch_size).stride(cfg.patch_size).bias(false)));
-  position_embedding = register_module("position_embedding", torch::nn::Embedding(grid * grid + 1, cfg.hidden_size));
+  position_embedding = register_module("position_embedding", Embedding(grid * grid + 1, cfg.hidden_size));
 }
 
 torch::Tensor ClipVisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
@@ -101,10 +101,10 @@ torch::Tensor ClipVisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
 }
 
 ClipAttentionImpl::ClipAttentionImpl(const config::VisionConfig& cfg) : num_heads_(cfg.num_attention_heads) {
-  q_proj = register_module("q_proj", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
-  k_proj = register_module("k_proj", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
-  v_proj = register_module("v_proj", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
-  out_proj = register_module("out_proj", torch::nn::Linear(cfg.hidden_size, cfg.hidden_size));
+  q_proj = register_module("q_proj", Linear(cfg.hidden_size, cfg.hidden_size));
+  k_proj = register_module("k_proj", Linear(cfg.hidden_size, cfg.hidden_size));
+  v_proj = register_module("v_proj", Linear(cfg.hidden_size, cfg.hidden_size));
+  out_proj = register_module("out_proj", Linear(cfg.hidden_size, cfg.hidden_size));
 }
 
 torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x) {

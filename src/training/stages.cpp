@@ -58,4 +58,11 @@ void set_train_mode(models::MsMedCapModelImpl& model, const config::StageConfig&
   }
 }
 
+void store_frozen(models::MsMedCapModelImpl& model, c10::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.parameters(true)) {
+    if (!p.requires_grad() && p.is_floating_point() && p.scalar_type() != dtype) p.set_data(p.to(dtype));
+  }
+}
+
 }  // namespace msmedcap::training

@@ -114,9 +114,17 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
     if (tcfg_.precision == "fp16") loss_scale_ = 65536.0;
   }
 
+  MSMEDCAP_CHECK(cfg_.runtime.dtype == "fp32", "runtime.dtype: ", cfg_.runtime.dtype,
+                 " applies to inference commands; training keeps float32 master weights (train.frozen_dtype "
+                 "stores the frozen parts in half precision, train.precision runs autocast)");
+  const auto frozen_dtype = core::parse_dtype(tcfg_.frozen_dtype, "train.frozen_dtype");
+  MSMEDCAP_CHECK(frozen_dtype != c10::kHalf || options_.device.is_cuda(),
+                 "train.frozen_dtype: fp16 needs a CUDA device; use bf16 or fp32 on the CPU");
+
   model_.to(options_.device);
   if (model_.vision_model) model_.vision_model->encoder->gradient_checkpointing = tcfg_.grad_checkpointing;
   params_ = apply_stage(model_, stage);
+  store_frozen(model_, frozen_dtype);
   for (const auto& [name, p] : params_) tensors_.push_back(p);
   set_train_mode(model_, stage);
   optimizer_ = std::make_unique<Optimizer>(params_, tcfg_.optimizer);

@@ -9,6 +9,7 @@
 
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/config/run_config.h"
+#include "msmedcap/core/check.h"
 #include "msmedcap/io/tensor_store.h"
 #include "msmedcap/models/pretrained.h"
 #include "test_utils.h"
@@ -19,18 +20,22 @@ namespace {
 using msmedcap::testing::data_path;
 using msmedcap::testing::fixture_path;
 
-MsMedCapModel load_fixture(const std::string& name) {
+config::ModelConfig fixture_config(const std::string& name) {
   const std::string dir = fixture_path(name);
   if (name == "tiny_msmedcap_opt") {
     config::RunConfig run;
     config::resolve_config(run, {{data_path("tiny_msmedcap_opt.json")}, {}});
-    auto model = build_model(run.model);
-    load_weights(*model, dir + "/model.safetensors", "", {});
-    return model;
+    return run.model;
   }
-  auto model = build_model(model_config_from_hf_blip2(read_hf_config(dir), dir + "/config.json"));
-  load_weights(*model, dir, "", {});
-  return model;
+  return model_config_from_hf_blip2(read_hf_config(dir), dir + "/config.json");
+}
+
+MsMedCapModel load_fixture(const std::string& name, const LoadTarget& target = {},
+                           config::ModelConfig cfg = {}, bool own_config = false) {
+  const std::string dir = fixture_path(name);
+  if (!own_config) cfg = fixture_config(name);
+  const std::string weights = name == "tiny_msmedcap_opt" ? dir + "/model.safetensors" : dir;
+  return load_model(cfg, {{weights, "", "hf"}}, {}, target);
 }
 
 double max_error(const at::Tensor& got, const at::Tensor& want) {
@@ -99,6 +104,91 @@ void check_gradients(const std::string& name) {
   // Every trainable parameter of the model has a reference gradient.
   EXPECT_EQ(compared, static_cast<int>(model->parameters().size())) << name;
   std::cout << "[golden] " << name << ": " << compared << " gradients, max abs error " << worst << "\n";
+}
+
+// Half precision (runtime.dtype bf16): every output within a tolerance of the float32 HF
+// reference, relative to the output's own scale. bf16 keeps 8 significant bits (relative
+// rounding 2^-9 = 0.2% per operation); the tolerance, 5% of the largest magnitude for the
+// outputs and 2% for the loss, allows for that rounding through a dozen layers
+// (docs/PERFORMANCE.md, "Precision", has the measured errors).
+void check_bf16(const std::string& name) {
+  auto model = load_fixture(name, {at::kBFloat16, at::Device(at::kCPU)});
+  for (const auto& p : model->parameters()) ASSERT_EQ(p.scalar_type(), at::kBFloat16) << name;
+  const auto ref = io::TensorStore::open(fixture_path(name + "/reference.safetensors"));
+  const auto out = run_fixture(model, ref);
+  double worst = 0;
+  for (const auto& [key, tensor] : {std::pair<const char*, at::Tensor>{"qformer_last_hidden_state",
+                                                                       out.qformer_last_hidden_state},
+                                    {"language_projection", out.language_projection},
+                                    {"sam_language_projection", out.sam_language_projection},
+                                    {"logits", out.logits}}) {
+    if (!ref.contains(key)) continue;
+    ASSERT_TRUE(tensor.defined()) << key;
+    EXPECT_EQ(tensor.scalar_type(), at::kBFloat16) << key;
+    const auto want = ref.view(key);
+    const double relative = max_error(tensor, want) / want.abs().max().item<double>();
+    EXPECT_LT(relative, 0.05) << name << " " << key;
+    worst = std::max(worst, relative);
+  }
+  EXPECT_EQ(out.loss.scalar_type(), at::kFloat);  // the loss is computed in float32
+  const double loss_rel = std::abs(out.loss.item<double>() - ref.view("loss").item<double>()) /
+                          std::abs(ref.view("loss").item<double>());
+  EXPECT_LT(loss_rel, 0.02) << name;
+  std::cout << "[golden] " << name << " bf16: max error / scale " << worst << ", loss relative error " << loss_rel
+            << "\n";
+}
+
+TEST(ModelGolden, Bf16OutputsNearFloat32OnEveryFixture) {
+  for (const char* name : {"tiny_blip2_opt", "tiny_blip2_llama", "tiny_blip2_gpt2", "tiny_msmedcap_opt"}) {
+    check_bf16(name);
+  }
+}
+
+TEST(ModelGolden, Bf16WeightsTakeHalfTheBytes) {
+  double fp32 = 0, bf16 = 0;
+  for (const auto& p : load_fixture("tiny_msmedcap_opt")->parameters()) fp32 += static_cast<double>(p.nbytes());
+  for (const auto& p : load_fixture("tiny_msmedcap_opt", {at::kBFloat16, at::Device(at::kCPU)})->parameters()) {
+    bf16 += static_cast<double>(p.nbytes());
+  }
+  EXPECT_DOUBLE_EQ(bf16 * 2, fp32);
+}
+
+// Today's hub config (image_token_index): input_ids carry P placeholders before BOS and the
+// model writes the prefix into them, as HF's Blip2ForConditionalGeneration does. The decoder
+// then sees the very embeddings of the legacy concatenation, so the logits are those of the
+// reference; HF's loss runs over every position, so the last query's prediction of the first
+// text token now counts (labels of the placeholders are -100).
+void check_placeholders(const std::string& name) {
+  auto cfg = fixture_config(name);
+  const auto ref = io::TensorStore::open(fixture_path(name + "/reference.safetensors"));
+  const auto ids = ref.view("input_ids");
+  int64_t image_token = cfg.decoder.vocab_size - 1;  // an id the text does not use
+  while ((ids == image_token).any().item<bool>()) --image_token;
+  cfg.image_token_index = image_token;
+  auto model = load_fixture(name, {}, cfg, true);
+  const int64_t p = cfg.prefix_tokens();
+  const int64_t b = ids.size(0), t = ids.size(1);
+  const auto placeholder_ids = at::cat({at::full({b, p}, image_token, at::kLong), ids}, 1);
+  const auto mask = at::cat({at::ones({b, p}, at::kLong), ref.view("attention_mask")}, 1);
+  const auto labels = at::cat({at::full({b, p}, -100, at::kLong), ref.view("labels")}, 1);
+  const bool has_sam = ref.contains("sam_pixel_values");
+  const auto out = model->forward(ref.view("pixel_values"), has_sam ? ref.view("sam_pixel_values") : at::Tensor(),
+                                  placeholder_ids, mask, labels);
+  const auto want = ref.view("logits");  // [B, P + T, V]
+  EXPECT_LT(max_error(out.logits, want), 1e-4) << name;
+  // HF's loss on these labels, from the reference logits: positions P-1 .. P+T-2 predict labels 0 .. T-1.
+  const auto shifted = want.slice(1, p - 1, p + t - 1).reshape({-1, want.size(-1)});
+  const auto expected = at::cross_entropy_loss(shifted, ref.view("labels").reshape({-1}), {}, at::Reduction::Mean, -100);
+  EXPECT_NEAR(out.loss.item<double>(), expected.item<double>(), 1e-5) << name;
+  // A row whose placeholders do not match the prefix is refused by name.
+  EXPECT_THROW(model->forward(ref.view("pixel_values"), has_sam ? ref.view("sam_pixel_values") : at::Tensor(), ids,
+                              ref.view("attention_mask"), ref.view("labels")),
+               Error);
+}
+
+TEST(ModelGolden, ImageTokenPlaceholdersAsTodaysHubConfig) {
+  check_placeholders("tiny_blip2_opt");
+  check_placeholders("tiny_msmedcap_opt");
 }
 
 TEST(ModelGolden, Blip2OptOutputs) { check_outputs("tiny_blip2_opt"); }

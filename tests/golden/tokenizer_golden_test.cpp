@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <sstream>
+
 #include "msmedcap/core/check.h"
 #include "msmedcap/data/bpe.h"
 #include "msmedcap/data/tokenizer.h"
@@ -74,6 +77,51 @@ TEST(TokenizerGolden, LoadTokenizerPicksTheKindAndNamesBadFiles) {
   }
   testing::write_text(dir.file("vocab.txt"), "[PAD]\n[CLS]\n[SEP]\n");  // no [UNK]
   EXPECT_THROW(data::load_tokenizer(dir.path()), Error);
+}
+
+TEST(TokenizerGolden, TokenizerJsonAloneGivesTheSameIds) {
+  // Hub folders may carry only the tokenizers library's tokenizer.json: the BPE (both merge
+  // spellings) and WordPiece models in it give the golden ids of the classic files.
+  testing::TempDir dir;
+  const auto vocab = nlohmann::json::parse(testing::read_text(testing::data_path("tokenizers/opt/vocab.json")));
+  std::istringstream merges_in(testing::read_text(testing::data_path("tokenizers/opt/merges.txt")));
+  nlohmann::json merges_text = nlohmann::json::array(), merges_pairs = nlohmann::json::array();
+  std::string line;
+  while (std::getline(merges_in, line)) {
+    if (line.empty() || line.rfind("#version", 0) == 0) continue;
+    const auto sp = line.find(' ');
+    merges_text.push_back(line);
+    merges_pairs.push_back({line.substr(0, sp), line.substr(sp + 1)});
+  }
+  std::vector<std::string> bert_tokens;
+  std::istringstream bert_in(testing::read_text(testing::data_path("tokenizers/bert/vocab.txt")));
+  nlohmann::json bert_vocab = nlohmann::json::object();
+  while (std::getline(bert_in, line)) bert_vocab[line] = static_cast<int64_t>(bert_vocab.size());
+  for (const auto& [name, json] :
+       {std::pair<std::string, nlohmann::json>{"bpe-text", {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges_text}}},
+                                                            {"pre_tokenizer", {{"type", "ByteLevel"}}}}},
+        {"bpe-pairs", {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges_pairs}}},
+                       {"pre_tokenizer", {{"type", "ByteLevel"}}}}},
+        {"wordpiece", {{"model", {{"type", "WordPiece"}, {"vocab", bert_vocab}}}}}}) {
+    std::filesystem::create_directories(dir.file(name));
+    testing::write_text(dir.file(name + "/tokenizer.json"), json.dump());
+    const auto tok = data::load_tokenizer(dir.file(name));
+    EXPECT_EQ(tok->kind(), name == "wordpiece" ? "wordpiece" : "bpe");
+    for (const auto& g : goldens()) {
+      EXPECT_EQ(tok->encode(g["text"].get<std::string>()), g[name == "wordpiece" ? "wordpiece" : "bpe"].get<std::vector<int64_t>>())
+          << name << ": " << g["text"];
+    }
+  }
+  // A model this reader does not know is refused by name.
+  testing::write_text(dir.file("unigram.json"), R"({"model": {"type": "Unigram", "vocab": {}}})");
+  std::filesystem::create_directories(dir.file("unigram"));
+  std::filesystem::rename(dir.file("unigram.json"), dir.file("unigram/tokenizer.json"));
+  try {
+    data::load_tokenizer(dir.file("unigram"));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model type 'Unigram' is not supported"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -107,6 +107,69 @@ TEST(ForwardCli, ImagesOnlyGiveFeatures) {
   EXPECT_FALSE(out.contains("logits"));
 }
 
+TEST(ForwardCli, GenerateRunsBeamSearchAsCaptionDoes) {
+  // --generate with num_beams 3 must give HF's beam-search tokens, not greedy ones.
+  TempDir dir;
+  const std::string fixture = fixture_path("tiny_blip2_opt");
+  const auto ref = io::TensorStore::open(fixture + "/reference.safetensors");
+  const auto beam = ref.view("gen_beam3_prompt").slice(1, 1);
+  ASSERT_FALSE(at::equal(beam, ref.view("gen_greedy_prompt").slice(1, 1)));  // the two differ on this fixture
+  write_text(dir.file("gen.json"), R"({"max_new_tokens": 16, "num_beams": 3, "eos_token_id": 2, "pad_token_id": 1})");
+  const auto r = run_msmedcap("forward --hf " + fixture + " --inputs " + fixture + "/reference.safetensors --output " +
+                              dir.file("out.safetensors") + " --generate " + dir.file("gen.json") + " --prompt-tokens 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(at::equal(io::TensorStore::open(dir.file("out.safetensors")).view("sequences"), beam));
+}
+
+TEST(ForwardCli, TodaysHubConfigWithImagePlaceholdersEqualsHf) {
+  // tiny_blip2_opt with image_token_index set, as today's Salesforce/blip2-opt-2.7b config.json
+  // has it; the golden is HF transformers' own forward and generate on placeholder input_ids
+  // (tests/golden/make_image_token_golden.py).
+  TempDir dir;
+  const std::string fixture = fixture_path("tiny_blip2_opt");
+  const std::string golden = data_path("image_token_golden/tiny_blip2_opt.safetensors");
+  const auto want = io::TensorStore::open(golden);
+  std::string index;
+  for (const auto& [key, value] : want.metadata()) {
+    if (key == "image_token_index") index = value;
+  }
+  ASSERT_FALSE(index.empty());
+  auto hf = config::Json::parse(testing::read_text(fixture + "/config.json"));
+  hf["image_token_index"] = std::stoll(index);
+  std::filesystem::create_directories(dir.file("hub"));
+  write_text(dir.file("hub/config.json"), hf.dump());
+  std::filesystem::copy_file(fixture + "/model.safetensors", dir.file("hub/model.safetensors"));
+  write_text(dir.file("gen.json"), R"({"max_new_tokens": 16, "eos_token_id": 2, "pad_token_id": 1})");
+  // The golden's prompt: the placeholders and the first 3 text tokens.
+  const int64_t prompt = (want.view("input_ids")[0] == static_cast<int64_t>(std::stoll(index))).sum().item<int64_t>() + 3;
+  const auto r = run_msmedcap("forward --hf " + dir.file("hub") + " --inputs " + golden + " --output " +
+                              dir.file("out.safetensors") + " --generate " + dir.file("gen.json") + " --prompt-tokens " +
+                              std::to_string(prompt));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = io::TensorStore::open(dir.file("out.safetensors"));
+  EXPECT_EQ(out.view("logits").sizes(), want.view("logits").sizes());  // T positions, not P + T
+  EXPECT_LT(max_error(out.view("logits"), want.view("logits")), 1e-4);
+  EXPECT_LT(max_error(out.view("loss"), want.view("loss")), 1e-5);
+  EXPECT_TRUE(at::equal(out.view("sequences"), want.view("generated").slice(1, 1)));
+}
+
+TEST(ForwardCli, DtypeBf16OnCpuAndFp16RefusedThere) {
+  TempDir dir;
+  const std::string fixture = fixture_path("tiny_blip2_opt");
+  const std::string base = "forward --hf " + fixture + " --inputs " + fixture + "/reference.safetensors --output ";
+  const auto r = run_msmedcap(base + dir.file("bf16.safetensors") + " --dtype bf16");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = io::TensorStore::open(dir.file("bf16.safetensors"));
+  const auto ref = io::TensorStore::open(fixture + "/reference.safetensors");
+  EXPECT_EQ(out.info("logits").dtype, io::DType::BF16);
+  EXPECT_LT(max_error(out.view("logits"), ref.view("logits")) / ref.view("logits").abs().max().item<double>(), 0.05);
+  const auto half = run_msmedcap(base + dir.file("fp16.safetensors") + " --dtype fp16");
+  EXPECT_EQ(half.exit_code, 1);
+  EXPECT_EQ(count_lines(half.err), 1u) << half.err;
+  EXPECT_NE(half.err.find("fp16 needs a CUDA device"), std::string::npos) << half.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("fp16.safetensors")));
+}
+
 TEST(ForwardCli, BadInputsExitOneWithOneLine) {
   TempDir dir;
   const std::string fixture = fixture_path("tiny_blip2_opt");

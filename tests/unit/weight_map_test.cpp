@@ -5,11 +5,13 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <regex>
+#include <set>
 
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/io/weight_map.h"
 #include "msmedcap/models/pretrained.h"
+#include "lavis_names.h"
 #include "test_utils.h"
 
 namespace msmedcap::models {
@@ -41,29 +43,6 @@ io::StateDict canonical_weights() {
   return sd;
 }
 
-std::string lavis_name(std::string n) {
-  const std::pair<const char*, const char*> rules[] = {
-      {"^vision_model\\.embeddings\\.class_embedding$", "visual_encoder.cls_token"},
-      {"^vision_model\\.embeddings\\.position_embedding$", "visual_encoder.pos_embed"},
-      {"^vision_model\\.embeddings\\.patch_embedding\\.", "visual_encoder.patch_embed.proj."},
-      {"^vision_model\\.encoder\\.layers\\.(\\d+)\\.layer_norm([12])\\.", "visual_encoder.blocks.$1.norm$2."},
-      {"^vision_model\\.encoder\\.layers\\.(\\d+)\\.self_attn\\.qkv\\.", "visual_encoder.blocks.$1.attn.qkv."},
-      {"^vision_model\\.encoder\\.layers\\.(\\d+)\\.self_attn\\.projection\\.", "visual_encoder.blocks.$1.attn.proj."},
-      {"^vision_model\\.encoder\\.layers\\.(\\d+)\\.mlp\\.", "visual_encoder.blocks.$1.mlp."},
-      {"^vision_model\\.post_layernorm\\.", "ln_vision."},
-      {"^(sam_)?qformer\\.layernorm\\.", "$1Qformer.bert.embeddings.LayerNorm."},
-      {"^qformer\\.", "Qformer.bert."},
-      {"^sam_qformer\\.", "sam_Qformer.bert."},
-      {"\\.attention\\.attention\\.", ".attention.self."},
-      {"\\.crossattention\\.attention\\.", ".crossattention.self."},
-      {"^language_projection\\.", "opt_proj."},
-      {"^sam_language_projection\\.", "sam_opt_proj."},
-      {"^language_model\\.", "opt_model."},
-  };
-  for (const auto& [from, to] : rules) n = std::regex_replace(n, std::regex(from), to);
-  return n;
-}
-
 at::Tensor logits_of(MsMedCapModel& model) {
   torch::NoGradGuard no_grad;
   const auto ref = io::TensorStore::open(fixture_path("tiny_msmedcap_opt/reference.safetensors"));
@@ -77,7 +56,7 @@ TEST(WeightMap, LavisNamesLoadWithFusedQvBias) {
   io::save_safetensors(dir.file("hf.safetensors"), canonical);
   io::StateDict lavis;
   for (const auto& [name, t] : canonical) {
-    const std::string n = lavis_name(name);
+    const std::string n = msmedcap::testing::lavis_name(name);
     if (n.rfind("visual_encoder.", 0) == 0 && n.compare(n.size() - 9, 9, ".qkv.bias") == 0) {
       const int64_t d = t.size(0) / 3;
       lavis[n.substr(0, n.size() - 9) + ".q_bias"] = t.slice(0, 0, d).clone();
@@ -207,3 +186,171 @@ TEST(WeightMap, ConvertPthScriptKeepsNamesAndValues) {
 
 }  // namespace
 }  // namespace msmedcap::models
+
+namespace msmedcap::models {
+namespace {
+
+/// A Q-Former with bert-base-uncased's layer structure (12 layers, cross-attention every 2nd,
+/// text path) at a small width, so that a BERT file of the published names stays small.
+config::QFormerConfig bert_shaped_qformer() {
+  config::QFormerConfig q;
+  q.hidden_size = 16;
+  q.intermediate_size = 32;
+  q.num_attention_heads = 2;
+  q.encoder_hidden_size = 24;
+  q.num_query_tokens = 4;
+  q.text_path = true;  // vocab 30523 = BERT's 30522 + [DEC], 512 positions: the defaults
+  return q;
+}
+
+/// BERT's own name for a Q-Former parameter, or "" for what BERT does not have.
+std::string bert_name(const std::string& n) {
+  if (n.find("crossattention") != std::string::npos || n.find("_query.") != std::string::npos) return "";
+  std::string b = std::regex_replace(n, std::regex("^layernorm\\."), "embeddings.LayerNorm.");
+  return std::regex_replace(b, std::regex("\\.attention\\.attention\\."), ".attention.self.");
+}
+
+TEST(WeightMap, BertBaseUncasedInitialisesAQFormerAsLavisDoes) {
+  TempDir dir;
+  const auto qcfg = bert_shaped_qformer();
+  QFormerModel source(qcfg);
+  // The BERT file: the Q-Former's text parts under BERT's names (BertForPreTraining's "bert."
+  // prefix and MLM head), without the [DEC] row, plus what BERT has and a Q-Former does not.
+  io::StateDict bert;
+  std::set<std::string> names;
+  for (const auto& [name, t] : io::module_state_dict(*source)) {
+    const std::string b = bert_name(name);
+    if (b.empty()) continue;
+    at::Tensor v = t.detach().clone();
+    if (b == "embeddings.word_embeddings.weight" || b == "cls.predictions.bias") v = v.slice(0, 0, 30522).clone();
+    bert[(b.rfind("cls.", 0) == 0 ? "" : "bert.") + b] = v;
+    if (b.rfind("cls.", 0) != 0) names.insert(b);
+  }
+  bert["bert.embeddings.token_type_embeddings.weight"] = at::zeros({2, 16});
+  bert["bert.embeddings.position_ids"] = at::arange(512).unsqueeze(0);
+  bert["bert.pooler.dense.weight"] = at::zeros({16, 16});
+  bert["bert.pooler.dense.bias"] = at::zeros({16});
+  bert["cls.predictions.decoder.weight"] = bert.at("bert.embeddings.word_embeddings.weight");
+  bert["cls.seq_relationship.weight"] = at::zeros({2, 16});
+  names.insert({"embeddings.token_type_embeddings.weight", "pooler.dense.weight", "pooler.dense.bias"});
+  io::save_safetensors(dir.file("bert.safetensors"), bert);
+
+  // The names are exactly those HF writes for bert-base-uncased (tests/data/hub).
+  std::set<std::string> published;
+  const auto list = config::read_json_file(data_path("hub/bert-base-uncased/tensors.json"));
+  for (const auto& t : list.at("tensors")) {
+    published.insert(t.at("name").get<std::string>());
+  }
+  EXPECT_EQ(names, published);
+
+  QFormerModel target(qcfg);
+  config::LoadConfig policy;
+  policy.allow_missing = {"encoder.layer.*.crossattention."};
+  const auto report = load_weights(*target, dir.file("bert.safetensors"), "", policy, "bert");
+  EXPECT_TRUE(report.missing.empty()) << report.summary();
+  EXPECT_EQ(report.allowed_missing.size(), 6u * 10u) << report.summary();  // 6 cross-attention layers, 10 tensors each
+  const auto got = io::module_state_dict(*target);
+  const auto want = io::module_state_dict(*source);
+  for (const auto& [name, t] : got) {
+    if (name.find("crossattention") != std::string::npos) continue;
+    // The query feed-forward is a copy of the text one; the [DEC] row is new.
+    std::string from = std::regex_replace(name, std::regex("_query\\."), ".");
+    auto expected = want.at(from);
+    if (name == "embeddings.word_embeddings.weight" || name == "cls.predictions.bias") {
+      ASSERT_EQ(t.size(0), 30523) << name;
+      EXPECT_TRUE(at::equal(t.slice(0, 0, 30522), expected.slice(0, 0, 30522))) << name;
+      continue;
+    }
+    EXPECT_TRUE(at::equal(t, expected)) << name;
+  }
+  EXPECT_TRUE(at::equal(got.at("cls.predictions.bias").slice(0, 30522), at::zeros({1})));
+}
+
+}  // namespace
+}  // namespace msmedcap::models
+
+namespace msmedcap::models {
+namespace {
+
+/// A canonical name as MSMedCap's prototype SamBlip (models/SamBlip.py at 874d28c) stores it.
+std::string samblip_name(std::string n) {
+  const std::pair<const char*, const char*> rules[] = {
+      {"^qformer\\.layernorm\\.", "clip_qformer.Qformer.bert.embeddings.LayerNorm."},
+      {"^sam_qformer\\.layernorm\\.", "sam_qformer.Qformer.bert.embeddings.LayerNorm."},
+      {"^qformer\\.", "clip_qformer.Qformer.bert."},
+      {"^sam_qformer\\.encoder\\.", "sam_qformer.Qformer.bert.encoder."},
+      {"\\.attention\\.attention\\.", ".attention.self."},
+      {"\\.crossattention\\.attention\\.", ".crossattention.self."},
+      {"^query_tokens$", "clip_qformer.query_tokens"},
+      {"^sam_query_tokens$", "sam_qformer.query_tokens"},
+      {"^language_projection\\.", "clip_proj."},
+      {"^sam_language_projection\\.", "sam_proj."},
+      {"^language_model\\.", "opt_model."},
+  };
+  for (const auto& [from, to] : rules) n = std::regex_replace(n, std::regex(from), to);
+  return n;
+}
+
+TEST(WeightMap, SamBlipPrototypeLayoutLoadsAndLavisRefusesItByName) {
+  TempDir dir;
+  io::StateDict encoders, samblip;
+  for (const auto& [name, t] : canonical_weights()) {
+    if (name.rfind("vision_model.", 0) == 0 || name.rfind("sam_model.", 0) == 0) {
+      encoders[name] = t;  // SamBlip ran on cached features: no encoders in its file
+    } else {
+      samblip[samblip_name(name)] = t;
+    }
+  }
+  ASSERT_TRUE(samblip.count("sam_qformer.Qformer.bert.encoder.layer.0.crossattention.self.key.weight"));
+  samblip["clip_qformer.cls_token"] = at::zeros({1, 1, 64});  // unused without extra_cls
+  io::save_safetensors(dir.file("encoders.safetensors"), encoders);
+  io::save_safetensors(dir.file("samblip.safetensors"), samblip);
+  auto model = build_model(tiny_msmedcap());
+  load_weight_sources(*model, {{dir.file("encoders.safetensors"), "", "hf"}, {dir.file("samblip.safetensors"), "", "samblip"}},
+                      {});
+  auto reference = build_model(tiny_msmedcap());
+  io::save_safetensors(dir.file("all.safetensors"), canonical_weights());
+  load_weights(*reference, dir.file("all.safetensors"), "", {});
+  EXPECT_TRUE(at::equal(logits_of(model), logits_of(reference)));
+  try {
+    load_weights(*model, dir.file("samblip.safetensors"), "", {}, "lavis");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("SamBlip prototype layout"), std::string::npos) << e.what();
+  }
+}
+
+TEST(WeightMap, MsMedCapSamStage1HeadsGoToTheSamBranch) {
+  // MSMedCap's blip2_qformer.py trains the SAM Q-Former alone; its heads carry no sam_ prefix.
+  TempDir dir;
+  auto cfg = tiny_msmedcap();
+  cfg.sam_qformer.text_path = true;
+  auto trained = build_model(cfg);
+  io::StateDict lavis;
+  for (const auto& [name, t] : io::module_state_dict(*trained)) {
+    if (name.rfind("sam_qformer.", 0) == 0 || name == "sam_query_tokens") lavis[msmedcap::testing::lavis_name(name)] = t;
+  }
+  const auto& heads = trained->heads(/*sam_branch=*/true);
+  lavis["vision_proj.weight"] = heads.vision_projection->weight;
+  lavis["vision_proj.bias"] = heads.vision_projection->bias;
+  lavis["text_proj.weight"] = heads.text_projection->weight;
+  lavis["text_proj.bias"] = heads.text_projection->bias;
+  lavis["itm_head.weight"] = heads.itm_head->weight;
+  lavis["itm_head.bias"] = heads.itm_head->bias;
+  lavis["temp"] = at::full({}, 0.05);
+  io::save_safetensors(dir.file("sam_stage1.safetensors"), lavis);
+  auto model = build_model(cfg);
+  config::LoadConfig policy;
+  policy.allow_missing = {"vision_model.", "query_tokens", "qformer.", "language_projection.", "sam_model.",
+                          "sam_language_projection.", "language_model."};
+  const auto report = load_weights(*model, dir.file("sam_stage1.safetensors"), "", policy, "lavis");
+  EXPECT_TRUE(report.unexpected.empty() && report.ignored.empty()) << report.summary();
+  const auto& loaded = model->heads(true);
+  EXPECT_TRUE(at::equal(loaded.vision_projection->weight, heads.vision_projection->weight));
+  EXPECT_TRUE(at::equal(loaded.itm_head->bias, heads.itm_head->bias));
+  EXPECT_FLOAT_EQ(loaded.temp.item<float>(), 0.05f);
+}
+
+}  // namespace
+}  // namespace msmedcap::models
+

@@ -21,10 +21,18 @@ void merge_patch(Json& target, const Json& patch);
 /// otherwise, or when the current value at that path is a string.
 void apply_override(Json& config, const std::string& assignment);
 
-/// Where a config comes from: files merged left to right, then overrides in order.
+/// A config layer that is not a file as written (a model folder's config with its paths made
+/// absolute); `origin` names it in errors.
+struct ConfigLayer {
+  std::string origin;
+  Json json;
+};
+
+/// Where a config comes from: layers, then files merged left to right, then overrides in order.
 struct ConfigSources {
   std::vector<std::string> files;
   std::vector<std::string> overrides;
+  std::vector<ConfigLayer> layers;
 };
 
 /// Merges `sources` over the defaults held by `config`, reads the result back into `config`
@@ -34,6 +42,12 @@ template <class T>
 Json resolve_config(T& config, const ConfigSources& sources) {
   Json merged = to_json(config);
   const T defaults = config;
+  for (const auto& layer : sources.layers) {
+    MSMEDCAP_CHECK(layer.json.is_object(), layer.origin, ": a config layer must be a JSON object");
+    merge_patch(merged, layer.json);
+    T check = defaults;
+    from_json(merged, check, "", layer.origin);
+  }
   for (const auto& file : sources.files) {
     const Json patch = read_json_file(file);
     MSMEDCAP_CHECK(patch.is_object(), file, ": a config file must hold a JSON object, got ",

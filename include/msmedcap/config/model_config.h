@@ -159,6 +159,11 @@ struct ModelConfig {
   /// Width of the ITC projections (vision_projection / text_projection) of a branch whose
   /// Q-Former has the text path.
   int64_t embed_dim = 256;
+  /// Where the visual prefix enters the decoder. -1 (legacy BLIP-2): the projected queries are
+  /// concatenated before the text embeddings. A token id (today's HF BLIP-2 config.json,
+  /// `image_token_index`): input_ids carry one such placeholder per prefix position (the HF
+  /// processor puts them before BOS) and the model writes the prefix into those positions.
+  int64_t image_token_index = -1;
   VisionConfig vision;
   QFormerConfig qformer;
   SamEncoderConfig sam;
@@ -171,6 +176,8 @@ struct ModelConfig {
     v("use_sam", use_sam, "SAM branch on (sam_model, sam_qformer, sam_language_projection)");
     v("sam_tokens", sam_tokens, "SAM features as 'channels' (MSMedCap) or 'spatial' tokens");
     v("embed_dim", embed_dim, "ITC projection width (stage-1 heads)");
+    v("image_token_index", image_token_index,
+      "-1: prefix concatenated before the text; else the placeholder id the prefix replaces in input_ids");
     v("vision", vision, "CLIP-branch ViT");
     v("qformer", qformer, "CLIP-branch Q-Former");
     v("sam", sam, "SAM image encoder");
@@ -178,6 +185,10 @@ struct ModelConfig {
     v("decoder", decoder, "decoder LLM");
   }
   void validate() const;
+  /// Visual prefix length: the query tokens of every branch that is on.
+  int64_t prefix_tokens() const {
+    return (use_clip ? qformer.num_query_tokens : 0) + (use_sam ? sam_qformer.num_query_tokens : 0);
+  }
 };
 
 }  // namespace msmedcap::config

@@ -23,11 +23,16 @@ struct RuntimeConfig {
   std::string log_level = "info";
   /// Seed of every random generator the run uses.
   int64_t seed = 42;
+  /// Weights and activations of inference commands (forward, caption, retrieve,
+  /// extract-features): fp32, bf16, or fp16 (CUDA only). Norm statistics, softmax and losses
+  /// are computed in float32 whatever this says.
+  std::string dtype = "fp32";
 
   template <class V>
   void visit(V& v) {
     v("threads", threads, "intra-op CPU threads; 0 = all cores");
     v("device", device, "compute device: cpu, cuda or cuda:N");
+    v("dtype", dtype, "inference weights and activations: fp32, bf16, or fp16 (CUDA only)");
     v("log_level", log_level, "log level on stderr: trace, debug, info, warn, error, off");
     v("seed", seed, "seed of every random generator the run uses");
   }

@@ -76,6 +76,9 @@ struct TrainConfig {
   /// fp32, or on CUDA bf16 (autocast) or fp16 (autocast + dynamic loss scaling); master weights
   /// stay fp32.
   std::string precision = "fp32";
+  /// Storage of the parts a stage does not train (encoders, a frozen LLM): fp32, bf16, or fp16
+  /// (CUDA only). Trained parts keep float32 master weights.
+  std::string frozen_dtype = "fp32";
   /// Recompute the CLIP ViT's layers in the backward (caption stage with train_vision; LAVIS
   /// use_grad_checkpoint): less memory, one more forward of the ViT.
   bool grad_checkpointing = false;
@@ -121,6 +124,7 @@ struct TrainConfig {
     v("grad_accum", grad_accum, "micro-batches accumulated per optimiser step");
     v("clip_grad_norm", clip_grad_norm, "clip the global gradient norm; 0 = off");
     v("precision", precision, "fp32, or on CUDA bf16 / fp16 (autocast, fp32 master weights)");
+    v("frozen_dtype", frozen_dtype, "storage of the frozen parts: fp32, bf16, or fp16 (CUDA only)");
     v("grad_checkpointing", grad_checkpointing, "recompute the CLIP ViT's layers in the backward (caption stage)");
     v("qformer_max_len", qformer_max_len, "stage-1 WordPiece tokens per caption");
     v("decoder_max_len", decoder_max_len, "decoder tokens per prompt + caption");

@@ -18,6 +18,11 @@ class BpeTokenizer : public TextTokenizer {
  public:
   /// Reads `vocab.json` (token -> id) and `merges.txt` ("#version" line optional).
   BpeTokenizer(const std::string& vocab_path, const std::string& merges_path, const TokenizerOptions& options = {});
+  /// The same from a vocabulary (token, id) and merges in rank order, e.g. read from an HF
+  /// `tokenizer.json`; `origin` names them in errors.
+  BpeTokenizer(const std::vector<std::pair<std::string, int64_t>>& vocab,
+               const std::vector<std::pair<std::string, std::string>>& merges, const TokenizerOptions& options,
+               const std::string& origin);
 
   std::vector<int64_t> encode(const std::string& text, bool add_special_tokens = true) const override;
   std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const override;
@@ -30,6 +35,8 @@ class BpeTokenizer : public TextTokenizer {
   static std::vector<std::u32string> pretokenize(const std::u32string& text);
 
  private:
+  void init(const std::vector<std::pair<std::string, int64_t>>& vocab,
+            const std::vector<std::pair<std::string, std::string>>& merges, const std::string& origin);
   void bpe(const std::string& word, std::vector<std::string>& out) const;
 
   bool add_bos_;

@@ -53,7 +53,8 @@ struct TokenizerOptions {
 };
 
 /// Loads a tokenizer from a file or a HuggingFace model folder: `vocab.txt` -> WordPiece,
-/// `vocab.json` + `merges.txt` -> BPE, `*.model` / `tokenizer.model` -> SentencePiece.
+/// `vocab.json` + `merges.txt` -> BPE, `*.model` / `tokenizer.model` -> SentencePiece, and
+/// `tokenizer.json` alone (byte-level BPE or WordPiece; its added tokens join the vocabulary).
 /// Throws naming the path when none is found or a file is malformed.
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path, const TokenizerOptions& options = {});
 

@@ -1,8 +1,9 @@
 #pragma once
 /// The `msmedcap forward` contract, for tests and for feature extraction: read named inputs
 /// (pixel_values, sam_pixel_values, input_ids, attention_mask, labels), run the model and
-/// return every output it has under the HF fixture names; optionally decode greedily from the
-/// first K tokens of input_ids.
+/// return every output it has under the HF fixture names; optionally decode from the
+/// first K tokens of input_ids with the
+/// generation settings given (greedy, beam search or sampling, as `caption` decodes).
 
 #include <c10/core/Device.h>
 
@@ -22,6 +23,7 @@ struct ModelSource {
   std::string hf_dir;                      ///< non-empty: load this HF model directory
   const config::RunConfig* run = nullptr;  ///< else: build run->model, load run->weights
   c10::Device device = c10::Device(c10::kCPU);
+  c10::ScalarType dtype = c10::kFloat;  ///< the weights' and activations' type (runtime.dtype)
 };
 
 /// Generation request: settings and how many leading input_ids form the prompt.

@@ -47,6 +47,9 @@ class ByteSource {
   virtual ~ByteSource() = default;
   virtual const uint8_t* data() const = 0;
   virtual size_t size() const = 0;
+  /// Lets the kernel drop [offset, offset + length) from this process where the bytes are a
+  /// file mapping that can be read back (whole pages inside the range only); a no-op otherwise.
+  virtual void release(size_t offset, size_t length) const { (void)offset, (void)length; }
 };
 
 /// A validated safetensors file. Construction checks everything; afterwards every

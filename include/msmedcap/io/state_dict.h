@@ -5,6 +5,7 @@
 
 #include <torch/nn/module.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,10 @@ struct LoadOptions {
   /// When false, parameters absent from this file are not an error (the caller composes
   /// several files and checks completeness itself).
   bool require_complete = true;
+  /// Where loaded tensors go: floating-point ones in `dtype` (unset: the parameter's own), all
+  /// on `device` (unset: the parameter's own).
+  std::optional<c10::ScalarType> dtype;
+  std::optional<c10::Device> device;
 };
 
 /// True when `pattern` is a prefix of `name`, a `*` standing for one dotted component
@@ -54,9 +59,11 @@ bool matches_prefix(const std::string& name, const std::string& pattern);
 LoadReport check_state_dict(torch::nn::Module& module, const TensorSource& source,
                             const LoadOptions& options = {});
 
-/// Copies every matching tensor into `module` (converting dtype, on the module's device) and
-/// returns the report; throws msmedcap::Error with report.summary() unless report.ok(). Nothing
-/// is copied when the check fails.
+/// Replaces the data of every matching parameter and buffer of `module` by the checkpoint's
+/// tensor, read once into the target dtype and device (LoadOptions), and returns the report;
+/// throws msmedcap::Error with report.summary() unless report.ok(). Nothing is loaded when the
+/// check fails. The module's own storage is released, never written: a module built under
+/// models::DeferInit costs no memory beyond what is loaded.
 LoadReport load_state_dict(torch::nn::Module& module, const TensorSource& source,
                            const LoadOptions& options = {});
 

@@ -4,6 +4,7 @@
 /// either. Reading is zero-copy where alignment allows; writing is atomic.
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <map>
@@ -40,6 +41,9 @@ class TensorSource {
   virtual std::vector<int64_t> shape_of(const std::string& name) const = 0;
   /// The tensor `name` (CPU; may share memory with the source).
   virtual at::Tensor tensor(const std::string& name) const = 0;
+  /// A new tensor holding `name` in `dtype` on `device`, read once from the source (what the
+  /// loader keeps). The default copies tensor(name).
+  virtual at::Tensor read(const std::string& name, c10::ScalarType dtype, c10::Device device) const;
   /// What errors name: a path, or a path and a format.
   virtual std::string describe() const = 0;
 };
@@ -87,6 +91,10 @@ class TensorStore : public TensorSource {
   std::vector<std::string> tensor_names() const override { return names_; }
   std::vector<int64_t> shape_of(const std::string& name) const override { return info(name).shape; }
   at::Tensor tensor(const std::string& name) const override { return view(name); }
+  /// Converts the mapped bytes straight into a new tensor, then drops those pages from this
+  /// process (the page cache keeps them), so that loading a model does not hold the file and
+  /// the weights in memory at once. Do not mix with views of this store written in place.
+  at::Tensor read(const std::string& name, c10::ScalarType dtype, c10::Device device) const override;
   std::string describe() const override { return path_; }
 
  private:

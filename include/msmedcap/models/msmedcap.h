@@ -7,11 +7,12 @@
 /// Names equal HF Blip2ForConditionalGeneration's, plus the sam_* branch.
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
 
 #include <memory>
+#include <utility>
 
 #include "msmedcap/config/model_config.h"
+#include "msmedcap/models/layers.h"
 #include "msmedcap/models/decoder.h"
 #include "msmedcap/models/qformer.h"
 #include "msmedcap/models/sam_encoder.h"
@@ -66,17 +67,31 @@ class MsMedCapModelImpl : public torch::nn::Module {
   /// embeddings viewed as tokens (model.sam_tokens), from pixels or cached outputs.
   torch::Tensor image_tokens(bool sam_branch, const ImageInputs& inputs);
 
-  /// Full forward as HF Blip2ForConditionalGeneration: logits over [prefix, text]; with labels
-  /// ([B, T], -100 ignored) the loss is cross entropy of logits[:, -T:][:, :-1] against
-  /// labels[:, 1:].
+  /// Full forward as HF Blip2ForConditionalGeneration: forward_inputs on the encoded images.
   CaptionerOutput forward(const torch::Tensor& pixel_values, const torch::Tensor& sam_pixel_values,
                           const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const torch::Tensor& labels = {});
 
-  /// The text half of forward() on an already encoded prefix (callers that also decode from the
-  /// same images encode them once). The prefix's branch outputs are copied into the result.
-  /// logits_last: logits of the last n positions only (0 = all P + T; a loss over the text
-  /// needs T, or T + 1 when the last query predicts the first token).
+  /// The text half of forward() on an already encoded prefix, as the config places the prefix
+  /// (HF's contract): with model.image_token_index, input_ids [B, T] carry P placeholders that
+  /// receive the prefix and the logits cover T positions; without, the prefix goes before the
+  /// T tokens and the logits cover P + T. With labels ([B, T], -100 ignored) the loss is cross
+  /// entropy of logits[:, -T:][:, :-1] against labels[:, 1:]. The prefix's branch outputs are
+  /// copied into the result.
+  CaptionerOutput forward_inputs(const VisualPrefix& prefix, const torch::Tensor& input_ids,
+                                 const torch::Tensor& attention_mask, const torch::Tensor& labels = {});
+
+  /// The decoder's input embeddings [B, L, E] and mask [B, L] for a prefix and token ids:
+  /// placeholders replaced (placeholders = true; the config's image_token_index) or the prefix
+  /// before the ids.
+  std::pair<torch::Tensor, torch::Tensor> decoder_inputs(const VisualPrefix& prefix, const torch::Tensor& input_ids,
+                                                         const torch::Tensor& attention_mask, bool placeholders);
+
+  /// The prefix before text-only ids, whatever the config's placement (training and
+  /// captioning build text without placeholders; the embeddings equal those of placeholders
+  /// put before the text, as HF's processor puts them). Callers that also decode from the same
+  /// images encode them once. logits_last: logits of the last n positions only (0 = all P + T;
+  /// a loss over the text needs T, or T + 1 when the last query predicts the first token).
   CaptionerOutput forward_text(const VisualPrefix& prefix, const torch::Tensor& input_ids,
                                const torch::Tensor& attention_mask, const torch::Tensor& labels = {},
                                int64_t logits_last = 0);
@@ -88,7 +103,7 @@ class MsMedCapModelImpl : public torch::nn::Module {
   /// The stage-1 heads of one branch (present when its Q-Former has the text path):
   /// ITC projections to embed_dim, the ITM head and the learnable temperature.
   struct Stage1Heads {
-    torch::nn::Linear vision_projection{nullptr}, text_projection{nullptr}, itm_head{nullptr};
+    Linear vision_projection{nullptr}, text_projection{nullptr}, itm_head{nullptr};
     torch::Tensor temp;
   };
   /// The heads of the CLIP branch (`vision_projection`, `text_projection`, `itm_head`, `temp`)
@@ -98,14 +113,17 @@ class MsMedCapModelImpl : public torch::nn::Module {
   VisionModel vision_model{nullptr};
   torch::Tensor query_tokens;
   QFormerModel qformer{nullptr};
-  torch::nn::Linear language_projection{nullptr};
+  Linear language_projection{nullptr};
   SamModel sam_model{nullptr};
   torch::Tensor sam_query_tokens;
   QFormerModel sam_qformer{nullptr};
-  torch::nn::Linear sam_language_projection{nullptr};
+  Linear sam_language_projection{nullptr};
   std::shared_ptr<DecoderLM> language_model;
 
  private:
+  CaptionerOutput decode(const VisualPrefix& prefix, const torch::Tensor& input_ids,
+                         const torch::Tensor& attention_mask, const torch::Tensor& labels, int64_t logits_last,
+                         bool placeholders);
   Stage1Heads make_heads(const std::string& prefix, int64_t width);
   torch::Tensor sam_tokens_of(const torch::Tensor& image) const;
   config::ModelConfig cfg_;

@@ -17,13 +17,12 @@
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <vector>
 
 #include "msmedcap/config/model_config.h"
+#include "msmedcap/models/layers.h"
 
 namespace msmedcap::models {
 
@@ -56,7 +55,7 @@ class QFormerMultiHeadAttentionImpl : public torch::nn::Module {
                         const torch::Tensor& mask = {}, const torch::Tensor& past_k = {},
                         const torch::Tensor& past_v = {}, torch::Tensor* record_k = nullptr,
                         torch::Tensor* record_v = nullptr);
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  Linear query{nullptr}, key{nullptr}, value{nullptr};
   /// key(context) and value(context) split into heads: [B, H, M, Dh] each.
   std::pair<torch::Tensor, torch::Tensor> project_context(const torch::Tensor& context);
 
@@ -77,7 +76,7 @@ class QFormerOutputImpl : public torch::nn::Module {
  public:
   QFormerOutputImpl(int64_t in, int64_t out, double eps);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
-  torch::nn::Linear dense{nullptr};
+  Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
 };
 TORCH_MODULE(QFormerOutput);
@@ -96,7 +95,7 @@ class QFormerIntermediateImpl : public torch::nn::Module {
  public:
   QFormerIntermediateImpl(int64_t hidden, int64_t intermediate);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear dense{nullptr};
+  Linear dense{nullptr};
 };
 TORCH_MODULE(QFormerIntermediate);
 
@@ -136,7 +135,7 @@ class QFormerEmbeddingsImpl : public torch::nn::Module {
   explicit QFormerEmbeddingsImpl(const config::QFormerConfig& cfg);
   /// ids: [B, T] -> [B, T, D] (positions 0..T-1; not yet layer-normed).
   torch::Tensor forward(const torch::Tensor& ids);
-  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr};
+  Embedding word_embeddings{nullptr}, position_embeddings{nullptr};
 };
 TORCH_MODULE(QFormerEmbeddings);
 
@@ -145,7 +144,7 @@ class QFormerPredictionTransformImpl : public torch::nn::Module {
  public:
   explicit QFormerPredictionTransformImpl(const config::QFormerConfig& cfg);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear dense{nullptr};
+  Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
 };
 TORCH_MODULE(QFormerPredictionTransform);

@@ -8,12 +8,12 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <vector>
 
 #include "msmedcap/config/model_config.h"
+#include "msmedcap/models/layers.h"
 
 namespace msmedcap::models {
 
@@ -28,7 +28,7 @@ class SamAttentionImpl : public torch::nn::Module {
   SamAttentionImpl(const config::SamEncoderConfig& cfg, int64_t input_size);
   /// x: [B, H, W, C] -> [B, H, W, C].
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  Linear qkv{nullptr}, proj{nullptr};
   torch::Tensor rel_pos_h, rel_pos_w;
 
  private:
@@ -42,7 +42,7 @@ class SamMlpImpl : public torch::nn::Module {
  public:
   SamMlpImpl(int64_t hidden, int64_t mlp_dim);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear lin1{nullptr}, lin2{nullptr};
+  Linear lin1{nullptr}, lin2{nullptr};
 };
 TORCH_MODULE(SamMlp);
 

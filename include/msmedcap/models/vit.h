@@ -7,11 +7,10 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include "msmedcap/config/model_config.h"
+#include "msmedcap/models/layers.h"
 
 namespace msmedcap::models {
 
@@ -36,7 +35,7 @@ class VisionAttentionImpl : public torch::nn::Module {
   explicit VisionAttentionImpl(const config::VisionConfig& cfg);
   /// x: [B, N, D] -> [B, N, D].
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear qkv{nullptr}, projection{nullptr};
+  Linear qkv{nullptr}, projection{nullptr};
 
  private:
   int64_t num_heads_;
@@ -48,7 +47,7 @@ class VisionMlpImpl : public torch::nn::Module {
  public:
   VisionMlpImpl(int64_t hidden, int64_t intermediate, bool quick_gelu = false);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 
  private:
   bool quick_gelu_;
@@ -86,7 +85,7 @@ class ClipVisionEmbeddingsImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& pixels);
   torch::Tensor class_embedding;
   torch::nn::Conv2d patch_embedding{nullptr};
-  torch::nn::Embedding position_embedding{nullptr};
+  Embedding position_embedding{nullptr};
 
  private:
   int64_t image_size_;
@@ -98,7 +97,7 @@ class ClipAttentionImpl : public torch::nn::Module {
  public:
   explicit ClipAttentionImpl(const config::VisionConfig& cfg);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 
  private:
   int64_t num_heads_;

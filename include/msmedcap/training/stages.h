@@ -30,4 +30,8 @@ std::vector<std::pair<std::string, torch::Tensor>> apply_stage(models::MsMedCapM
 /// off in the encoders and the LLM).
 void set_train_mode(models::MsMedCapModelImpl& model, const config::StageConfig& stage);
 
+/// Stores every parameter that does not train (requires_grad false after apply_stage) in
+/// `dtype` (train.frozen_dtype); the trained ones keep their float32 master weights.
+void store_frozen(models::MsMedCapModelImpl& model, c10::ScalarType dtype);
+
 }  // namespace msmedcap::training

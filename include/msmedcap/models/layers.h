@@ -1,0 +1,72 @@
+#pragma once
+/// The layers that hold almost all of a model's weights (Linear, Embedding, GPT-2's Conv1D),
+/// written so that a model whose weights will be loaded is built without initialising them.
+/// LibTorch's own torch::nn::Linear and Embedding draw random values in their constructors; at
+/// full size that writes every byte of a float32 model (15 GB for BLIP-2 OPT-2.7b) only for the
+/// loader to overwrite it. Here, while a DeferInit guard is alive on the thread, these layers
+/// allocate their parameters with at::empty and write nothing: the pages are never touched, so
+/// they cost no memory until the loader replaces them (docs/LOADING.md).
+/// Without the guard they are initialised as HuggingFace's `_init_weights` does: weights
+/// N(0, 0.02), biases 0.
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace msmedcap::models {
+
+/// While alive, Linear, Embedding, Conv1D and init_param() leave parameters uninitialised on
+/// this thread. Whoever holds it must then load or initialise every parameter (load_model does).
+class DeferInit {
+ public:
+  DeferInit();
+  ~DeferInit();
+  DeferInit(const DeferInit&) = delete;
+  DeferInit& operator=(const DeferInit&) = delete;
+  /// True while a guard is alive on this thread.
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
+/// The standard deviation of HF's initialisation of these layers (initializer_range).
+inline constexpr double kInitStd = 0.02;
+
+/// A float32 tensor of `shape` drawn from N(0, std), or left unwritten under DeferInit.
+torch::Tensor init_normal(const std::vector<int64_t>& shape, double std = kInitStd);
+
+/// y = x W^T + b with W [out, in] (the layout of torch.nn.Linear and of HF checkpoints).
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
+  torch::Tensor forward(const torch::Tensor& x);
+  /// HF's initialisation: weight N(0, std), bias 0.
+  void reset_parameters(double std = kInitStd);
+  torch::Tensor weight, bias;  ///< bias undefined without one
+};
+TORCH_MODULE(Linear);
+
+/// Rows of a [num, dim] table by id.
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t num_embeddings, int64_t embedding_dim);
+  torch::Tensor forward(const torch::Tensor& ids);
+  void reset_parameters(double std = kInitStd);
+  torch::Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+/// HF's GPT-2 Conv1D: a linear layer whose weight is stored [in, out].
+class Conv1DImpl : public torch::nn::Module {
+ public:
+  Conv1DImpl(int64_t in_features, int64_t out_features);
+  torch::Tensor forward(const torch::Tensor& x);
+  void reset_parameters(double std = kInitStd);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Conv1D);
+
+}  // namespace msmedcap::models

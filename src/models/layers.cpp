@@ -1,0 +1,70 @@
+#include "msmedcap/models/layers.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+namespace msmedcap::models {
+
+namespace {
+thread_local bool defer_init = false;
+}  // namespace
+
+DeferInit::DeferInit() : previous_(defer_init) { defer_init = true; }
+DeferInit::~DeferInit() { defer_init = previous_; }
+bool DeferInit::active() { return defer_init; }
+
+torch::Tensor init_normal(const std::vector<int64_t>& shape, double std) {
+  auto t = at::empty(shape, at::kFloat);
+  if (!defer_init) {
+    torch::NoGradGuard no_grad;
+    t.normal_(0.0, std);
+  }
+  return t;
+}
+
+namespace {
+torch::Tensor init_zeros(int64_t n) {
+  auto t = at::empty({n}, at::kFloat);
+  if (!defer_init) t.zero_();
+  return t;
+}
+}  // namespace
+
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias) {
+  weight = register_parameter("weight", init_normal({out_features, in_features}));
+  if (with_bias) bias = register_parameter("bias", init_zeros(out_features));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return at::linear(x, weight, bias); }
+
+void LinearImpl::reset_parameters(double std) {
+  torch::NoGradGuard no_grad;
+  weight.normal_(0.0, std);
+  if (bias.defined()) bias.zero_();
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t num_embeddings, int64_t embedding_dim) {
+  weight = register_parameter("weight", init_normal({num_embeddings, embedding_dim}));
+}
+
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) { return at::embedding(weight, ids); }
+
+void EmbeddingImpl::reset_parameters(double std) {
+  torch::NoGradGuard no_grad;
+  weight.normal_(0.0, std);
+}
+
+Conv1DImpl::Conv1DImpl(int64_t in_features, int64_t out_features) {
+  weight = register_parameter("weight", init_normal({in_features, out_features}));
+  bias = register_parameter("bias", init_zeros(out_features));
+}
+
+torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) { return at::matmul(x, weight) + bias; }
+
+void Conv1DImpl::reset_parameters(double std) {
+  torch::NoGradGuard no_grad;
+  weight.normal_(0.0, std);
+  bias.zero_();
+}
+
+}  // namespace msmedcap::models
