@@ -3,6 +3,7 @@
 // the paths of committed test data.
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace msmedcap::testing {
 
@@ -43,6 +45,16 @@ inline std::string read_text(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+/// The JSON objects of a JSONL file, one per non-empty line.
+inline std::vector<nlohmann::ordered_json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::ordered_json> out;
+  std::istringstream in(read_text(path));
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(nlohmann::ordered_json::parse(line));
+  return out;
 }
 
 /// Exit code, stdout and stderr of a shell command.

@@ -48,6 +48,10 @@ config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& 
   core::init_logging(config.runtime.log_level);
   const int threads = core::configure_threads(config.runtime.threads);
   core::log_debug("runtime", "{} intra-op threads, flush-to-zero on", threads);
+  if (config.runtime.dtype == "bf16" && config.runtime.device == "cpu") {
+    core::log_warn("runtime", "bf16 on the CPU halves the weights' memory but LibTorch's CPU bf16 matrix products are "
+                   "slow (21x float32 at full size on a CPU without AVX512-BF16; docs/PERFORMANCE.md)");
+  }
   return resolved;
 }
 

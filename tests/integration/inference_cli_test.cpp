@@ -15,15 +15,7 @@ namespace msmedcap {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<config::Json> read_jsonl(const std::string& path) {
-  std::vector<config::Json> out;
-  std::istringstream in(testing::read_text(path));
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(config::Json::parse(line));
-  return out;
-}
+using testing::read_jsonl;
 
 /// A synthetic dataset (train and test splits, 64 px) and two runs trained on it: the caption
 /// stage and stage 1 of the CLIP branch, 20 steps each, tiny model.

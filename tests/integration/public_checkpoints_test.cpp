@@ -23,20 +23,12 @@ namespace msmedcap {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::read_jsonl;
 using testing::data_path;
 using testing::fixture_path;
 using testing::run_msmedcap;
 using testing::TempDir;
 using testing::write_text;
-
-std::vector<config::Json> read_jsonl(const std::string& path) {
-  std::vector<config::Json> out;
-  std::istringstream in(testing::read_text(path));
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(config::Json::parse(line));
-  return out;
-}
 
 /// The trained parts of the tiny MSMedCap fixture (Q-Formers, query tokens, projections), in
 /// LAVIS names: what an MSMedCap stage-2 .pth holds once converted.

@@ -64,14 +64,16 @@ struct WeightsSource {
   std::string path;
   /// Prepended to every name in the file, e.g. "sam_model." for a standalone HF SAM file.
   std::string prefix;
-  /// Naming convention of the file: hf, hf-lm, lavis or sam (io/weight_map.h).
+  /// Naming convention of the file: hf, hf-lm, lavis, sam, bert or samblip (io/weight_map.h).
   std::string format = "hf";
 
   template <class V>
   void visit(V& v) {
     v("path", path, "safetensors file, sharded index or model directory");
     v("prefix", prefix, "prefix added to the file's tensor names (e.g. sam_model.)");
-    v("format", format, "tensor naming: hf, hf-lm (un-prefixed LM), lavis (.pth converted), sam (original SAM)");
+    v("format", format,
+      "tensor naming: hf, hf-lm (un-prefixed LM), lavis (.pth converted), sam (original SAM), bert (a fresh "
+      "Q-Former from bert-base-uncased), samblip (MSMedCap's prototype)");
   }
 };
 
