@@ -26,7 +26,10 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
   auto scores = at::matmul(q, k.transpose(-2, -1)).mul_(s);  // [B, H, N, M]
   if (mask.defined()) scores = scores + mask;
   if (is_causal) scores = scores + causal_mask(q.size(-2), k.size(-2), scores.options());
-  return at::matmul(at::softmax(scores, -1), v);
+  // Reduced precision: the softmax runs in float32 (as HF's LLaMA and fp16 OPT attention do).
+  const bool reduced = scores.scalar_type() == at::kBFloat16 || scores.scalar_type() == at::kHalf;
+  const auto probs = reduced ? at::softmax(scores, -1, at::kFloat).to(scores.scalar_type()) : at::softmax(scores, -1);
+  return at::matmul(probs, v);
 }
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k,

@@ -164,6 +164,11 @@ TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("transform.dicom_window"), std::string::npos) << e.what();
   }
+  // In bf16 (runtime.dtype) too.
+  const auto half = testing::run_msmedcap("extract-features -c " + dir.file("run.json") + " --dtype bf16 --out " +
+                                          dir.file("cache-bf16"));
+  ASSERT_EQ(half.exit_code, 0) << half.err;
+  EXPECT_NE(half.err.find(" images cached in " + dir.file("cache-bf16")), std::string::npos) << half.err;
   // An existing cache is not overwritten.
   const auto again = testing::run_msmedcap("extract-features -c " + dir.file("run.json") + " --out " + dir.file("cache"));
   EXPECT_NE(again.exit_code, 0);

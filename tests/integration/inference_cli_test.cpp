@@ -179,6 +179,10 @@ TEST_F(InferenceCli, RetrievalRecallBothWays) {
     }
     EXPECT_LE(m["txt_r1"].get<double>(), m["txt_r5"].get<double>());
   }
+  // In bf16 (runtime.dtype) too: with at most 10 images, every match is still within the top 10.
+  const auto half = testing::run_msmedcap("retrieve --run " + path("stage1") + " --dtype bf16 --json " + out.file("bf16.json"));
+  ASSERT_EQ(half.exit_code, 0) << half.err;
+  EXPECT_DOUBLE_EQ(config::read_json_file(out.file("bf16.json"))["txt_r10"].get<double>(), 100.0);
   // The caption run has no stage-1 heads.
   const auto r = testing::run_msmedcap("retrieve --run " + path("caption"));
   EXPECT_EQ(r.exit_code, 1);
