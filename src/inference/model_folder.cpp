@@ -51,19 +51,31 @@ config::Json hf_text_config(const config::DecoderConfig& d) {
   return t;
 }
 
-/// Copies a tokenizer file or folder (its regular files) to `to` (a folder) and returns the
-/// path, relative to the model folder, that a config names: the folder, or the file in it.
-std::string copy_tokenizer(const std::string& from, const fs::path& to, const fs::path& root) {
-  fs::create_directories(to);
+/// Copies a tokenizer file, or the tokenizer files of a folder (a tokenizer folder is often the
+/// HF model folder itself: its weights stay behind), into the folder `to`.
+void copy_tokenizer_files(const std::string& from, const fs::path& to) {
+  static const char* kNames[] = {"vocab.txt",        "vocab.json",           "merges.txt",        "tokenizer.model",
+                                 "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
+                                 "added_tokens.json"};
   MSMEDCAP_CHECK(fs::exists(from), from, ": tokenizer not found");
-  if (fs::is_directory(from)) {
-    for (const auto& e : fs::directory_iterator(from)) {
-      if (e.is_regular_file()) fs::copy_file(e.path(), to / e.path().filename());
-    }
-    return fs::relative(to, root).string();
+  fs::create_directories(to);
+  if (!fs::is_directory(from)) {
+    fs::copy_file(from, to / fs::path(from).filename());
+    // A BPE vocab.json is read with the merges.txt beside it.
+    const fs::path merges = fs::path(from).parent_path() / "merges.txt";
+    if (fs::path(from).filename() == "vocab.json" && fs::is_regular_file(merges)) fs::copy_file(merges, to / "merges.txt");
+    return;
   }
-  fs::copy_file(from, to / fs::path(from).filename());
-  return fs::relative(to / fs::path(from).filename(), root).string();
+  for (const char* name : kNames) {
+    if (fs::is_regular_file(fs::path(from) / name)) fs::copy_file(fs::path(from) / name, to / name);
+  }
+}
+
+/// copy_tokenizer_files into `to`, and the path, relative to the model folder `root`, that its
+/// config names: the folder, or the file in it.
+std::string copy_tokenizer(const std::string& from, const fs::path& to, const fs::path& root) {
+  copy_tokenizer_files(from, to);
+  return fs::relative(fs::is_directory(from) ? to : to / fs::path(from).filename(), root).string();
 }
 
 std::string today() {
@@ -153,24 +165,15 @@ void export_model(models::MsMedCapModelImpl& model, const config::RunConfig& cfg
       tensors.emplace(name, cpu.contiguous());
       parameters += static_cast<uint64_t>(t.numel());
     }
-    const auto files = io::save_sharded(tmp.string(), tensors, o.max_shard_bytes);
     config::Json generation;
     if (!o.generate_file.empty()) {
       generation = config::read_json_file(o.generate_file);
       (void)GenerateOptions::from_json(generation, o.generate_file);  // refuse what caption would refuse
     }
+    const auto files = io::save_sharded(tmp.string(), tensors, o.max_shard_bytes);
     if (o.format == "hf") {
       core::write_file_atomic((tmp / "config.json").string(), hf_blip2_config(cfg.model, stored).dump(2) + "\n");
-      if (!cfg.tokenizers.decoder.empty()) {
-        const fs::path from(cfg.tokenizers.decoder);
-        if (fs::is_directory(from)) {
-          for (const auto& e : fs::directory_iterator(from)) {
-            if (e.is_regular_file()) fs::copy_file(e.path(), tmp / e.path().filename());
-          }
-        } else {
-          fs::copy_file(from, tmp / from.filename());
-        }
-      }
+      if (!cfg.tokenizers.decoder.empty()) copy_tokenizer_files(cfg.tokenizers.decoder, tmp);
       config::Json gen = {{"bos_token_id", cfg.model.decoder.bos_token_id},
                           {"eos_token_id", cfg.model.decoder.eos_token_id},
                           {"pad_token_id", cfg.model.decoder.pad_token_id}};

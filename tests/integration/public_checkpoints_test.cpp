@@ -62,13 +62,17 @@ class PublicCheckpoints : public ::testing::Test {
   void SetUp() override {
     write_msmedcap_checkpoint(dir.file("msmedcap_stage2.safetensors"));
     write_images(dir.file("images"), 3);
+    // The decoder tokenizer as users point at it: the HF model folder, weights beside it.
+    fs::create_directories(dir.file("opt"));
+    for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(data_path("tokenizers/opt/") + f, dir.file("opt/") + f);
+    write_text(dir.file("opt/model.safetensors"), "not a tokenizer file");
     // As configs/weights/msmedcap-from-public.json, pointing at the tiny files.
     const config::Json weights = {
         {"weights",
          {{{"path", fixture_path("tiny_blip2_opt")}, {"prefix", ""}, {"format", "hf"}},
           {{"path", fixture_path("tiny_sam")}, {"prefix", "sam_model."}, {"format", "hf"}},
           {{"path", dir.file("msmedcap_stage2.safetensors")}, {"prefix", ""}, {"format", "lavis"}}}},
-        {"tokenizers", {{"decoder", data_path("tokenizers/opt")}}},
+        {"tokenizers", {{"decoder", dir.file("opt")}}},
         {"data", {{"transform", {{"clip_size", 32}, {"sam_size", 64}}}}}};
     write_text(dir.file("public.json"), weights.dump());
     model_args = " -c " + data_path("tiny_msmedcap_opt.json") + " -c " + dir.file("public.json");
@@ -119,6 +123,7 @@ TEST_F(PublicCheckpoints, CaptionAFolderFineTuneExportAndCaptionAgain) {
                         "tokenizers/decoder/vocab.json", "tokenizers/decoder/merges.txt"}) {
     EXPECT_TRUE(fs::exists(dir.file("model/") + f)) << f;
   }
+  EXPECT_FALSE(fs::exists(dir.file("model/tokenizers/decoder/model.safetensors")));  // only tokenizer files travel
   const auto exported = io::TensorStore::open(dir.file("model"));
   EXPECT_TRUE(exported.contains("vision_model.embeddings.patch_embedding.weight"));  // frozen parts too
   EXPECT_TRUE(exported.contains("sam_model.vision_encoder.neck.conv1.weight"));
