@@ -25,7 +25,7 @@ namespace {
 struct RandomCheckpoint {
   ConfigOptions config;
   std::string hub, out, dtype = "fp32";
-  int64_t shard_mb = 5000;  // HF's max_shard_size 5GB
+  int64_t shard_mb = 0;  // 0: HF's max_shard_size 5GB (config models; a hub list names its own shards)
 };
 
 /// N(0, 0.02) values in `dtype`; small so that no product in a later forward pass overflows.
@@ -45,6 +45,8 @@ void make_random_checkpoint(const RandomCheckpoint& o, const GlobalOptions& glob
   fs::create_directories(o.out);
   at::manual_seed(0);
   uint64_t total = 0;
+  MSMEDCAP_CHECK(o.hub.empty() || o.shard_mb == 0, "bench random-checkpoint: --shard-mb applies to config models; "
+                 "a hub list names its own shards");
   if (!o.hub.empty()) {
     // One shard at a time, as the list assigns them, so that memory holds one shard at most.
     const auto list = config::read_json_file(o.hub + "/tensors.json");
@@ -73,7 +75,7 @@ void make_random_checkpoint(const RandomCheckpoint& o, const GlobalOptions& glob
     models::move_to(*model, {dtype, c10::Device(c10::kCPU)});
     io::StateDict dict = io::module_state_dict(*model);
     for (const auto& [name, t] : dict) total += t.nbytes();
-    io::save_sharded(o.out, dict, static_cast<uint64_t>(o.shard_mb) << 20);
+    io::save_sharded(o.out, dict, static_cast<uint64_t>(o.shard_mb > 0 ? o.shard_mb : 5000) * 1'000'000);
   }
   std::cout << "random checkpoint: " << o.out << ", " << total / 1e9 << " GB in " << o.dtype << "\n";
 }
@@ -92,9 +94,10 @@ void bench_load(const LoadBench& o, const GlobalOptions& globals) {
   std::vector<config::WeightsSource> sources = run.weights;
   if (!o.hf_dir.empty()) {
     const std::string where = o.hf_dir + "/config.json";
-    MSMEDCAP_CHECK(models::hf_kind(models::read_hf_config(o.hf_dir), where) == models::HfKind::kBlip2, where,
+    const auto hf = models::read_hf_config(o.hf_dir);
+    MSMEDCAP_CHECK(models::hf_kind(hf, where) == models::HfKind::kBlip2, where,
                    ": bench load reads Blip2ForConditionalGeneration directories");
-    model_cfg = models::model_config_from_hf_blip2(models::read_hf_config(o.hf_dir), where);
+    model_cfg = models::model_config_from_hf_blip2(hf, where);
     sources = {{o.hf_dir, "", "hf"}};
   }
   MSMEDCAP_CHECK(!sources.empty(), "bench load: give --hf DIR or a config with weights");
@@ -130,7 +133,8 @@ void register_bench_load(CLI::App* bench, const GlobalOptions& globals) {
   m->add_option("--hub", make->hub, "folder with a hub config.json and tensors.json (tests/data/hub/...)");
   m->add_option("--out", make->out, "model folder to write")->required();
   m->add_option("--dtype", make->dtype, "fp32, bf16 or fp16");
-  m->add_option("--shard-mb", make->shard_mb, "largest shard (config models)")->check(CLI::PositiveNumber);
+  m->add_option("--shard-mb", make->shard_mb, "largest shard in MB (config models; default 5000)")
+      ->check(CLI::PositiveNumber);
   m->callback([make, &globals] { make_random_checkpoint(*make, globals); });
 
   auto load = std::make_shared<LoadBench>();

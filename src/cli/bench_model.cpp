@@ -105,6 +105,8 @@ struct StepBench {
 void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   config::RunConfig cfg;
   resolve_run_config(cfg, o.config, globals);
+  MSMEDCAP_CHECK(cfg.runtime.dtype == "fp32", "runtime.dtype: bench train-step keeps float32 weights as train does "
+                 "(train.precision runs autocast on CUDA)");
   const auto device = core::parse_device(cfg.runtime.device);
   const auto& stage = cfg.train.stage;
   const bool stage1 = stage.name == "stage1_clip" || stage.name == "stage1_sam";
@@ -187,13 +189,17 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
   config::RunConfig cfg;
   resolve_run_config(cfg, o.config, globals);
   const auto device = core::parse_device(cfg.runtime.device);
-  MSMEDCAP_CHECK(o.dtype == "fp32" || device.is_cuda(), "--dtype ", o.dtype, " needs a CUDA device");
+  // The global --dtype (runtime.dtype) and this command's own --dtype name the same thing.
+  MSMEDCAP_CHECK(o.dtype == "fp32" || cfg.runtime.dtype == "fp32" || o.dtype == cfg.runtime.dtype, "bench generate: --dtype ",
+                 o.dtype, " disagrees with runtime.dtype ", cfg.runtime.dtype);
+  const std::string dtype_name = o.dtype != "fp32" ? o.dtype : cfg.runtime.dtype;
+  MSMEDCAP_CHECK(dtype_name == "fp32" || device.is_cuda(), "--dtype ", dtype_name, " needs a CUDA device");
+  const auto dtype = core::parse_dtype(dtype_name);
   torch::manual_seed(static_cast<uint64_t>(cfg.runtime.seed));
   auto model = models::build_model(cfg.model);
-  model->to(device, o.dtype == "bf16" ? at::kBFloat16 : o.dtype == "fp16" ? at::kHalf : at::kFloat);
+  model->to(device, dtype);
   model->eval();
   const auto images = random_inputs(cfg.model, o.batch, o.inputs, true, true, device);
-  const auto dtype = o.dtype == "bf16" ? at::kBFloat16 : o.dtype == "fp16" ? at::kHalf : at::kFloat;
   auto cast = [&](models::ImageInputs x) {
     for (auto* t : {&x.clip_pixels, &x.sam_pixels, &x.clip_features, &x.sam_embeddings}) {
       if (t->defined()) *t = t->to(dtype);
@@ -238,7 +244,7 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
   const double gflops = (flop.encode + flop.decode) / total / 1e9;
   const std::string setting = (o.beams == 1 ? std::string("greedy") : "beam " + std::to_string(o.beams)) + ", batch " +
                               std::to_string(o.batch) + ", " + std::to_string(o.new_tokens) + " tokens (clip " +
-                              o.inputs.clip + ", sam " + o.inputs.sam + (o.dtype == "fp32" ? "" : ", " + o.dtype) + ")";
+                              o.inputs.clip + ", sam " + o.inputs.sam + (dtype_name == "fp32" ? "" : ", " + dtype_name) + ")";
   std::cout << "generate " << setting << ": " << fixed(images_per_s, 2) << " images/s, " << fixed(tokens_per_s, 1)
             << " new tokens/s; encode " << fixed(encode_s / n, 3) << " s, decode " << fixed(decode_s / n, 3) << " s per batch; "
             << fixed(gflops, 1) << " GFLOP/s (decode alone " << fixed(flop.decode / (decode_s / n) / 1e9, 1)
