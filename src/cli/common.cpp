@@ -90,6 +90,16 @@ models::MsMedCapModel load_inference_model(const config::RunConfig& config) {
                                   core::parse_device(config.runtime.device)};
   auto model = models::load_model(config.model, config.weights, config.load, target);
   model->eval();
+  // A diverged run's weights would caption with empty strings and exit 0: refused by name.
+  for (const auto& item : model->named_parameters(true)) {
+    const auto& p = item.value();
+    if (!p.is_floating_point() || at::isfinite(p).all().item<bool>()) continue;
+    std::string from;
+    for (const auto& w : config.weights) from += (from.empty() ? "" : ", ") + w.path;
+    MSMEDCAP_FAIL("model: parameter '", item.key(), "' has non-finite values (", at::isnan(p).sum().item<int64_t>(),
+                  " NaN, ", at::isinf(p).sum().item<int64_t>(), " infinite of ", p.numel(), ") in the weights loaded from ",
+                  from.empty() ? std::string("the seed") : from, "; a diverged run's checkpoint cannot be used");
+  }
   return model;
 }
 

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
+#include "msmedcap/core/error_text.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
 
@@ -57,11 +58,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "msmedcap: usage error: " << e.what() << " (see msmedcap --help)\n";
     return 2;
-  } catch (const Error& e) {
-    std::cerr << "msmedcap: error: " << e.what() << "\n";
-    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "msmedcap: error: " << e.what() << "\n";
+    std::cerr << "msmedcap: error: " << core::error_text(e) << "\n";
     return 1;
   }
   return 0;

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 
+#include "msmedcap/config/json_depth.h"
 #include "msmedcap/core/atomic_file.h"
+#include "msmedcap/core/error_text.h"
 
 namespace msmedcap::config {
 
@@ -49,11 +51,32 @@ std::string describe_json(const Json& j) {
   }
 }
 
+void check_json_depth(const char* begin, const char* end, const std::string& origin) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  size_t line = 1;
+  for (const char* c = begin; c != end; ++c) {
+    if (*c == '\n') ++line;
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (*c == '\\') escaped = true;
+      else if (*c == '"') in_string = false;
+    } else if (*c == '"') {
+      in_string = true;
+    } else if (*c == '[' || *c == '{') {
+      MSMEDCAP_CHECK(++depth <= kMaxJsonDepth, origin, ":", line, ": JSON nested deeper than ", kMaxJsonDepth, " levels");
+    } else if (*c == ']' || *c == '}') {
+      --depth;
+    }
+  }
+}
+
 Json read_json_file(const std::string& path) {
   struct stat st {};
   MSMEDCAP_CHECK(stat(path.c_str(), &st) == 0, path, ": no such file");
   MSMEDCAP_CHECK(S_ISREG(st.st_mode), path, ": not a regular file");
   const std::string text = core::read_file(path);
+  check_json_depth(text, path);
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {
@@ -71,6 +94,64 @@ Json read_json_file(const std::string& path) {
     const auto bracket = what.find("] ");
     MSMEDCAP_FAIL(path, ": invalid JSON: ", bracket == std::string::npos ? what : what.substr(bracket + 2));
   }
+}
+
+namespace {
+/// Whether `json` holds the dotted key path `parts` (array indices as "name[3]"), or a value
+/// that replaces a section on the way to it.
+bool sets_path(const Json& json, const std::vector<std::string>& parts) {
+  const Json* node = &json;
+  for (const auto& part : parts) {
+    std::string name = part;
+    std::vector<size_t> indices;
+    while (!name.empty() && name.back() == ']') {
+      const auto open = name.rfind('[');
+      if (open == std::string::npos) return false;
+      indices.insert(indices.begin(), std::stoul(name.substr(open + 1, name.size() - open - 2)));
+      name = name.substr(0, open);
+    }
+    if (!node->is_object() || !node->contains(name)) return false;
+    node = &(*node)[name];
+    for (const size_t i : indices) {
+      if (!node->is_array()) return true;  // the whole list is set here
+      if (i >= node->size()) return false;
+      node = &(*node)[i];
+    }
+    if (!node->is_object()) return true;  // set here, or replaced by a non-object
+  }
+  return true;
+}
+}  // namespace
+
+std::string with_origin(const std::string& message, const ConfigSources& sources) {
+  const auto colon = message.find(": ");
+  if (colon == std::string::npos || colon == 0) return message;
+  const std::string key = message.substr(0, colon);
+  if (key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.[]") != std::string::npos)
+    return message;
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    const auto dot = key.find('.', start);
+    parts.push_back(key.substr(start, dot == std::string::npos ? dot : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  try {
+    for (auto it = sources.overrides.rbegin(); it != sources.overrides.rend(); ++it) {
+      const std::string set = it->substr(0, it->find('='));
+      std::string bare = key;  // "--set data.sources=[...]" sets data.sources[0].format too
+      for (size_t b; (b = bare.find('[')) != std::string::npos;) bare.erase(b, bare.find(']', b) - b + 1);
+      if (bare == set || bare.rfind(set + ".", 0) == 0) return "--set " + core::one_line(*it, 80) + ": " + message;
+    }
+    for (auto it = sources.files.rbegin(); it != sources.files.rend(); ++it) {
+      if (sets_path(read_json_file(*it), parts)) return *it + ": " + message;
+    }
+    for (auto it = sources.layers.rbegin(); it != sources.layers.rend(); ++it) {
+      if (sets_path(it->json, parts)) return it->origin + ": " + message;
+    }
+  } catch (const std::exception&) {  // a malformed index: the message as it was
+  }
+  return message;
 }
 
 void merge_patch(Json& target, const Json& patch) {

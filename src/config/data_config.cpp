@@ -45,6 +45,10 @@ void ImageTransformConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(sam_size >= 16 && sam_size <= 4096, path, ".sam_size: expected 16..4096, got ", sam_size);
   MSMEDCAP_CHECK(crop_scale_min > 0 && crop_scale_min <= crop_scale_max && crop_scale_max <= 1, path,
                  ".crop_scale_min/max: expected 0 < min <= max <= 1, got ", crop_scale_min, " and ", crop_scale_max);
+  // OpenCV refuses more than 2^30 pixels itself; 64 GiB is past any image file.
+  MSMEDCAP_CHECK(max_image_pixels >= 1 && max_image_pixels <= (int64_t{1} << 30), path,
+                 ".max_image_pixels: expected 1..1073741824, got ", max_image_pixels);
+  MSMEDCAP_CHECK(max_image_mb >= 1 && max_image_mb <= 65536, path, ".max_image_mb: expected 1..65536, got ", max_image_mb);
 }
 
 }  // namespace msmedcap::config

@@ -54,6 +54,10 @@ void QFormerConfig::validate(const std::string& path) const {
     positive(v, path + "." + name);
   }
   divisible(hidden_size, num_attention_heads, path);
+  for (const auto& [p, name] : {std::pair{hidden_dropout_prob, "hidden_dropout_prob"},
+                                {attention_probs_dropout_prob, "attention_probs_dropout_prob"}}) {
+    MSMEDCAP_CHECK(p >= 0.0 && p < 1.0, path, ".", name, ": expected a probability in [0, 1), got ", p);
+  }
 }
 
 void DecoderConfig::validate(const std::string& path) const {

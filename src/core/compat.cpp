@@ -18,7 +18,8 @@ at::Tensor causal_mask(int64_t n, int64_t m, const at::TensorOptions& options) {
 }  // namespace
 
 at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                          const at::Tensor& mask, bool is_causal, c10::optional<double> scale) {
+                          const at::Tensor& mask, bool is_causal, c10::optional<double> scale,
+                          const std::function<at::Tensor(const at::Tensor&)>& on_probs) {
   MSMEDCAP_CHECK(q.dim() >= 2 && k.dim() == q.dim() && v.dim() == q.dim(),
                  "attention: q, k, v must have the same rank >= 2, got ", q.sizes(), ", ",
                  k.sizes(), ", ", v.sizes());
@@ -29,7 +30,7 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
   // Reduced precision: the softmax runs in float32 (as HF's LLaMA and fp16 OPT attention do).
   const bool reduced = scores.scalar_type() == at::kBFloat16 || scores.scalar_type() == at::kHalf;
   const auto probs = reduced ? at::softmax(scores, -1, at::kFloat).to(scores.scalar_type()) : at::softmax(scores, -1);
-  return at::matmul(probs, v);
+  return at::matmul(on_probs ? on_probs(probs) : probs, v);
 }
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k,

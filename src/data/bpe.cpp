@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "msmedcap/config/json_depth.h"
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/data/unicode.h"
@@ -81,8 +82,10 @@ std::vector<std::u32string> BpeTokenizer::pretokenize(const std::u32string& s) {
 BpeTokenizer::BpeTokenizer(const std::string& vocab_path, const std::string& merges_path, const TokenizerOptions& options)
     : add_bos_(options.add_bos) {
   nlohmann::json vocab;
+  const std::string text = core::read_file(vocab_path);
+  config::check_json_depth(text, vocab_path);
   try {
-    vocab = nlohmann::json::parse(core::read_file(vocab_path));
+    vocab = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     MSMEDCAP_FAIL(vocab_path, ": invalid JSON: ", e.what());
   }

@@ -9,8 +9,10 @@
 #include <sstream>
 
 #include "msmedcap/config/config_io.h"
+#include "msmedcap/config/json_depth.h"
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/logging.h"
 
 namespace msmedcap::data {
 
@@ -38,7 +40,8 @@ std::string joined(const std::string& root, const std::string& file) {
 /// Collects rows, enforcing the malformed-row policy and the report's problem list.
 class Collector {
  public:
-  Collector(const config::DatasetSourceConfig& source, ReadReport* report) : source_(source), report_(report) {}
+  Collector(const config::DatasetSourceConfig& source, ReadReport* report)
+      : source_(source), report_(report != nullptr ? report : &own_) {}
 
   /// A row that cannot be parsed: an error, or skipped and counted.
   void malformed(const std::string& where, const std::string& why) {
@@ -47,8 +50,8 @@ class Collector {
   }
   /// A row that is well-formed but unusable (no caption, no image): always skipped and counted.
   void skip(const std::string& where, const std::string& why) {
-    if (report_ == nullptr) return;
     ++report_->skipped;
+    if (report_->skipped <= static_cast<int64_t>(ReadReport::kMaxProblems)) core::log_warn("data", "skipped {}: {}", where, why);
     if (report_->problems.size() < ReadReport::kMaxProblems) report_->problems.push_back(where + ": " + why);
   }
   void add(Sample sample, const std::string& where) {
@@ -61,14 +64,21 @@ class Collector {
     if (sample.image.empty()) return skip(where, "no image");
     sample.captions = std::move(captions);
     sample.image = resolve_image_path(image_root_, sample.image, source_.allow_outside_root, where);
-    if (report_ != nullptr) ++report_->read;
+    ++report_->read;
     samples_.push_back(std::move(sample));
   }
   void set_image_root(std::string root) { image_root_ = std::move(root); }
-  std::vector<Sample> take() { return std::move(samples_); }
+  /// The samples; the skipped rows' count is logged (each of the first kMaxProblems was as it
+  /// happened).
+  std::vector<Sample> take(const std::string& origin) {
+    if (report_->skipped > 0)
+      core::log_warn("data", "{}: {} rows read, {} skipped", origin, report_->read, report_->skipped);
+    return std::move(samples_);
+  }
 
  private:
   const config::DatasetSourceConfig& source_;
+  ReadReport own_;  // counts kept when the caller asks for no report
   ReadReport* report_;
   std::string image_root_;
   std::vector<Sample> samples_;
@@ -125,6 +135,7 @@ void add_generic(Collector& out, const Json& row, const std::string& where, cons
 }
 
 Json parse_json_text(const std::string& text, const std::string& where) {
+  config::check_json_depth(text, where);
   try {
     return Json::parse(text);
   } catch (const Json::exception& e) {  // parse errors and out-of-range numbers (1e999)
@@ -142,7 +153,11 @@ void read_jsonl(Collector& out, const std::string& file,
     const std::string where = file + ":" + std::to_string(i + 1);
     Json row;
     try {
+      config::check_json_depth(lines[i], where);
       row = Json::parse(lines[i]);
+    } catch (const Error&) {  // nested past the budget
+      out.malformed(where, "JSON nested deeper than " + std::to_string(config::kMaxJsonDepth) + " levels");
+      continue;
     } catch (const Json::exception&) {  // parse errors and out-of-range numbers (1e999)
       out.malformed(where, "invalid JSON");
       continue;
@@ -186,12 +201,18 @@ std::string medicat_split(const std::string& pdf_hash) {
   return bucket < 80 ? "train" : bucket < 90 ? "val" : "test";
 }
 
-std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& name) {
+std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& name,
+                                                std::vector<size_t>* lines) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;
   std::string field;
   bool quoted = false, field_started = false;
-  size_t line = 1, quote_line = 0;
+  size_t line = 1, quote_line = 0, row_line = 1;
+  const auto end_row = [&] {
+    rows.push_back(std::move(row));
+    row.clear();
+    if (lines != nullptr) lines->push_back(row_line);
+  };
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (quoted) {
@@ -201,6 +222,10 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, const s
           ++i;
         } else {
           quoted = false;
+          const char next = i + 1 < text.size() ? text[i + 1] : ',';
+          MSMEDCAP_CHECK(next == ',' || next == '\n' || next == '\r', name, ":", quote_line,
+                         ": the quoted field opened here closes on line ", line,
+                         " with more text after its closing quote (a stray quote? quotes inside a quoted field are doubled)");
         }
       } else {
         if (c == '\n') ++line;
@@ -221,9 +246,8 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, const s
       row.push_back(std::move(field));
       field.clear();
       field_started = false;
-      rows.push_back(std::move(row));
-      row.clear();
-      ++line;
+      end_row();
+      row_line = ++line;
     } else {
       field += c;
       field_started = true;
@@ -232,7 +256,7 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, const s
   MSMEDCAP_CHECK(!quoted, name, ":", quote_line, ": unterminated quoted field");
   if (field_started || !row.empty()) {
     row.push_back(std::move(field));
-    rows.push_back(std::move(row));
+    end_row();
   }
   return rows;
 }
@@ -259,7 +283,8 @@ std::vector<Sample> read_dataset(const config::DatasetSourceConfig& src, ReadRep
     }
   } else if (src.format == "csv") {
     MSMEDCAP_CHECK(exists(annotations), annotations, ": no such file");
-    const auto rows = parse_csv(core::read_file(annotations), annotations);
+    std::vector<size_t> lines;
+    const auto rows = parse_csv(core::read_file(annotations), annotations, &lines);
     MSMEDCAP_CHECK(!rows.empty(), annotations, ": empty CSV (expected a header with image and caption)");
     const auto& header = rows[0];
     auto column = [&](const std::string& name) {
@@ -269,7 +294,7 @@ std::vector<Sample> read_dataset(const config::DatasetSourceConfig& src, ReadRep
     const int image = column("image"), caption = column("caption"), id = column("id");
     MSMEDCAP_CHECK(image >= 0 && caption >= 0, annotations, ":1: header needs 'image' and 'caption' columns");
     for (size_t r = 1; r < rows.size(); ++r) {
-      const std::string where = annotations + ":" + std::to_string(r + 1);
+      const std::string where = annotations + ":" + std::to_string(lines[r]);
       if (rows[r].size() == 1 && trim(rows[r][0]).empty()) continue;
       if (rows[r].size() != header.size()) {
         out.malformed(where, std::to_string(rows[r].size()) + " fields, header has " + std::to_string(header.size()));
@@ -312,12 +337,13 @@ std::vector<Sample> read_dataset(const config::DatasetSourceConfig& src, ReadRep
     // {split}_captions.csv with header "ID,Caption"; images {split}/{ID}.jpg.
     const std::string file = root + "/" + src.split + "_captions.csv";
     MSMEDCAP_CHECK(exists(file), file, ": no such file");
-    const auto rows = parse_csv(core::read_file(file), file);
+    std::vector<size_t> lines;
+    const auto rows = parse_csv(core::read_file(file), file, &lines);
     MSMEDCAP_CHECK(!rows.empty() && rows[0].size() >= 2 && rows[0][0] == "ID" && rows[0][1] == "Caption", file,
                    ":1: expected the header ID,Caption");
     out.set_image_root(root + "/" + src.split);
     for (size_t r = 1; r < rows.size(); ++r) {
-      const std::string where = file + ":" + std::to_string(r + 1);
+      const std::string where = file + ":" + std::to_string(lines[r]);
       if (rows[r].size() == 1 && trim(rows[r][0]).empty()) continue;
       if (rows[r].size() != 2) {
         out.malformed(where, std::to_string(rows[r].size()) + " fields, expected ID,Caption");
@@ -381,7 +407,11 @@ std::vector<Sample> read_dataset(const config::DatasetSourceConfig& src, ReadRep
       out.add(std::move(s), where);
     }
   }
-  return out.take();
+  return out.take(describe_source(src));
+}
+
+std::string describe_source(const config::DatasetSourceConfig& src) {
+  return src.format + " source " + (src.annotations.empty() ? src.root : joined(src.root, src.annotations));
 }
 
 }  // namespace msmedcap::data

@@ -10,6 +10,10 @@
 #include <sstream>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gdcmDataSet.h>
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
@@ -18,7 +22,6 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 
 namespace msmedcap::data {
@@ -48,6 +51,67 @@ void check_png_chunks(const std::string& bytes, const std::string& name) {
     if (type == "IEND") return;
     p += 12 + length;
   }
+}
+
+uint32_t be32(const unsigned char* d) { return uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3]; }
+
+/// Width and height a PNG, JPEG, BMP or TIFF header declares, read before anything is decoded
+/// (a 1 MB file may declare 30000 x 30000 pixels); throws naming the file when the header is
+/// cut short or the format is none of these.
+std::pair<int64_t, int64_t> raster_dimensions(const std::string& bytes, const std::string& format, const std::string& name) {
+  const auto* d = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  const auto truncated = [&]() -> std::pair<int64_t, int64_t> { MSMEDCAP_FAIL(name, ": truncated ", format, " header"); };
+  if (format == "png") {
+    if (n < 24 || std::memcmp(d + 12, "IHDR", 4) != 0) return truncated();
+    return {be32(d + 16), be32(d + 20)};
+  }
+  if (format == "bmp") {
+    if (n < 26) return truncated();
+    const uint32_t dib = d[14] | uint32_t{d[15]} << 8 | uint32_t{d[16]} << 16 | uint32_t{d[17]} << 24;
+    if (dib == 12) return {d[18] | d[19] << 8, d[20] | d[21] << 8};  // OS/2 header: 16-bit sizes
+    const auto i32 = [&](size_t p) { return static_cast<int32_t>(d[p] | uint32_t{d[p + 1]} << 8 | uint32_t{d[p + 2]} << 16 | uint32_t{d[p + 3]} << 24); };
+    return {std::abs(static_cast<int64_t>(i32(18))), std::abs(static_cast<int64_t>(i32(22)))};  // negative height: top-down
+  }
+  if (format == "jpeg") {
+    // Marker segments up to the first frame header (SOF0..SOF15 but DHT, JPG and DAC).
+    size_t p = 2;
+    while (p + 4 <= n) {
+      if (d[p] != 0xFF) MSMEDCAP_FAIL(name, ": corrupt JPEG header (no marker at byte ", p, ")");
+      const unsigned char m = d[p + 1];
+      if (m == 0xFF) { ++p; continue; }  // fill byte
+      if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { p += 2; continue; }  // standalone markers
+      const size_t length = static_cast<size_t>(d[p + 2]) << 8 | d[p + 3];
+      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+        if (p + 9 > n || length < 7) return truncated();
+        return {d[p + 7] << 8 | d[p + 8], d[p + 5] << 8 | d[p + 6]};
+      }
+      if (m == 0xDA || m == 0xD9 || length < 2) break;
+      p += 2 + length;
+    }
+    MSMEDCAP_FAIL(name, ": JPEG without a frame header (SOF) before its scan");
+  }
+  if (format == "tiff") {
+    const bool big = d[0] == 'M';
+    const auto u16 = [&](size_t p) { return big ? uint32_t{d[p]} << 8 | d[p + 1] : uint32_t{d[p + 1]} << 8 | d[p]; };
+    const auto u32 = [&](size_t p) { return big ? be32(d + p) : (u16(p + 2) << 16 | u16(p)); };
+    if (n < 8) return truncated();
+    const size_t ifd = u32(4);
+    if (ifd + 2 > n) return truncated();
+    const size_t entries = u16(ifd);
+    if (ifd + 2 + 12 * entries > n) return truncated();
+    int64_t width = -1, height = -1;
+    for (size_t e = 0; e < entries; ++e) {
+      const size_t at = ifd + 2 + 12 * e;
+      const uint32_t tag = u16(at), type = u16(at + 2);
+      const int64_t value = type == 3 ? u16(at + 8) : type == 4 ? u32(at + 8) : -1;  // SHORT or LONG
+      if (tag == 256) width = value;
+      if (tag == 257) height = value;
+    }
+    if (width < 0 || height < 0) MSMEDCAP_FAIL(name, ": TIFF without ImageWidth/ImageLength in its first directory");
+    return {width, height};
+  }
+  MSMEDCAP_FAIL(name, ": not a decodable image (PNG, JPEG, TIFF, BMP or DICOM), or corrupt");
 }
 
 /// The first value of a multi-valued DS element ("40\\80" -> 40), or nothing.
@@ -90,7 +154,9 @@ class DicomWalker {
  public:
   explicit DicomWalker(const std::string& b) : b_(b) {}
 
-  std::string check() {
+  /// What is wrong with the file's structure or its pixel description, or "". `max_pixels`
+  /// bounds Rows x Columns (per frame).
+  std::string check(int64_t max_pixels) {
     if (b_.size() < 132 || std::memcmp(b_.data() + 128, "DICM", 4) != 0)
       return "not a DICOM Part 10 file (no DICM marker at byte 128)";
     size_t p = 132;
@@ -123,9 +189,9 @@ class DicomWalker {
       return std::to_string(allocated) + "-bit pixels are not supported (8, 16 or 32 bits allocated)";
     if (image_attr(0x0009) && !image_attr(0x0008)) return "Frame Increment Pointer (0028,0009) without Number of Frames";
     // GDCM asserts when a palette image lacks its lookup tables; palettes are not supported anyway.
-    if (const auto pi = image_attr(0x0004); pi && std::string(b_.data() + pi->first, pi->second).rfind("PALETTE", 0) == 0)
-      return "PALETTE COLOR images are not supported";
-    return "";
+    const std::string photometric = text_attr(0x0004);
+    if (photometric.rfind("PALETTE", 0) == 0) return "PALETTE COLOR images are not supported";
+    return check_pixel_description(allocated, max_pixels);
   }
 
  private:
@@ -265,6 +331,60 @@ class DicomWalker {
     return true;
   }
 
+  /// The image pixel description (0028,xxxx) GDCM asserts on when it is inconsistent:
+  /// SamplesPerPixel against PhotometricInterpretation, Bits Stored / High Bit against Bits
+  /// Allocated, Planar Configuration, Number of Frames, Rows and Columns (and their budget).
+  std::string check_pixel_description(uint16_t allocated, int64_t max_pixels) const {
+    const auto us = [&](uint16_t element, const char* what, std::optional<uint16_t>& out) -> std::string {
+      const auto a = image_attr(element);
+      if (!a) return "";
+      if (a->second != 2) return std::string(what) + " (0028," + hex(element) + ") is not a 2-byte US value";
+      out = u16(a->first, big_);
+      return "";
+    };
+    std::optional<uint16_t> samples, stored, high, planar, rows, cols;
+    for (const auto& problem : {us(0x0002, "Samples per Pixel", samples), us(0x0101, "Bits Stored", stored),
+                                us(0x0102, "High Bit", high), us(0x0006, "Planar Configuration", planar),
+                                us(0x0010, "Rows", rows), us(0x0011, "Columns", cols)}) {
+      if (!problem.empty()) return problem;
+    }
+    const int spp = samples.value_or(1);
+    if (spp != 1 && spp != 3) return std::to_string(spp) + " samples per pixel (0028,0002) are not supported (1 or 3)";
+    const std::string photometric = text_attr(0x0004);
+    const bool grey = photometric == "MONOCHROME1" || photometric == "MONOCHROME2";
+    const bool colour = photometric == "RGB" || photometric.rfind("YBR_", 0) == 0;
+    if (!photometric.empty() && !grey && !colour)
+      return "Photometric Interpretation '" + photometric.substr(0, 32) + "' (0028,0004) is not supported";
+    if ((grey && spp != 1) || (colour && spp != 3))
+      return "Photometric Interpretation " + photometric + " with " + std::to_string(spp) + " samples per pixel (0028,0002)";
+    if (stored && (*stored < 1 || *stored > allocated))
+      return "Bits Stored " + std::to_string(*stored) + " (0028,0101) outside 1.." + std::to_string(allocated) + " (Bits Allocated)";
+    if (high && *high != stored.value_or(allocated) - 1)
+      return "High Bit " + std::to_string(*high) + " (0028,0102) is not Bits Stored - 1 (" +
+             std::to_string(stored.value_or(allocated) - 1) + ")";
+    if (planar && spp == 3 && *planar > 1) return "Planar Configuration " + std::to_string(*planar) + " (0028,0006) is not 0 or 1";
+    if (image_attr(0x0008)) {
+      const std::string frames = text_attr(0x0008);
+      const bool digits = !frames.empty() && frames.size() <= 9 && frames.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits || std::stol(frames) < 1) return "Number of Frames '" + frames.substr(0, 16) + "' (0028,0008) is not a positive integer";
+    }
+    if (!rows || !cols || *rows == 0 || *cols == 0) return "no Rows (0028,0010) or Columns (0028,0011)";
+    if (int64_t{*rows} * *cols > max_pixels)
+      return std::to_string(*cols) + " x " + std::to_string(*rows) + " pixels exceed data.transform.max_image_pixels (" +
+             std::to_string(max_pixels) + ")";
+    return "";
+  }
+
+  /// A top-level (0028,xxxx) string value without its padding ("" when absent).
+  std::string text_attr(uint16_t element) const {
+    const auto a = image_attr(element);
+    if (!a) return "";
+    std::string v(b_.data() + a->first, a->second);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\0')) v.pop_back();
+    while (!v.empty() && v.front() == ' ') v.erase(v.begin());
+    return v;
+  }
+
   std::optional<std::pair<size_t, uint32_t>> image_attr(uint16_t element) const {
     const auto it = image_attrs_.find(element);
     return it == image_attrs_.end() ? std::nullopt : std::optional<std::pair<size_t, uint32_t>>(it->second);
@@ -280,7 +400,7 @@ class DicomWalker {
 };
 
 DecodedImage decode_dicom(const std::string& bytes, const std::string& name, const DecodeOptions& options) {
-  const std::string problem = DicomWalker(bytes).check();
+  const std::string problem = DicomWalker(bytes).check(options.max_pixels);
   MSMEDCAP_CHECK(problem.empty(), name, ": malformed DICOM: ", problem);
   gdcm::Trace::WarningOff();
   gdcm::Trace::ErrorOff();
@@ -394,10 +514,20 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
   return out;
 }
 
-DecodedImage decode_raster(const std::string& bytes, const std::string& name) {
-  if (sniff_format(bytes) == "png") check_png_chunks(bytes, name);
-  const cv::Mat raw = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
-                                   cv::IMREAD_UNCHANGED);
+DecodedImage decode_raster(const std::string& bytes, const std::string& name, const DecodeOptions& options) {
+  const std::string format = sniff_format(bytes);
+  const auto [width, height] = raster_dimensions(bytes, format, name);
+  MSMEDCAP_CHECK(width > 0 && height > 0, name, ": ", format, " header declares ", width, " x ", height, " pixels");
+  MSMEDCAP_CHECK(width * height <= options.max_pixels, name, ": ", width, " x ", height,
+                 " pixels exceed data.transform.max_image_pixels (", options.max_pixels, ")");
+  if (format == "png") check_png_chunks(bytes, name);
+  cv::Mat raw;
+  try {
+    raw = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+                       cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {  // OpenCV's own assertion text names no file: ours does
+    MSMEDCAP_FAIL(name, ": OpenCV cannot decode this ", format, " (", e.err.substr(0, 120), ")");
+  }
   MSMEDCAP_CHECK(!raw.empty(), name, ": not a decodable image (PNG, JPEG, TIFF, BMP or DICOM), or corrupt");
   DecodedImage out;
   out.format = sniff_format(bytes);
@@ -465,11 +595,37 @@ DecodedImage decode_image_bytes(const std::string& bytes, const std::string& nam
   MSMEDCAP_CHECK(!bytes.empty(), name, ": empty image file");
   const bool dcm_name = name.size() > 4 && (name.substr(name.size() - 4) == ".dcm" || name.substr(name.size() - 4) == ".DCM");
   if (is_dicom(bytes) || dcm_name) return decode_dicom(bytes, name, options);
-  return decode_raster(bytes, name);
+  return decode_raster(bytes, name, options);
 }
 
 DecodedImage decode_image(const std::string& path, const DecodeOptions& options) {
-  return decode_image_bytes(core::read_file(path), path, options);
+  // Opened without blocking (a FIFO would wait for a writer for ever), then refused unless it is
+  // a regular file: a FIFO, a device (a link to /dev/zero reads without end) or a folder.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  MSMEDCAP_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  MSMEDCAP_CHECK(::fstat(fd, &st) == 0, path, ": cannot stat: ", std::strerror(errno));
+  MSMEDCAP_CHECK(S_ISREG(st.st_mode), path, ": not a regular file (",
+                 S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                 : S_ISDIR(st.st_mode) ? "a folder" : "a socket or other special file", "); refused");
+  MSMEDCAP_CHECK(st.st_size <= options.max_bytes, path, ": ", st.st_size >> 20, " MiB exceed data.transform.max_image_mb (",
+                 options.max_bytes >> 20, ")");
+  // Read at most the budget even if the file grows meanwhile.
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    MSMEDCAP_CHECK(r >= 0, path, ": read failed: ", std::strerror(errno));
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  bytes.resize(got);
+  return decode_image_bytes(bytes, path, options);
 }
 
 }  // namespace msmedcap::data

@@ -25,7 +25,7 @@ std::vector<Sample> images_in_folder(const std::string& dir) {
   for (const auto& entry : fs::directory_iterator(dir)) {
     if (!entry.is_regular_file() || !is_image_extension(entry.path().extension().string())) continue;
     Sample s;
-    s.id = entry.path().stem().string();
+    s.id = entry.path().filename().string();  // scan.png and scan.jpg are two ids
     s.image = entry.path().string();
     out.push_back(std::move(s));
   }

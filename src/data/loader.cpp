@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/error_text.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
 #include "msmedcap/data/image_io.h"
@@ -42,6 +43,8 @@ LoaderState LoaderState::from_json(const config::Json& j, const std::string& whe
 
 ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, ExampleOptions options) {
   DecodeOptions decode;
+  decode.max_pixels = cfg.max_image_pixels;
+  decode.max_bytes = cfg.max_image_mb << 20;
   if (!cfg.dicom_window.empty()) decode.window = parse_window(cfg.dicom_window, "transform.dicom_window");
   return [cfg, options, decode](const Sample& sample, std::mt19937_64& rng) {
     const bool has_caption = std::any_of(sample.captions.begin(), sample.captions.end(),
@@ -113,10 +116,10 @@ DataLoader::Slot DataLoader::build(int64_t b) const {
         slot.batch.positions.push_back(rank_ + k * world_);
       } catch (const msmedcap::Error& e) {
         ++slot.batch.skipped;
-        slot.problems.emplace_back(e.what());
+        slot.problems.emplace_back(core::error_text(e));
       } catch (const cv::Exception& e) {
         ++slot.batch.skipped;
-        slot.problems.push_back(sample.image + ": " + e.what());
+        slot.problems.push_back(sample.image + ": " + core::error_text(e));
       }
     }
     if (!clips.empty()) slot.batch.clip = torch::stack(clips);

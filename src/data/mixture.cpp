@@ -9,16 +9,6 @@
 
 namespace msmedcap::data {
 
-uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
-  auto splitmix = [](uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-  };
-  return splitmix(splitmix(splitmix(splitmix(seed) ^ a) ^ b) ^ c);
-}
-
 namespace {
 /// Fisher-Yates with our own draws (std::shuffle's use of the engine is not specified).
 void shuffle_with(std::vector<int64_t>& v, uint64_t seed) {
@@ -36,6 +26,8 @@ Mixture::Mixture(const config::DatasetConfig& cfg, std::vector<ReadReport>* repo
   for (const auto& s : cfg.sources) {
     ReadReport report;
     sources.push_back(read_dataset(s, &report));
+    MSMEDCAP_CHECK(!sources.back().empty() || s.weight == 0, describe_source(s), ": no samples (", report.skipped,
+                   " rows skipped)", report.problems.empty() ? "" : "; first: " + report.problems[0]);
     weights.push_back(s.weight);
     if (reports != nullptr) reports->push_back(report);
   }

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "msmedcap/config/json_depth.h"
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/data/bpe.h"
@@ -83,8 +84,10 @@ namespace {
 /// byte-level BPE (GPT-2, OPT) or WordPiece (BERT) model, with the added tokens in the vocabulary.
 std::unique_ptr<TextTokenizer> load_tokenizer_json(const std::string& path, const TokenizerOptions& options) {
   nlohmann::json j;
+  const std::string text = core::read_file(path);
+  config::check_json_depth(text, path);
   try {
-    j = nlohmann::json::parse(core::read_file(path));
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     MSMEDCAP_FAIL(path, ": invalid JSON: ", e.what());
   }

@@ -11,6 +11,7 @@
 
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/error_text.h"
 #include "msmedcap/data/loader.h"
 #include "msmedcap/data/transforms.h"
 #include "msmedcap/inference/attention_maps.h"
@@ -38,7 +39,7 @@ Decoded decode(const data::ProcessFn& process, const std::vector<data::Sample>& 
       try {
         d.examples[i] = process(samples[begin + i], rng);
       } catch (const std::exception& e) {
-        d.errors[i] = e.what();
+        d.errors[i] = core::error_text(e);
       }
     }
   };
@@ -70,10 +71,22 @@ void write_maps(const BranchAttention& maps, int64_t row, const cv::Mat& image, 
 }  // namespace
 
 std::string file_safe(const std::string& id) {
-  std::string s = id;
-  for (auto& c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
-  return s.empty() ? "_" : s;
+  // Letters, digits, '.', '-' and '_' stay; every other byte becomes %XX ('%' included), so
+  // two ids never share a file name ("a b" -> a%20b, "a_b" stays).
+  if (id.empty()) return "%";
+  static const char* kHex = "0123456789ABCDEF";
+  std::string s;
+  for (const char c : id) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || c == '.' || c == '-' || c == '_') {
+      s += c;
+    } else {
+      s += '%';
+      s += kHex[u >> 4];
+      s += kHex[u & 15];
+    }
+  }
+  return s;
 }
 
 BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::Sample>& samples,

@@ -137,7 +137,8 @@ config::Json hf_blip2_config(const config::ModelConfig& m, c10::ScalarType dtype
         {"num_hidden_layers", q.num_hidden_layers}, {"num_attention_heads", q.num_attention_heads},
         {"cross_attention_frequency", q.cross_attention_frequency}, {"encoder_hidden_size", q.encoder_hidden_size},
         {"vocab_size", q.vocab_size}, {"max_position_embeddings", q.max_position_embeddings},
-        {"layer_norm_eps", q.layer_norm_eps}}},
+        {"layer_norm_eps", q.layer_norm_eps}, {"hidden_dropout_prob", q.hidden_dropout_prob},
+        {"attention_probs_dropout_prob", q.attention_probs_dropout_prob}}},
       {"text_config", hf_text_config(m.decoder)}};
   if (m.image_token_index >= 0) hf["image_token_index"] = m.image_token_index;
   return hf;

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/error_text.h"
 #include "msmedcap/data/loader.h"
 #include "msmedcap/data/text_batch.h"
 
@@ -67,7 +68,7 @@ RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, bool sam_bra
     try {
       ex = process(s, rng);
     } catch (const std::exception& e) {
-      set.unreadable.push_back(s.id + ": " + e.what());
+      set.unreadable.push_back(s.id + ": " + core::error_text(e));
       continue;
     }
     pending.push_back(sam_branch ? ex.sam : ex.clip);

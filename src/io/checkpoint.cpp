@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "msmedcap/config/json_depth.h"
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 
@@ -33,8 +34,10 @@ void fsync_dir(const fs::path& dir) {
 }
 
 config::Json parse_json(const fs::path& file) {
+  const std::string text = core::read_file(file.string());
+  config::check_json_depth(text, file.string());
   try {
-    return config::Json::parse(core::read_file(file.string()));
+    return config::Json::parse(text);
   } catch (const config::Json::exception& e) {
     MSMEDCAP_FAIL(file.string(), ": malformed JSON (", e.what(), ")");
   }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <set>
 
+#include "msmedcap/config/json_depth.h"
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 
@@ -166,6 +167,8 @@ void SafetensorsFile::parse() {
   std::set<std::string> seen;
   std::string duplicate;
   nlohmann::ordered_json header;
+  const char* header_text = reinterpret_cast<const char*>(bytes + 8);
+  config::check_json_depth(header_text, header_text + header_len, file + " header");
   try {
     header = nlohmann::ordered_json::parse(
         bytes + 8, bytes + 8 + header_len,

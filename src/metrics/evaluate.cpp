@@ -29,13 +29,28 @@ void read_jsonl(const std::string& path, F&& row) {
 std::string id_of(const config::Json& j, const std::string& where) {
   MSMEDCAP_CHECK(j.contains("id"), where, ": no \"id\"");
   const auto& id = j.at("id");
-  MSMEDCAP_CHECK(id.is_string() || id.is_number_integer(), where, ": \"id\" must be a string or an integer, got ", id.dump());
+  MSMEDCAP_CHECK(id.is_string() || id.is_number_integer(), where, ": \"id\" must be a string or an integer, got ",
+                 config::describe_json(id));
   return id.is_string() ? id.get<std::string>() : id.dump();
 }
 
+/// The metrics' budget: METEOR's alignment search grows faster than linearly with a caption's
+/// length (a 100000-word prediction passed 23 GiB), so longer captions are refused by line.
+constexpr int64_t kMaxCaptionWords = 1000;
+
 std::string text_of(const config::Json& v, const std::string& where, const char* field) {
-  MSMEDCAP_CHECK(v.is_string(), where, ": \"", field, "\" must be a string, got ", v.dump());
-  return v.get<std::string>();
+  MSMEDCAP_CHECK(v.is_string(), where, ": \"", field, "\" must be a string, got ", config::describe_json(v));
+  const std::string& text = v.get_ref<const std::string&>();
+  int64_t words = 0;
+  bool in_word = false;
+  for (const char c : text) {
+    const bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    words += !space && !in_word;
+    in_word = !space;
+  }
+  MSMEDCAP_CHECK(words <= kMaxCaptionWords, where, ": \"", field, "\" has ", words, " words, more than the metrics' ",
+                 kMaxCaptionWords, " (docs/RELIABILITY.md)");
+  return text;
 }
 
 /// The first few ids of `ids`, for an error message.

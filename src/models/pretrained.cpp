@@ -150,6 +150,8 @@ config::ModelConfig model_config_from_hf_blip2(const config::Json& hf, const std
   m.qformer.vocab_size = get_or<int64_t>(q, "vocab_size", 30522, path);
   m.qformer.max_position_embeddings = get_or<int64_t>(q, "max_position_embeddings", 512, path);
   m.qformer.layer_norm_eps = get_or<double>(q, "layer_norm_eps", 1e-12, path);
+  m.qformer.hidden_dropout_prob = get_or<double>(q, "hidden_dropout_prob", 0.1, path);
+  m.qformer.attention_probs_dropout_prob = get_or<double>(q, "attention_probs_dropout_prob", 0.1, path);
   m.qformer.num_query_tokens = get_or<int64_t>(hf, "num_query_tokens", 32, path);
   // Today's hub files name the placeholder id the processor writes num_query_tokens times
   // before BOS; older ones have none (the queries are concatenated before the text).
@@ -367,6 +369,7 @@ MsMedCapModel load_model(const config::ModelConfig& cfg, const std::vector<confi
     io::load_state_dict(*model, *opened[i], options);
   }
   move_to(*model, target);
+  model->eval();  // as HF's from_pretrained: dropout off until a trainer sets its modules training
   return model;
 }
 

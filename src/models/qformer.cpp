@@ -19,9 +19,14 @@ torch::Tensor additive(const torch::Tensor& keep, const torch::Tensor& like) {
 }
 }  // namespace
 
-QFormerMultiHeadAttentionImpl::QFormerMultiHeadAttentionImpl(const config::QFormerConfig& cfg,
-                                                             bool is_cross)
-    : num_heads_(cfg.num_attention_heads), is_cross_(is_cross) {
+/// Dropout sites: 8 per layer (self/cross attention probabilities and outputs, the two
+/// feed-forward outputs), then the embeddings'.
+enum : uint64_t { kSelfSite = 0, kCrossSite = 2, kQueryOutputSite = 4, kTextOutputSite = 5, kSitesPerLayer = 8 };
+constexpr uint64_t kEmbeddingsSite = 0xE0000;
+
+QFormerMultiHeadAttentionImpl::QFormerMultiHeadAttentionImpl(const config::QFormerConfig& cfg, bool is_cross,
+                                                             DropoutSite probs_dropout)
+    : probs_dropout_(std::move(probs_dropout)), num_heads_(cfg.num_attention_heads), is_cross_(is_cross) {
   const int64_t context_width = is_cross ? cfg.encoder_hidden_size : cfg.hidden_size;
   query = register_module("query", Linear(cfg.hidden_size, cfg.hidden_size));
   key = register_module("key", Linear(context_width, cfg.hidden_size));
@@ -45,7 +50,11 @@ torch::Tensor QFormerMultiHeadAttentionImpl::forward(const torch::Tensor& x, con
     }
   }
   MSMEDCAP_CHECK(k.defined() && v.defined(), "qformer attention: no context and no keys/values");
-  auto out = core::scaled_dot_product_attention(q, k, v, mask);
+  // Training with dropout: the math path, its probabilities dropped before they weigh v.
+  const bool drop = is_training() && probs_dropout_.p > 0.0;
+  auto out = drop ? core::attention_math(q, k, v, mask, false, c10::nullopt,
+                                         [this](const at::Tensor& probs) { return probs_dropout_(probs, true); })
+                  : core::scaled_dot_product_attention(q, k, v, mask);
   if (record_probs) {
     auto scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh));
     if (mask.defined()) scores = scores + mask;
@@ -82,18 +91,22 @@ QFormerImageKv QFormerImageKv::cat(const std::vector<QFormerImageKv>& parts) {
   return out;
 }
 
-QFormerOutputImpl::QFormerOutputImpl(int64_t in, int64_t out, double eps) {
+QFormerOutputImpl::QFormerOutputImpl(int64_t in, int64_t out, double eps, DropoutSite dropout)
+    : dropout_(std::move(dropout)) {
   dense = register_module("dense", Linear(in, out));
   LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
 }
 
 torch::Tensor QFormerOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
-  return LayerNorm(dense(x) + residual);
+  return LayerNorm(dropout_(dense(x), is_training()) + residual);
 }
 
-QFormerAttentionImpl::QFormerAttentionImpl(const config::QFormerConfig& cfg, bool is_cross) {
-  attention = register_module("attention", QFormerMultiHeadAttention(cfg, is_cross));
-  output = register_module("output", QFormerOutput(cfg.hidden_size, cfg.hidden_size, cfg.layer_norm_eps));
+QFormerAttentionImpl::QFormerAttentionImpl(const config::QFormerConfig& cfg, bool is_cross,
+                                           const std::shared_ptr<DropoutKeys>& keys, uint64_t site) {
+  attention = register_module(
+      "attention", QFormerMultiHeadAttention(cfg, is_cross, DropoutSite{keys, cfg.attention_probs_dropout_prob, site}));
+  output = register_module("output", QFormerOutput(cfg.hidden_size, cfg.hidden_size, cfg.layer_norm_eps,
+                                                   DropoutSite{keys, cfg.hidden_dropout_prob, site + 1}));
 }
 
 QFormerIntermediateImpl::QFormerIntermediateImpl(int64_t hidden, int64_t intermediate) {
@@ -102,19 +115,23 @@ QFormerIntermediateImpl::QFormerIntermediateImpl(int64_t hidden, int64_t interme
 
 torch::Tensor QFormerIntermediateImpl::forward(const torch::Tensor& x) { return F::gelu(dense(x)); }
 
-QFormerLayerImpl::QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t index) {
-  attention = register_module("attention", QFormerAttention(cfg, /*is_cross=*/false));
+QFormerLayerImpl::QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t index,
+                                   const std::shared_ptr<DropoutKeys>& keys) {
+  const uint64_t site = static_cast<uint64_t>(index) * kSitesPerLayer;
+  attention = register_module("attention", QFormerAttention(cfg, /*is_cross=*/false, keys, site + kSelfSite));
   if (index % cfg.cross_attention_frequency == 0) {
-    crossattention = register_module("crossattention", QFormerAttention(cfg, /*is_cross=*/true));
+    crossattention = register_module("crossattention", QFormerAttention(cfg, /*is_cross=*/true, keys, site + kCrossSite));
   }
   if (cfg.text_path) {
     intermediate = register_module("intermediate", QFormerIntermediate(cfg.hidden_size, cfg.intermediate_size));
-    output = register_module("output", QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps));
+    output = register_module("output", QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps,
+                                                     DropoutSite{keys, cfg.hidden_dropout_prob, site + kTextOutputSite}));
   }
   intermediate_query =
       register_module("intermediate_query", QFormerIntermediate(cfg.hidden_size, cfg.intermediate_size));
   output_query = register_module(
-      "output_query", QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps));
+      "output_query", QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps,
+                                    DropoutSite{keys, cfg.hidden_dropout_prob, site + kQueryOutputSite}));
 }
 
 torch::Tensor QFormerLayerImpl::forward(const torch::Tensor& x, int64_t num_queries, const torch::Tensor& image,
@@ -142,9 +159,9 @@ torch::Tensor QFormerLayerImpl::forward(const torch::Tensor& x, int64_t num_quer
   return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
 }
 
-QFormerEncoderImpl::QFormerEncoderImpl(const config::QFormerConfig& cfg) {
+QFormerEncoderImpl::QFormerEncoderImpl(const config::QFormerConfig& cfg, const std::shared_ptr<DropoutKeys>& keys) {
   layer = register_module("layer", torch::nn::ModuleList());
-  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layer->push_back(QFormerLayer(cfg, i));
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layer->push_back(QFormerLayer(cfg, i, keys));
 }
 
 QFormerEmbeddingsImpl::QFormerEmbeddingsImpl(const config::QFormerConfig& cfg) {
@@ -181,14 +198,21 @@ QFormerLmHeadImpl::QFormerLmHeadImpl(const config::QFormerConfig& cfg) {
 }
 
 QFormerModelImpl::QFormerModelImpl(const config::QFormerConfig& cfg)
-    : encoder_hidden_size_(cfg.encoder_hidden_size) {
+    : encoder_hidden_size_(cfg.encoder_hidden_size),
+      dropout_keys_(std::make_shared<DropoutKeys>()),
+      embeddings_dropout_{dropout_keys_, cfg.hidden_dropout_prob, kEmbeddingsSite} {
   layernorm = register_module(
       "layernorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
-  encoder = register_module("encoder", QFormerEncoder(cfg));
+  encoder = register_module("encoder", QFormerEncoder(cfg, dropout_keys_));
   if (cfg.text_path) {
     embeddings = register_module("embeddings", QFormerEmbeddings(cfg));
     cls = register_module("cls", QFormerLmHead(cfg));
   }
+}
+
+torch::Tensor QFormerModelImpl::embed(const torch::Tensor& x) {
+  dropout_keys_->next_pass();
+  return embeddings_dropout_(layernorm(x), is_training());
 }
 
 void QFormerModelImpl::require_text_path(const char* what) const {
@@ -219,7 +243,7 @@ torch::Tensor QFormerModelImpl::forward_kv(const torch::Tensor& query_embeds, co
                                            QFormerCache* cache) {
   MSMEDCAP_CHECK(image.keys.size() == encoder->layer->size(), "qformer: image keys/values for ", image.keys.size(),
                  " layers, the model has ", encoder->layer->size());
-  auto h = layernorm(query_embeds);
+  auto h = embed(query_embeds);
   const int64_t nq = query_embeds.size(1);
   if (cache != nullptr) {
     cache->keys.assign(encoder->layer->size(), {});
@@ -236,7 +260,7 @@ torch::Tensor QFormerModelImpl::forward_kv(const torch::Tensor& query_embeds, co
 
 torch::Tensor QFormerModelImpl::encode_text(const torch::Tensor& ids, const torch::Tensor& mask) {
   require_text_path("encode_text");
-  auto h = layernorm(embeddings(ids));
+  auto h = embed(embeddings(ids));
   const auto bias = additive(mask, h).view({mask.size(0), 1, 1, mask.size(1)});  // [B, 1, 1, T]
   for (const auto& layer : *encoder->layer) h = layer->as<QFormerLayer>()->forward(h, 0, {}, bias);
   return h;
@@ -253,7 +277,7 @@ torch::Tensor QFormerModelImpl::forward_multimodal(const torch::Tensor& query_em
   MSMEDCAP_CHECK(image.keys.size() == encoder->layer->size(), "qformer: image keys/values for ", image.keys.size(),
                  " layers, the model has ", encoder->layer->size());
   const int64_t b = ids.size(0), nq = query_embeds.size(1);
-  auto h = layernorm(torch::cat({query_embeds, embeddings(ids)}, 1));
+  auto h = embed(torch::cat({query_embeds, embeddings(ids)}, 1));
   const auto keep = torch::cat({torch::ones({b, nq}, mask.options()), mask}, 1);
   const auto bias = additive(keep, h).view({b, 1, 1, keep.size(1)});  // [B, 1, 1, Nq + T]
   size_t i = 0;
@@ -270,7 +294,7 @@ torch::Tensor QFormerModelImpl::decode_text(const torch::Tensor& ids, const torc
   MSMEDCAP_CHECK(cache.keys.size() == encoder->layer->size() && cache.keys[0].defined(),
                  "qformer: decode_text needs the query keys/values of forward(..., &cache)");
   const int64_t b = ids.size(0), t = ids.size(1), nq = cache.keys[0].size(2);
-  auto h = layernorm(embeddings(ids));
+  auto h = embed(embeddings(ids));
   // Text row i sees every query and text columns j <= i that are not padding.
   const auto causal = torch::ones({t, t}, mask.options()).tril().unsqueeze(0) * mask.unsqueeze(1);  // [B, T, T]
   const auto keep = torch::cat({torch::ones({b, t, nq}, mask.options()), causal}, 2);            // [B, T, Nq+T]

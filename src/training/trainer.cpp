@@ -7,6 +7,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "msmedcap/core/atomic_file.h"
@@ -23,6 +24,7 @@
 #include "msmedcap/io/checkpoint.h"
 #include "msmedcap/losses/lm.h"
 #include "msmedcap/losses/stage1.h"
+#include "msmedcap/models/dropout.h"
 #include "msmedcap/training/distributed.h"
 #include "msmedcap/training/optimizer.h"
 #include "msmedcap/training/schedule.h"
@@ -60,12 +62,20 @@ class Trainer {
   data::Batch next_batch();
   /// Trims `batch` to the smallest batch size over ranks; returns it (0: skip the micro-batch).
   int64_t agree_batch_size(data::Batch& batch);
-  /// The stage's losses on one batch (the graph kept for backward); `seed` keys hard negatives.
+  /// The stage's losses on one batch (the graph kept for backward); `seed` keys hard negatives
+  /// and dropout masks.
   std::pair<at::Tensor, LossValues> compute(const data::Batch& batch, const data::ExampleOptions& ex, uint64_t seed);
   /// Sums `values` over ranks in place.
   void reduce(std::vector<double>& values);
   LossValues validate();
   std::string save(bool best = false);
+  /// The first trained parameter with a NaN or infinite value ("" when all are finite).
+  std::string first_nonfinite_parameter() const;
+  /// The checkpoint a stop leaves as the one to use: the last one saved, else checkpoints/latest.
+  std::string last_good_checkpoint() const;
+  /// Ends the run on a non-finite step (nan_action stop, or too many skipped): saves the
+  /// parameters when they are still finite (the step updated nothing), never a diverged state.
+  [[noreturn]] void stop_nonfinite(const std::string& what);
   void restore();
   void start_run_dir();
   void append_metrics(const config::Json& line);
@@ -148,6 +158,10 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
     decoder_tok_ = data::load_tokenizer(cfg_.tokenizers.decoder);
     MSMEDCAP_CHECK(decoder_tok_->vocab_size() <= cfg_.model.decoder.vocab_size, "tokenizers.decoder: ",
                    decoder_tok_->vocab_size(), " tokens do not fit the decoder's vocab_size ", cfg_.model.decoder.vocab_size);
+    // A prompt that fills the text budget leaves no caption token to learn from.
+    const auto prompt_tokens = static_cast<int64_t>(decoder_tok_->encode(tcfg_.prompt, true).size());
+    MSMEDCAP_CHECK(tcfg_.prompt.empty() || prompt_tokens < tcfg_.decoder_max_len, "train.prompt: ", prompt_tokens,
+                   " tokens leave no room for the caption within train.decoder_max_len (", tcfg_.decoder_max_len, ")");
   }
 
   // The CLIP ViT interpolates its position embeddings to other sizes (LAVIS fine-tunes at 364);
@@ -225,6 +239,10 @@ std::pair<at::Tensor, LossValues> Trainer::compute(const data::Batch& batch, con
   }
 
   core::AutocastScope autocast(amp_, amp_dtype_);
+  // Dropout masks keyed by (seed, sample position): equal on any number of processes and on resume.
+  models::DropoutKeyScope dropout({model_.qformer.is_empty() ? nullptr : model_.qformer->dropout_keys(),
+                                   model_.sam_qformer.is_empty() ? nullptr : model_.sam_qformer->dropout_keys()},
+                                  seed, batch.positions);
   LossValues values;
   at::Tensor loss;
   if (stage1_) {
@@ -320,7 +338,37 @@ void Trainer::append_metrics(const config::Json& line) {
   MSMEDCAP_CHECK(out.good(), options_.run_dir, "/metrics.jsonl: cannot append (disk full?)");
 }
 
+std::string Trainer::first_nonfinite_parameter() const {
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, p] : params_)
+    if (!torch::isfinite(p).all().item<bool>()) return name;
+  return "";
+}
+
+std::string Trainer::last_good_checkpoint() const {
+  if (!last_saved_.empty()) return last_saved_;
+  const std::string latest = io::latest_checkpoint(options_.run_dir);
+  return latest.empty() ? std::string("none (no checkpoint was written)") : latest;
+}
+
+void Trainer::stop_nonfinite(const std::string& what) {
+  const std::string why = tcfg_.nan_action == "stop" ? "" : " (more than train.max_skipped_steps skipped)";
+  const std::string bad = first_nonfinite_parameter();
+  if (!bad.empty()) {
+    MSMEDCAP_FAIL("train: ", what, why, "; parameter '", bad, "' is already non-finite, so nothing was saved; the last "
+                  "good checkpoint is ", last_good_checkpoint(), " (lower train.optimizer.lr or set train.clip_grad_norm)");
+  }
+  const std::string dir = save();  // every rank: save() ends with a barrier
+  MSMEDCAP_FAIL("train: ", what, why, "; stopped after saving ", leader() ? dir : std::string("the checkpoint"),
+                " (train.nan_action = skip skips such steps)");
+}
+
 std::string Trainer::save(bool best) {
+  // A diverged state never becomes checkpoints/latest (nor best): --resume and caption --run
+  // keep the last good one.
+  const std::string bad = first_nonfinite_parameter();
+  MSMEDCAP_CHECK(bad.empty(), "train: parameter '", bad, "' is non-finite at step ", step_, "; not saved, the last good "
+                 "checkpoint is ", last_good_checkpoint(), " (lower train.optimizer.lr or set train.clip_grad_norm)");
   std::string dir;
   if (leader()) {
     io::Checkpoint ckpt;
@@ -469,26 +517,33 @@ TrainResult Trainer::run() {
     const bool any_nonfinite = shared[LossValues::kCount + 1] > 0;
     const bool stop_requested = shared[LossValues::kCount + 2] > 0;
 
+    if (!any_nonfinite && options_.dist) options_.dist->average_gradients(tensors_, tcfg_.bucket_mb << 20);
+    // A finite loss can still give non-finite gradients (an overflow in the backward): outside
+    // fp16's loss scaling, whose overflow skips below, such a step is treated as a non-finite loss,
+    // so no update ever writes NaN into the parameters. The gradients are averaged, so every
+    // rank sees the same norm.
+    double grad_norm = -1;
+    std::string nonfinite_what;
     if (any_nonfinite) {
+      nonfinite_what = "non-finite loss at step " + std::to_string(step_) + ": " + loss_text(step_values);
+    } else if (loss_scale_ == 1.0) {
+      grad_norm = torch::nn::utils::clip_grad_norm_(
+          tensors_, tcfg_.clip_grad_norm > 0 ? tcfg_.clip_grad_norm : std::numeric_limits<double>::infinity());
+      if (!std::isfinite(grad_norm))
+        nonfinite_what = "non-finite gradient norm at step " + std::to_string(step_) + " (loss " + loss_text(step_values) + ")";
+    }
+    if (!nonfinite_what.empty()) {
       ++skipped_;
       optimizer_->zero_grad();
-      const std::string what = "non-finite loss at step " + std::to_string(step_) + ": " + loss_text(step_values);
       const bool stop = tcfg_.nan_action == "stop" || skipped_ > tcfg_.max_skipped_steps;
-      if (stop) {
-        // Nothing was updated, so the checkpoint holds the last finite parameters.
-        const std::string dir = save();
-        MSMEDCAP_FAIL("train: ", what, tcfg_.nan_action == "stop" ? "" : " (more than train.max_skipped_steps skipped)",
-                      "; stopped after saving ", leader() ? dir : std::string("the checkpoint"),
-                      " (train.nan_action = skip skips such steps)");
-      }
-      core::log_warn("train", "{}; step skipped ({} so far)", what, skipped_);
+      if (stop) stop_nonfinite(nonfinite_what);
+      core::log_warn("train", "{}; step skipped ({} so far)", nonfinite_what, skipped_);
       append_metrics({{"step", step_ + 1}, {"skipped", true}, {"lr", lr}});
       ++step_;
       if (progress) progress->advance();
       continue;
     }
 
-    if (options_.dist) options_.dist->average_gradients(tensors_, tcfg_.bucket_mb << 20);
     bool update = true;
     if (loss_scale_ != 1.0) {
       // fp16: unscale, and skip the update (halving the scale) when a gradient overflowed.
@@ -507,8 +562,7 @@ TrainResult Trainer::run() {
         loss_scale_ *= 2;
       }
     }
-    double grad_norm = -1;
-    if (update && tcfg_.clip_grad_norm > 0) {
+    if (update && loss_scale_ != 1.0 && tcfg_.clip_grad_norm > 0) {
       grad_norm = torch::nn::utils::clip_grad_norm_(tensors_, tcfg_.clip_grad_norm);
     }
     if (update) optimizer_->step();

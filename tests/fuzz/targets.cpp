@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <stdexcept>
 
 #include "msmedcap/config/config_io.h"
+#include "msmedcap/config/json_depth.h"
 #include "msmedcap/config/run_config.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/data/datasets.h"
@@ -132,12 +134,65 @@ void image(const uint8_t* data, size_t size) {
   }
 }
 
+/// The CSV reader's quote handling: whatever it accepts, written back with every field quoted
+/// (quotes doubled) parses to the same rows, and each row starts on a line after the previous.
+void csv(const uint8_t* data, size_t size) {
+  std::vector<size_t> lines;
+  std::vector<std::vector<std::string>> rows;
+  try {
+    rows = data::parse_csv(bytes_of(data, size), "fuzz.csv", &lines);
+  } catch (const Error&) {
+    return;
+  }
+  if (lines.size() != rows.size()) broken("one line number per row");
+  for (size_t i = 1; i < lines.size(); ++i)
+    if (lines[i] <= lines[i - 1]) broken("row line numbers must increase");
+  std::string written;
+  for (const auto& row : rows) {
+    for (size_t k = 0; k < row.size(); ++k) {
+      std::string field;
+      for (const char c : row[k]) field += c == '"' ? std::string("\"\"") : std::string(1, c);
+      written += (k ? ",\"" : "\"") + field + "\"";
+    }
+    written += "\n";
+  }
+  if (data::parse_csv(written, "again.csv") != rows) broken("quoting every field changes the rows");
+}
+
+/// The JSON depth budget against the parser: text the check lets through parses (or fails to
+/// parse) into a tree at most kMaxJsonDepth deep; text it refuses really is deeper.
+void json_depth(const uint8_t* data, size_t size) {
+  const std::string text = bytes_of(data, size);
+  bool refused = false;
+  try {
+    config::check_json_depth(text, "fuzz.json");
+  } catch (const Error&) {
+    refused = true;
+  }
+  const auto json = config::Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return;
+  // The parsed tree's depth, without recursion (a deep tree is the point).
+  int deepest = 0;
+  std::vector<std::pair<const config::Json*, int>> stack{{&json, 0}};
+  while (!stack.empty()) {
+    const auto [node, depth] = stack.back();
+    stack.pop_back();
+    if (!node->is_structured()) continue;
+    deepest = std::max(deepest, depth + 1);
+    for (const auto& child : *node) stack.emplace_back(&child, depth + 1);
+  }
+  if (refused != (deepest > config::kMaxJsonDepth))
+    broken("depth check says " + std::string(refused ? "too deep" : "fine") + " for a tree " + std::to_string(deepest) + " deep");
+}
+
 const std::map<std::string, Target>& targets() {
   static const std::map<std::string, Target> all{{"safetensors", safetensors},
                                                  {"config", config},
                                                  {"datasets", datasets},
                                                  {"tokenizers", tokenizers},
-                                                 {"image", image}};
+                                                 {"image", image},
+                                                 {"csv", csv},
+                                                 {"json_depth", json_depth}};
   return all;
 }
 

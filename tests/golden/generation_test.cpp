@@ -36,10 +36,12 @@ models::MsMedCapModel load(const std::string& name) {
     config::resolve_config(run, {{data_path("tiny_msmedcap_opt.json")}, {}});
     auto model = models::build_model(run.model);
     models::load_weights(*model, dir + "/model.safetensors", "", {});
+    model->eval();  // HF generates in eval mode (no dropout)
     return model;
   }
   auto model = models::build_model(models::model_config_from_hf_blip2(models::read_hf_config(dir), dir));
   models::load_weights(*model, dir, "", {});
+  model->eval();
   return model;
 }
 

@@ -102,19 +102,26 @@ TEST_F(InferenceCli, FolderWithABrokenImageGivesAnErrorRecordCsvAndAttentionMaps
     fs::copy_file(e.path(), images + "/" + e.path().filename().string());
     ++copied;
   }
+  // Two images with one stem (a PNG's bytes under .jpg decode by their content): two ids, two
+  // sets of attention maps.
+  const auto first = fs::directory_iterator(path("synth/images"))->path();
+  fs::copy_file(first, images + "/scan.png");
+  fs::copy_file(first, images + "/scan.jpg");
   testing::write_text(images + "/broken.png", "not an image");
   testing::write_text(images + "/notes.txt", "ignored: not an image extension");
   const auto r = testing::run_msmedcap("caption --run " + path("caption") + " --images " + images + " --out " +
                                        out.file("c.csv") + " --attention-maps " + out.file("maps"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string csv = testing::read_text(out.file("c.csv"));
-  EXPECT_EQ(testing::count_lines(csv), 5u) << csv;  // header + 3 captions + 1 error
+  EXPECT_EQ(testing::count_lines(csv), 7u) << csv;  // header + 5 captions + 1 error
+  EXPECT_NE(csv.find("\nscan.png,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\nscan.jpg,"), std::string::npos) << csv;
   EXPECT_EQ(csv.rfind("id,image,caption,score,error\n", 0), 0u);
-  EXPECT_NE(csv.find("broken,"), std::string::npos);
+  EXPECT_NE(csv.find("broken.png,"), std::string::npos);
   EXPECT_NE(csv.find("broken.png: not a decodable image"), std::string::npos) << csv;
   for (const auto& e : fs::directory_iterator(images)) {
-    const std::string id = e.path().stem().string();
-    if (id == "broken" || id == "notes") continue;
+    const std::string id = e.path().filename().string();
+    if (id == "broken.png" || id == "notes.txt") continue;
     for (const char* branch : {"clip", "sam"}) {
       const cv::Mat png = cv::imread(out.file("maps/" + id + "." + branch + ".png"), cv::IMREAD_COLOR);
       ASSERT_FALSE(png.empty()) << id << " " << branch;
@@ -122,7 +129,7 @@ TEST_F(InferenceCli, FolderWithABrokenImageGivesAnErrorRecordCsvAndAttentionMaps
       EXPECT_EQ(png.cols, 64);
     }
   }
-  EXPECT_FALSE(fs::exists(out.file("maps/broken.clip.png")));
+  EXPECT_FALSE(fs::exists(out.file("maps/broken.png.clip.png")));
 }
 
 TEST_F(InferenceCli, BeamSearchAndListFile) {

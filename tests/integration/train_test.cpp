@@ -1,6 +1,8 @@
 // The trainer end to end on the synthetic data with the tiny model: each stage's loss falls,
-// a resumed run equals an uninterrupted one, non-finite losses are skipped or stop the run, two
-// stage-1 results merge, two Gloo processes equal one, and SIGTERM saves and exits 143.
+// a resumed run equals an uninterrupted one, non-finite losses or gradients are skipped or stop
+// the run without saving a diverged state (and caption refuses one), Q-Former dropout is on in
+// training only, two stage-1 results merge, two Gloo processes equal one, and SIGTERM saves and
+// exits 143.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -79,6 +81,50 @@ TEST(Train, FrozenPartsInBf16TrainTheFloat32Ones) {
   }
 }
 
+TEST(Train, QFormerDropoutIsOnInTrainingAndOffInValidation) {
+  // The first step's loss is computed before any update: with dropout it differs from the same
+  // run without, in both stages and in both Q-Formers. With lr 1e-30 (0 is refused) the step
+  // changes no weight that matters, so the validation after it (eval mode) gives the same loss.
+  for (const std::string stage : {"stage1_clip", "stage1_sam", "stage2"}) {
+    testing::TempDir dir;
+    auto cfg = tiny_run(make_synth(dir.file("synth"), 12), stage);
+    cfg.train.max_steps = 1;
+    cfg.train.val_every = 1;
+    cfg.train.optimizer.lr = cfg.train.optimizer.min_lr = cfg.train.optimizer.warmup_lr = 1e-30;
+    cfg.val_data.sources = cfg.data.sources;
+    run_train(cfg, dir.file("with"));
+    for (auto* q : {&cfg.model.qformer, &cfg.model.sam_qformer}) q->hidden_dropout_prob = q->attention_probs_dropout_prob = 0;
+    run_train(cfg, dir.file("without"));
+    // metrics.jsonl: the step's line has "loss", the validation's has "val": {"loss": ...}.
+    const auto losses = [&](const std::string& run) {
+      std::pair<double, double> train_val{NAN, NAN};
+      for (const auto& j : testing::read_jsonl(dir.file(run) + "/metrics.jsonl")) {
+        if (j.contains("val")) train_val.second = j["val"]["loss"].get<double>();
+        else if (j.contains("loss")) train_val.first = j["loss"].get<double>();
+      }
+      return train_val;
+    };
+    const auto [train_a, val_a] = losses("with");
+    const auto [train_b, val_b] = losses("without");
+    EXPECT_GT(std::abs(train_a - train_b), 1e-4) << stage << ": " << train_a << " vs " << train_b;
+    EXPECT_DOUBLE_EQ(val_a, val_b) << stage;
+  }
+}
+
+TEST(Train, APromptThatFillsTheTextBudgetIsRefusedAtStart) {
+  testing::TempDir dir;
+  auto cfg = tiny_run(make_synth(dir.file("synth"), 12), "stage2");
+  cfg.train.prompt = "a radiograph of the chest showing ";
+  cfg.train.decoder_max_len = 4;
+  try {
+    run_train(cfg, dir.file("run"));
+    FAIL() << "the prompt leaves no caption token";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.prompt: "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("train.decoder_max_len (4)"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Train, ResumeEqualsAnUninterruptedRun) {
   testing::TempDir dir;
   auto cfg = tiny_run(make_synth(dir.file("synth"), 24), "stage1_clip");
@@ -114,7 +160,7 @@ TEST(Train, ResumeEqualsAnUninterruptedRun) {
   EXPECT_THROW(run_train(cfg, dir.file("full")), Error);
 }
 
-TEST(Train, NonFiniteLossIsSkippedOrStopsAfterSaving) {
+TEST(Train, NonFiniteStepsNeverSaveADivergedState) {
   testing::TempDir dir;
   auto cfg = tiny_run(make_synth(dir.file("synth"), 12), "stage2");
   cfg.train.max_steps = 4;
@@ -139,6 +185,39 @@ TEST(Train, NonFiniteLossIsSkippedOrStopsAfterSaving) {
   const auto dir_saved = io::latest_checkpoint(dir.file("stop"));
   EXPECT_NE(dir_saved.find("step-000000001"), std::string::npos) << dir_saved;
   for (const auto& [name, t] : checkpoint_model(dir.file("stop"))) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+
+  // A finite loss with NaN gradients (sqrt's derivative at 0 times 0): the update would write
+  // NaN into every trained weight, and the stop would then save them as latest. The gradient
+  // norm is checked first: the step is treated as non-finite and the weights stay good.
+  const auto nan_gradients = [](int64_t step, at::Tensor& loss) {
+    if (step == 2) loss = loss + (loss * 0.0).sqrt();
+  };
+  try {
+    run_train(cfg, dir.file("grad"), false, nan_gradients);
+    FAIL() << "NaN gradients with nan_action stop must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite gradient norm at step 2"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(io::latest_checkpoint(dir.file("grad")).find("step-000000002"), std::string::npos);
+  auto saved = checkpoint_model(dir.file("grad"));
+  for (const auto& [name, t] : saved) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+  cfg.train.nan_action = "skip";
+  const auto skipped_grad = run_train(cfg, dir.file("grad-skip"), false, nan_gradients);
+  EXPECT_EQ(skipped_grad.steps, 4);
+  EXPECT_EQ(skipped_grad.skipped_steps, 1);
+  for (const auto& [name, t] : checkpoint_model(dir.file("grad-skip"))) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+
+  // Weights with a NaN (a checkpoint diverged elsewhere): caption refuses them by name instead
+  // of writing empty captions with exit 0.
+  const std::string ckpt = io::latest_checkpoint(dir.file("grad")) + "/model.safetensors";
+  const std::string victim = saved.begin()->first;
+  saved.begin()->second.view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  io::save_safetensors(ckpt, saved);
+  const auto r = testing::run_msmedcap("caption --run " + dir.file("grad") + " --images " + dir.file("synth/images") +
+                                       " --out " + dir.file("pred.jsonl"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("parameter '" + victim + "' has non-finite values (1 NaN"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir.file("pred.jsonl")));
 }
 
 TEST(TrainCli, MergedStage1HoldsBothQFormersAndFeedsStage2) {

@@ -165,6 +165,23 @@ TEST(Config, ValidationRejectsBadValues) {
   EXPECT_NE(error_of({{}, {"train.stage.name=stage3"}}).find("train.stage.name: expected"), std::string::npos);
 }
 
+TEST(Config, RangeErrorsNameTheSourceThatSetTheValue) {
+  // validate() runs on the merged config; its error is traced back to the last source that set
+  // the key (or a list or section above it), not left without a file.
+  TempDir dir;
+  write_text(dir.file("a.json"), R"({"data": {"transform": {"clip_size": 3}}})");
+  write_text(dir.file("b.json"), R"({"train": {"max_steps": 5}})");
+  const std::string from_file = error_of({{dir.file("a.json"), dir.file("b.json")}, {}});
+  EXPECT_EQ(from_file.rfind(dir.file("a.json") + ": data.transform.clip_size: expected 16..4096", 0), 0u) << from_file;
+  const std::string from_set = error_of({{dir.file("a.json")}, {"data.transform.clip_size=2"}});
+  EXPECT_EQ(from_set.rfind("--set data.transform.clip_size=2: data.transform.clip_size:", 0), 0u) << from_set;
+  write_text(dir.file("c.json"), R"({"weights": [{"path": "x", "format": "onnx"}]})");
+  const std::string listed = error_of({{dir.file("c.json")}, {}});
+  EXPECT_EQ(listed.rfind(dir.file("c.json") + ": weights[0].format: expected hf", 0), 0u) << listed;
+  // A default at fault has no source to name.
+  EXPECT_EQ(error_of({{dir.file("b.json")}, {}}), "");
+}
+
 TEST(Config, InvalidJsonNamesFileLineAndColumn) {
   TempDir dir;
   write_text(dir.file("bad.json"), "{\n  \"runtime\": {\n    \"threads\": 2,\n  }\n}\n");

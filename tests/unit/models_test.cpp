@@ -326,6 +326,7 @@ TEST(Composite, ForwardLossIgnoresPaddingLabels) {
   torch::NoGradGuard no_grad;
   at::manual_seed(4);
   MsMedCapModel model(tiny_composite());
+  model->eval();  // two forwards compared: no dropout
   const auto pixels = at::randn({1, 3, 16, 16});
   const auto sam_pixels = at::randn({1, 3, 32, 32});
   const auto ids = at::tensor(std::vector<int64_t>{2, 7, 9, 11}).unsqueeze(0);
@@ -357,6 +358,7 @@ TEST(Composite, ClipTypeEncoderFeedsItsNormedTokensToTheQFormer) {
   cfg.vision.layer_norm_eps = 1e-5;
   cfg.use_sam = false;
   MsMedCapModel model(cfg);
+  model->eval();
   const auto sd = io::module_state_dict(*model);
   EXPECT_TRUE(sd.count("vision_model.pre_layrnorm.weight"));
   EXPECT_TRUE(sd.count("vision_model.encoder.layers.0.self_attn.q_proj.weight"));

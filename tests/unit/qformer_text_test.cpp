@@ -29,6 +29,9 @@ config::QFormerConfig tiny_qformer() {
   q.vocab_size = 40;
   q.max_position_embeddings = 16;
   q.text_path = true;
+  // The attention modes are compared exactly: no dropout (tests/unit/dropout_test.cpp has it).
+  q.hidden_dropout_prob = 0.0;
+  q.attention_probs_dropout_prob = 0.0;
   return q;
 }
 

@@ -45,6 +45,7 @@ io::StateDict canonical_weights() {
 
 at::Tensor logits_of(MsMedCapModel& model) {
   torch::NoGradGuard no_grad;
+  model->eval();  // no dropout: the two models are compared exactly
   const auto ref = io::TensorStore::open(fixture_path("tiny_msmedcap_opt/reference.safetensors"));
   return model->forward(ref.view("pixel_values"), ref.view("sam_pixel_values"), ref.view("input_ids"),
                         ref.view("attention_mask")).logits;

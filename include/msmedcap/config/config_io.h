@@ -35,9 +35,14 @@ struct ConfigSources {
   std::vector<ConfigLayer> layers;
 };
 
+/// `message` (a validation error starting "a.b.c: ...") prefixed by the source that last set
+/// key a.b.c or a section above it: the --set assignment, the -c file or the layer; unchanged
+/// when none did (the default is at fault).
+std::string with_origin(const std::string& message, const ConfigSources& sources);
+
 /// Merges `sources` over the defaults held by `config`, reads the result back into `config`
-/// (checking every layer on its own so errors name their file or override) and returns the
-/// resolved JSON. T must have `visit` and `validate() const`.
+/// (checking every layer on its own so errors name their file or override; range errors name the
+/// source that set the value) and returns the resolved JSON. T must have `visit` and `validate() const`.
 template <class T>
 Json resolve_config(T& config, const ConfigSources& sources) {
   Json merged = to_json(config);
@@ -62,7 +67,11 @@ Json resolve_config(T& config, const ConfigSources& sources) {
     from_json(merged, check, "", "--set " + assignment);
   }
   from_json(merged, config, "", "");
-  config.validate();
+  try {
+    config.validate();
+  } catch (const Error& e) {
+    throw Error(with_origin(e.what(), sources));
+  }
   return to_json(config);
 }
 

@@ -63,6 +63,11 @@ struct ImageTransformConfig {
   bool sam_input_from_clip_tensor = false;
   /// DICOM VOI window "CENTER,WIDTH" overriding the files' own; empty = the file's or min-max.
   std::string dicom_window;
+  /// Decoding budgets (docs/RELIABILITY.md): the pixels an image header may declare (per frame)
+  /// and an image file's size in MiB. An image over either is a bad sample, refused before it
+  /// is decoded.
+  int64_t max_image_pixels = 100'000'000;
+  int64_t max_image_mb = 1024;
 
   template <class V>
   void visit(V& v) {
@@ -75,6 +80,8 @@ struct ImageTransformConfig {
     v("sam_input_from_clip_tensor", sam_input_from_clip_tensor,
       "MSMedCap quirk: SAM input made from the CLIP-normalised tensor");
     v("dicom_window", dicom_window, "DICOM window CENTER,WIDTH overriding the files' own");
+    v("max_image_pixels", max_image_pixels, "largest width x height an image may declare (default 10000 x 10000)");
+    v("max_image_mb", max_image_mb, "largest image file in MiB");
   }
   void validate(const std::string& path) const;
 };

@@ -82,6 +82,11 @@ struct QFormerConfig {
   int64_t vocab_size = 30523;          ///< BERT vocabulary + [DEC] (stage-1 text path)
   int64_t max_position_embeddings = 512;
   double layer_norm_eps = 1e-12;
+  /// Dropout while training (HF Blip2QFormerConfig / BERT: 0.1 each; off in eval): after the
+  /// embeddings' LayerNorm and each attention and feed-forward dense (hidden), and on the
+  /// attention probabilities (attention). Masks are keyed (models/dropout.h).
+  double hidden_dropout_prob = 0.1;
+  double attention_probs_dropout_prob = 0.1;
   /// Stage-1 text path: word/position embeddings, the text feed-forward of every layer and the
   /// ITG language-model head (LAVIS Qformer.bert + Qformer.cls); stage 2 and captioning drop it.
   bool text_path = false;
@@ -99,6 +104,9 @@ struct QFormerConfig {
     v("vocab_size", vocab_size, "text vocabulary (BERT + [DEC])");
     v("max_position_embeddings", max_position_embeddings, "text positions");
     v("layer_norm_eps", layer_norm_eps, "LayerNorm epsilon");
+    v("hidden_dropout_prob", hidden_dropout_prob, "dropout of hidden states while training, in [0, 1)");
+    v("attention_probs_dropout_prob", attention_probs_dropout_prob,
+      "dropout of attention probabilities while training, in [0, 1)");
     v("text_path", text_path, "stage-1 text path: embeddings, text feed-forward, ITG head");
   }
   void validate(const std::string& path) const;

@@ -7,6 +7,7 @@
 #include <c10/util/Optional.h>
 #include <torch/version.h>
 
+#include <functional>
 #include <string>
 
 namespace msmedcap::core {
@@ -26,9 +27,11 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         c10::optional<double> scale = c10::nullopt);
 
 /// The explicit math form of scaled_dot_product_attention (the reference; also used on 1.13).
+/// `on_probs`, when given, transforms the attention probabilities before they weigh v (dropout).
 at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& mask = {}, bool is_causal = false,
-                          c10::optional<double> scale = c10::nullopt);
+                          c10::optional<double> scale = c10::nullopt,
+                          const std::function<at::Tensor(const at::Tensor&)>& on_probs = {});
 
 /// CUDA autocast to `dtype` (bf16 or fp16) for the scope's lifetime, as
 /// `torch.autocast("cuda", dtype)`; a no-op when `enabled` is false. Restores the previous state

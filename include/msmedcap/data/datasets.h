@@ -35,11 +35,18 @@ struct ReadReport {
 
 /// Reads one source. Throws msmedcap::Error naming file and line on malformed input unless
 /// `source.skip_malformed`; rows without a caption or image are always skipped and counted.
+/// Skipped rows are logged (the first kMaxProblems one by one, then their count), report or not.
 std::vector<Sample> read_dataset(const config::DatasetSourceConfig& source, ReadReport* report = nullptr);
 
+/// "csv source ROOT/FILE": how errors about a whole source name it.
+std::string describe_source(const config::DatasetSourceConfig& source);
+
 /// Parses RFC 4180 CSV text into rows (quoted fields, doubled quotes, CRLF). Throws with the
-/// line number on an unterminated quote; `name` appears in errors.
-std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& name);
+/// line number on an unterminated quote; `name` appears in errors. `lines`, when given, receives the line each row starts on (quoted fields may span lines). A
+/// quoted field whose closing quote is not followed by a comma or the end of the row is an error
+/// naming the line the quote opened on (a stray quote would otherwise swallow the rows after it).
+std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& name,
+                                                std::vector<size_t>* lines = nullptr);
 
 /// The MedICaT split of a paper: a stable hash of pdf_hash, 80% train, 10% val, 10% test.
 std::string medicat_split(const std::string& pdf_hash);

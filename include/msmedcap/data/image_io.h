@@ -26,6 +26,13 @@ struct DecodeOptions {
   std::optional<Window> window;
   /// Frame of a multi-frame DICOM (0-based).
   int frame = 0;
+  /// Budgets, checked before anything is decoded: the pixels a header may declare (width x
+  /// height, per frame) and the file's size. Defaults as config::ImageTransformConfig's.
+  int64_t max_pixels = kDefaultMaxPixels;
+  int64_t max_bytes = kDefaultMaxBytes;
+
+  static constexpr int64_t kDefaultMaxPixels = 100'000'000;  ///< 10000 x 10000
+  static constexpr int64_t kDefaultMaxBytes = int64_t{1} << 30;  ///< 1 GiB
 };
 
 /// A decoded image and how it was made.
@@ -47,8 +54,9 @@ struct DecodedImage {
 /// True when `bytes` start like a DICOM Part 10 file ("DICM" at offset 128).
 bool is_dicom(const std::string& bytes);
 
-/// Decodes `path`. Throws msmedcap::Error naming the file when it is missing, empty, corrupt or
-/// in an unsupported layout.
+/// Decodes `path`. Throws msmedcap::Error naming the file when it is missing, not a regular file
+/// (a FIFO, a device: refused before it is opened), over the budgets, empty, corrupt or in an
+/// unsupported layout.
 DecodedImage decode_image(const std::string& path, const DecodeOptions& options = {});
 
 /// Decodes bytes already in memory; `name` appears in errors.

@@ -9,8 +9,8 @@
 namespace msmedcap::data {
 
 /// The files of `dir` (not recursive) whose extension is an image format msmedcap reads (png, jpg,
-/// jpeg, tif, tiff, bmp, dcm, dicom; any case), sorted by name; the id is the file name without
-/// its extension. A missing folder is an error naming it.
+/// jpeg, tif, tiff, bmp, dcm, dicom; any case), sorted by name; the id is the file name (with its
+/// extension: scan.png and scan.jpg stay two). A missing folder is an error naming it.
 std::vector<Sample> images_in_folder(const std::string& dir);
 
 /// A list file: one image per line, either a path or `id<TAB>path`; relative paths are taken

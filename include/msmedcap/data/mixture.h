@@ -5,12 +5,12 @@
 #include <vector>
 
 #include "msmedcap/config/data_config.h"
+#include "msmedcap/core/hash.h"
 #include "msmedcap/data/datasets.h"
 
 namespace msmedcap::data {
 
-/// SplitMix64 of a seed and three values: independent, reproducible streams.
-uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0);
+using core::mix_seed;
 
 class Mixture {
  public:

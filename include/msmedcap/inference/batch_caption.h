@@ -45,8 +45,8 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
                                   const std::function<void(const CaptionRecord&)>& on_record,
                                   core::Progress* progress = nullptr);
 
-/// `id` made safe as a file name (characters other than letters, digits, '.', '-' and '_'
-/// become '_').
+/// `id` made safe as a file name, one to one: bytes other than letters, digits, '.', '-' and '_'
+/// become %XX, so distinct ids never share a file.
 std::string file_safe(const std::string& id);
 
 }  // namespace msmedcap::inference

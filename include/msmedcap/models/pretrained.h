@@ -64,7 +64,8 @@ struct LoadTarget {
 /// file wins), each tensor read once from its memory map into target.dtype on target.device.
 /// Parameters no source has (allowed by `policy.allow_missing`) get the values build_model
 /// would give them under the same global seed, and only they are initialised. Without sources
-/// this is build_model moved to the target.
+/// this is build_model moved to the target. The model is returned in eval mode (no dropout),
+/// as HF's from_pretrained returns it; training sets its trained modules to train().
 MsMedCapModel load_model(const config::ModelConfig& cfg, const std::vector<config::WeightsSource>& sources,
                          const config::LoadConfig& policy, const LoadTarget& target = {});
 

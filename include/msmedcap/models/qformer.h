@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "msmedcap/config/model_config.h"
+#include "msmedcap/models/dropout.h"
 #include "msmedcap/models/layers.h"
 
 namespace msmedcap::models {
@@ -43,10 +44,11 @@ struct QFormerImageKv {
   static QFormerImageKv cat(const std::vector<QFormerImageKv>& parts);
 };
 
-/// Multi-head attention with separate query/key/value (Blip2QFormerMultiHeadAttention).
+/// Multi-head attention with separate query/key/value (Blip2QFormerMultiHeadAttention); while
+/// training, `probs_dropout` drops attention probabilities.
 class QFormerMultiHeadAttentionImpl : public torch::nn::Module {
  public:
-  QFormerMultiHeadAttentionImpl(const config::QFormerConfig& cfg, bool is_cross);
+  QFormerMultiHeadAttentionImpl(const config::QFormerConfig& cfg, bool is_cross, DropoutSite probs_dropout = {});
   /// x: [B, N, D]; context: [B, M, Dc] (x itself for self attention); mask: additive,
   /// broadcastable to [B, H, N, past + M]; past_k/past_v: [B, H, P, Dh] prepended to this
   /// call's keys/values (with no context: the keys/values themselves, e.g. precomputed image
@@ -66,6 +68,7 @@ class QFormerMultiHeadAttentionImpl : public torch::nn::Module {
   torch::Tensor recorded_probs;
 
  private:
+  DropoutSite probs_dropout_;
   int64_t num_heads_;
   bool is_cross_ = false;
 };
@@ -74,17 +77,22 @@ TORCH_MODULE(QFormerMultiHeadAttention);
 /// dense -> dropout -> LayerNorm(x + input) (Blip2QFormerSelfOutput / Blip2QFormerOutput).
 class QFormerOutputImpl : public torch::nn::Module {
  public:
-  QFormerOutputImpl(int64_t in, int64_t out, double eps);
+  QFormerOutputImpl(int64_t in, int64_t out, double eps, DropoutSite dropout = {});
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
   Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
+
+ private:
+  DropoutSite dropout_;
 };
 TORCH_MODULE(QFormerOutput);
 
 /// attention + output (Blip2QFormerAttention), registered as `attention` and `output`.
 class QFormerAttentionImpl : public torch::nn::Module {
  public:
-  QFormerAttentionImpl(const config::QFormerConfig& cfg, bool is_cross);
+  /// Dropout sites `site` (probabilities) and `site + 1` (output) of `keys`.
+  QFormerAttentionImpl(const config::QFormerConfig& cfg, bool is_cross, const std::shared_ptr<DropoutKeys>& keys = {},
+                       uint64_t site = 0);
   QFormerMultiHeadAttention attention{nullptr};
   QFormerOutput output{nullptr};
 };
@@ -102,7 +110,7 @@ TORCH_MODULE(QFormerIntermediate);
 /// One post-LN layer (Blip2QFormerLayer / LAVIS BertLayer).
 class QFormerLayerImpl : public torch::nn::Module {
  public:
-  QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t index);
+  QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t index, const std::shared_ptr<DropoutKeys>& keys = {});
   /// x: [B, Nq + T, D] with the first `num_queries` rows queries; image: [B, M, Dc] (used by
   /// query rows on layers with cross-attention); mask: additive self-attention mask;
   /// past_k/past_v and record_k/record_v as in QFormerMultiHeadAttention; image_k/image_v:
@@ -124,7 +132,7 @@ TORCH_MODULE(QFormerLayer);
 /// `encoder.layer.N`.
 class QFormerEncoderImpl : public torch::nn::Module {
  public:
-  explicit QFormerEncoderImpl(const config::QFormerConfig& cfg);
+  QFormerEncoderImpl(const config::QFormerConfig& cfg, const std::shared_ptr<DropoutKeys>& keys);
   torch::nn::ModuleList layer{nullptr};
 };
 TORCH_MODULE(QFormerEncoder);
@@ -193,6 +201,8 @@ class QFormerModelImpl : public torch::nn::Module {
   /// ITG language-model logits of text hidden states: [B, T, D] -> [B, T, V].
   torch::Tensor lm_logits(const torch::Tensor& text_hidden);
   bool has_text_path() const { return !embeddings.is_empty(); }
+  /// The keys of this model's dropout masks (DropoutKeyScope installs them for a training step).
+  const std::shared_ptr<DropoutKeys>& dropout_keys() const { return dropout_keys_; }
 
   torch::nn::LayerNorm layernorm{nullptr};
   QFormerEncoder encoder{nullptr};
@@ -201,7 +211,11 @@ class QFormerModelImpl : public torch::nn::Module {
 
  private:
   void require_text_path(const char* what) const;
+  /// Starts a top-level pass: layernorm(x), then the embeddings' dropout.
+  torch::Tensor embed(const torch::Tensor& x);
   int64_t encoder_hidden_size_;
+  std::shared_ptr<DropoutKeys> dropout_keys_;
+  DropoutSite embeddings_dropout_;
 };
 TORCH_MODULE(QFormerModel);
 
