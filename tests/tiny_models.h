@@ -1,6 +1,6 @@
 #pragma once
 // The tiny MSMedCap config (tests/data/tiny_msmedcap_opt.json) with both Q-Formers' stage-1
-// text paths and heads, for loss and training tests.
+// text paths and heads, for loss and training tests, and a tiny Q-Former with its text path.
 
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/config/run_config.h"
@@ -16,6 +16,23 @@ inline config::RunConfig tiny_stage1_config() {
   j["model"]["embed_dim"] = 32;
   config::from_json(j, cfg, "", "tiny_msmedcap_opt.json + text paths");
   return cfg;
+}
+
+/// A 3-layer Q-Former with the stage-1 text path (width 32, 4 heads, 5 queries, image width
+/// 24, vocabulary 40), dropout as configured by default (0.1).
+inline config::QFormerConfig tiny_text_qformer() {
+  config::QFormerConfig q;
+  q.hidden_size = 32;
+  q.intermediate_size = 48;
+  q.num_hidden_layers = 3;
+  q.num_attention_heads = 4;
+  q.cross_attention_frequency = 2;
+  q.encoder_hidden_size = 24;
+  q.num_query_tokens = 5;
+  q.vocab_size = 40;
+  q.max_position_embeddings = 16;
+  q.text_path = true;
+  return q;
 }
 
 }  // namespace msmedcap::testing

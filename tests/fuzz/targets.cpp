@@ -160,7 +160,9 @@ void csv(const uint8_t* data, size_t size) {
 }
 
 /// The JSON depth budget against the parser: text the check lets through parses (or fails to
-/// parse) into a tree at most kMaxJsonDepth deep; text it refuses really is deeper.
+/// parse) into a tree at most kMaxJsonDepth deep. The check may refuse more than the parser
+/// reads: nlohmann's parser stops at a NUL byte, the check scans every byte (the first crash
+/// input: "8\n\0" then deep brackets, a tree 0 deep).
 void json_depth(const uint8_t* data, size_t size) {
   const std::string text = bytes_of(data, size);
   bool refused = false;
@@ -181,8 +183,10 @@ void json_depth(const uint8_t* data, size_t size) {
     deepest = std::max(deepest, depth + 1);
     for (const auto& child : *node) stack.emplace_back(&child, depth + 1);
   }
-  if (refused != (deepest > config::kMaxJsonDepth))
-    broken("depth check says " + std::string(refused ? "too deep" : "fine") + " for a tree " + std::to_string(deepest) + " deep");
+  if (!refused && deepest > config::kMaxJsonDepth)
+    broken("depth check let through a tree " + std::to_string(deepest) + " deep");
+  if (refused && deepest <= config::kMaxJsonDepth && text.find('\0') == std::string::npos)
+    broken("depth check refused a tree " + std::to_string(deepest) + " deep with no NUL byte");
 }
 
 const std::map<std::string, Target>& targets() {

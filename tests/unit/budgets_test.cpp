@@ -5,9 +5,11 @@
 // the metrics' word budget, LibTorch's stack dumps, and a source with no samples named by file.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -252,6 +254,18 @@ TEST(ErrorText, LibTorchErrorsLoseTheirStackAndLongMessagesAreCut) {
   EXPECT_EQ(core::error_text(traced), "shape '[3]' is invalid");
   const std::string cut = core::one_line(std::string(5000, 'v') + "\nsecond line");
   EXPECT_EQ(cut, std::string(1000, 'v') + "... (4000 more characters)");
+}
+
+TEST(TestHarness, TheAddressSpaceCapOfScriptsTestShIsInForce) {
+  // scripts/test.sh exports MSMEDCAP_TEST_VMEM_KB; tests/test_main.cpp turns it into RLIMIT_AS,
+  // which the msmedcap processes the tests start inherit.
+  const char* kb = std::getenv("MSMEDCAP_TEST_VMEM_KB");
+  if (kb == nullptr || std::string(kb).empty() || std::string(kb) == "0") GTEST_SKIP() << "run without the cap";
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &limit), 0);
+  EXPECT_EQ(limit.rlim_cur, static_cast<rlim_t>(std::strtoull(kb, nullptr, 10)) * 1024);
+  // An allocation past it fails here instead of swapping the machine.
+  EXPECT_THROW((void)at::empty({static_cast<int64_t>(limit.rlim_cur / 4) + 1}, at::kFloat), std::exception);
 }
 
 }  // namespace

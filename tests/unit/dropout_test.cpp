@@ -11,23 +11,12 @@
 #include "msmedcap/core/check.h"
 #include "msmedcap/models/dropout.h"
 #include "msmedcap/models/qformer.h"
+#include "tiny_models.h"
 
 namespace msmedcap::models {
 namespace {
 
-config::QFormerConfig tiny_qformer() {
-  config::QFormerConfig q;
-  q.hidden_size = 32;
-  q.intermediate_size = 48;
-  q.num_hidden_layers = 3;
-  q.num_attention_heads = 4;
-  q.encoder_hidden_size = 24;
-  q.num_query_tokens = 5;
-  q.vocab_size = 40;
-  q.max_position_embeddings = 16;
-  q.text_path = true;
-  return q;
-}
+config::QFormerConfig tiny_qformer() { return testing::tiny_text_qformer(); }
 
 TEST(KeyedDropout, DropsPAndScalesTheRest) {
   DropoutKeys keys;

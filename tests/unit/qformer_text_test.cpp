@@ -13,22 +13,13 @@
 #include "msmedcap/models/pretrained.h"
 #include "msmedcap/models/qformer.h"
 #include "test_utils.h"
+#include "tiny_models.h"
 
 namespace msmedcap::models {
 namespace {
 
 config::QFormerConfig tiny_qformer() {
-  config::QFormerConfig q;
-  q.hidden_size = 32;
-  q.intermediate_size = 48;
-  q.num_hidden_layers = 3;
-  q.num_attention_heads = 4;
-  q.cross_attention_frequency = 2;
-  q.encoder_hidden_size = 24;
-  q.num_query_tokens = 5;
-  q.vocab_size = 40;
-  q.max_position_embeddings = 16;
-  q.text_path = true;
+  auto q = testing::tiny_text_qformer();
   // The attention modes are compared exactly: no dropout (tests/unit/dropout_test.cpp has it).
   q.hidden_dropout_prob = 0.0;
   q.attention_probs_dropout_prob = 0.0;
