@@ -267,6 +267,18 @@ class DicomWalker {
       if (m == 0xEE && length >= 14 && std::memcmp(v, "Adobe", 5) == 0 && v[11] > 2) return "JPEG header: unknown Adobe colour transform";
       if (m == 0xE0 && length >= 16 && std::memcmp(v, "JFIF", 5) == 0 && v[5] != 1)
         return "JPEG header: unknown JFIF version";
+      // A frame header (SOF): libjpeg rejects a sample precision its build does not take, and
+      // GDCM asserts on that (precision 12 -> 65 in an extended-JPEG DICOM, found by fuzz_image).
+      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+        if (length < 8) return "JPEG header: frame header (SOF) too short";
+        const int precision = v[0], rows = v[1] << 8 | v[2], cols = v[3] << 8 | v[4], components = v[5];
+        const bool lossless = m == 0xC3 || m == 0xC7 || m == 0xCB || m == 0xCF;
+        if (lossless ? precision < 2 || precision > 16 : precision != 8 && precision != 12)
+          return "JPEG header: sample precision " + std::to_string(precision) + " is not supported";
+        if (rows == 0 || cols == 0 || components < 1 || components > 4)
+          return "JPEG header: frame of " + std::to_string(cols) + " x " + std::to_string(rows) + " with " +
+                 std::to_string(components) + " components";
+      }
       if (m == 0xDA) return "";
       p += length;
     }

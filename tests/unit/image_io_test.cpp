@@ -214,6 +214,10 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   // Rows 128 -> 256: GDCM's raw codec would read 32 KiB past the pixel data (found by fuzz_image).
   cases.push_back({"rows_beyond_data.dcm", patch(ct, 3272, std::string("\x00\x01", 2)), "fewer than 256 rows x 128 columns"});
   cases.push_back({"meta_only.dcm", ct.substr(0, 138), "truncated element header"});
+  // The extended (12-bit) JPEG's frame header with sample precision 65: libjpeg refuses it and
+  // GDCM's JPEG16 codec asserted (found by fuzz_image, 2026-12-01).
+  const std::string lossy = testing::read_text(testing::data_path("images/JPEG-lossy.dcm"));
+  cases.push_back({"jpeg_precision.dcm", patch(lossy, 3012, "A"), "JPEG header: sample precision 65 is not supported"});
   for (const auto& c : cases) {
     testing::write_text(dir.file(c.name), c.bytes);
     try {
