@@ -530,7 +530,8 @@ DecodedImage decode_raster(const std::string& bytes, const std::string& name, co
   const std::string format = sniff_format(bytes);
   const auto [width, height] = raster_dimensions(bytes, format, name);
   MSMEDCAP_CHECK(width > 0 && height > 0, name, ": ", format, " header declares ", width, " x ", height, " pixels");
-  MSMEDCAP_CHECK(width * height <= options.max_pixels, name, ": ", width, " x ", height,
+  // width * height itself could overflow (PNG sizes go to 2^32 - 1: found by fuzz_image).
+  MSMEDCAP_CHECK(width <= options.max_pixels / height, name, ": ", width, " x ", height,
                  " pixels exceed data.transform.max_image_pixels (", options.max_pixels, ")");
   if (format == "png") check_png_chunks(bytes, name);
   cv::Mat raw;

@@ -78,6 +78,11 @@ TEST(ImageBudget, PixelBombIsRefusedByItsHeader) {
   const std::string e = error_of([&] { data::decode_image_bytes(png, "bomb.png"); });
   EXPECT_NE(e.find("bomb.png: 30000 x 30000 pixels exceed data.transform.max_image_pixels (100000000)"), std::string::npos)
       << e;
+  // The largest sizes a PNG can declare: their product overflows 64 bits, which once let the
+  // check pass (found by fuzz_image under UBSan).
+  for (int at = 16; at < 24; ++at) png[at] = static_cast<char>(0xFF);
+  EXPECT_NE(error_of([&] { data::decode_image_bytes(png, "huge.png"); }).find("4294967295 x 4294967295 pixels exceed"),
+            std::string::npos);
   // The same for a JPEG's frame header (SOF0 patched to 60000 x 60000).
   std::string jpg = encoded(".jpg", 8, 8);
   const size_t sof = jpg.find("\xFF\xC0");
