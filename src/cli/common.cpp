@@ -91,6 +91,9 @@ models::MsMedCapModel load_inference_model(const config::RunConfig& config) {
   auto model = models::load_model(config.model, config.weights, config.load, target);
   model->eval();
   // A diverged run's weights would caption with empty strings and exit 0: refused by name.
+  std::vector<at::Tensor> finite;
+  for (const auto& p : model->parameters(true)) finite.push_back(p.is_floating_point() ? at::isfinite(p).all() : at::ones({}, p.options().dtype(at::kBool)));
+  if (finite.empty() || at::stack(finite).all().to(at::kCPU).item<bool>()) return model;  // one sync, not one per tensor
   for (const auto& item : model->named_parameters(true)) {
     const auto& p = item.value();
     if (!p.is_floating_point() || at::isfinite(p).all().item<bool>()) continue;

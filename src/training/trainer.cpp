@@ -340,9 +340,12 @@ void Trainer::append_metrics(const config::Json& line) {
 
 std::string Trainer::first_nonfinite_parameter() const {
   torch::NoGradGuard no_grad;
-  for (const auto& [name, p] : params_)
-    if (!torch::isfinite(p).all().item<bool>()) return name;
-  return "";
+  // One device sync for the whole check, not one per tensor; the name only when one fails.
+  std::vector<at::Tensor> finite;
+  for (const auto& [name, p] : params_) finite.push_back(torch::isfinite(p).all());
+  if (finite.empty() || torch::stack(finite).all().item<bool>()) return "";
+  const auto first = torch::stack(finite).logical_not().nonzero()[0][0].item<int64_t>();
+  return params_[static_cast<size_t>(first)].first;
 }
 
 std::string Trainer::last_good_checkpoint() const {
