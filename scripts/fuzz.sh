@@ -5,7 +5,7 @@
 # first, and a crash among them fails the script at once; the unit suite replays them too,
 # through the same target code in tests/fuzz/targets.cpp).
 #
-# Usage: scripts/fuzz.sh [TARGET...]   (default: safetensors config datasets tokenizers image csv json_depth)
+# Usage: scripts/fuzz.sh [TARGET...]   (default: safetensors config datasets tokenizers sentencepiece image csv json_depth)
 # Environment: FUZZ_SECONDS per target (default 60), FUZZ_BUILD (default build-fuzz),
 #   FUZZ_OUT (default runs/fuzz: corpora, logs and new crash inputs), SKIP_INSTALL=1.
 set -euo pipefail
@@ -15,7 +15,7 @@ seconds=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD:-build-fuzz}
 out=${FUZZ_OUT:-runs/fuzz}
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(safetensors config datasets tokenizers image csv json_depth)
+[[ ${#targets[@]} -gt 0 ]] || targets=(safetensors config datasets tokenizers sentencepiece image csv json_depth)
 
 if [[ ${SKIP_INSTALL:-0} != 1 ]]; then
   ./scripts/install_deps.sh
@@ -54,6 +54,14 @@ seed() {
       done ;;
     tokenizers) printf 'chest x-ray: 2.5 cm nodule in the right upper lobe\n' > "$dir/seed-0"
                 printf 'Ré-évaluation — ×3 \xe2\x80\x8b zero width, emoji \xf0\x9f\x98\x80' > "$dir/seed-1" ;;
+    sentencepiece)
+      # The first byte picks (see targets.cpp): even, text to encode; odd, a model file.
+      printf '\x00chest x-ray: 2.5 cm nodule in the right upper lobe\n' > "$dir/seed-text"
+      local tmp; tmp=$(mktemp -d)
+      for i in $(seq 20); do echo "no pleural effusion, heart size normal; a 3 mm lesion in the left kidney"; done > "$tmp/corpus.txt"
+      spm_train --input="$tmp/corpus.txt" --model_prefix="$tmp/spm" --vocab_size=60 --model_type=bpe --normalization_rule_name=identity --minloglevel=2 > /dev/null 2>&1
+      { printf '\x01'; cat "$tmp/spm.model"; } > "$dir/seed-model"
+      rm -rf "$tmp" ;;
     image) find tests/data/images -type f -size -256k -exec cp {} "$dir/" \; ;;
     csv) cp tests/data/datasets/generic/captions.csv tests/data/datasets/rocov2/test_captions.csv "$dir/" ;;
     json_depth) cp configs/models/tiny.json tests/data/datasets/generic/lavis.json "$dir/" ;;

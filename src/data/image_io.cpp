@@ -1,6 +1,7 @@
 #include "msmedcap/data/image_io.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -16,12 +17,14 @@
 
 #include <gdcmDataSet.h>
 #include <gdcmImage.h>
+#include <gdcmImageHelper.h>
 #include <gdcmImageReader.h>
 #include <gdcmTrace.h>
 #include <gdcmTransferSyntax.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "jpeg.h"
 #include "msmedcap/core/check.h"
 
 namespace msmedcap::data {
@@ -74,22 +77,10 @@ std::pair<int64_t, int64_t> raster_dimensions(const std::string& bytes, const st
     return {std::abs(static_cast<int64_t>(i32(18))), std::abs(static_cast<int64_t>(i32(22)))};  // negative height: top-down
   }
   if (format == "jpeg") {
-    // Marker segments up to the first frame header (SOF0..SOF15 but DHT, JPG and DAC).
-    size_t p = 2;
-    while (p + 4 <= n) {
-      if (d[p] != 0xFF) MSMEDCAP_FAIL(name, ": corrupt JPEG header (no marker at byte ", p, ")");
-      const unsigned char m = d[p + 1];
-      if (m == 0xFF) { ++p; continue; }  // fill byte
-      if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { p += 2; continue; }  // standalone markers
-      const size_t length = static_cast<size_t>(d[p + 2]) << 8 | d[p + 3];
-      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
-        if (p + 9 > n || length < 7) return truncated();
-        return {d[p + 7] << 8 | d[p + 8], d[p + 5] << 8 | d[p + 6]};
-      }
-      if (m == 0xDA || m == 0xD9 || length < 2) break;
-      p += 2 + length;
-    }
-    MSMEDCAP_FAIL(name, ": JPEG without a frame header (SOF) before its scan");
+    detail::JpegHeader header;
+    const std::string problem = detail::read_jpeg_header(d, n, header);
+    if (!problem.empty()) MSMEDCAP_FAIL(name, ": ", problem);
+    return {header.width, header.height};
   }
   if (format == "tiff") {
     const bool big = d[0] == 'M';
@@ -160,7 +151,7 @@ class DicomWalker {
     if (b_.size() < 132 || std::memcmp(b_.data() + 128, "DICM", 4) != 0)
       return "not a DICOM Part 10 file (no DICM marker at byte 128)";
     size_t p = 132;
-    std::string ts;
+    std::string& ts = transfer_syntax_;
     while (p + 4 <= b_.size() && u16(p, false) == 0x0002) {
       Element e;
       if (!read_element(p, true, false, e)) return error_;
@@ -174,13 +165,13 @@ class DicomWalker {
     explicit_ = ts != "1.2.840.10008.1.2";
     big_ = ts == "1.2.840.10008.1.2.2";
     if (!walk(p, b_.size(), 0, false)) return error_;
-    // The JPEG syntaxes GDCM decodes with its libjpeg builds (baseline, extended, lossless).
-    if ((ts == "1.2.840.10008.1.2.4.50" || ts == "1.2.840.10008.1.2.4.51" || ts == "1.2.840.10008.1.2.4.57" ||
-         ts == "1.2.840.10008.1.2.4.70") && first_fragment_.second > 0) {
-      const std::string jpeg = check_jpeg_header(first_fragment_.first, first_fragment_.second);
-      if (!jpeg.empty()) return jpeg;
-    }
     if (!pixel_data_) return "no pixel data (7FE0,0010)";
+    // GDCM asserts that a Recognition Code (retired; ACR-NEMA files had it) names ACR-NEMA.
+    if (recognition_.second > 0) {
+      const std::string code(b_.data() + recognition_.first, recognition_.second);
+      if (code.rfind("ACR-NEMA", 0) != 0 && code.rfind("ACRNEMA", 0) != 0 && code.rfind("MIPS 2.0", 0) != 0)
+        return "Recognition Code (0008,0010) '" + code.substr(0, 24) + "' is not an ACR-NEMA one";
+    }
     // Attributes Debian's GDCM asserts on instead of reporting.
     const auto bits = image_attr(0x0100);
     if (!bits || bits->second != 2) return "no Bits Allocated (0028,0100)";
@@ -193,6 +184,11 @@ class DicomWalker {
     if (photometric.rfind("PALETTE", 0) == 0) return "PALETTE COLOR images are not supported";
     return check_pixel_description(allocated, max_pixels);
   }
+
+  /// After check(): the transfer syntax UID, and the encapsulated pixel data's items (the basic
+  /// offset table first, then the fragments) as value offset and length; empty for native data.
+  const std::string& transfer_syntax() const { return transfer_syntax_; }
+  const std::vector<std::pair<size_t, uint32_t>>& pixel_items() const { return pixel_items_; }
 
  private:
   static constexpr uint32_t kUndefined = 0xFFFFFFFFu;
@@ -247,47 +243,51 @@ class DicomWalker {
     return true;
   }
 
-  /// GDCM asserts when libjpeg warns while reading a JPEG header (JPEGBITSCodec::GetHeaderInfo),
-  /// so the header is walked first: SOI, then marker segments back to back up to SOS, with
-  /// the values libjpeg warns about (Adobe transform, JFIF version) in range.
-  std::string check_jpeg_header(size_t at, size_t n) const {
-    const auto* d = reinterpret_cast<const unsigned char*>(b_.data()) + at;
-    if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return "the JPEG pixel data does not start with SOI";
-    size_t p = 2;
-    while (true) {
-      if (p >= n || d[p] != 0xFF) return "JPEG header: bytes between marker segments (offset " + std::to_string(at + p) + ")";
-      while (p < n && d[p] == 0xFF) ++p;  // fill bytes
-      if (p + 3 > n) return "JPEG header: ends before its first scan (SOS)";
-      const unsigned char m = d[p++];
-      if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;  // standalone markers
-      if (m == 0xD8 || m == 0xD9) return "JPEG header: SOI or EOI before the first scan";
-      const size_t length = static_cast<size_t>(d[p]) << 8 | d[p + 1];
-      if (length < 2 || p + length > n) return "JPEG header: a marker segment runs past the fragment";
-      const unsigned char* v = d + p + 2;
-      if (m == 0xEE && length >= 14 && std::memcmp(v, "Adobe", 5) == 0 && v[11] > 2) return "JPEG header: unknown Adobe colour transform";
-      if (m == 0xE0 && length >= 16 && std::memcmp(v, "JFIF", 5) == 0 && v[5] != 1)
-        return "JPEG header: unknown JFIF version";
-      // A frame header (SOF): libjpeg rejects a sample precision its build does not take, and
-      // GDCM asserts on that (precision 12 -> 65 in an extended-JPEG DICOM, found by fuzz_image).
-      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
-        if (length < 8) return "JPEG header: frame header (SOF) too short";
-        const int precision = v[0], rows = v[1] << 8 | v[2], cols = v[3] << 8 | v[4], components = v[5];
-        const bool lossless = m == 0xC3 || m == 0xC7 || m == 0xCB || m == 0xCF;
-        if (lossless ? precision < 2 || precision > 16 : precision != 8 && precision != 12)
-          return "JPEG header: sample precision " + std::to_string(precision) + " is not supported";
-        if (rows == 0 || cols == 0 || components < 1 || components > 4)
-          return "JPEG header: frame of " + std::to_string(cols) + " x " + std::to_string(rows) + " with " +
-                 std::to_string(components) + " components";
-      }
-      if (m == 0xDA) return "";
-      p += length;
-    }
-  }
-
   static std::string hex(uint16_t v) {
     char buf[8];
     std::snprintf(buf, sizeof(buf), "%04X", v);
     return buf;
+  }
+
+  /// The elements GDCM's image reader reads through its typed attributes (gdcm::Attribute), which
+  /// assert, rather than fail, when the element's VR is not the dictionary's or a binary value
+  /// has another length (a Rows element with VR CS aborted the process: found by fuzz_image).
+  /// Overlay (60xx) and curve (50xx) groups repeat over even groups up to xx = 1E.
+  bool check_typed(size_t p, const Element& e) {
+    struct Typed {
+      uint16_t group, element;
+      const char* vr;
+    };
+    static const Typed kTyped[] = {
+        {0x0008, 0x0010, "SH"}, {0x0008, 0x0100, "SH"}, {0x0008, 0x0104, "LO"}, {0x0018, 0x0050, "DS"},
+        {0x0018, 0x0088, "DS"}, {0x0018, 0x1063, "DS"}, {0x0018, 0x602C, "FD"}, {0x0018, 0x602E, "FD"},
+        {0x0020, 0x0030, "DS"}, {0x0020, 0x0032, "DS"}, {0x0020, 0x0035, "DS"}, {0x0020, 0x0037, "DS"},
+        {0x0028, 0x0002, "US"}, {0x0028, 0x0004, "CS"}, {0x0028, 0x0005, "US"}, {0x0028, 0x0006, "US"},
+        {0x0028, 0x0008, "IS"}, {0x0028, 0x0009, "AT"}, {0x0028, 0x0010, "US"}, {0x0028, 0x0011, "US"},
+        {0x0028, 0x0012, "US"}, {0x0028, 0x0030, "DS"}, {0x0028, 0x0100, "US"}, {0x0028, 0x0101, "US"},
+        {0x0028, 0x0102, "US"}, {0x0028, 0x0103, "US"}, {0x0028, 0x1050, "DS"}, {0x0028, 0x1051, "DS"},
+        {0x0028, 0x1052, "DS"}, {0x0028, 0x1053, "DS"}, {0x0028, 0x1054, "LO"}, {0x0028, 0x2110, "CS"},
+        {0x0040, 0x9224, "FD"}, {0x0040, 0x9225, "FD"}, {0x0048, 0x0006, "UL"}, {0x0048, 0x0007, "UL"},
+        {0x3004, 0x000C, "DS"}, {0x3004, 0x000E, "DS"}, {0x5000, 0x0005, "US"}, {0x5000, 0x0010, "US"},
+        {0x5000, 0x0103, "US"}, {0x5000, 0x0110, "US"}, {0x5000, 0x0112, "US"}, {0x5000, 0x0114, "US"},
+        {0x6000, 0x0010, "US"}, {0x6000, 0x0011, "US"}, {0x6000, 0x0015, "IS"}, {0x6000, 0x0050, "SS"},
+        {0x6000, 0x0051, "US"}, {0x6000, 0x0100, "US"}, {0x6000, 0x0102, "US"}, {0x6000, 0x0200, "US"}};
+    const bool repeating = (e.group & 0xFF00) == 0x5000 || (e.group & 0xFF00) == 0x6000;
+    const uint16_t group = repeating && e.group % 2 == 0 && (e.group & 0xFF) <= 0x1E ? e.group & 0xFF00 : e.group;
+    for (const Typed& t : kTyped) {
+      if (t.group != group || t.element != e.element) continue;
+      const std::string tag = "(" + hex(e.group) + "," + hex(e.element) + ")";
+      const bool unknown = e.vr[0] == 'U' && e.vr[1] == 'N';
+      if (explicit_ && !unknown && (e.vr[0] != t.vr[0] || e.vr[1] != t.vr[1]))
+        return fail(p, "element " + tag + " has VR " + std::string(e.vr, 2) + ", not " + t.vr);
+      const std::string vr = t.vr;
+      const uint32_t size = vr == "US" || vr == "SS" ? 2 : vr == "UL" || vr == "AT" ? 4 : vr == "FD" ? 8 : 0;
+      const bool binary_ok = size == 0 || e.length == 0 || (vr == "AT" ? e.length % size == 0 : e.length == size);
+      if (!binary_ok || e.length == kUndefined)
+        return fail(p, "element " + tag + " (" + vr + ") has a value of " + std::to_string(e.length) + " bytes");
+      return true;
+    }
+    return true;
   }
 
   /// Elements in [p, end); with `in_item`, stops after an item delimiter (returned in end_).
@@ -303,7 +303,9 @@ class DicomWalker {
         }
         return fail(p, "unexpected item tag (FFFE," + hex(e.element) + ")");
       }
+      if (!check_typed(p, e)) return false;
       if (depth == 0 && e.group == 0x7FE0 && e.element == 0x0010) pixel_data_ = true;
+      if (depth == 0 && e.group == 0x0008 && e.element == 0x0010 && e.length != kUndefined) recognition_ = {e.value, e.length};
       if (depth == 0 && e.group == 0x0028 && e.length != kUndefined) image_attrs_[e.element] = {e.value, e.length};
       const bool sequence = (explicit_ && e.vr[0] == 'S' && e.vr[1] == 'Q') || e.length == kUndefined;
       if (!sequence) {
@@ -330,8 +332,7 @@ class DicomWalker {
         } else {
           // Defined-length item: a nested dataset, or an encapsulated pixel fragment.
           const bool fragment = e.group == 0x7FE0;
-          // The first item is the offset table; the second starts the first frame.
-          if (fragment && depth == 0 && fragments_++ == 1) first_fragment_ = {item.value, item.length};
+          if (fragment && depth == 0) pixel_items_.emplace_back(item.value, item.length);
           if (!fragment && !walk(item.value, item.value + item.length, depth + 1, false)) return false;
           q = item.value + item.length;
         }
@@ -405,53 +406,155 @@ class DicomWalker {
   const std::string& b_;
   std::map<uint16_t, std::pair<size_t, uint32_t>> image_attrs_;  // top-level (0028,xxxx): value offset, length
   bool explicit_ = true, big_ = false, pixel_data_ = false;
-  int fragments_ = 0;
-  std::pair<size_t, uint32_t> first_fragment_{0, 0};  // value offset, length
+  std::pair<size_t, uint32_t> recognition_{0, 0};  // (0008,0010): value offset, length
+  std::string transfer_syntax_;
+  std::vector<std::pair<size_t, uint32_t>> pixel_items_;  // top-level (7FE0,0010) items: value offset, length
   size_t end_ = 0;
   std::string error_;
 };
 
-DecodedImage decode_dicom(const std::string& bytes, const std::string& name, const DecodeOptions& options) {
-  const std::string problem = DicomWalker(bytes).check(options.max_pixels);
+/// The transfer syntaxes decoded with jpeg.h: JPEG baseline, extended (12-bit) and lossless.
+bool decoded_by_ijg(const std::string& ts) {
+  return ts == "1.2.840.10008.1.2.4.50" || ts == "1.2.840.10008.1.2.4.51" || ts == "1.2.840.10008.1.2.4.57" ||
+         ts == "1.2.840.10008.1.2.4.70";
+}
+
+struct JpegFrame {
+  std::string bytes;  ///< the frame's codestream
+  detail::JpegHeader header;
+};
+
+/// Frame `frame` of encapsulated JPEG pixel data (`items`: the basic offset table, then the
+/// fragments) with its frame header: the fragments of a one-frame image concatenated; one
+/// fragment per frame when there are as many as frames; else the frames the offset table marks.
+JpegFrame jpeg_frame_codestream(const std::string& bytes, const std::vector<std::pair<size_t, uint32_t>>& items,
+                                int frame, int frames, const std::string& name) {
+  MSMEDCAP_CHECK(items.size() >= 2, name, ": malformed DICOM: JPEG pixel data without fragments");
+  const size_t fragments = items.size() - 1;
+  size_t first = 0, last = fragments;  // fragments [first, last) make the frame
+  if (frames > 1 && fragments == static_cast<size_t>(frames)) {
+    first = static_cast<size_t>(frame);
+    last = first + 1;
+  } else if (frames > 1) {
+    const size_t table = items[0].first;
+    MSMEDCAP_CHECK(items[0].second == 4u * static_cast<uint32_t>(frames), name, ": malformed DICOM: ", fragments,
+                   " JPEG fragments for ", frames, " frames, and no basic offset table says which frame is where");
+    // Offsets count from the first fragment's item tag, 8 bytes before its value.
+    const auto offset = [&](int f) {
+      const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + table + 4 * static_cast<size_t>(f));
+      return uint64_t{u[0]} | uint64_t{u[1]} << 8 | uint64_t{u[2]} << 16 | uint64_t{u[3]} << 24;
+    };
+    const uint64_t begin = offset(frame), end = frame + 1 < frames ? offset(frame + 1) : UINT64_MAX;
+    first = last = fragments;
+    for (size_t i = 0; i < fragments; ++i) {
+      const uint64_t at = items[i + 1].first - items[1].first;
+      if (at >= begin && at < end) {
+        first = std::min(first, i);
+        last = i + 1;
+      }
+    }
+    MSMEDCAP_CHECK(first < last, name, ": malformed DICOM: the basic offset table points frame ", frame,
+                   " at no fragment");
+  }
+  JpegFrame out;
+  for (size_t i = first; i < last; ++i) out.bytes.append(bytes, items[i + 1].first, items[i + 1].second);
+  const std::string problem = detail::read_jpeg_header(reinterpret_cast<const unsigned char*>(out.bytes.data()),
+                                                       out.bytes.size(), out.header);
   MSMEDCAP_CHECK(problem.empty(), name, ": malformed DICOM: ", problem);
+  return out;
+}
+
+/// Frame `frame` of JPEG pixel data decoded (jpeg.h says why not with GDCM's codec), checked
+/// against the DICOM header's `shape` (columns, rows, samples), and written in the pixel type it
+/// declares (`sample_bytes` per sample), so that one widening path serves every syntax.
+std::vector<char> decode_jpeg_frame(const std::string& bytes, const std::vector<std::pair<size_t, uint32_t>>& items,
+                                    int frame, int frames, std::array<int, 3> shape, size_t sample_bytes,
+                                    const std::string& name, bool& lossless) {
+  const JpegFrame jpeg = jpeg_frame_codestream(bytes, items, frame, frames, name);
+  const detail::JpegHeader& h = jpeg.header;
+  MSMEDCAP_CHECK(h.width == shape[0] && h.height == shape[1] && h.components == shape[2], name, ": the JPEG frame is ",
+                 h.width, " x ", h.height, " with ", h.components, " components, the DICOM header says ", shape[0], " x ",
+                 shape[1], " with ", shape[2]);
+  MSMEDCAP_CHECK(h.precision <= static_cast<int>(8 * sample_bytes), name, ": JPEG samples of ", h.precision,
+                 " bits do not fit ", 8 * sample_bytes, "-bit pixels (Bits Allocated)");
+  std::vector<uint16_t> samples;
+  bool converted = false;
+  const std::string problem =
+      detail::decode_jpeg(reinterpret_cast<const unsigned char*>(jpeg.bytes.data()), jpeg.bytes.size(), h, samples, converted);
+  MSMEDCAP_CHECK(problem.empty(), name, ": ", problem);
+  std::vector<char> out(samples.size() * sample_bytes);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const uint32_t v = samples[i];
+    std::memcpy(out.data() + i * sample_bytes, &v, sample_bytes);  // little-endian host: the low bytes
+  }
+  lossless = h.lossless;
+  return out;
+}
+
+DecodedImage decode_dicom(const std::string& bytes, const std::string& name, const DecodeOptions& options) {
+  DicomWalker walker(bytes);
+  const std::string malformed = walker.check(options.max_pixels);
+  MSMEDCAP_CHECK(malformed.empty(), name, ": malformed DICOM: ", malformed);
   gdcm::Trace::WarningOff();
   gdcm::Trace::ErrorOff();
   std::istringstream stream(bytes);
-  gdcm::ImageReader reader;
+  // JPEG pixel data is decoded here (jpeg.h), and GDCM must not even read its header: its image
+  // reader does (to learn whether it is lossy), and asserted there. So for JPEG it reads the
+  // dataset alone, and its image helper gives what the image reader would.
+  const bool jpeg_syntax = decoded_by_ijg(walker.transfer_syntax());
+  gdcm::Reader dataset_reader;
+  gdcm::ImageReader image_reader;
+  gdcm::Reader& reader = jpeg_syntax ? dataset_reader : image_reader;
   reader.SetStream(stream);
   MSMEDCAP_CHECK(reader.Read(), name, ": not a readable DICOM image (truncated, or no pixel data)");
-  const gdcm::Image& image = reader.GetImage();
-  const unsigned int* dims = image.GetDimensions();
-  const int cols = static_cast<int>(dims[0]), rows = static_cast<int>(dims[1]);
-  const int frames = image.GetNumberOfDimensions() > 2 ? static_cast<int>(dims[2]) : 1;
-  MSMEDCAP_CHECK(rows > 0 && cols > 0, name, ": DICOM image has no rows or columns");
+  const gdcm::File& file = reader.GetFile();
+  const gdcm::Image* image = jpeg_syntax ? nullptr : &image_reader.GetImage();
+  std::vector<unsigned int> dims(3, 1);
+  if (image) std::copy(image->GetDimensions(), image->GetDimensions() + image->GetNumberOfDimensions(), dims.begin());
+  else dims = gdcm::ImageHelper::GetDimensionsValue(file);
+  const int cols = static_cast<int>(dims.at(0)), rows = static_cast<int>(dims.at(1)), frames = static_cast<int>(dims.at(2));
+  MSMEDCAP_CHECK(rows > 0 && cols > 0 && frames > 0, name, ": DICOM image has no rows, columns or frames");
   MSMEDCAP_CHECK(options.frame >= 0 && options.frame < frames,
                  name, ": frame ", options.frame, " requested, the file has ", frames);
-  const gdcm::PixelFormat& pf = image.GetPixelFormat();
+  const gdcm::PixelFormat pf = image ? image->GetPixelFormat() : gdcm::ImageHelper::GetPixelFormatValue(file);
   const int spp = pf.GetSamplesPerPixel();
   MSMEDCAP_CHECK(spp == 1 || spp == 3, name, ": ", spp, " samples per pixel are not supported");
-  const auto pi = image.GetPhotometricInterpretation();
-  const std::string photometric = gdcm::PhotometricInterpretation::GetPIString(pi) ? gdcm::PhotometricInterpretation::GetPIString(pi) : "";
+  const auto pi = image ? image->GetPhotometricInterpretation() : gdcm::ImageHelper::GetPhotometricInterpretationValue(file);
+  std::string photometric = gdcm::PhotometricInterpretation::GetPIString(pi) ? gdcm::PhotometricInterpretation::GetPIString(pi) : "";
+  while (!photometric.empty() && photometric.back() == ' ') photometric.pop_back();  // "RGB " is padded to even length
   MSMEDCAP_CHECK(pi != gdcm::PhotometricInterpretation::PALETTE_COLOR,
                  name, ": PALETTE COLOR DICOM images are not supported");
 
   // Native (uncompressed) pixel data must hold every frame: GDCM's raw codec copies rows x
   // columns x samples x frames whatever the element's length, reading past a shorter one.
-  if (const gdcm::ByteValue* raw = image.GetDataElement().GetByteValue()) {
+  if (const gdcm::ByteValue* raw = image ? image->GetDataElement().GetByteValue() : nullptr) {
     const double needed_bits = static_cast<double>(rows) * cols * frames * spp * pf.GetBitsAllocated();
     MSMEDCAP_CHECK(static_cast<double>(raw->GetLength()) * 8.0 >= needed_bits, name, ": DICOM pixel data holds ",
                    raw->GetLength(), " bytes, fewer than ", rows, " rows x ", cols, " columns x ", spp, " samples x ",
                    frames, " frames of ", pf.GetBitsAllocated(), " bits");
   }
-  std::vector<char> buffer(image.GetBufferLength());
-  MSMEDCAP_CHECK(!buffer.empty() && image.GetBuffer(buffer.data()),
-                 name, ": cannot decode the DICOM pixel data (transfer syntax "
-                     , reader.GetFile().GetHeader().GetDataSetTransferSyntax().GetString(), ")");
   const size_t per_frame = static_cast<size_t>(rows) * cols * spp;
   const size_t sample_bytes = static_cast<size_t>(pf.GetPixelSize()) / static_cast<size_t>(spp);
-  MSMEDCAP_CHECK(sample_bytes > 0 && buffer.size() >= per_frame * sample_bytes * (options.frame + 1),
-                 name, ": DICOM pixel data is shorter than rows x columns x samples");
-  const char* src = buffer.data() + per_frame * sample_bytes * options.frame;
+  MSMEDCAP_CHECK(sample_bytes > 0, name, ": DICOM pixel type ", pf, " is not supported");
+  std::vector<char> buffer;
+  const char* src = nullptr;
+  bool planar = (image ? image->GetPlanarConfiguration() : gdcm::ImageHelper::GetPlanarConfigurationValue(file)) == 1;
+  bool ybr_full = pi == gdcm::PhotometricInterpretation::YBR_FULL;
+  if (jpeg_syntax) {
+    bool lossless = false;
+    buffer = decode_jpeg_frame(bytes, walker.pixel_items(), options.frame, frames, {cols, rows, spp}, sample_bytes, name,
+                               lossless);
+    src = buffer.data();
+    planar = false;  // JPEG output is interleaved
+    ybr_full = ybr_full && lossless;  // lossy colour came back as RGB, or was not YCbCr
+  } else {
+    buffer.resize(image->GetBufferLength());
+    MSMEDCAP_CHECK(!buffer.empty() && image->GetBuffer(buffer.data()),
+                   name, ": cannot decode the DICOM pixel data (transfer syntax ", walker.transfer_syntax(), ")");
+    MSMEDCAP_CHECK(buffer.size() >= per_frame * sample_bytes * (options.frame + 1),
+                   name, ": DICOM pixel data is shorter than rows x columns x samples");
+    src = buffer.data() + per_frame * sample_bytes * options.frame;
+  }
   std::vector<double> values(per_frame);
   const int stored = pf.GetBitsStored();
   switch (pf.GetScalarType()) {
@@ -472,7 +575,6 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
     // Colour: interleave planar data, convert YBR_FULL, scale by the stored bit depth. No window.
     cv::Mat rgb(rows, cols, CV_32FC3);
     const double scale = 1.0 / (std::pow(2.0, stored) - 1.0);
-    const bool planar = image.GetPlanarConfiguration() == 1;
     const size_t plane = static_cast<size_t>(rows) * cols;
     for (int r = 0; r < rows; ++r) {
       auto* row = rgb.ptr<cv::Vec3f>(r);
@@ -484,7 +586,7 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
         }
       }
     }
-    if (pi == gdcm::PhotometricInterpretation::YBR_FULL) {
+    if (ybr_full) {
       // DICOM YBR_FULL is Y, Cb, Cr; OpenCV's YCrCb wants Y, Cr, Cb.
       std::vector<cv::Mat> ch;
       cv::split(rgb, ch);
@@ -497,12 +599,18 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
     return out;
   }
 
-  out.slope = image.GetSlope();
-  out.intercept = image.GetIntercept();
+  if (image) {
+    out.slope = image->GetSlope();
+    out.intercept = image->GetIntercept();
+  } else {
+    const std::vector<double> rescale = gdcm::ImageHelper::GetRescaleInterceptSlopeValue(file);  // intercept, slope
+    out.intercept = rescale.at(0);
+    out.slope = rescale.at(1);
+  }
   MSMEDCAP_CHECK(std::isfinite(out.slope) && std::isfinite(out.intercept), name, ": the rescale slope (", out.slope,
                  ") or intercept (", out.intercept, ") is not a finite number");
   for (double& v : values) v = v * out.slope + out.intercept;
-  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  const gdcm::DataSet& ds = file.GetDataSet();
   if (options.window) {
     out.window = options.window;
     out.window_source = "override";

@@ -63,9 +63,10 @@ const SpmBridge& bridge() {
   static SpmBridge instance;
   static std::string failure;
   std::call_once(once, [] {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) && !defined(MSMEDCAP_SPM_WITHOUT_DEEPBIND)
     // AddressSanitizer refuses RTLD_DEEPBIND, and without it sentencepiece's protobuf clashes
-    // with LibTorch's: no SentencePiece in a MSMEDCAP_SANITIZE=address build.
+    // with LibTorch's: no SentencePiece in a MSMEDCAP_SANITIZE=address build. (The fuzz build
+    // has no LibTorch in its processes and opens the bridge without RTLD_DEEPBIND.)
     failure = "sentencepiece is unavailable in an AddressSanitizer build (the sanitizer refuses the bridge's "
               "RTLD_DEEPBIND)";
     return;
@@ -73,7 +74,11 @@ const SpmBridge& bridge() {
     std::string tried;
     for (const auto& path : candidate_paths()) {
       // RTLD_LOCAL | RTLD_DEEPBIND: sentencepiece's protobuf 3.14 stays private to the bridge.
+#if defined(MSMEDCAP_SPM_WITHOUT_DEEPBIND)
+      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+#else
       void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
       if (handle == nullptr) {
         tried += (tried.empty() ? "" : "; ") + path;
         continue;

@@ -15,6 +15,7 @@
 #include "msmedcap/core/check.h"
 #include "msmedcap/data/datasets.h"
 #include "msmedcap/data/image_io.h"
+#include "msmedcap/data/sentencepiece.h"
 #include "msmedcap/data/tokenizer.h"
 #include "msmedcap/io/safetensors.h"
 
@@ -126,7 +127,49 @@ void tokenizers(const uint8_t* data, size_t size) {
   }
 }
 
-/// Image decoding: PNG, JPEG, TIFF, BMP through OpenCV and DICOM through GDCM, by content.
+/// SentencePiece (LLaMA-family tokenizers) through its bridge: the first byte picks what the rest
+/// is. Even: text, encoded with a BPE model trained here. Odd: a `.model` file (a serialized
+/// protobuf, as in a downloaded checkpoint), loaded, then a fixed caption encoded with it. Every
+/// id within the vocabulary, and decoding them works.
+void sentencepiece(const uint8_t* data, size_t size) {
+  static const std::string folder = [] {
+    std::string pattern = (std::filesystem::temp_directory_path() / "msmedcap-fuzz-spm-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    return pattern;
+  }();
+  static const auto trained = [] {
+    std::ofstream corpus(folder + "/corpus.txt");
+    for (int i = 0; i < 20; ++i)
+      corpus << "chest x-ray: 2.5 cm nodule in the right upper lobe\nno pleural effusion, heart size normal\n"
+                "ct of the abdomen shows a 3 mm hypodense lesion in the left kidney\n";
+    corpus.close();
+    data::SentencePieceTokenizer::train("--input=" + folder + "/corpus.txt --model_prefix=" + folder +
+                                        "/spm --vocab_size=80 --model_type=bpe --minloglevel=2");
+    return std::make_unique<data::SentencePieceTokenizer>(folder + "/spm.model");
+  }();
+  if (size == 0) return;
+  const auto check = [](const data::SentencePieceTokenizer& tok, const std::string& text) {
+    const auto ids = tok.encode(text);
+    for (const auto id : ids) {
+      if (id < 0 || id >= tok.vocab_size()) broken("sentencepiece id " + std::to_string(id) + " outside the vocabulary");
+    }
+    (void)tok.decode(ids);
+  };
+  try {
+    if (data[0] % 2 == 0) {
+      check(*trained, bytes_of(data + 1, size - 1));
+      return;
+    }
+    const std::string path = folder + "/fuzz.model";
+    std::ofstream(path, std::ios::binary) << bytes_of(data + 1, size - 1);
+    const data::SentencePieceTokenizer loaded(path);
+    check(loaded, "chest x-ray: 2.5 cm nodule in the right upper lobe");
+  } catch (const Error&) {
+  }
+}
+
+/// Image decoding by content: PNG, JPEG, TIFF, BMP through OpenCV; DICOM through GDCM, its JPEG
+/// pixel data through our driver of GDCM's libjpeg builds (src/data/jpeg.h).
 void image(const uint8_t* data, size_t size) {
   try {
     (void)data::decode_image_bytes(bytes_of(data, size), "fuzz");
@@ -194,6 +237,7 @@ const std::map<std::string, Target>& targets() {
                                                  {"config", config},
                                                  {"datasets", datasets},
                                                  {"tokenizers", tokenizers},
+                                                 {"sentencepiece", sentencepiece},
                                                  {"image", image},
                                                  {"csv", csv},
                                                  {"json_depth", json_depth}};

@@ -13,7 +13,7 @@ namespace msmedcap::fuzz {
 
 using Target = void (*)(const uint8_t* data, size_t size);
 
-/// safetensors, config, datasets, tokenizers, image, csv, json_depth.
+/// safetensors, config, datasets, tokenizers, sentencepiece, image, csv, json_depth.
 std::vector<std::string> target_names();
 /// The target called `name`; throws std::invalid_argument for an unknown name.
 Target target(const std::string& name);

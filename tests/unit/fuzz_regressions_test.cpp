@@ -30,9 +30,17 @@ TEST(FuzzRegressions, EveryKeptCrashInputNowPasses) {
 }
 
 TEST(FuzzRegressions, TargetsAcceptTheirNamesOnly) {
-  EXPECT_EQ(fuzz::target_names().size(), 7u);
+  EXPECT_EQ(fuzz::target_names().size(), 8u);
   for (const auto& name : fuzz::target_names()) EXPECT_NE(fuzz::target(name), nullptr) << name;
   EXPECT_THROW(fuzz::target("pickle"), std::invalid_argument);
+}
+
+TEST(FuzzRegressions, SentencePieceTargetTrainsEncodesAndRefusesGarbageModels) {
+  // The target's two halves once each, here with LibTorch loaded (the bridge opens with
+  // RTLD_DEEPBIND): text through the model it trains, and bytes that are no model file.
+  const fuzz::Target target = fuzz::target("sentencepiece");
+  for (const std::string input : {std::string("\x00no pleural effusion", 20), std::string("\x01not a model", 12)})
+    EXPECT_NO_THROW(target(reinterpret_cast<const uint8_t*>(input.data()), input.size()));
 }
 
 }  // namespace

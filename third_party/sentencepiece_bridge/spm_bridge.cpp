@@ -10,6 +10,7 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -61,14 +62,15 @@ MSM_EXPORT int msm_spm_abi_version(void) { return MSMEDCAP_SPM_BRIDGE_ABI; }
 MSM_EXPORT msm_spm* msm_spm_load(const char* path, char* err, size_t err_len) {
   ensure_streams();
   try {
-    auto* model = new msm_spm();
+    // Owned until returned: Load can throw on a malformed model as well as fail (the model
+    // leaked on a throw before; found by fuzz_sentencepiece).
+    auto model = std::make_unique<msm_spm>();
     const auto status = model->processor.Load(path);
     if (!status.ok()) {
       set_error(err, err_len, status.ToString());
-      delete model;
       return nullptr;
     }
-    return model;
+    return model.release();
   } catch (const std::exception& e) {
     set_error(err, err_len, e.what());
     return nullptr;

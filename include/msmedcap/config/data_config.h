@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "msmedcap/config/budgets.h"
 #include "msmedcap/config/fields.h"
 
 namespace msmedcap::config {
@@ -66,8 +67,8 @@ struct ImageTransformConfig {
   /// Decoding budgets (docs/RELIABILITY.md): the pixels an image header may declare (per frame)
   /// and an image file's size in MiB. An image over either is a bad sample, refused before it
   /// is decoded.
-  int64_t max_image_pixels = 100'000'000;
-  int64_t max_image_mb = 1024;
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
+  int64_t max_image_mb = kDefaultMaxImageMb;
 
   template <class V>
   void visit(V& v) {

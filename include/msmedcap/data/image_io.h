@@ -1,6 +1,7 @@
 #pragma once
 /// Image decoding: PNG, JPEG, TIFF, BMP (8 or 16 bit, grey or colour) through OpenCV, and DICOM
-/// through GDCM (uncompressed, RLE, JPEG, JPEG-LS, JPEG 2000) with the modality rescale
+/// through GDCM (uncompressed, RLE, JPEG-LS, JPEG 2000; JPEG baseline, extended and lossless
+/// through our own driver of GDCM's libjpeg builds, src/data/jpeg.h) with the modality rescale
 /// (slope/intercept) and the VOI window. Every decoded image is float32 in [0, 1], RGB order.
 /// Torch-free: the transforms turn these into tensors.
 
@@ -8,6 +9,8 @@
 #include <string>
 
 #include <opencv2/core/mat.hpp>
+
+#include "msmedcap/config/budgets.h"
 
 namespace msmedcap::data {
 
@@ -27,12 +30,9 @@ struct DecodeOptions {
   /// Frame of a multi-frame DICOM (0-based).
   int frame = 0;
   /// Budgets, checked before anything is decoded: the pixels a header may declare (width x
-  /// height, per frame) and the file's size. Defaults as config::ImageTransformConfig's.
-  int64_t max_pixels = kDefaultMaxPixels;
-  int64_t max_bytes = kDefaultMaxBytes;
-
-  static constexpr int64_t kDefaultMaxPixels = 100'000'000;  ///< 10000 x 10000
-  static constexpr int64_t kDefaultMaxBytes = int64_t{1} << 30;  ///< 1 GiB
+  /// height, per frame) and the file's size, in bytes (config/budgets.h).
+  int64_t max_pixels = config::kDefaultMaxImagePixels;
+  int64_t max_bytes = config::kDefaultMaxImageMb << 20;
 };
 
 /// A decoded image and how it was made.

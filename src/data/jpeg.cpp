@@ -1,0 +1,53 @@
+#include "jpeg.h"
+
+#include <string>
+
+namespace msmedcap::data::detail {
+
+std::string read_jpeg_header(const unsigned char* d, size_t n, JpegHeader& header) {
+  if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return "JPEG data does not start with SOI";
+  size_t p = 2;
+  while (true) {
+    while (p < n && d[p] != 0xFF) ++p;  // stray bytes between segments: libjpeg skips them too
+    while (p < n && d[p] == 0xFF) ++p;  // fill bytes
+    if (p + 2 >= n) return "JPEG header: ends before its frame header (SOF)";
+    const unsigned char m = d[p++];
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;  // standalone markers
+    if (m == 0xD8 || m == 0xD9) return "JPEG header: SOI or EOI before the frame header (SOF)";
+    if (m == 0xDA) return "JPEG header: a scan (SOS) before any frame header (SOF)";
+    const size_t length = static_cast<size_t>(d[p]) << 8 | d[p + 1];
+    if (length < 2 || p + length > n) return "JPEG header: a marker segment runs past the data";
+    // Frame headers: SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+      if (length < 8) return "JPEG header: frame header (SOF) too short";
+      const unsigned char* v = d + p + 2;
+      header.precision = v[0];
+      header.height = v[1] << 8 | v[2];
+      header.width = v[3] << 8 | v[4];
+      header.components = v[5];
+      header.lossless = m == 0xC3 || m == 0xC7 || m == 0xCB || m == 0xCF;
+      if (header.lossless ? header.precision < 2 || header.precision > 16 : header.precision != 8 && header.precision != 12)
+        return "JPEG header: sample precision " + std::to_string(header.precision) + " is not supported";
+      if (header.width == 0 || header.height == 0 || header.components < 1 || header.components > 4)
+        return "JPEG header: frame of " + std::to_string(header.width) + " x " + std::to_string(header.height) + " with " +
+               std::to_string(header.components) + " components";
+      return "";
+    }
+    p += length;
+  }
+}
+
+std::string decode_jpeg(const unsigned char* data, size_t n, const JpegHeader& header,
+                        std::vector<uint16_t>& samples, bool& converted) {
+  samples.assign(static_cast<size_t>(header.width) * header.height * header.components, 0);
+  char error[200] = {0};
+  // The build whose sample width holds the precision: lossy data is 8 or 12 bits, lossless 2..16.
+  const bool ok = header.precision <= 8    ? decode_jpeg_ijg8(data, n, header, samples.data(), &converted, error)
+                  : header.precision <= 12 ? decode_jpeg_ijg12(data, n, header, samples.data(), &converted, error)
+                                           : decode_jpeg_ijg16(data, n, header, samples.data(), &converted, error);
+  if (ok) return "";
+  samples.clear();
+  return std::string("JPEG data: ") + error;
+}
+
+}  // namespace msmedcap::data::detail
