@@ -413,10 +413,18 @@ class DicomWalker {
   std::string error_;
 };
 
-/// The transfer syntaxes decoded with jpeg.h: JPEG baseline, extended (12-bit) and lossless.
+/// The transfer syntaxes decoded with jpeg.h: every JPEG process, 1.2.840.10008.1.2.4.50 to .66
+/// (baseline, extended, lossless .57; the others retired, which GDCM still hands to its JPEG
+/// codec: a retired .53 leaked there, found by fuzz_image) and .70 (lossless, first-order
+/// prediction). Processes libjpeg lacks (arithmetic coding, hierarchical) are its named errors.
 bool decoded_by_ijg(const std::string& ts) {
-  return ts == "1.2.840.10008.1.2.4.50" || ts == "1.2.840.10008.1.2.4.51" || ts == "1.2.840.10008.1.2.4.57" ||
-         ts == "1.2.840.10008.1.2.4.70";
+  const std::string family = "1.2.840.10008.1.2.4.";
+  if (ts.size() != family.size() + 2 || ts.compare(0, family.size(), family) != 0) return false;
+  const std::string process = ts.substr(family.size());
+  if (!std::isdigit(static_cast<unsigned char>(process[0])) || !std::isdigit(static_cast<unsigned char>(process[1])))
+    return false;
+  const int n = std::stoi(process);
+  return (n >= 50 && n <= 66) || n == 70;
 }
 
 struct JpegFrame {

@@ -186,6 +186,20 @@ TEST(Transforms, SamFromClipTensorWrapsLikeAUint8Cast) {
 namespace msmedcap {
 namespace {
 
+TEST(ImageIo, RetiredJpegSyntaxesAreDecodedByOurDecoderToo) {
+  // The extended-JPEG fixture relabelled with the retired syntax .53 (extended, processes 3 and
+  // 5): GDCM would hand it to its own JPEG codec, which leaked on such a file (found by
+  // fuzz_image); ours decodes it to the same pixels.
+  testing::TempDir dir;
+  std::string bytes = testing::read_text(testing::data_path("images/JPEG-lossy.dcm"));
+  const size_t at = bytes.find("1.2.840.10008.1.2.4.51");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 21] = '3';
+  testing::write_text(dir.file("retired.dcm"), bytes);
+  const auto expect = data::decode_image(testing::data_path("images/JPEG-lossy.dcm")).pixels;
+  EXPECT_EQ(cv::norm(data::decode_image(dir.file("retired.dcm")).pixels, expect, cv::NORM_INF), 0.0);
+}
+
 /// Inputs that made Debian's GDCM abort (assertions compiled in) or read out of bounds before the
 /// structural checks: found by mutating the test files and by fuzzing (see src/data/image_io.cpp).
 /// Each must now be a one-line error.
