@@ -25,8 +25,10 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
                  k.sizes(), ", ", v.sizes());
   const double s = scale.has_value() ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   auto scores = at::matmul(q, k.transpose(-2, -1)).mul_(s);  // [B, H, N, M]
-  if (mask.defined()) scores = scores + mask;
-  if (is_causal) scores = scores + causal_mask(q.size(-2), k.size(-2), scores.options());
+  // In place: scores is this function's own tensor, and at SAM's global attention (4096 x 4096
+  // per head) every extra copy costs as much as the scores.
+  if (mask.defined()) scores.add_(mask);
+  if (is_causal) scores.add_(causal_mask(q.size(-2), k.size(-2), scores.options()));
   // Reduced precision: the softmax runs in float32 (as HF's LLaMA and fp16 OPT attention do).
   const bool reduced = scores.scalar_type() == at::kBFloat16 || scores.scalar_type() == at::kHalf;
   const auto probs = reduced ? at::softmax(scores, -1, at::kFloat).to(scores.scalar_type()) : at::softmax(scores, -1);

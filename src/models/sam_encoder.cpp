@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
 
 namespace msmedcap::models {
 
@@ -51,21 +52,19 @@ torch::Tensor SamAttentionImpl::forward(const torch::Tensor& x) {
   auto parts = qkv(x).reshape({b, h * w, 3, num_heads_, dh}).permute({2, 0, 3, 1, 4})
                    .reshape({3, b * num_heads_, h * w, dh});
   auto q = parts[0], k = parts[1], v = parts[2];  // [B*H, N, Dh]
-  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
-  auto attn = torch::matmul(q * scale, k.transpose(-2, -1));  // [B*H, N, N]
+  // Decomposed relative positions (computed from the unscaled query) enter as an additive mask,
+  // so the fused kernel serves SAM too on LibTorch 2.x.
+  torch::Tensor bias;
   if (use_rel_pos_) {
-    // Decomposed relative positions; the query is used unscaled here.
     const auto rh = sam_relative_positions(h, h, rel_pos_h).to(q.dtype());  // [h, h, Dh]
     const auto rw = sam_relative_positions(w, w, rel_pos_w).to(q.dtype());  // [w, w, Dh]
     const auto r_q = q.reshape({b * num_heads_, h, w, dh});
     const auto rel_h = torch::einsum("bhwc,hkc->bhwk", {r_q, rh});  // [BH, h, w, h]
     const auto rel_w = torch::einsum("bhwc,wkc->bhwk", {r_q, rw});  // [BH, h, w, w]
-    attn = (attn.view({b * num_heads_, h, w, h, w}) + rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2))
-               .view({b * num_heads_, h * w, h * w});
+    bias = (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).reshape({b * num_heads_, h * w, h * w});
   }
-  attn = torch::softmax(attn.to(torch::kFloat), -1).to(q.dtype());
-  auto out = torch::matmul(attn, v).reshape({b, num_heads_, h, w, dh}).permute({0, 2, 3, 1, 4})
-                 .reshape({b, h, w, c});
+  auto out = core::scaled_dot_product_attention(q, k, v, bias)
+                 .reshape({b, num_heads_, h, w, dh}).permute({0, 2, 3, 1, 4}).reshape({b, h, w, c});
   return proj(out);
 }
 

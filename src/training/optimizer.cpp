@@ -1,6 +1,7 @@
 #include "msmedcap/training/optimizer.h"
 
 #include <set>
+#include <sstream>
 #include <type_traits>
 
 #include <torch/torch.h>
@@ -16,7 +17,9 @@ template <class Map>
 typename Map::key_type state_key(const torch::Tensor& p) {
   using Key = typename Map::key_type;
   if constexpr (std::is_same_v<Key, std::string>) {
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
+    std::ostringstream key;  // as 1.13's c10::guts::to_string writes it (gone in 2.x)
+    key << p.unsafeGetTensorImpl();
+    return key.str();
   } else {
     return static_cast<Key>(p.unsafeGetTensorImpl());
   }

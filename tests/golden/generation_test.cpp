@@ -10,6 +10,7 @@
 #include "msmedcap/inference/search.h"
 #include "msmedcap/io/tensor_store.h"
 #include "msmedcap/models/pretrained.h"
+#include "test_device.h"
 #include "test_utils.h"
 
 namespace msmedcap::inference {
@@ -37,11 +38,13 @@ models::MsMedCapModel load(const std::string& name) {
     auto model = models::build_model(run.model);
     models::load_weights(*model, dir + "/model.safetensors", "", {});
     model->eval();  // HF generates in eval mode (no dropout)
+    model->to(testing::test_device());
     return model;
   }
   auto model = models::build_model(models::model_config_from_hf_blip2(models::read_hf_config(dir), dir));
   models::load_weights(*model, dir, "", {});
   model->eval();
+  model->to(testing::test_device());
   return model;
 }
 
@@ -50,12 +53,13 @@ void check(const Case& c) {
   auto model = load(c.fixture);
   const auto ref = io::TensorStore::open(fixture_path(std::string(c.fixture) + "/reference.safetensors"));
   const bool has_sam = ref.contains("sam_pixel_values");
-  const auto prefix = model->encode_images(ref.view("pixel_values"),
-                                           has_sam ? ref.view("sam_pixel_values") : at::Tensor()).embeds;
+  const auto dev = testing::test_device();
+  const auto prefix = model->encode_images(ref.view("pixel_values").to(dev),
+                                           has_sam ? ref.view("sam_pixel_values").to(dev) : at::Tensor()).embeds;
   const auto& dcfg = model->config().decoder;
   const int64_t b = prefix.size(0);
-  const auto prompt = c.prompt_tokens > 0 ? ref.view("input_ids").slice(1, 0, c.prompt_tokens)
-                                          : at::full({b, 1}, dcfg.bos_token_id, at::kLong);
+  const auto prompt = (c.prompt_tokens > 0 ? ref.view("input_ids").slice(1, 0, c.prompt_tokens)
+                                           : at::full({b, 1}, dcfg.bos_token_id, at::kLong)).to(dev);
   const auto embeds = at::cat({prefix, model->decoder().embed(prompt)}, 1);
   const auto want_full = ref.view(c.reference);
   const auto want = c.bos_placeholder ? want_full.slice(1, 1) : want_full;
@@ -66,8 +70,8 @@ void check(const Case& c) {
   options.repetition_penalty = c.repetition_penalty;
   options.no_repeat_ngram_size = c.no_repeat_ngram_size;
   options.num_beams = c.num_beams;
-  const auto result = generate(model->decoder(), embeds, at::ones({b, embeds.size(1)}, at::kLong), options);
-  const auto& got = result.tokens;
+  const auto result = generate(model->decoder(), embeds, at::ones({b, embeds.size(1)}, at::kLong).to(dev), options);
+  const auto got = result.tokens.cpu();
   // HF's sequences_scores (the chosen hypotheses' length-normalised log-probabilities), if recorded.
   const auto meta = config::read_json_file(fixture_path(std::string(c.fixture) + "/reference_meta.json"));
   const std::string key = std::string(c.reference).substr(4);  // "gen_beam3_prompt" -> "beam3_prompt"

@@ -146,6 +146,26 @@ TEST(Compat, AttentionMatchesExplicitSoftmax) {
   EXPECT_TRUE(at::allclose(scaled, expected, 1e-10, 1e-12));
 }
 
+TEST(Compat, FusedAttentionEqualsTheExplicitPath) {
+  // LibTorch 2.x: the fused kernel against the explicit math, in float32 as the models run it:
+  // padding masks, causal with more keys than queries (a KV cache), no mask, and SAM's layout
+  // ([B*H, N, Dh] with its relative-position bias as an additive [B*H, N, N] mask).
+  if (!kHasFusedAttention) GTEST_SKIP() << "LibTorch " << torch_version() << " has no fused attention";
+  at::manual_seed(0);
+  const auto q = at::randn({2, 4, 5, 16}), k = at::randn({2, 4, 9, 16}), v = at::randn({2, 4, 9, 16});
+  const auto mask = at::randn({2, 1, 5, 9});
+  for (const bool causal : {false, true}) {
+    for (const bool masked : {false, true}) {
+      const auto m = masked ? mask : at::Tensor();
+      EXPECT_TRUE(at::allclose(scaled_dot_product_attention(q, k, v, m, causal), attention_math(q, k, v, m, causal),
+                               1e-5, 1e-6)) << "causal " << causal << ", masked " << masked;
+    }
+  }
+  const auto sq = at::randn({6, 64, 8}), sk = at::randn({6, 64, 8}), sv = at::randn({6, 64, 8});
+  const auto bias = at::randn({6, 64, 64});
+  EXPECT_TRUE(at::allclose(scaled_dot_product_attention(sq, sk, sv, bias), attention_math(sq, sk, sv, bias), 1e-5, 1e-6));
+}
+
 TEST(AtomicFile, CommitReplacesAndAbandonLeavesNothing) {
   msmedcap::testing::TempDir dir;
   const std::string path = dir.file("f.txt");
