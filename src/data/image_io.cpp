@@ -307,7 +307,13 @@ class DicomWalker {
       if (depth == 0 && e.group == 0x7FE0 && e.element == 0x0010) pixel_data_ = true;
       if (depth == 0 && e.group == 0x0008 && e.element == 0x0010 && e.length != kUndefined) recognition_ = {e.value, e.length};
       if (depth == 0 && e.group == 0x0028 && e.length != kUndefined) image_attrs_[e.element] = {e.value, e.length};
-      const bool sequence = (explicit_ && e.vr[0] == 'S' && e.vr[1] == 'Q') || e.length == kUndefined;
+      // Undefined length belongs to sequences and encapsulated pixel data: GDCM asserts that such
+      // an element's VR is SQ, OB, OW or UN (found by fuzz_image: Pixel Data with VR SS).
+      const auto vr_is = [&](const char* v) { return e.vr[0] == v[0] && e.vr[1] == v[1]; };
+      if (explicit_ && e.length == kUndefined && !vr_is("SQ") && !vr_is("OB") && !vr_is("OW") && !vr_is("UN"))
+        return fail(p, "element (" + hex(e.group) + "," + hex(e.element) + ") of undefined length has VR " +
+                           std::string(e.vr, 2) + " (only SQ, OB, OW or UN may)");
+      const bool sequence = (explicit_ && vr_is("SQ")) || e.length == kUndefined;
       if (!sequence) {
         p = e.value + e.length;
         continue;

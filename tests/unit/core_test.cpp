@@ -137,11 +137,11 @@ TEST(Compat, AttentionMatchesExplicitSoftmax) {
     }
     return at::matmul(at::softmax(s, -1), v);
   };
-  EXPECT_TRUE(at::allclose(scaled_dot_product_attention(q, k, v, mask), reference(false), 1e-10, 1e-12));
-  EXPECT_TRUE(at::allclose(scaled_dot_product_attention(q, k, v, mask, true), reference(true), 1e-10, 1e-12));
+  EXPECT_TRUE(at::allclose(core::scaled_dot_product_attention(q, k, v, mask), reference(false), 1e-10, 1e-12));
+  EXPECT_TRUE(at::allclose(core::scaled_dot_product_attention(q, k, v, mask, true), reference(true), 1e-10, 1e-12));
   EXPECT_TRUE(at::allclose(attention_math(q, k, v, mask, true), reference(true), 1e-10, 1e-12));
   // Explicit scale.
-  const auto scaled = scaled_dot_product_attention(q, k, v, {}, false, 0.5);
+  const auto scaled = core::scaled_dot_product_attention(q, k, v, {}, false, 0.5);
   const auto expected = at::matmul(at::softmax(at::matmul(q, k.transpose(-2, -1)) * 0.5, -1), v);
   EXPECT_TRUE(at::allclose(scaled, expected, 1e-10, 1e-12));
 }
@@ -157,13 +157,13 @@ TEST(Compat, FusedAttentionEqualsTheExplicitPath) {
   for (const bool causal : {false, true}) {
     for (const bool masked : {false, true}) {
       const auto m = masked ? mask : at::Tensor();
-      EXPECT_TRUE(at::allclose(scaled_dot_product_attention(q, k, v, m, causal), attention_math(q, k, v, m, causal),
+      EXPECT_TRUE(at::allclose(core::scaled_dot_product_attention(q, k, v, m, causal), attention_math(q, k, v, m, causal),
                                1e-5, 1e-6)) << "causal " << causal << ", masked " << masked;
     }
   }
   const auto sq = at::randn({6, 64, 8}), sk = at::randn({6, 64, 8}), sv = at::randn({6, 64, 8});
   const auto bias = at::randn({6, 64, 64});
-  EXPECT_TRUE(at::allclose(scaled_dot_product_attention(sq, sk, sv, bias), attention_math(sq, sk, sv, bias), 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(core::scaled_dot_product_attention(sq, sk, sv, bias), attention_math(sq, sk, sv, bias), 1e-5, 1e-6));
 }
 
 TEST(AtomicFile, CommitReplacesAndAbandonLeavesNothing) {

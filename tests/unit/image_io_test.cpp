@@ -227,6 +227,9 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   // Rows 128 -> 256: GDCM's raw codec would read 32 KiB past the pixel data (found by fuzz_image).
   cases.push_back({"rows_beyond_data.dcm", patch(ct, 3272, std::string("\x00\x01", 2)), "fewer than 256 rows x 128 columns"});
   cases.push_back({"meta_only.dcm", ct.substr(0, 138), "truncated element header"});
+  // The JPEG file's Pixel Data (undefined length) with VR OF: GDCM's element reader asserted
+  // (found by fuzz_image after 265 367 executions).
+  cases.push_back({"pixel_data_vr.dcm", patch(rgb, 1312, "OF"), "element (7FE0,0010) of undefined length has VR OF"});
   // Rows with VR CS instead of US: GDCM's typed attribute asserted on the VR (found by fuzz_image).
   cases.push_back({"rows_vr.dcm", patch(ct, 3268, "CS"), "element (0028,0010) has VR CS, not US"});
   // Image Type (0008,0008) renumbered Recognition Code (0008,0010), VR SH: GDCM asserted that its
