@@ -433,17 +433,12 @@ bool decoded_by_ijg(const std::string& ts) {
   return (n >= 50 && n <= 66) || n == 70;
 }
 
-struct JpegFrame {
-  std::string bytes;  ///< the frame's codestream
-  detail::JpegHeader header;
-};
-
-/// Frame `frame` of encapsulated JPEG pixel data (`items`: the basic offset table, then the
-/// fragments) with its frame header: the fragments of a one-frame image concatenated; one
-/// fragment per frame when there are as many as frames; else the frames the offset table marks.
-JpegFrame jpeg_frame_codestream(const std::string& bytes, const std::vector<std::pair<size_t, uint32_t>>& items,
-                                int frame, int frames, const std::string& name) {
-  MSMEDCAP_CHECK(items.size() >= 2, name, ": malformed DICOM: JPEG pixel data without fragments");
+/// The bytes of frame `frame` of encapsulated pixel data (`items`: the basic offset table, then
+/// the fragments): the fragments of a one-frame image concatenated; one fragment per frame when
+/// there are as many as frames; else the fragments the offset table marks for the frame.
+std::string frame_bytes(const std::string& bytes, const std::vector<std::pair<size_t, uint32_t>>& items, int frame,
+                        int frames, const std::string& name) {
+  MSMEDCAP_CHECK(items.size() >= 2, name, ": malformed DICOM: encapsulated pixel data without fragments");
   const size_t fragments = items.size() - 1;
   size_t first = 0, last = fragments;  // fragments [first, last) make the frame
   if (frames > 1 && fragments == static_cast<size_t>(frames)) {
@@ -452,7 +447,7 @@ JpegFrame jpeg_frame_codestream(const std::string& bytes, const std::vector<std:
   } else if (frames > 1) {
     const size_t table = items[0].first;
     MSMEDCAP_CHECK(items[0].second == 4u * static_cast<uint32_t>(frames), name, ": malformed DICOM: ", fragments,
-                   " JPEG fragments for ", frames, " frames, and no basic offset table says which frame is where");
+                   " fragments for ", frames, " frames, and no basic offset table says which frame is where");
     // Offsets count from the first fragment's item tag, 8 bytes before its value.
     const auto offset = [&](int f) {
       const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + table + 4 * static_cast<size_t>(f));
@@ -470,8 +465,66 @@ JpegFrame jpeg_frame_codestream(const std::string& bytes, const std::vector<std:
     MSMEDCAP_CHECK(first < last, name, ": malformed DICOM: the basic offset table points frame ", frame,
                    " at no fragment");
   }
+  std::string out;
+  for (size_t i = first; i < last; ++i) out.append(bytes, items[i + 1].first, items[i + 1].second);
+  return out;
+}
+
+/// RLE Lossless (PS3.5 annex G), decoded here rather than by GDCM (its RLE codec read out of
+/// bounds on a malformed header: found by fuzz_image). A frame is a 64-byte header (the segment
+/// count, then 15 little-endian segment offsets) and PackBits segments, one per byte plane:
+/// sample by sample, the most significant byte first. Returns the frame interleaved, in the
+/// declared pixel type (`sample_bytes` per sample, little-endian).
+std::vector<char> decode_rle_frame(const std::string& frame, size_t pixels, int spp, size_t sample_bytes,
+                                   const std::string& name) {
+  const auto* d = reinterpret_cast<const unsigned char*>(frame.data());
+  const auto u32 = [&](size_t p) { return uint32_t{d[p]} | uint32_t{d[p + 1]} << 8 | uint32_t{d[p + 2]} << 16 | uint32_t{d[p + 3]} << 24; };
+  MSMEDCAP_CHECK(frame.size() >= 64, name, ": malformed DICOM: RLE frame of ", frame.size(), " bytes, shorter than its header");
+  const size_t segments = u32(0), expected = static_cast<size_t>(spp) * sample_bytes;
+  MSMEDCAP_CHECK(segments == expected, name, ": malformed DICOM: RLE header declares ", segments, " segments, ",
+                 spp, " samples of ", sample_bytes, " bytes need ", expected);
+  std::vector<char> out(pixels * expected);
+  for (size_t seg = 0; seg < segments; ++seg) {
+    const size_t begin = u32(4 + 4 * seg), end = seg + 1 < segments ? u32(8 + 4 * seg) : frame.size();
+    MSMEDCAP_CHECK(begin >= 64 && begin <= end && end <= frame.size(), name, ": malformed DICOM: RLE segment ", seg,
+                   " spans bytes ", begin, "..", end, " of a ", frame.size(), "-byte frame");
+    // Segment seg holds byte (sample_bytes - 1 - seg % sample_bytes) of sample seg / sample_bytes.
+    const size_t sample = seg / sample_bytes, byte = sample_bytes - 1 - seg % sample_bytes;
+    const auto put = [&](size_t pixel, unsigned char v) {
+      out[(pixel * static_cast<size_t>(spp) + sample) * sample_bytes + byte] = static_cast<char>(v);
+    };
+    size_t p = begin, written = 0;
+    while (written < pixels && p < end) {
+      const auto n = static_cast<int8_t>(d[p++]);
+      if (n >= 0) {  // n + 1 literal bytes
+        const size_t count = static_cast<size_t>(n) + 1;
+        MSMEDCAP_CHECK(p + count <= end && written + count <= pixels, name, ": malformed DICOM: RLE segment ", seg,
+                       " runs past its data or its ", pixels, " pixels");
+        for (size_t k = 0; k < count; ++k) put(written++, d[p++]);
+      } else if (n != -128) {  // the next byte 1 - n times
+        const size_t count = static_cast<size_t>(1 - n);
+        MSMEDCAP_CHECK(p < end && written + count <= pixels, name, ": malformed DICOM: RLE segment ", seg,
+                       " runs past its data or its ", pixels, " pixels");
+        for (size_t k = 0; k < count; ++k) put(written++, d[p]);
+        ++p;
+      }
+    }
+    MSMEDCAP_CHECK(written == pixels, name, ": malformed DICOM: RLE segment ", seg, " decodes to ", written, " of ",
+                   pixels, " pixels");
+  }
+  return out;
+}
+
+struct JpegFrame {
+  std::string bytes;  ///< the frame's codestream
+  detail::JpegHeader header;
+};
+
+/// Frame `frame` of encapsulated JPEG pixel data with its frame header.
+JpegFrame jpeg_frame_codestream(const std::string& bytes, const std::vector<std::pair<size_t, uint32_t>>& items,
+                                int frame, int frames, const std::string& name) {
   JpegFrame out;
-  for (size_t i = first; i < last; ++i) out.bytes.append(bytes, items[i + 1].first, items[i + 1].second);
+  out.bytes = frame_bytes(bytes, items, frame, frames, name);
   const std::string problem = detail::read_jpeg_header(reinterpret_cast<const unsigned char*>(out.bytes.data()),
                                                        out.bytes.size(), out.header);
   MSMEDCAP_CHECK(problem.empty(), name, ": malformed DICOM: ", problem);
@@ -512,17 +565,19 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
   gdcm::Trace::WarningOff();
   gdcm::Trace::ErrorOff();
   std::istringstream stream(bytes);
-  // JPEG pixel data is decoded here (jpeg.h), and GDCM must not even read its header: its image
-  // reader does (to learn whether it is lossy), and asserted there. So for JPEG it reads the
-  // dataset alone, and its image helper gives what the image reader would.
+  // JPEG and RLE pixel data are decoded here (jpeg.h; decode_rle_frame), and GDCM must not even
+  // read them: its image reader does (to learn whether the image is lossy), and asserted there.
+  // So for those it reads the dataset alone, and its image helper gives what the image reader would.
   const bool jpeg_syntax = decoded_by_ijg(walker.transfer_syntax());
+  const bool rle_syntax = walker.transfer_syntax() == "1.2.840.10008.1.2.5";
+  const bool own_codec = jpeg_syntax || rle_syntax;
   gdcm::Reader dataset_reader;
   gdcm::ImageReader image_reader;
-  gdcm::Reader& reader = jpeg_syntax ? dataset_reader : image_reader;
+  gdcm::Reader& reader = own_codec ? dataset_reader : image_reader;
   reader.SetStream(stream);
   MSMEDCAP_CHECK(reader.Read(), name, ": not a readable DICOM image (truncated, or no pixel data)");
   const gdcm::File& file = reader.GetFile();
-  const gdcm::Image* image = jpeg_syntax ? nullptr : &image_reader.GetImage();
+  const gdcm::Image* image = own_codec ? nullptr : &image_reader.GetImage();
   std::vector<unsigned int> dims(3, 1);
   if (image) std::copy(image->GetDimensions(), image->GetDimensions() + image->GetNumberOfDimensions(), dims.begin());
   else dims = gdcm::ImageHelper::GetDimensionsValue(file);
@@ -561,6 +616,11 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
     src = buffer.data();
     planar = false;  // JPEG output is interleaved
     ybr_full = ybr_full && lossless;  // lossy colour came back as RGB, or was not YCbCr
+  } else if (rle_syntax) {
+    buffer = decode_rle_frame(frame_bytes(bytes, walker.pixel_items(), options.frame, frames, name),
+                              static_cast<size_t>(rows) * cols, spp, sample_bytes, name);
+    src = buffer.data();
+    planar = false;  // decode_rle_frame interleaves the samples
   } else {
     buffer.resize(image->GetBufferLength());
     MSMEDCAP_CHECK(!buffer.empty() && image->GetBuffer(buffer.data()),

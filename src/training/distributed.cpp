@@ -21,6 +21,7 @@
 #include <regex>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
 #include "msmedcap/core/logging.h"
 
 extern char** environ;
@@ -119,6 +120,7 @@ Distributed::Distributed(const DistEnv& env, const c10::Device& device, int64_t 
   store_options.isServer = env.rank == 0;
   store_options.numWorkers = static_cast<size_t>(env.world_size);
   store_options.timeout = timeout;
+  core::use_builtin_tcp_store(store_options);
   try {
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
   } catch (const std::exception& e) {

@@ -230,6 +230,11 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   // The JPEG file's Pixel Data (undefined length) with VR OF: GDCM's element reader asserted
   // (found by fuzz_image after 265 367 executions).
   cases.push_back({"pixel_data_vr.dcm", patch(rgb, 1312, "OF"), "element (7FE0,0010) of undefined length has VR OF"});
+  // An RLE header declaring 3 segments for 16-bit grey pixels (2 byte planes): GDCM's RLE codec
+  // read out of bounds on such headers (found by fuzz_image after 526 238 executions); RLE is
+  // decoded by msmedcap now.
+  const std::string rle = testing::read_text(testing::data_path("images/MR_small_RLE.dcm"));
+  cases.push_back({"rle_segments.dcm", patch(rle, 1536, std::string("\x03", 1)), "RLE header declares 3 segments"});
   // Rows with VR CS instead of US: GDCM's typed attribute asserted on the VR (found by fuzz_image).
   cases.push_back({"rows_vr.dcm", patch(ct, 3268, "CS"), "element (0028,0010) has VR CS, not US"});
   // Image Type (0008,0008) renumbered Recognition Code (0008,0010), VR SH: GDCM asserted that its

@@ -49,6 +49,18 @@ class AutocastScope {
   c10::ScalarType previous_dtype_ = c10::ScalarType::Half;
 };
 
+/// c10d's TCPStore: LibTorch 2.4+ serves it with libuv by default, and Debian 13's 2.6 is built
+/// without libuv ("use_libuv was requested but PyTorch was build without libuv support"), so the
+/// built-in server is asked for wherever there is the choice (2.3+).
+template <class StoreOptions>
+void use_builtin_tcp_store(StoreOptions& options) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  options.useLibUV = false;
+#else
+  (void)options;
+#endif
+}
+
 /// "1.13.1"-style version of the LibTorch msmedcap was built against.
 std::string torch_version();
 
