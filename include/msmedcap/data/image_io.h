@@ -1,8 +1,9 @@
 #pragma once
 /// Image decoding: PNG, JPEG, TIFF, BMP (8 or 16 bit, grey or colour) through OpenCV, and DICOM
-/// through GDCM (uncompressed, RLE, JPEG-LS, JPEG 2000; JPEG baseline, extended and lossless
-/// through our own driver of GDCM's libjpeg builds, src/data/jpeg.h) with the modality rescale
-/// (slope/intercept) and the VOI window. Every decoded image is float32 in [0, 1], RGB order.
+/// through GDCM (uncompressed, JPEG-LS, JPEG 2000; JPEG baseline, extended and lossless through
+/// our own driver of GDCM's libjpeg builds, src/data/jpeg.h; RLE through our own decoder) with
+/// the modality rescale (slope/intercept) and the VOI window. Every decoded image is float32 in
+/// [0, 1], RGB order.
 /// Torch-free: the transforms turn these into tensors.
 
 #include <optional>
