@@ -21,7 +21,7 @@ debs=${2:-.debs}
 # Build-time packages (headers, CMake configs); their runtime libraries follow by dependency.
 dev_packages=(
   libopencv-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  libgdcm-dev libicu-dev libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libgdcm-dev libopenjp2-7-dev libcharls-dev libicu-dev libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libcli11-dev libstemmer-dev wordnet-base libgtest-dev libgmock-dev
 )
 # Present on any glibc system the GPU image runs; unpacking these would shadow its own.

@@ -9,7 +9,8 @@ packages=(
   libgloo-dev             # c10d's Gloo headers (CPU distributed)
   libopenblas0-pthread    # fast BLAS for CPU matrix products (else the reference BLAS is used)
   libopencv-dev           # image decoding (PNG, JPEG, TIFF, BMP) and resizing
-  libgdcm-dev             # DICOM decoding (uncompressed, RLE, JPEG, JPEG-LS, JPEG 2000)
+  libgdcm-dev             # DICOM datasets and native pixel data; its libjpeg builds for JPEG
+  libopenjp2-7-dev libcharls-dev   # JPEG 2000 and JPEG-LS pixel data (decoded by msmedcap)
   libicu-dev              # Unicode categories and NFD for the WordPiece and BPE tokenizers
   libsentencepiece-dev sentencepiece   # SentencePiece library (bridge) and spm_train/spm_encode
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev

@@ -24,6 +24,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "codestream.h"
 #include "jpeg.h"
 #include "msmedcap/core/check.h"
 
@@ -419,18 +420,40 @@ class DicomWalker {
   std::string error_;
 };
 
-/// The transfer syntaxes decoded with jpeg.h: every JPEG process, 1.2.840.10008.1.2.4.50 to .66
-/// (baseline, extended, lossless .57; the others retired, which GDCM still hands to its JPEG
-/// codec: a retired .53 leaked there, found by fuzz_image) and .70 (lossless, first-order
-/// prediction). Processes libjpeg lacks (arithmetic coding, hierarchical) are its named errors.
-bool decoded_by_ijg(const std::string& ts) {
+/// Who decodes the pixel data of a transfer syntax. GDCM's codecs decode native data only: JPEG,
+/// RLE, JPEG-LS and JPEG 2000 are decoded here (jpeg.h, decode_rle_frame, codestream.h), because
+/// GDCM's codecs for them asserted, read out of bounds or leaked on corrupt data (found by
+/// fuzz_image). JPEG means every JPEG process, 1.2.840.10008.1.2.4.50 to .66 (baseline, extended,
+/// lossless .57; the others retired, which GDCM still handed to its JPEG codec: a retired .53
+/// leaked there) and .70 (lossless, first-order prediction); processes libjpeg lacks (arithmetic
+/// coding, hierarchical) are its named errors.
+enum class PixelCodec { gdcm, ijg, rle, jpegls, jpeg2000 };
+
+PixelCodec pixel_codec(const std::string& ts) {
+  if (ts == "1.2.840.10008.1.2.5") return PixelCodec::rle;
   const std::string family = "1.2.840.10008.1.2.4.";
-  if (ts.size() != family.size() + 2 || ts.compare(0, family.size(), family) != 0) return false;
+  if (ts.size() != family.size() + 2 || ts.compare(0, family.size(), family) != 0) return PixelCodec::gdcm;
   const std::string process = ts.substr(family.size());
   if (!std::isdigit(static_cast<unsigned char>(process[0])) || !std::isdigit(static_cast<unsigned char>(process[1])))
-    return false;
+    return PixelCodec::gdcm;
   const int n = std::stoi(process);
-  return (n >= 50 && n <= 66) || n == 70;
+  if ((n >= 50 && n <= 66) || n == 70) return PixelCodec::ijg;
+  if (n == 80 || n == 81) return PixelCodec::jpegls;       // lossless, near-lossless
+  if (n >= 90 && n <= 93) return PixelCodec::jpeg2000;     // Part 1 and Part 2, lossless and lossy
+  return PixelCodec::gdcm;
+}
+
+/// Decoded samples written in the pixel type the DICOM header declares (`sample_bytes` each,
+/// little-endian, two's complement for negative values), so that one widening path serves every
+/// transfer syntax.
+template <typename T>
+std::vector<char> as_pixel_bytes(const std::vector<T>& samples, size_t sample_bytes) {
+  std::vector<char> out(samples.size() * sample_bytes);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto v = static_cast<uint32_t>(samples[i]);
+    std::memcpy(out.data() + i * sample_bytes, &v, sample_bytes);  // little-endian host: the low bytes
+  }
+  return out;
 }
 
 /// The bytes of frame `frame` of encapsulated pixel data (`items`: the basic offset table, then
@@ -531,29 +554,21 @@ JpegFrame jpeg_frame_codestream(const std::string& bytes, const std::vector<std:
   return out;
 }
 
-/// Frame `frame` of JPEG pixel data decoded (jpeg.h says why not with GDCM's codec), checked
-/// against the DICOM header's `shape` (columns, rows, samples), and written in the pixel type it
-/// declares (`sample_bytes` per sample), so that one widening path serves every syntax.
+/// Frame `frame` of JPEG pixel data decoded, checked against the DICOM header's `shape`, in the
+/// declared pixel type (`sample_bytes` per sample).
 std::vector<char> decode_jpeg_frame(const std::string& bytes, const std::vector<std::pair<size_t, uint32_t>>& items,
-                                    int frame, int frames, std::array<int, 3> shape, size_t sample_bytes,
+                                    int frame, int frames, const detail::FrameShape& shape, size_t sample_bytes,
                                     const std::string& name, bool& lossless) {
   const JpegFrame jpeg = jpeg_frame_codestream(bytes, items, frame, frames, name);
   const detail::JpegHeader& h = jpeg.header;
-  MSMEDCAP_CHECK(h.width == shape[0] && h.height == shape[1] && h.components == shape[2], name, ": the JPEG frame is ",
-                 h.width, " x ", h.height, " with ", h.components, " components, the DICOM header says ", shape[0], " x ",
-                 shape[1], " with ", shape[2]);
-  MSMEDCAP_CHECK(h.precision <= static_cast<int>(8 * sample_bytes), name, ": JPEG samples of ", h.precision,
-                 " bits do not fit ", 8 * sample_bytes, "-bit pixels (Bits Allocated)");
+  const std::string fits = detail::check_frame(shape, h.width, h.height, h.components, h.precision);
+  MSMEDCAP_CHECK(fits.empty(), name, ": JPEG data: ", fits);
   std::vector<uint16_t> samples;
   bool converted = false;
   const std::string problem =
       detail::decode_jpeg(reinterpret_cast<const unsigned char*>(jpeg.bytes.data()), jpeg.bytes.size(), h, samples, converted);
   MSMEDCAP_CHECK(problem.empty(), name, ": ", problem);
-  std::vector<char> out(samples.size() * sample_bytes);
-  for (size_t i = 0; i < samples.size(); ++i) {
-    const uint32_t v = samples[i];
-    std::memcpy(out.data() + i * sample_bytes, &v, sample_bytes);  // little-endian host: the low bytes
-  }
+  std::vector<char> out = as_pixel_bytes(samples, sample_bytes);
   lossless = h.lossless;
   return out;
 }
@@ -565,12 +580,11 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
   gdcm::Trace::WarningOff();
   gdcm::Trace::ErrorOff();
   std::istringstream stream(bytes);
-  // JPEG and RLE pixel data are decoded here (jpeg.h; decode_rle_frame), and GDCM must not even
-  // read them: its image reader does (to learn whether the image is lossy), and asserted there.
-  // So for those it reads the dataset alone, and its image helper gives what the image reader would.
-  const bool jpeg_syntax = decoded_by_ijg(walker.transfer_syntax());
-  const bool rle_syntax = walker.transfer_syntax() == "1.2.840.10008.1.2.5";
-  const bool own_codec = jpeg_syntax || rle_syntax;
+  // Compressed pixel data is decoded here (pixel_codec), and GDCM must not even read it: its image
+  // reader does (to learn whether the image is lossy), and asserted there. So for those it reads
+  // the dataset alone, and its image helper gives what the image reader would.
+  const PixelCodec codec = pixel_codec(walker.transfer_syntax());
+  const bool own_codec = codec != PixelCodec::gdcm;
   gdcm::Reader dataset_reader;
   gdcm::ImageReader image_reader;
   gdcm::Reader& reader = own_codec ? dataset_reader : image_reader;
@@ -609,18 +623,27 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
   const char* src = nullptr;
   bool planar = (image ? image->GetPlanarConfiguration() : gdcm::ImageHelper::GetPlanarConfigurationValue(file)) == 1;
   bool ybr_full = pi == gdcm::PhotometricInterpretation::YBR_FULL;
-  if (jpeg_syntax) {
+  const detail::FrameShape shape{cols, rows, spp, static_cast<int>(8 * sample_bytes)};
+  if (codec == PixelCodec::ijg) {
     bool lossless = false;
-    buffer = decode_jpeg_frame(bytes, walker.pixel_items(), options.frame, frames, {cols, rows, spp}, sample_bytes, name,
-                               lossless);
-    src = buffer.data();
-    planar = false;  // JPEG output is interleaved
+    buffer = decode_jpeg_frame(bytes, walker.pixel_items(), options.frame, frames, shape, sample_bytes, name, lossless);
     ybr_full = ybr_full && lossless;  // lossy colour came back as RGB, or was not YCbCr
-  } else if (rle_syntax) {
+  } else if (codec == PixelCodec::rle) {
     buffer = decode_rle_frame(frame_bytes(bytes, walker.pixel_items(), options.frame, frames, name),
                               static_cast<size_t>(rows) * cols, spp, sample_bytes, name);
+  } else if (codec == PixelCodec::jpegls || codec == PixelCodec::jpeg2000) {
+    const std::string codestream = frame_bytes(bytes, walker.pixel_items(), options.frame, frames, name);
+    const auto* data = reinterpret_cast<const unsigned char*>(codestream.data());
+    detail::FrameSamples decoded;
+    const std::string problem = codec == PixelCodec::jpegls
+                                    ? detail::decode_jpegls(data, codestream.size(), shape, decoded)
+                                    : detail::decode_jpeg2000(data, codestream.size(), shape, decoded);
+    MSMEDCAP_CHECK(problem.empty(), name, ": ", problem);
+    buffer = as_pixel_bytes(decoded.samples, sample_bytes);
+  }
+  if (own_codec) {
     src = buffer.data();
-    planar = false;  // decode_rle_frame interleaves the samples
+    planar = false;  // our decoders interleave the samples
   } else {
     buffer.resize(image->GetBufferLength());
     MSMEDCAP_CHECK(!buffer.empty() && image->GetBuffer(buffer.data()),

@@ -1,8 +1,21 @@
 #include "jpeg.h"
 
+#include "codestream.h"
+
 #include <string>
 
 namespace msmedcap::data::detail {
+
+std::string check_frame(const FrameShape& shape, int width, int height, int components, int precision) {
+  if (width != shape.width || height != shape.height || components != shape.components)
+    return "the frame is " + std::to_string(width) + " x " + std::to_string(height) + " with " +
+           std::to_string(components) + " components, the DICOM header says " + std::to_string(shape.width) + " x " +
+           std::to_string(shape.height) + " with " + std::to_string(shape.components);
+  if (precision < 1 || precision > shape.max_bits || precision > 31)
+    return "samples of " + std::to_string(precision) + " bits do not fit " + std::to_string(shape.max_bits) +
+           "-bit pixels (Bits Allocated)";
+  return "";
+}
 
 std::string read_jpeg_header(const unsigned char* d, size_t n, JpegHeader& header) {
   if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return "JPEG data does not start with SOI";

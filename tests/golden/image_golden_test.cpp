@@ -3,6 +3,8 @@
 // against PyTorch's antialiased interpolate (tests/golden/make_transform_golden.py).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <gdcmImageChangeTransferSyntax.h>
 #include <gdcmImageReader.h>
 #include <gdcmImageWriter.h>
@@ -105,6 +107,30 @@ std::string item(uint16_t element, const std::string& value, uint32_t length) {
   return out + value;
 }
 
+/// The fragments of the encapsulated pixel data in `bytes` (a DICOM file GDCM wrote: offset table
+/// first, then the fragments), and where the pixel data element begins (`pixel_tag`).
+std::vector<std::string> fragments_of(const std::string& bytes, size_t& pixel_tag) {
+  pixel_tag = bytes.rfind(std::string("\xE0\x7F\x10\x00OB\x00\x00\xFF\xFF\xFF\xFF", 12));
+  std::vector<std::string> out;
+  if (pixel_tag == std::string::npos) return out;
+  for (size_t p = pixel_tag + 12, k = 0; p + 8 <= bytes.size() && bytes.substr(p, 4) == std::string("\xFE\xFF\x00\xE0", 4); ++k) {
+    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + p + 4);
+    const uint32_t length = u[0] | u[1] << 8 | u[2] << 16 | static_cast<uint32_t>(u[3]) << 24;
+    if (k > 0) out.push_back(bytes.substr(p + 8, length));
+    p += 8 + length;
+  }
+  return out;
+}
+
+/// `bytes` with its encapsulated pixel data replaced by an empty offset table and `fragments`.
+std::string with_fragments(const std::string& bytes, const std::vector<std::string>& fragments) {
+  size_t pixel_tag = 0;
+  fragments_of(bytes, pixel_tag);
+  std::string out = bytes.substr(0, pixel_tag + 12) + item(0xE000, "", 0);
+  for (const auto& f : fragments) out += item(0xE000, f, static_cast<uint32_t>(f.size()));
+  return out + item(0xE0DD, "", 0);
+}
+
 TEST(ImageGolden, MultiFrameJpegDicomDecodesEachFrameByFragmentOrOffsetTable) {
   // Two frames (MR_small, then the same turned 180 degrees) made lossless JPEG by GDCM, one
   // fragment per frame; then rewritten with frame 0 split over two fragments and a basic offset
@@ -148,17 +174,8 @@ TEST(ImageGolden, MultiFrameJpegDicomDecodesEachFrameByFragmentOrOffsetTable) {
 
   // The same codestreams as three fragments (frame 0 cut in two) behind an offset table.
   const std::string bytes = testing::read_text(two);
-  const size_t pixel_tag = bytes.rfind(std::string("\xE0\x7F\x10\x00OB\x00\x00\xFF\xFF\xFF\xFF", 12));
-  ASSERT_NE(pixel_tag, std::string::npos);
-  std::vector<std::string> fragments;
-  size_t p = pixel_tag + 12;
-  for (int k = 0; k < 3; ++k) {  // the offset table, then one fragment per frame
-    ASSERT_EQ(bytes.substr(p, 4), std::string("\xFE\xFF\x00\xE0", 4));
-    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + p + 4);
-    const uint32_t length = u[0] | u[1] << 8 | u[2] << 16 | static_cast<uint32_t>(u[3]) << 24;
-    if (k > 0) fragments.push_back(bytes.substr(p + 8, length));
-    p += 8 + length;
-  }
+  size_t pixel_tag = 0;
+  const std::vector<std::string> fragments = fragments_of(bytes, pixel_tag);
   ASSERT_EQ(fragments.size(), 2u);
   const std::string a = fragments[0].substr(0, 100), b = fragments[0].substr(100);
   const uint32_t second = static_cast<uint32_t>(8 + a.size() + 8 + b.size());
@@ -172,10 +189,7 @@ TEST(ImageGolden, MultiFrameJpegDicomDecodesEachFrameByFragmentOrOffsetTable) {
   EXPECT_EQ(max_difference(frame(dir.file("split.dcm"), 0), expect0), 0.0);
   EXPECT_EQ(max_difference(frame(dir.file("split.dcm"), 1), expect1), 0.0);
   // Without the table, three fragments for two frames cannot be told apart: a named error.
-  const std::string no_table = bytes.substr(0, pixel_tag + 12) + item(0xE000, "", 0) +
-                               item(0xE000, a, static_cast<uint32_t>(a.size())) + item(0xE000, b, static_cast<uint32_t>(b.size())) +
-                               item(0xE000, fragments[1], static_cast<uint32_t>(fragments[1].size())) + item(0xE0DD, "", 0);
-  testing::write_text(dir.file("no_table.dcm"), no_table);
+  testing::write_text(dir.file("no_table.dcm"), with_fragments(bytes, {a, b, fragments[1]}));
   try {
     frame(dir.file("no_table.dcm"), 1);
     FAIL() << "three fragments for two frames without an offset table must be refused";
@@ -246,6 +260,101 @@ TEST(ImageGolden, CorruptJpegDicomIsANamedError) {
   } catch (const Error& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("cut.dcm: JPEG data: Corrupt JPEG data: premature end of data segment"), std::string::npos) << what;
+  }
+}
+
+const std::vector<std::pair<gdcm::TransferSyntax::TSType, std::string>> kLosslessSyntaxes = {
+    {gdcm::TransferSyntax::JPEGLSLossless, "1.2.840.10008.1.2.4.80"},
+    {gdcm::TransferSyntax::JPEG2000Lossless, "1.2.840.10008.1.2.4.90"}};
+
+TEST(ImageGolden, JpegLsAndJpeg2000LosslessDicomRoundTripExactly) {
+  // JPEG-LS and JPEG 2000 are decoded by msmedcap through CharLS and OpenJPEG (GDCM's JPEG 2000
+  // codec leaked OpenJPEG's decoder on corrupt codestreams: finding 16). GDCM encodes; our decoder
+  // gives back the native pixels bit for bit: 16-bit signed CT, 16-bit MR, 8-bit RGB.
+  testing::TempDir dir;
+  const std::vector<std::string> files = {
+      testing::data_path("images/CT_small.dcm"), testing::data_path("images/MR_small.dcm"),
+      transcoded("SC_rgb_jpeg_gdcm.dcm", gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("rgb.dcm"))};
+  for (const auto& file : files) {
+    const auto expect = data::decode_image(file);
+    for (const auto& [ts, uid] : kLosslessSyntaxes) {
+      const auto coded = transcoded(file, ts, dir.file(uid + "-" + std::filesystem::path(file).filename().string()));
+      ASSERT_NE(testing::read_text(coded).find(uid), std::string::npos) << coded;
+      const auto got = data::decode_image(coded);
+      EXPECT_EQ(max_difference(got.pixels, expect.pixels), 0.0) << coded;
+      EXPECT_EQ(got.pixels.channels(), expect.pixels.channels()) << coded;
+    }
+  }
+}
+
+TEST(ImageGolden, OtherEncodersJpegLsAndJpeg2000DicomDecode) {
+  // Files not written by GDCM (pydicom's test files): the MR image as JPEG-LS and JPEG 2000
+  // lossless gives back the native MR's pixels; the irreversible JPEG 2000 file equals GDCM's
+  // own decoding of it.
+  const auto mr = data::decode_image(testing::data_path("images/MR_small.dcm")).pixels;
+  for (const std::string file : {"MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm"})
+    EXPECT_EQ(max_difference(data::decode_image(testing::data_path("images/" + file)).pixels, mr), 0.0) << file;
+  testing::TempDir dir;
+  const auto by_gdcm = transcoded("JPEG2000.dcm", gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("n.dcm"));
+  const auto got = data::decode_image(testing::data_path("images/JPEG2000.dcm"));
+  EXPECT_EQ(got.pixels.rows, 1024);
+  EXPECT_EQ(got.pixels.cols, 256);
+  EXPECT_EQ(max_difference(got.pixels, data::decode_image(by_gdcm).pixels), 0.0);
+}
+
+TEST(ImageGolden, LossyJpegLsAndJpeg2000DicomEqualGdcmsOwnDecoder) {
+  // Near-lossless JPEG-LS and irreversible JPEG 2000 (GDCM encodes, and decodes into a native
+  // file): our decoding equals GDCM's and stays near the original.
+  testing::TempDir dir;
+  for (const std::string file : {"MR_small.dcm", "SC_rgb_jpeg_gdcm.dcm"}) {
+    const auto native = transcoded(file, gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("n-" + file));
+    const auto original = data::decode_image(native).pixels;
+    for (const auto ts : {gdcm::TransferSyntax::JPEGLSNearLossless, gdcm::TransferSyntax::JPEG2000}) {
+      const std::string tag = std::to_string(static_cast<int>(ts)) + "-" + file;
+      const auto coded = transcoded(native, ts, dir.file("c" + tag));
+      const auto by_gdcm = transcoded(coded, gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("g" + tag));
+      const auto got = data::decode_image(coded).pixels;
+      EXPECT_EQ(max_difference(got, data::decode_image(by_gdcm).pixels), 0.0) << tag;
+      EXPECT_LT(max_difference(got, original), 0.05) << tag;
+    }
+  }
+}
+
+TEST(ImageGolden, CorruptJpegLsAndJpeg2000DicomAreNamedErrors) {
+  // Each codestream cut to half its length, and one whose header declares another image size.
+  testing::TempDir dir;
+  const std::vector<std::pair<gdcm::TransferSyntax::TSType, std::string>> cases = {
+      {gdcm::TransferSyntax::JPEGLSLossless, "JPEG-LS data: "}, {gdcm::TransferSyntax::JPEG2000Lossless, "JPEG 2000 data: "}};
+  for (const auto& [ts, prefix] : cases) {
+    const std::string bytes = testing::read_text(transcoded("MR_small.dcm", ts, dir.file("whole.dcm")));
+    size_t pixel_tag = 0;
+    const auto fragments = fragments_of(bytes, pixel_tag);
+    ASSERT_EQ(fragments.size(), 1u) << prefix;
+    std::string half = fragments[0].substr(0, fragments[0].size() / 2);
+    if (half.size() % 2) half.pop_back();
+    testing::write_text(dir.file("half.dcm"), with_fragments(bytes, {half}));
+    try {
+      data::decode_image(dir.file("half.dcm"));
+      ADD_FAILURE() << prefix << "a truncated codestream must be refused";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("half.dcm: " + prefix), std::string::npos) << e.what();
+    }
+  }
+  // JPEG 2000's SIZ segment (after SOC) declares 64 x 64; MR_small is 64 x 64, so 65 wide is a lie.
+  const std::string bytes = testing::read_text(transcoded("MR_small.dcm", gdcm::TransferSyntax::JPEG2000Lossless, dir.file("j.dcm")));
+  size_t pixel_tag = 0;
+  auto fragments = fragments_of(bytes, pixel_tag);
+  ASSERT_EQ(fragments.size(), 1u);
+  ASSERT_EQ(fragments[0].substr(0, 4), std::string("\xFF\x4F\xFF\x51", 4));
+  ASSERT_EQ(fragments[0].substr(8, 4), std::string("\x00\x00\x00\x40", 4));  // Xsiz
+  fragments[0][11] = 0x41;
+  testing::write_text(dir.file("wide.dcm"), with_fragments(bytes, fragments));
+  try {
+    data::decode_image(dir.file("wide.dcm"));
+    ADD_FAILURE() << "a codestream of another size must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("wide.dcm: JPEG 2000 header: the frame is 65 x 64 with 1 components, the DICOM "
+                                         "header says 64 x 64 with 1"), std::string::npos) << e.what();
   }
 }
 
