@@ -89,6 +89,21 @@ void ModelConfig::validate() const {
     sam.validate("model.sam");
     sam_qformer.validate("model.sam_qformer");
   }
+  // Each Q-Former's cross-attention reads its encoder's features: the CLIP ViT's tokens, or SAM's
+  // neck output as tokens (channels: one per output channel, grid x grid wide; spatial: one per
+  // grid cell, output_channels wide).
+  if (use_clip)
+    MSMEDCAP_CHECK(qformer.encoder_hidden_size == vision.hidden_size, "model.qformer.encoder_hidden_size: ",
+                   qformer.encoder_hidden_size, " does not match model.vision.hidden_size (", vision.hidden_size,
+                   "), the width of the features it reads");
+  if (use_sam) {
+    const int64_t grid = sam.image_size / sam.patch_size;
+    const int64_t width = sam_tokens == "channels" ? grid * grid : sam.output_channels;
+    MSMEDCAP_CHECK(sam_qformer.encoder_hidden_size == width, "model.sam_qformer.encoder_hidden_size: ",
+                   sam_qformer.encoder_hidden_size, " does not match the SAM features' width ", width, " (",
+                   sam_tokens == "channels" ? "model.sam_tokens channels: (sam.image_size / sam.patch_size)^2"
+                                            : "model.sam_tokens spatial: sam.output_channels", ")");
+  }
   decoder.validate("model.decoder");
   MSMEDCAP_CHECK(image_token_index == -1 || (image_token_index >= 0 && image_token_index < decoder.vocab_size),
                  "model.image_token_index: expected -1 or an id below decoder.vocab_size (", decoder.vocab_size,

@@ -2,6 +2,8 @@
 
 #include <regex>
 
+#include "msmedcap/config/config_io.h"
+
 namespace msmedcap::config {
 
 void RuntimeConfig::validate() const {
@@ -38,6 +40,16 @@ void RunConfig::validate() const {
   loader.validate("loader");
   train.validate("train");
   val_data.validate("val_data");
+  // Every reader of val_data (validation, caption and retrieve --dataset val_data) transforms its
+  // images with data.transform (validation without augmentation): the model's input sizes are
+  // the training ones. A val_data.transform of its own would be accepted and ignored, so it must
+  // be left out or equal data.transform.
+  ImageTransformConfig same = val_data.transform;
+  same.augment = data.transform.augment;
+  same.hflip = data.transform.hflip;
+  MSMEDCAP_CHECK(to_json(val_data.transform) == to_json(ImageTransformConfig{}) || to_json(same) == to_json(data.transform),
+                 "val_data.transform: not used; val_data images are transformed with data.transform (validation "
+                 "without augmentation); leave it out or make it equal");
   for (size_t i = 0; i < weights.size(); ++i) {
     MSMEDCAP_CHECK(!weights[i].path.empty(), "weights[", i, "].path: must name a file or directory");
     const auto& f = weights[i].format;

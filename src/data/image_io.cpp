@@ -372,7 +372,10 @@ class DicomWalker {
     if (spp != 1 && spp != 3) return std::to_string(spp) + " samples per pixel (0028,0002) are not supported (1 or 3)";
     const std::string photometric = text_attr(0x0004);
     const bool grey = photometric == "MONOCHROME1" || photometric == "MONOCHROME2";
-    const bool colour = photometric == "RGB" || photometric.rfind("YBR_", 0) == 0;
+    // The defined terms only: GDCM asserts on any other (found by fuzz_image: "YBR_CHROME2").
+    static const char* const kColour[] = {"RGB",         "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422",
+                                          "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT"};
+    const bool colour = std::find(std::begin(kColour), std::end(kColour), photometric) != std::end(kColour);
     if (!photometric.empty() && !grey && !colour)
       return "Photometric Interpretation '" + photometric.substr(0, 32) + "' (0028,0004) is not supported";
     if ((grey && spp != 1) || (colour && spp != 3))

@@ -163,6 +163,18 @@ TEST(Config, ValidationRejectsBadValues) {
   EXPECT_NE(error_of({{}, {"train.grad_accum=0"}}).find("train.grad_accum: must be >= 1"), std::string::npos);
   EXPECT_NE(error_of({{}, {"train.precision=fp8"}}).find("train.precision: expected fp32"), std::string::npos);
   EXPECT_NE(error_of({{}, {"train.stage.name=stage3"}}).find("train.stage.name: expected"), std::string::npos);
+  // val_data's images go through data.transform, so a transform of its own is refused, not ignored;
+  // one equal to data's (augmentation aside) is accepted.
+  EXPECT_NE(error_of({{}, {"val_data.transform.clip_size=364"}}).find("val_data.transform: not used"), std::string::npos);
+  EXPECT_EQ(error_of({{}, {"data.transform.clip_size=364", "val_data.transform.clip_size=364"}}), "");
+  EXPECT_EQ(error_of({{}, {"data.transform.augment=true"}}), "");
+  // A Q-Former must read features as wide as its encoder writes them.
+  EXPECT_NE(error_of({{}, {"model.qformer.encoder_hidden_size=1024"}})
+                .find("model.qformer.encoder_hidden_size: 1024 does not match model.vision.hidden_size (1408)"),
+            std::string::npos);
+  EXPECT_NE(error_of({{}, {"model.use_sam=true", "model.sam_qformer.encoder_hidden_size=300"}})
+                .find("model.sam_qformer.encoder_hidden_size: 300 does not match the SAM features' width"),
+            std::string::npos);
 }
 
 TEST(Config, RangeErrorsNameTheSourceThatSetTheValue) {

@@ -235,6 +235,9 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   // decoded by msmedcap now.
   const std::string rle = testing::read_text(testing::data_path("images/MR_small_RLE.dcm"));
   cases.push_back({"rle_segments.dcm", patch(rle, 1536, std::string("\x03", 1)), "RLE header declares 3 segments"});
+  // Photometric Interpretation MONOCHROME2 -> YBR_CHROME2, a term that does not exist: GDCM's image
+  // helper asserted (found by fuzz_image, 2026-12-01, third session).
+  cases.push_back({"ybr_chrome.dcm", patch(rle, 1366, "YBR_CHROME2"), "Photometric Interpretation 'YBR_CHROME2' (0028,0004) is not supported"});
   // Rows with VR CS instead of US: GDCM's typed attribute asserted on the VR (found by fuzz_image).
   cases.push_back({"rows_vr.dcm", patch(ct, 3268, "CS"), "element (0028,0010) has VR CS, not US"});
   // Image Type (0008,0008) renumbered Recognition Code (0008,0010), VR SH: GDCM asserted that its

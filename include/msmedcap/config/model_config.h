@@ -175,7 +175,12 @@ struct ModelConfig {
   VisionConfig vision;
   QFormerConfig qformer;
   SamEncoderConfig sam;
-  QFormerConfig sam_qformer;
+  /// Reads SAM ViT-B's neck as channels: (1024 / 16)^2 = 4096 features wide.
+  QFormerConfig sam_qformer = [] {
+    QFormerConfig q;
+    q.encoder_hidden_size = 4096;
+    return q;
+  }();
   DecoderConfig decoder;
 
   template <class V>
