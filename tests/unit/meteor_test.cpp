@@ -1,4 +1,4 @@
-// METEOR 1.5 (DATA_AND_METRICS.md §B3) on hand-worked alignments and the invariants of §B8.
+// METEOR 1.5 (docs/DATA.md, "METEOR") on hand-worked alignments and the invariants of docs/DATA.md, "Invariants the tests use".
 // Expected values are written as Meteor's formula over counts worked out by hand:
 //   P = sum_m w_m (0.75 content + 0.25 function matches) / (0.75 content + 0.25 function words)
 //   Fmean = 1 / (0.15 / P + 0.85 / R), frag = chunks / mean matched words, score = Fmean (1 - 0.6 frag^0.2).
@@ -78,7 +78,7 @@ TEST(Meteor, AlignmentPrefersFewerChunks) {
 TEST(Meteor, BestReferencePerItemAndCorpusFromSummedStatistics) {
   const auto best = full().score({{"left lung mass", {"normal study", "left lung mass"}}});
   EXPECT_DOUBLE_EQ(best.corpus, 1.0);
-  // Corpus METEOR is not the mean of the per-item scores (§B8).
+  // Corpus METEOR is not the mean of the per-item scores (docs/DATA.md, invariants).
   const auto s = full().score({{"left lung mass", {"left lung mass"}}, {"mass", {"right kidney cyst"}}});
   EXPECT_DOUBLE_EQ(s.per_item[0], 1.0);
   EXPECT_DOUBLE_EQ(s.per_item[1], 0.0);
@@ -89,7 +89,8 @@ TEST(Meteor, BestReferencePerItemAndCorpusFromSummedStatistics) {
 }
 
 TEST(Meteor, NormaliserFollowsMeteorNorm) {
-  // Java's replaceAll resumes after each match: "1-t" then "2-w" in the first, only "a-b" in the second.
+  // Java's replaceAll resumes after each match: "1-t" then "2-w" in the first, only "a-b" in the
+  // second.
   EXPECT_EQ(Meteor::normalize("t1-t2-weighted image"), "t1 t2 weighted image");
   EXPECT_EQ(Meteor::normalize("a-b-c"), "a b-c");
   EXPECT_EQ(Meteor::normalize("u.s. based"), "us based");

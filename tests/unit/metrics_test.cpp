@@ -1,5 +1,5 @@
 // Captioning metrics against hand-worked pycocoevalcap values and the invariants of
-// DATA_AND_METRICS.md §B8.
+// docs/DATA.md, "Invariants the tests use".
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -74,7 +74,8 @@ TEST(Metrics, CiderUsesReferenceDocumentFrequenciesAndClipping) {
 }
 
 TEST(PtbTokenizer, DocumentedExampleAndQuirks) {
-  // DATA_AND_METRICS.md §B1's example (CoreNLP 3.4.1 with -lowerCase, then the punctuation filter).
+  // docs/DATA.md, "Tokenisation"'s example (CoreNLP 3.4.1 with -lowerCase, then the punctuation
+  // filter).
   EXPECT_EQ(ptb_tokenize("Axial CT [arrow] (see Fig. 1A); \u201cstring\u201d \u2014 x"),
             "axial ct -lsb- arrow -rsb- -lrb- see fig. 1a -rrb- string x");
   EXPECT_EQ(ptb_tokenize("A small nodule in the left upper lobe."), "a small nodule in the left upper lobe");

@@ -10,7 +10,7 @@
 
 namespace msmedcap::config {
 
-/// One dataset source. Formats (DATA_AND_METRICS.md §A): jsonl, csv (generic {image, caption}),
+/// One dataset source. Formats (docs/DATA.md, "Datasets"): jsonl, csv (generic {image, caption}),
 /// lavis (JSON list), roco, rocov2, medicat, r2gen.
 struct DatasetSourceConfig {
   std::string format = "jsonl";
@@ -46,8 +46,8 @@ struct DatasetSourceConfig {
 };
 
 
-/// How images become the two branches' inputs (MODEL_REFERENCE.md §1.3, §4.2 and the
-/// preprocessing notes of §3). Saved with runs and feature caches.
+/// How images become the two branches' inputs (docs/MODEL.md, "Image transforms"). Saved with runs
+/// and feature caches.
 struct ImageTransformConfig {
   /// CLIP branch side (224 for training, 364 for LAVIS caption evaluation).
   int64_t clip_size = 224;

@@ -8,8 +8,8 @@
 
 namespace msmedcap::config {
 
-/// AdamW as LAVIS builds it (MODEL_REFERENCE.md §1.5): betas (0.9, 0.999), weight decay 0.05
-/// except on biases and 1-D parameters.
+/// AdamW as LAVIS builds it (docs/MODEL.md, "Optimiser and learning-rate schedule"): betas (0.9,
+/// 0.999), weight decay 0.05 except on biases and 1-D parameters.
 struct OptimizerConfig {
   double lr = 1e-4;
   double min_lr = 1e-5;
@@ -38,7 +38,7 @@ struct OptimizerConfig {
   void validate(const std::string& path) const;
 };
 
-/// Which parts of the model train (MODEL_REFERENCE.md §1.4).
+/// Which parts of the model train (docs/MODEL.md, "Training stages").
 struct StageConfig {
   /// stage1_clip, stage1_sam (ITC+ITM+ITG on that branch), stage2 (both Q-Formers and
   /// projections, LM loss), caption (stage 2's parts, optionally the vision encoder),
@@ -61,7 +61,8 @@ struct StageConfig {
 };
 
 /// A training run: the stage, the optimiser, how long, and how the loop logs, validates, saves
-/// and reacts to a non-finite loss (MODEL_REFERENCE.md §1.5 for LAVIS's values).
+/// and reacts to a non-finite loss (docs/MODEL.md, "Optimiser and learning-rate schedule", for
+/// LAVIS's values).
 struct TrainConfig {
   StageConfig stage;
   OptimizerConfig optimizer;

@@ -1,5 +1,5 @@
 #pragma once
-/// Readers for the published caption datasets exactly as distributed (DATA_AND_METRICS.md §A):
+/// Readers for the published caption datasets exactly as distributed (docs/DATA.md, "Datasets"):
 /// ROCO (captions.txt per split and class), ROCOv2 (ID,Caption CSV per split), MedICaT (JSONL,
 /// figures/{pdf_hash}_{fig_uri}, a deterministic split by pdf_hash), R2Gen annotation.json
 /// (IU-Xray, MIMIC-CXR), the LAVIS JSON list, and generic JSONL / CSV {image, caption}.

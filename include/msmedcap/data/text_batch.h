@@ -1,7 +1,7 @@
 #pragma once
 /// Captions to padded id tensors for training: the Q-Former's WordPiece text (stage 1) and the
-/// decoder's prompt + caption + end text (stage 2, LAVIS Blip2OPT.forward, MODEL_REFERENCE.md
-/// §2.8), right-padded to the longest row.
+/// decoder's prompt + caption + end text (stage 2, LAVIS Blip2OPT.forward, docs/MODEL.md, "Stage 2:
+/// the decoder's loss"), right-padded to the longest row.
 
 #include <cstdint>
 #include <string>

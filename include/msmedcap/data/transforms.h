@@ -1,5 +1,5 @@
 #pragma once
-/// Image transforms per branch (MODEL_REFERENCE.md §3 preprocessing and §4.2):
+/// Image transforms per branch (docs/MODEL.md, "Image transforms"):
 ///  * CLIP: bicubic resize to S x S (no aspect preservation), CLIP mean/std; in training a random
 ///    resized crop (scale 0.5-1, ratio 3/4-4/3) and, only when asked, a horizontal flip.
 ///  * SAM: longest side to 1024 (bilinear), ImageNet mean/std, zero padding bottom/right.
@@ -50,7 +50,7 @@ torch::Tensor sam_transform(const torch::Tensor& image, const config::ImageTrans
 
 /// MSMedCap's SAM input made from a CLIP-normalised tensor [3, S, S]: x*255 truncated to an
 /// integer and wrapped modulo 256 (a uint8 cast), then sam_transform. Faithful to the upstream
-/// code path (MODEL_REFERENCE.md §1.3), not to the image.
+/// code path (docs/MODEL.md, "MSMedCap's SAM input quirk"), not to the image.
 torch::Tensor sam_from_clip_tensor(const torch::Tensor& clip_input, const config::ImageTransformConfig& cfg);
 
 /// The new (height, width) of SAM's ResizeLongestSide: int(side * target / longest + 0.5).

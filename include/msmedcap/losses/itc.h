@@ -1,10 +1,10 @@
 #pragma once
-/// Image-text contrastive loss as LAVIS's Blip2Qformer computes it (MODEL_REFERENCE.md §2.4):
-/// the similarity of an image and a text is the max over the image's query features of the
-/// cosine with the text's [CLS] feature, divided by a learnable temperature (not clamped);
+/// Image-text contrastive loss as LAVIS's Blip2Qformer computes it (docs/MODEL.md, "Stage-1
+/// losses"): the similarity of an image and a text is the max over the image's query features of
+/// the cosine with the text's [CLS] feature, divided by a learnable temperature (not clamped);
 /// cross entropy both ways with label smoothing 0.1 against this rank's slice of the features
-/// gathered over ranks. With image ids, every pair of the same image is a positive (soft
-/// targets 0.9 * pos / |pos| + 0.1 / N, LAVIS's retrieval variant).
+/// gathered over ranks. With image ids, every pair of the same image is a positive (soft targets
+/// 0.9 * pos / |pos| + 0.1 / N, LAVIS's retrieval variant).
 
 #include <torch/types.h>
 

@@ -1,6 +1,6 @@
 #pragma once
-/// Image-grounded text generation (MODEL_REFERENCE.md §2.6): the Q-Former's next-token cross
-/// entropy with label smoothing 0.1 over `[DEC]`-started text, the text seeing every query.
+/// Image-grounded text generation (docs/MODEL.md, "Stage-1 losses"): the Q-Former's next-token
+/// cross entropy with label smoothing 0.1 over `[DEC]`-started text, the text seeing every query.
 
 #include <cstdint>
 #include <utility>

@@ -1,11 +1,11 @@
 #pragma once
-/// Image-text matching with hard negatives mined from the ITC similarities (MODEL_REFERENCE.md
-/// §2.5): for each text a negative image, for each image a negative text, drawn from the
-/// softmax of the similarities with the positives masked out. The softmax is computed in
-/// float32 and rows that are not a distribution (NaN, infinite, all zero) fall back to uniform
-/// over the negatives (LAVIS#107 crashes instead). Draws are Gumbel-max with noise keyed by
-/// (seed, row sample, column sample): a resumed run samples the same negatives, and so does a run
-/// split over any number of ranks (LAVIS's multinomial depends on the batch layout).
+/// Image-text matching with hard negatives mined from the ITC similarities (docs/MODEL.md,
+/// "Stage-1 losses"): for each text a negative image, for each image a negative text, drawn from
+/// the softmax of the similarities with the positives masked out. The softmax is computed in
+/// float32 and rows that are not a distribution (NaN, infinite, all zero) fall back to uniform over
+/// the negatives (LAVIS#107 crashes instead). Draws are Gumbel-max with noise keyed by (seed, row
+/// sample, column sample): a resumed run samples the same negatives, and so does a run split over
+/// any number of ranks (LAVIS's multinomial depends on the batch layout).
 
 #include <cstdint>
 

@@ -1,7 +1,7 @@
 #pragma once
-/// The decoder's captioning loss (MODEL_REFERENCE.md §2.8) as LAVIS's Blip2OPT computes it:
-/// next-token cross entropy over [visual prefix, text] with the prefix, the prompt and the
-/// padding ignored, mean over the remaining tokens, no label smoothing. (HF's
+/// The decoder's captioning loss (docs/MODEL.md, "Stage 2: the decoder's loss") as LAVIS's Blip2OPT
+/// computes it: next-token cross entropy over [visual prefix, text] with the prefix, the prompt and
+/// the padding ignored, mean over the remaining tokens, no label smoothing. (HF's
 /// Blip2ForConditionalGeneration never predicts the first text token from the last query; LAVIS
 /// does. The difference is one token per caption.)
 

@@ -1,5 +1,5 @@
 #pragma once
-/// The stage-1 objective of one branch (MODEL_REFERENCE.md §2.4-2.6): ITC + ITM + ITG on the
+/// The stage-1 objective of one branch (docs/MODEL.md, "Stage-1 losses"): ITC + ITM + ITG on the
 /// branch's Q-Former, unweighted, as LAVIS's Blip2Qformer.forward. The queries' self-attention
 /// keys/values of the ITC pass are reused by ITG (not recomputed).
 

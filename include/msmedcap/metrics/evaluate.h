@@ -1,6 +1,6 @@
 #pragma once
 /// `msmedcap evaluate`: predictions and references from JSONL files, PTB-tokenised, scored as
-/// pycocoevalcap's COCOEvalCap does (DATA_AND_METRICS.md §B).
+/// pycocoevalcap's COCOEvalCap does (docs/DATA.md, "Captioning metrics").
 
 #include <map>
 #include <string>

@@ -1,6 +1,6 @@
 #pragma once
 /// METEOR 1.5 as pycocoevalcap runs it (`meteor-1.5.jar - - -stdio -l en -norm`,
-/// DATA_AND_METRICS.md §B3), reimplemented without Java:
+/// docs/DATA.md, "METEOR"), reimplemented without Java:
 ///   - Meteor's -norm normaliser on the PTB-tokenised text, then lower-casing;
 ///   - matching modules exact, stem (Snowball English through libstemmer) and synonym (WordNet 3.0
 ///     synsets plus WordNet's morphology, from Debian's wordnet-base); the paraphrase module has no

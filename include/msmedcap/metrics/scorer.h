@@ -1,6 +1,6 @@
 #pragma once
-/// Captioning metrics exactly as pycocoevalcap computes them (DATA_AND_METRICS.md §B) on
-/// already PTB-tokenised text (tokens joined by single spaces). No torch here.
+/// Captioning metrics exactly as pycocoevalcap computes them (docs/DATA.md, "Captioning metrics")
+/// on already PTB-tokenised text (tokens joined by single spaces). No torch here.
 
 #include <array>
 #include <string>

@@ -3,7 +3,8 @@
 /// Qformer.cls (stage-1 text path): post-LN BERT layers whose learned query tokens self-attend,
 /// cross-attend to image features every `cross_attention_frequency` layers and pass through
 /// their own feed-forward (intermediate_query / output_query); text tokens use the text
-/// feed-forward (intermediate / output). Attention modes (MODEL_REFERENCE §2.3):
+/// feed-forward (intermediate / output). Attention modes (docs/MODEL.md, "Q-Former attention
+/// modes"):
 ///   queries only      forward()               stage 2, captioning, ITC image side
 ///   text only         encode_text()           ITC text side (unimodal, padding-masked)
 ///   bidirectional     forward_multimodal()    ITM: queries and text see each other

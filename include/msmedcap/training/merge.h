@@ -1,6 +1,6 @@
 #pragma once
-/// The mixed-semantic merge of MSMedCap (MODEL_REFERENCE.md §1.4 step 3, transform.ipynb): two
-/// stage-1 results, one per branch, become one set of weights for stage 2.
+/// The mixed-semantic merge of MSMedCap (docs/MODEL.md, "Training stages", step 3,
+/// transform.ipynb): two stage-1 results, one per branch, become one set of weights for stage 2.
 
 #include <string>
 

@@ -1,5 +1,6 @@
 #pragma once
-/// Learning-rate schedules (LAVIS lavis/common/optims.py, MODEL_REFERENCE.md §1.5).
+/// Learning-rate schedules (LAVIS lavis/common/optims.py, docs/MODEL.md, "Optimiser and
+/// learning-rate schedule").
 
 #include <cstdint>
 

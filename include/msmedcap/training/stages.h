@@ -1,6 +1,6 @@
 #pragma once
-/// Stages (MODEL_REFERENCE.md §1.4): which parameters of the composite train. Frozen parts lose
-/// requires_grad and stay in eval mode; the trainable ones are returned by name.
+/// Stages (docs/MODEL.md, "Training stages"): which parameters of the composite train. Frozen parts
+/// lose requires_grad and stay in eval mode; the trainable ones are returned by name.
 
 #include <string>
 #include <utility>

@@ -1,5 +1,5 @@
 #pragma once
-/// The training loop (MODEL_REFERENCE.md §1.4-1.5, §2.4-2.8): data loader -> text tokenisation
+/// The training loop (docs/MODEL.md): data loader -> text tokenisation
 /// -> the stage's losses (stage 1: ITC + ITM + ITG of one branch; stage 2 and caption: the
 /// decoder's LM loss) -> gradient accumulation -> all-reduce over ranks -> optional clipping ->
 /// AdamW with the warm-up + cosine schedule. Rank 0 writes RUN_DIR/config.json, a metrics JSONL
