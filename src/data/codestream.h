@@ -27,7 +27,6 @@ struct FrameShape {
 /// records (JPEG 2000's reversible or irreversible component transform).
 struct FrameSamples {
   std::vector<int32_t> samples;
-  int precision = 0;
 };
 
 /// A JPEG 2000 codestream (transfer syntaxes 1.2.840.10008.1.2.4.90 to .93), or one wrapped in a

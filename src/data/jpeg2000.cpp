@@ -167,7 +167,6 @@ std::string decode_jpeg2000(const unsigned char* data, size_t n, const FrameShap
     const OPJ_INT32* plane = image->comps[c].data;
     for (size_t p = 0; p < pixels; ++p) out.samples[p * components + c] = plane[p];
   }
-  out.precision = static_cast<int>(image->comps[0].prec);
   return "";
 }
 

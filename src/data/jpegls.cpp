@@ -61,7 +61,6 @@ std::string decode_jpegls(const unsigned char* data, size_t n, const FrameShape&
           sample_bytes == 1 ? buffer[at] : static_cast<int32_t>(buffer[2 * at] | buffer[2 * at + 1] << 8);
     }
   }
-  out.precision = info.bits_per_sample;
   return "";
 }
 
