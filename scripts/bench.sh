@@ -60,7 +60,12 @@ train=(-c "$model" --set "train.precision=$precision" --record "$out")
 run() { echo "+ msmedcap $*" >&2; "$bin" "$@"; }
 
 run "${common[@]}" bench matmul "${mm[@]}" --record "$out"
-run "${common[@]}" bench loader "${loader[@]}" --dir "$work/loader" --record "$out"
+# The loader row decodes JPEGs: a build without OpenCV (the LibTorch-only core) leaves it out.
+if "$bin" --version | grep -q 'components:.*opencv'; then
+  run "${common[@]}" bench loader "${loader[@]}" --dir "$work/loader" --record "$out"
+else
+  echo "+ bench loader: left out, $("$bin" --version | grep -o 'components: [a-z ]*') (no OpenCV)" >&2
+fi
 run "${common[@]}" bench train-step "${train[@]}" -c configs/stages/stage1-clip.json "${step[@]}" --batch "$big" \
   --clip-input live
 run "${common[@]}" bench train-step "${train[@]}" -c configs/stages/stage1-sam.json "${step[@]}" --batch "$big" \

@@ -15,6 +15,16 @@
 #include <string>
 #include <vector>
 
+#include "msmedcap/core/components.h"
+
+/// Skips the current test when the build lacks `component` (a core::Component enumerator, e.g.
+/// kOpenCv): what needs it is tested in the builds that have it.
+#define MSMEDCAP_SKIP_WITHOUT(component)                                                         \
+  do {                                                                                           \
+    if (!::msmedcap::core::built_with(::msmedcap::core::Component::component))                   \
+      GTEST_SKIP() << "built without " << ::msmedcap::core::component_name(::msmedcap::core::Component::component); \
+  } while (false)
+
 namespace msmedcap::testing {
 
 /// A fresh directory under $TMPDIR, removed with its contents on destruction.

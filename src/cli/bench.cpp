@@ -5,12 +5,10 @@
 #include <filesystem>
 #include <iostream>
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include "bench_common.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
+#include "msmedcap/data/image_io.h"
 #include "msmedcap/data/loader.h"
 
 namespace msmedcap::cli {
@@ -29,15 +27,9 @@ void bench_loader(const LoaderBench& o) {
   const std::string dir = o.dir.empty() ? (fs::temp_directory_path() / "msmedcap-bench-loader").string() : o.dir;
   fs::create_directories(dir);
   std::vector<data::Sample> samples;
-  cv::RNG rng(1);
   for (int64_t i = 0; i < o.images; ++i) {
     const std::string path = dir + "/img" + std::to_string(i) + "_" + std::to_string(o.size) + ".jpg";
-    if (!fs::exists(path)) {
-      cv::Mat img(static_cast<int>(o.size), static_cast<int>(o.size), CV_8UC3);
-      rng.fill(img, cv::RNG::UNIFORM, 0, 255);
-      cv::GaussianBlur(img, img, cv::Size(0, 0), 3);  // photographic-like entropy, not noise
-      cv::imwrite(path, img, {cv::IMWRITE_JPEG_QUALITY, 90});
-    }
+    if (!fs::exists(path)) data::write_noise_jpeg(path, o.size, static_cast<uint64_t>(i) + 1);
     samples.push_back({std::to_string(i), path, {"a caption"}, {}});
   }
   auto mix = std::make_shared<data::Mixture>(std::vector<std::vector<data::Sample>>{samples}, std::vector<double>{1});

@@ -25,7 +25,7 @@ void register_decode_image(CLI::App& app, const GlobalOptions& globals) {
     if (!o->window.empty()) options.window = data::parse_window(o->window);
     options.frame = o->frame;
     const data::DecodedImage image = data::decode_image(o->file, options);
-    const cv::Mat& px = image.pixels;
+    const data::Image& px = image.pixels;
     io::Metadata meta = {{"format", "pt"}, {"source", o->file}, {"source_format", image.format},
                          {"bits", std::to_string(image.bits)}};
     if (image.format == "dicom") {
@@ -38,8 +38,8 @@ void register_decode_image(CLI::App& app, const GlobalOptions& globals) {
         meta.emplace_back("window_width", std::to_string(image.window->width));
       }
     }
-    io::write_safetensors(o->output, {{"image", io::DType::F32, {px.rows, px.cols, px.channels()}, px.ptr<float>()}}, meta);
-    core::log_info("decode-image", "{}: {} {}x{}x{} ({} bits{}{}) -> {}", o->file, image.format, px.rows, px.cols,
+    io::write_safetensors(o->output, {{"image", io::DType::F32, {px.rows(), px.cols(), px.channels()}, px.data()}}, meta);
+    core::log_info("decode-image", "{}: {} {}x{}x{} ({} bits{}{}) -> {}", o->file, image.format, px.rows(), px.cols(),
                    px.channels(), image.bits, image.window_source.empty() ? "" : ", window from ", image.window_source,
                    o->output);
   });

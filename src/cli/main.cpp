@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
+#include "msmedcap/core/components.h"
 #include "msmedcap/core/error_text.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
@@ -15,8 +16,8 @@ int main(int argc, char** argv) {
   CLI::App app{"msmedcap: MSMedCap-style medical image captioning (C++17 / LibTorch)", "msmedcap"};
   app.require_subcommand(1);
   app.fallthrough();
-  app.set_version_flag("--version", std::string("msmedcap 0.1.0 (LibTorch ") +
-                                        core::torch_version() + ")");
+  app.set_version_flag("--version", std::string("msmedcap 0.1.0 (LibTorch ") + core::torch_version() +
+                                        "; components: " + core::components_built() + ")");
   cli::GlobalOptions globals;
   app.add_option("--log-level", globals.log_level, "trace|debug|info|warn|error|off");
   app.add_option("--device", globals.device, "cpu, cuda or cuda:N");

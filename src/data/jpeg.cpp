@@ -50,17 +50,4 @@ std::string read_jpeg_header(const unsigned char* d, size_t n, JpegHeader& heade
   }
 }
 
-std::string decode_jpeg(const unsigned char* data, size_t n, const JpegHeader& header,
-                        std::vector<uint16_t>& samples, bool& converted) {
-  samples.assign(static_cast<size_t>(header.width) * header.height * header.components, 0);
-  char error[200] = {0};
-  // The build whose sample width holds the precision: lossy data is 8 or 12 bits, lossless 2..16.
-  const bool ok = header.precision <= 8    ? decode_jpeg_ijg8(data, n, header, samples.data(), &converted, error)
-                  : header.precision <= 12 ? decode_jpeg_ijg12(data, n, header, samples.data(), &converted, error)
-                                           : decode_jpeg_ijg16(data, n, header, samples.data(), &converted, error);
-  if (ok) return "";
-  samples.clear();
-  return std::string("JPEG data: ") + error;
-}
-
 }  // namespace msmedcap::data::detail

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
 
 #include "msmedcap/core/check.h"
@@ -54,7 +53,7 @@ ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, Exampl
     const bool clip_pixels = options.clip && !options.clip_cache;
     const bool sam_pixels = options.sam && !options.sam_cache;
     if (clip_pixels || sam_pixels || options.keep_source) {
-      cv::Mat pixels = decode_image(sample.image, decode).pixels;
+      Image pixels = decode_image(sample.image, decode).pixels;
       const torch::Tensor image = image_to_tensor(pixels);  // [3, H, W]
       if (options.keep_source) ex.source = std::move(pixels);
       // The CLIP input is made only when it is used: as pixels, or as the source of MSMedCap's SAM input.
@@ -117,9 +116,6 @@ DataLoader::Slot DataLoader::build(int64_t b) const {
       } catch (const msmedcap::Error& e) {
         ++slot.batch.skipped;
         slot.problems.emplace_back(core::error_text(e));
-      } catch (const cv::Exception& e) {
-        ++slot.batch.skipped;
-        slot.problems.push_back(sample.image + ": " + core::error_text(e));
       }
     }
     if (!clips.empty()) slot.batch.clip = torch::stack(clips);

@@ -8,6 +8,7 @@
 
 #include "spm_bridge.h"  // third_party/sentencepiece_bridge (C ABI only)
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/components.h"
 
 namespace msmedcap::data {
 
@@ -29,6 +30,7 @@ struct SpmBridge {
 
 namespace {
 
+#if MSMEDCAP_WITH_SENTENCEPIECE
 std::string dir_of(const std::string& path) {
   const auto slash = path.find_last_of('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
@@ -58,7 +60,12 @@ void resolve(void* handle, const char* name, F& out, const std::string& path) {
   MSMEDCAP_CHECK(out != nullptr, path, ": sentencepiece bridge lacks symbol ", name);
 }
 
+#endif  // MSMEDCAP_WITH_SENTENCEPIECE
+
 const SpmBridge& bridge() {
+#if !MSMEDCAP_WITH_SENTENCEPIECE
+  core::fail_built_without(core::Component::kSentencePiece, "SentencePiece tokenizers (the bridge library)");
+#else
   static std::once_flag once;
   static SpmBridge instance;
   static std::string failure;
@@ -109,6 +116,7 @@ const SpmBridge& bridge() {
   });
   MSMEDCAP_CHECK(failure.empty(), failure);
   return instance;
+#endif
 }
 
 }  // namespace

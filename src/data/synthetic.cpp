@@ -3,9 +3,11 @@
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
+#if MSMEDCAP_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +16,7 @@
 
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/components.h"
 
 namespace msmedcap::data {
 
@@ -43,13 +46,14 @@ class Rng {
   uint64_t state_;
 };
 
-uint64_t mix(uint64_t a, uint64_t b) { return Rng(a * 0x9e3779b97f4a7c15ULL ^ b).next(); }
-
 uint64_t text_hash(const std::string& s) {
   uint64_t h = 1469598103934665603ULL;
   for (const unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
   return h;
 }
+
+#if MSMEDCAP_WITH_OPENCV
+uint64_t mix(uint64_t a, uint64_t b) { return Rng(a * 0x9e3779b97f4a7c15ULL ^ b).next(); }
 
 const std::vector<std::string>& findings_for(const std::string& modality) {
   static const std::vector<std::string> chest = {"nodule", "mass", "effusion", "cavity", "calcification"};
@@ -141,29 +145,14 @@ void draw_finding(cv::Mat& img, const SynthSpec& s, Rng& rng) {
   }
 }
 
+#endif  // MSMEDCAP_WITH_OPENCV
+
 const char* number_word(int64_t n) {
   static const char* kWords[] = {"no", "a", "two", "three", "four", "five"};
   return n >= 0 && n <= 5 ? kWords[n] : "several";
 }
 
 }  // namespace
-
-std::vector<uint8_t> render_study(const SynthSpec& spec, int64_t size, uint64_t seed) {
-  MSMEDCAP_CHECK(size >= 64 && size <= 4096, "synth: image size must be within 64..4096, got ", size);
-  cv::Mat img(static_cast<int>(size), static_cast<int>(size), CV_8UC1);
-  Rng anatomy(seed);
-  draw_anatomy(img, spec.modality, anatomy);
-  Rng lesions(mix(seed, 1));
-  draw_finding(img, spec, lesions);
-  // Acquisition noise.
-  Rng noise(mix(seed, 2));
-  std::vector<uint8_t> out(static_cast<size_t>(size * size));
-  for (size_t i = 0; i < out.size(); ++i) {
-    const double v = img.data[i] + 5.0 * noise.normal();
-    out[i] = static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
-  }
-  return out;
-}
 
 std::string synth_caption(const SynthSpec& s, uint64_t variant) {
   static const std::map<std::string, std::vector<std::string>> kModality = {
@@ -203,6 +192,25 @@ std::string synth_caption(const SynthSpec& s, uint64_t variant) {
 bool held_out_combination(const SynthSpec& s) {
   if (s.finding == "normal") return false;
   return text_hash(s.modality + "|" + s.finding + "|" + s.side + "|" + s.zone) % 5 == 0;
+}
+
+#if MSMEDCAP_WITH_OPENCV
+
+std::vector<uint8_t> render_study(const SynthSpec& spec, int64_t size, uint64_t seed) {
+  MSMEDCAP_CHECK(size >= 64 && size <= 4096, "synth: image size must be within 64..4096, got ", size);
+  cv::Mat img(static_cast<int>(size), static_cast<int>(size), CV_8UC1);
+  Rng anatomy(seed);
+  draw_anatomy(img, spec.modality, anatomy);
+  Rng lesions(mix(seed, 1));
+  draw_finding(img, spec, lesions);
+  // Acquisition noise.
+  Rng noise(mix(seed, 2));
+  std::vector<uint8_t> out(static_cast<size_t>(size * size));
+  for (size_t i = 0; i < out.size(); ++i) {
+    const double v = img.data[i] + 5.0 * noise.normal();
+    out[i] = static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
+  }
+  return out;
 }
 
 std::vector<int64_t> write_synthetic_dataset(const std::string& dir, const SynthOptions& options) {
@@ -257,5 +265,17 @@ std::vector<int64_t> write_synthetic_dataset(const std::string& dir, const Synth
   for (int k = 0; k < 3; ++k) core::write_file_atomic(dir + "/" + names[k] + ".jsonl", lines[k]);
   return counts;
 }
+
+#else
+
+std::vector<uint8_t> render_study(const SynthSpec&, int64_t, uint64_t) {
+  core::fail_built_without(core::Component::kOpenCv, "drawing the synthetic benchmark's images");
+}
+
+std::vector<int64_t> write_synthetic_dataset(const std::string&, const SynthOptions&) {
+  core::fail_built_without(core::Component::kOpenCv, "writing the synthetic benchmark's images");
+}
+
+#endif  // MSMEDCAP_WITH_OPENCV
 
 }  // namespace msmedcap::data

@@ -88,10 +88,10 @@ void resample_pass(const float* src, float* dst, int64_t planes, int64_t rows, i
 
 }  // namespace
 
-torch::Tensor image_to_tensor(const cv::Mat& pixels) {
-  MSMEDCAP_CHECK(pixels.depth() == CV_32F && (pixels.channels() == 1 || pixels.channels() == 3) && pixels.isContinuous(),
-                 "image_to_tensor: expected a continuous float32 image with 1 or 3 channels");
-  auto t = torch::from_blob(const_cast<float*>(pixels.ptr<float>()), {pixels.rows, pixels.cols, pixels.channels()}, torch::kFloat32)
+torch::Tensor image_to_tensor(const Image& pixels) {
+  MSMEDCAP_CHECK(pixels.channels() == 1 || pixels.channels() == 3, "image_to_tensor: expected 1 or 3 channels, got ",
+                 pixels.channels());
+  auto t = torch::from_blob(const_cast<float*>(pixels.data()), {pixels.rows(), pixels.cols(), pixels.channels()}, torch::kFloat32)
                .permute({2, 0, 1})
                .contiguous();  // [C, H, W]
   return t.size(0) == 1 ? t.expand({3, t.size(1), t.size(2)}).contiguous() : t;

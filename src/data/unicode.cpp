@@ -1,14 +1,67 @@
 #include "msmedcap/data/unicode.h"
 
+#if MSMEDCAP_WITH_ICU
 #include <unicode/locid.h>
 #include <unicode/normalizer2.h>
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
+#endif
+
+#include <algorithm>
+#include <cstdio>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/components.h"
 
 namespace msmedcap::data::unicode {
+
+namespace detail {
+
+// Unicode's general categories of the ASCII code points (UnicodeData.txt), which a build
+// without ICU still knows; a test checks them against ICU.
+const char* ascii_category(char32_t c) {
+  if (c < 0x20 || c == 0x7f) return "Cc";
+  if (c == ' ') return "Zs";
+  if (c >= '0' && c <= '9') return "Nd";
+  if (c >= 'A' && c <= 'Z') return "Lu";
+  if (c >= 'a' && c <= 'z') return "Ll";
+  switch (c) {
+    case '$': return "Sc";
+    case '(': case '[': case '{': return "Ps";
+    case ')': case ']': case '}': return "Pe";
+    case '+': case '<': case '=': case '>': case '|': case '~': return "Sm";
+    case '-': return "Pd";
+    case '^': case '`': return "Sk";
+    case '_': return "Pc";
+    default: return "Po";  // ! " # % & ' * , . / : ; ? @ backslash
+  }
+}
+
+bool ascii_space(char32_t c) { return c == ' ' || (c >= 0x09 && c <= 0x0d); }
+
+}  // namespace detail
+
 namespace {
+
+bool all_ascii(std::u32string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char32_t c) { return c < 0x80; });
+}
+
+#if !MSMEDCAP_WITH_ICU
+[[noreturn]] void no_icu(char32_t c) {
+  core::fail_built_without(core::Component::kIcu, "Unicode facts of U+" + [c] {
+    char hex[16];
+    std::snprintf(hex, sizeof(hex), "%04X", static_cast<unsigned>(c));
+    return std::string(hex);
+  }() + ": this build knows ASCII text only");
+}
+
+char32_t first_non_ascii(std::u32string_view text) {
+  return *std::find_if(text.begin(), text.end(), [](char32_t c) { return c >= 0x80; });
+}
+#endif
+
+#if MSMEDCAP_WITH_ICU
 
 icu::UnicodeString to_icu(std::u32string_view text) {
   return icu::UnicodeString::fromUTF32(reinterpret_cast<const UChar32*>(text.data()), static_cast<int32_t>(text.size()));
@@ -30,6 +83,7 @@ std::u32string normalize(std::u32string_view text, bool compose) {
   MSMEDCAP_CHECK(U_SUCCESS(status), "unicode: normalization failed");
   return from_icu(out);
 }
+#endif
 
 }  // namespace
 
@@ -91,24 +145,77 @@ std::string encode_utf8(std::u32string_view text) {
 }
 
 const char* category(char32_t c) {
+  if (c < 0x80) return detail::ascii_category(c);
+#if MSMEDCAP_WITH_ICU
   static const char* const kNames[] = {"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Me", "Mc", "Nd", "Nl", "No",
                                        "Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Pd", "Ps", "Pe", "Pc", "Po",
                                        "Sm", "Sc", "Sk", "So", "Pi", "Pf"};
   const int8_t t = u_charType(static_cast<UChar32>(c));
   return (t >= 0 && t < static_cast<int8_t>(sizeof(kNames) / sizeof(kNames[0]))) ? kNames[t] : "Cn";
+#else
+  no_icu(c);
+#endif
 }
 
-bool is_letter(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_L_MASK) != 0; }
-bool is_number(char32_t c) { return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_N_MASK) != 0; }
-bool is_space(char32_t c) { return u_isUWhiteSpace(static_cast<UChar32>(c)) != 0; }
+bool is_letter(char32_t c) {
+  if (c < 0x80) return detail::ascii_category(c)[0] == 'L';
+#if MSMEDCAP_WITH_ICU
+  return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_L_MASK) != 0;
+#else
+  no_icu(c);
+#endif
+}
+
+bool is_number(char32_t c) {
+  if (c < 0x80) return detail::ascii_category(c)[0] == 'N';
+#if MSMEDCAP_WITH_ICU
+  return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_N_MASK) != 0;
+#else
+  no_icu(c);
+#endif
+}
+
+bool is_space(char32_t c) {
+  if (c < 0x80) return detail::ascii_space(c);
+#if MSMEDCAP_WITH_ICU
+  return u_isUWhiteSpace(static_cast<UChar32>(c)) != 0;
+#else
+  no_icu(c);
+#endif
+}
 
 std::u32string to_lower(std::u32string_view text) {
+  if (all_ascii(text)) {
+    std::u32string out(text);
+    for (char32_t& c : out) c = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    return out;
+  }
+#if MSMEDCAP_WITH_ICU
   icu::UnicodeString s = to_icu(text);
   s.toLower(icu::Locale::getRoot());
   return from_icu(s);
+#else
+  no_icu(first_non_ascii(text));
+#endif
 }
 
-std::u32string nfd(std::u32string_view text) { return normalize(text, false); }
-std::u32string nfc(std::u32string_view text) { return normalize(text, true); }
+// ASCII text is its own NFD and NFC.
+std::u32string nfd(std::u32string_view text) {
+  if (all_ascii(text)) return std::u32string(text);
+#if MSMEDCAP_WITH_ICU
+  return normalize(text, false);
+#else
+  no_icu(first_non_ascii(text));
+#endif
+}
+
+std::u32string nfc(std::u32string_view text) {
+  if (all_ascii(text)) return std::u32string(text);
+#if MSMEDCAP_WITH_ICU
+  return normalize(text, true);
+#else
+  no_icu(first_non_ascii(text));
+#endif
+}
 
 }  // namespace msmedcap::data::unicode

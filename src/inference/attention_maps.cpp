@@ -1,5 +1,8 @@
 #include "msmedcap/inference/attention_maps.h"
 
+#include "msmedcap/core/components.h"
+
+#if MSMEDCAP_WITH_OPENCV
 #include <ATen/ATen.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -8,17 +11,21 @@
 #include <cmath>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/data/opencv_image.h"
+#endif
 
 namespace msmedcap::inference {
 
-std::string attention_overlay_png(const cv::Mat& image, const at::Tensor& map, double valid_rows, double valid_cols,
+#if MSMEDCAP_WITH_OPENCV
+
+std::string attention_overlay_png(const data::Image& image, const at::Tensor& map, double valid_rows, double valid_cols,
                                   int max_side) {
   MSMEDCAP_CHECK(map.dim() == 2 && map.numel() > 0, "attention map: expected [h, w], got ", map.sizes());
-  MSMEDCAP_CHECK(!image.empty() && (image.type() == CV_32FC1 || image.type() == CV_32FC3),
-                 "attention map: expected a float grey or RGB image");
+  MSMEDCAP_CHECK(!image.empty() && (image.channels() == 1 || image.channels() == 3),
+                 "attention map: expected a grey or RGB image");
   // The picture, 8-bit BGR, longest side capped.
   cv::Mat picture;
-  image.convertTo(picture, CV_8U, 255.0);
+  data::mat_view(image).convertTo(picture, CV_8U, 255.0);
   if (picture.channels() == 1) {
     cv::cvtColor(picture, picture, cv::COLOR_GRAY2BGR);
   } else {
@@ -46,5 +53,13 @@ std::string attention_overlay_png(const cv::Mat& image, const at::Tensor& map, d
   MSMEDCAP_CHECK(cv::imencode(".png", blended, png), "attention map: PNG encoding failed");
   return std::string(png.begin(), png.end());
 }
+
+#else
+
+std::string attention_overlay_png(const data::Image&, const at::Tensor&, double, double, int) {
+  core::fail_built_without(core::Component::kOpenCv, "drawing attention maps over images");
+}
+
+#endif
 
 }  // namespace msmedcap::inference

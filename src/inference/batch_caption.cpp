@@ -11,6 +11,7 @@
 
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/components.h"
 #include "msmedcap/core/error_text.h"
 #include "msmedcap/data/loader.h"
 #include "msmedcap/data/transforms.h"
@@ -58,12 +59,12 @@ std::pair<double, double> sam_valid(const config::ImageTransformConfig& cfg, int
   return {static_cast<double>(rh) / static_cast<double>(cfg.sam_size), static_cast<double>(rw) / static_cast<double>(cfg.sam_size)};
 }
 
-void write_maps(const BranchAttention& maps, int64_t row, const cv::Mat& image, const data::Sample& sample,
+void write_maps(const BranchAttention& maps, int64_t row, const data::Image& image, const data::Sample& sample,
                 const BatchCaptionOptions& o) {
   const std::string stem = o.attention_dir + "/" + file_safe(sample.id);
   if (maps.clip.defined()) core::write_file_atomic(stem + ".clip.png", attention_overlay_png(image, maps.clip[row]));
   if (maps.sam.defined()) {
-    const auto [fr, fc] = sam_valid(o.transform, image.rows, image.cols);
+    const auto [fr, fc] = sam_valid(o.transform, image.rows(), image.cols());
     core::write_file_atomic(stem + ".sam.png", attention_overlay_png(image, maps.sam[row], fr, fc));
   }
 }
@@ -100,7 +101,12 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
   eo.require_caption = false;
   eo.keep_source = !options.attention_dir.empty();
   const auto process = data::make_example_processor(transform, eo);
-  if (!options.attention_dir.empty()) std::filesystem::create_directories(options.attention_dir);
+  if (!options.attention_dir.empty()) {
+    // Before any caption is written: the overlays need OpenCV.
+    if (!core::built_with(core::Component::kOpenCv))
+      core::fail_built_without(core::Component::kOpenCv, "--attention-dir: attention maps drawn over the images");
+    std::filesystem::create_directories(options.attention_dir);
+  }
 
   const auto start = std::chrono::steady_clock::now();
   BatchCaptionStats stats;

@@ -1,6 +1,10 @@
 #include "msmedcap/metrics/meteor.h"
 
+#if MSMEDCAP_WITH_STEMMER
 #include <libstemmer.h>
+#else
+struct sb_stemmer;  // never made: without libstemmer the stem module is refused (Meteor::Meteor)
+#endif
 
 #include <algorithm>
 #include <array>
@@ -12,6 +16,7 @@
 #include <unordered_set>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/components.h"
 #include "msmedcap/data/unicode.h"
 #include "msmedcap/metrics/wordnet.h"
 
@@ -321,7 +326,9 @@ struct Sentence {
   std::vector<std::unordered_set<int64_t>> synsets;
 };
 
+#if MSMEDCAP_WITH_STEMMER
 using Stemmer = std::unique_ptr<sb_stemmer, decltype(&sb_stemmer_delete)>;
+#endif
 
 }  // namespace
 
@@ -338,11 +345,13 @@ Sentence Meteor::Impl::prepare(const std::string& text, sb_stemmer* stemmer) con
   Sentence s;
   s.words = split_whitespace(Meteor::normalize(text));
   for (const auto& w : s.words) {
+#if MSMEDCAP_WITH_STEMMER
     if (stemmer) {
       const sb_symbol* out =
           sb_stemmer_stem(stemmer, reinterpret_cast<const sb_symbol*>(w.data()), static_cast<int>(w.size()));
       s.stems.emplace_back(reinterpret_cast<const char*>(out), sb_stemmer_length(stemmer));
     }
+#endif
     if (synonyms) s.synsets.push_back(synonyms->synsets(w));
   }
   return s;
@@ -487,6 +496,8 @@ Meteor::Meteor(const MeteorOptions& options) : impl_(std::make_unique<Impl>()) {
   impl_->function_words =
       options.function_words_file.empty() ? builtin_function_words() : read_function_words(options.function_words_file);
   impl_->stem = options.stem;
+  if (options.stem && !core::built_with(core::Component::kStemmer))
+    core::fail_built_without(core::Component::kStemmer, "METEOR's stem module");
   if (!options.wordnet_dir.empty()) {
     const bool is_default = options.wordnet_dir == MeteorOptions::kDefaultWordNetDir;
     if (!is_default || std::filesystem::exists(options.wordnet_dir + "/index.noun"))
@@ -508,8 +519,12 @@ std::string Meteor::normalize(const std::string& line) {
 }
 
 Score Meteor::score(const std::vector<Item>& items) const {
+#if MSMEDCAP_WITH_STEMMER
   Stemmer stemmer(impl_->stem ? sb_stemmer_new("english", "UTF_8") : nullptr, &sb_stemmer_delete);
   MSMEDCAP_CHECK(!impl_->stem || stemmer, "libstemmer: no English stemmer");
+#else
+  std::unique_ptr<sb_stemmer, void (*)(sb_stemmer*)> stemmer(nullptr, [](sb_stemmer*) {});
+#endif
   Score out;
   Counts total;
   for (const auto& item : items) {

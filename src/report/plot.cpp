@@ -1,18 +1,39 @@
 #include "msmedcap/report/plot.h"
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 
+#if MSMEDCAP_WITH_OPENCV
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#endif
+
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/components.h"
 
 namespace msmedcap::report {
+std::vector<double> nice_ticks(double lo, double hi, int target) {
+  MSMEDCAP_CHECK(std::isfinite(lo) && std::isfinite(hi) && target >= 1, "plot: bad axis range ", lo, "..", hi);
+  if (hi <= lo) hi = lo + (lo == 0 ? 1.0 : std::abs(lo) * 0.1);
+  const double raw = (hi - lo) / target;
+  const double power = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = power;
+  for (const double m : {1.0, 2.0, 5.0, 10.0}) {
+    step = m * power;
+    if (step >= raw) break;
+  }
+  std::vector<double> ticks;
+  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step)
+    ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  return ticks;
+}
+
+#if MSMEDCAP_WITH_OPENCV
+
 namespace {
 
 // Matplotlib's "tab10" colours, BGR.
@@ -44,22 +65,6 @@ void text(cv::Mat& img, const std::string& s, cv::Point at, double scale, int al
 }
 
 }  // namespace
-
-std::vector<double> nice_ticks(double lo, double hi, int target) {
-  MSMEDCAP_CHECK(std::isfinite(lo) && std::isfinite(hi) && target >= 1, "plot: bad axis range ", lo, "..", hi);
-  if (hi <= lo) hi = lo + (lo == 0 ? 1.0 : std::abs(lo) * 0.1);
-  const double raw = (hi - lo) / target;
-  const double power = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = power;
-  for (const double m : {1.0, 2.0, 5.0, 10.0}) {
-    step = m * power;
-    if (step >= raw) break;
-  }
-  std::vector<double> ticks;
-  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step)
-    ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
-  return ticks;
-}
 
 cv::Mat render_line_chart(const std::vector<Series>& series, const ChartOptions& o) {
   MSMEDCAP_CHECK(o.width >= 200 && o.height >= 150, "plot: the chart must be at least 200 x 150 pixels");
@@ -144,5 +149,13 @@ void write_line_chart(const std::string& path, const std::vector<Series>& series
   MSMEDCAP_CHECK(cv::imencode(".png", img, png), path, ": PNG encoding failed");
   core::write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
 }
+
+#else
+
+void write_line_chart(const std::string& path, const std::vector<Series>&, const ChartOptions&) {
+  core::fail_built_without(core::Component::kOpenCv, "drawing the chart " + path);
+}
+
+#endif  // MSMEDCAP_WITH_OPENCV
 
 }  // namespace msmedcap::report

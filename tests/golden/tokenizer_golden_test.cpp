@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <unicode/uchar.h>
+
 #include "msmedcap/core/check.h"
 #include "msmedcap/data/bpe.h"
 #include "msmedcap/data/tokenizer.h"
@@ -18,6 +20,25 @@ namespace msmedcap {
 namespace {
 
 nlohmann::json goldens() { return nlohmann::json::parse(testing::read_text(testing::data_path("tokenizers/goldens.json"))); }
+
+TEST(Unicode, OwnAsciiTableEqualsIcu) {
+  // A build without ICU answers ASCII from our own table (data/unicode.h): checked here against
+  // ICU itself for every ASCII code point.
+  static const char* const kIcuNames[] = {"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Me", "Mc", "Nd", "Nl", "No",
+                                          "Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Pd", "Ps", "Pe", "Pc", "Po",
+                                          "Sm", "Sc", "Sk", "So", "Pi", "Pf"};
+  for (char32_t c = 0; c < 0x80; ++c) {
+    const auto u = static_cast<UChar32>(c);
+    EXPECT_EQ(std::string(data::unicode::detail::ascii_category(c)), kIcuNames[u_charType(u)]) << int(c);
+    EXPECT_EQ(data::unicode::detail::ascii_space(c), u_isUWhiteSpace(u) != 0) << int(c);
+    EXPECT_EQ(data::unicode::to_lower(std::u32string(1, c)), std::u32string(1, static_cast<char32_t>(u_tolower(u)))) << int(c);
+  }
+  // Beyond ASCII the answers are ICU's: a non-ASCII letter, number and space.
+  EXPECT_STREQ(data::unicode::category(U'\u00e9'), "Ll");
+  EXPECT_TRUE(data::unicode::is_number(U'\u0663'));
+  EXPECT_TRUE(data::unicode::is_space(U'\u3000'));
+  EXPECT_EQ(data::unicode::nfd(U"\u00e9"), U"e\u0301");
+}
 
 TEST(TokenizerGolden, WordPieceIdsEqualBertTokenizer) {
   const data::WordPieceTokenizer tok(testing::data_path("tokenizers/bert/vocab.txt"));

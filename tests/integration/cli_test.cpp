@@ -82,6 +82,7 @@ TEST(CliUsage, MissingArgumentAndUnknownCommandExitTwo) {
   const auto version = run_msmedcap("--version");
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_NE(version.out.find("LibTorch"), std::string::npos);
+  EXPECT_NE(version.out.find("components: " + core::components_built() + ")"), std::string::npos) << version.out;
 }
 
 TEST(CliConfig, LayersFilesSetAndFlags) {

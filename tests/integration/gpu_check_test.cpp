@@ -29,8 +29,13 @@ TEST(GpuCheck, CpuDryRunPassesEveryStepAndReportsThem) {
   for (const char* name : {"build", "golden_fp32", "golden_bf16", "train_stage1_clip_fp32", "train_stage1_sam_fp32",
                            "train_stage2_fp32", "distributed", "bench_stage2", "bench_caption"}) {
     ASSERT_TRUE(steps.count(name)) << name << " missing from " << report.dump();
-    EXPECT_EQ(steps[name]["status"], "ok") << steps[name].dump();
+    // The two-process test trains on synthetic images: a build without OpenCV (the core build the
+    // GPU machine gets) does not have it, and the step says so rather than passing on nothing.
+    const bool without_test = std::string(name) == "distributed" && !core::built_with(core::Component::kOpenCv);
+    EXPECT_EQ(steps[name]["status"], without_test ? "skipped" : "ok") << steps[name].dump();
   }
+  if (!core::built_with(core::Component::kOpenCv))
+    EXPECT_NE(steps["distributed"]["detail"]["why"].get<std::string>().find("components: "), std::string::npos);
   // Every model and generation golden test ran (16 float32, 2 bf16), none failed.
   EXPECT_GE(steps["golden_fp32"]["detail"]["tests"].get<int>(), 16);
   EXPECT_EQ(steps["golden_fp32"]["detail"]["failures"].get<int>(), 0);

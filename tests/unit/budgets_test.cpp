@@ -57,8 +57,8 @@ TEST(ImageBudget, EveryFormatsHeaderSizeIsCheckedBeforeDecoding) {
     data::DecodeOptions o;
     o.max_pixels = 1200;
     const auto image = data::decode_image_bytes(bytes, "x" + ext, o);
-    EXPECT_EQ(image.pixels.cols, 40) << ext;
-    EXPECT_EQ(image.pixels.rows, 30) << ext;
+    EXPECT_EQ(image.pixels.cols(), 40) << ext;
+    EXPECT_EQ(image.pixels.rows(), 30) << ext;
     o.max_pixels = 1199;
     const std::string e = error_of([&] { data::decode_image_bytes(bytes, "x" + ext, o); });
     EXPECT_NE(e.find("x" + ext + ": 40 x 30 pixels exceed data.transform.max_image_pixels (1199)"), std::string::npos) << e;
@@ -153,7 +153,7 @@ TEST(ImageBudget, DicomPixelDescriptionsGdcmAssertsOnAreNamedErrors) {
                 .find("128 x 128 pixels exceed data.transform.max_image_pixels"),
             std::string::npos);
   o.max_pixels = 128 * 128;
-  EXPECT_EQ(data::decode_image(testing::data_path("images/CT_small.dcm"), o).pixels.rows, 128);
+  EXPECT_EQ(data::decode_image(testing::data_path("images/CT_small.dcm"), o).pixels.rows(), 128);
 }
 
 TEST(JsonDepth, EveryReaderRefusesDeepNestingWithoutCrashing) {

@@ -1,4 +1,4 @@
-// core: checks, progress display, threads and flush-to-zero, device parsing, attention compat.
+// core: checks, the optional components, progress display, threads and flush-to-zero, device parsing, attention compat.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
@@ -12,6 +12,7 @@
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
+#include "msmedcap/core/components.h"
 #include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/progress.h"
@@ -30,6 +31,28 @@ TEST(Check, ThrowsErrorWithConcatenatedMessage) {
     EXPECT_STREQ(e.what(), "train.lr: must be > 0, got -1");
   }
   EXPECT_NO_THROW(MSMEDCAP_CHECK(true, "unused"));
+}
+
+TEST(Components, ListedAsBuiltAndMissingOnesNamedInTheError) {
+  // What the build has, as CMake configured it (MSMEDCAP_WITH_*): the list and the answers agree.
+  const std::string built = components_built();
+  int with = 0;
+  for (Component c : {Component::kOpenCv, Component::kDicom, Component::kIcu, Component::kStemmer,
+                      Component::kSentencePiece}) {
+    const std::string name = component_name(c);
+    EXPECT_EQ(built_with(c), (" " + built + " ").find(" " + name + " ") != std::string::npos) << name << " in " << built;
+    with += built_with(c);
+    try {
+      fail_built_without(c, "reading a thing");
+      ADD_FAILURE() << "fail_built_without returned";
+    } catch (const Error& e) {
+      std::string option = name;
+      for (char& ch : option) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      EXPECT_EQ(std::string(e.what()), "built without " + name + " (reading a thing); reconfigure with -DMSMEDCAP_WITH_" +
+                                           option + "=ON and the library installed");
+    }
+  }
+  EXPECT_EQ(built == "none", with == 0);
 }
 
 TEST(Logging, ParsesLevelsAndRejectsUnknown) {

@@ -10,6 +10,7 @@
 
 #include "msmedcap/core/check.h"
 #include "msmedcap/data/image_io.h"
+#include "msmedcap/data/opencv_image.h"
 #include "msmedcap/data/transforms.h"
 #include "test_utils.h"
 
@@ -25,7 +26,7 @@ TEST(ImageIo, Png8And16BitGreyAndColour) {
   EXPECT_EQ(g.bits, 16);
   EXPECT_EQ(g.format, "png");
   ASSERT_EQ(g.pixels.channels(), 1);
-  EXPECT_FLOAT_EQ(g.pixels.ptr<float>()[7], 21000.0f / 65535.0f);
+  EXPECT_FLOAT_EQ(g.pixels.data()[7], 21000.0f / 65535.0f);
 
   cv::Mat bgr(3, 2, CV_8UC3, cv::Scalar(10, 20, 30));  // OpenCV order: B, G, R
   ASSERT_TRUE(cv::imwrite(dir.file("c8.png"), bgr));
@@ -33,7 +34,7 @@ TEST(ImageIo, Png8And16BitGreyAndColour) {
   for (const char* name : {"c8.png", "c8.tiff"}) {
     const auto c = data::decode_image(dir.file(name));
     ASSERT_EQ(c.pixels.channels(), 3);
-    const auto px = c.pixels.at<cv::Vec3f>(1, 1);
+    const float* px = c.pixels.row(1) + 3;  // column 1
     EXPECT_FLOAT_EQ(px[0], 30.0f / 255.0f) << name;  // RGB order out
     EXPECT_FLOAT_EQ(px[2], 10.0f / 255.0f) << name;
   }
@@ -48,7 +49,7 @@ TEST(ImageIo, JpegDecodes) {
   ASSERT_TRUE(cv::imwrite(dir.file("x.jpg"), img));
   const auto d = data::decode_image(dir.file("x.jpg"));
   EXPECT_EQ(d.format, "jpeg");
-  EXPECT_NEAR(d.pixels.at<float>(5, 5), 128.0f / 255.0f, 2.0f / 255.0f);
+  EXPECT_NEAR(d.pixels.row(5)[5], 128.0f / 255.0f, 2.0f / 255.0f);
 }
 
 TEST(ImageIo, BadFilesGiveOneLineErrorsNamingTheFile) {
@@ -75,7 +76,7 @@ TEST(ImageIo, CutShortPngAndNonFiniteFloatTiffAreRefusedByName) {
   cv::Mat grey(16, 16, CV_8UC1, cv::Scalar(7));
   ASSERT_TRUE(cv::imwrite(dir.file("whole.png"), grey));
   const std::string png = testing::read_text(dir.file("whole.png"));
-  EXPECT_EQ(data::decode_image(dir.file("whole.png")).pixels.rows, 16);
+  EXPECT_EQ(data::decode_image(dir.file("whole.png")).pixels.rows(), 16);
   const std::vector<std::pair<std::string, std::string>> cut{{png.substr(0, png.size() - 12), "ends before its IEND chunk"},
                                                              {png.substr(0, png.size() - 20), "chunk runs past the end"}};
   for (const auto& [bytes, error] : cut) {
@@ -197,7 +198,9 @@ TEST(ImageIo, RetiredJpegSyntaxesAreDecodedByOurDecoderToo) {
   bytes[at + 21] = '3';
   testing::write_text(dir.file("retired.dcm"), bytes);
   const auto expect = data::decode_image(testing::data_path("images/JPEG-lossy.dcm")).pixels;
-  EXPECT_EQ(cv::norm(data::decode_image(dir.file("retired.dcm")).pixels, expect, cv::NORM_INF), 0.0);
+  EXPECT_EQ(cv::norm(data::mat_view(data::decode_image(dir.file("retired.dcm")).pixels), data::mat_view(expect),
+                     cv::NORM_INF),
+            0.0);
 }
 
 /// Inputs that made Debian's GDCM abort (assertions compiled in) or read out of bounds before the
@@ -250,8 +253,9 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   // An Adobe colour transform libjpeg does not know (0 -> 7) made GDCM abort the same way. It only
   // warns about the header, and this file is lossless (never colour-converted): it decodes as before.
   testing::write_text(dir.file("jpeg_adobe_transform.dcm"), patch(rgb, 1353, std::string(1, '\x07')));
-  EXPECT_EQ(cv::norm(data::decode_image(dir.file("jpeg_adobe_transform.dcm")).pixels,
-                     data::decode_image(testing::data_path("images/SC_rgb_jpeg_gdcm.dcm")).pixels, cv::NORM_INF), 0.0);
+  EXPECT_EQ(cv::norm(data::mat_view(data::decode_image(dir.file("jpeg_adobe_transform.dcm")).pixels),
+                     data::mat_view(data::decode_image(testing::data_path("images/SC_rgb_jpeg_gdcm.dcm")).pixels),
+                     cv::NORM_INF), 0.0);
   for (const auto& c : cases) {
     testing::write_text(dir.file(c.name), c.bytes);
     try {

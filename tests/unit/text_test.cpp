@@ -9,11 +9,30 @@
 #include "msmedcap/data/text.h"
 #include "msmedcap/data/text_batch.h"
 #include "msmedcap/data/tokenizer.h"
+#include "msmedcap/data/unicode.h"
 #include "msmedcap/data/wordpiece.h"
 #include "test_utils.h"
 
 namespace msmedcap::data {
 namespace {
+
+TEST(Unicode, AsciiInEveryBuildTheRestThroughIcu) {
+  // ASCII text needs no ICU; beyond it a build without ICU names what is missing.
+  EXPECT_EQ(unicode::to_lower(U"Left UPPER Lobe, 2 cm"), U"left upper lobe, 2 cm");
+  EXPECT_EQ(unicode::nfd(U"plain"), U"plain");
+  EXPECT_TRUE(unicode::is_letter(U'q') && unicode::is_number(U'7') && unicode::is_space(U'\t'));
+  EXPECT_STREQ(unicode::category(U'('), "Ps");
+  if (core::built_with(core::Component::kIcu)) {
+    EXPECT_EQ(unicode::to_lower(U"\u00c9DEME"), U"\u00e9deme");
+  } else {
+    try {
+      (void)unicode::to_lower(U"\u00c9DEME");
+      ADD_FAILURE() << "no error without ICU";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("built without icu (Unicode facts of U+00C9"), std::string::npos) << e.what();
+    }
+  }
+}
 
 TEST(CleanCaption, MatchesLavisPreCaption) {
   // lower -> ". ( ) :" become spaces -> whitespace runs collapse -> strip.

@@ -1,17 +1,17 @@
 #pragma once
-/// Image decoding: PNG, JPEG, TIFF, BMP (8 or 16 bit, grey or colour) through OpenCV, and DICOM
-/// through GDCM (uncompressed, JPEG-LS, JPEG 2000; JPEG baseline, extended and lossless through
-/// our own driver of GDCM's libjpeg builds, src/data/jpeg.h; RLE through our own decoder) with
-/// the modality rescale (slope/intercept) and the VOI window. Every decoded image is float32 in
-/// [0, 1], RGB order.
-/// Torch-free: the transforms turn these into tensors.
+/// Image decoding: PNG, JPEG, TIFF, BMP (8 or 16 bit, grey or colour) through OpenCV (component
+/// opencv, src/data/raster.cpp), and DICOM (component dicom, src/data/dicom.cpp) through GDCM
+/// (native pixel data) and our own drivers (JPEG through GDCM's libjpeg builds, src/data/jpeg.h;
+/// RLE; JPEG-LS through CharLS; JPEG 2000 through OpenJPEG) with the modality rescale
+/// (slope/intercept) and the VOI window. Every decoded image is float32 in [0, 1], RGB order.
+/// Torch- and OpenCV-free: the transforms turn these into tensors. A build without a component
+/// fails on its formats with "built without ..." (core/components.h).
 
 #include <optional>
 #include <string>
 
-#include <opencv2/core/mat.hpp>
-
 #include "msmedcap/config/budgets.h"
+#include "msmedcap/data/image.h"
 
 namespace msmedcap::data {
 
@@ -38,8 +38,8 @@ struct DecodeOptions {
 
 /// A decoded image and how it was made.
 struct DecodedImage {
-  /// CV_32FC1 (grey) or CV_32FC3 (RGB), values in [0, 1].
-  cv::Mat pixels;
+  /// One channel (grey) or three (RGB), values in [0, 1].
+  Image pixels;
   /// "png", "jpeg", "tiff", "bmp", "dicom" or "image" (another OpenCV format).
   std::string format;
   /// Bits per sample of the source (8, 16, ...).
@@ -63,6 +63,10 @@ DecodedImage decode_image(const std::string& path, const DecodeOptions& options 
 /// Decodes bytes already in memory; `name` appears in errors.
 DecodedImage decode_image_bytes(const std::string& bytes, const std::string& name,
                                 const DecodeOptions& options = {});
+
+/// Writes a `size` x `size` RGB JPEG (quality 90) of blurred uniform noise made from `seed`: an
+/// image with a photograph's entropy, the loader benchmark's input. Written atomically; OpenCV.
+void write_noise_jpeg(const std::string& path, int64_t size, uint64_t seed);
 
 /// Applies the DICOM linear VOI function (PS3.3 C.11.2.1.2.1) to one rescaled value, giving [0, 1].
 double apply_window(double value, const Window& window);

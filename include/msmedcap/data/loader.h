@@ -20,11 +20,11 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
-#include <opencv2/core/mat.hpp>
 
 #include "msmedcap/config/data_config.h"
 #include "msmedcap/config/fields.h"
 #include "msmedcap/data/feature_cache.h"
+#include "msmedcap/data/image.h"
 #include "msmedcap/data/mixture.h"
 
 namespace msmedcap::data {
@@ -33,7 +33,7 @@ namespace msmedcap::data {
 struct Example {
   at::Tensor clip;  // [3, S, S] pixels or cached CLIP features
   at::Tensor sam;   // [3, 1024, 1024] pixels or cached SAM features
-  cv::Mat source;   // the decoded image (CV_32FC1/3 in [0, 1]) when ExampleOptions::keep_source
+  Image source;     // the decoded image (1 or 3 channels in [0, 1]) when ExampleOptions::keep_source
 };
 
 /// A batch: the samples (ids, captions, attributes) and their stacked tensors.

@@ -25,7 +25,7 @@ inline constexpr float kImageNetStd[3] = {0.229f, 0.224f, 0.225f};
 enum class ResizeFilter { kBilinear, kBicubic };
 
 /// [C, H, W] float32 of a decoded image; grey images are repeated to 3 channels.
-torch::Tensor image_to_tensor(const cv::Mat& pixels);
+torch::Tensor image_to_tensor(const Image& pixels);
 
 /// Antialiased resize of [C, H, W] (or [B, C, H, W]) float to (out_h, out_w), as PIL/torchvision.
 torch::Tensor resize(const torch::Tensor& image, int64_t out_h, int64_t out_w, ResizeFilter filter);

@@ -1,6 +1,8 @@
 #pragma once
 /// The Unicode facts the tokenizers need (through ICU): UTF-8 <-> code points, general
-/// categories as Python's unicodedata reports them, lower-casing and NFD/NFC.
+/// categories as Python's unicodedata reports them, lower-casing and NFD/NFC. ASCII is answered
+/// without ICU; a build without it (component icu) fails on any other code point with "built
+/// without icu".
 
 #include <string>
 #include <string_view>
@@ -23,5 +25,11 @@ std::u32string to_lower(std::u32string_view text);
 /// Canonical decomposition (NFD) and composition (NFC).
 std::u32string nfd(std::u32string_view text);
 std::u32string nfc(std::u32string_view text);
+
+namespace detail {
+/// The general category and White_Space of an ASCII code point (c < 0x80), from our own table.
+const char* ascii_category(char32_t c);
+bool ascii_space(char32_t c);
+}  // namespace detail
 
 }  // namespace msmedcap::data::unicode

@@ -1,6 +1,7 @@
 #pragma once
 /// Line charts as PNG files, drawn with OpenCV (no plotting library in the dependencies): loss
-/// curves and metrics over steps for run reports. Torch-free.
+/// curves and metrics over steps for run reports. Torch-free. Without OpenCV (component opencv)
+/// write_line_chart fails with "built without opencv" and render_line_chart is not built.
 
 #include <string>
 #include <vector>
