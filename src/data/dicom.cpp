@@ -243,6 +243,7 @@ class DicomWalker {
       if (!read_element(p, explicit_, big_, e)) return false;
       if (e.group == 0xFFFE) {
         if (in_item && e.element == 0xE00D) {
+          if (e.length != 0) return fail(p, "item delimiter with length " + std::to_string(e.length) + " (must be 0)");
           end_ = e.value;
           return true;
         }
@@ -271,6 +272,10 @@ class DicomWalker {
         if (!read_element(q, false, big_, item)) return false;
         if (item.group != 0xFFFE) return fail(q, "expected an item in the sequence (" + hex(e.group) + "," + hex(e.element) + ")");
         if (item.element == 0xE0DD) {  // sequence delimiter
+          // Its length must be 0: GDCM asserted on encapsulated pixel data closed by one of
+          // length 39 (found by fuzz_image).
+          if (item.length != 0)
+            return fail(q, "sequence delimiter with length " + std::to_string(item.length) + " (must be 0)");
           q = item.value;
           closed = true;
           break;

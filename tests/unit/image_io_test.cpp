@@ -241,6 +241,10 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   // Photometric Interpretation MONOCHROME2 -> YBR_CHROME2, a term that does not exist: GDCM's image
   // helper asserted (found by fuzz_image, 2026-12-01, third session).
   cases.push_back({"ybr_chrome.dcm", patch(rle, 1366, "YBR_CHROME2"), "Photometric Interpretation 'YBR_CHROME2' (0028,0004) is not supported"});
+  // The JPEG fragments' sequence delimiter with length 39 instead of 0: GDCM's fragment reader
+  // asserted (found by fuzz_image, 2026-12-02, fourth session). The 39 bytes follow it.
+  cases.push_back({"fragments_delimiter_length.dcm", patch(rgb, 5200, std::string("\x27", 1)) + std::string(39, '\0'),
+                   "sequence delimiter with length 39 (must be 0)"});
   // Rows with VR CS instead of US: GDCM's typed attribute asserted on the VR (found by fuzz_image).
   cases.push_back({"rows_vr.dcm", patch(ct, 3268, "CS"), "element (0028,0010) has VR CS, not US"});
   // Image Type (0008,0008) renumbered Recognition Code (0008,0010), VR SH: GDCM asserted that its
