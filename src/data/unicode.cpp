@@ -75,15 +75,21 @@ std::u32string from_icu(const icu::UnicodeString& s) {
   return out;
 }
 
+#endif
+
 std::u32string normalize(std::u32string_view text, bool compose) {
+  if (all_ascii(text)) return std::u32string(text);  // ASCII text is its own NFD and NFC
+#if MSMEDCAP_WITH_ICU
   UErrorCode status = U_ZERO_ERROR;
   const icu::Normalizer2* n = compose ? icu::Normalizer2::getNFCInstance(status) : icu::Normalizer2::getNFDInstance(status);
   MSMEDCAP_CHECK(U_SUCCESS(status), "unicode: ICU normalizer unavailable");
   const icu::UnicodeString out = n->normalize(to_icu(text), status);
   MSMEDCAP_CHECK(U_SUCCESS(status), "unicode: normalization failed");
   return from_icu(out);
-}
+#else
+  no_icu(first_non_ascii(text));
 #endif
+}
 
 }  // namespace
 
@@ -199,23 +205,7 @@ std::u32string to_lower(std::u32string_view text) {
 #endif
 }
 
-// ASCII text is its own NFD and NFC.
-std::u32string nfd(std::u32string_view text) {
-  if (all_ascii(text)) return std::u32string(text);
-#if MSMEDCAP_WITH_ICU
-  return normalize(text, false);
-#else
-  no_icu(first_non_ascii(text));
-#endif
-}
-
-std::u32string nfc(std::u32string_view text) {
-  if (all_ascii(text)) return std::u32string(text);
-#if MSMEDCAP_WITH_ICU
-  return normalize(text, true);
-#else
-  no_icu(first_non_ascii(text));
-#endif
-}
+std::u32string nfd(std::u32string_view text) { return normalize(text, false); }
+std::u32string nfc(std::u32string_view text) { return normalize(text, true); }
 
 }  // namespace msmedcap::data::unicode
