@@ -16,8 +16,9 @@
 #   golden_bf16      the bf16 golden tests on the device (5% of scale, loss 2%: model_fixtures_test)
 #   train_<stage>_<precision>   one training step (bench train-step, tiny model) of stage1-clip,
 #                    stage1-sam and stage2 in fp32, and on CUDA in bf16 and fp16 autocast: the loss
-#                    finite and within 5% (bf16) or 1% (fp16) of the fp32 step's (the forward under
-#                    autocast; fp16 loss scaling lives in the trainer, which this step does not run)
+#                    finite and within 5% (bf16) or 1% (fp16) of the fp32 step's. bench train-step
+#                    runs the trainer's own step (training::StepRunner), so fp16 goes through its
+#                    dynamic loss scaler (training/loss_scaler.h) as `train` does
 #   distributed      the two-process equality test over Gloo. NCCL is not exercised: with one GPU
 #                    two ranks would share it, which NCCL documents as unsupported (not tried here)
 #   bench_stage2, bench_caption   the medium model (configs/bench/medium.json): stage-2 images/s,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the dependencies, configures, builds and runs every test (ctest labels: unit, golden,
-# integration). Extra arguments go to ctest, e.g. `scripts/test.sh -L unit`.
+# integration-slow). Extra arguments go to ctest, e.g. `scripts/test.sh -L unit`, or
+# `scripts/test.sh -LE slow` for the fast tier (unit and golden: 270 tests, about 150 s here).
 #   BUILD_DIR   build directory (default: build)
 #   TEST_VMEM_KB  address-space cap of every test process and what it runs (RLIMIT_AS, as
 #                 `ulimit -v` sets; default 8000000, about 7.6 GiB; 0 = none): a test whose input

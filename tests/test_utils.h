@@ -11,10 +11,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "msmedcap/core/check.h"
 #include "msmedcap/core/components.h"
 
 /// Skips the current test when the build lacks `component` (a core::Component enumerator, e.g.
@@ -26,6 +28,16 @@
   } while (false)
 
 namespace msmedcap::testing {
+
+/// The message of the msmedcap::Error that `f` throws, "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 /// A fresh directory under $TMPDIR, removed with its contents on destruction.
 class TempDir {

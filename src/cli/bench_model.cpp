@@ -21,12 +21,13 @@
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
 #include "msmedcap/inference/search.h"
-#include "msmedcap/losses/lm.h"
-#include "msmedcap/losses/stage1.h"
 #include "msmedcap/models/flops.h"
 #include "msmedcap/models/pretrained.h"
+#include "msmedcap/training/communicator.h"
 #include "msmedcap/training/optimizer.h"
+#include "msmedcap/training/stage_plan.h"
 #include "msmedcap/training/stages.h"
+#include "msmedcap/training/step.h"
 
 namespace msmedcap::cli {
 
@@ -108,60 +109,50 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   MSMEDCAP_CHECK(cfg.runtime.dtype == "fp32", "runtime.dtype: bench train-step keeps float32 weights as train does "
                  "(train.precision runs autocast on CUDA)");
   const auto device = core::parse_device(cfg.runtime.device);
-  const auto& stage = cfg.train.stage;
-  const bool stage1 = stage.name == "stage1_clip" || stage.name == "stage1_sam";
-  const bool sam_branch = stage.name == "stage1_sam", text_only = stage.name == "decoder_lm";
+  const training::StagePlan plan(cfg.train.stage, cfg.model);
   torch::manual_seed(static_cast<uint64_t>(cfg.runtime.seed));
   auto model = models::build_model(cfg.model);
   model->to(device);
-  const auto params = training::apply_stage(*model, stage);
-  training::set_train_mode(*model, stage);
+  const auto params = training::apply_stage(*model, plan);
   training::Optimizer optimizer(params, cfg.train.optimizer);
-  const bool amp = cfg.train.precision != "fp32";
-  MSMEDCAP_CHECK(!amp || device.is_cuda(), "train.precision: ", cfg.train.precision, " needs a CUDA device");
-  const auto amp_dtype = cfg.train.precision == "bf16" ? c10::kBFloat16 : c10::kHalf;
+  std::vector<at::Tensor> tensors;
+  for (const auto& [name, p] : params) tensors.push_back(p);
+  // The trainer's own step, on random inputs of the real shapes instead of a loader's batches.
+  auto comm = training::local_communicator();
+  config::TrainConfig train = cfg.train;
+  train.grad_accum = 1;
+  const auto branch = plan.stage1_branch();
+  const auto& q = branch == config::Branch::kSam ? cfg.model.sam_qformer : cfg.model.qformer;
+  const int64_t vocab = plan.stage1() ? q.vocab_size : cfg.model.decoder.vocab_size;
+  training::StepRunner runner(*model, plan, train, static_cast<uint64_t>(cfg.runtime.seed), device, *comm, optimizer,
+                              tensors, nullptr, vocab - 1);
+  training::StepInputs in;
+  in.images = random_inputs(cfg.model, o.batch, o.inputs, plan.reads(config::Branch::kClip),
+                            plan.reads(config::Branch::kSam), device);
+  in.text_ids = at::randint(3, vocab, {o.batch, o.text}, at::TensorOptions().dtype(at::kLong).device(device));
+  in.text_mask = at::ones_like(in.text_ids);
+  for (int64_t i = 0; i < o.batch; ++i) in.positions.push_back(i);
 
-  const auto images = random_inputs(cfg.model, o.batch, o.inputs, !text_only && (!stage1 || !sam_branch),
-                                    !text_only && (!stage1 || sam_branch), device);
-  const auto& q = sam_branch ? cfg.model.sam_qformer : cfg.model.qformer;
-  const int64_t vocab = stage1 ? q.vocab_size : cfg.model.decoder.vocab_size;
-  const auto ids = at::randint(3, vocab, {o.batch, o.text}, at::TensorOptions().dtype(at::kLong).device(device));
-  const auto mask = at::ones_like(ids);
-
-  auto step = [&](uint64_t seed) {
-    optimizer.zero_grad();
-    at::Tensor loss;
-    {
-      core::AutocastScope autocast(amp, amp_dtype);
-      if (stage1) {
-        losses::Stage1Batch b;
-        b.images = images;
-        b.text_ids = ids;
-        b.text_mask = mask;
-        loss = losses::stage1_losses(*model, sam_branch, b, vocab - 1, seed).total;
-      } else if (text_only) {
-        loss = losses::caption_loss(*model, nullptr, ids, mask);
-      } else {
-        const auto prefix = model->encode(images);
-        loss = losses::caption_loss(*model, &prefix, ids, mask);
-      }
-    }
-    loss.backward();
-    optimizer.step();
-    return loss.item<double>();  // waits for the device
+  auto step = [&](int64_t index) {
+    const auto r = runner.step([&](int64_t) { return std::optional<training::StepInputs>(in); }, index);
+    MSMEDCAP_CHECK(r.nonfinite.empty(), "bench train-step: ", r.nonfinite);
+    return r.losses.total;  // the step read its losses: the device has finished
   };
-  for (int64_t i = 0; i < o.warmup; ++i) step(static_cast<uint64_t>(i));
+  for (int64_t i = 0; i < o.warmup; ++i) step(i);
   core::synchronize(device);
   const auto t0 = Clock::now();
   double loss = 0;
-  for (int64_t i = 0; i < o.steps; ++i) loss = step(static_cast<uint64_t>(o.warmup + i));
+  for (int64_t i = 0; i < o.steps; ++i) loss = step(o.warmup + i);
   core::synchronize(device);
   const double s = seconds_since(t0) / static_cast<double>(o.steps);
+  const auto& stage = cfg.train.stage;
   const double flop = models::flops::training_step(cfg.model, stage, o.batch, o.text, o.inputs.clip == "live",
                                                    o.inputs.sam == "live");
   const std::string setting = o.name.empty() ? stage.name : o.name;
   const std::string clip = "clip " + o.inputs.clip, sam = "sam " + o.inputs.sam;
-  const std::string inputs = text_only ? "text" : stage1 ? (sam_branch ? sam : clip) : clip + ", " + sam;
+  const std::string inputs = plan.text_only() ? "text"
+                             : plan.stage1()  ? (branch == config::Branch::kSam ? sam : clip)
+                                              : clip + ", " + sam;
   std::cout << "train-step " << setting << " (" << inputs << ", batch " << o.batch << ", text " << o.text << "): "
             << fixed(s, 3) << " s/step, " << fixed(o.batch / s, 2) << " images/s, " << fixed(flop / 1e9, 1)
             << " GFLOP/step, " << fixed(flop / s / 1e9, 1) << " GFLOP/s, peak RSS " << fixed(core::peak_resident_mb(), 0)

@@ -17,7 +17,7 @@ namespace {
 
 struct CaptionCliOptions {
   ConfigOptions config;
-  std::string run_dir, images, list, dataset, out, format, generate, attention_dir, references_out;
+  std::string run_dir, images, list, dataset, out, format, attention_dir, references_out;
   std::optional<std::string> prompt;
   int64_t batch_size = 0, workers = -1;
 };
@@ -51,7 +51,7 @@ void run(const CaptionCliOptions& o, const GlobalOptions& globals) {
   const auto samples = inputs_of(o, cfg);
   MSMEDCAP_CHECK(!samples.empty(), "caption: no images to caption");
 
-  RunCaptioning setup = run_captioning(cfg, o.generate.empty() ? default_generate_file(o.config) : o.generate);
+  RunCaptioning setup = run_captioning(cfg);
   inference::CaptionOptions& options = setup.options;
   inference::BatchCaptionOptions& batch = setup.batch;
   if (o.prompt) options.prompt = *o.prompt;
@@ -109,7 +109,8 @@ void register_caption(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--dataset", o->dataset, "caption the config's data or val_data sources")->type_name("data|val_data");
   cmd->add_option("--out", o->out, "records: id, image, caption, score (or error)")->required();
   cmd->add_option("--format", o->format, "jsonl or csv (default: from --out's extension)");
-  cmd->add_option("--generate", o->generate, "JSON of HF-style generation settings (configs/generate/)");
+  cmd->add_option("--generate", o->config.generate_file,
+                  "generation settings: a configs/generate/ preset or an HF generation_config.json (over -c, under --set)");
   cmd->add_option("--prompt", o->prompt, "text before the caption (default: train.prompt)");
   cmd->add_option("--batch-size", o->batch_size, "images per batch (default: loader.batch_size)")->check(CLI::PositiveNumber);
   cmd->add_option("--workers", o->workers, "decoding threads (default: loader.workers)")->check(CLI::NonNegativeNumber);

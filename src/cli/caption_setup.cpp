@@ -7,13 +7,11 @@
 
 namespace msmedcap::cli {
 
-RunCaptioning run_captioning(const config::RunConfig& cfg, const std::string& generate_file) {
+RunCaptioning run_captioning(const config::RunConfig& cfg) {
   MSMEDCAP_CHECK(!cfg.tokenizers.decoder.empty(), "caption: the config names no decoder tokenizer (tokenizers.decoder)");
   RunCaptioning r;
   r.tokenizer = data::load_tokenizer(cfg.tokenizers.decoder);
-  r.options.generate = generate_file.empty()
-                           ? inference::default_generate_options(*r.tokenizer, cfg.train.eos_text)
-                           : inference::GenerateOptions::from_json(config::read_json_file(generate_file), generate_file);
+  r.options.generate = inference::generate_options(cfg.generate, *r.tokenizer, cfg.train.eos_text);
   r.options.prompt = cfg.train.prompt;
   r.batch.batch_size = cfg.loader.batch_size;
   r.batch.workers = std::max<int64_t>(1, cfg.loader.workers);

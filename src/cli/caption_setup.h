@@ -15,8 +15,8 @@ struct RunCaptioning {
   inference::BatchCaptionOptions batch;  ///< loader.batch_size, loader.workers, data.transform
 };
 
-/// The decoder tokenizer (tokenizers.decoder, required) and the caption and batch settings of
-/// `cfg`; generation from `generate_file` (a configs/generate/ JSON) when not empty.
-RunCaptioning run_captioning(const config::RunConfig& cfg, const std::string& generate_file = "");
+/// The decoder tokenizer (tokenizers.decoder, required) and the caption (`generate`,
+/// train.prompt, train.eos_text) and batch settings of `cfg`.
+RunCaptioning run_captioning(const config::RunConfig& cfg);
 
 }  // namespace msmedcap::cli

@@ -22,6 +22,9 @@ struct ConfigOptions {
   std::vector<std::string> overrides;
   bool dump_config = false;
   std::string model_dir;  ///< --model MODEL_DIR: a model folder layered under the -c files
+  /// --generate FILE (caption): a generation file (config::read_generate_file) set over the -c
+  /// files, under --set.
+  std::string generate_file;
 };
 
 /// Global options given before or after the subcommand.
@@ -39,10 +42,8 @@ void add_config_options(CLI::App* command, ConfigOptions& options);
 /// generation settings, under the -c files).
 void add_model_option(CLI::App* command, ConfigOptions& options);
 
-/// The generation settings a command uses when it is given none: the model folder's, if any.
-std::string default_generate_file(const ConfigOptions& options);
-
-/// Resolves the layered config (files, --set, then the global flags), applies the runtime
+/// Resolves the layered config (a model folder with its generation settings, the files,
+/// --generate, --set, then the global flags), applies the runtime
 /// section (log level, threads with flush-to-zero) and returns the resolved JSON.
 config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& options,
                                 const GlobalOptions& globals);

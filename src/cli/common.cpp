@@ -4,6 +4,7 @@
 #include <torch/utils.h>
 
 #include "commands.h"
+#include "msmedcap/config/generate_config.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
@@ -27,15 +28,25 @@ void add_model_option(CLI::App* command, ConfigOptions& options) {
   command->add_option("--model", options.model_dir, "model folder written by msmedcap export")->type_name("DIR");
 }
 
-std::string default_generate_file(const ConfigOptions& options) {
-  return options.model_dir.empty() ? "" : inference::model_folder_generation(options.model_dir);
-}
-
 config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& options,
                                 const GlobalOptions& globals) {
   config::ConfigSources sources{options.files, options.overrides, {}};
   if (!options.model_dir.empty()) {
     sources.layers.push_back({options.model_dir + "/config.json", inference::model_folder_layer(options.model_dir)});
+    const std::string generation = inference::model_folder_generation(options.model_dir);
+    if (!generation.empty()) {
+      config::Json layer = config::Json::object();
+      layer["generate"] = config::to_json(config::read_generate_file(generation));
+      sources.layers.push_back({generation, layer});
+    }
+  }
+  if (!options.generate_file.empty()) {
+    // Over the -c files, under the user's own --set.
+    std::vector<std::string> keys;
+    const config::Json generate = config::to_json(config::read_generate_file(options.generate_file));
+    for (const auto& [key, value] : generate.items())
+      keys.push_back("generate." + key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));
+    sources.overrides.insert(sources.overrides.begin(), keys.begin(), keys.end());
   }
   // Command-line flags win over files and --set.
   if (!globals.log_level.empty()) sources.overrides.push_back("runtime.log_level=" + globals.log_level);

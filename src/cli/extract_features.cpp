@@ -14,6 +14,7 @@ void register_extract_features(CLI::App& app, const GlobalOptions& globals) {
   struct Options {
     ConfigOptions config;
     inference::ExtractOptions extract;
+    std::vector<std::string> branches;
     int64_t shard_mb = 1024;
   };
   auto o = std::make_shared<Options>();
@@ -21,7 +22,7 @@ void register_extract_features(CLI::App& app, const GlobalOptions& globals) {
   add_config_options(cmd, o->config);
   add_model_option(cmd, o->config);
   cmd->add_option("--out", o->extract.out, "cache folder (one per branch under it when both are cached)")->required();
-  cmd->add_option("--branch", o->extract.branches, "branches to cache: sam, clip (repeatable)")
+  cmd->add_option("--branch", o->branches, "branches to cache: sam (default), clip (repeatable)")
       ->check(CLI::IsMember({"sam", "clip"}));
   cmd->add_option("--batch-size", o->extract.batch_size, "images per encoder call")->check(CLI::PositiveNumber);
   cmd->add_option("--workers", o->extract.workers, "decoding threads")->check(CLI::NonNegativeNumber);
@@ -36,6 +37,10 @@ void register_extract_features(CLI::App& app, const GlobalOptions& globals) {
     if (run.weights.empty()) core::log_warn("extract", "no weights in the config: the encoders are randomly initialised");
     auto model = load_inference_model(run);
     o->extract.device = core::parse_device(run.runtime.device);
+    if (!o->branches.empty()) {
+      o->extract.branches.clear();
+      for (const auto& b : o->branches) o->extract.branches.push_back(config::parse_branch(b, "extract-features: --branch"));
+    }
     o->extract.shard_bytes = static_cast<uint64_t>(o->shard_mb) << 20;
     const auto report = inference::extract_features(*model, run.data, run.loader.max_bad_fraction, o->extract);
     core::log_info("extract", "{} images cached in {} ({} skipped), {:.1f} s, {:.2f} img/s", report.images, o->extract.out,

@@ -39,7 +39,7 @@ void run(const ForwardOptions& o, const GlobalOptions& globals) {
   std::optional<inference::GenerateRequest> generate;
   if (!o.generate.empty()) {
     generate = inference::GenerateRequest{
-        inference::GenerateOptions::from_json(config::read_json_file(o.generate), o.generate), o.prompt_tokens};
+        inference::GenerateOptions::from_config(config::read_generate_file(o.generate)), o.prompt_tokens};
   }
   const auto inputs = io::TensorStore::open(o.inputs);
   const auto outputs = inference::run_forward(source, inputs, generate);
@@ -59,7 +59,7 @@ void register_forward(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--hf", options->hf_dir, "HF model directory (Blip2ForConditionalGeneration or SamModel)");
   cmd->add_option("--inputs", options->inputs, "safetensors with pixel_values, input_ids, ...")->required();
   cmd->add_option("--output", options->output, "safetensors to write")->required();
-  cmd->add_option("--generate", options->generate, "JSON of HF-style generation settings");
+  cmd->add_option("--generate", options->generate, "generation settings: a configs/generate/ preset or HF-style JSON (with an eos_token_id or none)");
   cmd->add_option("--prompt-tokens", options->prompt_tokens, "leading input_ids used as the prompt")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([options, &globals] { run(*options, globals); });

@@ -25,22 +25,21 @@ void run(const RetrieveOptions& o, const GlobalOptions& globals) {
     std::cout << resolved.dump(2) << "\n";
     return;
   }
-  const std::string branch = o.branch.empty() ? (cfg.model.use_clip ? "clip" : "sam") : o.branch;
-  MSMEDCAP_CHECK(branch == "clip" || branch == "sam", "retrieve: --branch must be clip or sam, got ", branch);
-  const bool sam = branch == "sam";
+  const config::Branch branch = o.branch.empty() ? (cfg.model.use_clip ? config::Branch::kClip : config::Branch::kSam)
+                                                 : config::parse_branch(o.branch, "retrieve: --branch");
   MSMEDCAP_CHECK(!cfg.tokenizers.qformer.empty(), "retrieve: the config names no Q-Former tokenizer (tokenizers.qformer)");
   const auto tokenizer = data::load_tokenizer(cfg.tokenizers.qformer);
   auto model = load_inference_model(cfg);
-  model->heads(sam);  // the branch must have its stage-1 heads
+  model->heads(branch);  // the branch must have its stage-1 heads
 
   const int64_t batch = o.batch_size > 0 ? o.batch_size : cfg.loader.batch_size;
-  const auto set = inference::encode_retrieval_set(*model, sam, read_config_dataset(cfg, o.dataset), cfg.data.transform,
+  const auto set = inference::encode_retrieval_set(*model, branch, read_config_dataset(cfg, o.dataset), cfg.data.transform,
                                                    *tokenizer, cfg.train.qformer_max_len, batch);
   for (const auto& problem : set.unreadable) core::log_warn("retrieve", "skipped {}", problem);
-  const auto scores = inference::retrieval_scores(*model, sam, set.inputs, o.rerank, batch);
+  const auto scores = inference::retrieval_scores(*model, branch, set.inputs, o.rerank, batch);
   const auto recall = inference::retrieval_recall(scores, set.text_image);
 
-  std::cout << fmt::format("{} images, {} texts, {} branch, {}\n", set.images, set.text_image.size(), branch,
+  std::cout << fmt::format("{} images, {} texts, {} branch, {}\n", set.images, set.text_image.size(), config::branch_name(branch),
                            o.rerank > 0 ? fmt::format("ITC then ITM over the top {}", o.rerank) : std::string("ITC"));
   std::cout << fmt::format("image->text  R@1 {:6.2f}  R@5 {:6.2f}  R@10 {:6.2f}\n", recall.at("txt_r1"), recall.at("txt_r5"),
                            recall.at("txt_r10"));
@@ -51,7 +50,7 @@ void run(const RetrieveOptions& o, const GlobalOptions& globals) {
     config::Json out(recall);
     out["images"] = set.images;
     out["texts"] = set.text_image.size();
-    out["branch"] = branch;
+    out["branch"] = config::branch_name(branch);
     out["rerank_k"] = o.rerank;
     core::write_file_atomic(o.json, out.dump(2) + "\n");
   }

@@ -17,6 +17,7 @@
 #include "msmedcap/io/checkpoint.h"
 #include "msmedcap/metrics/evaluate.h"
 #include "msmedcap/models/pretrained.h"
+#include "msmedcap/training/communicator.h"
 #include "msmedcap/training/distributed.h"
 #include "msmedcap/training/trainer.h"
 
@@ -31,33 +32,40 @@ extern "C" void on_stop_signal(int sig) {
   std::signal(sig, SIG_DFL);
 }
 
-/// train.val_caption_images: at each validation, rank 0 captions the first images of val_data
-/// greedily and scores them (no METEOR: it is slow and needs WordNet); other ranks add nothing.
-std::function<config::Json(int64_t)> caption_metrics_hook(const config::RunConfig& run, models::MsMedCapModel model,
-                                                          int64_t rank) {
-  const int64_t n = run.train.val_caption_images;
-  if (n == 0 || rank != 0) return nullptr;
-  MSMEDCAP_CHECK(!run.val_data.sources.empty(), "train.val_caption_images: needs val_data");
-  MSMEDCAP_CHECK(run.data.feature_cache.empty(), "train.val_caption_images: captions are made from pixels; ",
-                 "turn it off with data.feature_cache");
-  auto samples = read_config_dataset(run, "val_data");
-  if (n > 0 && static_cast<int64_t>(samples.size()) > n) samples.resize(static_cast<size_t>(n));
-  std::map<std::string, std::vector<std::string>> references;
-  for (const auto& s : samples) references[s.id] = s.captions;
-  const RunCaptioning setup = run_captioning(run);
-  return [=](int64_t) {
-    inference::Captioner captioner(model, setup.tokenizer, setup.options);
+/// train.val_caption_images: at each validation, captions the first images of val_data greedily
+/// and scores them (no METEOR: it is slow and needs WordNet). Rank 0 only.
+class CaptionMetricsValidator final : public training::Validator {
+ public:
+  CaptionMetricsValidator(const config::RunConfig& run, models::MsMedCapModel model)
+      : model_(std::move(model)), setup_(run_captioning(run)) {
+    const int64_t n = run.train.val_caption_images;
+    MSMEDCAP_CHECK(!run.val_data.sources.empty(), "train.val_caption_images: needs val_data");
+    MSMEDCAP_CHECK(run.data.feature_cache.empty(), "train.val_caption_images: captions are made from pixels; ",
+                   "turn it off with data.feature_cache");
+    samples_ = read_config_dataset(run, "val_data");
+    if (n > 0 && static_cast<int64_t>(samples_.size()) > n) samples_.resize(static_cast<size_t>(n));
+    for (const auto& s : samples_) references_[s.id] = s.captions;
+  }
+
+  config::Json validate(int64_t) override {
+    inference::Captioner captioner(model_, setup_.tokenizer, setup_.options);
     std::map<std::string, std::string> predictions;
-    inference::caption_samples(captioner, samples, setup.batch, [&](const inference::CaptionRecord& r) {
+    inference::caption_samples(captioner, samples_, setup_.batch, [&](const inference::CaptionRecord& r) {
       MSMEDCAP_CHECK(r.error.empty(), "train.val_caption_images: ", r.image, ": ", r.error);
       predictions[r.id] = r.caption;
     });
-    const auto ev = metrics::evaluate(predictions, references);
+    const auto ev = metrics::evaluate(predictions, references_);
     config::Json out;
     for (const auto& [name, value] : ev.corpus) out[name] = value;
     return out;
-  };
-}
+  }
+
+ private:
+  models::MsMedCapModel model_;
+  RunCaptioning setup_;
+  std::vector<data::Sample> samples_;
+  std::map<std::string, std::vector<std::string>> references_;
+};
 
 }  // namespace
 
@@ -107,15 +115,20 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
     }
     auto model = models::load_model(run.model, run.weights, run.load);
     std::unique_ptr<training::Distributed> dist;
-    if (env.world_size > 1) dist = std::make_unique<training::Distributed>(env, device);
+    std::unique_ptr<training::Communicator> comm;
+    if (env.world_size > 1) {
+      dist = std::make_unique<training::Distributed>(env, device);
+      comm = training::group_communicator(*dist);
+    }
 
     training::TrainerOptions options;
     options.run_dir = o->run_dir;
     options.resume = o->resume;
     options.device = device;
-    options.dist = dist.get();
+    options.comm = comm.get();
     options.stop_signal = &g_stop_signal;
-    options.on_validate = caption_metrics_hook(run, model, env.rank);
+    if (run.train.val_caption_images != 0 && env.rank == 0)
+      options.validators.push_back(std::make_shared<CaptionMetricsValidator>(run, model));
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     const auto result = training::train(*model, run, resolved, options);

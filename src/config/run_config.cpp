@@ -40,6 +40,7 @@ void RunConfig::validate() const {
   loader.validate("loader");
   train.validate("train");
   val_data.validate("val_data");
+  generate.validate("generate");
   // Every reader of val_data (validation, caption and retrieve --dataset val_data) transforms its
   // images with data.transform (validation without augmentation): the model's input sizes are
   // the training ones. A val_data.transform of its own would be accepted and ignored, so it must

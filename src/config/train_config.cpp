@@ -16,11 +16,10 @@ void OptimizerConfig::validate(const std::string& path) const {
 }
 
 void StageConfig::validate(const std::string& path) const {
-  MSMEDCAP_CHECK(name == "stage1_clip" || name == "stage1_sam" || name == "stage2" || name == "caption" ||
-                     name == "decoder_lm",
-                 path, ".name: expected stage1_clip, stage1_sam, stage2, caption or decoder_lm, got '", name, "'");
-  MSMEDCAP_CHECK(!train_vision || name == "caption", path, ".train_vision: only the caption stage trains the vision encoder");
-  MSMEDCAP_CHECK(!train_llm || name == "caption", path, ".train_llm: only the caption stage trains the LLM (decoder_lm trains it alone)");
+  const Stage stage = parse_stage(name, path + ".name");
+  MSMEDCAP_CHECK(!train_vision || stage == Stage::kCaption, path, ".train_vision: only the caption stage trains the vision encoder");
+  MSMEDCAP_CHECK(!train_llm || stage == Stage::kCaption, path,
+                 ".train_llm: only the caption stage trains the LLM (decoder_lm trains it alone)");
 }
 
 void TrainConfig::validate(const std::string& path) const {
@@ -30,7 +29,7 @@ void TrainConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(max_steps >= 0, path, ".max_steps: must be >= 0, got ", max_steps);
   MSMEDCAP_CHECK(val_caption_images >= -1, path, ".val_caption_images: must be -1 (all), 0 (off) or a count, got ",
                  val_caption_images);
-  MSMEDCAP_CHECK(val_caption_images == 0 || stage.name == "stage2" || stage.name == "caption", path,
+  MSMEDCAP_CHECK(val_caption_images == 0 || stage.id() == Stage::kStage2 || stage.id() == Stage::kCaption, path,
                  ".val_caption_images: only stage2 and caption write captions (stage is ", stage.name, ")");
   MSMEDCAP_CHECK(grad_accum >= 1, path, ".grad_accum: must be >= 1, got ", grad_accum);
   MSMEDCAP_CHECK(clip_grad_norm >= 0 && std::isfinite(clip_grad_norm), path, ".clip_grad_norm: must be >= 0, got ", clip_grad_norm);

@@ -16,7 +16,9 @@ namespace fs = std::filesystem;
 constexpr const char* kProvenanceKey = "msmedcap_feature_cache";
 }  // namespace
 
-std::string feature_key(const std::string& branch, const Sample& sample) { return branch + "/" + sample.image; }
+std::string feature_key(config::Branch branch, const Sample& sample) {
+  return std::string(config::branch_name(branch)) + "/" + sample.image;
+}
 
 std::string first_difference(const config::Json& a, const config::Json& b, const std::string& path) {
   if (a.is_object() && b.is_object()) {

@@ -62,8 +62,8 @@ ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, Exampl
       if (clip_pixels) ex.clip = clip;
       if (sam_pixels) ex.sam = cfg.sam_input_from_clip_tensor ? sam_from_clip_tensor(clip, cfg) : sam_transform(image, cfg);
     }
-    if (options.clip && options.clip_cache) ex.clip = options.clip_cache->get(feature_key("clip", sample));
-    if (options.sam && options.sam_cache) ex.sam = options.sam_cache->get(feature_key("sam", sample));
+    if (options.clip && options.clip_cache) ex.clip = options.clip_cache->get(feature_key(config::Branch::kClip, sample));
+    if (options.sam && options.sam_cache) ex.sam = options.sam_cache->get(feature_key(config::Branch::kSam, sample));
     return ex;
   };
 }

@@ -54,8 +54,10 @@ struct Recording {
 
 }  // namespace
 
-GenerateOptions default_generate_options(const data::TextTokenizer& tokenizer, const std::string& eos_text) {
-  GenerateOptions o;
+GenerateOptions generate_options(const config::GenerateConfig& g, const data::TextTokenizer& tokenizer,
+                                 const std::string& eos_text) {
+  if (g.eos_token_id != config::GenerateConfig::kEosFromText)
+    return GenerateOptions::from_config(g, std::nullopt, tokenizer.pad_id());
   auto eos = tokenizer.encode(eos_text, false);
   if (eos.size() != 1) {
     // SentencePiece adds a dummy-prefix space to a text's start ("\n" -> "▁", <0x0A>): the end
@@ -64,10 +66,8 @@ GenerateOptions default_generate_options(const data::TextTokenizer& tokenizer, c
     if (ended.size() == word.size() + 1 && std::equal(word.begin(), word.end(), ended.begin())) eos = {ended.back()};
   }
   MSMEDCAP_CHECK(eos.size() == 1, "generation: the end text \"", eos_text, "\" is ", eos.size(),
-                 " tokens for this tokenizer; give --generate with an eos_token_id");
-  o.eos_token_id = eos[0];
-  o.pad_token_id = tokenizer.pad_id() >= 0 ? tokenizer.pad_id() : eos[0];
-  return o;
+                 " tokens for this tokenizer; set generate.eos_token_id");
+  return GenerateOptions::from_config(g, eos[0], tokenizer.pad_id());
 }
 
 Captioner::Captioner(models::MsMedCapModel model, std::shared_ptr<const data::TextTokenizer> tokenizer,

@@ -24,14 +24,15 @@ data::ExampleOptions example_options(models::MsMedCapModelImpl& model, const con
   namespace fs = std::filesystem;
   const bool single = fs::exists(fs::path(data.feature_cache) / io::kIndexFileName);
   bool any = false;
-  for (const std::string branch : {"clip", "sam"}) {
-    const bool enabled = branch == "clip" ? options.clip : options.sam;
-    const std::string dir = single ? data.feature_cache : (fs::path(data.feature_cache) / branch).string();
+  for (const config::Branch branch : {config::Branch::kClip, config::Branch::kSam}) {
+    const bool clip = branch == config::Branch::kClip;
+    const bool enabled = clip ? options.clip : options.sam;
+    const std::string dir = single ? data.feature_cache : (fs::path(data.feature_cache) / config::branch_name(branch)).string();
     if (!enabled || !fs::exists(fs::path(dir) / io::kIndexFileName)) continue;
     auto cache = std::make_shared<data::FeatureCache>(dir, config::Json());
-    if (cache->provenance().value("branch", "") != branch) continue;
+    if (cache->provenance().value("branch", "") != config::branch_name(branch)) continue;
     cache->check_provenance(models::encoder_provenance(model, branch, data.transform));
-    (branch == "clip" ? options.clip_cache : options.sam_cache) = cache;
+    (clip ? options.clip_cache : options.sam_cache) = cache;
     any = true;
   }
   MSMEDCAP_CHECK(any, "data.feature_cache: ", data.feature_cache, " holds no feature cache of this model's branches");
@@ -42,10 +43,8 @@ ExtractReport extract_features(models::MsMedCapModelImpl& model, const config::D
                                double max_bad_fraction, const ExtractOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   bool want_clip = false, want_sam = false;
-  for (const auto& b : options.branches) {
-    MSMEDCAP_CHECK(b == "clip" || b == "sam", "extract-features: unknown branch '", b, "' (expected clip or sam)");
-    (b == "clip" ? want_clip : want_sam) = true;
-  }
+  for (const auto b : options.branches) (b == config::Branch::kClip ? want_clip : want_sam) = true;
+  MSMEDCAP_CHECK(want_clip || want_sam, "extract-features: no branch to cache");
   config::ImageTransformConfig transform = data.transform;
   if (want_sam)
     MSMEDCAP_CHECK(transform.sam_size == model.config().sam.image_size, "data.transform.sam_size (", transform.sam_size,
@@ -79,14 +78,11 @@ ExtractReport extract_features(models::MsMedCapModelImpl& model, const config::D
   data::DataLoader loader(mixture, data::make_example_processor(transform, ex), loader_cfg);
 
   std::vector<std::unique_ptr<data::FeatureCacheWriter>> writers;
-  const std::vector<std::string> branches = [&] {
-    std::vector<std::string> b;
-    if (want_clip) b.push_back("clip");
-    if (want_sam) b.push_back("sam");
-    return b;
-  }();
-  for (const auto& b : branches) {
-    const std::string dir = branches.size() == 1 ? options.out : options.out + "/" + b;
+  std::vector<config::Branch> branches;
+  if (want_clip) branches.push_back(config::Branch::kClip);
+  if (want_sam) branches.push_back(config::Branch::kSam);
+  for (const auto b : branches) {
+    const std::string dir = branches.size() == 1 ? options.out : options.out + "/" + config::branch_name(b);
     writers.push_back(std::make_unique<data::FeatureCacheWriter>(dir, models::encoder_provenance(model, b, transform), options.shard_bytes));
   }
 
@@ -99,7 +95,7 @@ ExtractReport extract_features(models::MsMedCapModelImpl& model, const config::D
   core::Progress progress("extract", n, popts);
   while (auto batch = loader.next()) {
     for (size_t k = 0; k < branches.size(); ++k) {
-      const bool sam = branches[k] == "sam";
+      const bool sam = branches[k] == config::Branch::kSam;
       const torch::Tensor out = sam ? model.sam_embeddings(batch->sam.to(options.device))
                                     : model.clip_features(batch->clip.to(options.device));
       const torch::Tensor cpu = out.to(torch::kCPU);

@@ -12,6 +12,7 @@
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
+#include "msmedcap/inference/captioner.h"
 #include "msmedcap/inference/search.h"
 #include "msmedcap/io/state_dict.h"
 #include "msmedcap/io/tensor_store.h"
@@ -166,10 +167,24 @@ void export_model(models::MsMedCapModelImpl& model, const config::RunConfig& cfg
       tensors.emplace(name, cpu.contiguous());
       parameters += static_cast<uint64_t>(t.numel());
     }
+    // The folder's generation settings: --generate's file, else the config's own section when it
+    // is not the default; its "train.eos_text's token" and "the tokenizer's pad id" become ids.
     config::Json generation;
+    std::optional<config::GenerateConfig> g;
     if (!o.generate_file.empty()) {
-      generation = config::read_json_file(o.generate_file);
-      (void)GenerateOptions::from_json(generation, o.generate_file);  // refuse what caption would refuse
+      g = config::read_generate_file(o.generate_file);
+    } else if (config::to_json(cfg.generate) != config::to_json(config::GenerateConfig{})) {
+      g = cfg.generate;
+    }
+    if (g) {
+      if (g->eos_token_id == config::GenerateConfig::kEosFromText || g->pad_token_id == config::GenerateConfig::kPadFromTokenizer) {
+        MSMEDCAP_CHECK(!cfg.tokenizers.decoder.empty(), "export: generate.eos_token_id / pad_token_id -1 need the decoder "
+                       "tokenizer (tokenizers.decoder)");
+        const auto resolved = generate_options(*g, *data::load_tokenizer(cfg.tokenizers.decoder), cfg.train.eos_text);
+        g->eos_token_id = resolved.eos_token_id.value_or(config::GenerateConfig::kNoEos);
+        g->pad_token_id = resolved.pad_token_id;
+      }
+      generation = g->to_hf_json();
     }
     const auto files = io::save_sharded(tmp.string(), tensors, o.max_shard_bytes);
     if (o.format == "hf") {

@@ -17,11 +17,11 @@ namespace {
 at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-12); }
 
 /// ITM match logits (class 1) of pairs: image rows `images` [K, M, Dc] with text rows [K, T].
-at::Tensor itm_match(models::MsMedCapModelImpl& model, bool sam_branch, const at::Tensor& images, const at::Tensor& ids,
+at::Tensor itm_match(models::MsMedCapModelImpl& model, config::Branch branch, const at::Tensor& images, const at::Tensor& ids,
                      const at::Tensor& mask) {
-  auto heads = model.heads(sam_branch);  // holders: copies share the modules
-  auto& qformer = sam_branch ? model.sam_qformer : model.qformer;
-  const auto& query_tokens = sam_branch ? model.sam_query_tokens : model.query_tokens;
+  auto heads = model.heads(branch);  // holders: copies share the modules
+  auto qformer = model.qformer_of(branch);
+  const auto& query_tokens = model.query_tokens_of(branch);
   const int64_t k = images.size(0), nq = query_tokens.size(1);
   const auto out = qformer->forward_multimodal(query_tokens.expand({k, -1, -1}), ids, mask, images);
   return heads.itm_head->forward(out.narrow(1, 0, nq)).mean(1).select(1, 1);  // [K]
@@ -41,15 +41,16 @@ at::Tensor rerank(const at::Tensor& sim, int64_t k, const std::function<at::Tens
 
 }  // namespace
 
-RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, bool sam_branch, const std::vector<data::Sample>& samples,
+RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, config::Branch branch, const std::vector<data::Sample>& samples,
                                   config::ImageTransformConfig transform, const data::TextTokenizer& tokenizer,
                                   int64_t max_len, int64_t batch) {
   c10::InferenceMode no_grad;
   transform.augment = false;
   transform.hflip = false;
   data::ExampleOptions eo;
-  eo.clip = !sam_branch;
-  eo.sam = sam_branch;
+  const bool sam = branch == config::Branch::kSam;
+  eo.clip = !sam;
+  eo.sam = sam;
   const auto process = data::make_example_processor(transform, eo);
   const auto device = model.parameters().front().device();
   RetrievalSet set;
@@ -59,8 +60,8 @@ RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, bool sam_bra
   auto flush = [&] {
     if (pending.empty()) return;
     models::ImageInputs inputs;
-    (sam_branch ? inputs.sam_pixels : inputs.clip_pixels) = at::stack(pending).to(device);
-    tokens.push_back(model.image_tokens(sam_branch, inputs));
+    (sam ? inputs.sam_pixels : inputs.clip_pixels) = at::stack(pending).to(device);
+    tokens.push_back(model.image_tokens(branch, inputs));
     pending.clear();
   };
   for (const auto& s : samples) {
@@ -71,7 +72,7 @@ RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, bool sam_bra
       set.unreadable.push_back(s.id + ": " + core::error_text(e));
       continue;
     }
-    pending.push_back(sam_branch ? ex.sam : ex.clip);
+    pending.push_back(sam ? ex.sam : ex.clip);
     for (const auto& c : s.captions) {
       texts.push_back(c);
       set.text_image.push_back(set.images);
@@ -86,15 +87,15 @@ RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, bool sam_bra
   return set;
 }
 
-RetrievalScores retrieval_scores(models::MsMedCapModelImpl& model, bool sam_branch, const RetrievalInputs& in,
+RetrievalScores retrieval_scores(models::MsMedCapModelImpl& model, config::Branch branch, const RetrievalInputs& in,
                                  int64_t rerank_k, int64_t batch) {
   c10::InferenceMode no_grad;
   MSMEDCAP_CHECK(in.image_tokens.dim() == 3 && in.text_ids.dim() == 2 && in.text_mask.sizes() == in.text_ids.sizes(),
                  "retrieval: expected image tokens [Ni, M, D] and text [Nt, T], got ", in.image_tokens.sizes(), " and ",
                  in.text_ids.sizes());
-  auto heads = model.heads(sam_branch);  // holders: copies share the modules
-  auto& qformer = sam_branch ? model.sam_qformer : model.qformer;
-  const auto& query_tokens = sam_branch ? model.sam_query_tokens : model.query_tokens;
+  auto heads = model.heads(branch);  // holders: copies share the modules
+  auto qformer = model.qformer_of(branch);
+  const auto& query_tokens = model.query_tokens_of(branch);
   const int64_t ni = in.image_tokens.size(0), nt = in.text_ids.size(0);
   std::vector<at::Tensor> image_feats, text_feats;
   for (int64_t s = 0; s < ni; s += batch) {
@@ -114,12 +115,12 @@ RetrievalScores retrieval_scores(models::MsMedCapModelImpl& model, bool sam_bran
   if (rerank_k <= 0) return out;
   out.i2t = rerank(sim_i2t, rerank_k, [&](int64_t i, const at::Tensor& texts) {
     const int64_t k = texts.size(0);
-    return itm_match(model, sam_branch, in.image_tokens[i].unsqueeze(0).expand({k, -1, -1}),
+    return itm_match(model, branch, in.image_tokens[i].unsqueeze(0).expand({k, -1, -1}),
                      in.text_ids.index_select(0, texts), in.text_mask.index_select(0, texts));
   });
   out.t2i = rerank(out.t2i, rerank_k, [&](int64_t t, const at::Tensor& images) {
     const int64_t k = images.size(0);
-    return itm_match(model, sam_branch, in.image_tokens.index_select(0, images), in.text_ids[t].unsqueeze(0).expand({k, -1}),
+    return itm_match(model, branch, in.image_tokens.index_select(0, images), in.text_ids[t].unsqueeze(0).expand({k, -1}),
                      in.text_mask[t].unsqueeze(0).expand({k, -1}));
   });
   return out;

@@ -14,74 +14,41 @@
 
 namespace msmedcap::inference {
 
-GenerateOptions GenerateOptions::from_json(const config::Json& j, const std::string& origin) {
-  MSMEDCAP_CHECK(j.is_object(), origin, ": generation settings must be a JSON object");
+GenerateOptions GenerateOptions::from_config(const config::GenerateConfig& g, std::optional<int64_t> eos_from_text,
+                                             int64_t tokenizer_pad) {
+  g.validate("generate");
   GenerateOptions o;
-  for (const auto& item : j.items()) {
-    const std::string& key = item.key();
-    const auto& v = item.value();
-    auto integer = [&]() {
-      MSMEDCAP_CHECK(v.is_number_integer(), origin, ": ", key, " must be an integer, got ", v.dump());
-      return v.get<int64_t>();
-    };
-    auto number = [&]() {
-      MSMEDCAP_CHECK(v.is_number(), origin, ": ", key, " must be a number, got ", v.dump());
-      return v.get<double>();
-    };
-    if (key == "max_new_tokens") {
-      o.max_new_tokens = integer();
-    } else if (key == "min_new_tokens") {
-      o.min_new_tokens = integer();
-    } else if (key == "num_beams") {
-      o.num_beams = integer();
-    } else if (key == "repetition_penalty") {
-      o.repetition_penalty = number();
-    } else if (key == "no_repeat_ngram_size") {
-      o.no_repeat_ngram_size = integer();
-    } else if (key == "eos_token_id") {
-      if (v.is_null()) {
-        o.eos_token_id.reset();
-      } else {
-        o.eos_token_id = integer();
-      }
-    } else if (key == "pad_token_id") {
-      o.pad_token_id = integer();
-    } else if (key == "do_sample") {
-      MSMEDCAP_CHECK(v.is_boolean(), origin, ": do_sample must be true or false");
-      o.do_sample = v.get<bool>();
-    } else if (key == "length_penalty") {
-      o.length_penalty = number();
-    } else if (key == "early_stopping") {
-      MSMEDCAP_CHECK(v.is_boolean() || v == "never", origin, ": early_stopping must be true, false or \"never\"");
-      o.early_stopping = v.is_boolean() ? (v.get<bool>() ? 1 : 0) : 2;
-    } else if (key == "temperature") {
-      o.temperature = number();
-    } else if (key == "top_k") {
-      o.top_k = integer();
-    } else if (key == "top_p") {
-      o.top_p = number();
-    } else if (key == "seed") {
-      o.seed = static_cast<uint64_t>(integer());
-    } else {
-      const std::vector<std::string> known = {"max_new_tokens", "min_new_tokens", "num_beams", "length_penalty",
-                                              "early_stopping", "do_sample", "temperature", "top_k", "top_p", "seed",
-                                              "repetition_penalty", "no_repeat_ngram_size", "eos_token_id",
-                                              "pad_token_id"};
-      const std::string hint = config::nearest_key(key, known);
-      MSMEDCAP_FAIL(origin, ": unknown generation key '", key, "'",
-                    hint.empty() ? "" : " (did you mean '" + hint + "'?)");
-    }
+  o.max_new_tokens = g.max_new_tokens;
+  o.min_new_tokens = g.min_new_tokens;
+  o.num_beams = g.num_beams;
+  o.length_penalty = g.length_penalty;
+  o.early_stopping = g.early_stopping == "never" ? 2 : g.early_stopping == "true" ? 1 : 0;
+  o.do_sample = g.do_sample;
+  o.temperature = g.temperature;
+  o.top_k = g.top_k;
+  o.top_p = g.top_p;
+  o.seed = static_cast<uint64_t>(g.seed);
+  o.repetition_penalty = g.repetition_penalty;
+  o.no_repeat_ngram_size = g.no_repeat_ngram_size;
+  if (g.eos_token_id == config::GenerateConfig::kEosFromText) {
+    MSMEDCAP_CHECK(eos_from_text.has_value(), "generate.eos_token_id: -1 (train.eos_text's token) needs the decoder "
+                   "tokenizer; give an id, or -2 for none");
+    o.eos_token_id = *eos_from_text;
+  } else if (g.eos_token_id >= 0) {
+    o.eos_token_id = g.eos_token_id;
   }
-  MSMEDCAP_CHECK(o.max_new_tokens > 0, origin, ": max_new_tokens must be > 0");
-  MSMEDCAP_CHECK(o.repetition_penalty > 0, origin, ": repetition_penalty must be > 0");
-  MSMEDCAP_CHECK(o.num_beams >= 1, origin, ": num_beams must be >= 1");
-  MSMEDCAP_CHECK(!(o.do_sample && o.num_beams > 1), origin, ": do_sample with num_beams > 1 (beam sampling) is not supported");
-  MSMEDCAP_CHECK(o.temperature > 0, origin, ": temperature must be > 0");
-  MSMEDCAP_CHECK(o.top_k >= 0, origin, ": top_k must be >= 0");
-  MSMEDCAP_CHECK(o.top_p > 0 && o.top_p <= 1, origin, ": top_p must be in (0, 1]");
-  MSMEDCAP_CHECK(o.min_new_tokens >= 0 && o.min_new_tokens <= o.max_new_tokens, origin,
-                 ": min_new_tokens must be in [0, max_new_tokens]");
+  if (g.pad_token_id >= 0) {
+    o.pad_token_id = g.pad_token_id;
+  } else {
+    MSMEDCAP_CHECK(tokenizer_pad >= 0 || o.eos_token_id, "generate.pad_token_id: -1 (the tokenizer's) needs a tokenizer "
+                   "with a padding id or an end token; give an id");
+    o.pad_token_id = tokenizer_pad >= 0 ? tokenizer_pad : *o.eos_token_id;
+  }
   return o;
+}
+
+GenerateOptions GenerateOptions::from_json(const config::Json& j, const std::string& origin) {
+  return from_config(config::GenerateConfig::from_hf_json(j, origin));
 }
 
 void process_logits(at::Tensor& scores, const at::Tensor& generated, const GenerateOptions& options) {

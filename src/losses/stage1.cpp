@@ -18,20 +18,20 @@ torch::Tensor token_mean_over_ranks(const torch::Tensor& loss, const torch::Tens
   return loss * (static_cast<double>(count) * static_cast<double>(collectives.world_size) / std::max(total, 1.0));
 }
 
-Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, const Stage1Batch& batch, int64_t dec_id,
+Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, config::Branch branch, const Stage1Batch& batch, int64_t dec_id,
                            uint64_t seed, const Collectives& collectives) {
   namespace F = torch::nn::functional;
   const auto identity = [](const torch::Tensor& t) { return t; };
   const auto gather = collectives.gather ? collectives.gather : identity;
   const auto gather_with_grad = collectives.gather_with_grad ? collectives.gather_with_grad : identity;
-  auto heads = model.heads(sam_branch);  // holders: copies share the modules
-  models::QFormerModel qformer = sam_branch ? model.sam_qformer : model.qformer;
-  const torch::Tensor& query_tokens = sam_branch ? model.sam_query_tokens : model.query_tokens;
+  auto heads = model.heads(branch);  // holders: copies share the modules
+  models::QFormerModel qformer = model.qformer_of(branch);
+  const torch::Tensor& query_tokens = model.query_tokens_of(branch);
 
   torch::Tensor image;  // [B, M, Dc]; the frozen encoder runs without gradient
   {
     torch::NoGradGuard no_grad;
-    image = model.image_tokens(sam_branch, batch.images);
+    image = model.image_tokens(branch, batch.images);
   }
   const int64_t b = image.size(0);
   MSMEDCAP_CHECK(batch.text_ids.dim() == 2 && batch.text_ids.size(0) == b && batch.text_mask.sizes() == batch.text_ids.sizes(),

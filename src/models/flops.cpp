@@ -75,8 +75,8 @@ double decoder(const config::DecoderConfig& cfg, int64_t batch, int64_t tokens, 
   return total + linear(batch * logit_rows, cfg.arch == "opt" ? e : w, cfg.vocab_size);
 }
 
-int64_t image_tokens(const config::ModelConfig& cfg, bool sam_branch) {
-  if (!sam_branch) {
+int64_t image_tokens(const config::ModelConfig& cfg, config::Branch branch) {
+  if (branch == config::Branch::kClip) {
     const int64_t grid = cfg.vision.image_size / cfg.vision.patch_size;
     return grid * grid + 1;
   }
@@ -99,13 +99,13 @@ PrefixFlops prefix_flops(const config::ModelConfig& cfg, int64_t batch, bool liv
   if (cfg.use_clip) {
     if (live_clip) f.encoders += vision(cfg.vision, batch);
     const auto& q = cfg.qformer;
-    f.trainable += qformer(q, {batch, q.num_query_tokens, 0, image_tokens(cfg, false)}) +
+    f.trainable += qformer(q, {batch, q.num_query_tokens, 0, image_tokens(cfg, config::Branch::kClip)}) +
                    linear(batch * q.num_query_tokens, q.hidden_size, e);
   }
   if (cfg.use_sam) {
     if (live_sam) f.encoders += sam(cfg.sam, batch);
     const auto& q = cfg.sam_qformer;
-    f.trainable += qformer(q, {batch, q.num_query_tokens, 0, image_tokens(cfg, true)}) +
+    f.trainable += qformer(q, {batch, q.num_query_tokens, 0, image_tokens(cfg, config::Branch::kSam)}) +
                    linear(batch * q.num_query_tokens, q.hidden_size, e);
   }
   return f;
@@ -114,11 +114,12 @@ PrefixFlops prefix_flops(const config::ModelConfig& cfg, int64_t batch, bool liv
 
 double training_step(const config::ModelConfig& cfg, const config::StageConfig& stage, int64_t batch,
                      int64_t text, bool live_clip, bool live_sam) {
-  if (stage.name == "decoder_lm") return 3 * decoder(cfg.decoder, batch, text, 0, text);
-  if (stage.name == "stage1_clip" || stage.name == "stage1_sam") {
-    const bool sam_branch = stage.name == "stage1_sam";
+  const config::Stage id = stage.id();
+  if (id == config::Stage::kDecoderLm) return 3 * decoder(cfg.decoder, batch, text, 0, text);
+  if (const auto branch = config::stage1_branch(id)) {
+    const bool sam_branch = *branch == config::Branch::kSam;
     const auto& q = sam_branch ? cfg.sam_qformer : cfg.qformer;
-    const int64_t nq = q.num_query_tokens, m = image_tokens(cfg, sam_branch), w = q.hidden_size;
+    const int64_t nq = q.num_query_tokens, m = image_tokens(cfg, *branch), w = q.hidden_size;
     const double encoder = sam_branch ? (live_sam ? sam(cfg.sam, batch) : 0) : (live_clip ? vision(cfg.vision, batch) : 0);
     const double trained = qformer(q, {batch, nq, 0, m}) + qformer(q, {batch, 0, text, 0}) +
                            qformer(q, {3 * batch, nq, text, m, 0, false, false}) + qformer(q, {batch, 0, text, 0, nq, true}) +
@@ -129,7 +130,7 @@ double training_step(const config::ModelConfig& cfg, const config::StageConfig& 
   const auto prefix = prefix_flops(cfg, batch, live_clip, live_sam);
   const int64_t p = prefix_tokens(cfg);
   const double lm = decoder(cfg.decoder, batch, p + text, 0, text);
-  const double vision_trained = stage.name == "caption" && stage.train_vision && live_clip ? 2 * vision(cfg.vision, batch) : 0;
+  const double vision_trained = id == config::Stage::kCaption && stage.train_vision && live_clip ? 2 * vision(cfg.vision, batch) : 0;
   return prefix.encoders + vision_trained + 3 * prefix.trainable + (stage.train_llm ? 3 : 2) * lm;
 }
 

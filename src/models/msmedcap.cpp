@@ -42,12 +42,19 @@ MsMedCapModelImpl::Stage1Heads MsMedCapModelImpl::make_heads(const std::string& 
   return h;
 }
 
-const MsMedCapModelImpl::Stage1Heads& MsMedCapModelImpl::heads(bool sam_branch) const {
-  const auto& h = sam_branch ? sam_heads_ : clip_heads_;
-  MSMEDCAP_CHECK(!h.itm_head.is_empty(), "model: the ", sam_branch ? "SAM" : "CLIP",
-                 " branch has no stage-1 heads (set model.", sam_branch ? "sam_qformer" : "qformer",
-                 ".text_path)");
+const MsMedCapModelImpl::Stage1Heads& MsMedCapModelImpl::heads(config::Branch branch) const {
+  const auto& h = branch == config::Branch::kSam ? sam_heads_ : clip_heads_;
+  MSMEDCAP_CHECK(!h.itm_head.is_empty(), "model: the ", config::branch_title(branch),
+                 " branch has no stage-1 heads (set model.", config::branch_prefix(branch), "qformer.text_path)");
   return h;
+}
+
+QFormerModel MsMedCapModelImpl::qformer_of(config::Branch branch) const {
+  return branch == config::Branch::kSam ? sam_qformer : qformer;
+}
+
+const torch::Tensor& MsMedCapModelImpl::query_tokens_of(config::Branch branch) const {
+  return branch == config::Branch::kSam ? sam_query_tokens : query_tokens;
 }
 
 VisualPrefix MsMedCapModelImpl::encode_images(const torch::Tensor& pixel_values,
@@ -68,8 +75,8 @@ torch::Tensor MsMedCapModelImpl::sam_embeddings(const torch::Tensor& sam_pixel_v
   return sam_model->vision_encoder(sam_pixel_values);  // [B, C, h, w]
 }
 
-torch::Tensor MsMedCapModelImpl::image_tokens(bool sam_branch, const ImageInputs& inputs) {
-  if (!sam_branch) {
+torch::Tensor MsMedCapModelImpl::image_tokens(config::Branch branch, const ImageInputs& inputs) {
+  if (branch == config::Branch::kClip) {
     MSMEDCAP_CHECK(cfg_.use_clip, "model: the CLIP branch is off");
     // Each Q-Former reads its image in its own dtype (a frozen encoder may be stored in bf16).
     if (inputs.clip_features.defined()) return inputs.clip_features.to(query_tokens.dtype());

@@ -44,12 +44,12 @@ std::string parameter_fingerprint(const torch::nn::Module& module) {
   return out;
 }
 
-config::Json encoder_provenance(MsMedCapModelImpl& model, const std::string& branch,
+config::Json encoder_provenance(MsMedCapModelImpl& model, config::Branch branch,
                                 const config::ImageTransformConfig& transform) {
   config::Json p;
   p["version"] = 1;
-  p["branch"] = branch;
-  if (branch == "sam") {
+  p["branch"] = config::branch_name(branch);
+  if (branch == config::Branch::kSam) {
     MSMEDCAP_CHECK(model.config().use_sam, "feature provenance: the model's SAM branch is off");
     p["encoder"] = config::to_json(model.config().sam);
     p["weights"] = parameter_fingerprint(*model.sam_model);
@@ -57,13 +57,11 @@ config::Json encoder_provenance(MsMedCapModelImpl& model, const std::string& bra
                       {"sam_input_from_clip_tensor", transform.sam_input_from_clip_tensor},
                       {"dicom_window", transform.dicom_window}};
     if (transform.sam_input_from_clip_tensor) p["transform"]["clip_size"] = transform.clip_size;
-  } else if (branch == "clip") {
+  } else {
     MSMEDCAP_CHECK(model.config().use_clip, "feature provenance: the model's CLIP branch is off");
     p["encoder"] = config::to_json(model.config().vision);
     p["weights"] = parameter_fingerprint(*model.vision_model);
     p["transform"] = {{"clip_size", transform.clip_size}, {"dicom_window", transform.dicom_window}};
-  } else {
-    MSMEDCAP_FAIL("feature provenance: unknown branch '", branch, "' (expected clip or sam)");
   }
   return p;
 }

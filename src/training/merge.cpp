@@ -1,5 +1,6 @@
 #include "msmedcap/training/merge.h"
 
+#include "msmedcap/config/stage.h"
 #include "msmedcap/core/check.h"
 
 namespace msmedcap::training {
@@ -10,7 +11,10 @@ bool has_prefix(const io::StateDict& d, const std::string& prefix) {
   return it != d.end() && it->first.rfind(prefix, 0) == 0;
 }
 
-bool sam_branch(const std::string& name) { return name.rfind("sam_", 0) == 0 && name.rfind("sam_model.", 0) != 0; }
+/// A SAM-branch tensor the stage-1 SAM run trained: the branch prefix, not the frozen encoder.
+bool trained_in_sam_branch(const std::string& name) {
+  return name.rfind(config::branch_prefix(config::Branch::kSam), 0) == 0 && name.rfind("sam_model.", 0) != 0;
+}
 
 }  // namespace
 
@@ -20,11 +24,11 @@ io::StateDict merge_stage1(const io::StateDict& clip, const io::StateDict& sam, 
   MSMEDCAP_CHECK(has_prefix(sam, "sam_qformer."), sam_name, ": no sam_qformer.* tensor; is it a SAM-branch stage-1 result?");
   io::StateDict out;
   for (const auto& [name, t] : clip) {
-    if (!sam_branch(name)) out.emplace(name, t);
+    if (!trained_in_sam_branch(name)) out.emplace(name, t);
   }
   // The SAM encoder itself (sam_model.*) is frozen and comes from its own weights file.
   for (const auto& [name, t] : sam) {
-    if (sam_branch(name)) out[name] = t;
+    if (trained_in_sam_branch(name)) out[name] = t;
   }
   return out;
 }

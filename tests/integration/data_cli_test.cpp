@@ -129,7 +129,7 @@ TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {
 
   // The same weights and preprocessing: the provenance matches in full; data.feature_cache
   // makes the loader return the cached SAM features and CLIP pixels.
-  const auto prov = models::encoder_provenance(*model, "sam", run.data.transform);
+  const auto prov = models::encoder_provenance(*model, config::Branch::kSam, run.data.transform);
   const data::FeatureCache cache(dir.file("cache"), prov);
   EXPECT_EQ(cache.size(), static_cast<int64_t>(testing::count_lines(testing::read_text(dir.file("synth/train.jsonl")))));
   run.data.feature_cache = dir.file("cache");
@@ -159,7 +159,7 @@ TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {
   config::ImageTransformConfig other = run.data.transform;
   other.dicom_window = "40,400";
   try {
-    data::FeatureCache(dir.file("cache"), models::encoder_provenance(*model, "sam", other));
+    data::FeatureCache(dir.file("cache"), models::encoder_provenance(*model, config::Branch::kSam, other));
     FAIL() << "a provenance mismatch must be refused";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("transform.dicom_window"), std::string::npos) << e.what();

@@ -349,15 +349,15 @@ TEST(Faults, NaNInCachedFeaturesSkipsTheSampleAndKeepsParametersFinite) {
   const auto samples = data::read_dataset(cfg.data.sources[0]);
   ASSERT_EQ(samples.size(), 8u);
   {
-    data::FeatureCacheWriter writer(dir.file("cache"), models::encoder_provenance(*model, "sam", cfg.data.transform));
+    data::FeatureCacheWriter writer(dir.file("cache"), models::encoder_provenance(*model, config::Branch::kSam, cfg.data.transform));
     for (size_t i = 0; i < samples.size(); ++i) {
-      writer.add(data::feature_key("sam", samples[i]), torch::randn({cfg.model.sam.output_channels, 8, 8}));
+      writer.add(data::feature_key(config::Branch::kSam, samples[i]), torch::randn({cfg.model.sam.output_channels, 8, 8}));
     }
     writer.finish();
   }
   // The writer refuses non-finite values, so the NaN is put into the shard afterwards, as a
   // damaged disk or a foreign writer would: float16 0x7E00 over one value of sample 5.
-  const std::string key = data::feature_key("sam", samples[5]);
+  const std::string key = data::feature_key(config::Branch::kSam, samples[5]);
   int patched = 0;
   for (const auto& e : fs::directory_iterator(dir.file("cache"))) {
     if (e.path().extension() != ".safetensors") continue;

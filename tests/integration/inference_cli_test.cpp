@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "msmedcap/config/config_io.h"
+#include "msmedcap/config/generate_config.h"
 #include "test_utils.h"
 
 namespace msmedcap {
@@ -157,6 +158,53 @@ TEST_F(InferenceCli, BeamSearchAndListFile) {
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("eos_token_id 50118 outside the decoder's vocabulary"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs::exists(out.file("bad.jsonl")));
+}
+
+TEST_F(InferenceCli, GenerationIsAConfigSectionLayeredOverriddenAndSavedWithTheRun) {
+  testing::TempDir out;
+  std::string list;
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(path("synth/images"))) {
+    if (n++ == 4) break;
+    list += "img" + std::to_string(n) + "\t" + e.path().string() + "\n";
+  }
+  testing::write_text(out.file("list.txt"), list);
+  const std::string base = "caption --run " + path("caption") + " --list " + out.file("list.txt");
+  // The same beam-3 settings as an HF-style file (--generate) and as a preset layered with -c.
+  testing::write_text(out.file("hf.json"), R"({"num_beams": 3, "max_new_tokens": 12, "eos_token_id": 14, "early_stopping": true})");
+  testing::write_text(out.file("preset.json"),
+                      R"({"generate": {"num_beams": 3, "max_new_tokens": 12, "eos_token_id": 14, "pad_token_id": 1, "early_stopping": "true"}})");
+  auto r = testing::run_msmedcap(base + " --generate " + out.file("hf.json") + " --out x.jsonl --dump-config");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto resolved = config::Json::parse(r.out);
+  EXPECT_EQ(resolved["generate"]["num_beams"], 3);
+  EXPECT_EQ(resolved["generate"]["early_stopping"], "true");
+  EXPECT_EQ(resolved["generate"]["pad_token_id"], 1);  // HF's default for a file that leaves it out
+  r = testing::run_msmedcap(base + " --generate " + out.file("hf.json") + " --out " + out.file("hf.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = testing::run_msmedcap(base + " -c " + out.file("preset.json") + " --out " + out.file("preset.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(testing::read_text(out.file("hf.jsonl")), testing::read_text(out.file("preset.jsonl")));
+  // --set wins over --generate: one new token at most.
+  r = testing::run_msmedcap(base + " --generate " + out.file("hf.json") + " --set generate.max_new_tokens=1 --out " +
+                            out.file("one.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto beam = read_jsonl(out.file("hf.jsonl")), one = read_jsonl(out.file("one.jsonl"));
+  ASSERT_EQ(one.size(), 4u);
+  bool shorter = false;
+  for (size_t i = 0; i < one.size(); ++i) {
+    EXPECT_LE(one[i]["caption"].get<std::string>().size(), beam[i]["caption"].get<std::string>().size());
+    shorter |= one[i]["caption"].get<std::string>().size() < beam[i]["caption"].get<std::string>().size();
+  }
+  EXPECT_TRUE(shorter);
+  // A bad value names its key and source; the run folder saved the section it trained with.
+  r = testing::run_msmedcap(base + " --set generate.early_stopping=sometimes --out " + out.file("bad.jsonl"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("generate.early_stopping: expected false, true or never, got 'sometimes'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out.file("bad.jsonl")));
+  const auto saved = config::read_json_file(path("caption") + "/config.json");
+  ASSERT_TRUE(saved.contains("generate")) << saved.dump();
+  EXPECT_EQ(saved["generate"], config::to_json(config::GenerateConfig{}));
 }
 
 TEST_F(InferenceCli, BadInputsAreNamed) {

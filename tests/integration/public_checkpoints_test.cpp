@@ -79,7 +79,7 @@ class PublicCheckpoints : public ::testing::Test {
     // The MSMedCap generation preset (beam 15, min 10 / max 50 new tokens, repetition penalty 9,
     // length penalty 1.2) with the tiny OPT vocabulary's end-of-text id for the real OPT's "\n".
     auto gen = config::read_json_file(std::string(MSMEDCAP_SOURCE_DIR) + "/configs/generate/msmedcap.json");
-    gen["eos_token_id"] = 2;
+    gen["generate"]["eos_token_id"] = 2;
     write_text(dir.file("msmedcap-generate.json"), gen.dump());
   }
   TempDir dir;

@@ -33,14 +33,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 std::string encoded(const std::string& ext, int width, int height) {
   cv::Mat m(height, width, CV_8UC3, cv::Scalar(10, 120, 230));

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "msmedcap/config/config_io.h"
+#include "msmedcap/config/generate_config.h"
 #include "msmedcap/config/run_config.h"
 #include "msmedcap/core/check.h"
 #include "test_utils.h"
@@ -245,6 +246,60 @@ TEST(Config, ListKeysCoversEveryLeafWithADoc) {
                           "model.sam.global_attn_indexes", "model.qformer.num_query_tokens", "weights"}) {
     EXPECT_TRUE(names.count(key)) << key;
   }
+}
+
+TEST(GenerateConfig, PresetsAndHfFilesReadIntoOneSection) {
+  testing::TempDir dir;
+  // Every shipped preset is a {"generate": ...} layer that validates.
+  for (const char* name : {"greedy", "lavis", "msmedcap"}) {
+    const auto g = read_generate_file(std::string(MSMEDCAP_SOURCE_DIR) + "/configs/generate/" + name + ".json");
+    EXPECT_EQ(g.eos_token_id, 50118) << name;
+  }
+  // HF's flat form: booleans and null as HF writes them, HF's defaults for what it leaves out.
+  testing::write_text(dir.file("hf.json"), R"({"num_beams": 4, "early_stopping": true, "eos_token_id": null})");
+  const auto hf = read_generate_file(dir.file("hf.json"));
+  EXPECT_EQ(hf.num_beams, 4);
+  EXPECT_EQ(hf.early_stopping, "true");
+  EXPECT_EQ(hf.eos_token_id, GenerateConfig::kNoEos);
+  EXPECT_EQ(hf.pad_token_id, 1);
+  EXPECT_EQ(to_json(GenerateConfig::from_hf_json(hf.to_hf_json(), "back")), to_json(hf));  // export round trip
+  EXPECT_TRUE(hf.to_hf_json()["eos_token_id"].is_null());
+  // The same settings as a preset give the same section.
+  testing::write_text(dir.file("preset.json"),
+                      R"({"generate": {"num_beams": 4, "early_stopping": "true", "eos_token_id": -2, "pad_token_id": 1}})");
+  EXPECT_EQ(to_json(read_generate_file(dir.file("preset.json"))), to_json(hf));
+  // Errors name the file and the key.
+  testing::write_text(dir.file("typo.json"), R"({"num_beam": 4})");
+  try {
+    read_generate_file(dir.file("typo.json"));
+    FAIL() << "an unknown key must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("typo.json: unknown key 'num_beam' (did you mean 'num_beams'?)"), std::string::npos)
+        << e.what();
+  }
+  testing::write_text(dir.file("beams.json"), R"({"generate": {"num_beams": 0}})");
+  try {
+    read_generate_file(dir.file("beams.json"));
+    FAIL() << "num_beams 0 must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("generate.num_beams: must be >= 1, got 0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GenerateConfig, IsARunConfigSectionLayeredAndOverridden) {
+  RunConfig cfg;
+  ConfigSources sources;
+  sources.files = {std::string(MSMEDCAP_SOURCE_DIR) + "/configs/generate/lavis.json"};
+  sources.overrides = {"generate.num_beams=2", "generate.early_stopping=never"};
+  const auto resolved = resolve_config(cfg, sources);
+  EXPECT_EQ(cfg.generate.num_beams, 2);
+  EXPECT_EQ(cfg.generate.min_new_tokens, 1);  // from the preset
+  EXPECT_EQ(cfg.generate.early_stopping, "never");
+  EXPECT_EQ(resolved["generate"]["num_beams"], 2);  // what a run saves
+  RunConfig bad;
+  ConfigSources wrong;
+  wrong.overrides = {"generate.top_p=0"};
+  EXPECT_THROW(resolve_config(bad, wrong), Error);
 }
 
 }  // namespace

@@ -220,6 +220,7 @@ TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {
   const auto cfg = testing::tiny_stage1_config();
   auto model = models::build_model(cfg.model);
   for (bool sam : {false, true}) {
+    const auto branch = sam ? config::Branch::kSam : config::Branch::kClip;
     losses::Stage1Batch batch;
     batch.images.clip_pixels = torch::randn({4, 3, 32, 32});
     batch.images.sam_pixels = torch::randn({4, 3, 64, 64});
@@ -229,7 +230,7 @@ TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {
     batch.text_mask[3].narrow(0, 4, 2).fill_(0);
     batch.text_ids[3].narrow(0, 4, 2).fill_(0);
     model->zero_grad();
-    const auto l = losses::stage1_losses(*model, sam, batch, 999, 0);
+    const auto l = losses::stage1_losses(*model, branch, batch, 999, 0);
     EXPECT_TRUE(torch::isfinite(l.total).item<bool>());
     EXPECT_NEAR(l.total.item<double>(), (l.itc + l.itm + l.itg).item<double>(), 1e-5);
     l.total.backward();
@@ -238,21 +239,21 @@ TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {
     for (const auto& p : qf->parameters())
       if (p.grad().defined()) qgrad += p.grad().abs().sum().item<double>();
     EXPECT_GT(qgrad, 0.0);
-    EXPECT_TRUE(model->heads(sam).temp.grad().defined());
+    EXPECT_TRUE(model->heads(branch).temp.grad().defined());
     for (const auto& p : model->vision_model->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
     for (const auto& p : model->sam_model->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
 
     // A fixed batch is fitted: Adam on the branch's Q-Former, queries and heads lowers the loss.
     std::vector<torch::Tensor> params = qf->parameters();
     params.push_back(sam ? model->sam_query_tokens : model->query_tokens);
-    for (auto* m : {&model->heads(sam).vision_projection, &model->heads(sam).text_projection, &model->heads(sam).itm_head})
+    for (auto* m : {&model->heads(branch).vision_projection, &model->heads(branch).text_projection, &model->heads(branch).itm_head})
       for (const auto& p : (*m)->parameters()) params.push_back(p);
     torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3));
     const double first = l.total.item<double>();
     double last = first;
     for (int step = 0; step < 40; ++step) {
       opt.zero_grad();
-      const auto s = losses::stage1_losses(*model, sam, batch, 999, static_cast<uint64_t>(step));
+      const auto s = losses::stage1_losses(*model, branch, batch, 999, static_cast<uint64_t>(step));
       s.total.backward();
       opt.step();
       last = s.total.item<double>();

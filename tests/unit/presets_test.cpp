@@ -76,10 +76,13 @@ TEST(Presets, SamSizesLayerOverTheDefaultModel) {
   EXPECT_EQ(cfg.model.sam_qformer.encoder_hidden_size, 4096);
 }
 
-TEST(Presets, GenerationPresetsParse) {
+TEST(Presets, GenerationPresetsLayerAsTheGenerateSection) {
   for (const auto& file : files_in("generate")) {
-    const auto j = read_json_file(file);
-    EXPECT_NO_THROW(inference::GenerateOptions::from_json(j, file)) << file;
+    RunConfig cfg;
+    resolve_config(cfg, {{file}, {}});
+    const auto options = inference::GenerateOptions::from_config(cfg.generate);  // ids given: no tokenizer needed
+    EXPECT_EQ(options.eos_token_id, 50118) << file;
+    EXPECT_EQ(options.num_beams, cfg.generate.num_beams) << file;
   }
 }
 

@@ -180,8 +180,8 @@ TEST(Stage1Heads, NamesAndShapes) {
   }
   EXPECT_EQ(sd.at("vision_projection.weight").sizes(), (at::IntArrayRef{16, 32}));
   EXPECT_EQ(sd.at("itm_head.weight").sizes(), (at::IntArrayRef{2, 32}));
-  EXPECT_FLOAT_EQ(model->heads(false).temp.item<float>(), 0.07f);
-  EXPECT_THROW(model->heads(true), Error);
+  EXPECT_FLOAT_EQ(model->heads(config::Branch::kClip).temp.item<float>(), 0.07f);
+  EXPECT_THROW(model->heads(config::Branch::kSam), Error);
 }
 
 TEST(Stage1Heads, LavisStage1NamesLoadIntoThem) {
@@ -209,7 +209,7 @@ TEST(Stage1Heads, LavisStage1NamesLoadIntoThem) {
   const auto report = load_weights(*target, dir.file("stage1.safetensors"), "", {}, "lavis");
   EXPECT_EQ(report.loaded.size(), io::module_state_dict(*target).size()) << report.summary();
   EXPECT_EQ(report.ignored, std::vector<std::string>{"qformer.cls.predictions.decoder.weight"});
-  EXPECT_TRUE(at::equal(target->heads(false).temp, source->heads(false).temp));
+  EXPECT_TRUE(at::equal(target->heads(config::Branch::kClip).temp, source->heads(config::Branch::kClip).temp));
   EXPECT_TRUE(at::equal(target->qformer->cls->predictions->bias, source->qformer->cls->predictions->bias));
 }
 

@@ -43,7 +43,7 @@ TEST(Stages, EachStageTrainsItsPartsAndFreezesTheRest) {
   auto model = tiny_model();
   config::StageConfig s;
   s.name = "stage1_sam";
-  const auto trainable = training::apply_stage(*model, s);
+  const auto trainable = training::apply_stage(*model, training::StagePlan(s, model->config()));
   bool temp = false;
   for (const auto& [name, p] : trainable) {
     EXPECT_EQ(name.rfind("sam_", 0), 0u) << name;
@@ -58,7 +58,7 @@ TEST(Stages, EachStageTrainsItsPartsAndFreezesTheRest) {
   EXPECT_FALSE(model->qformer->is_training());
 
   s.name = "stage2";
-  const auto stage2 = training::apply_stage(*model, s);
+  const auto stage2 = training::apply_stage(*model, training::StagePlan(s, model->config()));
   std::set<std::string> roots;
   for (const auto& [name, p] : stage2) roots.insert(name.substr(0, name.find('.')));
   EXPECT_EQ(roots, (std::set<std::string>{"qformer", "query_tokens", "language_projection", "sam_qformer", "sam_query_tokens",
@@ -68,29 +68,29 @@ TEST(Stages, EachStageTrainsItsPartsAndFreezesTheRest) {
   s.name = "caption";
   s.train_vision = true;
   bool vision = false;
-  for (const auto& [name, p] : training::apply_stage(*model, s)) vision |= name.rfind("vision_model.", 0) == 0;
+  for (const auto& [name, p] : training::apply_stage(*model, training::StagePlan(s, model->config()))) vision |= name.rfind("vision_model.", 0) == 0;
   EXPECT_TRUE(vision);
   EXPECT_TRUE(model->vision_model->is_training());
   s.name = "stage2";
-  EXPECT_THROW(training::apply_stage(*model, s), Error);  // train_vision outside the caption stage
+  EXPECT_THROW(training::apply_stage(*model, training::StagePlan(s, model->config())), Error);  // train_vision outside the caption stage
   s.name = "stage3";
   s.train_vision = false;
-  EXPECT_THROW(training::apply_stage(*model, s), Error);
+  EXPECT_THROW(training::apply_stage(*model, training::StagePlan(s, model->config())), Error);
 
   // The decoder alone, or the caption stage with the decoder too.
   s.name = "decoder_lm";
-  for (const auto& [name, p] : training::apply_stage(*model, s)) EXPECT_EQ(name.rfind("language_model.", 0), 0u) << name;
+  for (const auto& [name, p] : training::apply_stage(*model, training::StagePlan(s, model->config()))) EXPECT_EQ(name.rfind("language_model.", 0), 0u) << name;
   EXPECT_TRUE(model->language_model->is_training());
   EXPECT_FALSE(model->qformer->is_training());
   for (const auto& p : model->qformer->parameters()) EXPECT_FALSE(p.requires_grad());
   s.name = "caption";
   s.train_llm = true;
   std::set<std::string> caption_roots;
-  for (const auto& [name, p] : training::apply_stage(*model, s)) caption_roots.insert(name.substr(0, name.find('.')));
+  for (const auto& [name, p] : training::apply_stage(*model, training::StagePlan(s, model->config()))) caption_roots.insert(name.substr(0, name.find('.')));
   EXPECT_TRUE(caption_roots.count("language_model"));
   EXPECT_TRUE(caption_roots.count("qformer"));
   s.name = "stage2";
-  EXPECT_THROW(training::apply_stage(*model, s), Error);  // train_llm outside the caption stage
+  EXPECT_THROW(training::apply_stage(*model, training::StagePlan(s, model->config())), Error);  // train_llm outside the caption stage
 }
 
 TEST(Optimizer, GroupsAndStateRoundTripBitExactly) {

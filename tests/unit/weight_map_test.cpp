@@ -331,7 +331,7 @@ TEST(WeightMap, MsMedCapSamStage1HeadsGoToTheSamBranch) {
   for (const auto& [name, t] : io::module_state_dict(*trained)) {
     if (name.rfind("sam_qformer.", 0) == 0 || name == "sam_query_tokens") lavis[msmedcap::testing::lavis_name(name)] = t;
   }
-  const auto& heads = trained->heads(/*sam_branch=*/true);
+  const auto& heads = trained->heads(config::Branch::kSam);
   lavis["vision_proj.weight"] = heads.vision_projection->weight;
   lavis["vision_proj.bias"] = heads.vision_projection->bias;
   lavis["text_proj.weight"] = heads.text_projection->weight;
@@ -346,7 +346,7 @@ TEST(WeightMap, MsMedCapSamStage1HeadsGoToTheSamBranch) {
                           "sam_language_projection.", "language_model."};
   const auto report = load_weights(*model, dir.file("sam_stage1.safetensors"), "", policy, "lavis");
   EXPECT_TRUE(report.unexpected.empty() && report.ignored.empty()) << report.summary();
-  const auto& loaded = model->heads(true);
+  const auto& loaded = model->heads(config::Branch::kSam);
   EXPECT_TRUE(at::equal(loaded.vision_projection->weight, heads.vision_projection->weight));
   EXPECT_TRUE(at::equal(loaded.itm_head->bias, heads.itm_head->bias));
   EXPECT_FLOAT_EQ(loaded.temp.item<float>(), 0.05f);

@@ -8,6 +8,7 @@
 
 #include "msmedcap/config/data_config.h"
 #include "msmedcap/config/fields.h"
+#include "msmedcap/config/generate_config.h"
 #include "msmedcap/config/model_config.h"
 #include "msmedcap/config/train_config.h"
 
@@ -107,6 +108,8 @@ struct RunConfig {
   /// Validation data, every sample once through data.transform without augmentation (its own
   /// transform section is not used); no sources = no validation.
   DatasetConfig val_data;
+  /// How captions are generated (caption, train.val_caption_images, export).
+  GenerateConfig generate;
 
   template <class V>
   void visit(V& v) {
@@ -119,6 +122,7 @@ struct RunConfig {
     v("tokenizers", tokenizers, "the model's tokenizers");
     v("train", train, "training: stage, optimiser, schedule, checkpoints");
     v("val_data", val_data, "validation dataset for training; no sources = none");
+    v("generate", generate, "caption generation (HF's names; presets in configs/generate/)");
   }
   void validate() const;
 };

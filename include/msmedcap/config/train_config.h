@@ -5,6 +5,7 @@
 #include <string>
 
 #include "msmedcap/config/fields.h"
+#include "msmedcap/config/stage.h"
 
 namespace msmedcap::config {
 
@@ -58,6 +59,8 @@ struct StageConfig {
     v("train_llm", train_llm, "caption stage: also train the decoder LLM");
   }
   void validate(const std::string& path) const;
+  /// The stage `name` means (throws on an unknown name, as validate does).
+  Stage id() const { return parse_stage(name); }
 };
 
 /// A training run: the stage, the optimiser, how long, and how the loop logs, validates, saves

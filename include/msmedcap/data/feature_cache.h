@@ -15,6 +15,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "msmedcap/config/fields.h"
+#include "msmedcap/config/stage.h"
 #include "msmedcap/data/datasets.h"
 
 namespace msmedcap::io {
@@ -24,7 +25,7 @@ class TensorStore;
 namespace msmedcap::data {
 
 /// The name a sample's feature has in a cache: "<branch>/<image path>".
-std::string feature_key(const std::string& branch, const Sample& sample);
+std::string feature_key(config::Branch branch, const Sample& sample);
 
 /// Writes a cache: add() features one by one; finish() writes the last shard and the index.
 /// Without finish() no index exists and the folder is not a cache.

@@ -24,9 +24,11 @@ struct CaptionOptions {
   bool attention = false;
 };
 
-/// Greedy decoding of up to 30 tokens that ends at `eos_text`'s single token (OPT's "\n" as
-/// BLIP-2 trains it) and pads with the tokenizer's pad id. Throws when `eos_text` is not one token.
-GenerateOptions default_generate_options(const data::TextTokenizer& tokenizer, const std::string& eos_text);
+/// A run config's `generate` section for `tokenizer`: eos_token_id -1 (the default) is the
+/// single token of `eos_text` (OPT's "\n" as BLIP-2 trains it; throws when it is not one token),
+/// pad_token_id -1 the tokenizer's pad id. The defaults are greedy decoding of up to 30 tokens.
+GenerateOptions generate_options(const config::GenerateConfig& g, const data::TextTokenizer& tokenizer,
+                                 const std::string& eos_text);
 
 struct Caption {
   std::string text;

@@ -16,8 +16,8 @@ namespace msmedcap::inference {
 
 struct ExtractOptions {
   std::string out;
-  /// Branches to cache: "sam", "clip" or both.
-  std::vector<std::string> branches = {"sam"};
+  /// Branches to cache (at least one).
+  std::vector<config::Branch> branches = {config::Branch::kSam};
   int64_t batch_size = 4;
   int64_t workers = 2;
   uint64_t shard_bytes = 1ull << 30;

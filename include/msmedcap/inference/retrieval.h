@@ -32,10 +32,10 @@ struct RetrievalSet {
   std::vector<std::string> unreadable; ///< "id: reason" of the images left out
 };
 
-/// Encodes `samples` for `sam_branch`: the frozen encoder's tokens of every readable image (in
+/// Encodes `samples` for `branch`: the frozen encoder's tokens of every readable image (in
 /// batches of `batch`, transforms without augmentation) and every caption as Q-Former text of at
 /// most `max_len` tokens. Throws when no image can be read.
-RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, bool sam_branch, const std::vector<data::Sample>& samples,
+RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, config::Branch branch, const std::vector<data::Sample>& samples,
                                   config::ImageTransformConfig transform, const data::TextTokenizer& tokenizer,
                                   int64_t max_len, int64_t batch);
 
@@ -44,9 +44,9 @@ struct RetrievalScores {
   at::Tensor t2i;  ///< [Nt, Ni]
 };
 
-/// ITC similarities (and, with rerank_k > 0, ITM re-ranking) of `sam_branch`'s Q-Former.
+/// ITC similarities (and, with rerank_k > 0, ITM re-ranking) of `branch`'s Q-Former.
 /// Work is done in chunks of `batch` rows.
-RetrievalScores retrieval_scores(models::MsMedCapModelImpl& model, bool sam_branch, const RetrievalInputs& inputs,
+RetrievalScores retrieval_scores(models::MsMedCapModelImpl& model, config::Branch branch, const RetrievalInputs& inputs,
                                  int64_t rerank_k, int64_t batch = 32);
 
 /// LAVIS's recall metrics in percent: txt_r1/5/10 (image -> text: the best rank of any of the

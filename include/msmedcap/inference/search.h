@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "msmedcap/config/fields.h"
+#include "msmedcap/config/generate_config.h"
 #include "msmedcap/models/decoder.h"
 
 namespace msmedcap::inference {
@@ -40,10 +41,13 @@ struct GenerateOptions {
   int64_t suppress_from = 0;
   int64_t pad_token_id = 1;
 
-  /// Reads HF-style keys (max_new_tokens, min_new_tokens, num_beams, length_penalty,
-  /// early_stopping (true, false or "never"), do_sample, temperature, top_k, top_p, seed,
-  /// repetition_penalty, no_repeat_ngram_size, eos_token_id (null = none), pad_token_id); unknown
-  /// keys and unsupported settings are errors naming `origin`.
+  /// The settings of a config's `generate` section. Its sentinels are resolved here:
+  /// eos_token_id kEosFromText takes `eos_from_text` (throws when it is absent) and pad_token_id
+  /// kPadFromTokenizer takes `tokenizer_pad` when >= 0, else the end token.
+  static GenerateOptions from_config(const config::GenerateConfig& g, std::optional<int64_t> eos_from_text = std::nullopt,
+                                     int64_t tokenizer_pad = -1);
+  /// An HF-style object (config::GenerateConfig::from_hf_json: HF's keys and defaults; unknown
+  /// keys and unsupported settings are errors naming `origin`).
   static GenerateOptions from_json(const config::Json& j, const std::string& origin);
 };
 

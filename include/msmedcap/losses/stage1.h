@@ -44,11 +44,11 @@ struct Stage1Losses {
   torch::Tensor itc, itm, itg, total;  // () each
 };
 
-/// The losses of `sam_branch` (or the CLIP branch) of `model` on `batch`. `dec_id`: the
+/// The losses of `branch` of `model` on `batch`. `dec_id`: the
 /// tokenizer's [DEC]; `seed`: the hard-negative draws (vary it per step, the same on every rank).
 /// The ITC features are gathered with gradient (LAVIS's GatherLayer semantics), so a step on N
 /// ranks equals a step on one process over the union of their batches.
-Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, bool sam_branch, const Stage1Batch& batch, int64_t dec_id,
+Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, config::Branch branch, const Stage1Batch& batch, int64_t dec_id,
                            uint64_t seed, const Collectives& collectives = {});
 
 }  // namespace msmedcap::losses

@@ -50,7 +50,7 @@ double decoder(const config::DecoderConfig& cfg, int64_t batch, int64_t tokens, 
 
 /// Image tokens a branch's Q-Former reads: CLIP patches + class token, or the SAM embeddings
 /// as "channels" (output_channels tokens) or "spatial" (h*w tokens).
-int64_t image_tokens(const config::ModelConfig& cfg, bool sam_branch);
+int64_t image_tokens(const config::ModelConfig& cfg, config::Branch branch);
 
 /// Forward + backward FLOPs of one training step of `stage` on `batch` images with captions of
 /// `text` tokens: the frozen encoders' forward where they run live (`live_clip`, `live_sam`; else

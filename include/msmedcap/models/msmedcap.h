@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "msmedcap/config/model_config.h"
+#include "msmedcap/config/stage.h"
 #include "msmedcap/models/layers.h"
 #include "msmedcap/models/decoder.h"
 #include "msmedcap/models/qformer.h"
@@ -65,7 +66,11 @@ class MsMedCapModelImpl : public torch::nn::Module {
   torch::Tensor sam_embeddings(const torch::Tensor& sam_pixel_values);
   /// What a branch's Q-Former cross-attends to, [B, M, Dc]: CLIP features, or the SAM
   /// embeddings viewed as tokens (model.sam_tokens), from pixels or cached outputs.
-  torch::Tensor image_tokens(bool sam_branch, const ImageInputs& inputs);
+  torch::Tensor image_tokens(config::Branch branch, const ImageInputs& inputs);
+  /// A branch's Q-Former (`qformer` or `sam_qformer`; a holder sharing the module) and its
+  /// query tokens [1, Nq, Dq].
+  QFormerModel qformer_of(config::Branch branch) const;
+  const torch::Tensor& query_tokens_of(config::Branch branch) const;
 
   /// Full forward as HF Blip2ForConditionalGeneration: forward_inputs on the encoded images.
   CaptionerOutput forward(const torch::Tensor& pixel_values, const torch::Tensor& sam_pixel_values,
@@ -108,7 +113,7 @@ class MsMedCapModelImpl : public torch::nn::Module {
   };
   /// The heads of the CLIP branch (`vision_projection`, `text_projection`, `itm_head`, `temp`)
   /// or the SAM branch (the same names with `sam_`); throws when the branch has none.
-  const Stage1Heads& heads(bool sam_branch) const;
+  const Stage1Heads& heads(config::Branch branch) const;
 
   VisionModel vision_model{nullptr};
   torch::Tensor query_tokens;

@@ -15,8 +15,8 @@ namespace msmedcap::models {
 /// 64-bit hash (hex) of a module's parameters and buffers: names, dtypes, shapes and bytes.
 std::string parameter_fingerprint(const torch::nn::Module& module);
 
-/// Provenance of `branch` ("clip" or "sam") of `model` under `transform`.
-config::Json encoder_provenance(MsMedCapModelImpl& model, const std::string& branch,
+/// Provenance of `branch` of `model` under `transform` (its "branch" field: "clip" or "sam").
+config::Json encoder_provenance(MsMedCapModelImpl& model, config::Branch branch,
                                 const config::ImageTransformConfig& transform);
 
 }  // namespace msmedcap::models

@@ -1,0 +1,73 @@
+#pragma once
+/// What a training stage does, decided once from the config (docs/ARCHITECTURE.md, "The stage
+/// plan"): which parameters train, which branches are fed images (pixels or cached features, as
+/// the data's feature cache says), which tokenizer makes the text and which losses are computed.
+/// The trainer, the step, the stage's parameter freezing and `bench train-step` all ask the plan;
+/// nothing else reads train.stage.name. Torch-free.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "msmedcap/config/model_config.h"
+#include "msmedcap/config/stage.h"
+#include "msmedcap/config/train_config.h"
+
+namespace msmedcap::training {
+
+using config::Branch;
+using config::Stage;
+
+/// The text a stage reads: WordPiece for a Q-Former (stage 1), the decoder's tokenizer otherwise.
+enum class TextTokenizer { kQFormer, kDecoder };
+
+/// The loss terms a stage computes (its total is their sum: stage 1 ITC + ITM + ITG, else LM).
+struct LossTerms {
+  bool itc = false, itm = false, itg = false, lm = false;
+};
+
+class StagePlan {
+ public:
+  /// Validates `stage` (unknown name, options of another stage) and that `model` has what the
+  /// stage needs (stage1_sam needs model.use_sam, ...); throws naming the key.
+  StagePlan(const config::StageConfig& stage, const config::ModelConfig& model);
+
+  Stage stage() const { return stage_; }
+  /// The config name ("stage2", ...).
+  const char* name() const { return config::stage_name(stage_); }
+  /// Stage 1: the branch whose Q-Former learns ITC + ITM + ITG.
+  std::optional<Branch> stage1_branch() const { return stage1_branch_; }
+  bool stage1() const { return stage1_branch_.has_value(); }
+  /// decoder_lm: captions only, no image is read and the decoder sees no visual prefix.
+  bool text_only() const { return stage_ == Stage::kDecoderLm; }
+  /// The branch is fed images (its pixels or its cached encoder outputs).
+  bool reads(Branch branch) const { return branch == Branch::kClip ? reads_clip_ : reads_sam_; }
+  TextTokenizer tokenizer() const { return stage1() ? TextTokenizer::kQFormer : TextTokenizer::kDecoder; }
+  const LossTerms& losses() const { return losses_; }
+
+  /// Parameter-name prefixes that train ("qformer.", ...; a prefix without a final dot names one
+  /// tensor, "query_tokens"):
+  ///   stage1_clip: qformer., query_tokens, vision_projection., text_projection., itm_head., temp
+  ///   stage1_sam:  the same with the sam_ prefix
+  ///   stage2:      qformer., query_tokens, language_projection. and their sam_ twins (the
+  ///                branches the model has)
+  ///   caption:     stage2's, plus vision_model. with train_vision, language_model. with train_llm
+  ///   decoder_lm:  language_model.
+  const std::vector<std::string>& trainable_prefixes() const { return prefixes_; }
+  /// The parameter `name` (a registered path) trains in this stage.
+  bool trains(const std::string& name) const;
+  /// The model's child module `child` ("qformer", "vision_model") holds parameters that train, so
+  /// it runs in train mode (dropout on); the frozen ones run in eval mode.
+  bool trains_module(const std::string& child) const;
+  /// What a step reads, for logs and benchmark rows: "text", "clip", "sam" or "clip, sam".
+  std::string inputs() const;
+
+ private:
+  Stage stage_;
+  std::optional<Branch> stage1_branch_;
+  bool reads_clip_ = false, reads_sam_ = false;
+  LossTerms losses_;
+  std::vector<std::string> prefixes_;
+};
+
+}  // namespace msmedcap::training

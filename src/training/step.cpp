@@ -1,0 +1,221 @@
+#include "msmedcap/training/step.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
+#include "msmedcap/core/logging.h"
+#include "msmedcap/data/mixture.h"
+#include "msmedcap/data/text.h"
+#include "msmedcap/data/text_batch.h"
+#include "msmedcap/losses/lm.h"
+#include "msmedcap/losses/stage1.h"
+#include "msmedcap/models/dropout.h"
+
+namespace msmedcap::training {
+namespace {
+
+/// A stable 63-bit id of an image path (FNV-1a), equal in every process.
+int64_t image_id_of(const std::string& path) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : path) h = (h ^ c) * 1099511628211ull;
+  return static_cast<int64_t>(h >> 1);
+}
+
+}  // namespace
+
+config::Json LossBreakdown::to_json() const {
+  config::Json j;
+  j["loss"] = total;
+  if (terms.itc) j["itc"] = itc;
+  if (terms.itm) j["itm"] = itm;
+  if (terms.itg) j["itg"] = itg;
+  if (terms.lm) j["lm"] = lm;
+  return j;
+}
+
+std::string LossBreakdown::text() const {
+  std::ostringstream s;
+  s.precision(4);
+  s << total;
+  if (terms.itc) s << " (itc " << itc << " itm " << itm << " itg " << itg << ")";
+  return s.str();
+}
+
+std::vector<double> LossBreakdown::values() const { return {total, itc, itm, itg, lm}; }
+
+void LossBreakdown::set_values(const std::vector<double>& v) {
+  MSMEDCAP_CHECK(v.size() >= kValues, "LossBreakdown: ", v.size(), " values, expected ", kValues);
+  total = v[0];
+  itc = v[1];
+  itm = v[2];
+  itg = v[3];
+  lm = v[4];
+}
+
+int64_t agree_batch_size(data::Batch& batch, Communicator& comm) {
+  const int64_t n = comm.min(static_cast<int64_t>(batch.samples.size()));
+  if (n < static_cast<int64_t>(batch.samples.size())) {
+    batch.samples.resize(static_cast<size_t>(n));
+    batch.positions.resize(static_cast<size_t>(n));
+    if (batch.clip.defined()) batch.clip = batch.clip.narrow(0, 0, n);
+    if (batch.sam.defined()) batch.sam = batch.sam.narrow(0, 0, n);
+  }
+  return n;
+}
+
+StepRunner::StepRunner(models::MsMedCapModelImpl& model, const StagePlan& plan, const config::TrainConfig& train,
+                       uint64_t seed, c10::Device device, Communicator& comm, Optimizer& optimizer,
+                       std::vector<at::Tensor> params, const data::TextTokenizer* tokenizer, int64_t dec_id)
+    : model_(model),
+      plan_(plan),
+      train_(train),
+      seed_(seed),
+      device_(device),
+      comm_(comm),
+      optimizer_(optimizer),
+      params_(std::move(params)),
+      tokenizer_(tokenizer),
+      dec_id_(dec_id),
+      collectives_(comm.collectives()),
+      scaler_(train.precision == "fp16") {
+  if (train.precision != "fp32") {
+    MSMEDCAP_CHECK(device.is_cuda(), "train.precision: ", train.precision, " needs a CUDA device (runtime.device is ",
+                   device.str(), "); use fp32 on CPU");
+    autocast_ = true;
+    autocast_dtype_ = train.precision == "bf16" ? c10::kBFloat16 : c10::kHalf;
+  }
+}
+
+StepInputs StepRunner::inputs(const data::Batch& batch, const data::ExampleOptions& ex) const {
+  MSMEDCAP_CHECK(tokenizer_ != nullptr, "training step: no tokenizer to make text inputs with");
+  StepInputs in;
+  if (batch.clip.defined()) (ex.clip_cache ? in.images.clip_features : in.images.clip_pixels) = batch.clip.to(device_);
+  if (batch.sam.defined()) (ex.sam_cache ? in.images.sam_embeddings : in.images.sam_pixels) = batch.sam.to(device_);
+  std::vector<std::string> captions;
+  for (size_t i = 0; i < batch.samples.size(); ++i) {
+    const auto& caps = batch.samples[i].captions;
+    // Several captions per image: one per epoch, keyed by (seed, epoch, position).
+    const uint64_t pick = data::mix_seed(seed_, static_cast<uint64_t>(batch.epoch),
+                                         static_cast<uint64_t>(batch.positions[i])) % caps.size();
+    captions.push_back(train_.clean_captions ? data::clean_caption(caps[pick]) : caps[pick]);
+  }
+  in.positions = batch.positions;
+  const auto text = plan_.tokenizer() == TextTokenizer::kQFormer
+                        ? data::qformer_text_batch(*tokenizer_, captions, train_.qformer_max_len)
+                        : data::decoder_text_batch(*tokenizer_, captions, train_.prompt, train_.eos_text,
+                                                   train_.decoder_max_len);
+  in.text_ids = text.ids.to(device_);
+  in.text_mask = text.mask.to(device_);
+  in.prompt_lengths = text.prompt_lengths;
+  if (plan_.stage1() && train_.itc_image_ids) {
+    std::vector<int64_t> ids;
+    for (const auto& s : batch.samples) ids.push_back(image_id_of(s.image));
+    in.image_ids = torch::tensor(ids, torch::kLong).to(device_);
+  }
+  return in;
+}
+
+std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, uint64_t seed) {
+  core::AutocastScope autocast(autocast_, autocast_dtype_);
+  // Dropout masks keyed by (seed, sample position): equal on any number of processes and on resume.
+  models::DropoutKeyScope dropout({model_.qformer.is_empty() ? nullptr : model_.qformer->dropout_keys(),
+                                   model_.sam_qformer.is_empty() ? nullptr : model_.sam_qformer->dropout_keys()},
+                                  seed, in.positions);
+  LossBreakdown values;
+  values.terms = plan_.losses();
+  at::Tensor loss;
+  if (const auto branch = plan_.stage1_branch()) {
+    losses::Stage1Batch sb;
+    sb.images = in.images;
+    sb.text_ids = in.text_ids;
+    sb.text_mask = in.text_mask;
+    sb.keys = torch::tensor(in.positions, torch::kLong).to(device_);
+    sb.image_ids = in.image_ids;
+    const auto l = losses::stage1_losses(model_, *branch, sb, dec_id_, seed, collectives_);
+    loss = l.total;
+    values.itc = l.itc.item<double>();
+    values.itm = l.itm.item<double>();
+    values.itg = l.itg.item<double>();
+  } else {
+    const bool text_only = plan_.text_only();
+    models::VisualPrefix prefix;
+    if (!text_only) prefix = model_.encode(in.images);
+    loss = losses::caption_loss(model_, text_only ? nullptr : &prefix, in.text_ids, in.text_mask, in.prompt_lengths);
+    loss = losses::token_mean_over_ranks(
+        loss, losses::lm_targets(in.text_ids, in.text_mask, text_only ? 0 : 1, in.prompt_lengths), collectives_);
+    values.lm = loss.item<double>();
+  }
+  values.total = loss.item<double>();
+  return {loss, values};
+}
+
+StepResult StepRunner::step(const MicroBatches& next, int64_t step, const std::function<bool()>& stop_here) {
+  optimizer_.zero_grad();
+  const auto accum = static_cast<double>(train_.grad_accum);
+  // Micro-batches: losses averaged, gradients accumulated.
+  StepResult r;
+  r.losses.terms = plan_.losses();
+  std::vector<double> mean(LossBreakdown::kValues, 0.0);
+  int64_t images = 0;
+  bool finite = true;
+  for (int64_t micro = 0; micro < train_.grad_accum; ++micro) {
+    const auto in = next(micro);
+    if (!in) continue;
+    const uint64_t seed = data::mix_seed(seed_, static_cast<uint64_t>(step), static_cast<uint64_t>(micro));
+    auto [loss, values] = losses(*in, seed);
+    loss = loss / accum;
+    if (on_loss) on_loss(step, loss);
+    values.total = loss.item<double>() * accum;
+    if (!std::isfinite(values.total)) finite = false;
+    if (finite) scaler_.scale_loss(loss).backward();
+    const auto v = values.values();
+    for (size_t k = 0; k < LossBreakdown::kValues; ++k) mean[k] += v[k] / accum;
+    images += in->rows();
+  }
+  // Agree over ranks: mean losses, images, any non-finite loss, any stop request.
+  std::vector<double> shared = mean;
+  shared.push_back(static_cast<double>(images));
+  shared.push_back(finite ? 0.0 : 1.0);
+  shared.push_back(stop_here && stop_here() ? 1.0 : 0.0);
+  comm_.sum(shared);
+  const auto world = static_cast<double>(comm_.world_size());
+  for (size_t k = 0; k < LossBreakdown::kValues; ++k) mean[k] = shared[k] / world;
+  r.losses.set_values(mean);
+  r.images = static_cast<int64_t>(shared[LossBreakdown::kValues]);
+  const bool any_nonfinite = shared[LossBreakdown::kValues + 1] > 0;
+  r.stop_requested = shared[LossBreakdown::kValues + 2] > 0;
+
+  if (!any_nonfinite) comm_.average_gradients(params_, train_.bucket_mb << 20);
+  // A finite loss can still give non-finite gradients (an overflow in the backward): outside
+  // fp16's loss scaling, whose overflow skips below, such a step is treated as a non-finite loss,
+  // so no update ever writes NaN into the parameters. The gradients are averaged, so every rank
+  // sees the same norm.
+  const auto max_norm = [&] {
+    return train_.clip_grad_norm > 0 ? train_.clip_grad_norm : std::numeric_limits<double>::infinity();
+  };
+  if (any_nonfinite) {
+    r.nonfinite = "non-finite loss at step " + std::to_string(step) + ": " + r.losses.text();
+  } else if (!scaler_.enabled()) {
+    r.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm());
+    if (!std::isfinite(r.grad_norm))
+      r.nonfinite = "non-finite gradient norm at step " + std::to_string(step) + " (loss " + r.losses.text() + ")";
+  }
+  if (!r.nonfinite.empty()) {
+    optimizer_.zero_grad();
+    return r;
+  }
+  // fp16: unscale, and skip the update (the scaler halves its scale) when a gradient overflowed.
+  r.updated = scaler_.unscale(params_);
+  if (!r.updated) core::log_debug("train", "fp16 gradient overflow at step {}; loss scale now {}", step, scaler_.scale());
+  if (r.updated && scaler_.enabled() && train_.clip_grad_norm > 0)
+    r.grad_norm = torch::nn::utils::clip_grad_norm_(params_, train_.clip_grad_norm);
+  if (r.updated) optimizer_.step();
+  return r;
+}
+
+}  // namespace msmedcap::training

@@ -1,0 +1,269 @@
+// The stage plan, the checkpoint state's format, the fp16 loss scaler and the training step
+// that `train`, its validation and `bench train-step` share.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include <torch/torch.h>
+
+#include "msmedcap/core/check.h"
+#include "msmedcap/models/pretrained.h"
+#include "msmedcap/training/communicator.h"
+#include "msmedcap/training/loss_scaler.h"
+#include "msmedcap/training/optimizer.h"
+#include "msmedcap/training/stage_plan.h"
+#include "msmedcap/training/stages.h"
+#include "msmedcap/training/step.h"
+#include "msmedcap/training/trainer_state.h"
+#include "test_utils.h"
+#include "tiny_models.h"
+
+namespace msmedcap {
+namespace {
+
+using config::Branch;
+using config::Stage;
+
+using testing::error_of;
+
+TEST(StagePlan, NamesParseOnceAndRoundTrip) {
+  for (const char* name : {"stage1_clip", "stage1_sam", "stage2", "caption", "decoder_lm"})
+    EXPECT_STREQ(config::stage_name(config::parse_stage(name)), name);
+  EXPECT_NE(error_of([] { config::parse_stage("stage3", "train.stage.name"); })
+                .find("train.stage.name: expected stage1_clip, stage1_sam, stage2, caption or decoder_lm, got 'stage3'"),
+            std::string::npos);
+  EXPECT_EQ(config::parse_branch("sam", "--branch"), Branch::kSam);
+  EXPECT_STREQ(config::branch_prefix(Branch::kSam), "sam_");
+  EXPECT_STREQ(config::branch_prefix(Branch::kClip), "");
+  EXPECT_NE(error_of([] { config::parse_branch("vit", "retrieve: --branch"); })
+                .find("retrieve: --branch: expected clip or sam, got 'vit'"),
+            std::string::npos);
+}
+
+TEST(StagePlan, EachStageSaysWhatItReadsTrainsAndComputes) {
+  const auto model = testing::tiny_stage1_config().model;  // both branches
+  config::StageConfig s;
+  s.name = "stage1_sam";
+  training::StagePlan sam(s, model);
+  EXPECT_EQ(sam.stage1_branch(), Branch::kSam);
+  EXPECT_FALSE(sam.reads(Branch::kClip));
+  EXPECT_TRUE(sam.reads(Branch::kSam));
+  EXPECT_EQ(sam.tokenizer(), training::TextTokenizer::kQFormer);
+  EXPECT_TRUE(sam.losses().itc && sam.losses().itm && sam.losses().itg && !sam.losses().lm);
+  EXPECT_TRUE(sam.trains("sam_temp"));
+  EXPECT_FALSE(sam.trains("sam_temperature"));  // a prefix without a dot names one tensor
+  EXPECT_TRUE(sam.trains("sam_qformer.layer.0.x"));
+  EXPECT_FALSE(sam.trains("sam_model.x"));
+  EXPECT_TRUE(sam.trains_module("sam_qformer"));
+  EXPECT_FALSE(sam.trains_module("qformer"));
+  EXPECT_EQ(sam.inputs(), "sam");
+
+  s.name = "stage2";
+  training::StagePlan two(s, model);
+  EXPECT_FALSE(two.stage1());
+  EXPECT_TRUE(two.reads(Branch::kClip) && two.reads(Branch::kSam));
+  EXPECT_EQ(two.tokenizer(), training::TextTokenizer::kDecoder);
+  EXPECT_TRUE(two.losses().lm && !two.losses().itc);
+  EXPECT_EQ(two.trainable_prefixes(), (std::vector<std::string>{"qformer.", "query_tokens", "language_projection.",
+                                                                  "sam_qformer.", "sam_query_tokens",
+                                                                  "sam_language_projection."}));
+  EXPECT_EQ(two.inputs(), "clip, sam");
+
+  s.name = "decoder_lm";
+  training::StagePlan lm(s, model);
+  EXPECT_TRUE(lm.text_only());
+  EXPECT_FALSE(lm.reads(Branch::kClip) || lm.reads(Branch::kSam));
+  EXPECT_EQ(lm.trainable_prefixes(), std::vector<std::string>{"language_model."});
+  EXPECT_EQ(lm.inputs(), "text");
+
+  s.name = "caption";
+  s.train_vision = s.train_llm = true;
+  training::StagePlan cap(s, model);
+  EXPECT_TRUE(cap.trains("vision_model.encoder.x") && cap.trains("language_model.x"));
+
+  // The stage needs a branch the model has, and options of its own stage.
+  auto clip_only = model;
+  clip_only.use_sam = false;
+  s = config::StageConfig{};
+  s.name = "stage1_sam";
+  EXPECT_NE(error_of([&] { training::StagePlan(s, clip_only); }).find("model.use_sam"), std::string::npos);
+  s.name = "stage2";
+  EXPECT_EQ(training::StagePlan(s, clip_only).inputs(), "clip");
+  s.train_llm = true;
+  EXPECT_NE(error_of([&] { training::StagePlan(s, model); }).find("train.stage.train_llm"), std::string::npos);
+}
+
+training::TrainerState sample_state() {
+  training::TrainerState s;
+  s.step = 12;
+  s.epoch = 3;
+  s.stage = "stage2";
+  s.loader = {{"epoch", 3}, {"batch", 0}};
+  s.skipped_steps = 1;
+  s.best_step = 10;
+  s.best_val_loss = 2.5;
+  s.loss_scale = 32768;
+  s.good_scaled_steps = 7;
+  s.world_size = 2;
+  return s;
+}
+
+TEST(TrainerState, RoundTripsWithItsVersionAndRefusesOthersByName) {
+  const auto j = sample_state().to_json();
+  EXPECT_EQ(j.at("format_version"), training::TrainerState::kFormatVersion);
+  const auto back = training::TrainerState::from_json(j, "ckpt/state.json");
+  EXPECT_EQ(back.to_json(), j);
+
+  auto old = j;
+  old.erase("format_version");
+  EXPECT_NE(error_of([&] { training::TrainerState::from_json(old, "ckpt/state.json"); })
+                .find("ckpt/state.json: no format_version; it was written by an msmedcap from before"),
+            std::string::npos);
+  auto newer = j;
+  newer["format_version"] = training::TrainerState::kFormatVersion + 1;
+  EXPECT_NE(error_of([&] { training::TrainerState::from_json(newer, "ckpt/state.json"); }).find("written by a newer msmedcap"),
+            std::string::npos);
+  auto missing = j;
+  missing.erase("loss_scale");
+  EXPECT_NE(error_of([&] { training::TrainerState::from_json(missing, "s.json"); }).find("s.json: no 'loss_scale'"),
+            std::string::npos);
+  auto unknown = j;
+  unknown["lr"] = 1e-4;
+  EXPECT_NE(error_of([&] { training::TrainerState::from_json(unknown, "s.json"); }).find("s.json: unknown key 'lr'"),
+            std::string::npos);
+  auto typed = j;
+  typed["step"] = "12";
+  EXPECT_NE(error_of([&] { training::TrainerState::from_json(typed, "s.json"); }).find("'step' must be an integer"),
+            std::string::npos);
+}
+
+TEST(LossScaler, ScalesUnscalesHalvesOnOverflowAndGrows) {
+  training::LossScaler off(false);
+  EXPECT_EQ(off.scale(), 1.0);
+  auto p = torch::ones({3}, torch::requires_grad());
+  (p * 2).sum().backward();
+  EXPECT_TRUE(off.unscale({p}));
+  EXPECT_TRUE(torch::equal(p.grad(), torch::full({3}, 2.0)));  // untouched
+
+  training::LossScaler on(true);
+  EXPECT_EQ(on.scale(), training::LossScaler::kInitialScale);
+  p.mutable_grad().zero_();
+  on.scale_loss((p * 2).sum()).backward();
+  EXPECT_TRUE(on.unscale({p}));
+  EXPECT_TRUE(torch::equal(p.grad(), torch::full({3}, 2.0)));  // 2 * 65536 / 65536, exact
+  EXPECT_EQ(on.good_steps(), 1);
+
+  p.mutable_grad().fill_(std::numeric_limits<float>::infinity());
+  EXPECT_FALSE(on.unscale({p}));
+  EXPECT_EQ(on.scale(), training::LossScaler::kInitialScale / 2);
+  EXPECT_EQ(on.good_steps(), 0);
+
+  on.restore(1024, training::LossScaler::kGrowthInterval - 1);
+  p.mutable_grad().fill_(1.0);
+  EXPECT_TRUE(on.unscale({p}));
+  EXPECT_EQ(on.scale(), 2048);  // the interval's last clean step doubles it
+  EXPECT_THROW(off.restore(65536, 0), Error);  // a scale for a run without fp16
+  EXPECT_THROW(on.restore(-1, 0), Error);
+}
+
+TEST(LossBreakdown, ReportsTheTermsItsStageComputes) {
+  training::LossBreakdown stage1;
+  stage1.terms.itc = stage1.terms.itm = stage1.terms.itg = true;
+  stage1.set_values({3.0, 1.0, 0.5, 1.5, 0.0});
+  EXPECT_EQ(stage1.to_json().dump(), R"({"loss":3.0,"itc":1.0,"itm":0.5,"itg":1.5})");
+  EXPECT_EQ(stage1.text(), "3 (itc 1 itm 0.5 itg 1.5)");
+  training::LossBreakdown lm;
+  lm.terms.lm = true;
+  lm.set_values({2.0, 0, 0, 0, 2.0});
+  EXPECT_EQ(lm.to_json().dump(), R"({"loss":2.0,"lm":2.0})");
+}
+
+/// The tiny composite with the stage's plan applied, its optimiser and a runner over them.
+struct StepFixture {
+  explicit StepFixture(const std::string& stage, int64_t grad_accum = 1, bool dropout = true)
+      : cfg(testing::tiny_stage1_config()) {
+    if (!dropout) {
+      for (auto* q : {&cfg.model.qformer, &cfg.model.sam_qformer}) q->hidden_dropout_prob = q->attention_probs_dropout_prob = 0;
+    }
+    cfg.train.stage.name = stage;
+    cfg.train.grad_accum = grad_accum;
+    cfg.train.optimizer.warmup_steps = 0;
+    plan = std::make_unique<training::StagePlan>(cfg.train.stage, cfg.model);
+    torch::manual_seed(11);
+    model = models::build_model(cfg.model);
+    params = training::apply_stage(*model, *plan);
+    for (const auto& [name, p] : params) tensors.push_back(p);
+    optimizer = std::make_unique<training::Optimizer>(params, cfg.train.optimizer);
+    optimizer->set_lr(1e-3);
+    runner = std::make_unique<training::StepRunner>(*model, *plan, cfg.train, 5, c10::Device(c10::kCPU), *comm, *optimizer,
+                                                    tensors, nullptr, cfg.model.qformer.vocab_size - 1);
+  }
+  training::StepInputs inputs() const {
+    torch::manual_seed(3);
+    training::StepInputs in;
+    in.images.clip_pixels = torch::randn({4, 3, 32, 32});
+    in.images.sam_pixels = torch::randn({4, 3, 64, 64});
+    in.text_ids = torch::randint(5, 900, {4, 6}, torch::kLong);  // below both vocabularies' 1000
+    in.text_mask = torch::ones({4, 6}, torch::kLong);
+    in.positions = {0, 1, 2, 3};
+    return in;
+  }
+  config::RunConfig cfg;
+  std::unique_ptr<training::StagePlan> plan;
+  models::MsMedCapModel model{nullptr};
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  std::vector<at::Tensor> tensors;
+  std::unique_ptr<training::Optimizer> optimizer;
+  std::unique_ptr<training::Communicator> comm = training::local_communicator();
+  std::unique_ptr<training::StepRunner> runner;
+};
+
+TEST(StepRunner, AStepIsTheLossesBackwardAndOneAdamWUpdate) {
+  for (const char* stage : {"stage1_clip", "stage2"}) {
+    StepFixture a(stage), b(stage);
+    const auto in = a.inputs();
+    // By hand: the stage's losses, backward, AdamW.
+    b.optimizer->zero_grad();
+    auto [loss, values] = b.runner->losses(in, core::mix_seed(5, 0, 0));
+    loss.backward();
+    b.optimizer->step();
+    const auto r = a.runner->step([&](int64_t) { return std::optional<training::StepInputs>(in); }, 0);
+    EXPECT_TRUE(r.updated) << stage;
+    EXPECT_TRUE(r.nonfinite.empty()) << r.nonfinite;
+    EXPECT_EQ(r.images, 4);
+    EXPECT_DOUBLE_EQ(r.losses.total, values.total) << stage;
+    EXPECT_GT(r.grad_norm, 0.0);
+    for (size_t i = 0; i < a.tensors.size(); ++i)
+      EXPECT_TRUE(torch::equal(a.tensors[i], b.tensors[i])) << stage << " " << a.params[i].first;
+  }
+}
+
+TEST(StepRunner, AccumulatedMicroBatchesAverageAndANonFiniteLossUpdatesNothing) {
+  // Two equal micro-batches are one batch: the same mean loss and (to rounding) the same update
+  // (without dropout, whose masks differ per micro-batch).
+  StepFixture one("stage2", 1, false), two("stage2", 2, false);
+  const auto in = one.inputs();
+  const auto r1 = one.runner->step([&](int64_t) { return std::optional<training::StepInputs>(in); }, 0);
+  const auto r2 = two.runner->step([&](int64_t) { return std::optional<training::StepInputs>(in); }, 0);
+  EXPECT_NEAR(r2.losses.total, r1.losses.total, 1e-6);
+  EXPECT_EQ(r2.images, 8);
+  for (size_t i = 0; i < one.tensors.size(); ++i) EXPECT_TRUE(torch::allclose(one.tensors[i], two.tensors[i], 1e-5, 1e-6));
+
+  StepFixture nan("stage2");
+  std::vector<at::Tensor> before;
+  for (const auto& t : nan.tensors) before.push_back(t.clone());
+  nan.runner->on_loss = [](int64_t, at::Tensor& loss) { loss = loss * std::nan(""); };
+  bool asked = false;
+  const auto r = nan.runner->step([&](int64_t) { return std::optional<training::StepInputs>(in); }, 7, [&] {
+    asked = true;
+    return true;
+  });
+  EXPECT_NE(r.nonfinite.find("non-finite loss at step 7"), std::string::npos) << r.nonfinite;
+  EXPECT_FALSE(r.updated);
+  EXPECT_TRUE(asked && r.stop_requested);
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], nan.tensors[i])) << nan.params[i].first;
+}
+
+}  // namespace
+}  // namespace msmedcap
