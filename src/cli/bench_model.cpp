@@ -117,14 +117,14 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   training::Optimizer optimizer(params, cfg.train.optimizer);
   std::vector<at::Tensor> tensors;
   for (const auto& [name, p] : params) tensors.push_back(p);
-  // The trainer's own step, on random inputs of the real shapes instead of a loader's batches.
+  // The trainer's own step, on random inputs of the real shapes instead of a loader's batches: each
+  // of its train.grad_accum micro-batches is the same --batch rows.
   auto comm = training::local_communicator();
-  config::TrainConfig train = cfg.train;
-  train.grad_accum = 1;
+  const int64_t accum = cfg.train.grad_accum;
   const auto branch = plan.stage1_branch();
   const auto& q = branch == config::Branch::kSam ? cfg.model.sam_qformer : cfg.model.qformer;
   const int64_t vocab = plan.stage1() ? q.vocab_size : cfg.model.decoder.vocab_size;
-  training::StepRunner runner(*model, plan, train, static_cast<uint64_t>(cfg.runtime.seed), device, *comm, optimizer,
+  training::StepRunner runner(*model, plan, cfg.train, static_cast<uint64_t>(cfg.runtime.seed), device, *comm, optimizer,
                               tensors, nullptr, vocab - 1);
   training::StepInputs in;
   in.images = random_inputs(cfg.model, o.batch, o.inputs, plan.reads(config::Branch::kClip),
@@ -146,23 +146,25 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   core::synchronize(device);
   const double s = seconds_since(t0) / static_cast<double>(o.steps);
   const auto& stage = cfg.train.stage;
-  const double flop = models::flops::training_step(cfg.model, stage, o.batch, o.text, o.inputs.clip == "live",
-                                                   o.inputs.sam == "live");
+  const double flop = static_cast<double>(accum) * models::flops::training_step(cfg.model, stage, o.batch, o.text,
+                                                                               o.inputs.clip == "live", o.inputs.sam == "live");
+  const double images = static_cast<double>(o.batch * accum);
   const std::string setting = o.name.empty() ? stage.name : o.name;
-  const std::string clip = "clip " + o.inputs.clip, sam = "sam " + o.inputs.sam;
-  const std::string inputs = plan.text_only() ? "text"
-                             : plan.stage1()  ? (branch == config::Branch::kSam ? sam : clip)
-                                              : clip + ", " + sam;
-  std::cout << "train-step " << setting << " (" << inputs << ", batch " << o.batch << ", text " << o.text << "): "
-            << fixed(s, 3) << " s/step, " << fixed(o.batch / s, 2) << " images/s, " << fixed(flop / 1e9, 1)
+  std::string inputs;  // the branches the plan feeds, each live or cached
+  if (plan.reads(config::Branch::kClip)) inputs = "clip " + o.inputs.clip;
+  if (plan.reads(config::Branch::kSam)) inputs += (inputs.empty() ? "sam " : ", sam ") + o.inputs.sam;
+  if (inputs.empty()) inputs = "text";
+  const std::string batch = std::to_string(o.batch) + (accum > 1 ? " x " + std::to_string(accum) + " micro-batches" : "");
+  std::cout << "train-step " << setting << " (" << inputs << ", batch " << batch << ", text " << o.text << "): "
+            << fixed(s, 3) << " s/step, " << fixed(images / s, 2) << " images/s, " << fixed(flop / 1e9, 1)
             << " GFLOP/step, " << fixed(flop / s / 1e9, 1) << " GFLOP/s, peak RSS " << fixed(core::peak_resident_mb(), 0)
             << " MiB, loss " << fixed(loss, 3) << "\n";
   append_record(o.record, {{"bench", "train-step"},
-                           {"setting", setting + " (" + inputs + ", batch " + std::to_string(o.batch) + ")"},
+                           {"setting", setting + " (" + inputs + ", batch " + batch + ")"},
                            {"device", device.str()},
                            {"threads", at::get_num_threads()},
                            {"seconds", s},
-                           {"images_per_s", o.batch / s},
+                           {"images_per_s", images / s},
                            {"gflop", flop / 1e9},
                            {"gflops", flop / s / 1e9},
                            {"peak_rss_mb", core::peak_resident_mb()}});
