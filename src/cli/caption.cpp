@@ -3,7 +3,6 @@
 //   [--attention-maps DIR] [--references-out REF.jsonl]: captions with scores, one record per image.
 #include <iostream>
 
-#include "caption_setup.h"
 #include "commands.h"
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/logging.h"
@@ -11,6 +10,7 @@
 #include "msmedcap/data/image_list.h"
 #include "msmedcap/data/tokenizer.h"
 #include "msmedcap/inference/batch_caption.h"
+#include "msmedcap/inference/run_setup.h"
 
 namespace msmedcap::cli {
 namespace {
@@ -51,11 +51,11 @@ void run(const CaptionCliOptions& o, const GlobalOptions& globals) {
   const auto samples = inputs_of(o, cfg);
   MSMEDCAP_CHECK(!samples.empty(), "caption: no images to caption");
 
-  RunCaptioning setup = run_captioning(cfg);
+  inference::RunCaptioning setup = inference::run_captioning(cfg);
   inference::CaptionOptions& options = setup.options;
   inference::BatchCaptionOptions& batch = setup.batch;
   if (o.prompt) options.prompt = *o.prompt;
-  inference::Captioner captioner(load_inference_model(cfg), setup.tokenizer, options);
+  inference::Captioner captioner(inference::load_inference_model(cfg), setup.tokenizer, options);
 
   if (o.batch_size > 0) batch.batch_size = o.batch_size;
   if (o.workers >= 0) batch.workers = std::max<int64_t>(1, o.workers);

@@ -11,7 +11,6 @@
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/config/run_config.h"
 #include "msmedcap/data/datasets.h"
-#include "msmedcap/models/msmedcap.h"
 
 namespace msmedcap::cli {
 
@@ -54,10 +53,8 @@ config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& 
 void add_run_option(CLI::App* command, std::string& run_dir);
 config::Json resolve_inference_config(config::RunConfig& config, ConfigOptions options, const std::string& run_dir,
                                       const GlobalOptions& globals);
-/// The config's model with its weights, on its runtime device, in eval mode.
-models::MsMedCapModel load_inference_model(const config::RunConfig& config);
 
-/// Every sample of the config's `section` ("data" or "val_data"), its sources read in order.
+/// --dataset data|val_data: every sample of that config section, its sources read in order.
 std::vector<data::Sample> read_config_dataset(const config::RunConfig& config, const std::string& section);
 
 /// Each subcommand file defines one of these; main.cpp calls them all.

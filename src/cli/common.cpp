@@ -1,16 +1,12 @@
-#include <filesystem>
-#include <iostream>
-
-#include <torch/utils.h>
+#include <optional>
 
 #include "commands.h"
 #include "msmedcap/config/generate_config.h"
 #include "msmedcap/core/check.h"
-#include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
 #include "msmedcap/inference/model_folder.h"
-#include "msmedcap/models/pretrained.h"
+#include "msmedcap/io/run_folder.h"
 
 namespace msmedcap::cli {
 
@@ -72,61 +68,20 @@ void add_run_option(CLI::App* command, std::string& run_dir) {
 
 config::Json resolve_inference_config(config::RunConfig& config, ConfigOptions options, const std::string& run_dir,
                                       const GlobalOptions& globals) {
+  std::optional<io::RunFolder> run;
   if (!run_dir.empty()) {
-    const std::string saved = run_dir + "/config.json";
-    MSMEDCAP_CHECK(std::filesystem::exists(saved), run_dir, ": not a run folder (no config.json)");
-    options.files.insert(options.files.begin(), saved);
+    run.emplace(run_dir);
+    run->layer_saved_config(options.files, "--run");
   }
   MSMEDCAP_CHECK(!options.files.empty() || !options.model_dir.empty(), "give --run DIR, --model DIR or -c CONFIG");
   const config::Json resolved = resolve_run_config(config, options, globals);
-  if (!run_dir.empty()) {
-    // A run that started without weights drew its frozen parts from runtime.seed and saved only
-    // what it trained: the same seed (load_inference_model) gives the same frozen parts back.
-    if (config.weights.empty()) {
-      core::log_info("model", "{} started from random values: parts not in its checkpoint come from seed {}", run_dir,
-                     config.runtime.seed);
-      config.load.allow_missing.push_back("");
-    }
-    config::WeightsSource checkpoint;
-    checkpoint.path = run_dir;
-    config.weights.push_back(checkpoint);
-  }
+  if (run) run->load_after_weights(config);
   return resolved;
-}
-
-models::MsMedCapModel load_inference_model(const config::RunConfig& config) {
-  torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));  // as `train` does before building
-  if (config.weights.empty()) core::log_warn("model", "no weights in the config: the model is random");
-  const models::LoadTarget target{core::parse_dtype(config.runtime.dtype, "runtime.dtype"),
-                                  core::parse_device(config.runtime.device)};
-  auto model = models::load_model(config.model, config.weights, config.load, target);
-  model->eval();
-  // A diverged run's weights would caption with empty strings and exit 0: refused by name.
-  std::vector<at::Tensor> finite;
-  for (const auto& p : model->parameters(true)) finite.push_back(p.is_floating_point() ? at::isfinite(p).all() : at::ones({}, p.options().dtype(at::kBool)));
-  if (finite.empty() || at::stack(finite).all().to(at::kCPU).item<bool>()) return model;  // one sync, not one per tensor
-  for (const auto& item : model->named_parameters(true)) {
-    const auto& p = item.value();
-    if (!p.is_floating_point() || at::isfinite(p).all().item<bool>()) continue;
-    std::string from;
-    for (const auto& w : config.weights) from += (from.empty() ? "" : ", ") + w.path;
-    MSMEDCAP_FAIL("model: parameter '", item.key(), "' has non-finite values (", at::isnan(p).sum().item<int64_t>(),
-                  " NaN, ", at::isinf(p).sum().item<int64_t>(), " infinite of ", p.numel(), ") in the weights loaded from ",
-                  from.empty() ? std::string("the seed") : from, "; a diverged run's checkpoint cannot be used");
-  }
-  return model;
 }
 
 std::vector<data::Sample> read_config_dataset(const config::RunConfig& config, const std::string& section) {
   MSMEDCAP_CHECK(section == "data" || section == "val_data", "--dataset must be data or val_data, got ", section);
-  const auto& sources = (section == "data" ? config.data : config.val_data).sources;
-  MSMEDCAP_CHECK(!sources.empty(), "the config's ", section, " section has no sources");
-  std::vector<data::Sample> all;
-  for (const auto& source : sources) {
-    auto samples = data::read_dataset(source);
-    all.insert(all.end(), samples.begin(), samples.end());
-  }
-  return all;
+  return data::read_datasets(section == "data" ? config.data : config.val_data, section);
 }
 
 }  // namespace msmedcap::cli

@@ -41,37 +41,31 @@ void register_evaluate(CLI::App& app, const GlobalOptions& globals) {
       core::log_info("evaluate", "METEOR modules: {}", meteor->modules());
     }
     const auto ev = metrics::evaluate(predictions, references, meteor.get());
-    static const char* kOrder[] = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"};
-    auto scores_json = [](const metrics::Evaluation& e) {
-      config::Json j = config::Json::object();
-      for (const char* name : kOrder) {
-        const auto it = e.corpus.find(name);
-        j[name] = it == e.corpus.end() ? config::Json(nullptr) : config::Json(it->second);  // null: --no-meteor
-      }
-      return j;
+    metrics::EvaluationSummary summary;
+    summary.corpus = metrics::scores_of(ev);
+    const auto& names = metrics::metric_names();
+    auto cell = [](const metrics::Scores& s, const std::string& name, const char* format) {
+      const auto& v = s.values.at(name);
+      return v ? fmt::format(format, *v) : std::string("n/a");
     };
-    config::Json out = scores_json(ev);
     std::cout << "metric    score\n";
-    for (const char* name : kOrder)
-      std::cout << (out[name].is_null() ? fmt::format("{:<9} n/a\n", name) : fmt::format("{:<9} {:.4f}\n", name, out[name].get<double>()));
+    for (const auto& name : names) std::cout << fmt::format("{:<9} {}\n", name, cell(summary.corpus, name, "{:.4f}"));
     std::cout << fmt::format("{} items\n", ev.ids.size());
     for (const auto& field : o->by) {
       const auto groups = metrics::evaluate_groups(predictions, references, metrics::read_reference_field(o->ref, field),
                                                    meteor.get());
       std::cout << fmt::format("\nby {}:\n{:<16} {:>5}", field, field, "n");
-      for (const char* name : kOrder) std::cout << fmt::format(" {:>8}", name);
+      for (const auto& name : names) std::cout << fmt::format(" {:>8}", name);
       std::cout << "\n";
       for (const auto& [group, g] : groups) {
-        config::Json j = scores_json(g);
-        j["n"] = g.ids.size();
-        std::cout << fmt::format("{:<16} {:>5}", group, g.ids.size());
-        for (const char* name : kOrder)
-          std::cout << (j[name].is_null() ? fmt::format(" {:>8}", "n/a") : fmt::format(" {:>8.4f}", j[name].get<double>()));
+        const metrics::Scores scores = metrics::scores_of(g);
+        std::cout << fmt::format("{:<16} {:>5}", group, scores.n);
+        for (const auto& name : names) std::cout << fmt::format(" {:>8}", cell(scores, name, "{:.4f}"));
         std::cout << "\n";
-        out["groups"][field][group] = j;
+        summary.groups[field][group] = scores;
       }
     }
-    if (!o->json.empty()) core::write_file_atomic(o->json, out.dump(2) + "\n");
+    if (!o->json.empty()) core::write_file_atomic(o->json, metrics::to_json(summary).dump(2) + "\n");
     if (!o->per_item.empty()) {
       std::string lines;
       for (size_t i = 0; i < ev.ids.size(); ++i) {

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/inference/model_folder.h"
+#include "msmedcap/inference/run_setup.h"
 
 namespace msmedcap::cli {
 
@@ -38,7 +39,7 @@ void register_export(CLI::App& app, const GlobalOptions& globals) {
     for (const auto& f : o->config.files) o->exp.provenance.push_back("config file: `" + f + "`");
     if (!o->run_dir.empty()) o->exp.provenance.push_back("run folder: `" + o->run_dir + "` (its latest checkpoint)");
     if (!o->config.model_dir.empty()) o->exp.provenance.push_back("model folder: `" + o->config.model_dir + "`");
-    auto model = load_inference_model(cfg);
+    auto model = inference::load_inference_model(cfg);
     inference::export_model(*model, cfg, o->exp);
     core::log_info("export", "wrote {} ({} layout)", o->exp.out, o->exp.format);
   });

@@ -6,7 +6,7 @@
 #include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/inference/features.h"
-#include "msmedcap/models/pretrained.h"
+#include "msmedcap/inference/run_setup.h"
 
 namespace msmedcap::cli {
 
@@ -35,7 +35,7 @@ void register_extract_features(CLI::App& app, const GlobalOptions& globals) {
       return;
     }
     if (run.weights.empty()) core::log_warn("extract", "no weights in the config: the encoders are randomly initialised");
-    auto model = load_inference_model(run);
+    auto model = inference::load_inference_model(run);
     o->extract.device = core::parse_device(run.runtime.device);
     if (!o->branches.empty()) {
       o->extract.branches.clear();

@@ -68,7 +68,7 @@ void register_report(CLI::App& app, const GlobalOptions& globals) {
   struct Options {
     std::string out, title = "msmedcap report", intro, pred, ref, maps;
     std::vector<std::string> scores, figures;
-    std::vector<std::string> metrics = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"};
+    std::vector<std::string> metrics = msmedcap::metrics::metric_names();
     std::vector<std::string> group_metrics = {"Bleu_4", "CIDEr"};
     int64_t examples = 6;
   };

@@ -8,6 +8,7 @@
 #include "msmedcap/core/logging.h"
 #include "msmedcap/data/tokenizer.h"
 #include "msmedcap/inference/retrieval.h"
+#include "msmedcap/inference/run_setup.h"
 
 namespace msmedcap::cli {
 namespace {
@@ -29,7 +30,7 @@ void run(const RetrieveOptions& o, const GlobalOptions& globals) {
                                                  : config::parse_branch(o.branch, "retrieve: --branch");
   MSMEDCAP_CHECK(!cfg.tokenizers.qformer.empty(), "retrieve: the config names no Q-Former tokenizer (tokenizers.qformer)");
   const auto tokenizer = data::load_tokenizer(cfg.tokenizers.qformer);
-  auto model = load_inference_model(cfg);
+  auto model = inference::load_inference_model(cfg);
   model->heads(branch);  // the branch must have its stage-1 heads
 
   const int64_t batch = o.batch_size > 0 ? o.batch_size : cfg.loader.batch_size;

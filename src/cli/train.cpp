@@ -3,23 +3,17 @@
 // scripts/launch.sh, on several. SIGINT/SIGTERM save a checkpoint and exit 130/143.
 #include <atomic>
 #include <csignal>
-#include <filesystem>
 #include <iostream>
 
-#include <torch/utils.h>
-
-#include "caption_setup.h"
 #include "commands.h"
-#include "msmedcap/core/check.h"
 #include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
-#include "msmedcap/inference/batch_caption.h"
-#include "msmedcap/io/checkpoint.h"
-#include "msmedcap/metrics/evaluate.h"
+#include "msmedcap/io/run_folder.h"
 #include "msmedcap/models/pretrained.h"
 #include "msmedcap/training/communicator.h"
 #include "msmedcap/training/distributed.h"
 #include "msmedcap/training/trainer.h"
+#include "msmedcap/training/validators.h"
 
 namespace msmedcap::cli {
 namespace {
@@ -31,41 +25,6 @@ extern "C" void on_stop_signal(int sig) {
   // A second signal ends the process at once.
   std::signal(sig, SIG_DFL);
 }
-
-/// train.val_caption_images: at each validation, captions the first images of val_data greedily
-/// and scores them (no METEOR: it is slow and needs WordNet). Rank 0 only.
-class CaptionMetricsValidator final : public training::Validator {
- public:
-  CaptionMetricsValidator(const config::RunConfig& run, models::MsMedCapModel model)
-      : model_(std::move(model)), setup_(run_captioning(run)) {
-    const int64_t n = run.train.val_caption_images;
-    MSMEDCAP_CHECK(!run.val_data.sources.empty(), "train.val_caption_images: needs val_data");
-    MSMEDCAP_CHECK(run.data.feature_cache.empty(), "train.val_caption_images: captions are made from pixels; ",
-                   "turn it off with data.feature_cache");
-    samples_ = read_config_dataset(run, "val_data");
-    if (n > 0 && static_cast<int64_t>(samples_.size()) > n) samples_.resize(static_cast<size_t>(n));
-    for (const auto& s : samples_) references_[s.id] = s.captions;
-  }
-
-  config::Json validate(int64_t) override {
-    inference::Captioner captioner(model_, setup_.tokenizer, setup_.options);
-    std::map<std::string, std::string> predictions;
-    inference::caption_samples(captioner, samples_, setup_.batch, [&](const inference::CaptionRecord& r) {
-      MSMEDCAP_CHECK(r.error.empty(), "train.val_caption_images: ", r.image, ": ", r.error);
-      predictions[r.id] = r.caption;
-    });
-    const auto ev = metrics::evaluate(predictions, references_);
-    config::Json out;
-    for (const auto& [name, value] : ev.corpus) out[name] = value;
-    return out;
-  }
-
- private:
-  models::MsMedCapModel model_;
-  RunCaptioning setup_;
-  std::vector<data::Sample> samples_;
-  std::map<std::string, std::vector<std::string>> references_;
-};
 
 }  // namespace
 
@@ -88,15 +47,12 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
       ->excludes(resume);
   cmd->callback([o, &globals] {
     ConfigOptions sources = o->config;
+    const io::RunFolder folder(o->run_dir);
     if (o->auto_resume) {
-      o->resume = !io::latest_checkpoint(o->run_dir).empty();
+      o->resume = folder.has_checkpoint();
       core::log_info("train", "--auto-resume: {}", o->resume ? "continuing the run in " + o->run_dir : "starting a new run");
     }
-    if (o->resume) {
-      const std::string saved = o->run_dir + "/config.json";
-      MSMEDCAP_CHECK(std::filesystem::exists(saved), o->run_dir, ": --resume needs the run's config.json");
-      sources.files.insert(sources.files.begin(), saved);
-    }
+    if (o->resume) folder.layer_saved_config(sources.files, "--resume");
     config::RunConfig run;
     const config::Json resolved = resolve_run_config(run, sources, globals);
     if (o->config.dump_config) {
@@ -108,12 +64,7 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
     if (device.is_cuda() && !device.has_index() && env.world_size > 1) {
       device = core::parse_device("cuda:" + std::to_string(env.local_rank));
     }
-    // Parameters without weights start from the seed, the same on every rank.
-    torch::manual_seed(static_cast<uint64_t>(run.runtime.seed));
-    if (run.weights.empty()) {
-      core::log_warn("train", "no weights in the config: every part of the model starts from random values");
-    }
-    auto model = models::load_model(run.model, run.weights, run.load);
+    auto model = models::load_model(run);  // float32 on the CPU; the trainer moves it
     std::unique_ptr<training::Distributed> dist;
     std::unique_ptr<training::Communicator> comm;
     if (env.world_size > 1) {
@@ -128,7 +79,7 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
     options.comm = comm.get();
     options.stop_signal = &g_stop_signal;
     if (run.train.val_caption_images != 0 && env.rank == 0)
-      options.validators.push_back(std::make_shared<CaptionMetricsValidator>(run, model));
+      options.validators.push_back(std::make_shared<training::CaptionMetricsValidator>(run, model));
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     const auto result = training::train(*model, run, resolved, options);

@@ -410,6 +410,16 @@ std::vector<Sample> read_dataset(const config::DatasetSourceConfig& src, ReadRep
   return out.take(describe_source(src));
 }
 
+std::vector<Sample> read_datasets(const config::DatasetConfig& data, const std::string& section) {
+  MSMEDCAP_CHECK(!data.sources.empty(), "the config's ", section, " section has no sources");
+  std::vector<Sample> all;
+  for (const auto& source : data.sources) {
+    auto samples = read_dataset(source);
+    all.insert(all.end(), samples.begin(), samples.end());
+  }
+  return all;
+}
+
 std::string describe_source(const config::DatasetSourceConfig& src) {
   return src.format + " source " + (src.annotations.empty() ? src.root : joined(src.root, src.annotations));
 }

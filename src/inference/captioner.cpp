@@ -11,23 +11,12 @@
 namespace msmedcap::inference {
 namespace {
 
-/// The cross-attention modules of one Q-Former, named under `prefix` ("qformer." or "sam_qformer.").
-std::vector<models::QFormerMultiHeadAttentionImpl*> cross_attention(torch::nn::Module& model, const std::string& prefix) {
-  std::vector<models::QFormerMultiHeadAttentionImpl*> out;
-  for (const auto& item : model.named_modules()) {
-    if (item.key().rfind(prefix, 0) != 0) continue;
-    auto* attn = dynamic_cast<models::QFormerMultiHeadAttentionImpl*>(item.value().get());
-    if (attn != nullptr && attn->is_cross()) out.push_back(attn);
-  }
-  return out;
-}
-
 /// Mean of the recorded probabilities over layers and queries: [B, M].
-at::Tensor mean_attention(const std::vector<models::QFormerMultiHeadAttentionImpl*>& layers) {
+at::Tensor mean_attention(const models::CrossAttentionProbs& layers) {
+  MSMEDCAP_CHECK(!layers.empty(), "attention maps: the Q-Former recorded no cross-attention");
   at::Tensor sum;
-  for (auto* layer : layers) {
-    MSMEDCAP_CHECK(layer->recorded_probs.defined(), "attention maps: a cross-attention layer recorded nothing");
-    const auto m = layer->recorded_probs.mean(1);  // [B, M]
+  for (const auto& probs : layers) {
+    const auto m = probs.mean(1);  // [B, M]
     sum = sum.defined() ? sum + m : m;
   }
   return sum / static_cast<double>(layers.size());
@@ -37,20 +26,6 @@ int64_t square_side(int64_t n) {
   const auto s = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
   return s * s == n ? s : -1;
 }
-
-/// Scoped switch of attention recording.
-struct Recording {
-  const std::vector<models::QFormerMultiHeadAttentionImpl*>& layers;
-  explicit Recording(const std::vector<models::QFormerMultiHeadAttentionImpl*>& l) : layers(l) {
-    for (auto* a : layers) a->record_probs = true;
-  }
-  ~Recording() {
-    for (auto* a : layers) {
-      a->record_probs = false;
-      a->recorded_probs = at::Tensor();
-    }
-  }
-};
 
 }  // namespace
 
@@ -83,8 +58,6 @@ Captioner::Captioner(models::MsMedCapModel model, std::shared_ptr<const data::Te
                    "caption: eos_token_id ", *options_.generate.eos_token_id, " outside the decoder's vocabulary of ", vocab,
                    " (the generation settings are for another tokenizer)");
   model_->eval();
-  clip_cross_ = cross_attention(*model_, "qformer.");
-  sam_cross_ = cross_attention(*model_, "sam_qformer.");
 }
 
 std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor& sam, BranchAttention* attention) {
@@ -93,17 +66,12 @@ std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor
   models::ImageInputs inputs;
   if (clip.defined()) inputs.clip_pixels = clip.to(device);
   if (sam.defined()) inputs.sam_pixels = sam.to(device);
-  const bool record = attention != nullptr;
-  std::optional<Recording> clip_rec, sam_rec;
-  if (record) {
-    clip_rec.emplace(clip_cross_);
-    sam_rec.emplace(sam_cross_);
-  }
-  models::VisualPrefix visual = model_->encode(inputs);
-  if (record) {
+  models::PrefixAttention probs;
+  models::VisualPrefix visual = model_->encode(inputs, attention != nullptr ? &probs : nullptr);
+  if (attention != nullptr) {
     const auto& cfg = model_->config();
-    if (cfg.use_clip && !clip_rec->layers.empty()) {
-      auto a = mean_attention(clip_rec->layers);  // [B, M]
+    if (cfg.use_clip) {
+      auto a = mean_attention(probs.clip);  // [B, M]
       int64_t side = square_side(a.size(1));
       if (side < 0) {  // class token first
         a = a.slice(1, 1);
@@ -112,8 +80,8 @@ std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor
       MSMEDCAP_CHECK(side > 0, "attention maps: ", a.size(1), " CLIP tokens are not a square grid");
       attention->clip = a.reshape({a.size(0), side, side}).cpu();
     }
-    if (cfg.use_sam && !sam_rec->layers.empty()) {
-      const auto a = mean_attention(sam_rec->layers);  // [B, M]
+    if (cfg.use_sam) {
+      const auto a = mean_attention(probs.sam);  // [B, M]
       const auto& e = visual.parts.sam_image_embeddings;  // [B, C, h, w]
       if (cfg.sam_tokens == "channels") {
         attention->sam = (e.abs().to(at::kFloat) * a.view({a.size(0), a.size(1), 1, 1})).sum(1).cpu();

@@ -114,8 +114,7 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
     model = models::load_model(models::model_config_from_hf_blip2(hf, where), {{source.hf_dir, "", "hf"}}, {}, target);
   } else {
     MSMEDCAP_CHECK(source.run != nullptr, "forward: no model given");
-    if (source.run->weights.empty()) core::log_warn("forward", "no weights in the config: the model is random");
-    model = models::load_model(source.run->model, source.run->weights, source.run->load, target);
+    model = models::load_model(*source.run, target);
   }
   model->eval();
 

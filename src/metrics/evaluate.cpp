@@ -1,5 +1,6 @@
 #include "msmedcap/metrics/evaluate.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "msmedcap/config/fields.h"
@@ -167,6 +168,72 @@ Evaluation evaluate(const std::map<std::string, std::string>& predictions,
   ev.corpus["CIDEr"] = c.corpus;
   ev.per_item["CIDEr"] = c.per_item;
   return ev;
+}
+
+const std::vector<std::string>& metric_names() {
+  static const std::vector<std::string> names = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"};
+  return names;
+}
+
+Scores scores_of(const Evaluation& e) {
+  Scores s;
+  for (const auto& name : metric_names()) {
+    const auto it = e.corpus.find(name);
+    s.values[name] = it == e.corpus.end() ? std::nullopt : std::optional<double>(it->second);
+  }
+  s.n = static_cast<int64_t>(e.ids.size());
+  return s;
+}
+
+config::Json to_json(const Scores& s) {
+  config::Json j = config::Json::object();
+  for (const auto& [name, value] : s.values) j[name] = value ? config::Json(*value) : config::Json(nullptr);
+  j["n"] = s.n;
+  return j;
+}
+
+config::Json to_json(const EvaluationSummary& s) {
+  config::Json j = to_json(s.corpus);
+  for (const auto& [field, groups] : s.groups)
+    for (const auto& [group, scores] : groups) j["groups"][field][group] = to_json(scores);
+  return j;
+}
+
+namespace {
+
+Scores scores_from_json(const config::Json& j, const std::string& where, const std::string& at,
+                        const std::vector<std::string>& structural) {
+  MSMEDCAP_CHECK(j.is_object(), where, ": ", at.empty() ? std::string("expected the JSON object `msmedcap evaluate --json` writes")
+                                                        : at + " is not an object");
+  Scores s;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string key = at + "/" + it.key();
+    if (std::find(structural.begin(), structural.end(), it.key()) != structural.end()) continue;
+    if (it.key() == "n") {
+      MSMEDCAP_CHECK(it->is_number_integer() && it->get<int64_t>() >= 0, where, ": ", key, " is not a count");
+      s.n = it->get<int64_t>();
+      continue;
+    }
+    MSMEDCAP_CHECK(it->is_number() || it->is_null(), where, ": ", key, " is not a score (a number or null)");
+    s.values[it.key()] = it->is_null() ? std::nullopt : std::optional<double>(it->get<double>());
+  }
+  return s;
+}
+
+}  // namespace
+
+EvaluationSummary evaluation_summary_from_json(const config::Json& j, const std::string& where) {
+  EvaluationSummary s;
+  s.corpus = scores_from_json(j, where, "", {"groups"});
+  if (!j.contains("groups")) return s;
+  const config::Json& groups = j.at("groups");
+  MSMEDCAP_CHECK(groups.is_object(), where, ": /groups is not an object");
+  for (auto f = groups.begin(); f != groups.end(); ++f) {
+    MSMEDCAP_CHECK(f->is_object(), where, ": /groups/", f.key(), " is not an object");
+    for (auto g = f->begin(); g != f->end(); ++g)
+      s.groups[f.key()][g.key()] = scores_from_json(*g, where, "/groups/" + f.key() + "/" + g.key(), {});
+  }
+  return s;
 }
 
 }  // namespace msmedcap::metrics

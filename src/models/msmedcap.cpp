@@ -14,7 +14,7 @@ MsMedCapModelImpl::MsMedCapModelImpl(const config::ModelConfig& cfg) : cfg_(cfg)
   language_model = build_decoder(cfg.decoder);
   const int64_t width = language_model->input_width();
   if (cfg.use_clip) {
-    vision_model = register_module("vision_model", VisionModel(cfg.vision));
+    vision_model = register_module("vision_model", make_vision_model(cfg.vision));
     query_tokens = register_parameter(
         "query_tokens", torch::randn({1, cfg.qformer.num_query_tokens, cfg.qformer.hidden_size}) * 0.02);
     qformer = register_module("qformer", QFormerModel(cfg.qformer));
@@ -99,7 +99,7 @@ torch::Tensor MsMedCapModelImpl::sam_tokens_of(const torch::Tensor& image) const
   return cfg_.sam_tokens == "channels" ? image.reshape({b, c, -1}) : image.flatten(2).transpose(1, 2);
 }
 
-VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs) {
+VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs, PrefixAttention* attention) {
   VisualPrefix prefix;
   std::vector<torch::Tensor> pieces;
   if (cfg_.use_clip) {
@@ -115,7 +115,8 @@ VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs) {
     MSMEDCAP_CHECK(features.dim() == 3, "model: CLIP features must be [B, N, D], got ", features.sizes());
     const int64_t b = features.size(0);
     prefix.parts.qformer_last_hidden_state =
-        qformer(query_tokens.expand({b, -1, -1}), features.to(query_tokens.dtype()));
+        qformer(query_tokens.expand({b, -1, -1}), features.to(query_tokens.dtype()), nullptr,
+                attention != nullptr ? &attention->clip : nullptr);
     prefix.parts.language_projection = language_projection(prefix.parts.qformer_last_hidden_state);
     pieces.push_back(prefix.parts.language_projection);
   }
@@ -129,7 +130,8 @@ VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs) {
     prefix.parts.sam_image_embeddings = image;
     const int64_t b = image.size(0);
     prefix.parts.sam_qformer_last_hidden_state =
-        sam_qformer(sam_query_tokens.expand({b, -1, -1}), tokens.to(sam_query_tokens.dtype()));
+        sam_qformer(sam_query_tokens.expand({b, -1, -1}), tokens.to(sam_query_tokens.dtype()), nullptr,
+                    attention != nullptr ? &attention->sam : nullptr);
     prefix.parts.sam_language_projection = sam_language_projection(prefix.parts.sam_qformer_last_hidden_state);
     pieces.push_back(prefix.parts.sam_language_projection);
   }

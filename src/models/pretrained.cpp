@@ -8,9 +8,11 @@
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/normalization.h>
+#include <torch/utils.h>
 
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/logging.h"
 #include "msmedcap/io/checkpoint.h"
 #include "msmedcap/io/weight_map.h"
 #include "msmedcap/models/layers.h"
@@ -390,6 +392,14 @@ std::vector<std::string> load_weight_sources(torch::nn::Module& model,
   }
   check_allowed_missing(missing, policy);
   return {loaded.begin(), loaded.end()};
+}
+
+MsMedCapModel load_model(const config::RunConfig& run, const LoadTarget& target) {
+  torch::manual_seed(static_cast<uint64_t>(run.runtime.seed));
+  if (run.weights.empty())
+    core::log_warn("model", "no weights in the config: every part of the model starts from random values (seed {})",
+                   run.runtime.seed);
+  return load_model(run.model, run.weights, run.load, target);
 }
 
 }  // namespace msmedcap::models

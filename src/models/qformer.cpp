@@ -34,31 +34,29 @@ QFormerMultiHeadAttentionImpl::QFormerMultiHeadAttentionImpl(const config::QForm
 }
 
 torch::Tensor QFormerMultiHeadAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
-                                                     const torch::Tensor& mask, const torch::Tensor& past_k,
-                                                     const torch::Tensor& past_v, torch::Tensor* record_k,
-                                                     torch::Tensor* record_v) {
+                                                     const torch::Tensor& mask, const AttentionKv& past,
+                                                     AttentionKv* record, torch::Tensor* probs) {
   const int64_t b = x.size(0), n = x.size(1), d = query->weight.size(0), dh = d / num_heads_;
   auto q = query(x).view({b, n, num_heads_, dh}).transpose(1, 2);  // [B, H, N, Dh]
-  torch::Tensor k = past_k, v = past_v;
+  torch::Tensor k = past.keys, v = past.values;
   if (context.defined()) {
     std::tie(k, v) = project_context(context);  // [B, H, M, Dh]
-    if (record_k != nullptr) *record_k = k;
-    if (record_v != nullptr) *record_v = v;
-    if (past_k.defined()) {
-      k = torch::cat({past_k, k}, 2);
-      v = torch::cat({past_v, v}, 2);
+    if (record != nullptr) *record = {k, v};
+    if (past.defined()) {
+      k = torch::cat({past.keys, k}, 2);
+      v = torch::cat({past.values, v}, 2);
     }
   }
   MSMEDCAP_CHECK(k.defined() && v.defined(), "qformer attention: no context and no keys/values");
   // Training with dropout: the math path, its probabilities dropped before they weigh v.
   const bool drop = is_training() && probs_dropout_.p > 0.0;
   auto out = drop ? core::attention_math(q, k, v, mask, false, c10::nullopt,
-                                         [this](const at::Tensor& probs) { return probs_dropout_(probs, true); })
+                                         [this](const at::Tensor& p) { return probs_dropout_(p, true); })
                   : core::scaled_dot_product_attention(q, k, v, mask);
-  if (record_probs) {
+  if (probs != nullptr) {
     auto scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh));
     if (mask.defined()) scores = scores + mask;
-    recorded_probs = at::softmax(scores.to(at::kFloat), -1).mean(1).detach();
+    *probs = at::softmax(scores.to(at::kFloat), -1).mean(1).detach();
   }
   return out.transpose(1, 2).reshape({b, n, d});
 }
@@ -71,22 +69,25 @@ std::pair<torch::Tensor, torch::Tensor> QFormerMultiHeadAttentionImpl::project_c
 
 QFormerImageKv QFormerImageKv::select(const torch::Tensor& rows) const {
   QFormerImageKv out;
-  for (const auto& k : keys) out.keys.push_back(k.defined() ? k.index_select(0, rows) : k);
-  for (const auto& v : values) out.values.push_back(v.defined() ? v.index_select(0, rows) : v);
+  for (const auto& kv : layers)
+    out.layers.push_back(kv.defined() ? AttentionKv{kv.keys.index_select(0, rows), kv.values.index_select(0, rows)} : kv);
   return out;
 }
 
 QFormerImageKv QFormerImageKv::cat(const std::vector<QFormerImageKv>& parts) {
   QFormerImageKv out;
   if (parts.empty()) return out;
-  for (size_t l = 0; l < parts[0].keys.size(); ++l) {
+  for (size_t l = 0; l < parts[0].layers.size(); ++l) {
+    if (!parts[0].layers[l].defined()) {
+      out.layers.emplace_back();
+      continue;
+    }
     std::vector<torch::Tensor> ks, vs;
     for (const auto& p : parts) {
-      ks.push_back(p.keys[l]);
-      vs.push_back(p.values[l]);
+      ks.push_back(p.layers[l].keys);
+      vs.push_back(p.layers[l].values);
     }
-    out.keys.push_back(ks[0].defined() ? torch::cat(ks, 0) : torch::Tensor());
-    out.values.push_back(vs[0].defined() ? torch::cat(vs, 0) : torch::Tensor());
+    out.layers.push_back({torch::cat(ks, 0), torch::cat(vs, 0)});
   }
   return out;
 }
@@ -134,20 +135,16 @@ QFormerLayerImpl::QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t ind
                                     DropoutSite{keys, cfg.hidden_dropout_prob, site + kQueryOutputSite}));
 }
 
-torch::Tensor QFormerLayerImpl::forward(const torch::Tensor& x, int64_t num_queries, const torch::Tensor& image,
-                                        const torch::Tensor& mask, const torch::Tensor& past_k,
-                                        const torch::Tensor& past_v, torch::Tensor* record_k,
-                                        torch::Tensor* record_v, const torch::Tensor& image_k,
-                                        const torch::Tensor& image_v) {
-  const auto a = attention->output(attention->attention(x, x, mask, past_k, past_v, record_k, record_v), x);
+torch::Tensor QFormerLayerImpl::forward(const torch::Tensor& x, const QFormerLayerCall& call) {
+  const int64_t num_queries = call.num_queries;
+  const auto a = attention->output(attention->attention(x, x, call.mask, call.past, call.record), x);
   const int64_t total = a.size(1);
   std::vector<torch::Tensor> parts;
   if (num_queries > 0) {
     auto q = a.slice(1, 0, num_queries);
     if (!crossattention.is_empty()) {
-      const auto attended = image_k.defined() ? crossattention->attention(q, torch::Tensor(), torch::Tensor(), image_k, image_v)
-                                              : crossattention->attention(q, image);
-      q = crossattention->output(attended, q);
+      MSMEDCAP_CHECK(call.image.defined(), "qformer: a cross-attention layer got no image keys/values");
+      q = crossattention->output(crossattention->attention(q, {}, {}, call.image, nullptr, call.cross_probs), q);
     }
     parts.push_back(output_query(intermediate_query(q), q));
   }
@@ -215,13 +212,20 @@ torch::Tensor QFormerModelImpl::embed(const torch::Tensor& x) {
   return embeddings_dropout_(layernorm(x), is_training());
 }
 
+QFormerLayerImpl* QFormerModelImpl::layer(size_t i) const { return encoder->layer->ptr<QFormerLayerImpl>(i).get(); }
+
+void QFormerModelImpl::check_layers(const QFormerImageKv& image) const {
+  MSMEDCAP_CHECK(image.layers.size() == encoder->layer->size(), "qformer: image keys/values for ", image.layers.size(),
+                 " layers, the model has ", encoder->layer->size());
+}
+
 void QFormerModelImpl::require_text_path(const char* what) const {
   MSMEDCAP_CHECK(has_text_path(), "qformer: ", what, " needs the text path (set qformer.text_path)");
 }
 
 torch::Tensor QFormerModelImpl::forward(const torch::Tensor& query_embeds, const torch::Tensor& image,
-                                        QFormerCache* cache) {
-  return forward_kv(query_embeds, image_keys_values(image), cache);
+                                        QFormerCache* cache, CrossAttentionProbs* cross_probs) {
+  return forward_kv(query_embeds, image_keys_values(image), cache, cross_probs);
 }
 
 QFormerImageKv QFormerModelImpl::image_keys_values(const torch::Tensor& image) {
@@ -231,29 +235,28 @@ QFormerImageKv QFormerModelImpl::image_keys_values(const torch::Tensor& image) {
   QFormerImageKv kv;
   for (const auto& layer : *encoder->layer) {
     auto& cross = layer->as<QFormerLayer>()->crossattention;
-    torch::Tensor k, v;
-    if (!cross.is_empty()) std::tie(k, v) = cross->attention->project_context(image);
-    kv.keys.push_back(k);
-    kv.values.push_back(v);
+    AttentionKv layer_kv;
+    if (!cross.is_empty()) std::tie(layer_kv.keys, layer_kv.values) = cross->attention->project_context(image);
+    kv.layers.push_back(layer_kv);
   }
   return kv;
 }
 
 torch::Tensor QFormerModelImpl::forward_kv(const torch::Tensor& query_embeds, const QFormerImageKv& image,
-                                           QFormerCache* cache) {
-  MSMEDCAP_CHECK(image.keys.size() == encoder->layer->size(), "qformer: image keys/values for ", image.keys.size(),
-                 " layers, the model has ", encoder->layer->size());
+                                           QFormerCache* cache, CrossAttentionProbs* cross_probs) {
+  check_layers(image);
   auto h = embed(query_embeds);
-  const int64_t nq = query_embeds.size(1);
-  if (cache != nullptr) {
-    cache->keys.assign(encoder->layer->size(), {});
-    cache->values.assign(encoder->layer->size(), {});
-  }
-  size_t i = 0;
-  for (const auto& layer : *encoder->layer) {
-    h = layer->as<QFormerLayer>()->forward(h, nq, {}, {}, {}, {}, cache ? &cache->keys[i] : nullptr,
-                                           cache ? &cache->values[i] : nullptr, image.keys[i], image.values[i]);
-    ++i;
+  if (cache != nullptr) cache->layers.assign(encoder->layer->size(), {});
+  if (cross_probs != nullptr) cross_probs->clear();
+  for (size_t i = 0; i < encoder->layer->size(); ++i) {
+    QFormerLayerCall call;
+    call.num_queries = query_embeds.size(1);
+    call.record = cache ? &cache->layers[i] : nullptr;
+    call.image = image.layers[i];
+    torch::Tensor probs;
+    if (cross_probs != nullptr && image.layers[i].defined()) call.cross_probs = &probs;
+    h = layer(i)->forward(h, call);
+    if (probs.defined()) cross_probs->push_back(probs);
   }
   return h;
 }
@@ -262,7 +265,9 @@ torch::Tensor QFormerModelImpl::encode_text(const torch::Tensor& ids, const torc
   require_text_path("encode_text");
   auto h = embed(embeddings(ids));
   const auto bias = additive(mask, h).view({mask.size(0), 1, 1, mask.size(1)});  // [B, 1, 1, T]
-  for (const auto& layer : *encoder->layer) h = layer->as<QFormerLayer>()->forward(h, 0, {}, bias);
+  QFormerLayerCall call;
+  call.mask = bias;
+  for (size_t i = 0; i < encoder->layer->size(); ++i) h = layer(i)->forward(h, call);
   return h;
 }
 
@@ -274,16 +279,17 @@ torch::Tensor QFormerModelImpl::forward_multimodal(const torch::Tensor& query_em
 torch::Tensor QFormerModelImpl::forward_multimodal(const torch::Tensor& query_embeds, const torch::Tensor& ids,
                                                    const torch::Tensor& mask, const QFormerImageKv& image) {
   require_text_path("forward_multimodal");
-  MSMEDCAP_CHECK(image.keys.size() == encoder->layer->size(), "qformer: image keys/values for ", image.keys.size(),
-                 " layers, the model has ", encoder->layer->size());
+  check_layers(image);
   const int64_t b = ids.size(0), nq = query_embeds.size(1);
   auto h = embed(torch::cat({query_embeds, embeddings(ids)}, 1));
   const auto keep = torch::cat({torch::ones({b, nq}, mask.options()), mask}, 1);
   const auto bias = additive(keep, h).view({b, 1, 1, keep.size(1)});  // [B, 1, 1, Nq + T]
-  size_t i = 0;
-  for (const auto& layer : *encoder->layer) {
-    h = layer->as<QFormerLayer>()->forward(h, nq, {}, bias, {}, {}, nullptr, nullptr, image.keys[i], image.values[i]);
-    ++i;
+  for (size_t i = 0; i < encoder->layer->size(); ++i) {
+    QFormerLayerCall call;
+    call.num_queries = nq;
+    call.mask = bias;
+    call.image = image.layers[i];
+    h = layer(i)->forward(h, call);
   }
   return h;
 }
@@ -291,18 +297,19 @@ torch::Tensor QFormerModelImpl::forward_multimodal(const torch::Tensor& query_em
 torch::Tensor QFormerModelImpl::decode_text(const torch::Tensor& ids, const torch::Tensor& mask,
                                             const QFormerCache& cache) {
   require_text_path("decode_text");
-  MSMEDCAP_CHECK(cache.keys.size() == encoder->layer->size() && cache.keys[0].defined(),
+  MSMEDCAP_CHECK(cache.layers.size() == encoder->layer->size() && cache.layers[0].defined(),
                  "qformer: decode_text needs the query keys/values of forward(..., &cache)");
-  const int64_t b = ids.size(0), t = ids.size(1), nq = cache.keys[0].size(2);
+  const int64_t b = ids.size(0), t = ids.size(1), nq = cache.layers[0].keys.size(2);
   auto h = embed(embeddings(ids));
   // Text row i sees every query and text columns j <= i that are not padding.
   const auto causal = torch::ones({t, t}, mask.options()).tril().unsqueeze(0) * mask.unsqueeze(1);  // [B, T, T]
   const auto keep = torch::cat({torch::ones({b, t, nq}, mask.options()), causal}, 2);            // [B, T, Nq+T]
   const auto bias = additive(keep, h).unsqueeze(1);
-  size_t i = 0;
-  for (const auto& layer : *encoder->layer) {
-    h = layer->as<QFormerLayer>()->forward(h, 0, {}, bias, cache.keys[i], cache.values[i]);
-    ++i;
+  for (size_t i = 0; i < encoder->layer->size(); ++i) {
+    QFormerLayerCall call;
+    call.mask = bias;
+    call.past = cache.layers[i];
+    h = layer(i)->forward(h, call);
   }
   return h;
 }

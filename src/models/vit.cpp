@@ -164,27 +164,15 @@ torch::Tensor VisionEncoderImpl::forward(torch::Tensor x) {
   return x;
 }
 
-VisionModelImpl::VisionModelImpl(const config::VisionConfig& cfg) : clip_(cfg.type == "clip") {
-  const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
-  if (clip_) {
-    clip_embeddings = register_module("embeddings", ClipVisionEmbeddings(cfg));
-    pre_layrnorm = register_module("pre_layrnorm", torch::nn::LayerNorm(ln));
-  } else {
-    embeddings = register_module("embeddings", VisionEmbeddings(cfg));
-  }
+Blip2VisionModelImpl::Blip2VisionModelImpl(const config::VisionConfig& cfg) {
+  embeddings = register_module("embeddings", VisionEmbeddings(cfg));
   encoder = register_module("encoder", VisionEncoder(cfg));
-  post_layernorm = register_module("post_layernorm", torch::nn::LayerNorm(ln));
+  post_layernorm = register_module(
+      "post_layernorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
 }
 
-VisionOutput VisionModelImpl::forward(const torch::Tensor& pixels) {
+VisionOutput Blip2VisionModelImpl::forward(const torch::Tensor& pixels) {
   VisionOutput out;
-  if (clip_) {
-    out.embeddings = clip_embeddings(pixels);
-    out.last_hidden_state = encoder(pre_layrnorm(out.embeddings));
-    out.pooler_output = post_layernorm(out.last_hidden_state.select(1, 0));
-    out.features = post_layernorm(out.last_hidden_state);
-    return out;
-  }
   out.embeddings = embeddings(pixels);
   out.last_hidden_state = post_layernorm(encoder(out.embeddings));
   // HF applies post_layernorm a second time to the pooled CLS token.
@@ -193,8 +181,30 @@ VisionOutput VisionModelImpl::forward(const torch::Tensor& pixels) {
   return out;
 }
 
+ClipVisionTransformerImpl::ClipVisionTransformerImpl(const config::VisionConfig& cfg) {
+  const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
+  embeddings = register_module("embeddings", ClipVisionEmbeddings(cfg));
+  pre_layrnorm = register_module("pre_layrnorm", torch::nn::LayerNorm(ln));
+  encoder = register_module("encoder", VisionEncoder(cfg));
+  post_layernorm = register_module("post_layernorm", torch::nn::LayerNorm(ln));
+}
+
+VisionOutput ClipVisionTransformerImpl::forward(const torch::Tensor& pixels) {
+  VisionOutput out;
+  out.embeddings = embeddings(pixels);
+  out.last_hidden_state = encoder(pre_layrnorm(out.embeddings));
+  out.pooler_output = post_layernorm(out.last_hidden_state.select(1, 0));
+  out.features = post_layernorm(out.last_hidden_state);
+  return out;
+}
+
+VisionModel make_vision_model(const config::VisionConfig& cfg) {
+  if (cfg.type == "clip") return VisionModel(std::make_shared<ClipVisionTransformerImpl>(cfg));
+  return VisionModel(std::make_shared<Blip2VisionModelImpl>(cfg));
+}
+
 ClipVisionModelImpl::ClipVisionModelImpl(const config::VisionConfig& cfg) {
-  vision_model = register_module("vision_model", VisionModel(cfg));
+  vision_model = register_module("vision_model", make_vision_model(cfg));
 }
 
 }  // namespace msmedcap::models

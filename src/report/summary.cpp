@@ -44,14 +44,13 @@ std::vector<ScoreSet> read_score_sets(const std::vector<std::string>& name_eq_fi
     MSMEDCAP_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < arg.size(), "--scores ", arg,
                    ": expected NAME=EVAL.json");
     const std::string name = arg.substr(0, eq), file = arg.substr(eq + 1);
-    config::Json j = config::read_json_file(file);
-    MSMEDCAP_CHECK(j.is_object(), file, ": expected the JSON object `msmedcap evaluate --json` writes");
+    auto summary = metrics::evaluation_summary_from_json(config::read_json_file(file), file);
     auto it = std::find_if(sets.begin(), sets.end(), [&](const ScoreSet& s) { return s.name == name; });
     if (it == sets.end()) {
       sets.push_back(ScoreSet{name, {}, {}});
       it = sets.end() - 1;
     }
-    it->runs.push_back(std::move(j));
+    it->runs.push_back(std::move(summary));
     it->files.push_back(file);
   }
   return sets;
@@ -79,17 +78,26 @@ std::string format_stat(const Stat& s, int decimals) {
 
 namespace {
 
-/// The values of `pointer` (a JSON pointer) over a set's runs; runs where it is absent or null
-/// are skipped.
-std::vector<double> values_at(const ScoreSet& set, const config::Json::json_pointer& pointer) {
+/// `metric` over the runs (seeds) whose scores `pick` finds and that hold a value for it.
+template <typename Pick>
+std::vector<double> values_of(const ScoreSet& set, const std::string& metric, Pick pick) {
   std::vector<double> out;
-  for (size_t k = 0; k < set.runs.size(); ++k) {
-    const auto& j = set.runs[k];
-    if (!j.contains(pointer) || j.at(pointer).is_null()) continue;
-    MSMEDCAP_CHECK(j.at(pointer).is_number(), set.files[k], ": ", pointer.to_string(), " is not a number");
-    out.push_back(j.at(pointer).get<double>());
+  for (const auto& run : set.runs) {
+    const metrics::Scores* scores = pick(run);
+    if (scores == nullptr) continue;
+    const auto it = scores->values.find(metric);
+    if (it != scores->values.end() && it->second) out.push_back(*it->second);
   }
   return out;
+}
+
+/// The scores of `group` of `field` in `run`, or null.
+const metrics::Scores* group_scores(const metrics::EvaluationSummary& run, const std::string& field,
+                                    const std::string& group) {
+  const auto f = run.groups.find(field);
+  if (f == run.groups.end()) return nullptr;
+  const auto g = f->second.find(group);
+  return g == f->second.end() ? nullptr : &g->second;
 }
 
 std::string row(const std::vector<std::string>& cells) {
@@ -115,7 +123,8 @@ std::string scores_table(const std::vector<ScoreSet>& sets, const std::vector<st
   for (const auto& set : sets) {
     std::vector<std::string> cells = {set.name};
     if (seeds) cells.push_back(std::to_string(set.runs.size()));
-    for (const auto& m : metrics) cells.push_back(format_stat(stat_of(values_at(set, config::Json::json_pointer("/" + m)))));
+    for (const auto& m : metrics)
+      cells.push_back(format_stat(stat_of(values_of(set, m, [](const metrics::EvaluationSummary& r) { return &r.corpus; }))));
     out += row(cells);
   }
   return out;
@@ -124,9 +133,8 @@ std::string scores_table(const std::vector<ScoreSet>& sets, const std::vector<st
 std::vector<std::string> group_fields(const std::vector<ScoreSet>& sets) {
   std::set<std::string> fields;
   for (const auto& set : sets)
-    for (const auto& j : set.runs)
-      if (j.contains("groups") && j["groups"].is_object())
-        for (const auto& [field, groups] : j["groups"].items()) fields.insert(field);
+    for (const auto& run : set.runs)
+      for (const auto& [field, groups] : run.groups) fields.insert(field);
   return {fields.begin(), fields.end()};
 }
 
@@ -134,11 +142,12 @@ std::string group_table(const std::vector<ScoreSet>& sets, const std::string& fi
   std::vector<std::string> groups;
   std::map<std::string, int64_t> sizes;
   for (const auto& set : sets)
-    for (const auto& j : set.runs) {
-      if (!j.contains("groups") || !j["groups"].contains(field)) continue;
-      for (const auto& [g, v] : j["groups"][field].items()) {
+    for (const auto& run : set.runs) {
+      const auto f = run.groups.find(field);
+      if (f == run.groups.end()) continue;
+      for (const auto& [g, scores] : f->second) {
         if (!sizes.count(g)) groups.push_back(g);
-        sizes[g] = v.value("n", int64_t{0});
+        sizes[g] = scores.n;
       }
     }
   if (groups.empty()) return "";
@@ -148,13 +157,10 @@ std::string group_table(const std::vector<ScoreSet>& sets, const std::string& fi
   std::string out = header(head);
   for (const auto& set : sets) {
     std::vector<std::string> cells = {set.name};
-    for (const auto& g : groups) {
-      config::Json::json_pointer p("/groups");
-      p /= field;
-      p /= g;
-      p /= metric;
-      cells.push_back(format_stat(stat_of(values_at(set, p))));
-    }
+    for (const auto& g : groups)
+      cells.push_back(format_stat(stat_of(values_of(set, metric, [&](const metrics::EvaluationSummary& r) {
+        return group_scores(r, field, g);
+      }))));
     out += row(cells);
   }
   return out;

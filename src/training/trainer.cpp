@@ -5,7 +5,6 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
@@ -17,6 +16,7 @@
 #include "msmedcap/data/tokenizer.h"
 #include "msmedcap/inference/features.h"
 #include "msmedcap/io/checkpoint.h"
+#include "msmedcap/io/run_folder.h"
 #include "msmedcap/training/communicator.h"
 #include "msmedcap/training/optimizer.h"
 #include "msmedcap/training/schedule.h"
@@ -75,14 +75,16 @@ class Trainer {
   [[noreturn]] void stop_nonfinite(const std::string& what);
   TrainerState state() const;
   void restore();
-  void start_run_dir();
-  void append_metrics(const config::Json& line);
+  void append_metrics(const config::Json& line) {
+    if (comm_.leader()) folder_.append_metrics(line);
+  }
 
   models::MsMedCapModelImpl& model_;
   const config::RunConfig& cfg_;
   const config::TrainConfig& tcfg_;
   config::Json resolved_;
   TrainerOptions options_;
+  io::RunFolder folder_;
   std::unique_ptr<Communicator> local_;
   Communicator& comm_;
   StagePlan plan_;
@@ -108,10 +110,10 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
       tcfg_(cfg.train),
       resolved_(resolved),
       options_(options),
+      folder_(options.run_dir),
       local_(options.comm ? nullptr : local_communicator()),
       comm_(options.comm ? *options.comm : *local_),
       plan_(cfg.train.stage, cfg.model) {
-  MSMEDCAP_CHECK(!options_.run_dir.empty(), "train: a run folder is needed (--run-dir)");
   MSMEDCAP_CHECK(!cfg_.data.sources.empty(), "data.sources: training needs at least one dataset source");
   MSMEDCAP_CHECK(cfg_.runtime.dtype == "fp32", "runtime.dtype: ", cfg_.runtime.dtype,
                  " applies to inference commands; training keeps float32 master weights (train.frozen_dtype "
@@ -249,13 +251,6 @@ bool Trainer::validate_now() {
   return best;
 }
 
-void Trainer::append_metrics(const config::Json& line) {
-  if (!comm_.leader()) return;
-  std::ofstream out(options_.run_dir + "/metrics.jsonl", std::ios::app);
-  out << line.dump() << "\n";
-  MSMEDCAP_CHECK(out.good(), options_.run_dir, "/metrics.jsonl: cannot append (disk full?)");
-}
-
 std::string Trainer::first_nonfinite_parameter() const {
   torch::NoGradGuard no_grad;
   // One device sync for the whole check, not one per tensor; the name only when one fails.
@@ -268,7 +263,7 @@ std::string Trainer::first_nonfinite_parameter() const {
 
 std::string Trainer::last_good_checkpoint() const {
   if (!last_saved_.empty()) return last_saved_;
-  const std::string latest = io::latest_checkpoint(options_.run_dir);
+  const std::string latest = folder_.latest_checkpoint();
   return latest.empty() ? std::string("none (no checkpoint was written)") : latest;
 }
 
@@ -312,11 +307,11 @@ std::string Trainer::save(bool best) {
     ckpt.optimizer = optimizer_->state();
     ckpt.state = state().to_json();
     ckpt.config = resolved_;
-    dir = io::save_checkpoint(options_.run_dir, step_, ckpt);
+    dir = io::save_checkpoint(folder_.path(), step_, ckpt);
     if (best) best_dir_ = dir;
     std::vector<std::string> protect{dir};
     if (!best_dir_.empty()) protect.push_back(best_dir_);
-    io::prune_checkpoints(options_.run_dir, tcfg_.keep, protect);
+    io::prune_checkpoints(folder_.path(), tcfg_.keep, protect);
     core::log_info("train", "checkpoint {}{}", dir, best ? " (best so far)" : "");
   }
   comm_.barrier();
@@ -325,18 +320,9 @@ std::string Trainer::save(bool best) {
   return dir;
 }
 
-void Trainer::start_run_dir() {
-  if (!comm_.leader()) return;
-  fs::create_directories(options_.run_dir);
-  MSMEDCAP_CHECK(io::latest_checkpoint(options_.run_dir).empty(), options_.run_dir,
-                 ": already holds a run with checkpoints; continue it with --resume or choose another --run-dir");
-  core::write_file_atomic(options_.run_dir + "/config.json", resolved_.dump(2) + "\n");
-  core::write_file_atomic(options_.run_dir + "/metrics.jsonl", "");
-}
-
 void Trainer::restore() {
-  const std::string dir = io::latest_checkpoint(options_.run_dir);
-  MSMEDCAP_CHECK(!dir.empty(), options_.run_dir, ": --resume found no checkpoint (checkpoints/latest)");
+  const std::string dir = folder_.latest_checkpoint();
+  MSMEDCAP_CHECK(!dir.empty(), folder_.path(), ": --resume found no checkpoint (checkpoints/latest)");
   const io::Checkpoint ckpt = io::load_checkpoint(dir);
   const std::string where = dir + "/state.json";
   const TrainerState st = TrainerState::from_json(ckpt.state, where);
@@ -362,23 +348,12 @@ void Trainer::restore() {
   runner_->scaler().restore(st.loss_scale, st.good_scaled_steps);
   loader_->restore(data::LoaderState::from_json(st.loader, where));
   if (best_step_ >= 0) {
-    const std::string best = io::checkpoint_folder(options_.run_dir, best_step_);
+    const std::string best = folder_.checkpoint(best_step_);
     if (fs::exists(best)) best_dir_ = best;
   }
   last_saved_ = dir;
   last_saved_step_ = step_;
-  if (comm_.leader()) {
-    // The metrics log continues from the checkpoint: lines of later steps (lost work) go.
-    std::ifstream in(options_.run_dir + "/metrics.jsonl");
-    std::string line, kept;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      const auto j = config::Json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.value("step", int64_t{0}) <= step_) kept += line + "\n";
-    }
-    core::write_file_atomic(options_.run_dir + "/metrics.jsonl", kept);
-    core::write_file_atomic(options_.run_dir + "/config.json", resolved_.dump(2) + "\n");
-  }
+  if (comm_.leader()) folder_.rewind(step_, resolved_);  // the log continues from the checkpoint
   core::log_info("train", "resumed {} at step {} of {}", dir, step_, total_steps_);
 }
 
@@ -405,7 +380,11 @@ void Trainer::log_step(const StepResult& r, int64_t epoch, double lr, double rat
 }
 
 TrainResult Trainer::run() {
-  options_.resume ? restore() : start_run_dir();
+  if (options_.resume) {
+    restore();
+  } else if (comm_.leader()) {
+    folder_.start(resolved_);
+  }
   comm_.barrier();
   int64_t trainable = 0;
   for (const auto& [name, p] : params_) trainable += p.numel();

@@ -5,8 +5,11 @@
 
 #include <torch/torch.h>
 
+#include "msmedcap/config/config_io.h"
+#include "msmedcap/config/run_config.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/io/checkpoint.h"
+#include "msmedcap/io/run_folder.h"
 #include "test_utils.h"
 
 namespace msmedcap {
@@ -69,6 +72,43 @@ TEST(Checkpoint, DamagedFilesAreNamed) {
   EXPECT_THROW(io::latest_checkpoint(run.path()), Error);
   testing::write_text(run.file("checkpoints/latest"), "../../etc\n");
   EXPECT_THROW(io::latest_checkpoint(run.path()), Error);
+}
+
+TEST(RunFolder, StartRewindAndLayering) {
+  testing::TempDir root;
+  const io::RunFolder run(root.file("run"));
+  const config::Json resolved = {{"train", {{"epochs", 1}}}};
+  // A folder without config.json is not a run folder; the error names the flag that needs one.
+  std::vector<std::string> files{"a.json"};
+  EXPECT_NE(testing::error_of([&] { run.layer_saved_config(files, "--resume"); }).find("not a run folder (no config.json), "
+                                                                                         "which --resume needs"),
+            std::string::npos);
+  run.start(resolved);
+  EXPECT_EQ(config::read_json_file(run.config_file()), resolved);
+  EXPECT_EQ(testing::read_text(run.metrics_file()), "");
+  run.layer_saved_config(files, "--run");
+  EXPECT_EQ(files, (std::vector<std::string>{run.config_file(), "a.json"}));  // under the -c files
+  for (int64_t step : {1, 2, 3}) run.append_metrics({{"step", step}, {"loss", 1.0 / static_cast<double>(step)}});
+  EXPECT_FALSE(run.has_checkpoint());
+  io::save_checkpoint(run.path(), 2, sample(2));
+  EXPECT_EQ(run.latest_checkpoint(), run.checkpoint(2));
+  // A second start on a run with checkpoints is refused; a rewind to step 2 drops step 3's line.
+  EXPECT_NE(testing::error_of([&] { run.start(resolved); }).find("already holds a run with checkpoints"), std::string::npos);
+  run.rewind(2, {{"train", {{"epochs", 2}}}});
+  EXPECT_EQ(testing::read_text(run.metrics_file()), "{\"loss\":1.0,\"step\":1}\n{\"loss\":0.5,\"step\":2}\n");
+  EXPECT_EQ(config::read_json_file(run.config_file())["train"]["epochs"], 2);
+  // --run after a run that started from random values: its missing parts come from the seed.
+  config::RunConfig cfg;
+  run.load_after_weights(cfg);
+  ASSERT_EQ(cfg.weights.size(), 1u);
+  EXPECT_EQ(cfg.weights[0].path, run.path());
+  EXPECT_EQ(cfg.load.allow_missing, std::vector<std::string>{""});
+  config::RunConfig with_weights;
+  with_weights.weights.push_back(config::WeightsSource{});
+  run.load_after_weights(with_weights);
+  EXPECT_EQ(with_weights.weights.size(), 2u);
+  EXPECT_TRUE(with_weights.load.allow_missing.empty());
+  EXPECT_THROW(io::RunFolder(""), Error);
 }
 
 }  // namespace

@@ -56,8 +56,8 @@ TEST(QFormerText, ImageKeysValuesComputedOnceServeRepeatedRows) {
   const auto direct_grad = image.grad().clone();
   image.mutable_grad().zero_();
   const auto kv = q->image_keys_values(image);
-  ASSERT_EQ(kv.keys.size(), 3u);
-  EXPECT_TRUE(kv.keys[0].defined() && !kv.keys[1].defined() && kv.keys[2].defined());  // cross every 2nd layer
+  ASSERT_EQ(kv.layers.size(), 3u);
+  EXPECT_TRUE(kv.layers[0].defined() && !kv.layers[1].defined() && kv.layers[2].defined());  // cross every 2nd layer
   const auto gathered = q->forward_multimodal(queries, ids, mask, QFormerImageKv::cat({kv, kv.select(rows), kv}));
   EXPECT_TRUE(at::allclose(gathered, direct, 1e-5, 1e-6));
   gathered.sum().backward();
@@ -83,7 +83,14 @@ TEST(QFormerText, CachedDecodeEqualsOnePassWithTheMultimodalCausalMask) {
   keep.slice(1, nq).slice(2, nq).copy_(at::ones({t, t}).tril().unsqueeze(0) * b.mask.unsqueeze(1));
   const auto bias = ((1.0 - keep) * kQFormerMaskValue).unsqueeze(1);
   auto h = q->layernorm(at::cat({b.queries, q->embeddings(b.ids)}, 1));
-  for (const auto& layer : *q->encoder->layer) h = layer->as<QFormerLayer>()->forward(h, nq, b.image, bias);
+  const auto image_kv = q->image_keys_values(b.image);
+  for (size_t i = 0; i < q->encoder->layer->size(); ++i) {
+    QFormerLayerCall call;
+    call.num_queries = nq;
+    call.mask = bias;
+    call.image = image_kv.layers[i];
+    h = q->encoder->layer->ptr<QFormerLayerImpl>(i)->forward(h, call);
+  }
   EXPECT_TRUE(at::allclose(h.slice(1, nq), decoded, 1e-5, 1e-5));
   EXPECT_TRUE(at::allclose(h.slice(1, 0, nq), query_out, 1e-5, 1e-5));
 }

@@ -38,6 +38,10 @@ struct ReadReport {
 /// Skipped rows are logged (the first kMaxProblems one by one, then their count), report or not.
 std::vector<Sample> read_dataset(const config::DatasetSourceConfig& source, ReadReport* report = nullptr);
 
+/// Every sample of a config section (`data` or `val_data`, named `section` in the error when it
+/// has no sources), its sources read in order.
+std::vector<Sample> read_datasets(const config::DatasetConfig& data, const std::string& section);
+
 /// "csv source ROOT/FILE": how errors about a whole source name it.
 std::string describe_source(const config::DatasetSourceConfig& source);
 

@@ -60,8 +60,6 @@ class Captioner {
   std::shared_ptr<const data::TextTokenizer> tokenizer_;
   CaptionOptions options_;
   std::vector<int64_t> prompt_ids_;
-  /// Each Q-Former's cross-attention layers (recorded for attention maps).
-  std::vector<models::QFormerMultiHeadAttentionImpl*> clip_cross_, sam_cross_;
 };
 
 }  // namespace msmedcap::inference

@@ -50,6 +50,11 @@ struct ImageInputs {
   torch::Tensor sam_embeddings;  // [B, C, h, w]: the SAM encoder's output
 };
 
+/// The cross-attention probabilities of each branch's Q-Former (attention maps).
+struct PrefixAttention {
+  CrossAttentionProbs clip, sam;
+};
+
 /// The composite captioner.
 class MsMedCapModelImpl : public torch::nn::Module {
  public:
@@ -58,8 +63,9 @@ class MsMedCapModelImpl : public torch::nn::Module {
   /// pixel_values: [B, 3, S, S] for the CLIP branch; sam_pixel_values: [B, 3, 1024, 1024]
   /// (pixel_values are used for SAM when sam_pixel_values is undefined).
   VisualPrefix encode_images(const torch::Tensor& pixel_values, const torch::Tensor& sam_pixel_values);
-  /// The same from pixels or cached encoder outputs (features win over pixels per branch).
-  VisualPrefix encode(const ImageInputs& inputs);
+  /// The same from pixels or cached encoder outputs (features win over pixels per branch). With
+  /// `attention`, each branch's Q-Former cross-attention probabilities are recorded there.
+  VisualPrefix encode(const ImageInputs& inputs, PrefixAttention* attention = nullptr);
   /// The frozen encoders alone: CLIP VisionOutput.features [B, N, Dv] and SAM embeddings
   /// [B, C, h, w] (what extract-features stores); undefined where a branch is off.
   torch::Tensor clip_features(const torch::Tensor& pixel_values);

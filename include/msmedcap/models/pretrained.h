@@ -69,6 +69,12 @@ struct LoadTarget {
 MsMedCapModel load_model(const config::ModelConfig& cfg, const std::vector<config::WeightsSource>& sources,
                          const config::LoadConfig& policy, const LoadTarget& target = {});
 
+/// The run's model, as `train`, `caption`, `export` and every other command build it: the
+/// global seed set to runtime.seed first (so the parameters no weights file has are the same on
+/// every rank and in every later command), then load_model of run.model, run.weights and
+/// run.load. Warns when the config names no weights.
+MsMedCapModel load_model(const config::RunConfig& run, const LoadTarget& target = {});
+
 /// Loads `path` (file, sharded index or directory) into the model, checkpoint names prefixed by
 /// `prefix`. Beyond `policy`, a tied LM head present in the file and SAM's prompt encoder and
 /// mask decoder (unused by captioning) are accepted.

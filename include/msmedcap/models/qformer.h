@@ -28,45 +28,50 @@
 
 namespace msmedcap::models {
 
-/// Self-attention keys and values of the query tokens, per layer ([B, H, Nq, Dh] each).
-struct QFormerCache {
-  std::vector<torch::Tensor> keys, values;
+/// Keys and values of one attention, split into heads: [B, H, M, Dh] each.
+struct AttentionKv {
+  torch::Tensor keys, values;
+  bool defined() const { return keys.defined(); }
 };
 
-/// The image side of every cross-attention layer: keys and values of the image tokens,
-/// [B, H, M, Dh] each (undefined in layers without cross-attention). They depend on the image
-/// alone, so passes that read the same images (stage 1's ITC and ITM, whose rows repeat each
-/// image three times) compute them once (QFormerModel::image_keys_values) and gather rows.
+/// Self-attention keys and values of the query tokens, one per layer.
+struct QFormerCache {
+  std::vector<AttentionKv> layers;
+};
+
+/// The image side of every cross-attention layer: keys and values of the image tokens, one per
+/// layer (undefined in layers without cross-attention). They depend on the image alone, so
+/// passes that read the same images (stage 1's ITC and ITM, whose rows repeat each image three
+/// times) compute them once (QFormerModel::image_keys_values) and gather rows.
 struct QFormerImageKv {
-  std::vector<torch::Tensor> keys, values;
+  std::vector<AttentionKv> layers;
   /// The given batch rows, in that order (gradients flow back to the shared rows).
   QFormerImageKv select(const torch::Tensor& rows) const;
   /// Batch rows of several, concatenated in order.
   static QFormerImageKv cat(const std::vector<QFormerImageKv>& parts);
 };
 
+/// Cross-attention probabilities averaged over heads, [B, Nq, M], one per cross-attention layer
+/// in layer order: what attention maps are made of (inference/captioner.h).
+using CrossAttentionProbs = std::vector<torch::Tensor>;
+
 /// Multi-head attention with separate query/key/value (Blip2QFormerMultiHeadAttention); while
 /// training, `probs_dropout` drops attention probabilities.
 class QFormerMultiHeadAttentionImpl : public torch::nn::Module {
  public:
   QFormerMultiHeadAttentionImpl(const config::QFormerConfig& cfg, bool is_cross, DropoutSite probs_dropout = {});
-  /// x: [B, N, D]; context: [B, M, Dc] (x itself for self attention); mask: additive,
-  /// broadcastable to [B, H, N, past + M]; past_k/past_v: [B, H, P, Dh] prepended to this
-  /// call's keys/values (with no context: the keys/values themselves, e.g. precomputed image
-  /// keys/values); record_k/record_v receive this call's keys/values. Returns [B, N, D].
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context,
-                        const torch::Tensor& mask = {}, const torch::Tensor& past_k = {},
-                        const torch::Tensor& past_v = {}, torch::Tensor* record_k = nullptr,
-                        torch::Tensor* record_v = nullptr);
+  /// x: [B, N, D]; context: [B, M, Dc] (x itself for self attention), projected to keys and
+  /// values here, or undefined to attend to `past` alone (e.g. precomputed image keys/values);
+  /// mask: additive, broadcastable to [B, H, N, past + M]; past: keys/values put before this
+  /// call's. `record` receives this call's keys/values, `probs` the attention probabilities
+  /// averaged over heads ([B, N, past + M], float32, detached). Returns [B, N, D].
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context, const torch::Tensor& mask = {},
+                        const AttentionKv& past = {}, AttentionKv* record = nullptr, torch::Tensor* probs = nullptr);
   Linear query{nullptr}, key{nullptr}, value{nullptr};
   /// key(context) and value(context) split into heads: [B, H, M, Dh] each.
   std::pair<torch::Tensor, torch::Tensor> project_context(const torch::Tensor& context);
 
   bool is_cross() const { return is_cross_; }
-  /// When set, each forward() also stores its attention probabilities averaged over heads
-  /// ([B, N, past + M]) in `recorded_probs` (attention maps; off in training).
-  bool record_probs = false;
-  torch::Tensor recorded_probs;
 
  private:
   DropoutSite probs_dropout_;
@@ -108,19 +113,22 @@ class QFormerIntermediateImpl : public torch::nn::Module {
 };
 TORCH_MODULE(QFormerIntermediate);
 
+/// What one layer call reads and records besides its hidden states.
+struct QFormerLayerCall {
+  int64_t num_queries = 0;         ///< the first rows of x are queries: they cross-attend, with their own feed-forward
+  torch::Tensor mask;              ///< additive self-attention mask
+  AttentionKv past;                ///< self-attention keys/values before this call's (ITG: the cached queries')
+  AttentionKv* record = nullptr;   ///< receives this call's self-attention keys/values
+  AttentionKv image;               ///< this layer's image keys/values (QFormerImageKv; cross-attention layers)
+  torch::Tensor* cross_probs = nullptr;  ///< receives the cross-attention probabilities (CrossAttentionProbs)
+};
+
 /// One post-LN layer (Blip2QFormerLayer / LAVIS BertLayer).
 class QFormerLayerImpl : public torch::nn::Module {
  public:
   QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t index, const std::shared_ptr<DropoutKeys>& keys = {});
-  /// x: [B, Nq + T, D] with the first `num_queries` rows queries; image: [B, M, Dc] (used by
-  /// query rows on layers with cross-attention); mask: additive self-attention mask;
-  /// past_k/past_v and record_k/record_v as in QFormerMultiHeadAttention; image_k/image_v:
-  /// this layer's precomputed image keys/values (QFormerImageKv), used instead of `image`.
-  torch::Tensor forward(const torch::Tensor& x, int64_t num_queries, const torch::Tensor& image,
-                        const torch::Tensor& mask, const torch::Tensor& past_k = {},
-                        const torch::Tensor& past_v = {}, torch::Tensor* record_k = nullptr,
-                        torch::Tensor* record_v = nullptr, const torch::Tensor& image_k = {},
-                        const torch::Tensor& image_v = {});
+  /// x: [B, Nq + T, D] -> [B, Nq + T, D].
+  torch::Tensor forward(const torch::Tensor& x, const QFormerLayerCall& call);
   QFormerAttention attention{nullptr};
   QFormerAttention crossattention{nullptr};  // null on layers without cross-attention
   QFormerIntermediate intermediate_query{nullptr};
@@ -180,12 +188,13 @@ class QFormerModelImpl : public torch::nn::Module {
  public:
   explicit QFormerModelImpl(const config::QFormerConfig& cfg);
   /// Queries only. query_embeds: [B, Nq, D]; image: [B, M, Dc] -> [B, Nq, D]. With `cache`,
-  /// records every layer's query keys/values for decode_text().
+  /// records every layer's query keys/values for decode_text(); with `cross_probs`, every
+  /// cross-attention layer's probabilities.
   torch::Tensor forward(const torch::Tensor& query_embeds, const torch::Tensor& image,
-                        QFormerCache* cache = nullptr);
+                        QFormerCache* cache = nullptr, CrossAttentionProbs* cross_probs = nullptr);
   /// The same from the image keys/values of image_keys_values().
   torch::Tensor forward_kv(const torch::Tensor& query_embeds, const QFormerImageKv& image,
-                           QFormerCache* cache = nullptr);
+                           QFormerCache* cache = nullptr, CrossAttentionProbs* cross_probs = nullptr);
   /// Every cross-attention layer's keys/values of image [B, M, Dc].
   QFormerImageKv image_keys_values(const torch::Tensor& image);
   /// Text only, bidirectional over non-padding tokens. ids, mask: [B, T] -> [B, T, D].
@@ -212,6 +221,9 @@ class QFormerModelImpl : public torch::nn::Module {
 
  private:
   void require_text_path(const char* what) const;
+  /// Layer i of the encoder.
+  QFormerLayerImpl* layer(size_t i) const;
+  void check_layers(const QFormerImageKv& image) const;
   /// Starts a top-level pass: layernorm(x), then the embeddings' dropout.
   torch::Tensor embed(const torch::Tensor& x);
   int64_t encoder_hidden_size_;

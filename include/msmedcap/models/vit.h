@@ -1,8 +1,8 @@
 #pragma once
-/// The CLIP-branch vision transformer, one of two families with HF's names under
-/// `vision_model.`: transformers Blip2VisionModel (EVA ViT-g style: fused qkv with zero key bias,
-/// pre-LN blocks, exact GELU, CLS + learned positions, post_layernorm) or CLIPVisionModel
-/// (separate q/k/v/out_proj, QuickGELU, pre_layrnorm, post_layernorm).
+/// The CLIP-branch vision transformer, two towers with HF's names under `vision_model.`:
+/// transformers Blip2VisionModel (EVA ViT-g style: fused qkv with zero key bias, pre-LN blocks,
+/// exact GELU, CLS + learned positions, post_layernorm) and CLIPVisionModel (separate
+/// q/k/v/out_proj, QuickGELU, pre_layrnorm, post_layernorm).
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -123,21 +123,39 @@ struct VisionOutput {
   torch::Tensor features;           // [B, N, D] what the Q-Former reads: post_layernorm(tokens)
 };
 
-/// Blip2VisionModel or CLIPVisionModel's vision_model, by cfg.type.
+/// The CLIP-branch tower the composite model holds as `vision_model.`: one of the two classes
+/// below, chosen by cfg.type (make_vision_model). Both have an `encoder` of cfg.num_hidden_layers
+/// pre-LN blocks and a `post_layernorm`.
 class VisionModelImpl : public torch::nn::Module {
  public:
-  explicit VisionModelImpl(const config::VisionConfig& cfg);
-  VisionOutput forward(const torch::Tensor& pixels);
-  VisionEmbeddings embeddings{nullptr};          // blip2
-  ClipVisionEmbeddings clip_embeddings{nullptr};  // clip (registered as "embeddings")
-  torch::nn::LayerNorm pre_layrnorm{nullptr};    // clip (HF's spelling)
+  virtual VisionOutput forward(const torch::Tensor& pixels) = 0;
   VisionEncoder encoder{nullptr};
   torch::nn::LayerNorm post_layernorm{nullptr};
-
- private:
-  bool clip_;
 };
 TORCH_MODULE(VisionModel);
+
+/// transformers Blip2VisionModel (EVA ViT-g style): embeddings, encoder, post_layernorm, which
+/// is applied to every token (the Q-Former reads last_hidden_state).
+class Blip2VisionModelImpl final : public VisionModelImpl {
+ public:
+  explicit Blip2VisionModelImpl(const config::VisionConfig& cfg);
+  VisionOutput forward(const torch::Tensor& pixels) override;
+  VisionEmbeddings embeddings{nullptr};
+};
+
+/// CLIPVisionModel's vision_model: embeddings, pre_layrnorm (HF's spelling), encoder,
+/// post_layernorm, which HF applies to the CLS token alone; the Q-Former reads post_layernorm of
+/// every token, as LAVIS's ln_vision does.
+class ClipVisionTransformerImpl final : public VisionModelImpl {
+ public:
+  explicit ClipVisionTransformerImpl(const config::VisionConfig& cfg);
+  VisionOutput forward(const torch::Tensor& pixels) override;
+  ClipVisionEmbeddings embeddings{nullptr};
+  torch::nn::LayerNorm pre_layrnorm{nullptr};
+};
+
+/// The tower cfg.type names ("blip2" or "clip").
+VisionModel make_vision_model(const config::VisionConfig& cfg);
 
 /// The root of an HF CLIPVisionModel checkpoint: holds `vision_model`.
 class ClipVisionModelImpl : public torch::nn::Module {

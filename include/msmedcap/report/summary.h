@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "msmedcap/config/config_io.h"
+#include "msmedcap/metrics/evaluate.h"
 #include "msmedcap/report/plot.h"
 
 namespace msmedcap::report {
@@ -20,7 +21,7 @@ Series metrics_series(const std::string& run_or_file, const std::string& key, bo
 /// Evaluations of one system (one per seed).
 struct ScoreSet {
   std::string name;
-  std::vector<config::Json> runs;   ///< `evaluate --json` objects
+  std::vector<metrics::EvaluationSummary> runs;  ///< `evaluate --json` files
   std::vector<std::string> files;   ///< where they came from (for errors)
 };
 
