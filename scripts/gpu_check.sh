@@ -108,8 +108,9 @@ else
     summary=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({"tests":d["tests"],"failures":d["failures"],"disabled":d.get("disabled",0)}))' "$json" 2> /dev/null || echo '{}')
     record "$1" "$([[ $rc == 0 ]] && echo ok || echo failed)" $(( $(date +%s) - t0 )) "$summary"
   }
-  golden golden_fp32 'ModelGolden.*:GenerationGolden.*:-ModelGolden.Bf16*'
-  golden golden_bf16 'ModelGolden.Bf16*'
+  # The fixtures' output goldens are instantiated per device and dtype: this device's cases.
+  golden golden_fp32 "ModelGolden.*:GenerationGolden.*:Fixtures/ModelGoldenOutputs.*_${device%%:*}_fp32:-ModelGolden.Bf16*"
+  golden golden_bf16 "ModelGolden.Bf16*:Fixtures/ModelGoldenOutputs.*_${device%%:*}_bf16"
 
   # --- one training step per stage and precision ------------------------------------------
   precisions=(fp32)

@@ -18,6 +18,7 @@ packages=(
   wordnet-base            # WordNet 3.0 (METEOR's synonym module)
   libgtest-dev libgmock-dev
   python3-torch           # scripts/convert_pth.py (.pth -> safetensors) and its test
+  clang-format            # scripts/format.sh and the suite's layout check (.clang-format)
 )
 
 missing=()

@@ -21,9 +21,9 @@
 
 /// Skips the current test when the build lacks `component` (a core::Component enumerator, e.g.
 /// kOpenCv): what needs it is tested in the builds that have it.
-#define MSMEDCAP_SKIP_WITHOUT(component)                                                         \
-  do {                                                                                           \
-    if (!::msmedcap::core::built_with(::msmedcap::core::Component::component))                   \
+#define MSMEDCAP_SKIP_WITHOUT(component)                                                                            \
+  do {                                                                                                              \
+    if (!::msmedcap::core::built_with(::msmedcap::core::Component::component))                                      \
       GTEST_SKIP() << "built without " << ::msmedcap::core::component_name(::msmedcap::core::Component::component); \
   } while (false)
 
@@ -99,10 +99,12 @@ inline RunResult run_command(const std::string& command) {
   return r;
 }
 
-/// Runs the msmedcap binary under test with `args`.
+#ifdef MSMEDCAP_BINARY
+/// Runs the msmedcap binary under test with `args` (the integration suite alone has it).
 inline RunResult run_msmedcap(const std::string& args) {
   return run_command(std::string(MSMEDCAP_BINARY) + " " + args);
 }
+#endif
 
 /// Committed test data (tests/data).
 inline std::string data_path(const std::string& relative) {

@@ -1,12 +1,24 @@
 #pragma once
-// The tiny MSMedCap config (tests/data/tiny_msmedcap_opt.json) with both Q-Formers' stage-1
-// text paths and heads, for loss and training tests, and a tiny Q-Former with its text path.
+// Tiny configs for tests: a model config built from field names, the tiny MSMedCap config
+// (tests/data/tiny_msmedcap_opt.json) with both Q-Formers' stage-1 text paths and heads, for
+// loss and training tests, and a tiny Q-Former with its text path.
 
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/config/run_config.h"
 #include "test_utils.h"
 
 namespace msmedcap::testing {
+
+/// A model config from its fields by name, as a config file's `model` section writes them
+/// ({"vision": {"hidden_size": 32, ...}, "sam_qformer": {...}}); what `fields` leaves out keeps
+/// its default, and a misspelt field is an error naming it, as in a config file. Where a test
+/// wants one section's values in another (the SAM Q-Former like the CLIP one), it copies the
+/// JSON.
+inline config::ModelConfig model_config(const config::Json& fields) {
+  config::ModelConfig m;
+  config::from_json(fields, m, "model", "the test's model config");
+  return m;
+}
 
 inline config::RunConfig tiny_stage1_config() {
   config::RunConfig cfg;

@@ -17,11 +17,13 @@ void register_baseline(CLI::App& app, const GlobalOptions& globals) {
     bool raw = false;
   };
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("baseline", "predict the most frequent training caption for every image (a constant baseline)");
+  auto* cmd = app.add_subcommand("baseline",
+                                 "predict the most frequent training caption for every image (a constant baseline)");
   cmd->add_option("--train", o->train, "training captions: JSONL with id and caption(s)")->required();
   cmd->add_option("--ref", o->ref, "references whose ids get the prediction (caption --references-out)")->required();
   cmd->add_option("--out", o->out, "predictions JSONL {\"id\", \"caption\"}")->required();
-  cmd->add_flag("--raw", o->raw, "count captions as written (default: after LAVIS's cleaning, as the models learn them)");
+  cmd->add_flag("--raw", o->raw,
+                "count captions as written (default: after LAVIS's cleaning, as the models learn them)");
   cmd->callback([o, &globals] {
     core::init_logging(globals.log_level.empty() ? "info" : globals.log_level);
     std::map<std::string, int64_t> counts;

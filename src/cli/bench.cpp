@@ -50,15 +50,16 @@ void bench_loader(const LoaderBench& o) {
   }
   std::cout << "loader: " << o.images << " JPEG " << o.size << "x" << o.size << " -> CLIP " << o.transform.clip_size
             << (o.sam ? " + SAM " + std::to_string(o.transform.sam_size) : std::string()) << ", " << o.loader.workers
-            << " workers, batch " << o.loader.batch_size << ": " << n / std::max(seconds, 1e-9) << " images/s ("
-            << n << " images in " << seconds << " s)\n";
-  append_record(o.record, {{"bench", "loader"},
-                           {"setting", std::to_string(o.size) + " px JPEG -> CLIP " + std::to_string(o.transform.clip_size) +
-                                           (o.sam ? " + SAM " + std::to_string(o.transform.sam_size) : std::string()) + ", " +
-                                           std::to_string(o.loader.workers) + " workers"},
-                           {"device", "cpu"},
-                           {"images_per_s", n / std::max(seconds, 1e-9)},
-                           {"seconds", seconds / std::max<double>(static_cast<double>(n), 1.0) * o.loader.batch_size}});
+            << " workers, batch " << o.loader.batch_size << ": " << n / std::max(seconds, 1e-9) << " images/s (" << n
+            << " images in " << seconds << " s)\n";
+  append_record(o.record,
+                {{"bench", "loader"},
+                 {"setting", std::to_string(o.size) + " px JPEG -> CLIP " + std::to_string(o.transform.clip_size) +
+                                 (o.sam ? " + SAM " + std::to_string(o.transform.sam_size) : std::string()) + ", " +
+                                 std::to_string(o.loader.workers) + " workers"},
+                 {"device", "cpu"},
+                 {"images_per_s", n / std::max(seconds, 1e-9)},
+                 {"seconds", seconds / std::max<double>(static_cast<double>(n), 1.0) * o.loader.batch_size}});
 }
 }  // namespace
 
@@ -71,9 +72,11 @@ void register_bench(CLI::App& app, const GlobalOptions& globals) {
   auto* loader = cmd->add_subcommand("loader", "data loader images/s: JPEG decode + CLIP and SAM transforms");
   loader->add_option("--images", o->images, "JPEG files to write and read")->check(CLI::PositiveNumber);
   loader->add_option("--size", o->size, "JPEG side in pixels")->check(CLI::Range(16, 8192));
-  loader->add_option("--workers", o->loader.workers, "decoding threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  loader->add_option("--workers", o->loader.workers, "decoding threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   loader->add_option("--batch-size", o->loader.batch_size, "batch size")->check(CLI::PositiveNumber);
-  loader->add_option("--epochs", o->epochs, "passes; the first is a warm-up when there are several")->check(CLI::PositiveNumber);
+  loader->add_option("--epochs", o->epochs, "passes; the first is a warm-up when there are several")
+      ->check(CLI::PositiveNumber);
   loader->add_option("--dir", o->dir, "where the JPEG files go (default: a temp folder, reused)");
   loader->add_flag("!--no-sam", o->sam, "CLIP branch only");
   loader->add_option("--record", o->record, "append the figures as a JSON line to this file");

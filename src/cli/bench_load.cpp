@@ -45,7 +45,8 @@ void make_random_checkpoint(const RandomCheckpoint& o, const GlobalOptions& glob
   fs::create_directories(o.out);
   at::manual_seed(0);
   uint64_t total = 0;
-  MSMEDCAP_CHECK(o.hub.empty() || o.shard_mb == 0, "bench random-checkpoint: --shard-mb applies to config models; "
+  MSMEDCAP_CHECK(o.hub.empty() || o.shard_mb == 0,
+                 "bench random-checkpoint: --shard-mb applies to config models; "
                  "a hub list names its own shards");
   if (!o.hub.empty()) {
     // One shard at a time, as the list assigns them, so that memory holds one shard at most.
@@ -111,16 +112,16 @@ void bench_load(const LoadBench& o, const GlobalOptions& globals) {
   const double peak_mb = core::peak_resident_mb();
   const double weights_mb = bytes / (1024.0 * 1024.0);
   std::cout << "load: " << weights_mb / 1024.0 << " GiB of weights in " << run.runtime.dtype << " in " << seconds
-            << " s; peak RSS " << peak_mb << " MiB (" << before_mb << " MiB before loading) = "
-            << (peak_mb - 300.0) / weights_mb << " x weights + 300 MiB\n";
-  append_record(o.record, {{"bench", "load"},
-                           {"setting", (o.hf_dir.empty() ? std::string("config weights") : o.hf_dir) + ", " +
-                                           run.runtime.dtype},
-                           {"device", target.device.str()},
-                           {"seconds", seconds},
-                           {"weights_mb", weights_mb},
-                           {"rss_before_mb", before_mb},
-                           {"peak_rss_mb", peak_mb}});
+            << " s; peak RSS " << peak_mb << " MiB (" << before_mb
+            << " MiB before loading) = " << (peak_mb - 300.0) / weights_mb << " x weights + 300 MiB\n";
+  append_record(o.record,
+                {{"bench", "load"},
+                 {"setting", (o.hf_dir.empty() ? std::string("config weights") : o.hf_dir) + ", " + run.runtime.dtype},
+                 {"device", target.device.str()},
+                 {"seconds", seconds},
+                 {"weights_mb", weights_mb},
+                 {"rss_before_mb", before_mb},
+                 {"peak_rss_mb", peak_mb}});
 }
 
 }  // namespace

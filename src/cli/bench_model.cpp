@@ -48,13 +48,17 @@ models::ImageInputs random_inputs(const config::ModelConfig& cfg, int64_t batch,
   const auto opts = at::TensorOptions().device(device);
   if (clip && cfg.use_clip) {
     const int64_t s = cfg.vision.image_size, g = s / cfg.vision.patch_size;
-    if (in.clip == "live") x.clip_pixels = at::rand({batch, 3, s, s}, opts) * 2 - 1;
-    else x.clip_features = at::randn({batch, g * g + 1, cfg.vision.hidden_size}, opts);
+    if (in.clip == "live")
+      x.clip_pixels = at::rand({batch, 3, s, s}, opts) * 2 - 1;
+    else
+      x.clip_features = at::randn({batch, g * g + 1, cfg.vision.hidden_size}, opts);
   }
   if (sam && cfg.use_sam) {
     const int64_t s = cfg.sam.image_size, g = s / cfg.sam.patch_size;
-    if (in.sam == "live") x.sam_pixels = at::rand({batch, 3, s, s}, opts) * 2 - 1;
-    else x.sam_embeddings = at::randn({batch, cfg.sam.output_channels, g, g}, opts);
+    if (in.sam == "live")
+      x.sam_pixels = at::rand({batch, 3, s, s}, opts) * 2 - 1;
+    else
+      x.sam_embeddings = at::randn({batch, cfg.sam.output_channels, g, g}, opts);
   }
   return x;
 }
@@ -62,9 +66,11 @@ models::ImageInputs random_inputs(const config::ModelConfig& cfg, int64_t batch,
 void add_input_options(CLI::App* cmd, Inputs& in) {
   const auto kinds = CLI::IsMember({"live", "cached"});
   cmd->add_option("--clip-input", in.clip, "CLIP branch: live pixels through the ViT, or cached features")
-      ->check(kinds)->capture_default_str();
+      ->check(kinds)
+      ->capture_default_str();
   cmd->add_option("--sam-input", in.sam, "SAM branch: live 1024 px pixels through SAM, or cached embeddings")
-      ->check(kinds)->capture_default_str();
+      ->check(kinds)
+      ->capture_default_str();
 }
 
 std::string fixed(double v, int digits) {
@@ -91,8 +97,11 @@ void bench_matmul(const MatmulBench& o, const c10::Device& device) {
   const double gflops = 2.0 * std::pow(static_cast<double>(o.size), 3) * o.repeats / s / 1e9;
   std::cout << "matmul: float32 " << o.size << "^3 on " << device.str() << ", " << at::get_num_threads()
             << " threads: " << fixed(gflops, 1) << " GFLOP/s\n";
-  append_record(o.record, {{"bench", "matmul"}, {"setting", "float32 " + std::to_string(o.size) + "^3"},
-                           {"device", device.str()}, {"threads", at::get_num_threads()}, {"gflops", gflops}});
+  append_record(o.record, {{"bench", "matmul"},
+                           {"setting", "float32 " + std::to_string(o.size) + "^3"},
+                           {"device", device.str()},
+                           {"threads", at::get_num_threads()},
+                           {"gflops", gflops}});
 }
 
 // ---------------------------------------------------------------- train-step
@@ -106,7 +115,8 @@ struct StepBench {
 void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   config::RunConfig cfg;
   resolve_run_config(cfg, o.config, globals);
-  MSMEDCAP_CHECK(cfg.runtime.dtype == "fp32", "runtime.dtype: bench train-step keeps float32 weights as train does "
+  MSMEDCAP_CHECK(cfg.runtime.dtype == "fp32",
+                 "runtime.dtype: bench train-step keeps float32 weights as train does "
                  "(train.precision runs autocast on CUDA)");
   const auto device = core::parse_device(cfg.runtime.device);
   const training::StagePlan plan(cfg.train.stage, cfg.model);
@@ -124,8 +134,8 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   const auto branch = plan.stage1_branch();
   const auto& q = branch == config::Branch::kSam ? cfg.model.sam_qformer : cfg.model.qformer;
   const int64_t vocab = plan.stage1() ? q.vocab_size : cfg.model.decoder.vocab_size;
-  training::StepRunner runner(*model, plan, cfg.train, static_cast<uint64_t>(cfg.runtime.seed), device, *comm, optimizer,
-                              tensors, nullptr, vocab - 1);
+  training::StepRunner runner(*model, plan, cfg.train, static_cast<uint64_t>(cfg.runtime.seed), device, *comm,
+                              optimizer, tensors, nullptr, vocab - 1);
   training::StepInputs in;
   in.images = random_inputs(cfg.model, o.batch, o.inputs, plan.reads(config::Branch::kClip),
                             plan.reads(config::Branch::kSam), device);
@@ -146,19 +156,21 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   core::synchronize(device);
   const double s = seconds_since(t0) / static_cast<double>(o.steps);
   const auto& stage = cfg.train.stage;
-  const double flop = static_cast<double>(accum) * models::flops::training_step(cfg.model, stage, o.batch, o.text,
-                                                                               o.inputs.clip == "live", o.inputs.sam == "live");
+  const double flop =
+      static_cast<double>(accum) *
+      models::flops::training_step(cfg.model, stage, o.batch, o.text, o.inputs.clip == "live", o.inputs.sam == "live");
   const double images = static_cast<double>(o.batch * accum);
   const std::string setting = o.name.empty() ? stage.name : o.name;
   std::string inputs;  // the branches the plan feeds, each live or cached
   if (plan.reads(config::Branch::kClip)) inputs = "clip " + o.inputs.clip;
   if (plan.reads(config::Branch::kSam)) inputs += (inputs.empty() ? "sam " : ", sam ") + o.inputs.sam;
   if (inputs.empty()) inputs = "text";
-  const std::string batch = std::to_string(o.batch) + (accum > 1 ? " x " + std::to_string(accum) + " micro-batches" : "");
-  std::cout << "train-step " << setting << " (" << inputs << ", batch " << batch << ", text " << o.text << "): "
-            << fixed(s, 3) << " s/step, " << fixed(images / s, 2) << " images/s, " << fixed(flop / 1e9, 1)
-            << " GFLOP/step, " << fixed(flop / s / 1e9, 1) << " GFLOP/s, peak RSS " << fixed(core::peak_resident_mb(), 0)
-            << " MiB, loss " << fixed(loss, 3) << "\n";
+  const std::string batch =
+      std::to_string(o.batch) + (accum > 1 ? " x " + std::to_string(accum) + " micro-batches" : "");
+  std::cout << "train-step " << setting << " (" << inputs << ", batch " << batch << ", text " << o.text
+            << "): " << fixed(s, 3) << " s/step, " << fixed(images / s, 2) << " images/s, " << fixed(flop / 1e9, 1)
+            << " GFLOP/step, " << fixed(flop / s / 1e9, 1) << " GFLOP/s, peak RSS "
+            << fixed(core::peak_resident_mb(), 0) << " MiB, loss " << fixed(loss, 3) << "\n";
   append_record(o.record, {{"bench", "train-step"},
                            {"setting", setting + " (" + inputs + ", batch " + batch + ")"},
                            {"device", device.str()},
@@ -183,8 +195,8 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
   resolve_run_config(cfg, o.config, globals);
   const auto device = core::parse_device(cfg.runtime.device);
   // The global --dtype (runtime.dtype) and this command's own --dtype name the same thing.
-  MSMEDCAP_CHECK(o.dtype == "fp32" || cfg.runtime.dtype == "fp32" || o.dtype == cfg.runtime.dtype, "bench generate: --dtype ",
-                 o.dtype, " disagrees with runtime.dtype ", cfg.runtime.dtype);
+  MSMEDCAP_CHECK(o.dtype == "fp32" || cfg.runtime.dtype == "fp32" || o.dtype == cfg.runtime.dtype,
+                 "bench generate: --dtype ", o.dtype, " disagrees with runtime.dtype ", cfg.runtime.dtype);
   const std::string dtype_name = o.dtype != "fp32" ? o.dtype : cfg.runtime.dtype;
   MSMEDCAP_CHECK(dtype_name == "fp32" || device.is_cuda(), "--dtype ", dtype_name, " needs a CUDA device");
   const auto dtype = core::parse_dtype(dtype_name);
@@ -206,7 +218,8 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
   g.eos_token_id.reset();  // every row decodes new_tokens tokens: equal work for each setting
   g.pad_token_id = cfg.model.decoder.pad_token_id;
   auto& lm = model->decoder();
-  const auto bos = at::full({o.batch, 1}, cfg.model.decoder.bos_token_id, at::TensorOptions().dtype(at::kLong).device(device));
+  const auto bos =
+      at::full({o.batch, 1}, cfg.model.decoder.bos_token_id, at::TensorOptions().dtype(at::kLong).device(device));
 
   double encode_s = 0, decode_s = 0;
   int64_t produced = 0;
@@ -237,11 +250,13 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
   const double gflops = (flop.encode + flop.decode) / total / 1e9;
   const std::string setting = (o.beams == 1 ? std::string("greedy") : "beam " + std::to_string(o.beams)) + ", batch " +
                               std::to_string(o.batch) + ", " + std::to_string(o.new_tokens) + " tokens (clip " +
-                              o.inputs.clip + ", sam " + o.inputs.sam + (dtype_name == "fp32" ? "" : ", " + dtype_name) + ")";
+                              o.inputs.clip + ", sam " + o.inputs.sam +
+                              (dtype_name == "fp32" ? "" : ", " + dtype_name) + ")";
   std::cout << "generate " << setting << ": " << fixed(images_per_s, 2) << " images/s, " << fixed(tokens_per_s, 1)
-            << " new tokens/s; encode " << fixed(encode_s / n, 3) << " s, decode " << fixed(decode_s / n, 3) << " s per batch; "
-            << fixed(gflops, 1) << " GFLOP/s (decode alone " << fixed(flop.decode / (decode_s / n) / 1e9, 1)
-            << "), peak RSS " << fixed(core::peak_resident_mb(), 0) << " MiB\n";
+            << " new tokens/s; encode " << fixed(encode_s / n, 3) << " s, decode " << fixed(decode_s / n, 3)
+            << " s per batch; " << fixed(gflops, 1) << " GFLOP/s (decode alone "
+            << fixed(flop.decode / (decode_s / n) / 1e9, 1) << "), peak RSS " << fixed(core::peak_resident_mb(), 0)
+            << " MiB\n";
   append_record(o.record, {{"bench", "generate"},
                            {"setting", setting},
                            {"device", device.str()},
@@ -269,8 +284,8 @@ void print_table(const std::string& file) {
     } catch (const std::exception& e) {
       MSMEDCAP_FAIL(file, ":", n, ": not a JSON line (", e.what(), ")");
     }
-    MSMEDCAP_CHECK(rows.back().is_object() && rows.back().contains("bench") && rows.back().contains("setting"), file, ":",
-                   n, ": a record needs \"bench\" and \"setting\"");
+    MSMEDCAP_CHECK(rows.back().is_object() && rows.back().contains("bench") && rows.back().contains("setting"), file,
+                   ":", n, ": a record needs \"bench\" and \"setting\"");
   }
   std::map<std::string, double> peak;  // device -> best matmul GFLOP/s
   for (const auto& r : rows) {
@@ -282,8 +297,9 @@ void print_table(const std::string& file) {
   auto cell = [](const config::Json& r, const char* key, int digits) {
     return r.contains(key) && r[key].is_number() ? fixed(r[key].get<double>(), digits) : std::string();
   };
-  std::cout << "| benchmark | setting | device | images/s | new tokens/s | s/iter | GFLOP/iter | GFLOP/s | % of matmul | "
-               "peak RSS MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  std::cout
+      << "| benchmark | setting | device | images/s | new tokens/s | s/iter | GFLOP/iter | GFLOP/s | % of matmul | "
+         "peak RSS MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     const std::string device = r.value("device", "cpu");
     std::string share;
@@ -292,8 +308,8 @@ void print_table(const std::string& file) {
     }
     std::cout << "| " << r["bench"].get<std::string>() << " | " << r["setting"].get<std::string>() << " | " << device
               << " | " << cell(r, "images_per_s", 2) << " | " << cell(r, "tokens_per_s", 1) << " | "
-              << cell(r, "seconds", 3) << " | " << cell(r, "gflop", 1) << " | " << cell(r, "gflops", 1) << " | " << share
-              << " | " << cell(r, "peak_rss_mb", 0) << " |\n";
+              << cell(r, "seconds", 3) << " | " << cell(r, "gflop", 1) << " | " << cell(r, "gflops", 1) << " | "
+              << share << " | " << cell(r, "peak_rss_mb", 0) << " |\n";
   }
 }
 
@@ -337,12 +353,16 @@ void register_bench_model(CLI::App* bench, const GlobalOptions& globals) {
   add_input_options(gen, gb->inputs);
   gen->add_option("--batch", gb->batch, "images per batch")->check(CLI::PositiveNumber)->capture_default_str();
   gen->add_option("--beams", gb->beams, "1 = greedy")->check(CLI::PositiveNumber)->capture_default_str();
-  gen->add_option("--new-tokens", gb->new_tokens, "tokens per caption (no end token)")->check(CLI::Range(1, 1024))
+  gen->add_option("--new-tokens", gb->new_tokens, "tokens per caption (no end token)")
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   gen->add_option("--repeats", gb->repeats, "timed batches")->check(CLI::PositiveNumber)->capture_default_str();
-  gen->add_option("--warmup", gb->warmup, "untimed batches first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  gen->add_option("--warmup", gb->warmup, "untimed batches first")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   gen->add_option("--dtype", gb->dtype, "weights and activations (bf16/fp16 need CUDA)")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))->capture_default_str();
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+      ->capture_default_str();
   gen->add_option("--record", gb->record, "append the figures as a JSON line to this file");
   gen->callback([gb, &globals] { bench_generate(*gb, globals); });
 

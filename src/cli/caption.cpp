@@ -63,13 +63,15 @@ void run(const CaptionCliOptions& o, const GlobalOptions& globals) {
 
   core::AtomicFile out(o.out);
   if (format == "csv") out.write("id,image,caption,score,error\n");
-  core::Progress progress("caption", static_cast<int64_t>(samples.size()), core::ProgressOptions{nullptr, -1, 10.0, "img", {}});
+  core::Progress progress("caption", static_cast<int64_t>(samples.size()),
+                          core::ProgressOptions{nullptr, -1, 10.0, "img", {}});
   const auto stats = inference::caption_samples(
       captioner, samples, batch,
       [&](const inference::CaptionRecord& r) {
         if (format == "csv") {
           out.write(csv_field(r.id) + "," + csv_field(r.image) + "," + csv_field(r.caption) + "," +
-                    (r.error.empty() ? fmt::format("{:.6f}", r.score) : std::string()) + "," + csv_field(r.error) + "\n");
+                    (r.error.empty() ? fmt::format("{:.6f}", r.score) : std::string()) + "," + csv_field(r.error) +
+                    "\n");
           return;
         }
         config::Json line{{"id", r.id}, {"image", r.image}};
@@ -92,8 +94,9 @@ void run(const CaptionCliOptions& o, const GlobalOptions& globals) {
   }
   const int64_t ok = stats.images - stats.failed;
   core::log_info("caption", "{} images ({} unreadable) in {:.1f} s: {:.2f} captions/s, beams {}, batch {} -> {}",
-                 stats.images, stats.failed, stats.seconds, stats.seconds > 0 ? static_cast<double>(ok) / stats.seconds : 0.0,
-                 options.generate.num_beams, batch.batch_size, o.out);
+                 stats.images, stats.failed, stats.seconds,
+                 stats.seconds > 0 ? static_cast<double>(ok) / stats.seconds : 0.0, options.generate.num_beams,
+                 batch.batch_size, o.out);
 }
 
 }  // namespace
@@ -105,16 +108,20 @@ void register_caption(CLI::App& app, const GlobalOptions& globals) {
   add_model_option(cmd, o->config);
   add_run_option(cmd, o->run_dir);
   cmd->add_option("--images", o->images, "caption every image of this folder")->type_name("DIR");
-  cmd->add_option("--list", o->list, "caption the images of a list file (path or id<TAB>path per line)")->type_name("FILE");
+  cmd->add_option("--list", o->list, "caption the images of a list file (path or id<TAB>path per line)")
+      ->type_name("FILE");
   cmd->add_option("--dataset", o->dataset, "caption the config's data or val_data sources")->type_name("data|val_data");
   cmd->add_option("--out", o->out, "records: id, image, caption, score (or error)")->required();
   cmd->add_option("--format", o->format, "jsonl or csv (default: from --out's extension)");
-  cmd->add_option("--generate", o->config.generate_file,
-                  "generation settings: a configs/generate/ preset or an HF generation_config.json (over -c, under --set)");
+  cmd->add_option(
+      "--generate", o->config.generate_file,
+      "generation settings: a configs/generate/ preset or an HF generation_config.json (over -c, under --set)");
   cmd->add_option("--prompt", o->prompt, "text before the caption (default: train.prompt)");
-  cmd->add_option("--batch-size", o->batch_size, "images per batch (default: loader.batch_size)")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", o->batch_size, "images per batch (default: loader.batch_size)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--workers", o->workers, "decoding threads (default: loader.workers)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--attention-maps", o->attention_dir, "write <id>.clip.png and <id>.sam.png heat maps here")->type_name("DIR");
+  cmd->add_option("--attention-maps", o->attention_dir, "write <id>.clip.png and <id>.sam.png heat maps here")
+      ->type_name("DIR");
   cmd->add_option("--references-out", o->references_out, "with --dataset: write the references as JSONL for evaluate");
   cmd->callback([o, &globals] { run(*o, globals); });
 }

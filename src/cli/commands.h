@@ -44,8 +44,7 @@ void add_model_option(CLI::App* command, ConfigOptions& options);
 /// Resolves the layered config (a model folder with its generation settings, the files,
 /// --generate, --set, then the global flags), applies the runtime
 /// section (log level, threads with flush-to-zero) and returns the resolved JSON.
-config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& options,
-                                const GlobalOptions& globals);
+config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& options, const GlobalOptions& globals);
 
 /// Inference commands (caption, retrieve): `--run DIR` names a training run folder, whose
 /// config.json is read first (under the -c files) and whose latest checkpoint is loaded after

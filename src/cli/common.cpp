@@ -11,21 +11,17 @@
 namespace msmedcap::cli {
 
 void add_config_options(CLI::App* command, ConfigOptions& options) {
-  command->add_option("-c,--config", options.files,
-                      "config file (JSON); several merge left to right")
+  command->add_option("-c,--config", options.files, "config file (JSON); several merge left to right")
       ->type_name("FILE");
-  command->add_option("--set", options.overrides, "override a config key: --set a.b=value")
-      ->type_name("KEY=VALUE");
-  command->add_flag("--dump-config", options.dump_config,
-                    "print the resolved config as JSON and exit");
+  command->add_option("--set", options.overrides, "override a config key: --set a.b=value")->type_name("KEY=VALUE");
+  command->add_flag("--dump-config", options.dump_config, "print the resolved config as JSON and exit");
 }
 
 void add_model_option(CLI::App* command, ConfigOptions& options) {
   command->add_option("--model", options.model_dir, "model folder written by msmedcap export")->type_name("DIR");
 }
 
-config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& options,
-                                const GlobalOptions& globals) {
+config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& options, const GlobalOptions& globals) {
   config::ConfigSources sources{options.files, options.overrides, {}};
   if (!options.model_dir.empty()) {
     sources.layers.push_back({options.model_dir + "/config.json", inference::model_folder_layer(options.model_dir)});
@@ -56,7 +52,8 @@ config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& 
   const int threads = core::configure_threads(config.runtime.threads);
   core::log_debug("runtime", "{} intra-op threads, flush-to-zero on", threads);
   if (config.runtime.dtype == "bf16" && config.runtime.device == "cpu") {
-    core::log_warn("runtime", "bf16 on the CPU halves the weights' memory but LibTorch's CPU bf16 matrix products are "
+    core::log_warn("runtime",
+                   "bf16 on the CPU halves the weights' memory but LibTorch's CPU bf16 matrix products are "
                    "slow (21x float32 at full size on a CPU without AVX512-BF16; docs/PERFORMANCE.md)");
   }
   return resolved;

@@ -16,8 +16,7 @@ struct ConfigCommandOptions {
 
 void register_config(CLI::App& app, const GlobalOptions& globals) {
   auto options = std::make_shared<ConfigCommandOptions>();
-  auto* cmd = app.add_subcommand(
-      "config", "resolve config files and overrides, validate them and print the result");
+  auto* cmd = app.add_subcommand("config", "resolve config files and overrides, validate them and print the result");
   add_config_options(cmd, options->config);
   cmd->add_flag("--keys", options->keys, "list every config key with its meaning");
   cmd->callback([options, &globals] {

@@ -13,8 +13,8 @@ void register_decode_image(CLI::App& app, const GlobalOptions& globals) {
     int frame = 0;
   };
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("decode-image",
-                                 "decode an image or DICOM file to float32 [H, W, C] in [0, 1] (after rescale and window)");
+  auto* cmd = app.add_subcommand(
+      "decode-image", "decode an image or DICOM file to float32 [H, W, C] in [0, 1] (after rescale and window)");
   cmd->add_option("file", o->file, "PNG, JPEG, TIFF, BMP or DICOM file")->required();
   cmd->add_option("--output", o->output, "safetensors to write (tensor `image`)")->required();
   cmd->add_option("--window", o->window, "DICOM VOI window CENTER,WIDTH overriding the file's");
@@ -26,8 +26,8 @@ void register_decode_image(CLI::App& app, const GlobalOptions& globals) {
     options.frame = o->frame;
     const data::DecodedImage image = data::decode_image(o->file, options);
     const data::Image& px = image.pixels;
-    io::Metadata meta = {{"format", "pt"}, {"source", o->file}, {"source_format", image.format},
-                         {"bits", std::to_string(image.bits)}};
+    io::Metadata meta = {
+        {"format", "pt"}, {"source", o->file}, {"source_format", image.format}, {"bits", std::to_string(image.bits)}};
     if (image.format == "dicom") {
       meta.emplace_back("photometric", image.photometric);
       meta.emplace_back("rescale_slope", std::to_string(image.slope));
@@ -38,7 +38,8 @@ void register_decode_image(CLI::App& app, const GlobalOptions& globals) {
         meta.emplace_back("window_width", std::to_string(image.window->width));
       }
     }
-    io::write_safetensors(o->output, {{"image", io::DType::F32, {px.rows(), px.cols(), px.channels()}, px.data()}}, meta);
+    io::write_safetensors(o->output, {{"image", io::DType::F32, {px.rows(), px.cols(), px.channels()}, px.data()}},
+                          meta);
     core::log_info("decode-image", "{}: {} {}x{}x{} ({} bits{}{}) -> {}", o->file, image.format, px.rows(), px.cols(),
                    px.channels(), image.bits, image.window_source.empty() ? "" : ", window from ", image.window_source,
                    o->output);

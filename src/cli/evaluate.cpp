@@ -19,9 +19,11 @@ void register_evaluate(CLI::App& app, const GlobalOptions& globals) {
     bool no_meteor = false;
   };
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("evaluate", "BLEU-1..4, METEOR, ROUGE-L and CIDEr-D of predicted captions against references");
+  auto* cmd =
+      app.add_subcommand("evaluate", "BLEU-1..4, METEOR, ROUGE-L and CIDEr-D of predicted captions against references");
   cmd->add_option("--pred", o->pred, "predictions: JSONL lines {\"id\", \"caption\"}")->required();
-  cmd->add_option("--ref", o->ref, "references: JSONL lines {\"id\", \"captions\": [...]} or {\"id\", \"caption\"}")->required();
+  cmd->add_option("--ref", o->ref, "references: JSONL lines {\"id\", \"captions\": [...]} or {\"id\", \"caption\"}")
+      ->required();
   cmd->add_option("--json", o->json, "write the corpus scores as JSON here");
   cmd->add_option("--per-item", o->per_item, "write each item's scores as JSONL here");
   cmd->add_option("--wordnet", o->meteor.wordnet_dir,
@@ -30,7 +32,8 @@ void register_evaluate(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--function-words", o->meteor.function_words_file,
                   "METEOR function word list, one per line (default: the built-in English list)");
   cmd->add_flag("--no-meteor", o->no_meteor, "skip METEOR (it writes null)");
-  cmd->add_option("--by", o->by, "also score each group of a reference field (repeatable), e.g. --by size --by finding");
+  cmd->add_option("--by", o->by,
+                  "also score each group of a reference field (repeatable), e.g. --by size --by finding");
   cmd->callback([o, &globals] {
     core::init_logging(globals.log_level.empty() ? "info" : globals.log_level);
     const auto predictions = metrics::read_predictions(o->pred);
@@ -52,8 +55,8 @@ void register_evaluate(CLI::App& app, const GlobalOptions& globals) {
     for (const auto& name : names) std::cout << fmt::format("{:<9} {}\n", name, cell(summary.corpus, name, "{:.4f}"));
     std::cout << fmt::format("{} items\n", ev.ids.size());
     for (const auto& field : o->by) {
-      const auto groups = metrics::evaluate_groups(predictions, references, metrics::read_reference_field(o->ref, field),
-                                                   meteor.get());
+      const auto groups =
+          metrics::evaluate_groups(predictions, references, metrics::read_reference_field(o->ref, field), meteor.get());
       std::cout << fmt::format("\nby {}:\n{:<16} {:>5}", field, field, "n");
       for (const auto& name : names) std::cout << fmt::format(" {:>8}", name);
       std::cout << "\n";

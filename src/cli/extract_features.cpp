@@ -34,17 +34,20 @@ void register_extract_features(CLI::App& app, const GlobalOptions& globals) {
       std::cout << resolved.dump(2) << "\n";
       return;
     }
-    if (run.weights.empty()) core::log_warn("extract", "no weights in the config: the encoders are randomly initialised");
+    if (run.weights.empty())
+      core::log_warn("extract", "no weights in the config: the encoders are randomly initialised");
     auto model = inference::load_inference_model(run);
     o->extract.device = core::parse_device(run.runtime.device);
     if (!o->branches.empty()) {
       o->extract.branches.clear();
-      for (const auto& b : o->branches) o->extract.branches.push_back(config::parse_branch(b, "extract-features: --branch"));
+      for (const auto& b : o->branches)
+        o->extract.branches.push_back(config::parse_branch(b, "extract-features: --branch"));
     }
     o->extract.shard_bytes = static_cast<uint64_t>(o->shard_mb) << 20;
     const auto report = inference::extract_features(*model, run.data, run.loader.max_bad_fraction, o->extract);
-    core::log_info("extract", "{} images cached in {} ({} skipped), {:.1f} s, {:.2f} img/s", report.images, o->extract.out,
-                   report.skipped, report.seconds, report.seconds > 0 ? static_cast<double>(report.images) / report.seconds : 0.0);
+    core::log_info("extract", "{} images cached in {} ({} skipped), {:.1f} s, {:.2f} img/s", report.images,
+                   o->extract.out, report.skipped, report.seconds,
+                   report.seconds > 0 ? static_cast<double>(report.images) / report.seconds : 0.0);
   });
 }
 

@@ -59,7 +59,8 @@ void register_forward(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--hf", options->hf_dir, "HF model directory (Blip2ForConditionalGeneration or SamModel)");
   cmd->add_option("--inputs", options->inputs, "safetensors with pixel_values, input_ids, ...")->required();
   cmd->add_option("--output", options->output, "safetensors to write")->required();
-  cmd->add_option("--generate", options->generate, "generation settings: a configs/generate/ preset or HF-style JSON (with an eos_token_id or none)");
+  cmd->add_option("--generate", options->generate,
+                  "generation settings: a configs/generate/ preset or HF-style JSON (with an eos_token_id or none)");
   cmd->add_option("--prompt-tokens", options->prompt_tokens, "leading input_ids used as the prompt")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([options, &globals] { run(*options, globals); });

@@ -32,16 +32,14 @@ void run_inspect(const InspectOptions& options, const GlobalOptions& globals) {
       shape += (i ? ", " : "") + std::to_string(t["shape"][i].get<int64_t>());
     }
     shape += "]";
-    std::printf("%-*s  %-5s  %-22s  %llu\n", static_cast<int>(width),
-                t["name"].get<std::string>().c_str(), t["dtype"].get<std::string>().c_str(),
-                shape.c_str(), static_cast<unsigned long long>(t["bytes"].get<uint64_t>()));
+    std::printf("%-*s  %-5s  %-22s  %llu\n", static_cast<int>(width), t["name"].get<std::string>().c_str(),
+                t["dtype"].get<std::string>().c_str(), shape.c_str(),
+                static_cast<unsigned long long>(t["bytes"].get<uint64_t>()));
   }
   const auto bytes = listing["total_bytes"].get<uint64_t>();
-  std::printf("%zu tensors, %lld parameters, %llu bytes (%.2f MiB) in %zu file(s)\n",
-              listing["tensors"].size(),
+  std::printf("%zu tensors, %lld parameters, %llu bytes (%.2f MiB) in %zu file(s)\n", listing["tensors"].size(),
               static_cast<long long>(listing["total_parameters"].get<int64_t>()),
-              static_cast<unsigned long long>(bytes), static_cast<double>(bytes) / (1 << 20),
-              listing["files"].size());
+              static_cast<unsigned long long>(bytes), static_cast<double>(bytes) / (1 << 20), listing["files"].size());
   for (const auto& item : listing["metadata"].items()) {
     std::printf("metadata %s = %s\n", item.key().c_str(), item.value().get<std::string>().c_str());
   }
@@ -50,10 +48,9 @@ void run_inspect(const InspectOptions& options, const GlobalOptions& globals) {
 
 void register_inspect(CLI::App& app, const GlobalOptions& globals) {
   auto options = std::make_shared<InspectOptions>();
-  auto* cmd = app.add_subcommand(
-      "inspect", "list the tensors of a safetensors file, sharded checkpoint or model directory");
-  cmd->add_option("path", options->path, "file.safetensors, *.index.json or a model directory")
-      ->required();
+  auto* cmd =
+      app.add_subcommand("inspect", "list the tensors of a safetensors file, sharded checkpoint or model directory");
+  cmd->add_option("path", options->path, "file.safetensors, *.index.json or a model directory")->required();
   cmd->add_flag("--json", options->json, "print JSON instead of a table");
   cmd->callback([options, &globals] { run_inspect(*options, globals); });
 }

@@ -20,8 +20,8 @@ void register_merge(CLI::App& app, const GlobalOptions& globals) {
   cmd->callback([o, &globals] {
     core::init_logging(globals.log_level.empty() ? "info" : globals.log_level);
     const std::string clip = io::resolve_run_folder(o->clip), sam = io::resolve_run_folder(o->sam);
-    const auto merged = training::merge_stage1(io::TensorStore::open(clip).load_all(), io::TensorStore::open(sam).load_all(),
-                                               clip, sam);
+    const auto merged = training::merge_stage1(io::TensorStore::open(clip).load_all(),
+                                               io::TensorStore::open(sam).load_all(), clip, sam);
     io::save_safetensors(o->out, merged, {{"format", "pt"}, {"msmedcap", "stage1 merge of " + clip + " and " + sam}});
     core::log_info("merge", "{} tensors from {} and {} -> {}", merged.size(), clip, sam, o->out);
   });

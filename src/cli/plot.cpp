@@ -19,7 +19,8 @@ void register_plot(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("runs", o->runs, "run folders or metrics.jsonl files, each optionally NAME=PATH")->required();
   cmd->add_option("--out", o->out, "PNG file to write")->required();
   cmd->add_option("--y", o->keys, "metric keys to draw (repeatable; default loss), e.g. lm, itc, CIDEr");
-  cmd->add_flag("--val", o->validation, "draw the validation lines' values (\"val\": {...}) instead of the training lines'");
+  cmd->add_flag("--val", o->validation,
+                "draw the validation lines' values (\"val\": {...}) instead of the training lines'");
   cmd->add_option("--title", o->title, "chart title");
   cmd->add_option("--y-label", o->y_label, "y axis label (default: the key)");
   cmd->add_flag("--log-y", o->log_y, "logarithmic y axis");

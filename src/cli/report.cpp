@@ -73,13 +73,15 @@ void register_report(CLI::App& app, const GlobalOptions& globals) {
     int64_t examples = 6;
   };
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("report", "a markdown report: scores over seeds, breakdowns, figures, example captions");
+  auto* cmd =
+      app.add_subcommand("report", "a markdown report: scores over seeds, breakdowns, figures, example captions");
   cmd->add_option("--out", o->out, "markdown file to write (links are relative to its folder)")->required();
   cmd->add_option("--title", o->title, "heading");
   cmd->add_option("--intro", o->intro, "markdown file placed under the heading");
   cmd->add_option("--scores", o->scores, "NAME=EVAL.json from `evaluate --json` (repeat a NAME for seeds)");
   cmd->add_option("--metrics", o->metrics, "score columns")->delimiter(',');
-  cmd->add_option("--group-metrics", o->group_metrics, "metrics of the breakdown tables (evaluate --by)")->delimiter(',');
+  cmd->add_option("--group-metrics", o->group_metrics, "metrics of the breakdown tables (evaluate --by)")
+      ->delimiter(',');
   cmd->add_option("--figure", o->figures, "PNG[=CAPTION] to show (repeatable)");
   cmd->add_option("--examples", o->pred, "caption records (caption --out) to show beside their references");
   cmd->add_option("--references", o->ref, "references for --examples");
@@ -107,7 +109,8 @@ void register_report(CLI::App& app, const GlobalOptions& globals) {
       md += "## Figures\n\n";
       for (const auto& f : o->figures) {
         const auto eq = f.find('=');
-        const std::string path = f.substr(0, eq), caption = eq == std::string::npos ? fs::path(path).stem().string() : f.substr(eq + 1);
+        const std::string path = f.substr(0, eq),
+                          caption = eq == std::string::npos ? fs::path(path).stem().string() : f.substr(eq + 1);
         MSMEDCAP_CHECK(fs::exists(path), "--figure ", path, ": no such file");
         md += "**" + caption + "**\n\n![" + caption + "](" + link(path, dir) + ")\n\n";
       }

@@ -18,7 +18,8 @@ void register_tokenize(CLI::App& app, const GlobalOptions& globals) {
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("tokenize", "print the token ids of texts (one JSON line each)");
-  cmd->add_option("--tokenizer", o->tokenizer, "vocab.txt, vocab.json (+ merges.txt), a .model, or an HF folder")->required();
+  cmd->add_option("--tokenizer", o->tokenizer, "vocab.txt, vocab.json (+ merges.txt), a .model, or an HF folder")
+      ->required();
   cmd->add_option("texts", o->texts, "texts to encode")->required();
   cmd->add_flag("--no-special", o->no_special, "do not add [CLS]/[SEP], </s> or <s>");
   cmd->add_flag("--tokens", o->tokens, "also print the token strings");

@@ -42,15 +42,17 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--run-dir", o->run_dir, "run folder: config.json, metrics.jsonl, checkpoints/")->required();
   auto* resume = cmd->add_flag("--resume", o->resume,
                                "continue the run in --run-dir from its latest checkpoint (its config.json first)");
-  cmd->add_flag("--auto-resume", o->auto_resume,
-                "--resume when --run-dir has a checkpoint, else start the run (for jobs that are requeued or restarted)")
+  cmd->add_flag(
+         "--auto-resume", o->auto_resume,
+         "--resume when --run-dir has a checkpoint, else start the run (for jobs that are requeued or restarted)")
       ->excludes(resume);
   cmd->callback([o, &globals] {
     ConfigOptions sources = o->config;
     const io::RunFolder folder(o->run_dir);
     if (o->auto_resume) {
       o->resume = folder.has_checkpoint();
-      core::log_info("train", "--auto-resume: {}", o->resume ? "continuing the run in " + o->run_dir : "starting a new run");
+      core::log_info("train", "--auto-resume: {}",
+                     o->resume ? "continuing the run in " + o->run_dir : "starting a new run");
     }
     if (o->resume) folder.layer_saved_config(sources.files, "--resume");
     config::RunConfig run;

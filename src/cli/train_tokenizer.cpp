@@ -63,14 +63,18 @@ void register_train_tokenizer(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--input", o->input, "text file (one caption per line) or JSONL dataset (caption/captions fields)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--out", o->out, "output folder: tokenizer.model (sentencepiece) or vocab.txt (wordpiece)")->required();
-  cmd->add_option("--kind", o->kind, "sentencepiece (LLaMA-style, for the decoder) or wordpiece (BERT-style, for the Q-Formers)")
+  cmd->add_option("--out", o->out, "output folder: tokenizer.model (sentencepiece) or vocab.txt (wordpiece)")
+      ->required();
+  cmd->add_option("--kind", o->kind,
+                  "sentencepiece (LLaMA-style, for the decoder) or wordpiece (BERT-style, for the Q-Formers)")
       ->check(CLI::IsMember({"sentencepiece", "wordpiece"}));
   cmd->add_option("--vocab-size", o->vocab_size, "vocabulary size")->check(CLI::Range(16, 1000000));
-  cmd->add_option("--model-type", o->model_type, "sentencepiece: bpe or unigram")->check(CLI::IsMember({"bpe", "unigram"}));
+  cmd->add_option("--model-type", o->model_type, "sentencepiece: bpe or unigram")
+      ->check(CLI::IsMember({"bpe", "unigram"}));
   cmd->add_option("--character-coverage", o->character_coverage, "sentencepiece: share of characters covered")
       ->check(CLI::Range(0.5, 1.0));
-  cmd->add_flag("--clean", o->clean, "apply LAVIS's caption cleaning first (what training sees with train.clean_captions)");
+  cmd->add_flag("--clean", o->clean,
+                "apply LAVIS's caption cleaning first (what training sees with train.clean_captions)");
   cmd->callback([o, &globals] {
     if (!globals.log_level.empty()) core::init_logging(globals.log_level);
     const auto texts = read_corpus(o->input, o->clean);

@@ -39,15 +39,23 @@ std::string describe_json(const Json& j) {
   std::string text = j.dump(-1, ' ', false, Json::error_handler_t::replace);
   if (text.size() > 60) text = text.substr(0, 57) + "...";
   switch (j.type()) {
-    case Json::value_t::string: return "string " + text;
-    case Json::value_t::boolean: return "boolean " + text;
-    case Json::value_t::number_float: return "number " + text;
+    case Json::value_t::string:
+      return "string " + text;
+    case Json::value_t::boolean:
+      return "boolean " + text;
+    case Json::value_t::number_float:
+      return "number " + text;
     case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned: return "integer " + text;
-    case Json::value_t::array: return "array " + text;
-    case Json::value_t::object: return "object " + text;
-    case Json::value_t::null: return "null";
-    default: return text;
+    case Json::value_t::number_unsigned:
+      return "integer " + text;
+    case Json::value_t::array:
+      return "array " + text;
+    case Json::value_t::object:
+      return "object " + text;
+    case Json::value_t::null:
+      return "null";
+    default:
+      return text;
   }
 }
 
@@ -58,13 +66,17 @@ void check_json_depth(const char* begin, const char* end, const std::string& ori
   for (const char* c = begin; c != end; ++c) {
     if (*c == '\n') ++line;
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (*c == '\\') escaped = true;
-      else if (*c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (*c == '\\')
+        escaped = true;
+      else if (*c == '"')
+        in_string = false;
     } else if (*c == '"') {
       in_string = true;
     } else if (*c == '[' || *c == '{') {
-      MSMEDCAP_CHECK(++depth <= kMaxJsonDepth, origin, ":", line, ": JSON nested deeper than ", kMaxJsonDepth, " levels");
+      MSMEDCAP_CHECK(++depth <= kMaxJsonDepth, origin, ":", line, ": JSON nested deeper than ", kMaxJsonDepth,
+                     " levels");
     } else if (*c == ']' || *c == '}') {
       --depth;
     }
@@ -176,8 +188,7 @@ void apply_override(Json& config, const std::string& assignment) {
   try {
     (void)Json(assignment).dump();  // JSON strings are UTF-8: configs are saved with each run
   } catch (const Json::type_error&) {
-    MSMEDCAP_FAIL("--set ", Json(assignment).dump(-1, ' ', true, Json::error_handler_t::replace),
-                  ": not valid UTF-8");
+    MSMEDCAP_FAIL("--set ", Json(assignment).dump(-1, ' ', true, Json::error_handler_t::replace), ": not valid UTF-8");
   }
   const std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
@@ -189,8 +200,8 @@ void apply_override(Json& config, const std::string& assignment) {
     const std::string part = key.substr(start, dot == std::string::npos ? dot : dot - start);
     MSMEDCAP_CHECK(!part.empty(), "--set ", assignment, ": empty key component in '", key, "'");
     if (node->is_null()) *node = Json::object();  // a new section: the typed read names it
-    MSMEDCAP_CHECK(node->is_object(), "--set ", assignment, ": '", path,
-                   "' is not a section, so it has no key '", part, "'");
+    MSMEDCAP_CHECK(node->is_object(), "--set ", assignment, ": '", path, "' is not a section, so it has no key '", part,
+                   "'");
     path = path.empty() ? part : path + "." + part;
     node = &(*node)[part];
     if (dot == std::string::npos) break;

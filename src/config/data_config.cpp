@@ -25,7 +25,8 @@ void DatasetConfig::validate(const std::string& path) const {
   for (size_t i = 0; i < sources.size(); ++i) {
     const std::string p = path + ".sources[" + std::to_string(i) + "]";
     sources[i].validate(p);
-    MSMEDCAP_CHECK(sources[i].weight >= 0 && std::isfinite(sources[i].weight), p, ".weight: must be >= 0, got ", sources[i].weight);
+    MSMEDCAP_CHECK(sources[i].weight >= 0 && std::isfinite(sources[i].weight), p, ".weight: must be >= 0, got ",
+                   sources[i].weight);
     total += sources[i].weight;
   }
   MSMEDCAP_CHECK(sources.empty() || total > 0, path, ".sources: the weights sum to 0");
@@ -37,7 +38,8 @@ void LoaderConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(batch_size >= 1, path, ".batch_size: must be >= 1, got ", batch_size);
   MSMEDCAP_CHECK(workers >= 0 && workers <= 256, path, ".workers: expected 0..256, got ", workers);
   MSMEDCAP_CHECK(prefetch >= 1, path, ".prefetch: must be >= 1, got ", prefetch);
-  MSMEDCAP_CHECK(max_bad_fraction >= 0 && max_bad_fraction <= 1, path, ".max_bad_fraction: expected 0..1, got ", max_bad_fraction);
+  MSMEDCAP_CHECK(max_bad_fraction >= 0 && max_bad_fraction <= 1, path, ".max_bad_fraction: expected 0..1, got ",
+                 max_bad_fraction);
 }
 
 void ImageTransformConfig::validate(const std::string& path) const {
@@ -48,7 +50,8 @@ void ImageTransformConfig::validate(const std::string& path) const {
   // OpenCV refuses more than 2^30 pixels itself; 64 GiB is past any image file.
   MSMEDCAP_CHECK(max_image_pixels >= 1 && max_image_pixels <= (int64_t{1} << 30), path,
                  ".max_image_pixels: expected 1..1073741824, got ", max_image_pixels);
-  MSMEDCAP_CHECK(max_image_mb >= 1 && max_image_mb <= 65536, path, ".max_image_mb: expected 1..65536, got ", max_image_mb);
+  MSMEDCAP_CHECK(max_image_mb >= 1 && max_image_mb <= 65536, path, ".max_image_mb: expected 1..65536, got ",
+                 max_image_mb);
 }
 
 }  // namespace msmedcap::config

@@ -12,7 +12,8 @@ void GenerateConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(num_beams >= 1, path, ".num_beams: must be >= 1, got ", num_beams);
   MSMEDCAP_CHECK(early_stopping == "false" || early_stopping == "true" || early_stopping == "never", path,
                  ".early_stopping: expected false, true or never, got '", early_stopping, "'");
-  MSMEDCAP_CHECK(!(do_sample && num_beams > 1), path, ".do_sample: sampling with num_beams > 1 (beam sampling) is not supported");
+  MSMEDCAP_CHECK(!(do_sample && num_beams > 1), path,
+                 ".do_sample: sampling with num_beams > 1 (beam sampling) is not supported");
   MSMEDCAP_CHECK(temperature > 0, path, ".temperature: must be > 0, got ", temperature);
   MSMEDCAP_CHECK(top_k >= 0, path, ".top_k: must be >= 0, got ", top_k);
   MSMEDCAP_CHECK(top_p > 0 && top_p <= 1, path, ".top_p: must be in (0, 1], got ", top_p);

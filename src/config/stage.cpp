@@ -11,11 +11,16 @@ constexpr Stage kStages[] = {Stage::kStage1Clip, Stage::kStage1Sam, Stage::kStag
 
 const char* stage_name(Stage stage) {
   switch (stage) {
-    case Stage::kStage1Clip: return "stage1_clip";
-    case Stage::kStage1Sam: return "stage1_sam";
-    case Stage::kStage2: return "stage2";
-    case Stage::kCaption: return "caption";
-    case Stage::kDecoderLm: return "decoder_lm";
+    case Stage::kStage1Clip:
+      return "stage1_clip";
+    case Stage::kStage1Sam:
+      return "stage1_sam";
+    case Stage::kStage2:
+      return "stage2";
+    case Stage::kCaption:
+      return "caption";
+    case Stage::kDecoderLm:
+      return "decoder_lm";
   }
   MSMEDCAP_FAIL("stage_name: not a stage (", static_cast<int>(stage), ")");
 }

@@ -12,12 +12,14 @@ void OptimizerConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(weight_decay >= 0, path, ".weight_decay: must be >= 0, got ", weight_decay);
   MSMEDCAP_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, path, ".beta1/beta2: must be in [0, 1)");
   MSMEDCAP_CHECK(eps > 0, path, ".eps: must be > 0, got ", eps);
-  MSMEDCAP_CHECK(schedule == "lavis" || schedule == "cosine", path, ".schedule: expected lavis or cosine, got '", schedule, "'");
+  MSMEDCAP_CHECK(schedule == "lavis" || schedule == "cosine", path, ".schedule: expected lavis or cosine, got '",
+                 schedule, "'");
 }
 
 void StageConfig::validate(const std::string& path) const {
   const Stage stage = parse_stage(name, path + ".name");
-  MSMEDCAP_CHECK(!train_vision || stage == Stage::kCaption, path, ".train_vision: only the caption stage trains the vision encoder");
+  MSMEDCAP_CHECK(!train_vision || stage == Stage::kCaption, path,
+                 ".train_vision: only the caption stage trains the vision encoder");
   MSMEDCAP_CHECK(!train_llm || stage == Stage::kCaption, path,
                  ".train_llm: only the caption stage trains the LLM (decoder_lm trains it alone)");
 }
@@ -32,7 +34,8 @@ void TrainConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(val_caption_images == 0 || stage.id() == Stage::kStage2 || stage.id() == Stage::kCaption, path,
                  ".val_caption_images: only stage2 and caption write captions (stage is ", stage.name, ")");
   MSMEDCAP_CHECK(grad_accum >= 1, path, ".grad_accum: must be >= 1, got ", grad_accum);
-  MSMEDCAP_CHECK(clip_grad_norm >= 0 && std::isfinite(clip_grad_norm), path, ".clip_grad_norm: must be >= 0, got ", clip_grad_norm);
+  MSMEDCAP_CHECK(clip_grad_norm >= 0 && std::isfinite(clip_grad_norm), path, ".clip_grad_norm: must be >= 0, got ",
+                 clip_grad_norm);
   MSMEDCAP_CHECK(precision == "fp32" || precision == "bf16" || precision == "fp16", path,
                  ".precision: expected fp32, bf16 or fp16, got '", precision, "'");
   MSMEDCAP_CHECK(frozen_dtype == "fp32" || frozen_dtype == "bf16" || frozen_dtype == "fp16", path,
@@ -43,7 +46,8 @@ void TrainConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(val_every >= 0 && val_batches >= 0 && save_every >= 0, path,
                  ".val_every, val_batches, save_every: must be >= 0");
   MSMEDCAP_CHECK(keep >= 1, path, ".keep: must be >= 1, got ", keep);
-  MSMEDCAP_CHECK(nan_action == "skip" || nan_action == "stop", path, ".nan_action: expected skip or stop, got '", nan_action, "'");
+  MSMEDCAP_CHECK(nan_action == "skip" || nan_action == "stop", path, ".nan_action: expected skip or stop, got '",
+                 nan_action, "'");
   MSMEDCAP_CHECK(max_skipped_steps >= 0, path, ".max_skipped_steps: must be >= 0, got ", max_skipped_steps);
   MSMEDCAP_CHECK(bucket_mb >= 1, path, ".bucket_mb: must be >= 1, got ", bucket_mb);
 }

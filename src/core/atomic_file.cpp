@@ -24,8 +24,7 @@ std::string dir_of(const std::string& path) {
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   temp_path_ = path_ + ".tmp.XXXXXX";
   fd_ = mkstemp(temp_path_.data());
-  MSMEDCAP_CHECK(fd_ >= 0, path_, ": cannot create a temporary file beside it: ",
-                 std::strerror(errno));
+  MSMEDCAP_CHECK(fd_ >= 0, path_, ": cannot create a temporary file beside it: ", std::strerror(errno));
   fchmod(fd_, 0644);
 }
 
@@ -54,8 +53,7 @@ void AtomicFile::commit() {
   const int rc = close(fd_);
   fd_ = -1;
   MSMEDCAP_CHECK(rc == 0, path_, ": close failed: ", std::strerror(errno));
-  MSMEDCAP_CHECK(std::rename(temp_path_.c_str(), path_.c_str()) == 0, path_,
-                 ": rename failed: ", std::strerror(errno));
+  MSMEDCAP_CHECK(std::rename(temp_path_.c_str(), path_.c_str()) == 0, path_, ": rename failed: ", std::strerror(errno));
   committed_ = true;
   const int dir_fd = open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY);
   if (dir_fd >= 0) {

@@ -17,12 +17,11 @@ at::Tensor causal_mask(int64_t n, int64_t m, const at::TensorOptions& options) {
 }
 }  // namespace
 
-at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                          const at::Tensor& mask, bool is_causal, c10::optional<double> scale,
+at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                          bool is_causal, c10::optional<double> scale,
                           const std::function<at::Tensor(const at::Tensor&)>& on_probs) {
   MSMEDCAP_CHECK(q.dim() >= 2 && k.dim() == q.dim() && v.dim() == q.dim(),
-                 "attention: q, k, v must have the same rank >= 2, got ", q.sizes(), ", ",
-                 k.sizes(), ", ", v.sizes());
+                 "attention: q, k, v must have the same rank >= 2, got ", q.sizes(), ", ", k.sizes(), ", ", v.sizes());
   const double s = scale.has_value() ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   auto scores = at::matmul(q, k.transpose(-2, -1)).mul_(s);  // [B, H, N, M]
   // In place: scores is this function's own tensor, and at SAM's global attention (4096 x 4096
@@ -35,9 +34,8 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
   return at::matmul(on_probs ? on_probs(probs) : probs, v);
 }
 
-at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k,
-                                        const at::Tensor& v, const at::Tensor& mask,
-                                        bool is_causal, c10::optional<double> scale) {
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const at::Tensor& mask, bool is_causal, c10::optional<double> scale) {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
   at::Tensor full_mask = mask;
   if (is_causal && (mask.defined() || q.size(-2) != k.size(-2))) {
@@ -47,8 +45,7 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
     is_causal = false;
   }
   return at::scaled_dot_product_attention(
-      q, k, v, full_mask.defined() ? c10::optional<at::Tensor>(full_mask) : c10::nullopt, 0.0,
-      is_causal, scale);
+      q, k, v, full_mask.defined() ? c10::optional<at::Tensor>(full_mask) : c10::nullopt, 0.0, is_causal, scale);
 #else
   return attention_math(q, k, v, mask, is_causal, scale);
 #endif

@@ -52,11 +52,16 @@ bool built_with(Component component) {
 
 const char* component_name(Component component) {
   switch (component) {
-    case Component::kOpenCv: return "opencv";
-    case Component::kDicom: return "dicom";
-    case Component::kIcu: return "icu";
-    case Component::kStemmer: return "stemmer";
-    case Component::kSentencePiece: return "sentencepiece";
+    case Component::kOpenCv:
+      return "opencv";
+    case Component::kDicom:
+      return "dicom";
+    case Component::kIcu:
+      return "icu";
+    case Component::kStemmer:
+      return "stemmer";
+    case Component::kSentencePiece:
+      return "sentencepiece";
   }
   return "?";
 }

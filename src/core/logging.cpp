@@ -10,14 +10,12 @@ namespace msmedcap::core {
 
 spdlog::level::level_enum parse_log_level(const std::string& name) {
   static const std::pair<const char*, spdlog::level::level_enum> kLevels[] = {
-      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
-      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
-      {"error", spdlog::level::err},   {"off", spdlog::level::off}};
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug}, {"info", spdlog::level::info},
+      {"warn", spdlog::level::warn},   {"error", spdlog::level::err},   {"off", spdlog::level::off}};
   for (const auto& [key, level] : kLevels) {
     if (name == key) return level;
   }
-  MSMEDCAP_FAIL("log level: unknown value '", name,
-                "' (expected trace, debug, info, warn, error or off)");
+  MSMEDCAP_FAIL("log level: unknown value '", name, "' (expected trace, debug, info, warn, error or off)");
 }
 
 spdlog::logger& logger() {

@@ -28,8 +28,8 @@ std::string format_duration(double seconds) {
 Progress::Progress(std::string tag, int64_t total, ProgressOptions options)
     : tag_(std::move(tag)), total_(total), options_(std::move(options)) {
   if (options_.out == nullptr) options_.out = &std::cerr;
-  interactive_ = options_.interactive < 0 ? (options_.out == &std::cerr && isatty(STDERR_FILENO))
-                                          : options_.interactive != 0;
+  interactive_ =
+      options_.interactive < 0 ? (options_.out == &std::cerr && isatty(STDERR_FILENO)) : options_.interactive != 0;
   start_ = now();
   last_report_ = start_;
 }
@@ -37,14 +37,12 @@ Progress::Progress(std::string tag, int64_t total, ProgressOptions options)
 Progress::~Progress() {
   try {
     finish();
-  } catch (...) {
-  }
+  } catch (...) {}
 }
 
 double Progress::now() const {
   if (options_.clock) return options_.clock();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 std::string Progress::status() const {
@@ -54,11 +52,9 @@ std::string Progress::status() const {
   if (total_ > 0) {
     const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : NAN;
     std::snprintf(buf, sizeof(buf), "%lld/%lld %.1f %s/s ETA %s", static_cast<long long>(done_),
-                  static_cast<long long>(total_), rate, options_.unit.c_str(),
-                  format_duration(eta).c_str());
+                  static_cast<long long>(total_), rate, options_.unit.c_str(), format_duration(eta).c_str());
   } else {
-    std::snprintf(buf, sizeof(buf), "%lld %.1f %s/s", static_cast<long long>(done_), rate,
-                  options_.unit.c_str());
+    std::snprintf(buf, sizeof(buf), "%lld %.1f %s/s", static_cast<long long>(done_), rate, options_.unit.c_str());
   }
   return buf;
 }
@@ -86,9 +82,8 @@ void Progress::report(bool final_line) {
     const double elapsed = now() - start_;
     const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
     char buf[128];
-    std::snprintf(buf, sizeof(buf), "done %lld %s in %s (%.1f %s/s)",
-                  static_cast<long long>(done_), options_.unit.c_str(),
-                  format_duration(elapsed).c_str(), rate, options_.unit.c_str());
+    std::snprintf(buf, sizeof(buf), "done %lld %s in %s (%.1f %s/s)", static_cast<long long>(done_),
+                  options_.unit.c_str(), format_duration(elapsed).c_str(), rate, options_.unit.c_str());
     if (interactive_) {
       out << "\r\033[K[" << tag_ << "] " << buf << "\n" << std::flush;
     } else if (options_.out == &std::cerr) {

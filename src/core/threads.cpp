@@ -14,8 +14,8 @@ namespace msmedcap::core {
 
 namespace {
 #ifdef MSMEDCAP_HAS_MXCSR
-constexpr unsigned kFlushToZero = 0x8000;      // MXCSR.FTZ
-constexpr unsigned kDenormalsAreZero = 0x0040; // MXCSR.DAZ
+constexpr unsigned kFlushToZero = 0x8000;       // MXCSR.FTZ
+constexpr unsigned kDenormalsAreZero = 0x0040;  // MXCSR.DAZ
 #endif
 }  // namespace
 

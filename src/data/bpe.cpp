@@ -58,20 +58,28 @@ std::vector<std::u32string> BpeTokenizer::pretokenize(const std::u32string& s) {
     size_t end = i;
     if (s[i] == U'\'' && i + 1 < n) {
       const char32_t a = s[i + 1], b = i + 2 < n ? s[i + 2] : 0;
-      if (a == U's' || a == U't' || a == U'm' || a == U'd') end = i + 2;
-      else if ((a == U'r' && b == U'e') || (a == U'v' && b == U'e') || (a == U'l' && b == U'l')) end = i + 3;
+      if (a == U's' || a == U't' || a == U'm' || a == U'd')
+        end = i + 2;
+      else if ((a == U'r' && b == U'e') || (a == U'v' && b == U'e') || (a == U'l' && b == U'l'))
+        end = i + 3;
     }
     const size_t body = (s[i] == U' ' && i + 1 < n) ? i + 1 : i;  // the optional leading space
     if (end == i) {
-      if (unicode::is_letter(s[body])) end = run(body, unicode::is_letter);
-      else if (unicode::is_number(s[body])) end = run(body, unicode::is_number);
-      else if (is_other(s[body])) end = run(body, is_other);
+      if (unicode::is_letter(s[body]))
+        end = run(body, unicode::is_letter);
+      else if (unicode::is_number(s[body]))
+        end = run(body, unicode::is_number);
+      else if (is_other(s[body]))
+        end = run(body, is_other);
     }
     if (end == i) {
       const size_t ws = run(i, unicode::is_space);  // s[i] is whitespace here
-      if (ws == n) end = ws;                         // \s+ up to the end
-      else if (ws - i >= 2) end = ws - 1;            // \s+(?!\S): leave one space for the next word
-      else end = ws;                                 // \s+
+      if (ws == n)
+        end = ws;  // \s+ up to the end
+      else if (ws - i >= 2)
+        end = ws - 1;  // \s+(?!\S): leave one space for the next word
+      else
+        end = ws;  // \s+
     }
     out.push_back(s.substr(i, end - i));
     i = end;
@@ -79,7 +87,8 @@ std::vector<std::u32string> BpeTokenizer::pretokenize(const std::u32string& s) {
   return out;
 }
 
-BpeTokenizer::BpeTokenizer(const std::string& vocab_path, const std::string& merges_path, const TokenizerOptions& options)
+BpeTokenizer::BpeTokenizer(const std::string& vocab_path, const std::string& merges_path,
+                           const TokenizerOptions& options)
     : add_bos_(options.add_bos) {
   nlohmann::json vocab;
   const std::string text = core::read_file(vocab_path);
@@ -92,8 +101,8 @@ BpeTokenizer::BpeTokenizer(const std::string& vocab_path, const std::string& mer
   MSMEDCAP_CHECK(vocab.is_object() && !vocab.empty(), vocab_path, ": expected an object {token: id}");
   std::vector<std::pair<std::string, int64_t>> entries;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    MSMEDCAP_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0,
-                   vocab_path, ": token '", it.key(), "' has no non-negative integer id");
+    MSMEDCAP_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0, vocab_path, ": token '", it.key(),
+                   "' has no non-negative integer id");
     entries.emplace_back(it.key(), it.value().get<int64_t>());
   }
   std::ifstream in(merges_path);
@@ -106,8 +115,9 @@ BpeTokenizer::BpeTokenizer(const std::string& vocab_path, const std::string& mer
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
     const auto sp = line.find(' ');
-    MSMEDCAP_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < line.size() && line.find(' ', sp + 1) == std::string::npos,
-                   merges_path, ":", line_no, ": expected two tokens separated by one space");
+    MSMEDCAP_CHECK(
+        sp != std::string::npos && sp > 0 && sp + 1 < line.size() && line.find(' ', sp + 1) == std::string::npos,
+        merges_path, ":", line_no, ": expected two tokens separated by one space");
     merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
   init(entries, merges, vocab_path);

@@ -51,7 +51,8 @@ class Collector {
   /// A row that is well-formed but unusable (no caption, no image): always skipped and counted.
   void skip(const std::string& where, const std::string& why) {
     ++report_->skipped;
-    if (report_->skipped <= static_cast<int64_t>(ReadReport::kMaxProblems)) core::log_warn("data", "skipped {}: {}", where, why);
+    if (report_->skipped <= static_cast<int64_t>(ReadReport::kMaxProblems))
+      core::log_warn("data", "skipped {}: {}", where, why);
     if (report_->problems.size() < ReadReport::kMaxProblems) report_->problems.push_back(where + ": " + why);
   }
   void add(Sample sample, const std::string& where) {
@@ -185,8 +186,7 @@ std::string resolve_image_path(const std::string& root, const std::string& relat
   while (std::getline(parts, part, '/')) {
     if (part.empty() || part == ".") continue;
     depth += part == ".." ? -1 : 1;
-    MSMEDCAP_CHECK(depth >= 0, where, ": image path '", relative,
-                   "' leaves the dataset root (allow_outside_root)");
+    MSMEDCAP_CHECK(depth >= 0, where, ": image path '", relative, "' leaves the dataset root (allow_outside_root)");
   }
   return joined(root, relative);
 }
@@ -223,9 +223,10 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, const s
         } else {
           quoted = false;
           const char next = i + 1 < text.size() ? text[i + 1] : ',';
-          MSMEDCAP_CHECK(next == ',' || next == '\n' || next == '\r', name, ":", quote_line,
-                         ": the quoted field opened here closes on line ", line,
-                         " with more text after its closing quote (a stray quote? quotes inside a quoted field are doubled)");
+          MSMEDCAP_CHECK(
+              next == ',' || next == '\n' || next == '\r', name, ":", quote_line,
+              ": the quoted field opened here closes on line ", line,
+              " with more text after its closing quote (a stray quote? quotes inside a quoted field are doubled)");
         }
       } else {
         if (c == '\n') ++line;
@@ -358,13 +359,12 @@ std::vector<Sample> read_dataset(const config::DatasetSourceConfig& src, ReadRep
     }
   } else if (src.format == "medicat") {
     // One JSON object per figure; images figures/{pdf_hash}_{fig_uri}; split by pdf_hash.
-    const std::string file = src.annotations.empty()
-                                 ? root + "/s2_full_figures_oa_nonroco_combined_medical_top4_public.jsonl"
-                                 : annotations;
+    const std::string file =
+        src.annotations.empty() ? root + "/s2_full_figures_oa_nonroco_combined_medical_top4_public.jsonl" : annotations;
     out.set_image_root(root + "/figures");
     read_jsonl(out, file, [&src](Collector& c, const Json& row, const std::string& where, size_t) {
-      if (!row.is_object() || !row.contains("pdf_hash") || !row["pdf_hash"].is_string() ||
-          !row.contains("fig_uri") || !row["fig_uri"].is_string()) {
+      if (!row.is_object() || !row.contains("pdf_hash") || !row["pdf_hash"].is_string() || !row.contains("fig_uri") ||
+          !row["fig_uri"].is_string()) {
         return c.malformed(where, "needs string fields pdf_hash and fig_uri");
       }
       const std::string hash = row["pdf_hash"].get<std::string>();
@@ -386,8 +386,8 @@ std::vector<Sample> read_dataset(const config::DatasetSourceConfig& src, ReadRep
     const std::string file = src.annotations.empty() ? root + "/annotation.json" : annotations;
     MSMEDCAP_CHECK(exists(file), file, ": no such file");
     const Json doc = parse_json_text(core::read_file(file), file);
-    MSMEDCAP_CHECK(doc.is_object() && doc.contains(src.split) && doc[src.split].is_array(), file,
-                   ": no \"", src.split, "\" list (R2Gen splits are train, val, test)");
+    MSMEDCAP_CHECK(doc.is_object() && doc.contains(src.split) && doc[src.split].is_array(), file, ": no \"", src.split,
+                   "\" list (R2Gen splits are train, val, test)");
     out.set_image_root(root + "/images");
     const auto& list = doc[src.split];
     for (size_t i = 0; i < list.size(); ++i) {

@@ -38,7 +38,7 @@ namespace msmedcap::data {
 // The libjpeg build whose sample width holds the precision (jpeg.h): lossy data is 8 or 12 bits,
 // lossless 2..16.
 std::string detail::decode_jpeg(const unsigned char* data, size_t n, const JpegHeader& header,
-                        std::vector<uint16_t>& samples, bool& converted) {
+                                std::vector<uint16_t>& samples, bool& converted) {
   samples.assign(static_cast<size_t>(header.width) * header.height * header.components, 0);
   char error[200] = {0};
   const bool ok = header.precision <= 8    ? decode_jpeg_ijg8(data, n, header, samples.data(), &converted, error)
@@ -123,7 +123,8 @@ class DicomWalker {
     const uint16_t allocated = u16(bits->first, big_);
     if (allocated != 8 && allocated != 16 && allocated != 32)
       return std::to_string(allocated) + "-bit pixels are not supported (8, 16 or 32 bits allocated)";
-    if (image_attr(0x0009) && !image_attr(0x0008)) return "Frame Increment Pointer (0028,0009) without Number of Frames";
+    if (image_attr(0x0009) && !image_attr(0x0008))
+      return "Frame Increment Pointer (0028,0009) without Number of Frames";
     // GDCM asserts when a palette image lacks its lookup tables; palettes are not supported anyway.
     const std::string photometric = text_attr(0x0004);
     if (photometric.rfind("PALETTE", 0) == 0) return "PALETTE COLOR images are not supported";
@@ -149,7 +150,8 @@ class DicomWalker {
     return big ? static_cast<uint16_t>(d[0] << 8 | d[1]) : static_cast<uint16_t>(d[1] << 8 | d[0]);
   }
   uint32_t u32(size_t p, bool big) const {
-    return big ? (uint32_t{u16(p, true)} << 16 | u16(p + 2, true)) : (uint32_t{u16(p + 2, false)} << 16 | u16(p, false));
+    return big ? (uint32_t{u16(p, true)} << 16 | u16(p + 2, true))
+               : (uint32_t{u16(p + 2, false)} << 16 | u16(p, false));
   }
   bool fail(size_t p, const std::string& what) {
     error_ = at(p, what);
@@ -167,7 +169,8 @@ class DicomWalker {
     } else {
       e.vr[0] = b_[p + 4];
       e.vr[1] = b_[p + 5];
-      static const std::string kVrs = "AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV";
+      static const std::string kVrs =
+          "AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV";
       bool known = false;
       for (size_t k = 0; k + 1 < kVrs.size() && !known; k += 3) known = kVrs[k] == e.vr[0] && kVrs[k + 1] == e.vr[1];
       if (!known) return fail(p, "invalid VR in element (" + hex(e.group) + "," + hex(e.element) + ")");
@@ -251,7 +254,8 @@ class DicomWalker {
       }
       if (!check_typed(p, e)) return false;
       if (depth == 0 && e.group == 0x7FE0 && e.element == 0x0010) pixel_data_ = true;
-      if (depth == 0 && e.group == 0x0008 && e.element == 0x0010 && e.length != kUndefined) recognition_ = {e.value, e.length};
+      if (depth == 0 && e.group == 0x0008 && e.element == 0x0010 && e.length != kUndefined)
+        recognition_ = {e.value, e.length};
       if (depth == 0 && e.group == 0x0028 && e.length != kUndefined) image_attrs_[e.element] = {e.value, e.length};
       // Undefined length belongs to sequences and encapsulated pixel data: GDCM asserts that such
       // an element's VR is SQ, OB, OW or UN (found by fuzz_image: Pixel Data with VR SS).
@@ -270,7 +274,8 @@ class DicomWalker {
       while (q < seq_end) {
         Element item;
         if (!read_element(q, false, big_, item)) return false;
-        if (item.group != 0xFFFE) return fail(q, "expected an item in the sequence (" + hex(e.group) + "," + hex(e.element) + ")");
+        if (item.group != 0xFFFE)
+          return fail(q, "expected an item in the sequence (" + hex(e.group) + "," + hex(e.element) + ")");
         if (item.element == 0xE0DD) {  // sequence delimiter
           // Its length must be 0: GDCM asserted on encapsulated pixel data closed by one of
           // length 39 (found by fuzz_image).
@@ -281,7 +286,8 @@ class DicomWalker {
           break;
         }
         if (item.element != 0xE000) return fail(q, "unexpected tag (FFFE," + hex(item.element) + ") in a sequence");
-        if (item.length != kUndefined && item.value + item.length > seq_end) return fail(q, "item runs past its sequence");
+        if (item.length != kUndefined && item.value + item.length > seq_end)
+          return fail(q, "item runs past its sequence");
         if (item.length == kUndefined) {
           if (!walk(item.value, seq_end, depth + 1, true)) return false;
           q = end_;
@@ -293,7 +299,8 @@ class DicomWalker {
           q = item.value + item.length;
         }
       }
-      if (e.length == kUndefined && !closed) return fail(p, "sequence (" + hex(e.group) + "," + hex(e.element) + ") is not closed");
+      if (e.length == kUndefined && !closed)
+        return fail(p, "sequence (" + hex(e.group) + "," + hex(e.element) + ") is not closed");
       p = e.length == kUndefined ? q : seq_end;
     }
     if (in_item) return fail(p, "item is not closed");
@@ -312,9 +319,9 @@ class DicomWalker {
       return "";
     };
     std::optional<uint16_t> samples, stored, high, planar, rows, cols;
-    for (const auto& problem : {us(0x0002, "Samples per Pixel", samples), us(0x0101, "Bits Stored", stored),
-                                us(0x0102, "High Bit", high), us(0x0006, "Planar Configuration", planar),
-                                us(0x0010, "Rows", rows), us(0x0011, "Columns", cols)}) {
+    for (const auto& problem :
+         {us(0x0002, "Samples per Pixel", samples), us(0x0101, "Bits Stored", stored), us(0x0102, "High Bit", high),
+          us(0x0006, "Planar Configuration", planar), us(0x0010, "Rows", rows), us(0x0011, "Columns", cols)}) {
       if (!problem.empty()) return problem;
     }
     const int spp = samples.value_or(1);
@@ -322,28 +329,33 @@ class DicomWalker {
     const std::string photometric = text_attr(0x0004);
     const bool grey = photometric == "MONOCHROME1" || photometric == "MONOCHROME2";
     // The defined terms only: GDCM asserts on any other (found by fuzz_image: "YBR_CHROME2").
-    static const char* const kColour[] = {"RGB",         "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422",
-                                          "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT"};
+    static const char* const kColour[] = {"RGB",     "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420",
+                                          "YBR_ICT", "YBR_RCT"};
     const bool colour = std::find(std::begin(kColour), std::end(kColour), photometric) != std::end(kColour);
     if (!photometric.empty() && !grey && !colour)
       return "Photometric Interpretation '" + photometric.substr(0, 32) + "' (0028,0004) is not supported";
     if ((grey && spp != 1) || (colour && spp != 3))
-      return "Photometric Interpretation " + photometric + " with " + std::to_string(spp) + " samples per pixel (0028,0002)";
+      return "Photometric Interpretation " + photometric + " with " + std::to_string(spp) +
+             " samples per pixel (0028,0002)";
     if (stored && (*stored < 1 || *stored > allocated))
-      return "Bits Stored " + std::to_string(*stored) + " (0028,0101) outside 1.." + std::to_string(allocated) + " (Bits Allocated)";
+      return "Bits Stored " + std::to_string(*stored) + " (0028,0101) outside 1.." + std::to_string(allocated) +
+             " (Bits Allocated)";
     if (high && *high != stored.value_or(allocated) - 1)
       return "High Bit " + std::to_string(*high) + " (0028,0102) is not Bits Stored - 1 (" +
              std::to_string(stored.value_or(allocated) - 1) + ")";
-    if (planar && spp == 3 && *planar > 1) return "Planar Configuration " + std::to_string(*planar) + " (0028,0006) is not 0 or 1";
+    if (planar && spp == 3 && *planar > 1)
+      return "Planar Configuration " + std::to_string(*planar) + " (0028,0006) is not 0 or 1";
     if (image_attr(0x0008)) {
       const std::string frames = text_attr(0x0008);
-      const bool digits = !frames.empty() && frames.size() <= 9 && frames.find_first_not_of("0123456789") == std::string::npos;
-      if (!digits || std::stol(frames) < 1) return "Number of Frames '" + frames.substr(0, 16) + "' (0028,0008) is not a positive integer";
+      const bool digits =
+          !frames.empty() && frames.size() <= 9 && frames.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits || std::stol(frames) < 1)
+        return "Number of Frames '" + frames.substr(0, 16) + "' (0028,0008) is not a positive integer";
     }
     if (!rows || !cols || *rows == 0 || *cols == 0) return "no Rows (0028,0010) or Columns (0028,0011)";
     if (int64_t{*rows} * *cols > max_pixels)
-      return std::to_string(*cols) + " x " + std::to_string(*rows) + " pixels exceed data.transform.max_image_pixels (" +
-             std::to_string(max_pixels) + ")";
+      return std::to_string(*cols) + " x " + std::to_string(*rows) +
+             " pixels exceed data.transform.max_image_pixels (" + std::to_string(max_pixels) + ")";
     return "";
   }
 
@@ -390,8 +402,8 @@ PixelCodec pixel_codec(const std::string& ts) {
     return PixelCodec::gdcm;
   const int n = std::stoi(process);
   if ((n >= 50 && n <= 66) || n == 70) return PixelCodec::ijg;
-  if (n == 80 || n == 81) return PixelCodec::jpegls;       // lossless, near-lossless
-  if (n >= 90 && n <= 93) return PixelCodec::jpeg2000;     // Part 1 and Part 2, lossless and lossy
+  if (n == 80 || n == 81) return PixelCodec::jpegls;    // lossless, near-lossless
+  if (n >= 90 && n <= 93) return PixelCodec::jpeg2000;  // Part 1 and Part 2, lossless and lossy
   return PixelCodec::gdcm;
 }
 
@@ -453,11 +465,14 @@ std::string frame_bytes(const std::string& bytes, const std::vector<std::pair<si
 std::vector<char> decode_rle_frame(const std::string& frame, size_t pixels, int spp, size_t sample_bytes,
                                    const std::string& name) {
   const auto* d = reinterpret_cast<const unsigned char*>(frame.data());
-  const auto u32 = [&](size_t p) { return uint32_t{d[p]} | uint32_t{d[p + 1]} << 8 | uint32_t{d[p + 2]} << 16 | uint32_t{d[p + 3]} << 24; };
-  MSMEDCAP_CHECK(frame.size() >= 64, name, ": malformed DICOM: RLE frame of ", frame.size(), " bytes, shorter than its header");
+  const auto u32 = [&](size_t p) {
+    return uint32_t{d[p]} | uint32_t{d[p + 1]} << 8 | uint32_t{d[p + 2]} << 16 | uint32_t{d[p + 3]} << 24;
+  };
+  MSMEDCAP_CHECK(frame.size() >= 64, name, ": malformed DICOM: RLE frame of ", frame.size(),
+                 " bytes, shorter than its header");
   const size_t segments = u32(0), expected = static_cast<size_t>(spp) * sample_bytes;
-  MSMEDCAP_CHECK(segments == expected, name, ": malformed DICOM: RLE header declares ", segments, " segments, ",
-                 spp, " samples of ", sample_bytes, " bytes need ", expected);
+  MSMEDCAP_CHECK(segments == expected, name, ": malformed DICOM: RLE header declares ", segments, " segments, ", spp,
+                 " samples of ", sample_bytes, " bytes need ", expected);
   std::vector<char> out(pixels * expected);
   for (size_t seg = 0; seg < segments; ++seg) {
     const size_t begin = u32(4 + 4 * seg), end = seg + 1 < segments ? u32(8 + 4 * seg) : frame.size();
@@ -500,8 +515,8 @@ JpegFrame jpeg_frame_codestream(const std::string& bytes, const std::vector<std:
                                 int frame, int frames, const std::string& name) {
   JpegFrame out;
   out.bytes = frame_bytes(bytes, items, frame, frames, name);
-  const std::string problem = detail::read_jpeg_header(reinterpret_cast<const unsigned char*>(out.bytes.data()),
-                                                       out.bytes.size(), out.header);
+  const std::string problem =
+      detail::read_jpeg_header(reinterpret_cast<const unsigned char*>(out.bytes.data()), out.bytes.size(), out.header);
   MSMEDCAP_CHECK(problem.empty(), name, ": malformed DICOM: ", problem);
   return out;
 }
@@ -517,8 +532,8 @@ std::vector<char> decode_jpeg_frame(const std::string& bytes, const std::vector<
   MSMEDCAP_CHECK(fits.empty(), name, ": JPEG data: ", fits);
   std::vector<uint16_t> samples;
   bool converted = false;
-  const std::string problem =
-      detail::decode_jpeg(reinterpret_cast<const unsigned char*>(jpeg.bytes.data()), jpeg.bytes.size(), h, samples, converted);
+  const std::string problem = detail::decode_jpeg(reinterpret_cast<const unsigned char*>(jpeg.bytes.data()),
+                                                  jpeg.bytes.size(), h, samples, converted);
   MSMEDCAP_CHECK(problem.empty(), name, ": ", problem);
   std::vector<char> out = as_pixel_bytes(samples, sample_bytes);
   lossless = h.lossless;
@@ -549,20 +564,25 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
   const gdcm::File& file = reader.GetFile();
   const gdcm::Image* image = own_codec ? nullptr : &image_reader.GetImage();
   std::vector<unsigned int> dims(3, 1);
-  if (image) std::copy(image->GetDimensions(), image->GetDimensions() + image->GetNumberOfDimensions(), dims.begin());
-  else dims = gdcm::ImageHelper::GetDimensionsValue(file);
-  const int cols = static_cast<int>(dims.at(0)), rows = static_cast<int>(dims.at(1)), frames = static_cast<int>(dims.at(2));
+  if (image)
+    std::copy(image->GetDimensions(), image->GetDimensions() + image->GetNumberOfDimensions(), dims.begin());
+  else
+    dims = gdcm::ImageHelper::GetDimensionsValue(file);
+  const int cols = static_cast<int>(dims.at(0)), rows = static_cast<int>(dims.at(1)),
+            frames = static_cast<int>(dims.at(2));
   MSMEDCAP_CHECK(rows > 0 && cols > 0 && frames > 0, name, ": DICOM image has no rows, columns or frames");
-  MSMEDCAP_CHECK(options.frame >= 0 && options.frame < frames,
-                 name, ": frame ", options.frame, " requested, the file has ", frames);
+  MSMEDCAP_CHECK(options.frame >= 0 && options.frame < frames, name, ": frame ", options.frame,
+                 " requested, the file has ", frames);
   const gdcm::PixelFormat pf = image ? image->GetPixelFormat() : gdcm::ImageHelper::GetPixelFormatValue(file);
   const int spp = pf.GetSamplesPerPixel();
   MSMEDCAP_CHECK(spp == 1 || spp == 3, name, ": ", spp, " samples per pixel are not supported");
-  const auto pi = image ? image->GetPhotometricInterpretation() : gdcm::ImageHelper::GetPhotometricInterpretationValue(file);
-  std::string photometric = gdcm::PhotometricInterpretation::GetPIString(pi) ? gdcm::PhotometricInterpretation::GetPIString(pi) : "";
+  const auto pi =
+      image ? image->GetPhotometricInterpretation() : gdcm::ImageHelper::GetPhotometricInterpretationValue(file);
+  std::string photometric =
+      gdcm::PhotometricInterpretation::GetPIString(pi) ? gdcm::PhotometricInterpretation::GetPIString(pi) : "";
   while (!photometric.empty() && photometric.back() == ' ') photometric.pop_back();  // "RGB " is padded to even length
-  MSMEDCAP_CHECK(pi != gdcm::PhotometricInterpretation::PALETTE_COLOR,
-                 name, ": PALETTE COLOR DICOM images are not supported");
+  MSMEDCAP_CHECK(pi != gdcm::PhotometricInterpretation::PALETTE_COLOR, name,
+                 ": PALETTE COLOR DICOM images are not supported");
 
   // Native (uncompressed) pixel data must hold every frame: GDCM's raw codec copies rows x
   // columns x samples x frames whatever the element's length, reading past a shorter one.
@@ -602,22 +622,35 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
     planar = false;  // our decoders interleave the samples
   } else {
     buffer.resize(image->GetBufferLength());
-    MSMEDCAP_CHECK(!buffer.empty() && image->GetBuffer(buffer.data()),
-                   name, ": cannot decode the DICOM pixel data (transfer syntax ", walker.transfer_syntax(), ")");
-    MSMEDCAP_CHECK(buffer.size() >= per_frame * sample_bytes * (options.frame + 1),
-                   name, ": DICOM pixel data is shorter than rows x columns x samples");
+    MSMEDCAP_CHECK(!buffer.empty() && image->GetBuffer(buffer.data()), name,
+                   ": cannot decode the DICOM pixel data (transfer syntax ", walker.transfer_syntax(), ")");
+    MSMEDCAP_CHECK(buffer.size() >= per_frame * sample_bytes * (options.frame + 1), name,
+                   ": DICOM pixel data is shorter than rows x columns x samples");
     src = buffer.data() + per_frame * sample_bytes * options.frame;
   }
   std::vector<double> values(per_frame);
   const int stored = pf.GetBitsStored();
   switch (pf.GetScalarType()) {
-    case gdcm::PixelFormat::UINT8: widen<uint8_t>(src, per_frame, stored, false, values.data()); break;
-    case gdcm::PixelFormat::INT8: widen<int8_t>(src, per_frame, stored, true, values.data()); break;
-    case gdcm::PixelFormat::UINT16: widen<uint16_t>(src, per_frame, stored, false, values.data()); break;
-    case gdcm::PixelFormat::INT16: widen<int16_t>(src, per_frame, stored, true, values.data()); break;
-    case gdcm::PixelFormat::UINT32: widen<uint32_t>(src, per_frame, stored, false, values.data()); break;
-    case gdcm::PixelFormat::INT32: widen<int32_t>(src, per_frame, stored, true, values.data()); break;
-    default: MSMEDCAP_FAIL(name, ": DICOM pixel type ", pf, " is not supported");
+    case gdcm::PixelFormat::UINT8:
+      widen<uint8_t>(src, per_frame, stored, false, values.data());
+      break;
+    case gdcm::PixelFormat::INT8:
+      widen<int8_t>(src, per_frame, stored, true, values.data());
+      break;
+    case gdcm::PixelFormat::UINT16:
+      widen<uint16_t>(src, per_frame, stored, false, values.data());
+      break;
+    case gdcm::PixelFormat::INT16:
+      widen<int16_t>(src, per_frame, stored, true, values.data());
+      break;
+    case gdcm::PixelFormat::UINT32:
+      widen<uint32_t>(src, per_frame, stored, false, values.data());
+      break;
+    case gdcm::PixelFormat::INT32:
+      widen<int32_t>(src, per_frame, stored, true, values.data());
+      break;
+    default:
+      MSMEDCAP_FAIL(name, ": DICOM pixel type ", pf, " is not supported");
   }
 
   DecodedImage out;
@@ -632,7 +665,8 @@ DecodedImage decode_dicom(const std::string& bytes, const std::string& name, con
     float* px = rgb.data();
     for (size_t p = 0; p < plane; ++p) {
       float v[3];
-      for (int k = 0; k < 3; ++k) v[k] = static_cast<float>((planar ? values[k * plane + p] : values[p * 3 + k]) * scale);
+      for (int k = 0; k < 3; ++k)
+        v[k] = static_cast<float>((planar ? values[k * plane + p] : values[p * 3 + k]) * scale);
       if (ybr_full) {
         // DICOM YBR_FULL (Y, Cb, Cr; PS3.3 C.7.6.3.1.2) to RGB with the coefficients (and float
         // arithmetic) of OpenCV's YCrCb2RGB, which decoded these images before.

@@ -16,7 +16,6 @@
 // themselves are src/data/raster.cpp (OpenCV) and src/data/dicom.cpp (GDCM, OpenJPEG, CharLS).
 namespace msmedcap::data {
 
-
 Window parse_window(const std::string& text, const std::string& what) {
   const auto comma = text.find(',');
   MSMEDCAP_CHECK(comma != std::string::npos, what, ": expected CENTER,WIDTH, got '", text, "'");
@@ -29,8 +28,8 @@ Window parse_window(const std::string& text, const std::string& what) {
   } catch (const std::logic_error&) {
     MSMEDCAP_FAIL(what, ": expected CENTER,WIDTH numbers, got '", text, "'");
   }
-  MSMEDCAP_CHECK(std::isfinite(w.center) && std::isfinite(w.width) && w.width >= 1,
-                 what, ": the window width must be at least 1, got '", text, "'");
+  MSMEDCAP_CHECK(std::isfinite(w.center) && std::isfinite(w.width) && w.width >= 1, what,
+                 ": the window width must be at least 1, got '", text, "'");
   return w;
 }
 
@@ -48,7 +47,8 @@ bool is_dicom(const std::string& bytes) {
 
 DecodedImage decode_image_bytes(const std::string& bytes, const std::string& name, const DecodeOptions& options) {
   MSMEDCAP_CHECK(!bytes.empty(), name, ": empty image file");
-  const bool dcm_name = name.size() > 4 && (name.substr(name.size() - 4) == ".dcm" || name.substr(name.size() - 4) == ".DCM");
+  const bool dcm_name =
+      name.size() > 4 && (name.substr(name.size() - 4) == ".dcm" || name.substr(name.size() - 4) == ".DCM");
   if (is_dicom(bytes) || dcm_name) return detail::decode_dicom(bytes, name, options);
   return detail::decode_raster(bytes, name, options);
 }
@@ -65,10 +65,13 @@ DecodedImage decode_image(const std::string& path, const DecodeOptions& options)
   struct stat st {};
   MSMEDCAP_CHECK(::fstat(fd, &st) == 0, path, ": cannot stat: ", std::strerror(errno));
   MSMEDCAP_CHECK(S_ISREG(st.st_mode), path, ": not a regular file (",
-                 S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                 : S_ISDIR(st.st_mode) ? "a folder" : "a socket or other special file", "); refused");
-  MSMEDCAP_CHECK(st.st_size <= options.max_bytes, path, ": ", st.st_size >> 20, " MiB exceed data.transform.max_image_mb (",
-                 options.max_bytes >> 20, ")");
+                 S_ISFIFO(st.st_mode)                         ? "a FIFO"
+                 : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                 : S_ISDIR(st.st_mode)                        ? "a folder"
+                                                              : "a socket or other special file",
+                 "); refused");
+  MSMEDCAP_CHECK(st.st_size <= options.max_bytes, path, ": ", st.st_size >> 20,
+                 " MiB exceed data.transform.max_image_mb (", options.max_bytes >> 20, ")");
   // Read at most the budget even if the file grows meanwhile.
   std::string bytes(static_cast<size_t>(st.st_size), '\0');
   size_t got = 0;
@@ -82,6 +85,5 @@ DecodedImage decode_image(const std::string& path, const DecodeOptions& options)
   bytes.resize(got);
   return decode_image_bytes(bytes, path, options);
 }
-
 
 }  // namespace msmedcap::data

@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 
 namespace {
 bool is_image_extension(std::string ext) {
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   static const std::set<std::string> kKnown = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom"};
   return kKnown.count(ext) > 0;
 }

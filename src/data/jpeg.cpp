@@ -39,11 +39,12 @@ std::string read_jpeg_header(const unsigned char* d, size_t n, JpegHeader& heade
       header.width = v[3] << 8 | v[4];
       header.components = v[5];
       header.lossless = m == 0xC3 || m == 0xC7 || m == 0xCB || m == 0xCF;
-      if (header.lossless ? header.precision < 2 || header.precision > 16 : header.precision != 8 && header.precision != 12)
+      if (header.lossless ? header.precision < 2 || header.precision > 16
+                          : header.precision != 8 && header.precision != 12)
         return "JPEG header: sample precision " + std::to_string(header.precision) + " is not supported";
       if (header.width == 0 || header.height == 0 || header.components < 1 || header.components > 4)
-        return "JPEG header: frame of " + std::to_string(header.width) + " x " + std::to_string(header.height) + " with " +
-               std::to_string(header.components) + " components";
+        return "JPEG header: frame of " + std::to_string(header.width) + " x " + std::to_string(header.height) +
+               " with " + std::to_string(header.components) + " components";
       return "";
     }
     p += length;

@@ -35,16 +35,16 @@ std::string read_jpeg_header(const unsigned char* data, size_t n, JpegHeader& he
 /// (`converted` says so), as the codestream itself declares it (JFIF or Adobe marker, else the
 /// component identifiers: libjpeg's rule); lossless samples come back as coded. Returns what is
 /// wrong, or "". `header` comes from read_jpeg_header on the same bytes and picks the build.
-std::string decode_jpeg(const unsigned char* data, size_t n, const JpegHeader& header,
-                        std::vector<uint16_t>& samples, bool& converted);
+std::string decode_jpeg(const unsigned char* data, size_t n, const JpegHeader& header, std::vector<uint16_t>& samples,
+                        bool& converted);
 
 // One per libjpeg build (jpeg_ijg8.cpp, jpeg_ijg12.cpp, jpeg_ijg16.cpp; the body is jpeg_ijg.inc).
 // `samples` holds width x height x components already; the message goes to `error` (200 bytes).
-bool decode_jpeg_ijg8(const unsigned char* data, size_t n, const JpegHeader& header,
-                       uint16_t* samples, bool* converted, char* error);
-bool decode_jpeg_ijg12(const unsigned char* data, size_t n, const JpegHeader& header,
-                       uint16_t* samples, bool* converted, char* error);
-bool decode_jpeg_ijg16(const unsigned char* data, size_t n, const JpegHeader& header,
-                       uint16_t* samples, bool* converted, char* error);
+bool decode_jpeg_ijg8(const unsigned char* data, size_t n, const JpegHeader& header, uint16_t* samples, bool* converted,
+                      char* error);
+bool decode_jpeg_ijg12(const unsigned char* data, size_t n, const JpegHeader& header, uint16_t* samples,
+                       bool* converted, char* error);
+bool decode_jpeg_ijg16(const unsigned char* data, size_t n, const JpegHeader& header, uint16_t* samples,
+                       bool* converted, char* error);
 
 }  // namespace msmedcap::data::detail

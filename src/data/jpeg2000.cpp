@@ -158,7 +158,8 @@ std::string decode_jpeg2000(const unsigned char* data, size_t n, const FrameShap
         static_cast<int>(comp.h) != shape.height || comp.prec != image->comps[0].prec)
       return "JPEG 2000 data: the decoded component " + std::to_string(c) + " does not match the SIZ segment";
   }
-  if (std::string problem = check_frame(shape, shape.width, shape.height, components, static_cast<int>(image->comps[0].prec));
+  if (std::string problem =
+          check_frame(shape, shape.width, shape.height, components, static_cast<int>(image->comps[0].prec));
       !problem.empty())
     return "JPEG 2000 data: " + problem;
   const size_t pixels = static_cast<size_t>(shape.width) * shape.height;

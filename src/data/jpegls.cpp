@@ -13,9 +13,7 @@ struct DecoderDeleter {
   void operator()(charls_jpegls_decoder* d) const { charls_jpegls_decoder_destroy(d); }
 };
 
-std::string failed(charls_jpegls_errc code) {
-  return std::string("JPEG-LS data: ") + charls_get_error_message(code);
-}
+std::string failed(charls_jpegls_errc code) { return std::string("JPEG-LS data: ") + charls_get_error_message(code); }
 
 }  // namespace
 
@@ -26,7 +24,8 @@ std::string decode_jpegls(const unsigned char* data, size_t n, const FrameShape&
   // then costs about 16 s (an int32 bit count wrapping round) before the error. Ending at a marker
   // keeps every read inside the data.
   if (n >= 3 && data[n - 1] == 0 && data[n - 3] == 0xFF && data[n - 2] == 0xD9) --n;
-  if (n < 4 || data[n - 2] != 0xFF || data[n - 1] != 0xD9) return "JPEG-LS data: the codestream does not end with EOI (truncated?)";
+  if (n < 4 || data[n - 2] != 0xFF || data[n - 1] != 0xD9)
+    return "JPEG-LS data: the codestream does not end with EOI (truncated?)";
   std::unique_ptr<charls_jpegls_decoder, DecoderDeleter> decoder(charls_jpegls_decoder_create());
   if (!decoder) return "JPEG-LS data: CharLS could not create a decoder";
   charls_jpegls_errc code = charls_jpegls_decoder_set_source_buffer(decoder.get(), data, n);
@@ -34,7 +33,8 @@ std::string decode_jpegls(const unsigned char* data, size_t n, const FrameShape&
   charls_frame_info info{};
   if (code == charls::jpegls_errc::success) code = charls_jpegls_decoder_get_frame_info(decoder.get(), &info);
   charls_interleave_mode interleave{};
-  if (code == charls::jpegls_errc::success) code = charls_jpegls_decoder_get_interleave_mode(decoder.get(), &interleave);
+  if (code == charls::jpegls_errc::success)
+    code = charls_jpegls_decoder_get_interleave_mode(decoder.get(), &interleave);
   if (code != charls::jpegls_errc::success) return failed(code);
   // The header is checked against the DICOM header before the frame is allocated.
   const std::string problem = check_frame(shape, static_cast<int>(info.width), static_cast<int>(info.height),
@@ -44,7 +44,8 @@ std::string decode_jpegls(const unsigned char* data, size_t n, const FrameShape&
   size_t bytes = 0;
   code = charls_jpegls_decoder_get_destination_size(decoder.get(), 0, &bytes);
   if (code != charls::jpegls_errc::success) return failed(code);
-  const size_t pixels = static_cast<size_t>(info.width) * info.height, components = static_cast<size_t>(info.component_count);
+  const size_t pixels = static_cast<size_t>(info.width) * info.height,
+               components = static_cast<size_t>(info.component_count);
   const size_t sample_bytes = info.bits_per_sample <= 8 ? 1 : 2;
   if (bytes != pixels * components * sample_bytes) return "JPEG-LS data: unexpected decoded size";
   std::vector<unsigned char> buffer(bytes);

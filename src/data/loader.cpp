@@ -21,9 +21,7 @@ bool blank(const std::string& s) {
 }
 }  // namespace
 
-config::Json LoaderState::to_json() const {
-  return {{"epoch", epoch}, {"batch", batch}, {"seen", seen}, {"bad", bad}};
-}
+config::Json LoaderState::to_json() const { return {{"epoch", epoch}, {"batch", batch}, {"seen", seen}, {"bad", bad}}; }
 
 LoaderState LoaderState::from_json(const config::Json& j, const std::string& where) {
   LoaderState s;
@@ -46,8 +44,8 @@ ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, Exampl
   decode.max_bytes = cfg.max_image_mb << 20;
   if (!cfg.dicom_window.empty()) decode.window = parse_window(cfg.dicom_window, "transform.dicom_window");
   return [cfg, options, decode](const Sample& sample, std::mt19937_64& rng) {
-    const bool has_caption = std::any_of(sample.captions.begin(), sample.captions.end(),
-                                         [](const std::string& c) { return !blank(c); });
+    const bool has_caption =
+        std::any_of(sample.captions.begin(), sample.captions.end(), [](const std::string& c) { return !blank(c); });
     MSMEDCAP_CHECK(!options.require_caption || has_caption, sample.id, ": empty caption");
     Example ex;
     const bool clip_pixels = options.clip && !options.clip_cache;
@@ -60,16 +58,18 @@ ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, Exampl
       torch::Tensor clip;
       if (clip_pixels || (sam_pixels && cfg.sam_input_from_clip_tensor)) clip = clip_transform(image, cfg, &rng);
       if (clip_pixels) ex.clip = clip;
-      if (sam_pixels) ex.sam = cfg.sam_input_from_clip_tensor ? sam_from_clip_tensor(clip, cfg) : sam_transform(image, cfg);
+      if (sam_pixels)
+        ex.sam = cfg.sam_input_from_clip_tensor ? sam_from_clip_tensor(clip, cfg) : sam_transform(image, cfg);
     }
-    if (options.clip && options.clip_cache) ex.clip = options.clip_cache->get(feature_key(config::Branch::kClip, sample));
+    if (options.clip && options.clip_cache)
+      ex.clip = options.clip_cache->get(feature_key(config::Branch::kClip, sample));
     if (options.sam && options.sam_cache) ex.sam = options.sam_cache->get(feature_key(config::Branch::kSam, sample));
     return ex;
   };
 }
 
-DataLoader::DataLoader(std::shared_ptr<const Mixture> mixture, ProcessFn process, config::LoaderConfig cfg, int64_t rank,
-                       int64_t world_size)
+DataLoader::DataLoader(std::shared_ptr<const Mixture> mixture, ProcessFn process, config::LoaderConfig cfg,
+                       int64_t rank, int64_t world_size)
     : mixture_(std::move(mixture)), process_(std::move(process)), cfg_(cfg), rank_(rank), world_(world_size) {
   cfg_.validate("loader");
   MSMEDCAP_CHECK(world_ >= 1 && rank_ >= 0 && rank_ < world_, "loader: rank ", rank_, " outside world size ", world_);
@@ -132,7 +132,8 @@ void DataLoader::worker() {
     int64_t b = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || next_claim_ >= num_batches_ || next_claim_ < state_.batch + cfg_.prefetch; });
+      cv_.wait(lock,
+               [&] { return stop_ || next_claim_ >= num_batches_ || next_claim_ < state_.batch + cfg_.prefetch; });
       if (stop_ || next_claim_ >= num_batches_) return;
       b = next_claim_++;
     }
@@ -208,8 +209,9 @@ std::optional<Batch> DataLoader::next() {
     const double budget = cfg_.max_bad_fraction * static_cast<double>(std::max(state_.seen, kBudgetFloor));
     if (static_cast<double>(state_.bad) > budget) {
       stop_workers();
-      MSMEDCAP_FAIL("data: ", state_.bad, " bad samples out of ", state_.seen, " exceed loader.max_bad_fraction = ",
-                    cfg_.max_bad_fraction, " (first: ", problems_.empty() ? std::string("?") : problems_.front(), ")");
+      MSMEDCAP_FAIL("data: ", state_.bad, " bad samples out of ", state_.seen,
+                    " exceed loader.max_bad_fraction = ", cfg_.max_bad_fraction,
+                    " (first: ", problems_.empty() ? std::string("?") : problems_.front(), ")");
     }
     if (slot.batch.samples.empty()) continue;  // every sample of this batch was bad
     return std::move(slot.batch);

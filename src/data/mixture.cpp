@@ -45,7 +45,8 @@ void Mixture::build(std::vector<std::vector<Sample>> sources, std::vector<double
   int64_t total_size = 0;
   for (size_t i = 0; i < sources.size(); ++i) {
     MSMEDCAP_CHECK(weights[i] >= 0, "mixture: source ", i, " has a negative weight");
-    MSMEDCAP_CHECK(!sources[i].empty() || weights[i] == 0, "mixture: source ", i, " has no samples but weight ", weights[i]);
+    MSMEDCAP_CHECK(!sources[i].empty() || weights[i] == 0, "mixture: source ", i, " has no samples but weight ",
+                   weights[i]);
     offset_.push_back(static_cast<int64_t>(samples_.size()));
     size_.push_back(static_cast<int64_t>(sources[i].size()));
     total_size += size_.back();

@@ -25,7 +25,9 @@ namespace msmedcap::data {
 namespace {
 
 std::string sniff_format(const std::string& bytes) {
-  auto starts = [&](const char* magic, size_t n) { return bytes.size() >= n && std::memcmp(bytes.data(), magic, n) == 0; };
+  auto starts = [&](const char* magic, size_t n) {
+    return bytes.size() >= n && std::memcmp(bytes.data(), magic, n) == 0;
+  };
   if (starts("\x89PNG", 4)) return "png";
   if (starts("\xFF\xD8\xFF", 3)) return "jpeg";
   if (starts("II*\0", 4) || starts("MM\0*", 4)) return "tiff";
@@ -50,15 +52,20 @@ void check_png_chunks(const std::string& bytes, const std::string& name) {
   }
 }
 
-uint32_t be32(const unsigned char* d) { return uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3]; }
+uint32_t be32(const unsigned char* d) {
+  return uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3];
+}
 
 /// Width and height a PNG, JPEG, BMP or TIFF header declares, read before anything is decoded
 /// (a 1 MB file may declare 30000 x 30000 pixels); throws naming the file when the header is
 /// cut short or the format is none of these.
-std::pair<int64_t, int64_t> raster_dimensions(const std::string& bytes, const std::string& format, const std::string& name) {
+std::pair<int64_t, int64_t> raster_dimensions(const std::string& bytes, const std::string& format,
+                                              const std::string& name) {
   const auto* d = reinterpret_cast<const unsigned char*>(bytes.data());
   const size_t n = bytes.size();
-  const auto truncated = [&]() -> std::pair<int64_t, int64_t> { MSMEDCAP_FAIL(name, ": truncated ", format, " header"); };
+  const auto truncated = [&]() -> std::pair<int64_t, int64_t> {
+    MSMEDCAP_FAIL(name, ": truncated ", format, " header");
+  };
   if (format == "png") {
     if (n < 24 || std::memcmp(d + 12, "IHDR", 4) != 0) return truncated();
     return {be32(d + 16), be32(d + 20)};
@@ -67,8 +74,11 @@ std::pair<int64_t, int64_t> raster_dimensions(const std::string& bytes, const st
     if (n < 26) return truncated();
     const uint32_t dib = d[14] | uint32_t{d[15]} << 8 | uint32_t{d[16]} << 16 | uint32_t{d[17]} << 24;
     if (dib == 12) return {d[18] | d[19] << 8, d[20] | d[21] << 8};  // OS/2 header: 16-bit sizes
-    const auto i32 = [&](size_t p) { return static_cast<int32_t>(d[p] | uint32_t{d[p + 1]} << 8 | uint32_t{d[p + 2]} << 16 | uint32_t{d[p + 3]} << 24); };
-    return {std::abs(static_cast<int64_t>(i32(18))), std::abs(static_cast<int64_t>(i32(22)))};  // negative height: top-down
+    const auto i32 = [&](size_t p) {
+      return static_cast<int32_t>(d[p] | uint32_t{d[p + 1]} << 8 | uint32_t{d[p + 2]} << 16 | uint32_t{d[p + 3]} << 24);
+    };
+    return {std::abs(static_cast<int64_t>(i32(18))),
+            std::abs(static_cast<int64_t>(i32(22)))};  // negative height: top-down
   }
   if (format == "jpeg") {
     detail::JpegHeader header;
@@ -128,16 +138,33 @@ DecodedImage decode_raster(const std::string& bytes, const std::string& name, co
     out.format = sniff_format(bytes);
     cv::Mat img = raw;
     switch (img.channels()) {
-      case 1: break;
-      case 2: { cv::Mat ch[2]; cv::split(img, ch); img = ch[0]; break; }  // grey + alpha
-      case 3: cv::cvtColor(img, img, cv::COLOR_BGR2RGB); break;
-      case 4: cv::cvtColor(img, img, cv::COLOR_BGRA2RGB); break;
-      default: MSMEDCAP_FAIL(name, ": ", img.channels(), " channels are not supported");
+      case 1:
+        break;
+      case 2: {
+        cv::Mat ch[2];
+        cv::split(img, ch);
+        img = ch[0];
+        break;
+      }  // grey + alpha
+      case 3:
+        cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
+        break;
+      case 4:
+        cv::cvtColor(img, img, cv::COLOR_BGRA2RGB);
+        break;
+      default:
+        MSMEDCAP_FAIL(name, ": ", img.channels(), " channels are not supported");
     }
     cv::Mat f;
     switch (img.depth()) {
-      case CV_8U: out.bits = 8; img.convertTo(f, CV_32F, 1.0 / 255.0); break;
-      case CV_16U: out.bits = 16; img.convertTo(f, CV_32F, 1.0 / 65535.0); break;
+      case CV_8U:
+        out.bits = 8;
+        img.convertTo(f, CV_32F, 1.0 / 255.0);
+        break;
+      case CV_16U:
+        out.bits = 16;
+        img.convertTo(f, CV_32F, 1.0 / 65535.0);
+        break;
       case CV_32F:
       case CV_64F: {
         // Floating-point TIFF: no fixed range, so min-max.
@@ -149,7 +176,8 @@ DecodedImage decode_raster(const std::string& bytes, const std::string& name, co
         img.convertTo(f, CV_32F, hi > lo ? 1.0 / (hi - lo) : 0.0, hi > lo ? -lo / (hi - lo) : 0.0);
         break;
       }
-      default: MSMEDCAP_FAIL(name, ": pixel depth ", img.depth(), " (OpenCV code) is not supported");
+      default:
+        MSMEDCAP_FAIL(name, ": pixel depth ", img.depth(), " (OpenCV code) is not supported");
     }
     out.pixels = image_from_mat(f);
     return out;

@@ -74,8 +74,9 @@ const SpmBridge& bridge() {
     // AddressSanitizer refuses RTLD_DEEPBIND, and without it sentencepiece's protobuf clashes
     // with LibTorch's: no SentencePiece in a MSMEDCAP_SANITIZE=address build. (The fuzz build
     // has no LibTorch in its processes and opens the bridge without RTLD_DEEPBIND.)
-    failure = "sentencepiece is unavailable in an AddressSanitizer build (the sanitizer refuses the bridge's "
-              "RTLD_DEEPBIND)";
+    failure =
+        "sentencepiece is unavailable in an AddressSanitizer build (the sanitizer refuses the bridge's "
+        "RTLD_DEEPBIND)";
     return;
 #endif
     std::string tried;
@@ -93,8 +94,8 @@ const SpmBridge& bridge() {
       try {
         decltype(&msm_spm_abi_version) abi = nullptr;
         resolve(handle, "msm_spm_abi_version", abi, path);
-        MSMEDCAP_CHECK(abi() == MSMEDCAP_SPM_BRIDGE_ABI, path, ": bridge ABI ", abi(),
-                       ", expected ", MSMEDCAP_SPM_BRIDGE_ABI);
+        MSMEDCAP_CHECK(abi() == MSMEDCAP_SPM_BRIDGE_ABI, path, ": bridge ABI ", abi(), ", expected ",
+                       MSMEDCAP_SPM_BRIDGE_ABI);
         resolve(handle, "msm_spm_load", instance.load, path);
         resolve(handle, "msm_spm_free", instance.free, path);
         resolve(handle, "msm_spm_encode", instance.encode, path);
@@ -111,8 +112,8 @@ const SpmBridge& bridge() {
         return;
       }
     }
-    failure = "sentencepiece bridge " + std::string(MSMEDCAP_SPM_BRIDGE_NAME) +
-              " not found (tried " + tried + "); set MSMEDCAP_SPM_BRIDGE to its path";
+    failure = "sentencepiece bridge " + std::string(MSMEDCAP_SPM_BRIDGE_NAME) + " not found (tried " + tried +
+              "); set MSMEDCAP_SPM_BRIDGE to its path";
   });
   MSMEDCAP_CHECK(failure.empty(), failure);
   return instance;
@@ -137,8 +138,7 @@ std::vector<int32_t> SentencePieceTokenizer::encode(const std::string& text) con
   auto* model = static_cast<msm_spm*>(handle_);
   std::vector<int32_t> ids(text.size() + 16);
   char err[1024] = {0};
-  long n = bridge_->encode(model, text.data(), text.size(), ids.data(), ids.size(), err,
-                           sizeof(err));
+  long n = bridge_->encode(model, text.data(), text.size(), ids.data(), ids.size(), err, sizeof(err));
   MSMEDCAP_CHECK(n >= 0, path_, ": encode failed: ", err);
   if (static_cast<size_t>(n) > ids.size()) {
     ids.resize(static_cast<size_t>(n));
@@ -153,8 +153,7 @@ std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) cons
   auto* model = static_cast<msm_spm*>(handle_);
   std::string text(ids.size() * 8 + 16, '\0');
   char err[1024] = {0};
-  long n = bridge_->decode(model, ids.data(), ids.size(), text.data(), text.size(), err,
-                           sizeof(err));
+  long n = bridge_->decode(model, ids.data(), ids.size(), text.data(), text.size(), err, sizeof(err));
   MSMEDCAP_CHECK(n >= 0, path_, ": decode failed: ", err);
   if (static_cast<size_t>(n) > text.size()) {
     text.resize(static_cast<size_t>(n));
@@ -165,9 +164,7 @@ std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) cons
   return text;
 }
 
-int SentencePieceTokenizer::vocab_size() const {
-  return bridge_->vocab_size(static_cast<msm_spm*>(handle_));
-}
+int SentencePieceTokenizer::vocab_size() const { return bridge_->vocab_size(static_cast<msm_spm*>(handle_)); }
 
 int SentencePieceTokenizer::piece_to_id(const std::string& piece) const {
   return bridge_->piece_to_id(static_cast<msm_spm*>(handle_), piece.c_str());
@@ -185,23 +182,14 @@ std::string SentencePieceTokenizer::id_to_piece(int id) const {
   return piece;
 }
 
-int SentencePieceTokenizer::unk_id() const {
-  return bridge_->special_id(static_cast<msm_spm*>(handle_), 0);
-}
-int SentencePieceTokenizer::bos_id() const {
-  return bridge_->special_id(static_cast<msm_spm*>(handle_), 1);
-}
-int SentencePieceTokenizer::eos_id() const {
-  return bridge_->special_id(static_cast<msm_spm*>(handle_), 2);
-}
-int SentencePieceTokenizer::pad_id() const {
-  return bridge_->special_id(static_cast<msm_spm*>(handle_), 3);
-}
+int SentencePieceTokenizer::unk_id() const { return bridge_->special_id(static_cast<msm_spm*>(handle_), 0); }
+int SentencePieceTokenizer::bos_id() const { return bridge_->special_id(static_cast<msm_spm*>(handle_), 1); }
+int SentencePieceTokenizer::eos_id() const { return bridge_->special_id(static_cast<msm_spm*>(handle_), 2); }
+int SentencePieceTokenizer::pad_id() const { return bridge_->special_id(static_cast<msm_spm*>(handle_), 3); }
 
 void SentencePieceTokenizer::train(const std::string& args) {
   char err[2048] = {0};
-  MSMEDCAP_CHECK(detail::bridge().train(args.c_str(), err, sizeof(err)) == 0,
-                 "sentencepiece training failed: ", err);
+  MSMEDCAP_CHECK(detail::bridge().train(args.c_str(), err, sizeof(err)) == 0, "sentencepiece training failed: ", err);
 }
 
 std::string SentencePieceTokenizer::bridge_path() { return detail::bridge().path; }

@@ -60,14 +60,17 @@ class SentencePieceTextTokenizer : public TextTokenizer {
 }  // namespace
 
 std::vector<std::pair<std::string, bool>> split_special_tokens(const std::string& text,
-                                                             const std::vector<std::string>& specials) {
+                                                               const std::vector<std::string>& specials) {
   std::vector<std::pair<std::string, bool>> parts;
   size_t start = 0, i = 0;
   while (i < text.size()) {
     const std::string* hit = nullptr;
     for (const auto& s : specials)
       if (text.compare(i, s.size(), s) == 0 && (hit == nullptr || s.size() > hit->size())) hit = &s;
-    if (hit == nullptr) { ++i; continue; }
+    if (hit == nullptr) {
+      ++i;
+      continue;
+    }
     if (i > start) parts.emplace_back(text.substr(start, i - start), false);
     parts.emplace_back(*hit, true);
     i += hit->size();
@@ -76,7 +79,6 @@ std::vector<std::pair<std::string, bool>> split_special_tokens(const std::string
   if (start < text.size()) parts.emplace_back(text.substr(start), false);
   return parts;
 }
-
 
 namespace {
 
@@ -95,7 +97,8 @@ std::unique_ptr<TextTokenizer> load_tokenizer_json(const std::string& path, cons
                  ": not an HF tokenizer.json (no \"model\" object)");
   const auto& model = j["model"];
   const std::string type = model.value("type", std::string());
-  MSMEDCAP_CHECK(model.contains("vocab") && model["vocab"].is_object(), path, ": model.vocab must be an object {token: id}");
+  MSMEDCAP_CHECK(model.contains("vocab") && model["vocab"].is_object(), path,
+                 ": model.vocab must be an object {token: id}");
   std::vector<std::pair<std::string, int64_t>> vocab;
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
     MSMEDCAP_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0, path, ": model.vocab token '",
@@ -105,13 +108,15 @@ std::unique_ptr<TextTokenizer> load_tokenizer_json(const std::string& path, cons
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& t : j["added_tokens"]) {
       MSMEDCAP_CHECK(t.is_object() && t.contains("id") && t["id"].is_number_integer() && t.contains("content") &&
-                         t["content"].is_string(), path, ": added_tokens entries need an integer id and a content");
+                         t["content"].is_string(),
+                     path, ": added_tokens entries need an integer id and a content");
       vocab.emplace_back(t["content"].get<std::string>(), t["id"].get<int64_t>());
     }
   }
   if (type == "BPE") {
     const std::string pre = j.contains("pre_tokenizer") && j["pre_tokenizer"].is_object()
-                                ? j["pre_tokenizer"].value("type", std::string()) : std::string();
+                                ? j["pre_tokenizer"].value("type", std::string())
+                                : std::string();
     MSMEDCAP_CHECK(pre == "ByteLevel", path, ": a BPE tokenizer.json with pre_tokenizer '", pre,
                    "' is not supported (byte-level BPE, as GPT-2 and OPT, is)");
     std::vector<std::pair<std::string, std::string>> merges;
@@ -120,8 +125,8 @@ std::unique_ptr<TextTokenizer> load_tokenizer_json(const std::string& path, cons
       if (m.is_string()) {  // "a b" (tokenizers < 0.20)
         const std::string line = m.get<std::string>();
         const auto sp = line.find(' ');
-        MSMEDCAP_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < line.size(), path, ": merge '",
-                       line.substr(0, 40), "' is not two tokens separated by a space");
+        MSMEDCAP_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < line.size(), path, ": merge '", line.substr(0, 40),
+                       "' is not two tokens separated by a space");
         merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
       } else {  // ["a", "b"] (tokenizers >= 0.20)
         MSMEDCAP_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(), path,
@@ -135,8 +140,8 @@ std::unique_ptr<TextTokenizer> load_tokenizer_json(const std::string& path, cons
     std::sort(vocab.begin(), vocab.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
     std::vector<std::string> tokens;
     for (const auto& [token, id] : vocab) {
-      MSMEDCAP_CHECK(id == static_cast<int64_t>(tokens.size()), path, ": WordPiece ids must run 0..N-1 without gaps (id ",
-                     id, " at position ", tokens.size(), ")");
+      MSMEDCAP_CHECK(id == static_cast<int64_t>(tokens.size()), path,
+                     ": WordPiece ids must run 0..N-1 without gaps (id ", id, " at position ", tokens.size(), ")");
       tokens.push_back(token);
     }
     return std::make_unique<WordPieceTokenizer>(std::move(tokens), options, path);
@@ -154,7 +159,8 @@ std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path, const Tok
     if (fs::exists(p / "vocab.txt")) return std::make_unique<WordPieceTokenizer>((p / "vocab.txt").string(), options);
     if (fs::exists(p / "vocab.json") && fs::exists(p / "merges.txt"))
       return std::make_unique<BpeTokenizer>((p / "vocab.json").string(), (p / "merges.txt").string(), options);
-    if (fs::exists(p / "tokenizer.model")) return std::make_unique<SentencePieceTextTokenizer>((p / "tokenizer.model").string());
+    if (fs::exists(p / "tokenizer.model"))
+      return std::make_unique<SentencePieceTextTokenizer>((p / "tokenizer.model").string());
     if (fs::exists(p / "tokenizer.json")) return load_tokenizer_json((p / "tokenizer.json").string(), options);
     MSMEDCAP_FAIL(path, ": no vocab.txt, vocab.json + merges.txt, tokenizer.model or tokenizer.json in this folder");
   }

@@ -91,14 +91,16 @@ void resample_pass(const float* src, float* dst, int64_t planes, int64_t rows, i
 torch::Tensor image_to_tensor(const Image& pixels) {
   MSMEDCAP_CHECK(pixels.channels() == 1 || pixels.channels() == 3, "image_to_tensor: expected 1 or 3 channels, got ",
                  pixels.channels());
-  auto t = torch::from_blob(const_cast<float*>(pixels.data()), {pixels.rows(), pixels.cols(), pixels.channels()}, torch::kFloat32)
+  auto t = torch::from_blob(const_cast<float*>(pixels.data()), {pixels.rows(), pixels.cols(), pixels.channels()},
+                            torch::kFloat32)
                .permute({2, 0, 1})
                .contiguous();  // [C, H, W]
   return t.size(0) == 1 ? t.expand({3, t.size(1), t.size(2)}).contiguous() : t;
 }
 
 torch::Tensor resize(const torch::Tensor& image, int64_t out_h, int64_t out_w, ResizeFilter filter) {
-  MSMEDCAP_CHECK(image.dim() == 3 || image.dim() == 4, "resize: expected [C, H, W] or [B, C, H, W], got ", image.sizes());
+  MSMEDCAP_CHECK(image.dim() == 3 || image.dim() == 4, "resize: expected [C, H, W] or [B, C, H, W], got ",
+                 image.sizes());
   MSMEDCAP_CHECK(image.device().is_cpu(), "resize: runs on CPU tensors (the data loader's side)");
   MSMEDCAP_CHECK(out_h > 0 && out_w > 0, "resize: target ", out_h, "x", out_w, " is empty");
   const int64_t h = image.size(-2), w = image.size(-1);
@@ -128,7 +130,8 @@ torch::Tensor normalize(const torch::Tensor& image, const float (&mean)[3], cons
   return (image - m) / s;
 }
 
-CropBox random_resized_crop_box(int64_t height, int64_t width, double scale_min, double scale_max, std::mt19937_64& rng) {
+CropBox random_resized_crop_box(int64_t height, int64_t width, double scale_min, double scale_max,
+                                std::mt19937_64& rng) {
   const double area = static_cast<double>(height * width);
   const double log_lo = std::log(3.0 / 4.0), log_hi = std::log(4.0 / 3.0);
   std::uniform_real_distribution<double> u(0.0, 1.0);
@@ -146,12 +149,15 @@ CropBox random_resized_crop_box(int64_t height, int64_t width, double scale_min,
   // Fallback: the largest centred crop with the aspect clamped to [3/4, 4/3].
   const double ratio = static_cast<double>(width) / static_cast<double>(height);
   int64_t w = width, h = height;
-  if (ratio < 3.0 / 4.0) h = static_cast<int64_t>(std::llround(static_cast<double>(w) / (3.0 / 4.0)));
-  else if (ratio > 4.0 / 3.0) w = static_cast<int64_t>(std::llround(static_cast<double>(h) * (4.0 / 3.0)));
+  if (ratio < 3.0 / 4.0)
+    h = static_cast<int64_t>(std::llround(static_cast<double>(w) / (3.0 / 4.0)));
+  else if (ratio > 4.0 / 3.0)
+    w = static_cast<int64_t>(std::llround(static_cast<double>(h) * (4.0 / 3.0)));
   return {(height - h) / 2, (width - w) / 2, h, w};
 }
 
-torch::Tensor clip_transform(const torch::Tensor& image, const config::ImageTransformConfig& cfg, std::mt19937_64* rng) {
+torch::Tensor clip_transform(const torch::Tensor& image, const config::ImageTransformConfig& cfg,
+                             std::mt19937_64* rng) {
   MSMEDCAP_CHECK(image.dim() == 3 && image.size(0) == 3, "clip_transform: expected [3, H, W], got ", image.sizes());
   torch::Tensor x = image;
   if (cfg.augment) {
@@ -169,20 +175,23 @@ torch::Tensor clip_transform(const torch::Tensor& image, const config::ImageTran
 
 std::pair<int64_t, int64_t> sam_resized_shape(int64_t height, int64_t width, int64_t target) {
   const double scale = static_cast<double>(target) / static_cast<double>(std::max(height, width));
-  return {static_cast<int64_t>(static_cast<double>(height) * scale + 0.5), static_cast<int64_t>(static_cast<double>(width) * scale + 0.5)};
+  return {static_cast<int64_t>(static_cast<double>(height) * scale + 0.5),
+          static_cast<int64_t>(static_cast<double>(width) * scale + 0.5)};
 }
 
 torch::Tensor sam_transform(const torch::Tensor& image, const config::ImageTransformConfig& cfg) {
   MSMEDCAP_CHECK(image.dim() == 3 && image.size(0) == 3, "sam_transform: expected [3, H, W], got ", image.sizes());
   const auto [h, w] = sam_resized_shape(image.size(1), image.size(2), cfg.sam_size);
-  const torch::Tensor x = normalize(resize(image, h, w, ResizeFilter::kBilinear).clamp(0.0, 1.0), kImageNetMean, kImageNetStd);
+  const torch::Tensor x =
+      normalize(resize(image, h, w, ResizeFilter::kBilinear).clamp(0.0, 1.0), kImageNetMean, kImageNetStd);
   torch::Tensor out = torch::zeros({3, cfg.sam_size, cfg.sam_size}, x.options());
   out.narrow(1, 0, h).narrow(2, 0, w).copy_(x);
   return out;
 }
 
 torch::Tensor sam_from_clip_tensor(const torch::Tensor& clip_input, const config::ImageTransformConfig& cfg) {
-  MSMEDCAP_CHECK(clip_input.dim() == 3 && clip_input.size(0) == 3, "sam_from_clip_tensor: expected [3, S, S], got ", clip_input.sizes());
+  MSMEDCAP_CHECK(clip_input.dim() == 3 && clip_input.size(0) == 3, "sam_from_clip_tensor: expected [3, S, S], got ",
+                 clip_input.sizes());
   // mul(255) then a C cast to uint8: truncation toward zero, wrapped modulo 256.
   const torch::Tensor bytes = torch::remainder((clip_input * 255).to(torch::kInt64), 256).to(torch::kFloat32);
   return sam_transform(bytes / 255.0, cfg);

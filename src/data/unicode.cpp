@@ -26,14 +26,32 @@ const char* ascii_category(char32_t c) {
   if (c >= 'A' && c <= 'Z') return "Lu";
   if (c >= 'a' && c <= 'z') return "Ll";
   switch (c) {
-    case '$': return "Sc";
-    case '(': case '[': case '{': return "Ps";
-    case ')': case ']': case '}': return "Pe";
-    case '+': case '<': case '=': case '>': case '|': case '~': return "Sm";
-    case '-': return "Pd";
-    case '^': case '`': return "Sk";
-    case '_': return "Pc";
-    default: return "Po";  // ! " # % & ' * , . / : ; ? @ backslash
+    case '$':
+      return "Sc";
+    case '(':
+    case '[':
+    case '{':
+      return "Ps";
+    case ')':
+    case ']':
+    case '}':
+      return "Pe";
+    case '+':
+    case '<':
+    case '=':
+    case '>':
+    case '|':
+    case '~':
+      return "Sm";
+    case '-':
+      return "Pd";
+    case '^':
+    case '`':
+      return "Sk";
+    case '_':
+      return "Pc";
+    default:
+      return "Po";  // ! " # % & ' * , . / : ; ? @ backslash
   }
 }
 
@@ -49,11 +67,12 @@ bool all_ascii(std::u32string_view text) {
 
 #if !MSMEDCAP_WITH_ICU
 [[noreturn]] void no_icu(char32_t c) {
-  core::fail_built_without(core::Component::kIcu, "Unicode facts of U+" + [c] {
-    char hex[16];
-    std::snprintf(hex, sizeof(hex), "%04X", static_cast<unsigned>(c));
-    return std::string(hex);
-  }() + ": this build knows ASCII text only");
+  core::fail_built_without(
+      core::Component::kIcu, "Unicode facts of U+" + [c] {
+        char hex[16];
+        std::snprintf(hex, sizeof(hex), "%04X", static_cast<unsigned>(c));
+        return std::string(hex);
+      }() + ": this build knows ASCII text only");
 }
 
 char32_t first_non_ascii(std::u32string_view text) {
@@ -64,7 +83,8 @@ char32_t first_non_ascii(std::u32string_view text) {
 #if MSMEDCAP_WITH_ICU
 
 icu::UnicodeString to_icu(std::u32string_view text) {
-  return icu::UnicodeString::fromUTF32(reinterpret_cast<const UChar32*>(text.data()), static_cast<int32_t>(text.size()));
+  return icu::UnicodeString::fromUTF32(reinterpret_cast<const UChar32*>(text.data()),
+                                       static_cast<int32_t>(text.size()));
 }
 
 std::u32string from_icu(const icu::UnicodeString& s) {
@@ -81,7 +101,8 @@ std::u32string normalize(std::u32string_view text, bool compose) {
   if (all_ascii(text)) return std::u32string(text);  // ASCII text is its own NFD and NFC
 #if MSMEDCAP_WITH_ICU
   UErrorCode status = U_ZERO_ERROR;
-  const icu::Normalizer2* n = compose ? icu::Normalizer2::getNFCInstance(status) : icu::Normalizer2::getNFDInstance(status);
+  const icu::Normalizer2* n =
+      compose ? icu::Normalizer2::getNFCInstance(status) : icu::Normalizer2::getNFDInstance(status);
   MSMEDCAP_CHECK(U_SUCCESS(status), "unicode: ICU normalizer unavailable");
   const icu::UnicodeString out = n->normalize(to_icu(text), status);
   MSMEDCAP_CHECK(U_SUCCESS(status), "unicode: normalization failed");
@@ -103,10 +124,19 @@ std::u32string decode_utf8(std::string_view text) {
     const unsigned char b = byte(i);
     int len = 0;
     char32_t cp = 0;
-    if (b < 0x80) { cp = b; len = 1; }
-    else if (b >= 0xC2 && b <= 0xDF) { cp = b & 0x1F; len = 2; }
-    else if (b >= 0xE0 && b <= 0xEF) { cp = b & 0x0F; len = 3; }
-    else if (b >= 0xF0 && b <= 0xF4) { cp = b & 0x07; len = 4; }
+    if (b < 0x80) {
+      cp = b;
+      len = 1;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      cp = b & 0x1F;
+      len = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      cp = b & 0x0F;
+      len = 3;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      cp = b & 0x07;
+      len = 4;
+    }
     bool ok = len > 0 && i + len <= n;
     for (int k = 1; ok && k < len; ++k) {
       const unsigned char c = byte(i + k);
@@ -114,9 +144,14 @@ std::u32string decode_utf8(std::string_view text) {
       cp = (cp << 6) | (c & 0x3F);
     }
     // Reject overlong forms, surrogates and values past U+10FFFF.
-    if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
+    if (ok &&
+        ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
       ok = false;
-    if (!ok) { out.push_back(0xFFFD); ++i; continue; }
+    if (!ok) {
+      out.push_back(0xFFFD);
+      ++i;
+      continue;
+    }
     out.push_back(cp);
     i += len;
   }
@@ -153,9 +188,9 @@ std::string encode_utf8(std::u32string_view text) {
 const char* category(char32_t c) {
   if (c < 0x80) return detail::ascii_category(c);
 #if MSMEDCAP_WITH_ICU
-  static const char* const kNames[] = {"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Me", "Mc", "Nd", "Nl", "No",
-                                       "Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Pd", "Ps", "Pe", "Pc", "Po",
-                                       "Sm", "Sc", "Sk", "So", "Pi", "Pf"};
+  static const char* const kNames[] = {"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Me", "Mc", "Nd",
+                                       "Nl", "No", "Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Pd",
+                                       "Ps", "Pe", "Pc", "Po", "Sm", "Sc", "Sk", "So", "Pi", "Pf"};
   const int8_t t = u_charType(static_cast<UChar32>(c));
   return (t >= 0 && t < static_cast<int8_t>(sizeof(kNames) / sizeof(kNames[0]))) ? kNames[t] : "Cn";
 #else

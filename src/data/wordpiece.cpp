@@ -147,7 +147,9 @@ std::vector<std::string> build_wordpiece_vocab(const std::vector<std::string>& t
   }
   auto by_count = [](const std::unordered_map<std::string, int64_t>& m) {
     std::vector<std::pair<std::string, int64_t>> v(m.begin(), m.end());
-    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+      return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
     return v;
   };
   // Every character, alone and as a continuation: no word of the corpus becomes [UNK].
@@ -224,7 +226,8 @@ std::vector<int64_t> WordPieceTokenizer::encode(const std::string& text, bool ad
 std::string WordPieceTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
   std::string text;
   for (int64_t id : ids) {
-    MSMEDCAP_CHECK(id >= 0 && id < vocab_size(), "WordPiece decode: id ", id, " is outside the vocabulary of ", vocab_size());
+    MSMEDCAP_CHECK(id >= 0 && id < vocab_size(), "WordPiece decode: id ", id, " is outside the vocabulary of ",
+                   vocab_size());
     const std::string& t = tokens_[static_cast<size_t>(id)];
     const bool special = std::find(special_.begin(), special_.end(), t) != special_.end();
     if (skip_special_tokens && special) continue;
@@ -236,9 +239,9 @@ std::string WordPieceTokenizer::decode(const std::vector<int64_t>& ids, bool ski
     }
   }
   // HF clean_up_tokenization.
-  static const std::pair<const char*, const char*> kFix[] = {{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","},
-                                                             {" ' ", "'"}, {" n't", "n't"}, {" 'm", "'m"},
-                                                             {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  static const std::pair<const char*, const char*> kFix[] = {
+      {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
+      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   for (const auto& [from, to] : kFix) {
     const std::string f(from), t(to);
     for (size_t p = text.find(f); p != std::string::npos; p = text.find(f, p + t.size())) text.replace(p, f.size(), t);

@@ -32,8 +32,7 @@ std::string attention_overlay_png(const data::Image& image, const at::Tensor& ma
     cv::cvtColor(picture, picture, cv::COLOR_RGB2BGR);
   }
   const double scale = std::min(1.0, static_cast<double>(max_side) / std::max(picture.rows, picture.cols));
-  if (scale < 1.0)
-    cv::resize(picture, picture, cv::Size(), scale, scale, cv::INTER_AREA);
+  if (scale < 1.0) cv::resize(picture, picture, cv::Size(), scale, scale, cv::INTER_AREA);
   // The grid cells that covered the image, resized over it.
   const auto grid = map.to(at::kFloat).contiguous().cpu();
   const int gh = static_cast<int>(grid.size(0)), gw = static_cast<int>(grid.size(1));

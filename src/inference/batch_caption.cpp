@@ -56,7 +56,8 @@ Decoded decode(const data::ProcessFn& process, const std::vector<data::Sample>& 
 std::pair<double, double> sam_valid(const config::ImageTransformConfig& cfg, int64_t h, int64_t w) {
   if (cfg.sam_input_from_clip_tensor) return {1.0, 1.0};
   const auto [rh, rw] = data::sam_resized_shape(h, w, cfg.sam_size);
-  return {static_cast<double>(rh) / static_cast<double>(cfg.sam_size), static_cast<double>(rw) / static_cast<double>(cfg.sam_size)};
+  return {static_cast<double>(rh) / static_cast<double>(cfg.sam_size),
+          static_cast<double>(rw) / static_cast<double>(cfg.sam_size)};
 }
 
 void write_maps(const BranchAttention& maps, int64_t row, const data::Image& image, const data::Sample& sample,
@@ -92,7 +93,8 @@ std::string file_safe(const std::string& id) {
 
 BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::Sample>& samples,
                                   const BatchCaptionOptions& options,
-                                  const std::function<void(const CaptionRecord&)>& on_record, core::Progress* progress) {
+                                  const std::function<void(const CaptionRecord&)>& on_record,
+                                  core::Progress* progress) {
   MSMEDCAP_CHECK(options.batch_size >= 1, "caption: batch size must be at least 1");
   config::ImageTransformConfig transform = options.transform;
   transform.augment = false;
@@ -112,8 +114,8 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
   BatchCaptionStats stats;
   const size_t n = samples.size(), bs = static_cast<size_t>(options.batch_size);
   auto launch = [&](size_t begin) {
-    return std::async(std::launch::async, decode, std::cref(process), std::cref(samples), begin, std::min(n, begin + bs),
-                      options.workers);
+    return std::async(std::launch::async, decode, std::cref(process), std::cref(samples), begin,
+                      std::min(n, begin + bs), options.workers);
   };
   std::future<Decoded> next;
   if (n > 0) next = launch(0);
@@ -146,7 +148,8 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
         const auto& c = captions[k];
         r.caption = c.text;
         r.score = c.score;
-        if (!options.attention_dir.empty()) write_maps(maps, static_cast<int64_t>(k), d.examples[i]->source, sample, options);
+        if (!options.attention_dir.empty())
+          write_maps(maps, static_cast<int64_t>(k), d.examples[i]->source, sample, options);
         ++k;
       } else {
         r.error = d.errors[i];

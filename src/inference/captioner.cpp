@@ -55,8 +55,8 @@ Captioner::Captioner(models::MsMedCapModel model, std::shared_ptr<const data::Te
     MSMEDCAP_CHECK(id >= 0 && id < vocab, "caption: prompt token ", id, " outside the decoder's vocabulary of ", vocab);
   if (options_.generate.eos_token_id)
     MSMEDCAP_CHECK(*options_.generate.eos_token_id >= 0 && *options_.generate.eos_token_id < vocab,
-                   "caption: eos_token_id ", *options_.generate.eos_token_id, " outside the decoder's vocabulary of ", vocab,
-                   " (the generation settings are for another tokenizer)");
+                   "caption: eos_token_id ", *options_.generate.eos_token_id, " outside the decoder's vocabulary of ",
+                   vocab, " (the generation settings are for another tokenizer)");
   model_->eval();
 }
 
@@ -81,7 +81,7 @@ std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor
       attention->clip = a.reshape({a.size(0), side, side}).cpu();
     }
     if (cfg.use_sam) {
-      const auto a = mean_attention(probs.sam);  // [B, M]
+      const auto a = mean_attention(probs.sam);           // [B, M]
       const auto& e = visual.parts.sam_image_embeddings;  // [B, C, h, w]
       if (cfg.sam_tokens == "channels") {
         attention->sam = (e.abs().to(at::kFloat) * a.view({a.size(0), a.size(1), 1, 1})).sum(1).cpu();
@@ -91,7 +91,8 @@ std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor
     }
   }
   const int64_t b = visual.embeds.size(0);
-  const auto prompt = at::tensor(prompt_ids_, at::TensorOptions().dtype(at::kLong)).to(device).unsqueeze(0).expand({b, -1});
+  const auto prompt =
+      at::tensor(prompt_ids_, at::TensorOptions().dtype(at::kLong)).to(device).unsqueeze(0).expand({b, -1});
   const auto embeds = at::cat({visual.embeds, model_->decoder().embed(prompt).to(visual.embeds.dtype())}, 1);
   const auto mask = at::ones({b, embeds.size(1)}, at::TensorOptions().dtype(at::kLong).device(device));
   const Generated out = generate(model_->decoder(), embeds, mask, options_.generate);

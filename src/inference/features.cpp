@@ -27,7 +27,8 @@ data::ExampleOptions example_options(models::MsMedCapModelImpl& model, const con
   for (const config::Branch branch : {config::Branch::kClip, config::Branch::kSam}) {
     const bool clip = branch == config::Branch::kClip;
     const bool enabled = clip ? options.clip : options.sam;
-    const std::string dir = single ? data.feature_cache : (fs::path(data.feature_cache) / config::branch_name(branch)).string();
+    const std::string dir =
+        single ? data.feature_cache : (fs::path(data.feature_cache) / config::branch_name(branch)).string();
     if (!enabled || !fs::exists(fs::path(dir) / io::kIndexFileName)) continue;
     auto cache = std::make_shared<data::FeatureCache>(dir, config::Json());
     if (cache->provenance().value("branch", "") != config::branch_name(branch)) continue;
@@ -51,7 +52,8 @@ ExtractReport extract_features(models::MsMedCapModelImpl& model, const config::D
                    ") differs from model.sam.image_size (", model.config().sam.image_size, ")");
   if (want_clip || (want_sam && transform.sam_input_from_clip_tensor))
     MSMEDCAP_CHECK(transform.clip_size == model.config().vision.image_size, "data.transform.clip_size (",
-                   transform.clip_size, ") differs from model.vision.image_size (", model.config().vision.image_size, ")");
+                   transform.clip_size, ") differs from model.vision.image_size (", model.config().vision.image_size,
+                   ")");
   transform.augment = false;
   transform.hflip = false;
 
@@ -83,7 +85,8 @@ ExtractReport extract_features(models::MsMedCapModelImpl& model, const config::D
   if (want_sam) branches.push_back(config::Branch::kSam);
   for (const auto b : branches) {
     const std::string dir = branches.size() == 1 ? options.out : options.out + "/" + config::branch_name(b);
-    writers.push_back(std::make_unique<data::FeatureCacheWriter>(dir, models::encoder_provenance(model, b, transform), options.shard_bytes));
+    writers.push_back(std::make_unique<data::FeatureCacheWriter>(dir, models::encoder_provenance(model, b, transform),
+                                                                 options.shard_bytes));
   }
 
   model.eval();

@@ -53,8 +53,8 @@ io::StateDict run_sam_only(const std::string& dir, const config::Json& hf, const
 io::StateDict run_clip_vision(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs,
                               const models::LoadTarget& target) {
   const auto& device = target.device;
-  auto clip = load_hf_module<models::ClipVisionModel>(models::clip_vision_config_from_hf(hf, dir + "/config.json"),
-                                                      dir, target);
+  auto clip = load_hf_module<models::ClipVisionModel>(models::clip_vision_config_from_hf(hf, dir + "/config.json"), dir,
+                                                      target);
   const auto out = clip->vision_model(input(inputs, "pixel_values", true, device));
   io::StateDict result;
   put(result, "vision_embeddings_output", out.embeddings);
@@ -82,14 +82,16 @@ io::StateDict run_causal_lm(const std::string& dir, const config::Json& hf, cons
   put(out, "logits", logits);
   if (labels.defined()) {
     // The standard causal-LM loss: position t predicts token t + 1.
-    put(out, "loss", at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}).to(at::kFloat),
-                                            labels.slice(1, 1).reshape({-1}), {}, at::Reduction::Mean, -100));
+    put(out, "loss",
+        at::cross_entropy_loss(logits.slice(1, 0, -1).reshape({-1, logits.size(-1)}).to(at::kFloat),
+                               labels.slice(1, 1).reshape({-1}), {}, at::Reduction::Mean, -100));
   }
   if (generate) {
     const int64_t k = generate->prompt_tokens;
     MSMEDCAP_CHECK(k > 0 && k <= ids.size(1), inputs.path(), ": a language model needs --prompt-tokens 1..",
                    ids.size(1));
-    put(out, "sequences", inference::generate(*lm, lm->embed(ids.slice(1, 0, k)), mask.slice(1, 0, k), generate->options).tokens);
+    put(out, "sequences",
+        inference::generate(*lm, lm->embed(ids.slice(1, 0, k)), mask.slice(1, 0, k), generate->options).tokens);
   }
   return out;
 }
@@ -146,11 +148,12 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
     const bool placeholders = model->config().image_token_index >= 0;
     at::Tensor embeds = prefix;
     at::Tensor prompt_mask = at::ones({prefix.size(0), prefix.size(1)}, prefix.options().dtype(at::kLong));
-    MSMEDCAP_CHECK(k > 0 || !placeholders, inputs.path(), ": model.image_token_index is set, so --prompt-tokens must "
+    MSMEDCAP_CHECK(k > 0 || !placeholders, inputs.path(),
+                   ": model.image_token_index is set, so --prompt-tokens must "
                    "cover the image tokens of input_ids");
     if (k > 0) {
-      MSMEDCAP_CHECK(input_ids.defined() && input_ids.size(1) >= k, inputs.path(),
-                     ": --prompt-tokens ", k, " needs input_ids with at least ", k, " columns");
+      MSMEDCAP_CHECK(input_ids.defined() && input_ids.size(1) >= k, inputs.path(), ": --prompt-tokens ", k,
+                     " needs input_ids with at least ", k, " columns");
       const auto prompt_ids = input_ids.slice(1, 0, k);
       const auto pm = mask.defined() ? mask.slice(1, 0, k).to(at::kLong) : at::ones_like(prompt_ids);
       std::tie(embeds, prompt_mask) = model->decoder_inputs(visual, prompt_ids, pm, placeholders);

@@ -28,25 +28,40 @@ const char* hf_dtype_name(c10::ScalarType t) {
 }
 
 config::Json hf_text_config(const config::DecoderConfig& d) {
-  config::Json t = {{"vocab_size", d.vocab_size},     {"bos_token_id", d.bos_token_id},
-                    {"eos_token_id", d.eos_token_id}, {"pad_token_id", d.pad_token_id},
+  config::Json t = {{"vocab_size", d.vocab_size},
+                    {"bos_token_id", d.bos_token_id},
+                    {"eos_token_id", d.eos_token_id},
+                    {"pad_token_id", d.pad_token_id},
                     {"tie_word_embeddings", d.tie_word_embeddings}};
   if (d.arch == "opt") {
-    t.update({{"model_type", "opt"}, {"hidden_size", d.hidden_size}, {"num_hidden_layers", d.num_hidden_layers},
-              {"num_attention_heads", d.num_attention_heads}, {"ffn_dim", d.intermediate_size},
-              {"max_position_embeddings", d.max_position_embeddings}, {"word_embed_proj_dim", d.embed_dim()},
+    t.update({{"model_type", "opt"},
+              {"hidden_size", d.hidden_size},
+              {"num_hidden_layers", d.num_hidden_layers},
+              {"num_attention_heads", d.num_attention_heads},
+              {"ffn_dim", d.intermediate_size},
+              {"max_position_embeddings", d.max_position_embeddings},
+              {"word_embed_proj_dim", d.embed_dim()},
               {"do_layer_norm_before", d.do_layer_norm_before}});
     MSMEDCAP_CHECK(d.layer_norm_eps == 1e-5, "export --format hf: OPT's layer_norm_eps is fixed at 1e-5 in HF, got ",
                    d.layer_norm_eps);
   } else if (d.arch == "llama") {
-    t.update({{"model_type", "llama"}, {"hidden_size", d.hidden_size}, {"num_hidden_layers", d.num_hidden_layers},
-              {"num_attention_heads", d.num_attention_heads}, {"num_key_value_heads", d.kv_heads()},
-              {"intermediate_size", d.intermediate_size}, {"max_position_embeddings", d.max_position_embeddings},
-              {"rms_norm_eps", d.layer_norm_eps}, {"rope_theta", d.rope_theta}});
+    t.update({{"model_type", "llama"},
+              {"hidden_size", d.hidden_size},
+              {"num_hidden_layers", d.num_hidden_layers},
+              {"num_attention_heads", d.num_attention_heads},
+              {"num_key_value_heads", d.kv_heads()},
+              {"intermediate_size", d.intermediate_size},
+              {"max_position_embeddings", d.max_position_embeddings},
+              {"rms_norm_eps", d.layer_norm_eps},
+              {"rope_theta", d.rope_theta}});
   } else {
-    t.update({{"model_type", "gpt2"}, {"n_embd", d.hidden_size}, {"n_layer", d.num_hidden_layers},
-              {"n_head", d.num_attention_heads}, {"n_inner", d.intermediate_size},
-              {"n_positions", d.max_position_embeddings}, {"layer_norm_epsilon", d.layer_norm_eps},
+    t.update({{"model_type", "gpt2"},
+              {"n_embd", d.hidden_size},
+              {"n_layer", d.num_hidden_layers},
+              {"n_head", d.num_attention_heads},
+              {"n_inner", d.intermediate_size},
+              {"n_positions", d.max_position_embeddings},
+              {"layer_norm_epsilon", d.layer_norm_eps},
               {"activation_function", "gelu_new"}});
   }
   return t;
@@ -55,8 +70,13 @@ config::Json hf_text_config(const config::DecoderConfig& d) {
 /// Copies a tokenizer file, or the tokenizer files of a folder (a tokenizer folder is often the
 /// HF model folder itself: its weights stay behind), into the folder `to`.
 void copy_tokenizer_files(const std::string& from, const fs::path& to) {
-  static const char* kNames[] = {"vocab.txt",        "vocab.json",           "merges.txt",        "tokenizer.model",
-                                 "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
+  static const char* kNames[] = {"vocab.txt",
+                                 "vocab.json",
+                                 "merges.txt",
+                                 "tokenizer.model",
+                                 "tokenizer.json",
+                                 "tokenizer_config.json",
+                                 "special_tokens_map.json",
                                  "added_tokens.json"};
   MSMEDCAP_CHECK(fs::exists(from), from, ": tokenizer not found");
   fs::create_directories(to);
@@ -64,7 +84,8 @@ void copy_tokenizer_files(const std::string& from, const fs::path& to) {
     fs::copy_file(from, to / fs::path(from).filename());
     // A BPE vocab.json is read with the merges.txt beside it.
     const fs::path merges = fs::path(from).parent_path() / "merges.txt";
-    if (fs::path(from).filename() == "vocab.json" && fs::is_regular_file(merges)) fs::copy_file(merges, to / "merges.txt");
+    if (fs::path(from).filename() == "vocab.json" && fs::is_regular_file(merges))
+      fs::copy_file(merges, to / "merges.txt");
     return;
   }
   for (const char* name : kNames) {
@@ -91,16 +112,17 @@ void write_readme(const fs::path& dir, const config::RunConfig& cfg, const Expor
   std::ostringstream r;
   const auto& m = cfg.model;
   const std::string kind = m.use_clip && m.use_sam ? "MSMedCap (CLIP and SAM branches)"
-                           : m.use_clip           ? "BLIP-2 (CLIP branch)"
-                                                  : "SAM-BLIP-2 (SAM branch)";
+                           : m.use_clip            ? "BLIP-2 (CLIP branch)"
+                                                   : "SAM-BLIP-2 (SAM branch)";
   r << "# msmedcap model\n\n"
     << kind << " with a " << m.decoder.arch << " decoder (" << m.decoder.num_hidden_layers << " layers, "
-    << m.decoder.hidden_size << " wide): " << parameters << " parameters in " << hf_dtype_name(dtype) << ", "
-    << files << " weight file(s), layout `" << o.format << "`.\n\n"
+    << m.decoder.hidden_size << " wide): " << parameters << " parameters in " << hf_dtype_name(dtype) << ", " << files
+    << " weight file(s), layout `" << o.format << "`.\n\n"
     << "Exported on " << today() << " by msmedcap 0.1.0 (LibTorch " << core::torch_version() << ").\n\n"
     << "## Provenance\n\n";
   for (const auto& line : o.provenance) r << "- " << line << "\n";
-  for (const auto& w : cfg.weights) r << "- weights: `" << w.path << "` (format " << w.format << ", prefix `" << w.prefix << "`)\n";
+  for (const auto& w : cfg.weights)
+    r << "- weights: `" << w.path << "` (format " << w.format << ", prefix `" << w.prefix << "`)\n";
   if (cfg.weights.empty()) r << "- no weight files: every parameter came from the seed " << cfg.runtime.seed << "\n";
   r << "\n## Use\n\n";
   if (o.format == "hf") {
@@ -116,31 +138,44 @@ void write_readme(const fs::path& dir, const config::RunConfig& cfg, const Expor
 }  // namespace
 
 config::Json hf_blip2_config(const config::ModelConfig& m, c10::ScalarType dtype) {
-  MSMEDCAP_CHECK(m.use_clip && !m.use_sam, "export --format hf: HF's Blip2ForConditionalGeneration has no SAM branch "
+  MSMEDCAP_CHECK(m.use_clip && !m.use_sam,
+                 "export --format hf: HF's Blip2ForConditionalGeneration has no SAM branch "
                  "(model.use_sam must be false); use the msmedcap format");
-  MSMEDCAP_CHECK(m.vision.type == "blip2", "export --format hf: the vision tower must be type blip2, got ", m.vision.type);
-  MSMEDCAP_CHECK(!m.qformer.text_path, "export --format hf: a Q-Former with the stage-1 text path has no place in "
+  MSMEDCAP_CHECK(m.vision.type == "blip2", "export --format hf: the vision tower must be type blip2, got ",
+                 m.vision.type);
+  MSMEDCAP_CHECK(!m.qformer.text_path,
+                 "export --format hf: a Q-Former with the stage-1 text path has no place in "
                  "Blip2ForConditionalGeneration; use the msmedcap format");
   const auto& v = m.vision;
   const auto& q = m.qformer;
-  config::Json hf = {
-      {"architectures", {"Blip2ForConditionalGeneration"}},
-      {"model_type", "blip-2"},
-      {"num_query_tokens", q.num_query_tokens},
-      {"torch_dtype", hf_dtype_name(dtype)},
-      {"use_decoder_only_language_model", true},
-      {"vision_config",
-       {{"model_type", "blip_2_vision_model"}, {"hidden_size", v.hidden_size}, {"intermediate_size", v.intermediate_size},
-        {"num_hidden_layers", v.num_hidden_layers}, {"num_attention_heads", v.num_attention_heads},
-        {"image_size", v.image_size}, {"patch_size", v.patch_size}, {"layer_norm_eps", v.layer_norm_eps}}},
-      {"qformer_config",
-       {{"model_type", "blip_2_qformer"}, {"hidden_size", q.hidden_size}, {"intermediate_size", q.intermediate_size},
-        {"num_hidden_layers", q.num_hidden_layers}, {"num_attention_heads", q.num_attention_heads},
-        {"cross_attention_frequency", q.cross_attention_frequency}, {"encoder_hidden_size", q.encoder_hidden_size},
-        {"vocab_size", q.vocab_size}, {"max_position_embeddings", q.max_position_embeddings},
-        {"layer_norm_eps", q.layer_norm_eps}, {"hidden_dropout_prob", q.hidden_dropout_prob},
-        {"attention_probs_dropout_prob", q.attention_probs_dropout_prob}}},
-      {"text_config", hf_text_config(m.decoder)}};
+  config::Json hf = {{"architectures", {"Blip2ForConditionalGeneration"}},
+                     {"model_type", "blip-2"},
+                     {"num_query_tokens", q.num_query_tokens},
+                     {"torch_dtype", hf_dtype_name(dtype)},
+                     {"use_decoder_only_language_model", true},
+                     {"vision_config",
+                      {{"model_type", "blip_2_vision_model"},
+                       {"hidden_size", v.hidden_size},
+                       {"intermediate_size", v.intermediate_size},
+                       {"num_hidden_layers", v.num_hidden_layers},
+                       {"num_attention_heads", v.num_attention_heads},
+                       {"image_size", v.image_size},
+                       {"patch_size", v.patch_size},
+                       {"layer_norm_eps", v.layer_norm_eps}}},
+                     {"qformer_config",
+                      {{"model_type", "blip_2_qformer"},
+                       {"hidden_size", q.hidden_size},
+                       {"intermediate_size", q.intermediate_size},
+                       {"num_hidden_layers", q.num_hidden_layers},
+                       {"num_attention_heads", q.num_attention_heads},
+                       {"cross_attention_frequency", q.cross_attention_frequency},
+                       {"encoder_hidden_size", q.encoder_hidden_size},
+                       {"vocab_size", q.vocab_size},
+                       {"max_position_embeddings", q.max_position_embeddings},
+                       {"layer_norm_eps", q.layer_norm_eps},
+                       {"hidden_dropout_prob", q.hidden_dropout_prob},
+                       {"attention_probs_dropout_prob", q.attention_probs_dropout_prob}}},
+                     {"text_config", hf_text_config(m.decoder)}};
   if (m.image_token_index >= 0) hf["image_token_index"] = m.image_token_index;
   return hf;
 }
@@ -177,8 +212,10 @@ void export_model(models::MsMedCapModelImpl& model, const config::RunConfig& cfg
       g = cfg.generate;
     }
     if (g) {
-      if (g->eos_token_id == config::GenerateConfig::kEosFromText || g->pad_token_id == config::GenerateConfig::kPadFromTokenizer) {
-        MSMEDCAP_CHECK(!cfg.tokenizers.decoder.empty(), "export: generate.eos_token_id / pad_token_id -1 need the decoder "
+      if (g->eos_token_id == config::GenerateConfig::kEosFromText ||
+          g->pad_token_id == config::GenerateConfig::kPadFromTokenizer) {
+        MSMEDCAP_CHECK(!cfg.tokenizers.decoder.empty(),
+                       "export: generate.eos_token_id / pad_token_id -1 need the decoder "
                        "tokenizer (tokenizers.decoder)");
         const auto resolved = generate_options(*g, *data::load_tokenizer(cfg.tokenizers.decoder), cfg.train.eos_text);
         g->eos_token_id = resolved.eos_token_id.value_or(config::GenerateConfig::kNoEos);

@@ -17,8 +17,8 @@ namespace {
 at::Tensor l2_normalize(const at::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-12); }
 
 /// ITM match logits (class 1) of pairs: image rows `images` [K, M, Dc] with text rows [K, T].
-at::Tensor itm_match(models::MsMedCapModelImpl& model, config::Branch branch, const at::Tensor& images, const at::Tensor& ids,
-                     const at::Tensor& mask) {
+at::Tensor itm_match(models::MsMedCapModelImpl& model, config::Branch branch, const at::Tensor& images,
+                     const at::Tensor& ids, const at::Tensor& mask) {
   auto heads = model.heads(branch);  // holders: copies share the modules
   auto qformer = model.qformer_of(branch);
   const auto& query_tokens = model.query_tokens_of(branch);
@@ -41,9 +41,9 @@ at::Tensor rerank(const at::Tensor& sim, int64_t k, const std::function<at::Tens
 
 }  // namespace
 
-RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, config::Branch branch, const std::vector<data::Sample>& samples,
-                                  config::ImageTransformConfig transform, const data::TextTokenizer& tokenizer,
-                                  int64_t max_len, int64_t batch) {
+RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, config::Branch branch,
+                                  const std::vector<data::Sample>& samples, config::ImageTransformConfig transform,
+                                  const data::TextTokenizer& tokenizer, int64_t max_len, int64_t batch) {
   c10::InferenceMode no_grad;
   transform.augment = false;
   transform.hflip = false;
@@ -108,8 +108,8 @@ RetrievalScores retrieval_scores(models::MsMedCapModelImpl& model, config::Branc
     const auto mask = in.text_mask.slice(0, s, std::min(nt, s + batch));
     text_feats.push_back(l2_normalize(heads.text_projection->forward(qformer->encode_text(ids, mask).select(1, 0))));
   }
-  const auto img = at::cat(image_feats);  // [Ni, Nq, E]
-  const auto txt = at::cat(text_feats);   // [Nt, E]
+  const auto img = at::cat(image_feats);                               // [Ni, Nq, E]
+  const auto txt = at::cat(text_feats);                                // [Nt, E]
   const auto sim_i2t = at::matmul(img, txt.t().unsqueeze(0)).amax(1);  // [Ni, Nt]: best query per pair
   RetrievalScores out{sim_i2t, sim_i2t.t().contiguous()};
   if (rerank_k <= 0) return out;
@@ -120,8 +120,8 @@ RetrievalScores retrieval_scores(models::MsMedCapModelImpl& model, config::Branc
   });
   out.t2i = rerank(out.t2i, rerank_k, [&](int64_t t, const at::Tensor& images) {
     const int64_t k = images.size(0);
-    return itm_match(model, branch, in.image_tokens.index_select(0, images), in.text_ids[t].unsqueeze(0).expand({k, -1}),
-                     in.text_mask[t].unsqueeze(0).expand({k, -1}));
+    return itm_match(model, branch, in.image_tokens.index_select(0, images),
+                     in.text_ids[t].unsqueeze(0).expand({k, -1}), in.text_mask[t].unsqueeze(0).expand({k, -1}));
   });
   return out;
 }

@@ -19,21 +19,24 @@ models::MsMedCapModel load_inference_model(const config::RunConfig& cfg) {
   std::vector<at::Tensor> finite;
   for (const auto& p : model->parameters(true))
     finite.push_back(p.is_floating_point() ? at::isfinite(p).all() : at::ones({}, p.options().dtype(at::kBool)));
-  if (finite.empty() || at::stack(finite).all().to(at::kCPU).item<bool>()) return model;  // one sync, not one per tensor
+  if (finite.empty() || at::stack(finite).all().to(at::kCPU).item<bool>())
+    return model;  // one sync, not one per tensor
   for (const auto& item : model->named_parameters(true)) {
     const auto& p = item.value();
     if (!p.is_floating_point() || at::isfinite(p).all().item<bool>()) continue;
     std::string from;
     for (const auto& w : cfg.weights) from += (from.empty() ? "" : ", ") + w.path;
     MSMEDCAP_FAIL("model: parameter '", item.key(), "' has non-finite values (", at::isnan(p).sum().item<int64_t>(),
-                  " NaN, ", at::isinf(p).sum().item<int64_t>(), " infinite of ", p.numel(), ") in the weights loaded from ",
-                  from.empty() ? std::string("the seed") : from, "; a diverged run's checkpoint cannot be used");
+                  " NaN, ", at::isinf(p).sum().item<int64_t>(), " infinite of ", p.numel(),
+                  ") in the weights loaded from ", from.empty() ? std::string("the seed") : from,
+                  "; a diverged run's checkpoint cannot be used");
   }
   return model;
 }
 
 RunCaptioning run_captioning(const config::RunConfig& cfg) {
-  MSMEDCAP_CHECK(!cfg.tokenizers.decoder.empty(), "caption: the config names no decoder tokenizer (tokenizers.decoder)");
+  MSMEDCAP_CHECK(!cfg.tokenizers.decoder.empty(),
+                 "caption: the config names no decoder tokenizer (tokenizers.decoder)");
   RunCaptioning r;
   r.tokenizer = data::load_tokenizer(cfg.tokenizers.decoder);
   r.options.generate = generate_options(cfg.generate, *r.tokenizer, cfg.train.eos_text);

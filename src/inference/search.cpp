@@ -31,7 +31,8 @@ GenerateOptions GenerateOptions::from_config(const config::GenerateConfig& g, st
   o.repetition_penalty = g.repetition_penalty;
   o.no_repeat_ngram_size = g.no_repeat_ngram_size;
   if (g.eos_token_id == config::GenerateConfig::kEosFromText) {
-    MSMEDCAP_CHECK(eos_from_text.has_value(), "generate.eos_token_id: -1 (train.eos_text's token) needs the decoder "
+    MSMEDCAP_CHECK(eos_from_text.has_value(),
+                   "generate.eos_token_id: -1 (train.eos_text's token) needs the decoder "
                    "tokenizer; give an id, or -2 for none");
     o.eos_token_id = *eos_from_text;
   } else if (g.eos_token_id >= 0) {
@@ -40,7 +41,8 @@ GenerateOptions GenerateOptions::from_config(const config::GenerateConfig& g, st
   if (g.pad_token_id >= 0) {
     o.pad_token_id = g.pad_token_id;
   } else {
-    MSMEDCAP_CHECK(tokenizer_pad >= 0 || o.eos_token_id, "generate.pad_token_id: -1 (the tokenizer's) needs a tokenizer "
+    MSMEDCAP_CHECK(tokenizer_pad >= 0 || o.eos_token_id,
+                   "generate.pad_token_id: -1 (the tokenizer's) needs a tokenizer "
                    "with a padding id or an end token; give an id");
     o.pad_token_id = tokenizer_pad >= 0 ? tokenizer_pad : *o.eos_token_id;
   }
@@ -119,8 +121,8 @@ Generated greedy_or_sample(models::DecoderLM& lm, const at::Tensor& prefix, cons
                            const GenerateOptions& options) {
   torch::NoGradGuard no_grad;
   const int64_t batch = prefix.size(0);
-  auto mask = mask_in.defined() ? mask_in.to(at::kLong)
-                                : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong));
+  auto mask =
+      mask_in.defined() ? mask_in.to(at::kLong) : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong));
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   models::KvCache cache;
   cache.reserve(prefix.size(1) + options.max_new_tokens);
@@ -148,8 +150,9 @@ Generated greedy_or_sample(models::DecoderLM& lm, const at::Tensor& prefix, cons
     logits = lm.forward(lm.embed(next.unsqueeze(1)).to(prefix.dtype()), mask, positions_for(lm, mask, 1), &cache);
   }
   if (generated.size(1) < options.max_new_tokens) {
-    generated = at::cat({generated, at::full({batch, options.max_new_tokens - generated.size(1)},
-                                             options.pad_token_id, generated.options())}, 1);
+    generated = at::cat({generated, at::full({batch, options.max_new_tokens - generated.size(1)}, options.pad_token_id,
+                                             generated.options())},
+                        1);
   }
   return {generated, total.to(at::kFloat)};
 }
@@ -207,7 +210,8 @@ std::vector<int64_t> row_of(const at::Tensor& generated, int64_t row) {
 
 }  // namespace
 
-Generated generate(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask, const GenerateOptions& options) {
+Generated generate(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask,
+                   const GenerateOptions& options) {
   MSMEDCAP_CHECK(prefix.dim() == 3, "generate: prefix embeddings must be [B, P, E], got ", prefix.sizes());
   if (options.num_beams > 1) return beam_search(lm, prefix, mask, options);
   return greedy_or_sample(lm, prefix, mask, options);
@@ -227,7 +231,8 @@ Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at:
   torch::NoGradGuard no_grad;
   const int64_t batch = prefix.size(0), beams = options.num_beams;
   const auto device = prefix.device();
-  auto mask = mask_in.defined() ? mask_in.to(at::kLong) : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong));
+  auto mask =
+      mask_in.defined() ? mask_in.to(at::kLong) : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong));
   // The K beams of a row share its prefix: run it once on B rows and repeat the cache and the
   // last logits, rather than running K copies (HF expands the inputs first; the result is the
   // same, at 1/K of the prefill's cost).
@@ -242,8 +247,9 @@ Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at:
   beam_scores.slice(1, 1).fill_(-1e9);
   beam_scores = beam_scores.view({-1}).to(device);
   auto generated = at::empty({batch * beams, 0}, mask.options());
-  std::vector<Hypotheses> hyps(static_cast<size_t>(batch),
-                               Hypotheses{beams, options.length_penalty, options.early_stopping, options.max_new_tokens, {}});
+  std::vector<Hypotheses> hyps(
+      static_cast<size_t>(batch),
+      Hypotheses{beams, options.length_penalty, options.early_stopping, options.max_new_tokens, {}});
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     auto scores = logits.select(1, logits.size(1) - 1).to(at::kFloat).log_softmax(-1);  // [B*K, V]
     process_all(scores, generated, options);

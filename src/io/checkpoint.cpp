@@ -100,7 +100,8 @@ std::string latest_checkpoint(const std::string& run_dir) {
   MSMEDCAP_CHECK(name.rfind("step-", 0) == 0 && name.find('/') == std::string::npos, pointer.string(),
                  ": does not name a checkpoint ('", name, "')");
   const fs::path dir = root / name;
-  for (const char* f : kFiles) MSMEDCAP_CHECK(fs::exists(dir / f), pointer.string(), ": names ", dir.string(), ", which lacks ", f);
+  for (const char* f : kFiles)
+    MSMEDCAP_CHECK(fs::exists(dir / f), pointer.string(), ": names ", dir.string(), ", which lacks ", f);
   return dir.string();
 }
 
@@ -124,7 +125,8 @@ Checkpoint load_checkpoint(const std::string& dir) {
   return c;
 }
 
-std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t keep, const std::vector<std::string>& protect) {
+std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t keep,
+                                           const std::vector<std::string>& protect) {
   const fs::path root = checkpoints_dir(run_dir);
   std::vector<std::string> removed;
   if (!fs::exists(root)) return removed;
@@ -143,9 +145,8 @@ std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t k
   const int64_t drop = static_cast<int64_t>(steps.size()) - std::max<int64_t>(keep, 1);
   for (int64_t i = 0; i < drop; ++i) {
     const auto& p = steps[static_cast<size_t>(i)];
-    const bool keep_it = std::any_of(protect.begin(), protect.end(), [&](const std::string& x) {
-      return fs::path(x).filename() == p.filename();
-    });
+    const bool keep_it = std::any_of(protect.begin(), protect.end(),
+                                     [&](const std::string& x) { return fs::path(x).filename() == p.filename(); });
     if (keep_it) continue;
     fs::remove_all(p);
     removed.push_back(p.string());

@@ -26,11 +26,10 @@ struct DTypeRow {
   size_t size;
 };
 constexpr DTypeRow kDTypes[] = {
-    {DType::BOOL, "BOOL", 1},   {DType::U8, "U8", 1},   {DType::I8, "I8", 1},
-    {DType::F8_E5M2, "F8_E5M2", 1}, {DType::F8_E4M3, "F8_E4M3", 1}, {DType::I16, "I16", 2},
-    {DType::U16, "U16", 2},     {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
-    {DType::I32, "I32", 4},     {DType::U32, "U32", 4}, {DType::F32, "F32", 4},
-    {DType::F64, "F64", 8},     {DType::I64, "I64", 8}, {DType::U64, "U64", 8}};
+    {DType::BOOL, "BOOL", 1},       {DType::U8, "U8", 1},   {DType::I8, "I8", 1},   {DType::F8_E5M2, "F8_E5M2", 1},
+    {DType::F8_E4M3, "F8_E4M3", 1}, {DType::I16, "I16", 2}, {DType::U16, "U16", 2}, {DType::F16, "F16", 2},
+    {DType::BF16, "BF16", 2},       {DType::I32, "I32", 4}, {DType::U32, "U32", 4}, {DType::F32, "F32", 4},
+    {DType::F64, "F64", 8},         {DType::I64, "I64", 8}, {DType::U64, "U64", 8}};
 
 const DTypeRow& row(DType dtype) {
   for (const auto& r : kDTypes) {
@@ -83,9 +82,7 @@ class MappedFile final : public ByteSource {
 class OwnedBytes final : public ByteSource {
  public:
   explicit OwnedBytes(std::string bytes) : bytes_(std::move(bytes)) {}
-  const uint8_t* data() const override {
-    return reinterpret_cast<const uint8_t*>(bytes_.data());
-  }
+  const uint8_t* data() const override { return reinterpret_cast<const uint8_t*>(bytes_.data()); }
   size_t size() const override { return bytes_.size(); }
 
  private:
@@ -103,8 +100,8 @@ std::string offsets_text(const TensorInfo& t) {
 }
 
 uint64_t read_u64(const nlohmann::ordered_json& j, const std::string& where) {
-  MSMEDCAP_CHECK(j.is_number_unsigned() || (j.is_number_integer() && j.get<int64_t>() >= 0),
-                 where, ": expected a non-negative integer, got ", j.dump());
+  MSMEDCAP_CHECK(j.is_number_unsigned() || (j.is_number_integer() && j.get<int64_t>() >= 0), where,
+                 ": expected a non-negative integer, got ", j.dump());
   return j.get<uint64_t>();
 }
 
@@ -125,8 +122,7 @@ int64_t TensorInfo::num_elements() const {
   return n;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path)
-    : SafetensorsFile(std::make_shared<MappedFile>(path), path) {}
+SafetensorsFile::SafetensorsFile(const std::string& path) : SafetensorsFile(std::make_shared<MappedFile>(path), path) {}
 
 SafetensorsFile::SafetensorsFile(std::shared_ptr<const ByteSource> source, std::string path)
     : source_(std::move(source)), path_(std::move(path)) {
@@ -150,16 +146,14 @@ void SafetensorsFile::parse() {
   const size_t size = source_->size();
   const uint8_t* bytes = source_->data();
   const std::string& file = path_;
-  MSMEDCAP_CHECK(size >= 8, file, ": not a safetensors file: ", size,
-                 " bytes, shorter than the 8-byte header length");
+  MSMEDCAP_CHECK(size >= 8, file, ": not a safetensors file: ", size, " bytes, shorter than the 8-byte header length");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
-  MSMEDCAP_CHECK(header_len <= kMaxHeaderBytes, file, ": header length ", header_len,
-                 " exceeds the ", kMaxHeaderBytes, "-byte limit (corrupt or hostile file)");
-  MSMEDCAP_CHECK(header_len <= size - 8, file, ": header length ", header_len,
-                 " reaches beyond the end of the file (", size, " bytes): truncated file");
-  MSMEDCAP_CHECK(header_len >= 2 && bytes[8] == '{', file,
-                 ": header does not start with a JSON object");
+  MSMEDCAP_CHECK(header_len <= kMaxHeaderBytes, file, ": header length ", header_len, " exceeds the ", kMaxHeaderBytes,
+                 "-byte limit (corrupt or hostile file)");
+  MSMEDCAP_CHECK(header_len <= size - 8, file, ": header length ", header_len, " reaches beyond the end of the file (",
+                 size, " bytes): truncated file");
+  MSMEDCAP_CHECK(header_len >= 2 && bytes[8] == '{', file, ": header does not start with a JSON object");
   data_start_ = 8 + header_len;
   const uint64_t data_size = size - data_start_;
 
@@ -194,8 +188,8 @@ void SafetensorsFile::parse() {
     if (name == "__metadata__") {
       MSMEDCAP_CHECK(entry.is_object(), file, ": __metadata__ must be an object of strings");
       for (auto m = entry.begin(); m != entry.end(); ++m) {
-        MSMEDCAP_CHECK(m.value().is_string(), file, ": __metadata__['", m.key(),
-                       "'] must be a string, got ", m.value().dump());
+        MSMEDCAP_CHECK(m.value().is_string(), file, ": __metadata__['", m.key(), "'] must be a string, got ",
+                       m.value().dump());
         metadata_.emplace_back(m.key(), m.value().get<std::string>());
       }
       continue;
@@ -205,15 +199,13 @@ void SafetensorsFile::parse() {
     const auto dtype_it = entry.find("dtype");
     const auto shape_it = entry.find("shape");
     const auto offsets_it = entry.find("data_offsets");
-    MSMEDCAP_CHECK(dtype_it != entry.end() && shape_it != entry.end() &&
-                       offsets_it != entry.end(),
-                   where, ": entry needs dtype, shape and data_offsets");
+    MSMEDCAP_CHECK(dtype_it != entry.end() && shape_it != entry.end() && offsets_it != entry.end(), where,
+                   ": entry needs dtype, shape and data_offsets");
     TensorInfo info;
     info.name = name;
     MSMEDCAP_CHECK(dtype_it->is_string(), where, ": dtype must be a string");
     const auto dtype = parse_dtype(dtype_it->get<std::string>());
-    MSMEDCAP_CHECK(dtype.has_value(), where, ": unknown dtype '", dtype_it->get<std::string>(),
-                   "'");
+    MSMEDCAP_CHECK(dtype.has_value(), where, ": unknown dtype '", dtype_it->get<std::string>(), "'");
     info.dtype = *dtype;
     MSMEDCAP_CHECK(shape_it->is_array(), where, ": shape must be an array");
     uint64_t elements = 1;
@@ -226,20 +218,15 @@ void SafetensorsFile::parse() {
     }
     uint64_t expected = 0;
     overflow = overflow || __builtin_mul_overflow(elements, dtype_size(info.dtype), &expected);
-    MSMEDCAP_CHECK(!overflow, where, ": shape ", shape_text(info.shape),
-                   " overflows 64-bit byte counts");
-    MSMEDCAP_CHECK(offsets_it->is_array() && offsets_it->size() == 2, where,
-                   ": data_offsets must be [begin, end]");
+    MSMEDCAP_CHECK(!overflow, where, ": shape ", shape_text(info.shape), " overflows 64-bit byte counts");
+    MSMEDCAP_CHECK(offsets_it->is_array() && offsets_it->size() == 2, where, ": data_offsets must be [begin, end]");
     info.begin = read_u64((*offsets_it)[0], where + " data_offsets");
     info.end = read_u64((*offsets_it)[1], where + " data_offsets");
-    MSMEDCAP_CHECK(info.begin <= info.end, where, ": data_offsets ", offsets_text(info),
-                   " end before they begin");
+    MSMEDCAP_CHECK(info.begin <= info.end, where, ": data_offsets ", offsets_text(info), " end before they begin");
     MSMEDCAP_CHECK(info.end <= data_size, where, ": data_offsets ", offsets_text(info),
-                   " reach beyond the data section (", data_size,
-                   " bytes): truncated file or bad offsets");
-    MSMEDCAP_CHECK(info.num_bytes() == expected, where, ": ", dtype_name(info.dtype), " shape ",
-                   shape_text(info.shape), " needs ", expected, " bytes but data_offsets ",
-                   offsets_text(info), " span ", info.num_bytes());
+                   " reach beyond the data section (", data_size, " bytes): truncated file or bad offsets");
+    MSMEDCAP_CHECK(info.num_bytes() == expected, where, ": ", dtype_name(info.dtype), " shape ", shape_text(info.shape),
+                   " needs ", expected, " bytes but data_offsets ", offsets_text(info), " span ", info.num_bytes());
     tensors_.push_back(std::move(info));
   }
 
@@ -250,12 +237,10 @@ void SafetensorsFile::parse() {
   uint64_t cursor = 0;
   const TensorInfo* previous = nullptr;
   for (const auto& t : tensors_) {
-    MSMEDCAP_CHECK(t.begin >= cursor, file, ": tensor '", t.name, "' data_offsets ",
-                   offsets_text(t), " overlap tensor '", previous ? previous->name : "", "' ",
-                   previous ? offsets_text(*previous) : "");
-    MSMEDCAP_CHECK(t.begin == cursor, file, ": ", t.begin - cursor,
-                   " unaccounted bytes before tensor '", t.name, "' (data_offsets ",
-                   offsets_text(t), ")");
+    MSMEDCAP_CHECK(t.begin >= cursor, file, ": tensor '", t.name, "' data_offsets ", offsets_text(t),
+                   " overlap tensor '", previous ? previous->name : "", "' ", previous ? offsets_text(*previous) : "");
+    MSMEDCAP_CHECK(t.begin == cursor, file, ": ", t.begin - cursor, " unaccounted bytes before tensor '", t.name,
+                   "' (data_offsets ", offsets_text(t), ")");
     cursor = t.end;
     previous = &t;
   }
@@ -271,10 +256,11 @@ std::vector<const RawTensor*> writer_order(const std::vector<RawTensor>& tensors
   std::vector<const RawTensor*> order;
   std::set<std::string> names;
   for (const auto& t : tensors) {
-    MSMEDCAP_CHECK(!t.name.empty() && t.name != "__metadata__", "safetensors writer: invalid "
-                   "tensor name '", t.name, "'");
-    MSMEDCAP_CHECK(names.insert(t.name).second, "safetensors writer: tensor '", t.name,
-                   "' given twice");
+    MSMEDCAP_CHECK(!t.name.empty() && t.name != "__metadata__",
+                   "safetensors writer: invalid "
+                   "tensor name '",
+                   t.name, "'");
+    MSMEDCAP_CHECK(names.insert(t.name).second, "safetensors writer: tensor '", t.name, "' given twice");
     for (const auto d : t.shape) {
       MSMEDCAP_CHECK(d >= 0, "safetensors writer: tensor '", t.name, "' has a negative dim");
     }
@@ -309,8 +295,7 @@ std::string header_for(const std::vector<const RawTensor*>& order, const Metadat
   uint64_t offset = 0;
   for (const RawTensor* t : order) {
     const uint64_t n = raw_bytes(*t);
-    h += (first ? "" : ",") + json_string(t->name) + ":{\"dtype\":\"" + dtype_name(t->dtype) +
-         "\",\"shape\":[";
+    h += (first ? "" : ",") + json_string(t->name) + ":{\"dtype\":\"" + dtype_name(t->dtype) + "\",\"shape\":[";
     for (size_t i = 0; i < t->shape.size(); ++i) h += (i ? "," : "") + std::to_string(t->shape[i]);
     h += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + n) + "]}";
     offset += n;
@@ -332,8 +317,7 @@ void emit(const std::vector<RawTensor>& tensors, const Metadata& metadata, Sink&
   sink(header.data(), header.size());
   for (const RawTensor* t : order) {
     const uint64_t bytes = raw_bytes(*t);
-    MSMEDCAP_CHECK(bytes == 0 || t->data != nullptr, "safetensors writer: tensor '", t->name,
-                   "' has no data");
+    MSMEDCAP_CHECK(bytes == 0 || t->data != nullptr, "safetensors writer: tensor '", t->name, "' has no data");
     if (bytes > 0) sink(t->data, bytes);
   }
 }
@@ -342,14 +326,11 @@ void emit(const std::vector<RawTensor>& tensors, const Metadata& metadata, Sink&
 
 std::string serialize_safetensors(const std::vector<RawTensor>& tensors, const Metadata& metadata) {
   std::string out;
-  emit(tensors, metadata, [&](const void* p, size_t n) {
-    out.append(static_cast<const char*>(p), n);
-  });
+  emit(tensors, metadata, [&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); });
   return out;
 }
 
-void write_safetensors(const std::string& path, const std::vector<RawTensor>& tensors,
-                       const Metadata& metadata) {
+void write_safetensors(const std::string& path, const std::vector<RawTensor>& tensors, const Metadata& metadata) {
   core::AtomicFile file(path);
   emit(tensors, metadata, [&](const void* p, size_t n) { file.write(p, n); });
   file.commit();

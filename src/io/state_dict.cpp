@@ -60,8 +60,7 @@ StateDict module_state_dict(const torch::nn::Module& module) {
   return out;
 }
 
-LoadReport check_state_dict(torch::nn::Module& module, const TensorSource& store,
-                            const LoadOptions& options) {
+LoadReport check_state_dict(torch::nn::Module& module, const TensorSource& store, const LoadOptions& options) {
   LoadReport report;
   const StateDict own = module_state_dict(module);
   // Checkpoint names map to module names by prepending the prefix.
@@ -71,8 +70,7 @@ LoadReport check_state_dict(torch::nn::Module& module, const TensorSource& store
   for (const auto& [name, tensor] : own) {
     const auto it = by_module_name.find(name);
     if (it == by_module_name.end()) {
-      (has_prefix(name, options.policy.allow_missing) ? report.allowed_missing : report.missing)
-          .push_back(name);
+      (has_prefix(name, options.policy.allow_missing) ? report.allowed_missing : report.missing).push_back(name);
       continue;
     }
     const auto shape = store.shape_of(it->second);
@@ -90,8 +88,7 @@ LoadReport check_state_dict(torch::nn::Module& module, const TensorSource& store
   return report;
 }
 
-LoadReport load_state_dict(torch::nn::Module& module, const TensorSource& store,
-                           const LoadOptions& options) {
+LoadReport load_state_dict(torch::nn::Module& module, const TensorSource& store, const LoadOptions& options) {
   LoadReport report = check_state_dict(module, store, options);
   if (!options.require_complete) {
     report.allowed_missing.insert(report.allowed_missing.end(), report.missing.begin(), report.missing.end());
@@ -132,8 +129,8 @@ std::string LoadReport::summary() const {
   if (!mismatched.empty()) {
     out << "; " << mismatched.size() << " shape-mismatched (";
     for (size_t i = 0; i < mismatched.size() && i < 3; ++i) {
-      out << (i ? ", " : "") << mismatched[i].name << ": model "
-          << shape_text(mismatched[i].expected) << " vs file " << shape_text(mismatched[i].found);
+      out << (i ? ", " : "") << mismatched[i].name << ": model " << shape_text(mismatched[i].expected) << " vs file "
+          << shape_text(mismatched[i].found);
     }
     out << (mismatched.size() > 3 ? ", ...)" : ")");
   }

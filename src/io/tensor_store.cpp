@@ -34,16 +34,26 @@ std::string parent_dir(const std::string& path) {
 
 c10::ScalarType to_scalar_type(DType dtype, const std::string& what) {
   switch (dtype) {
-    case DType::BOOL: return at::kBool;
-    case DType::U8: return at::kByte;
-    case DType::I8: return at::kChar;
-    case DType::I16: return at::kShort;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
-    case DType::I32: return at::kInt;
-    case DType::F32: return at::kFloat;
-    case DType::F64: return at::kDouble;
-    case DType::I64: return at::kLong;
+    case DType::BOOL:
+      return at::kBool;
+    case DType::U8:
+      return at::kByte;
+    case DType::I8:
+      return at::kChar;
+    case DType::I16:
+      return at::kShort;
+    case DType::F16:
+      return at::kHalf;
+    case DType::BF16:
+      return at::kBFloat16;
+    case DType::I32:
+      return at::kInt;
+    case DType::F32:
+      return at::kFloat;
+    case DType::F64:
+      return at::kDouble;
+    case DType::I64:
+      return at::kLong;
     default:
       MSMEDCAP_FAIL(what.empty() ? "" : what + ": ", "dtype ", dtype_name(dtype),
                     " has no LibTorch equivalent in this build");
@@ -52,16 +62,26 @@ c10::ScalarType to_scalar_type(DType dtype, const std::string& what) {
 
 DType from_scalar_type(c10::ScalarType type, const std::string& what) {
   switch (type) {
-    case at::kBool: return DType::BOOL;
-    case at::kByte: return DType::U8;
-    case at::kChar: return DType::I8;
-    case at::kShort: return DType::I16;
-    case at::kHalf: return DType::F16;
-    case at::kBFloat16: return DType::BF16;
-    case at::kInt: return DType::I32;
-    case at::kFloat: return DType::F32;
-    case at::kDouble: return DType::F64;
-    case at::kLong: return DType::I64;
+    case at::kBool:
+      return DType::BOOL;
+    case at::kByte:
+      return DType::U8;
+    case at::kChar:
+      return DType::I8;
+    case at::kShort:
+      return DType::I16;
+    case at::kHalf:
+      return DType::F16;
+    case at::kBFloat16:
+      return DType::BF16;
+    case at::kInt:
+      return DType::I32;
+    case at::kFloat:
+      return DType::F32;
+    case at::kDouble:
+      return DType::F64;
+    case at::kLong:
+      return DType::I64;
     default:
       MSMEDCAP_FAIL(what.empty() ? "" : what + ": ", "scalar type ", c10::toString(type),
                     " cannot be stored in safetensors");
@@ -94,24 +114,20 @@ TensorStore TensorStore::open(const std::string& path) {
     const config::Json index = config::read_json_file(index_path);
     MSMEDCAP_CHECK(index.is_object(), index_path, ": index must be a JSON object");
     const auto map_it = index.find("weight_map");
-    MSMEDCAP_CHECK(map_it != index.end() && map_it->is_object(), index_path,
-                   ": missing \"weight_map\" object");
+    MSMEDCAP_CHECK(map_it != index.end() && map_it->is_object(), index_path, ": missing \"weight_map\" object");
     if (auto meta = index.find("metadata"); meta != index.end() && meta->is_object()) {
       for (const auto& item : meta->items()) {
-        store.metadata_.emplace_back(item.key(), item.value().is_string()
-                                                     ? item.value().get<std::string>()
-                                                     : item.value().dump());
+        store.metadata_.emplace_back(item.key(),
+                                     item.value().is_string() ? item.value().get<std::string>() : item.value().dump());
       }
     }
     const std::string dir = parent_dir(index_path);
     std::map<std::string, size_t> shard_of_file;
     std::vector<std::pair<std::string, std::string>> wanted;  // (tensor, shard)
     for (const auto& item : map_it->items()) {
-      MSMEDCAP_CHECK(item.value().is_string(), index_path, ": weight_map['", item.key(),
-                     "'] must be a file name");
+      MSMEDCAP_CHECK(item.value().is_string(), index_path, ": weight_map['", item.key(), "'] must be a file name");
       const std::string shard = item.value().get<std::string>();
-      MSMEDCAP_CHECK(!shard.empty() && shard.find('/') == std::string::npos && shard != "." &&
-                         shard != "..",
+      MSMEDCAP_CHECK(!shard.empty() && shard.find('/') == std::string::npos && shard != "." && shard != "..",
                      index_path, ": weight_map['", item.key(), "'] = '", shard,
                      "' is not a file name in the checkpoint directory");
       if (!shard_of_file.count(shard)) {
@@ -121,8 +137,8 @@ TensorStore TensorStore::open(const std::string& path) {
       wanted.emplace_back(item.key(), shard);
     }
     for (const auto& [tensor, shard] : wanted) {
-      MSMEDCAP_CHECK(store.files_[shard_of_file[shard]]->find(tensor) != nullptr, index_path,
-                     ": tensor '", tensor, "' is mapped to ", shard, ", which does not hold it");
+      MSMEDCAP_CHECK(store.files_[shard_of_file[shard]]->find(tensor) != nullptr, index_path, ": tensor '", tensor,
+                     "' is mapped to ", shard, ", which does not hold it");
     }
   }
 
@@ -166,8 +182,8 @@ at::Tensor TensorStore::view(const std::string& name) const {
     return out;
   }
   auto keep_alive = file->source();
-  return at::from_blob(const_cast<uint8_t*>(data), info.shape,
-                       [keep_alive](void*) mutable { keep_alive.reset(); }, options);
+  return at::from_blob(
+      const_cast<uint8_t*>(data), info.shape, [keep_alive](void*) mutable { keep_alive.reset(); }, options);
 }
 
 at::Tensor TensorSource::read(const std::string& name, c10::ScalarType dtype, c10::Device device) const {
@@ -190,9 +206,7 @@ std::vector<std::string> StateDictSource::tensor_names() const {
   return names;
 }
 
-std::vector<int64_t> StateDictSource::shape_of(const std::string& name) const {
-  return tensor(name).sizes().vec();
-}
+std::vector<int64_t> StateDictSource::shape_of(const std::string& name) const { return tensor(name).sizes().vec(); }
 
 at::Tensor StateDictSource::tensor(const std::string& name) const {
   const auto it = tensors_.find(name);
@@ -237,8 +251,8 @@ void save_safetensors(const std::string& path, const StateDict& tensors, const M
   write_safetensors(path, raw_tensors(tensors, keep), metadata);
 }
 
-std::vector<std::string> save_sharded(const std::string& dir, const StateDict& tensors,
-                                      uint64_t max_shard_bytes, const Metadata& metadata) {
+std::vector<std::string> save_sharded(const std::string& dir, const StateDict& tensors, uint64_t max_shard_bytes,
+                                      const Metadata& metadata) {
   MSMEDCAP_CHECK(max_shard_bytes > 0, "save_sharded: max_shard_bytes must be > 0");
   std::vector<StateDict> shards(1);
   uint64_t current = 0;

@@ -27,8 +27,10 @@ const std::vector<Rule>& lavis_rules() {
       {std::regex("^visual_encoder\\.pos_embed$"), "vision_model.embeddings.position_embedding"},
       {std::regex("^visual_encoder\\.patch_embed\\.proj\\."), "vision_model.embeddings.patch_embedding."},
       {std::regex("^visual_encoder\\.blocks\\.(\\d+)\\.norm([12])\\."), "vision_model.encoder.layers.$1.layer_norm$2."},
-      {std::regex("^visual_encoder\\.blocks\\.(\\d+)\\.attn\\.qkv\\."), "vision_model.encoder.layers.$1.self_attn.qkv."},
-      {std::regex("^visual_encoder\\.blocks\\.(\\d+)\\.attn\\.proj\\."), "vision_model.encoder.layers.$1.self_attn.projection."},
+      {std::regex("^visual_encoder\\.blocks\\.(\\d+)\\.attn\\.qkv\\."),
+       "vision_model.encoder.layers.$1.self_attn.qkv."},
+      {std::regex("^visual_encoder\\.blocks\\.(\\d+)\\.attn\\.proj\\."),
+       "vision_model.encoder.layers.$1.self_attn.projection."},
       {std::regex("^visual_encoder\\.blocks\\.(\\d+)\\.mlp\\."), "vision_model.encoder.layers.$1.mlp."},
       {std::regex("^ln_vision\\."), "vision_model.post_layernorm."},
       {std::regex("^(sam_)?Qformer\\.bert\\.embeddings\\.LayerNorm\\."), "$1qformer.layernorm."},
@@ -151,7 +153,6 @@ StateDict bert_qformer_tensors(const TensorStore& store) {
   return out;
 }
 
-
 }  // namespace
 
 const std::vector<std::string>& weight_formats() {
@@ -177,7 +178,8 @@ StateDict canonical_tensors(const TensorStore& store, const std::string& format)
   const auto& names = store.names();
   if (format == "lavis") {
     for (const auto& name : names) {
-      MSMEDCAP_CHECK(!is_samblip_name(name), store.path(), ": '", name, "' is MSMedCap's SamBlip prototype layout "
+      MSMEDCAP_CHECK(!is_samblip_name(name), store.path(), ": '", name,
+                     "' is MSMedCap's SamBlip prototype layout "
                      "(clip_qformer.Qformer..., sam_qformer.Qformer...), not LAVIS's; load it with format samblip");
     }
   }
@@ -208,8 +210,8 @@ StateDict canonical_tensors(const TensorStore& store, const std::string& format)
     }
     std::string canonical = rules == nullptr ? name : apply(*rules, name);
     if (sam_only_stage1 && std::regex_search(canonical, kBranchHeads)) canonical = "sam_" + canonical;
-    MSMEDCAP_CHECK(out.emplace(canonical, store.view(name)).second, store.path(), ": tensors map to '",
-                   canonical, "' twice under format ", format);
+    MSMEDCAP_CHECK(out.emplace(canonical, store.view(name)).second, store.path(), ": tensors map to '", canonical,
+                   "' twice under format ", format);
   }
   for (const auto& [name, qv] : qv_bias) {
     MSMEDCAP_CHECK(qv.first.defined() && qv.second.defined(), store.path(), ": ", name,
@@ -228,8 +230,13 @@ std::vector<std::string> optional_prefixes(const std::string& format) {
   if (format != "lavis") return {};
   // Stage-1 parts a stage-2 / captioning checkpoint may still carry (MSMedCap's
   // transform.ipynb copies them in only to satisfy load_state_dict).
-  std::vector<std::string> out = {"temp", "vision_projection.", "text_projection.", "itm_head.",
-                                  "sam_vision_projection.", "sam_text_projection.", "sam_itm_head.",
+  std::vector<std::string> out = {"temp",
+                                  "vision_projection.",
+                                  "text_projection.",
+                                  "itm_head.",
+                                  "sam_vision_projection.",
+                                  "sam_text_projection.",
+                                  "sam_itm_head.",
                                   "sam_temp"};
   for (const std::string q : {"qformer.", "sam_qformer."}) {
     out.push_back(q + "cls.");

@@ -19,9 +19,10 @@ torch::Tensor itc_positives(int64_t batch, int64_t total, int64_t rank, const to
   return pos;
 }
 
-ItcResult itc_loss(const torch::Tensor& image_feats, const torch::Tensor& text_feat, const torch::Tensor& image_feats_all,
-                   const torch::Tensor& text_feat_all, const torch::Tensor& temp, int64_t rank, double label_smoothing,
-                   const torch::Tensor& image_ids, const torch::Tensor& image_ids_all) {
+ItcResult itc_loss(const torch::Tensor& image_feats, const torch::Tensor& text_feat,
+                   const torch::Tensor& image_feats_all, const torch::Tensor& text_feat_all, const torch::Tensor& temp,
+                   int64_t rank, double label_smoothing, const torch::Tensor& image_ids,
+                   const torch::Tensor& image_ids_all) {
   MSMEDCAP_CHECK(image_feats.dim() == 3 && text_feat.dim() == 2 && image_feats.size(0) == text_feat.size(0) &&
                      image_feats.size(2) == text_feat.size(1),
                  "itc: expected image_feats [B, Nq, E] and text_feat [B, E], got ", image_feats.sizes(), " and ",
@@ -36,13 +37,16 @@ ItcResult itc_loss(const torch::Tensor& image_feats, const torch::Tensor& text_f
   const auto sim_t2q = torch::einsum("ie,jqe->ijq", {text_feat, image_feats_all});  // [B, B*W, Nq]
   out.sim_t2i = std::get<0>(sim_t2q.max(-1)) / temp;
   if (!image_ids.defined()) {
-    const auto targets = torch::arange(rank * b, rank * b + b, torch::TensorOptions().dtype(torch::kLong).device(image_feats.device()));
+    const auto targets =
+        torch::arange(rank * b, rank * b + b, torch::TensorOptions().dtype(torch::kLong).device(image_feats.device()));
     const auto opts = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing);
     out.loss = (torch::nn::functional::cross_entropy(out.sim_i2t, targets, opts) +
-                torch::nn::functional::cross_entropy(out.sim_t2i, targets, opts)) / 2;
+                torch::nn::functional::cross_entropy(out.sim_t2i, targets, opts)) /
+               2;
     return out;
   }
-  const auto pos = itc_positives(b, total, rank, image_ids, image_ids_all, image_feats.device()).to(out.sim_i2t.dtype());
+  const auto pos =
+      itc_positives(b, total, rank, image_ids, image_ids_all, image_feats.device()).to(out.sim_i2t.dtype());
   const auto soft = (1.0 - label_smoothing) * pos / pos.sum(1, true) + label_smoothing / static_cast<double>(total);
   const auto ce = [&](const torch::Tensor& logits) { return -(torch::log_softmax(logits, 1) * soft).sum(1).mean(); };
   out.loss = (ce(out.sim_i2t) + ce(out.sim_t2i)) / 2;

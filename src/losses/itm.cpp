@@ -58,15 +58,16 @@ torch::Tensor draw(const torch::Tensor& logits, const torch::Tensor& positives, 
 
 }  // namespace
 
-HardNegatives sample_hard_negatives(const torch::Tensor& sim_i2t, const torch::Tensor& sim_t2i, const torch::Tensor& positives,
-                                    uint64_t seed, const torch::Tensor& row_keys, const torch::Tensor& col_keys) {
+HardNegatives sample_hard_negatives(const torch::Tensor& sim_i2t, const torch::Tensor& sim_t2i,
+                                    const torch::Tensor& positives, uint64_t seed, const torch::Tensor& row_keys,
+                                    const torch::Tensor& col_keys) {
   MSMEDCAP_CHECK(sim_i2t.sizes() == sim_t2i.sizes() && sim_i2t.sizes() == positives.sizes() && sim_i2t.dim() == 2,
                  "itm: similarities and positives must share [B, B*W], got ", sim_i2t.sizes(), ", ", sim_t2i.sizes(),
                  " and ", positives.sizes());
   const auto rows = row_keys.defined() ? row_keys : torch::arange(sim_i2t.size(0), torch::kLong);
   const auto cols = col_keys.defined() ? col_keys : torch::arange(sim_i2t.size(1), torch::kLong);
-  MSMEDCAP_CHECK(rows.numel() == sim_i2t.size(0) && cols.numel() == sim_i2t.size(1), "itm: keys ", rows.sizes(), " and ",
-                 cols.sizes(), " do not match similarities ", sim_i2t.sizes());
+  MSMEDCAP_CHECK(rows.numel() == sim_i2t.size(0) && cols.numel() == sim_i2t.size(1), "itm: keys ", rows.sizes(),
+                 " and ", cols.sizes(), " do not match similarities ", sim_i2t.sizes());
   HardNegatives out;
   out.image_index = draw(sim_t2i, positives, rows, cols, seed, 1).to(sim_t2i.device());  // a hard image for each text
   out.text_index = draw(sim_i2t, positives, rows, cols, seed, 2).to(sim_i2t.device());   // a hard text for each image

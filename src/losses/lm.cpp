@@ -11,8 +11,8 @@ torch::Tensor lm_targets(const torch::Tensor& ids, const torch::Tensor& mask, in
                          const std::vector<int64_t>& prompt_lengths) {
   MSMEDCAP_CHECK(ids.dim() == 2 && ids.sizes() == mask.sizes(), "lm: ids and mask must be [B, T], got ", ids.sizes(),
                  " and ", mask.sizes());
-  MSMEDCAP_CHECK(prompt_lengths.empty() || static_cast<int64_t>(prompt_lengths.size()) == ids.size(0), "lm: ",
-                 prompt_lengths.size(), " prompt lengths for ", ids.size(0), " rows");
+  MSMEDCAP_CHECK(prompt_lengths.empty() || static_cast<int64_t>(prompt_lengths.size()) == ids.size(0),
+                 "lm: ", prompt_lengths.size(), " prompt lengths for ", ids.size(0), " rows");
   auto text = ids.masked_fill(mask.eq(0), kIgnoreIndex);
   for (size_t b = 0; b < prompt_lengths.size(); ++b) {
     const int64_t n = std::min<int64_t>(prompt_lengths[b], ids.size(1));

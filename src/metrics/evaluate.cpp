@@ -113,7 +113,8 @@ std::map<std::string, std::string> read_reference_field(const std::string& path,
 
 std::map<std::string, Evaluation> evaluate_groups(const std::map<std::string, std::string>& predictions,
                                                   const std::map<std::string, std::vector<std::string>>& references,
-                                                  const std::map<std::string, std::string>& group_of, const Meteor* meteor) {
+                                                  const std::map<std::string, std::string>& group_of,
+                                                  const Meteor* meteor) {
   std::map<std::string, std::map<std::string, std::string>> preds;
   std::map<std::string, std::map<std::string, std::vector<std::string>>> refs;
   for (const auto& [id, caption] : predictions) {
@@ -138,8 +139,10 @@ Evaluation evaluate(const std::map<std::string, std::string>& predictions,
   for (const auto& [id, r] : references) {
     if (!predictions.count(id)) only_ref.push_back(id);
   }
-  MSMEDCAP_CHECK(only_pred.empty(), "evaluate: ", only_pred.size(), " predicted ids have no reference: ", first_ids(only_pred));
-  MSMEDCAP_CHECK(only_ref.empty(), "evaluate: ", only_ref.size(), " referenced ids have no prediction: ", first_ids(only_ref));
+  MSMEDCAP_CHECK(only_pred.empty(), "evaluate: ", only_pred.size(),
+                 " predicted ids have no reference: ", first_ids(only_pred));
+  MSMEDCAP_CHECK(only_ref.empty(), "evaluate: ", only_ref.size(),
+                 " referenced ids have no prediction: ", first_ids(only_ref));
   MSMEDCAP_CHECK(!predictions.empty(), "evaluate: no predictions");
   Evaluation ev;
   std::vector<Item> items;
@@ -203,8 +206,9 @@ namespace {
 
 Scores scores_from_json(const config::Json& j, const std::string& where, const std::string& at,
                         const std::vector<std::string>& structural) {
-  MSMEDCAP_CHECK(j.is_object(), where, ": ", at.empty() ? std::string("expected the JSON object `msmedcap evaluate --json` writes")
-                                                        : at + " is not an object");
+  MSMEDCAP_CHECK(j.is_object(), where, ": ",
+                 at.empty() ? std::string("expected the JSON object `msmedcap evaluate --json` writes")
+                            : at + " is not an object");
   Scores s;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string key = at + "/" + it.key();

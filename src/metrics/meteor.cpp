@@ -31,10 +31,10 @@ namespace uni = data::unicode;
 // replaceAll does: left to right, matches not overlapping.
 
 bool is_alpha(char32_t c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == 0x160 || c == 0x17D || c == 0x161 ||
-         c == 0x17E || c == 0x178 || (c >= 0xC0 && c <= 0xD6) || (c >= 0xD8 && c <= 0xF6) ||
-         (c >= 0xF8 && c <= 0x17E) || (c >= 0x400 && c <= 0x4FF) || (c >= 0x500 && c <= 0x527) ||
-         (c >= 0xA640 && c <= 0xA66E) || (c >= 0xA67E && c <= 0xA697) || (c >= 0x1D00 && c <= 0x1D7F);
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == 0x160 || c == 0x17D || c == 0x161 || c == 0x17E ||
+         c == 0x178 || (c >= 0xC0 && c <= 0xD6) || (c >= 0xD8 && c <= 0xF6) || (c >= 0xF8 && c <= 0x17E) ||
+         (c >= 0x400 && c <= 0x4FF) || (c >= 0x500 && c <= 0x527) || (c >= 0xA640 && c <= 0xA66E) ||
+         (c >= 0xA67E && c <= 0xA697) || (c >= 0x1D00 && c <= 0x1D7F);
 }
 bool is_digit(char32_t c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char32_t c) { return is_alpha(c) || is_digit(c); }
@@ -138,7 +138,8 @@ std::u32string normalize_english(const std::u32string& line) {
   // Dashes: en dash and "--" -> "-"; a dash between word characters (or after a dot) is dropped.
   s = replace_all(s, U"\u2013", U"-");
   s = replace_all(s, U"--", U"-");
-  s = replace_around(s, [](char32_t c) { return is_alnum(c) || c == '.'; }, '-', is_alnum, U" ");
+  s = replace_around(
+      s, [](char32_t c) { return is_alnum(c) || c == '.'; }, '-', is_alnum, U" ");
   // English contractions split to the right.
   auto not_alpha = [](char32_t c) { return !is_alpha(c); };
   auto not_alnum = [](char32_t c) { return !is_alpha(c) && !is_digit(c); };
@@ -146,7 +147,8 @@ std::u32string normalize_english(const std::u32string& line) {
   s = replace_around(s, not_alnum, '\'', is_alpha, U" ' ");
   s = replace_around(s, is_alpha, '\'', not_alpha, U" ' ");
   s = replace_around(s, is_alpha, '\'', is_alpha, U" '");
-  s = replace_around(s, is_digit, '\'', [](char32_t c) { return c == 's'; }, U" '");
+  s = replace_around(
+      s, is_digit, '\'', [](char32_t c) { return c == 's'; }, U" '");
   // Words; a final dot is split off unless the word is dotted throughout (U.S. -> US) or the next
   // word starts with a lower-case letter.
   std::vector<std::u32string> words;
@@ -206,27 +208,38 @@ std::u32string normalize_english(const std::u32string& line) {
 
 const std::unordered_set<std::string>& builtin_function_words() {
   static const std::unordered_set<std::string> words = {
-      "a", "an", "the", "this", "that", "these", "those", "each", "every", "either", "neither", "some", "any",
-      "no", "all", "both", "half", "several", "many", "much", "more", "most", "few", "fewer", "less", "least",
-      "other", "another", "such", "what", "which", "whatever", "whichever", "own", "same",
-      "i", "me", "my", "mine", "myself", "you", "your", "yours", "yourself", "yourselves", "he", "him", "his",
-      "himself", "she", "her", "hers", "herself", "it", "its", "itself", "we", "us", "our", "ours", "ourselves",
-      "they", "them", "their", "theirs", "themselves", "one", "ones", "oneself", "who", "whom", "whose",
-      "whoever", "something", "anything", "nothing", "everything", "someone", "anyone", "everyone",
-      "about", "above", "across", "after", "against", "along", "amid", "among", "amongst", "around", "as", "at",
-      "before", "behind", "below", "beneath", "beside", "besides", "between", "beyond", "by", "despite", "down",
-      "during", "except", "for", "from", "in", "inside", "into", "like", "near", "of", "off", "on", "onto",
-      "out", "outside", "over", "past", "per", "since", "than", "through", "throughout", "till", "to",
-      "toward", "towards", "under", "underneath", "unlike", "until", "up", "upon", "via", "with", "within",
-      "without", "and", "but", "or", "nor", "so", "yet", "because", "although", "though", "while", "whereas",
-      "if", "unless", "whether", "once", "where", "when", "whenever", "wherever", "how", "why", "then",
-      "am", "is", "are", "was", "were", "be", "been", "being", "have", "has", "had", "having", "do", "does",
-      "did", "doing", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "ought",
-      "not", "n't", "'s", "'ve", "'re", "'ll", "'d", "'m", "'", "there", "here", "very", "just", "only", "too",
-      "also", "even", "ever", "still", "again", "already", "however", "thus", "therefore", "hence", "etc",
-      ".", ",", ";", ":", "!", "?", "\"", "`", "(", ")", "[", "]", "{", "}", "-", "--", "...", "/", "\\",
-      "&", "%", "$", "#", "@", "*", "+", "=", "<", ">", "|", "~", "^", "_", "-lrb-", "-rrb-", "-lsb-",
-      "-rsb-", "-lcb-", "-rcb-"};
+      "a",         "an",         "the",        "this",     "that",       "these",    "those",  "each",
+      "every",     "either",     "neither",    "some",     "any",        "no",       "all",    "both",
+      "half",      "several",    "many",       "much",     "more",       "most",     "few",    "fewer",
+      "less",      "least",      "other",      "another",  "such",       "what",     "which",  "whatever",
+      "whichever", "own",        "same",       "i",        "me",         "my",       "mine",   "myself",
+      "you",       "your",       "yours",      "yourself", "yourselves", "he",       "him",    "his",
+      "himself",   "she",        "her",        "hers",     "herself",    "it",       "its",    "itself",
+      "we",        "us",         "our",        "ours",     "ourselves",  "they",     "them",   "their",
+      "theirs",    "themselves", "one",        "ones",     "oneself",    "who",      "whom",   "whose",
+      "whoever",   "something",  "anything",   "nothing",  "everything", "someone",  "anyone", "everyone",
+      "about",     "above",      "across",     "after",    "against",    "along",    "amid",   "among",
+      "amongst",   "around",     "as",         "at",       "before",     "behind",   "below",  "beneath",
+      "beside",    "besides",    "between",    "beyond",   "by",         "despite",  "down",   "during",
+      "except",    "for",        "from",       "in",       "inside",     "into",     "like",   "near",
+      "of",        "off",        "on",         "onto",     "out",        "outside",  "over",   "past",
+      "per",       "since",      "than",       "through",  "throughout", "till",     "to",     "toward",
+      "towards",   "under",      "underneath", "unlike",   "until",      "up",       "upon",   "via",
+      "with",      "within",     "without",    "and",      "but",        "or",       "nor",    "so",
+      "yet",       "because",    "although",   "though",   "while",      "whereas",  "if",     "unless",
+      "whether",   "once",       "where",      "when",     "whenever",   "wherever", "how",    "why",
+      "then",      "am",         "is",         "are",      "was",        "were",     "be",     "been",
+      "being",     "have",       "has",        "had",      "having",     "do",       "does",   "did",
+      "doing",     "will",       "would",      "shall",    "should",     "can",      "could",  "may",
+      "might",     "must",       "ought",      "not",      "n't",        "'s",       "'ve",    "'re",
+      "'ll",       "'d",         "'m",         "'",        "there",      "here",     "very",   "just",
+      "only",      "too",        "also",       "even",     "ever",       "still",    "again",  "already",
+      "however",   "thus",       "therefore",  "hence",    "etc",        ".",        ",",      ";",
+      ":",         "!",          "?",          "\"",       "`",          "(",        ")",      "[",
+      "]",         "{",          "}",          "-",        "--",         "...",      "/",      "\\",
+      "&",         "%",          "$",          "#",        "@",          "*",        "+",      "=",
+      "<",         ">",          "|",          "~",        "^",          "_",        "-lrb-",  "-rrb-",
+      "-lsb-",     "-rsb-",      "-lcb-",      "-rcb-"};
   return words;
 }
 
@@ -248,8 +261,8 @@ std::unordered_set<std::string> read_function_words(const std::string& path) {
 // reference; candidate matches are listed per reference position.
 
 enum Module { kExact = 0, kStem = 1, kSynonym = 2, kModules = 3 };
-constexpr std::array<double, kModules> kSearchWeights = {1.0, 0.5, 0.5};   // MeteorScorer's aligner weights
-constexpr std::array<double, kModules> kScoreWeights = {1.0, 0.6, 0.8};    // "rank" task, English
+constexpr std::array<double, kModules> kSearchWeights = {1.0, 0.5, 0.5};  // MeteorScorer's aligner weights
+constexpr std::array<double, kModules> kScoreWeights = {1.0, 0.6, 0.8};   // "rank" task, English
 constexpr double kAlpha = 0.85, kBeta = 0.20, kGamma = 0.60, kDelta = 0.75;
 constexpr size_t kBeam = 40;
 

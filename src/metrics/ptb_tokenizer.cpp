@@ -13,10 +13,11 @@ namespace {
 /// lower-case; the first letter may be upper-case in the text).
 const std::set<std::string>& abbreviations() {
   static const std::set<std::string> k = {
-      "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "fig", "figs", "no", "nos", "vol", "vs", "etc", "approx",
-      "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
-      "dec", "mt", "ft", "gen", "col", "rep", "sen", "gov", "lt", "sgt", "capt", "cmdr", "adm", "ave", "blvd",
-      "ref", "refs", "pp", "ed", "eds", "al", "cf", "ca", "ch", "eq", "eqs", "sec", "dept", "univ", "assoc"};
+      "mr",  "mrs", "ms",     "dr",   "prof", "st",  "jr",   "sr",   "fig",  "figs", "no",  "nos", "vol",
+      "vs",  "etc", "approx", "inc",  "ltd",  "co",  "corp", "jan",  "feb",  "mar",  "apr", "jun", "jul",
+      "aug", "sep", "sept",   "oct",  "nov",  "dec", "mt",   "ft",   "gen",  "col",  "rep", "sen", "gov",
+      "lt",  "sgt", "capt",   "cmdr", "adm",  "ave", "blvd", "ref",  "refs", "pp",   "ed",  "eds", "al",
+      "cf",  "ca",  "ch",     "eq",   "eqs",  "sec", "dept", "univ", "assoc"};
   return k;
 }
 
@@ -36,19 +37,20 @@ bool one_of(char c, const char* chars) { return c != '\0' && std::strchr(chars, 
 /// Replaces multi-byte typography with PTB's ASCII forms before splitting.
 std::string normalise(const std::string& text) {
   static const std::vector<std::pair<std::string, std::string>> k = {
-      {"\xE2\x80\x9C", " `` "},  // left double quotation mark
-      {"\xE2\x80\x9D", " '' "},  // right double quotation mark
-      {"\xE2\x80\x98", " ` "},   // left single quotation mark
-      {"\xE2\x80\x99", "'"},     // right single quotation mark: an apostrophe inside words
-      {"\xE2\x80\xA6", " ... "}, // horizontal ellipsis
-      {"\xE2\x80\x94", " -- "},  // em dash
-      {"\xE2\x80\x93", " -- "},  // en dash
+      {"\xE2\x80\x9C", " `` "},   // left double quotation mark
+      {"\xE2\x80\x9D", " '' "},   // right double quotation mark
+      {"\xE2\x80\x98", " ` "},    // left single quotation mark
+      {"\xE2\x80\x99", "'"},      // right single quotation mark: an apostrophe inside words
+      {"\xE2\x80\xA6", " ... "},  // horizontal ellipsis
+      {"\xE2\x80\x94", " -- "},   // em dash
+      {"\xE2\x80\x93", " -- "},   // en dash
       {"&amp;", "&"},
       {"\n", " "},
   };
   std::string s = text;
   for (const auto& [from, to] : k) {
-    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+      s.replace(at, from.size(), to);
   }
   return s;
 }
@@ -70,7 +72,8 @@ void split_chunk(std::string w, std::vector<std::string>& out) {
       const size_t n = w.rfind("...", 0) == 0 ? 3 : 2;
       out.push_back(w.substr(0, n));
       w.erase(0, n);
-    } else if (c == '`' || (c == '\'' && w.size() > 1 && std::isalpha(static_cast<unsigned char>(w[1])) && !is_clitic(w))) {
+    } else if (c == '`' ||
+               (c == '\'' && w.size() > 1 && std::isalpha(static_cast<unsigned char>(w[1])) && !is_clitic(w))) {
       out.emplace_back("`");
       w.erase(0, 1);
     } else {
@@ -146,7 +149,7 @@ std::string escape(const std::string& t) {
 
 std::string ptb_tokenize(const std::string& text) {
   static const std::set<std::string> kPunctuations = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".",
-                                                      "?", "!", ",", ":", "-", "--", "...", ";"};
+                                                      "?",  "!", ",",  ":", "-",     "--",    "...",   ";"};
   const std::string s = normalise(text);
   std::vector<std::string> tokens;
   size_t i = 0;

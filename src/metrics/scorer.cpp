@@ -17,16 +17,16 @@ std::vector<Counts> ngram_counts(const std::vector<std::string>& tokens, int n) 
   std::vector<Counts> out(static_cast<size_t>(n));
   for (int k = 1; k <= n; ++k) {
     for (size_t i = 0; i + static_cast<size_t>(k) <= tokens.size(); ++i) {
-      out[static_cast<size_t>(k - 1)][std::vector<std::string>(tokens.begin() + static_cast<std::ptrdiff_t>(i),
-                                                              tokens.begin() + static_cast<std::ptrdiff_t>(i) + k)] += 1;
+      out[static_cast<size_t>(k - 1)][std::vector<std::string>(
+          tokens.begin() + static_cast<std::ptrdiff_t>(i), tokens.begin() + static_cast<std::ptrdiff_t>(i) + k)] += 1;
     }
   }
   return out;
 }
 
 /// BLEU_1..4 from summed statistics (bleu_scorer.py compute_score with option "closest").
-std::array<double, 4> bleu_from(const std::array<double, 4>& correct, const std::array<double, 4>& guess, double testlen,
-                                double reflen) {
+std::array<double, 4> bleu_from(const std::array<double, 4>& correct, const std::array<double, 4>& guess,
+                                double testlen, double reflen) {
   constexpr double kTiny = 1e-15, kSmall = 1e-9;
   std::array<double, 4> out{};
   double product = 1;

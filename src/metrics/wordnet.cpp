@@ -18,11 +18,11 @@ struct Rule {
   const char* ending;
 };
 constexpr std::array<Rule, 20> kRules = {{
-    {"s", ""}, {"ses", "s"}, {"xes", "x"}, {"zes", "z"}, {"ches", "ch"}, {"shes", "sh"},
-    {"men", "man"}, {"ies", "y"},                                                   // nouns
-    {"s", ""}, {"ies", "y"}, {"es", "e"}, {"es", ""}, {"ed", "e"}, {"ed", ""},
-    {"ing", "e"}, {"ing", ""},                                                       // verbs
-    {"er", ""}, {"est", ""}, {"er", "e"}, {"est", "e"},                              // adjectives
+    {"s", ""},      {"ses", "s"},   {"xes", "x"},   {"zes", "z"},
+    {"ches", "ch"}, {"shes", "sh"}, {"men", "man"}, {"ies", "y"},  // nouns
+    {"s", ""},      {"ies", "y"},   {"es", "e"},    {"es", ""},
+    {"ed", "e"},    {"ed", ""},     {"ing", "e"},   {"ing", ""},   // verbs
+    {"er", ""},     {"est", ""},    {"er", "e"},    {"est", "e"},  // adjectives
 }};
 
 bool ends_with(const std::string& s, const std::string& suffix) {

@@ -18,8 +18,7 @@ namespace msmedcap::models {
 
 namespace F = torch::nn::functional;
 
-std::pair<torch::Tensor, torch::Tensor> KvCache::append(size_t layer, const torch::Tensor& k,
-                                                        const torch::Tensor& v) {
+std::pair<torch::Tensor, torch::Tensor> KvCache::append(size_t layer, const torch::Tensor& k, const torch::Tensor& v) {
   if (keys_.size() <= layer) {
     keys_.resize(layer + 1);
     values_.resize(layer + 1);
@@ -60,8 +59,7 @@ void KvCache::repeat_interleave(int64_t times) {
   for (auto& v : values_) v = v.repeat_interleave(times, 0);
 }
 
-torch::Tensor causal_padding_bias(const torch::Tensor& mask, int64_t new_tokens,
-                                  c10::ScalarType dtype) {
+torch::Tensor causal_padding_bias(const torch::Tensor& mask, int64_t new_tokens, c10::ScalarType dtype) {
   const int64_t total = mask.size(1);
   const int64_t past = total - new_tokens;
   auto causal = torch::ones({new_tokens, total}, mask.options().dtype(torch::kBool)).tril(past);
@@ -71,26 +69,21 @@ torch::Tensor causal_padding_bias(const torch::Tensor& mask, int64_t new_tokens,
                         : dtype == torch::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
                         : dtype == torch::kHalf     ? static_cast<double>(std::numeric_limits<c10::Half>::lowest())
                                                     : std::numeric_limits<float>::lowest();
-  return torch::zeros(keep.sizes(), mask.options().dtype(dtype))
-      .masked_fill(keep.logical_not(), lowest)
-      .unsqueeze(1);
+  return torch::zeros(keep.sizes(), mask.options().dtype(dtype)).masked_fill(keep.logical_not(), lowest).unsqueeze(1);
 }
 
 namespace {
 
 torch::Tensor default_positions(const torch::Tensor& embeds, int64_t past) {
   const int64_t t = embeds.size(1);
-  return torch::arange(past, past + t, embeds.options().dtype(torch::kLong))
-      .unsqueeze(0)
-      .expand({embeds.size(0), t});
+  return torch::arange(past, past + t, embeds.options().dtype(torch::kLong)).unsqueeze(0).expand({embeds.size(0), t});
 }
 
 torch::Tensor check_mask(const torch::Tensor& embeds, const torch::Tensor& mask, int64_t past) {
   if (!mask.defined()) {
     return torch::ones({embeds.size(0), past + embeds.size(1)}, embeds.options().dtype(torch::kLong));
   }
-  MSMEDCAP_CHECK(mask.dim() == 2 && mask.size(0) == embeds.size(0) &&
-                     mask.size(1) == past + embeds.size(1),
+  MSMEDCAP_CHECK(mask.dim() == 2 && mask.size(0) == embeds.size(0) && mask.size(1) == past + embeds.size(1),
                  "language_model: attention_mask must be [B, past + T] = [", embeds.size(0), ", ",
                  past + embeds.size(1), "], got ", mask.sizes());
   return mask;
@@ -107,8 +100,7 @@ class CausalLmBase : public DecoderLM {
   /// Registers `lm_head` (width -> vocab, no bias) unless the head is tied.
   void add_lm_head(int64_t width) {
     if (!cfg_.tie_word_embeddings) {
-      lm_head = register_module(
-          "lm_head", Linear(width, cfg_.vocab_size, /*bias=*/false));
+      lm_head = register_module("lm_head", Linear(width, cfg_.vocab_size, /*bias=*/false));
     }
   }
   /// Logits of final hidden states; `embedding` is the token table a tied head reuses.
@@ -189,20 +181,16 @@ TORCH_MODULE(OptLayer);
 
 struct OptDecoderImpl : torch::nn::Module {
   explicit OptDecoderImpl(const config::DecoderConfig& cfg) {
-    embed_tokens = register_module(
-        "embed_tokens", Embedding(cfg.vocab_size, cfg.embed_dim()));
-    embed_positions = register_module(
-        "embed_positions", Embedding(cfg.max_position_embeddings + 2, cfg.hidden_size));
+    embed_tokens = register_module("embed_tokens", Embedding(cfg.vocab_size, cfg.embed_dim()));
+    embed_positions = register_module("embed_positions", Embedding(cfg.max_position_embeddings + 2, cfg.hidden_size));
     if (cfg.embed_dim() != cfg.hidden_size) {
-      project_in = register_module(
-          "project_in", Linear(cfg.embed_dim(), cfg.hidden_size, /*bias=*/false));
-      project_out = register_module(
-          "project_out", Linear(cfg.hidden_size, cfg.embed_dim(), /*bias=*/false));
+      project_in = register_module("project_in", Linear(cfg.embed_dim(), cfg.hidden_size, /*bias=*/false));
+      project_out = register_module("project_out", Linear(cfg.hidden_size, cfg.embed_dim(), /*bias=*/false));
     }
     if (cfg.do_layer_norm_before) {
-      final_layer_norm = register_module(
-          "final_layer_norm",
-          torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+      final_layer_norm =
+          register_module("final_layer_norm",
+                          torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
     }
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(OptLayer(cfg));
@@ -215,9 +203,7 @@ struct OptDecoderImpl : torch::nn::Module {
 TORCH_MODULE(OptDecoder);
 
 struct OptModelImpl : torch::nn::Module {
-  explicit OptModelImpl(const config::DecoderConfig& cfg) {
-    decoder = register_module("decoder", OptDecoder(cfg));
-  }
+  explicit OptModelImpl(const config::DecoderConfig& cfg) { decoder = register_module("decoder", OptDecoder(cfg)); }
   OptDecoder decoder{nullptr};
 };
 TORCH_MODULE(OptModel);
@@ -231,8 +217,8 @@ class OptForCausalLM : public CausalLmBase {
   torch::Tensor embed(const torch::Tensor& ids) override { return model->decoder->embed_tokens(ids); }
   int64_t input_width() const override { return cfg_.embed_dim(); }
   bool positions_from_mask() const override { return true; }
-  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
-                        const torch::Tensor& positions, KvCache* cache, int64_t logits_last) override {
+  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in, const torch::Tensor& positions,
+                        KvCache* cache, int64_t logits_last) override {
     auto& d = model->decoder;
     const auto step = prepare(embeds, mask_in, positions, cache);
     torch::Tensor pos = step.positions;
@@ -274,8 +260,10 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 
 struct LlamaAttentionImpl : torch::nn::Module {
   explicit LlamaAttentionImpl(const config::DecoderConfig& cfg)
-      : heads(cfg.num_attention_heads), kv_heads(cfg.kv_heads()),
-        head_dim(cfg.hidden_size / cfg.num_attention_heads), theta(cfg.rope_theta) {
+      : heads(cfg.num_attention_heads),
+        kv_heads(cfg.kv_heads()),
+        head_dim(cfg.hidden_size / cfg.num_attention_heads),
+        theta(cfg.rope_theta) {
     auto linear = [](int64_t in, int64_t out) { return Linear(in, out, /*bias=*/false); };
     q_proj = register_module("q_proj", linear(cfg.hidden_size, heads * head_dim));
     k_proj = register_module("k_proj", linear(cfg.hidden_size, kv_heads * head_dim));
@@ -303,9 +291,10 @@ struct LlamaAttentionImpl : torch::nn::Module {
   /// positions [B, T]: cos and sin, [B, 1, T, Dh] in `dtype`. The same for every layer, so the
   /// model computes them once per call.
   std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, c10::ScalarType dtype) const {
-    auto inv_freq = 1.0 / torch::pow(theta, torch::arange(0, head_dim, 2, positions.options().dtype(torch::kFloat)) / head_dim);
+    auto inv_freq =
+        1.0 / torch::pow(theta, torch::arange(0, head_dim, 2, positions.options().dtype(torch::kFloat)) / head_dim);
     auto freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, Dh/2]
-    auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);            // [B, 1, T, Dh]
+    auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);             // [B, 1, T, Dh]
     return {emb.cos().to(dtype), emb.sin().to(dtype)};
   }
   int64_t heads, kv_heads, head_dim;
@@ -366,15 +355,16 @@ class LlamaForCausalLM : public CausalLmBase {
   }
   torch::Tensor embed(const torch::Tensor& ids) override { return model->embed_tokens(ids); }
   int64_t input_width() const override { return cfg_.hidden_size; }
-  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
-                        const torch::Tensor& positions, KvCache* cache, int64_t logits_last) override {
+  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in, const torch::Tensor& positions,
+                        KvCache* cache, int64_t logits_last) override {
     const auto step = prepare(embeds, mask_in, positions, cache);
     auto h = embeds;
     size_t i = 0;
     torch::Tensor cos, sin;
     for (const auto& layer : *model->layers) {
       auto* l = layer->as<LlamaLayer>();
-      if (!cos.defined()) std::tie(cos, sin) = l->self_attn->rotary(step.positions.to(embeds.device()), embeds.scalar_type());
+      if (!cos.defined())
+        std::tie(cos, sin) = l->self_attn->rotary(step.positions.to(embeds.device()), embeds.scalar_type());
       h = l->forward(h, cos, sin, step.bias, cache, i++);
     }
     return vocab_logits(model->norm(last_positions(h, logits_last)), model->embed_tokens->weight);
@@ -455,8 +445,8 @@ class Gpt2LMHeadModel : public CausalLmBase {
   }
   torch::Tensor embed(const torch::Tensor& ids) override { return transformer->wte(ids); }
   int64_t input_width() const override { return cfg_.hidden_size; }
-  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in,
-                        const torch::Tensor& positions, KvCache* cache, int64_t logits_last) override {
+  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in, const torch::Tensor& positions,
+                        KvCache* cache, int64_t logits_last) override {
     const auto step = prepare(embeds, mask_in, positions, cache);
     auto h = embeds + transformer->wpe(step.positions);
     size_t i = 0;

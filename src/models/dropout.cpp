@@ -16,7 +16,8 @@ constexpr int64_t kLane = (int64_t{1} << 31) - 1;  // 31-bit lanes: products sta
 /// odd constant modulo 2^31, twice, then a last xor-shift. Each step is a bijection, so a
 /// uniformly counted input gives uniformly spread outputs.
 at::Tensor mix31(at::Tensor x) {
-  for (int round = 0; round < 2; ++round) x = at::bitwise_and(at::bitwise_xor(x, at::__rshift__(x, 16)) * 0x45d9f3b, kLane);
+  for (int round = 0; round < 2; ++round)
+    x = at::bitwise_and(at::bitwise_xor(x, at::__rshift__(x, 16)) * 0x45d9f3b, kLane);
   return at::bitwise_xor(x, at::__rshift__(x, 16));
 }
 }  // namespace
@@ -42,8 +43,9 @@ at::Tensor DropoutKeys::apply(const at::Tensor& x, double p, uint64_t site) cons
                  " keyed rows");
   std::vector<int64_t> row_seeds(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
-    const uint64_t h = core::mix_seed(seed_, pass_ * 0x10000ull + site, static_cast<uint64_t>(keys_[static_cast<size_t>(r % b)]),
-                                      static_cast<uint64_t>(r / b));
+    const uint64_t h =
+        core::mix_seed(seed_, pass_ * 0x10000ull + site, static_cast<uint64_t>(keys_[static_cast<size_t>(r % b)]),
+                       static_cast<uint64_t>(r / b));
     row_seeds[static_cast<size_t>(r)] = static_cast<int64_t>(h & static_cast<uint64_t>(kLane));
   }
   const int64_t per_row = x.numel() / rows;

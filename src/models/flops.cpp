@@ -27,9 +27,9 @@ double sam(const config::SamEncoderConfig& cfg, int64_t batch) {
   const int64_t g = cfg.image_size / cfg.patch_size, w = cfg.hidden_size;
   double total = linear(batch * g * g, 3 * cfg.patch_size * cfg.patch_size, w);
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-    const bool global = std::find(cfg.global_attn_indexes.begin(), cfg.global_attn_indexes.end(), i) !=
-                        cfg.global_attn_indexes.end();
-    const int64_t side = global ? g : cfg.window_size;             // attention window side
+    const bool global =
+        std::find(cfg.global_attn_indexes.begin(), cfg.global_attn_indexes.end(), i) != cfg.global_attn_indexes.end();
+    const int64_t side = global ? g : cfg.window_size;                 // attention window side
     const int64_t padded = global ? g : (g + side - 1) / side * side;  // grid after zero padding
     const int64_t windows = batch * (padded / side) * (padded / side), n = side * side;
     const int64_t rows = windows * n;
@@ -61,8 +61,7 @@ double qformer(const config::QFormerConfig& cfg, const QFormerPass& p) {
   return total;
 }
 
-double decoder(const config::DecoderConfig& cfg, int64_t batch, int64_t tokens, int64_t past,
-               int64_t logit_rows) {
+double decoder(const config::DecoderConfig& cfg, int64_t batch, int64_t tokens, int64_t past, int64_t logit_rows) {
   const int64_t w = cfg.hidden_size, rows = batch * tokens;
   const int64_t kv = cfg.kv_heads() * (w / cfg.num_attention_heads);
   const int64_t mlp_matrices = cfg.arch == "llama" ? 3 : 2;
@@ -112,25 +111,27 @@ PrefixFlops prefix_flops(const config::ModelConfig& cfg, int64_t batch, bool liv
 }
 }  // namespace
 
-double training_step(const config::ModelConfig& cfg, const config::StageConfig& stage, int64_t batch,
-                     int64_t text, bool live_clip, bool live_sam) {
+double training_step(const config::ModelConfig& cfg, const config::StageConfig& stage, int64_t batch, int64_t text,
+                     bool live_clip, bool live_sam) {
   const config::Stage id = stage.id();
   if (id == config::Stage::kDecoderLm) return 3 * decoder(cfg.decoder, batch, text, 0, text);
   if (const auto branch = config::stage1_branch(id)) {
     const bool sam_branch = *branch == config::Branch::kSam;
     const auto& q = sam_branch ? cfg.sam_qformer : cfg.qformer;
     const int64_t nq = q.num_query_tokens, m = image_tokens(cfg, *branch), w = q.hidden_size;
-    const double encoder = sam_branch ? (live_sam ? sam(cfg.sam, batch) : 0) : (live_clip ? vision(cfg.vision, batch) : 0);
+    const double encoder =
+        sam_branch ? (live_sam ? sam(cfg.sam, batch) : 0) : (live_clip ? vision(cfg.vision, batch) : 0);
     const double trained = qformer(q, {batch, nq, 0, m}) + qformer(q, {batch, 0, text, 0}) +
-                           qformer(q, {3 * batch, nq, text, m, 0, false, false}) + qformer(q, {batch, 0, text, 0, nq, true}) +
-                           linear(batch * nq, w, cfg.embed_dim) + linear(batch, w, cfg.embed_dim) +
-                           linear(3 * batch * nq, w, 2);
+                           qformer(q, {3 * batch, nq, text, m, 0, false, false}) +
+                           qformer(q, {batch, 0, text, 0, nq, true}) + linear(batch * nq, w, cfg.embed_dim) +
+                           linear(batch, w, cfg.embed_dim) + linear(3 * batch * nq, w, 2);
     return encoder + 3 * trained;
   }
   const auto prefix = prefix_flops(cfg, batch, live_clip, live_sam);
   const int64_t p = prefix_tokens(cfg);
   const double lm = decoder(cfg.decoder, batch, p + text, 0, text);
-  const double vision_trained = id == config::Stage::kCaption && stage.train_vision && live_clip ? 2 * vision(cfg.vision, batch) : 0;
+  const double vision_trained =
+      id == config::Stage::kCaption && stage.train_vision && live_clip ? 2 * vision(cfg.vision, batch) : 0;
   return prefix.encoders + vision_trained + 3 * prefix.trainable + (stage.train_llm ? 3 : 2) * lm;
 }
 

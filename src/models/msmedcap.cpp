@@ -15,8 +15,8 @@ MsMedCapModelImpl::MsMedCapModelImpl(const config::ModelConfig& cfg) : cfg_(cfg)
   const int64_t width = language_model->input_width();
   if (cfg.use_clip) {
     vision_model = register_module("vision_model", make_vision_model(cfg.vision));
-    query_tokens = register_parameter(
-        "query_tokens", torch::randn({1, cfg.qformer.num_query_tokens, cfg.qformer.hidden_size}) * 0.02);
+    query_tokens = register_parameter("query_tokens",
+                                      torch::randn({1, cfg.qformer.num_query_tokens, cfg.qformer.hidden_size}) * 0.02);
     qformer = register_module("qformer", QFormerModel(cfg.qformer));
     language_projection = register_module("language_projection", Linear(cfg.qformer.hidden_size, width));
     if (cfg.qformer.text_path) clip_heads_ = make_heads("", cfg.qformer.hidden_size);
@@ -26,8 +26,7 @@ MsMedCapModelImpl::MsMedCapModelImpl(const config::ModelConfig& cfg) : cfg_(cfg)
     sam_query_tokens = register_parameter(
         "sam_query_tokens", torch::randn({1, cfg.sam_qformer.num_query_tokens, cfg.sam_qformer.hidden_size}) * 0.02);
     sam_qformer = register_module("sam_qformer", QFormerModel(cfg.sam_qformer));
-    sam_language_projection =
-        register_module("sam_language_projection", Linear(cfg.sam_qformer.hidden_size, width));
+    sam_language_projection = register_module("sam_language_projection", Linear(cfg.sam_qformer.hidden_size, width));
     if (cfg.sam_qformer.text_path) sam_heads_ = make_heads("sam_", cfg.sam_qformer.hidden_size);
   }
   register_module("language_model", language_model);
@@ -140,10 +139,8 @@ VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs, PrefixAttentio
   return prefix;
 }
 
-CaptionerOutput MsMedCapModelImpl::forward(const torch::Tensor& pixel_values,
-                                           const torch::Tensor& sam_pixel_values,
-                                           const torch::Tensor& input_ids,
-                                           const torch::Tensor& attention_mask,
+CaptionerOutput MsMedCapModelImpl::forward(const torch::Tensor& pixel_values, const torch::Tensor& sam_pixel_values,
+                                           const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                            const torch::Tensor& labels) {
   return forward_inputs(encode_images(pixel_values, sam_pixel_values), input_ids, attention_mask, labels);
 }
@@ -201,16 +198,16 @@ CaptionerOutput MsMedCapModelImpl::decode(const VisualPrefix& prefix, const torc
   CaptionerOutput out = prefix.parts;
   out.logits = language_model->forward(embeds, mask, {}, nullptr, logits_last);
   if (labels.defined()) {
-    MSMEDCAP_CHECK(labels.sizes() == input_ids.sizes(), "model: labels ", labels.sizes(),
-                   " do not match input_ids ", input_ids.sizes());
+    MSMEDCAP_CHECK(labels.sizes() == input_ids.sizes(), "model: labels ", labels.sizes(), " do not match input_ids ",
+                   input_ids.sizes());
     MSMEDCAP_CHECK(out.logits.size(1) >= t, "model: labels need the logits of all ", t, " text positions, got ",
                    out.logits.size(1));
     // HF Blip2: the last T positions (all of them with placeholders), shifted by one.
     const int64_t end = out.logits.size(1);
     const auto shifted = out.logits.slice(1, end - t, end - 1);  // [B, T-1, V]
-    const auto targets = labels.slice(1, 1);                  // [B, T-1]
-    out.loss = F::cross_entropy(shifted.reshape({-1, shifted.size(-1)}).to(torch::kFloat),
-                                targets.reshape({-1}), F::CrossEntropyFuncOptions().ignore_index(-100));
+    const auto targets = labels.slice(1, 1);                     // [B, T-1]
+    out.loss = F::cross_entropy(shifted.reshape({-1, shifted.size(-1)}).to(torch::kFloat), targets.reshape({-1}),
+                                F::CrossEntropyFuncOptions().ignore_index(-100));
   }
   return out;
 }

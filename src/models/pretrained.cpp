@@ -107,8 +107,8 @@ config::DecoderConfig decoder_config_from_hf(const config::Json& t, const std::s
                    " x heads != hidden_size (not supported)");
     MSMEDCAP_CHECK(get_or<config::Json>(t, "rope_scaling", config::Json(), path).is_null(), path,
                    ": rope_scaling is not supported");
-    MSMEDCAP_CHECK(!get_or<bool>(t, "attention_bias", false, path) && !get_or<bool>(t, "mlp_bias", false, path),
-                   path, ": attention_bias / mlp_bias are not supported");
+    MSMEDCAP_CHECK(!get_or<bool>(t, "attention_bias", false, path) && !get_or<bool>(t, "mlp_bias", false, path), path,
+                   ": attention_bias / mlp_bias are not supported");
   } else if (type == "gpt2") {
     d.arch = "gpt2";
     d.vocab_size = get_or<int64_t>(t, "vocab_size", 50257, path);
@@ -291,18 +291,15 @@ void move_to(torch::nn::Module& model, const LoadTarget& target) {
 }
 
 namespace {
-io::LoadOptions weight_options(const std::string& prefix, const config::LoadConfig& policy,
-                               const std::string& format) {
+io::LoadOptions weight_options(const std::string& prefix, const config::LoadConfig& policy, const std::string& format) {
   io::LoadOptions options;
   options.policy = policy;
   options.prefix = prefix;
   // A tied LM head may still be saved (it equals the token embedding); SAM checkpoints carry
   // the prompt encoder and mask decoder, which captioning does not use.
-  for (const char* name : {"language_model.lm_head.weight", "lm_head.weight",
-                           "vision_model.embeddings.position_ids",
-                           "sam_model.prompt_encoder.", "sam_model.mask_decoder.",
-                           "sam_model.shared_image_embedding.", "prompt_encoder.", "mask_decoder.",
-                           "shared_image_embedding."}) {
+  for (const char* name : {"language_model.lm_head.weight", "lm_head.weight", "vision_model.embeddings.position_ids",
+                           "sam_model.prompt_encoder.", "sam_model.mask_decoder.", "sam_model.shared_image_embedding.",
+                           "prompt_encoder.", "mask_decoder.", "shared_image_embedding."}) {
     options.policy.allow_unexpected.emplace_back(name);
   }
   for (const auto& optional : io::optional_prefixes(format)) {
@@ -333,9 +330,9 @@ std::unique_ptr<io::TensorSource> open_source(const std::string& path, const std
 }
 }  // namespace
 
-io::LoadReport load_weights(torch::nn::Module& model, const std::string& path,
-                            const std::string& prefix, const config::LoadConfig& policy,
-                            const std::string& format, const std::optional<LoadTarget>& target) {
+io::LoadReport load_weights(torch::nn::Module& model, const std::string& path, const std::string& prefix,
+                            const config::LoadConfig& policy, const std::string& format,
+                            const std::optional<LoadTarget>& target) {
   auto options = weight_options(prefix, policy, format);
   if (target) {
     options.dtype = target->dtype;

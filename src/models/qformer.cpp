@@ -70,7 +70,8 @@ std::pair<torch::Tensor, torch::Tensor> QFormerMultiHeadAttentionImpl::project_c
 QFormerImageKv QFormerImageKv::select(const torch::Tensor& rows) const {
   QFormerImageKv out;
   for (const auto& kv : layers)
-    out.layers.push_back(kv.defined() ? AttentionKv{kv.keys.index_select(0, rows), kv.values.index_select(0, rows)} : kv);
+    out.layers.push_back(kv.defined() ? AttentionKv{kv.keys.index_select(0, rows), kv.values.index_select(0, rows)}
+                                      : kv);
   return out;
 }
 
@@ -121,18 +122,20 @@ QFormerLayerImpl::QFormerLayerImpl(const config::QFormerConfig& cfg, int64_t ind
   const uint64_t site = static_cast<uint64_t>(index) * kSitesPerLayer;
   attention = register_module("attention", QFormerAttention(cfg, /*is_cross=*/false, keys, site + kSelfSite));
   if (index % cfg.cross_attention_frequency == 0) {
-    crossattention = register_module("crossattention", QFormerAttention(cfg, /*is_cross=*/true, keys, site + kCrossSite));
+    crossattention =
+        register_module("crossattention", QFormerAttention(cfg, /*is_cross=*/true, keys, site + kCrossSite));
   }
   if (cfg.text_path) {
     intermediate = register_module("intermediate", QFormerIntermediate(cfg.hidden_size, cfg.intermediate_size));
-    output = register_module("output", QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps,
-                                                     DropoutSite{keys, cfg.hidden_dropout_prob, site + kTextOutputSite}));
+    output =
+        register_module("output", QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps,
+                                                DropoutSite{keys, cfg.hidden_dropout_prob, site + kTextOutputSite}));
   }
   intermediate_query =
       register_module("intermediate_query", QFormerIntermediate(cfg.hidden_size, cfg.intermediate_size));
-  output_query = register_module(
-      "output_query", QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps,
-                                    DropoutSite{keys, cfg.hidden_dropout_prob, site + kQueryOutputSite}));
+  output_query = register_module("output_query",
+                                 QFormerOutput(cfg.intermediate_size, cfg.hidden_size, cfg.layer_norm_eps,
+                                               DropoutSite{keys, cfg.hidden_dropout_prob, site + kQueryOutputSite}));
 }
 
 torch::Tensor QFormerLayerImpl::forward(const torch::Tensor& x, const QFormerLayerCall& call) {
@@ -163,8 +166,7 @@ QFormerEncoderImpl::QFormerEncoderImpl(const config::QFormerConfig& cfg, const s
 
 QFormerEmbeddingsImpl::QFormerEmbeddingsImpl(const config::QFormerConfig& cfg) {
   word_embeddings = register_module("word_embeddings", Embedding(cfg.vocab_size, cfg.hidden_size));
-  position_embeddings =
-      register_module("position_embeddings", Embedding(cfg.max_position_embeddings, cfg.hidden_size));
+  position_embeddings = register_module("position_embeddings", Embedding(cfg.max_position_embeddings, cfg.hidden_size));
 }
 
 torch::Tensor QFormerEmbeddingsImpl::forward(const torch::Tensor& ids) {
@@ -181,9 +183,7 @@ QFormerPredictionTransformImpl::QFormerPredictionTransformImpl(const config::QFo
       "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
 }
 
-torch::Tensor QFormerPredictionTransformImpl::forward(const torch::Tensor& x) {
-  return LayerNorm(F::gelu(dense(x)));
-}
+torch::Tensor QFormerPredictionTransformImpl::forward(const torch::Tensor& x) { return LayerNorm(F::gelu(dense(x))); }
 
 QFormerPredictionsImpl::QFormerPredictionsImpl(const config::QFormerConfig& cfg) {
   transform = register_module("transform", QFormerPredictionTransform(cfg));
@@ -229,9 +229,8 @@ torch::Tensor QFormerModelImpl::forward(const torch::Tensor& query_embeds, const
 }
 
 QFormerImageKv QFormerModelImpl::image_keys_values(const torch::Tensor& image) {
-  MSMEDCAP_CHECK(image.dim() == 3 && image.size(2) == encoder_hidden_size_,
-                 "qformer: image features must be [B, M, ", encoder_hidden_size_, "], got ",
-                 image.sizes());
+  MSMEDCAP_CHECK(image.dim() == 3 && image.size(2) == encoder_hidden_size_, "qformer: image features must be [B, M, ",
+                 encoder_hidden_size_, "], got ", image.sizes());
   QFormerImageKv kv;
   for (const auto& layer : *encoder->layer) {
     auto& cross = layer->as<QFormerLayer>()->crossattention;
@@ -303,7 +302,7 @@ torch::Tensor QFormerModelImpl::decode_text(const torch::Tensor& ids, const torc
   auto h = embed(embeddings(ids));
   // Text row i sees every query and text columns j <= i that are not padding.
   const auto causal = torch::ones({t, t}, mask.options()).tril().unsqueeze(0) * mask.unsqueeze(1);  // [B, T, T]
-  const auto keep = torch::cat({torch::ones({b, t, nq}, mask.options()), causal}, 2);            // [B, T, Nq+T]
+  const auto keep = torch::cat({torch::ones({b, t, nq}, mask.options()), causal}, 2);               // [B, T, Nq+T]
   const auto bias = additive(keep, h).unsqueeze(1);
   for (size_t i = 0; i < encoder->layer->size(); ++i) {
     QFormerLayerCall call;

@@ -49,8 +49,8 @@ SamAttentionImpl::SamAttentionImpl(const config::SamEncoderConfig& cfg, int64_t 
 torch::Tensor SamAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t b = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
   const int64_t dh = c / num_heads_;
-  auto parts = qkv(x).reshape({b, h * w, 3, num_heads_, dh}).permute({2, 0, 3, 1, 4})
-                   .reshape({3, b * num_heads_, h * w, dh});
+  auto parts =
+      qkv(x).reshape({b, h * w, 3, num_heads_, dh}).permute({2, 0, 3, 1, 4}).reshape({3, b * num_heads_, h * w, dh});
   auto q = parts[0], k = parts[1], v = parts[2];  // [B*H, N, Dh]
   // Decomposed relative positions (computed from the unscaled query) enter as an additive mask,
   // so the fused kernel serves SAM too on LibTorch 2.x.
@@ -64,7 +64,9 @@ torch::Tensor SamAttentionImpl::forward(const torch::Tensor& x) {
     bias = (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).reshape({b * num_heads_, h * w, h * w});
   }
   auto out = core::scaled_dot_product_attention(q, k, v, bias)
-                 .reshape({b, num_heads_, h, w, dh}).permute({0, 2, 3, 1, 4}).reshape({b, h, w, c});
+                 .reshape({b, num_heads_, h, w, dh})
+                 .permute({0, 2, 3, 1, 4})
+                 .reshape({b, h, w, c});
   return proj(out);
 }
 
@@ -75,8 +77,7 @@ SamMlpImpl::SamMlpImpl(int64_t hidden, int64_t mlp_dim) {
 
 torch::Tensor SamMlpImpl::forward(const torch::Tensor& x) { return lin2(F::gelu(lin1(x))); }
 
-SamLayerImpl::SamLayerImpl(const config::SamEncoderConfig& cfg, int64_t window_size)
-    : window_size_(window_size) {
+SamLayerImpl::SamLayerImpl(const config::SamEncoderConfig& cfg, int64_t window_size) : window_size_(window_size) {
   const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
   layer_norm1 = register_module("layer_norm1", torch::nn::LayerNorm(ln));
   const int64_t grid = cfg.image_size / cfg.patch_size;
@@ -94,10 +95,10 @@ torch::Tensor SamLayerImpl::forward(const torch::Tensor& x) {
     const int64_t pad_h = (ws - height % ws) % ws, pad_w = (ws - width % ws) % ws;
     auto padded = F::pad(h, F::PadFuncOptions({0, 0, 0, pad_w, 0, pad_h}));
     const int64_t hp = height + pad_h, wp = width + pad_w;
-    auto windows = padded.view({b, hp / ws, ws, wp / ws, ws, c}).permute({0, 1, 3, 2, 4, 5})
-                       .reshape({-1, ws, ws, c});
+    auto windows = padded.view({b, hp / ws, ws, wp / ws, ws, c}).permute({0, 1, 3, 2, 4, 5}).reshape({-1, ws, ws, c});
     windows = attn(windows);
-    h = windows.view({b, hp / ws, wp / ws, ws, ws, c}).permute({0, 1, 3, 2, 4, 5})
+    h = windows.view({b, hp / ws, wp / ws, ws, ws, c})
+            .permute({0, 1, 3, 2, 4, 5})
             .reshape({b, hp, wp, c})
             .slice(1, 0, height)
             .slice(2, 0, width);
@@ -121,9 +122,12 @@ torch::Tensor LayerNorm2dImpl::forward(const torch::Tensor& x) {
 }
 
 SamNeckImpl::SamNeckImpl(const config::SamEncoderConfig& cfg) {
-  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(cfg.hidden_size, cfg.output_channels, 1).bias(false)));
+  conv1 = register_module(
+      "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(cfg.hidden_size, cfg.output_channels, 1).bias(false)));
   layer_norm1 = register_module("layer_norm1", LayerNorm2d(cfg.output_channels, cfg.layer_norm_eps));
-  conv2 = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(cfg.output_channels, cfg.output_channels, 3).padding(1).bias(false)));
+  conv2 = register_module(
+      "conv2",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(cfg.output_channels, cfg.output_channels, 3).padding(1).bias(false)));
   layer_norm2 = register_module("layer_norm2", LayerNorm2d(cfg.output_channels, cfg.layer_norm_eps));
 }
 
@@ -147,18 +151,18 @@ SamEncoderImpl::SamEncoderImpl(const config::SamEncoderConfig& cfg) : image_size
   pos_embed = register_parameter("pos_embed", torch::zeros({1, grid, grid, cfg.hidden_size}));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-    const bool global = std::find(cfg.global_attn_indexes.begin(), cfg.global_attn_indexes.end(), i) !=
-                        cfg.global_attn_indexes.end();
+    const bool global =
+        std::find(cfg.global_attn_indexes.begin(), cfg.global_attn_indexes.end(), i) != cfg.global_attn_indexes.end();
     layers->push_back(SamLayer(cfg, global ? 0 : cfg.window_size));
   }
   neck = register_module("neck", SamNeck(cfg));
 }
 
 torch::Tensor SamEncoderImpl::forward(const torch::Tensor& pixels, std::vector<torch::Tensor>* hidden_states) {
-  MSMEDCAP_CHECK(pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == image_size_ &&
-                     pixels.size(3) == image_size_,
-                 "sam_model: pixel values must be [B, 3, ", image_size_, ", ", image_size_,
-                 "] (longest side resized and zero-padded), got ", pixels.sizes());
+  MSMEDCAP_CHECK(
+      pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == image_size_ && pixels.size(3) == image_size_,
+      "sam_model: pixel values must be [B, 3, ", image_size_, ", ", image_size_,
+      "] (longest side resized and zero-padded), got ", pixels.sizes());
   auto x = patch_embed(pixels.to(pos_embed.dtype())) + pos_embed;
   for (const auto& layer : *layers) {
     if (hidden_states != nullptr) hidden_states->push_back(x);

@@ -16,8 +16,7 @@ namespace msmedcap::models {
 
 namespace F = torch::nn::functional;
 
-VisionEmbeddingsImpl::VisionEmbeddingsImpl(const config::VisionConfig& cfg)
-    : patch_size_(cfg.patch_size) {
+VisionEmbeddingsImpl::VisionEmbeddingsImpl(const config::VisionConfig& cfg) : patch_size_(cfg.patch_size) {
   const int64_t grid = cfg.image_size / cfg.patch_size;
   class_embedding = register_parameter("class_embedding", torch::randn({1, 1, cfg.hidden_size}) * 0.02);
   position_embedding =
@@ -28,11 +27,12 @@ VisionEmbeddingsImpl::VisionEmbeddingsImpl(const config::VisionConfig& cfg)
 }
 
 torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
-  MSMEDCAP_CHECK(pixels.dim() == 4 && pixels.size(1) == 3, "vision_model: pixel_values must be "
-                 "[B, 3, H, W], got ", pixels.sizes());
-  MSMEDCAP_CHECK(pixels.size(2) % patch_size_ == 0 && pixels.size(3) % patch_size_ == 0,
-                 "vision_model: image ", pixels.size(2), "x", pixels.size(3),
-                 " is not a multiple of the patch size ", patch_size_);
+  MSMEDCAP_CHECK(pixels.dim() == 4 && pixels.size(1) == 3,
+                 "vision_model: pixel_values must be "
+                 "[B, 3, H, W], got ",
+                 pixels.sizes());
+  MSMEDCAP_CHECK(pixels.size(2) % patch_size_ == 0 && pixels.size(3) % patch_size_ == 0, "vision_model: image ",
+                 pixels.size(2), "x", pixels.size(3), " is not a multiple of the patch size ", patch_size_);
   auto patches = patch_embedding(pixels.to(patch_embedding->weight.dtype()));  // [B, D, h, w]
   const int64_t h = patches.size(2), w = patches.size(3);
   patches = patches.flatten(2).transpose(1, 2);  // [B, h*w, D]
@@ -46,17 +46,14 @@ torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
     MSMEDCAP_CHECK(side * side == stored, "vision_model: position embedding of ", stored,
                    " patches is not a square grid");
     auto grid = pos.slice(1, 1).reshape({1, side, side, -1}).permute({0, 3, 1, 2});
-    grid = F::interpolate(grid, F::InterpolateFuncOptions()
-                                    .size(std::vector<int64_t>{h, w})
-                                    .mode(torch::kBicubic)
-                                    .align_corners(false));
+    grid = F::interpolate(
+        grid, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBicubic).align_corners(false));
     pos = torch::cat({pos.slice(1, 0, 1), grid.permute({0, 2, 3, 1}).reshape({1, h * w, -1})}, 1);
   }
   return x + pos.to(x.dtype());
 }
 
-VisionAttentionImpl::VisionAttentionImpl(const config::VisionConfig& cfg)
-    : num_heads_(cfg.num_attention_heads) {
+VisionAttentionImpl::VisionAttentionImpl(const config::VisionConfig& cfg) : num_heads_(cfg.num_attention_heads) {
   qkv = register_module("qkv", Linear(cfg.hidden_size, 3 * cfg.hidden_size));
   projection = register_module("projection", Linear(cfg.hidden_size, cfg.hidden_size));
 }
@@ -85,15 +82,15 @@ ClipVisionEmbeddingsImpl::ClipVisionEmbeddingsImpl(const config::VisionConfig& c
   class_embedding = register_parameter("class_embedding", torch::randn({cfg.hidden_size}) * 0.02);
   patch_embedding = register_module(
       "patch_embedding",
-      torch::nn::Conv2d(torch::nn::Conv2dOptions(3, cfg.hidden_size, cfg.patch_size).stride(cfg.patch_size).bias(false)));
+      torch::nn::Conv2d(
+          torch::nn::Conv2dOptions(3, cfg.hidden_size, cfg.patch_size).stride(cfg.patch_size).bias(false)));
   position_embedding = register_module("position_embedding", Embedding(grid * grid + 1, cfg.hidden_size));
 }
 
 torch::Tensor ClipVisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
-  MSMEDCAP_CHECK(pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == image_size_ &&
-                     pixels.size(3) == image_size_,
-                 "vision_model: CLIP pixel_values must be [B, 3, ", image_size_, ", ", image_size_, "], got ",
-                 pixels.sizes());
+  MSMEDCAP_CHECK(
+      pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == image_size_ && pixels.size(3) == image_size_,
+      "vision_model: CLIP pixel_values must be [B, 3, ", image_size_, ", ", image_size_, "], got ", pixels.sizes());
   auto patches = patch_embedding(pixels.to(patch_embedding->weight.dtype())).flatten(2).transpose(1, 2);
   const int64_t b = pixels.size(0);
   auto x = torch::cat({class_embedding.view({1, 1, -1}).expand({b, 1, -1}).to(patches.dtype()), patches}, 1);

@@ -37,7 +37,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
 namespace {
 
 // Matplotlib's "tab10" colours, BGR.
-const cv::Scalar kColours[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44},  {40, 39, 214},  {189, 103, 148},
+const cv::Scalar kColours[] = {{180, 119, 31}, {14, 127, 255},  {44, 160, 44},   {40, 39, 214},  {189, 103, 148},
                                {75, 86, 140},  {194, 119, 227}, {127, 127, 127}, {34, 189, 188}, {207, 190, 23}};
 constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 
@@ -72,7 +72,8 @@ cv::Mat render_line_chart(const std::vector<Series>& series, const ChartOptions&
   auto usable = [&](double x, double y) { return std::isfinite(x) && std::isfinite(y) && (!o.log_y || y > 0); };
   double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
   for (const auto& s : series) {
-    MSMEDCAP_CHECK(s.x.size() == s.y.size(), "plot: series '", s.name, "' has ", s.x.size(), " x and ", s.y.size(), " y values");
+    MSMEDCAP_CHECK(s.x.size() == s.y.size(), "plot: series '", s.name, "' has ", s.x.size(), " x and ", s.y.size(),
+                   " y values");
     for (size_t i = 0; i < s.x.size(); ++i) {
       if (!usable(s.x[i], s.y[i])) continue;
       x0 = std::min(x0, s.x[i]);
@@ -94,11 +95,14 @@ cv::Mat render_line_chart(const std::vector<Series>& series, const ChartOptions&
   const int left = 70, right = 20, top = o.title.empty() ? 20 : 40, bottom = 55;
   const cv::Rect area(left, top, o.width - left - right, o.height - top - bottom);
   auto px = [&](double x) { return area.x + static_cast<int>(std::lround((x - x0) / (x1 - x0) * area.width)); };
-  auto py = [&](double y) { return area.y + area.height - static_cast<int>(std::lround((y - y0) / (y1 - y0) * area.height)); };
+  auto py = [&](double y) {
+    return area.y + area.height - static_cast<int>(std::lround((y - y0) / (y1 - y0) * area.height));
+  };
   const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1, ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
   for (const double t : yt) {
     cv::line(img, {area.x, py(t)}, {area.x + area.width, py(t)}, {232, 232, 232}, 1);
-    text(img, o.log_y ? tick_label(std::pow(10.0, t), std::pow(10.0, t)) : tick_label(t, ystep), {area.x - 6, py(t)}, 0.4, 1);
+    text(img, o.log_y ? tick_label(std::pow(10.0, t), std::pow(10.0, t)) : tick_label(t, ystep), {area.x - 6, py(t)},
+         0.4, 1);
   }
   for (const double t : xt) {
     cv::line(img, {px(t), area.y}, {px(t), area.y + area.height}, {232, 232, 232}, 1);
@@ -131,7 +135,8 @@ cv::Mat render_line_chart(const std::vector<Series>& series, const ChartOptions&
   if (!legend.empty()) {
     int wide = 0;
     for (const auto& [name, c] : legend) wide = std::max(wide, cv::getTextSize(name, kFont, 0.42, 1, nullptr).width);
-    const cv::Rect box(area.x + area.width - wide - 44, area.y + 8, wide + 36, 8 + 18 * static_cast<int>(legend.size()));
+    const cv::Rect box(area.x + area.width - wide - 44, area.y + 8, wide + 36,
+                       8 + 18 * static_cast<int>(legend.size()));
     cv::rectangle(img, box, {255, 255, 255}, cv::FILLED);
     cv::rectangle(img, box, {200, 200, 200}, 1);
     for (size_t k = 0; k < legend.size(); ++k) {

@@ -13,9 +13,9 @@
 
 namespace msmedcap::report {
 
-Series metrics_series(const std::string& run_or_file, const std::string& key, bool validation, const std::string& name) {
-  const std::string path =
-      std::filesystem::is_directory(run_or_file) ? run_or_file + "/metrics.jsonl" : run_or_file;
+Series metrics_series(const std::string& run_or_file, const std::string& key, bool validation,
+                      const std::string& name) {
+  const std::string path = std::filesystem::is_directory(run_or_file) ? run_or_file + "/metrics.jsonl" : run_or_file;
   std::ifstream in(path);
   MSMEDCAP_CHECK(in.good(), path, ": cannot open the metrics log");
   Series s;
@@ -124,7 +124,8 @@ std::string scores_table(const std::vector<ScoreSet>& sets, const std::vector<st
     std::vector<std::string> cells = {set.name};
     if (seeds) cells.push_back(std::to_string(set.runs.size()));
     for (const auto& m : metrics)
-      cells.push_back(format_stat(stat_of(values_of(set, m, [](const metrics::EvaluationSummary& r) { return &r.corpus; }))));
+      cells.push_back(
+          format_stat(stat_of(values_of(set, m, [](const metrics::EvaluationSummary& r) { return &r.corpus; }))));
     out += row(cells);
   }
   return out;
@@ -158,9 +159,8 @@ std::string group_table(const std::vector<ScoreSet>& sets, const std::string& fi
   for (const auto& set : sets) {
     std::vector<std::string> cells = {set.name};
     for (const auto& g : groups)
-      cells.push_back(format_stat(stat_of(values_of(set, metric, [&](const metrics::EvaluationSummary& r) {
-        return group_scores(r, field, g);
-      }))));
+      cells.push_back(format_stat(stat_of(
+          values_of(set, metric, [&](const metrics::EvaluationSummary& r) { return group_scores(r, field, g); }))));
     out += row(cells);
   }
   return out;

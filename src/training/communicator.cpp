@@ -48,6 +48,8 @@ class GroupCommunicator final : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> local_communicator() { return std::make_unique<LocalCommunicator>(); }
-std::unique_ptr<Communicator> group_communicator(Distributed& group) { return std::make_unique<GroupCommunicator>(group); }
+std::unique_ptr<Communicator> group_communicator(Distributed& group) {
+  return std::make_unique<GroupCommunicator>(group);
+}
 
 }  // namespace msmedcap::training

@@ -48,7 +48,8 @@ int64_t env_int(const std::map<std::string, std::string>& env, const std::string
   return std::stoll(it->second);
 }
 
-std::string env_str(const std::map<std::string, std::string>& env, const std::string& name, const std::string& fallback) {
+std::string env_str(const std::map<std::string, std::string>& env, const std::string& name,
+                    const std::string& fallback) {
   const auto it = env.find(name);
   return it == env.end() || it->second.empty() ? fallback : it->second;
 }
@@ -124,8 +125,8 @@ Distributed::Distributed(const DistEnv& env, const c10::Device& device, int64_t 
   try {
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
   } catch (const std::exception& e) {
-    MSMEDCAP_FAIL("distributed: cannot reach the rendezvous store at ", env.master_addr, ":", env.master_port, " (rank ",
-                  env.rank, " of ", env.world_size, "): ", e.what());
+    MSMEDCAP_FAIL("distributed: cannot reach the rendezvous store at ", env.master_addr, ":", env.master_port,
+                  " (rank ", env.rank, " of ", env.world_size, "): ", e.what());
   }
   if (device.is_cuda()) {
 #ifdef MSMEDCAP_WITH_NCCL
@@ -152,8 +153,8 @@ Distributed::Distributed(const DistEnv& env, const c10::Device& device, int64_t 
     impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, static_cast<int>(env.rank),
                                                               static_cast<int>(env.world_size), options);
   }
-  core::log_info("dist", "rank {} of {} ({}, {} at {}:{})", env.rank, env.world_size, env.source, backend_, env.master_addr,
-                 env.master_port);
+  core::log_info("dist", "rank {} of {} ({}, {} at {}:{})", env.rank, env.world_size, env.source, backend_,
+                 env.master_addr, env.master_port);
 }
 
 Distributed::~Distributed() = default;
@@ -198,9 +199,10 @@ void Distributed::average_gradients(const std::vector<at::Tensor>& params, int64
     std::vector<at::Tensor> grads;
     int64_t bytes = 0;
     const auto options = params[i].options();
-    while (i < params.size() && params[i].scalar_type() == options.dtype().toScalarType() &&
-           params[i].device() == options.device() &&
-           (grads.empty() || bytes + params[i].numel() * static_cast<int64_t>(params[i].element_size()) <= bucket_bytes)) {
+    while (
+        i < params.size() && params[i].scalar_type() == options.dtype().toScalarType() &&
+        params[i].device() == options.device() &&
+        (grads.empty() || bytes + params[i].numel() * static_cast<int64_t>(params[i].element_size()) <= bucket_bytes)) {
       auto& g = params[i].mutable_grad();
       if (!g.defined()) g = torch::zeros_like(params[i]);
       grads.push_back(g);

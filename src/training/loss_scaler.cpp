@@ -9,8 +9,8 @@
 namespace msmedcap::training {
 
 void LossScaler::restore(double scale, int64_t good_steps) {
-  MSMEDCAP_CHECK(std::isfinite(scale) && scale > 0 && good_steps >= 0, "loss scaler: a saved scale ", scale,
-                 " and ", good_steps, " clean steps are not a valid state");
+  MSMEDCAP_CHECK(std::isfinite(scale) && scale > 0 && good_steps >= 0, "loss scaler: a saved scale ", scale, " and ",
+                 good_steps, " clean steps are not a valid state");
   MSMEDCAP_CHECK(enabled_ || scale == 1.0, "loss scaler: a saved scale ", scale,
                  " for a run without fp16 loss scaling (train.precision changed?)");
   scale_ = scale;

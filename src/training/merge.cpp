@@ -21,7 +21,8 @@ bool trained_in_sam_branch(const std::string& name) {
 io::StateDict merge_stage1(const io::StateDict& clip, const io::StateDict& sam, const std::string& clip_name,
                            const std::string& sam_name) {
   MSMEDCAP_CHECK(has_prefix(clip, "qformer."), clip_name, ": no qformer.* tensor; is it a CLIP-branch stage-1 result?");
-  MSMEDCAP_CHECK(has_prefix(sam, "sam_qformer."), sam_name, ": no sam_qformer.* tensor; is it a SAM-branch stage-1 result?");
+  MSMEDCAP_CHECK(has_prefix(sam, "sam_qformer."), sam_name,
+                 ": no sam_qformer.* tensor; is it a SAM-branch stage-1 result?");
   io::StateDict out;
   for (const auto& [name, t] : clip) {
     if (!trained_in_sam_branch(name)) out.emplace(name, t);

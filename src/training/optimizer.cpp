@@ -32,7 +32,8 @@ bool decays(const std::string& name, const torch::Tensor& p) {
 
 }  // namespace
 
-Optimizer::Optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& params, const config::OptimizerConfig& cfg)
+Optimizer::Optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& params,
+                     const config::OptimizerConfig& cfg)
     : params_(params) {
   cfg.validate("train.optimizer");
   std::vector<torch::Tensor> with, without;
@@ -41,10 +42,8 @@ Optimizer::Optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& p
     (decays(name, p) ? decayed_ : undecayed_).push_back(name);
   }
   auto options = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(cfg.lr)
-                                                            .betas({cfg.beta1, cfg.beta2})
-                                                            .eps(cfg.eps)
-                                                            .weight_decay(wd));
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(wd));
   };
   std::vector<torch::optim::OptimizerParamGroup> groups;
   if (!with.empty()) groups.emplace_back(with, options(cfg.weight_decay));

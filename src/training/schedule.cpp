@@ -5,7 +5,8 @@
 
 namespace msmedcap::training {
 
-double learning_rate(const config::OptimizerConfig& cfg, int64_t step, int64_t epoch, int64_t epochs, int64_t total_steps) {
+double learning_rate(const config::OptimizerConfig& cfg, int64_t step, int64_t epoch, int64_t epochs,
+                     int64_t total_steps) {
   const double pi = std::acos(-1.0);
   const bool warming = step < cfg.warmup_steps && (cfg.schedule == "cosine" || epoch == 0);
   if (warming) {

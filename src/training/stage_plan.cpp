@@ -10,13 +10,13 @@ StagePlan::StagePlan(const config::StageConfig& stage, const config::ModelConfig
   if (stage1_branch_) {
     const Branch b = *stage1_branch_;
     const bool present = b == Branch::kClip ? model.use_clip : model.use_sam;
-    MSMEDCAP_CHECK(present, "train.stage.name: ", name(), " needs the ", config::branch_title(b), " branch, which model.",
-                   b == Branch::kClip ? "use_clip" : "use_sam", " turns off");
+    MSMEDCAP_CHECK(present, "train.stage.name: ", name(), " needs the ", config::branch_title(b),
+                   " branch, which model.", b == Branch::kClip ? "use_clip" : "use_sam", " turns off");
     (b == Branch::kClip ? reads_clip_ : reads_sam_) = true;
     losses_.itc = losses_.itm = losses_.itg = true;
     const std::string p = config::branch_prefix(b);
-    prefixes_ = {p + "qformer.", p + "query_tokens", p + "vision_projection.", p + "text_projection.", p + "itm_head.",
-                 p + "temp"};
+    prefixes_ = {p + "qformer.",         p + "query_tokens", p + "vision_projection.",
+                 p + "text_projection.", p + "itm_head.",    p + "temp"};
     return;
   }
   losses_.lm = true;

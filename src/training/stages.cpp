@@ -6,7 +6,8 @@
 
 namespace msmedcap::training {
 
-std::vector<std::pair<std::string, torch::Tensor>> apply_stage(models::MsMedCapModelImpl& model, const StagePlan& plan) {
+std::vector<std::pair<std::string, torch::Tensor>> apply_stage(models::MsMedCapModelImpl& model,
+                                                               const StagePlan& plan) {
   std::vector<std::pair<std::string, torch::Tensor>> trainable;
   for (auto& item : model.named_parameters(true)) {
     const bool train = plan.trains(item.key());

@@ -100,15 +100,16 @@ StepInputs StepRunner::inputs(const data::Batch& batch, const data::ExampleOptio
   for (size_t i = 0; i < batch.samples.size(); ++i) {
     const auto& caps = batch.samples[i].captions;
     // Several captions per image: one per epoch, keyed by (seed, epoch, position).
-    const uint64_t pick = data::mix_seed(seed_, static_cast<uint64_t>(batch.epoch),
-                                         static_cast<uint64_t>(batch.positions[i])) % caps.size();
+    const uint64_t pick =
+        data::mix_seed(seed_, static_cast<uint64_t>(batch.epoch), static_cast<uint64_t>(batch.positions[i])) %
+        caps.size();
     captions.push_back(train_.clean_captions ? data::clean_caption(caps[pick]) : caps[pick]);
   }
   in.positions = batch.positions;
-  const auto text = plan_.tokenizer() == TextTokenizer::kQFormer
-                        ? data::qformer_text_batch(*tokenizer_, captions, train_.qformer_max_len)
-                        : data::decoder_text_batch(*tokenizer_, captions, train_.prompt, train_.eos_text,
-                                                   train_.decoder_max_len);
+  const auto text =
+      plan_.tokenizer() == TextTokenizer::kQFormer
+          ? data::qformer_text_batch(*tokenizer_, captions, train_.qformer_max_len)
+          : data::decoder_text_batch(*tokenizer_, captions, train_.prompt, train_.eos_text, train_.decoder_max_len);
   in.text_ids = text.ids.to(device_);
   in.text_mask = text.mask.to(device_);
   in.prompt_lengths = text.prompt_lengths;
@@ -211,7 +212,8 @@ StepResult StepRunner::step(const MicroBatches& next, int64_t step, const std::f
   }
   // fp16: unscale, and skip the update (the scaler halves its scale) when a gradient overflowed.
   r.updated = scaler_.unscale(params_);
-  if (!r.updated) core::log_debug("train", "fp16 gradient overflow at step {}; loss scale now {}", step, scaler_.scale());
+  if (!r.updated)
+    core::log_debug("train", "fp16 gradient overflow at step {}; loss scale now {}", step, scaler_.scale());
   if (r.updated && scaler_.enabled() && train_.clip_grad_norm > 0)
     r.grad_norm = torch::nn::utils::clip_grad_norm_(params_, train_.clip_grad_norm);
   if (r.updated) optimizer_.step();

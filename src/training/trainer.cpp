@@ -132,20 +132,22 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
   optimizer_ = std::make_unique<Optimizer>(params_, tcfg_.optimizer);
   comm_.broadcast_parameters(tensors);
   load_tokenizer();
-  runner_ = std::make_unique<StepRunner>(model_, plan_, tcfg_, static_cast<uint64_t>(cfg_.runtime.seed), options_.device,
-                                         comm_, *optimizer_, tensors, tokenizer_.get(), dec_id_);
+  runner_ = std::make_unique<StepRunner>(model_, plan_, tcfg_, static_cast<uint64_t>(cfg_.runtime.seed),
+                                         options_.device, comm_, *optimizer_, tensors, tokenizer_.get(), dec_id_);
   runner_->on_loss = options_.on_loss;
 
   // The CLIP ViT interpolates its position embeddings to other sizes (LAVIS fine-tunes at 364);
   // SAM's input size is fixed by its relative positions.
   const auto& transform = cfg_.data.transform;
-  MSMEDCAP_CHECK(!cfg_.model.use_sam || transform.sam_size == cfg_.model.sam.image_size, "data.transform.sam_size: ",
-                 transform.sam_size, " differs from model.sam.image_size ", cfg_.model.sam.image_size);
+  MSMEDCAP_CHECK(!cfg_.model.use_sam || transform.sam_size == cfg_.model.sam.image_size,
+                 "data.transform.sam_size: ", transform.sam_size, " differs from model.sam.image_size ",
+                 cfg_.model.sam.image_size);
   loader_ = make_loader(cfg_.data, cfg_.loader, true);
   if (!cfg_.val_data.sources.empty()) val_loader_ = make_loader(cfg_.val_data, cfg_.loader, false);
   steps_per_epoch_ = loader_->batches_per_epoch() / tcfg_.grad_accum;
-  MSMEDCAP_CHECK(steps_per_epoch_ >= 1, "train: an epoch has ", loader_->batches_per_epoch(), " batches per rank, fewer than ",
-                 "train.grad_accum = ", tcfg_.grad_accum, " (more data, a smaller loader.batch_size, or fewer processes)");
+  MSMEDCAP_CHECK(steps_per_epoch_ >= 1, "train: an epoch has ", loader_->batches_per_epoch(),
+                 " batches per rank, fewer than ", "train.grad_accum = ", tcfg_.grad_accum,
+                 " (more data, a smaller loader.batch_size, or fewer processes)");
   total_steps_ = tcfg_.max_steps > 0 ? tcfg_.max_steps : tcfg_.epochs * steps_per_epoch_;
   epochs_ = tcfg_.max_steps > 0 ? (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_ : tcfg_.epochs;
 }
@@ -165,15 +167,17 @@ void Trainer::load_tokenizer() {
   MSMEDCAP_CHECK(!cfg_.tokenizers.decoder.empty(), "tokenizers.decoder: stage ", plan_.name(),
                  " needs the decoder's tokenizer");
   tokenizer_ = data::load_tokenizer(cfg_.tokenizers.decoder);
-  MSMEDCAP_CHECK(tokenizer_->vocab_size() <= cfg_.model.decoder.vocab_size, "tokenizers.decoder: ",
-                 tokenizer_->vocab_size(), " tokens do not fit the decoder's vocab_size ", cfg_.model.decoder.vocab_size);
+  MSMEDCAP_CHECK(tokenizer_->vocab_size() <= cfg_.model.decoder.vocab_size,
+                 "tokenizers.decoder: ", tokenizer_->vocab_size(), " tokens do not fit the decoder's vocab_size ",
+                 cfg_.model.decoder.vocab_size);
   // A prompt that fills the text budget leaves no caption token to learn from.
   const auto prompt_tokens = static_cast<int64_t>(tokenizer_->encode(tcfg_.prompt, true).size());
   MSMEDCAP_CHECK(tcfg_.prompt.empty() || prompt_tokens < tcfg_.decoder_max_len, "train.prompt: ", prompt_tokens,
                  " tokens leave no room for the caption within train.decoder_max_len (", tcfg_.decoder_max_len, ")");
 }
 
-std::unique_ptr<data::DataLoader> Trainer::make_loader(config::DatasetConfig data, config::LoaderConfig lc, bool training) {
+std::unique_ptr<data::DataLoader> Trainer::make_loader(config::DatasetConfig data, config::LoaderConfig lc,
+                                                       bool training) {
   if (!training) {
     data.transform = cfg_.data.transform;  // validation sees the training transform, unaugmented
     data.transform.augment = false;
@@ -212,7 +216,8 @@ LossBreakdown Trainer::validation_loss() {
     const int64_t size = agree_batch_size(*batch, comm_);
     if (size == 0 || (plan_.stage1() && size < 2)) continue;
     const auto n = static_cast<double>(batch->samples.size());
-    const uint64_t seed = data::mix_seed(static_cast<uint64_t>(cfg_.runtime.seed), 0x76616cull, static_cast<uint64_t>(batches));
+    const uint64_t seed =
+        data::mix_seed(static_cast<uint64_t>(cfg_.runtime.seed), 0x76616cull, static_cast<uint64_t>(batches));
     const auto values = runner_->losses(runner_->inputs(*batch, val_examples_), seed).second.values();
     for (size_t k = 0; k < LossBreakdown::kValues; ++k) sums[k] += values[k] * n;
     sums.back() += n;
@@ -241,13 +246,15 @@ bool Trainer::validate_now() {
       const config::Json fields = validator->validate(step_);
       for (const auto& [key, value] : fields.items()) {
         val[key] = value;
-        extra += fmt::format(" {} {}", key, value.is_number_float() ? fmt::format("{:.4g}", value.get<double>()) : value.dump());
+        extra += fmt::format(" {} {}", key,
+                             value.is_number_float() ? fmt::format("{:.4g}", value.get<double>()) : value.dump());
       }
     }
     set_train_mode(model_, plan_);
   }
   append_metrics({{"step", step_}, {"val", val}, {"best", best}});
-  if (comm_.leader()) core::log_info("train", "step {} validation loss {}{}{}", step_, v.text(), extra, best ? " (best)" : "");
+  if (comm_.leader())
+    core::log_info("train", "step {} validation loss {}{}{}", step_, v.text(), extra, best ? " (best)" : "");
   return best;
 }
 
@@ -271,8 +278,10 @@ void Trainer::stop_nonfinite(const std::string& what) {
   const std::string why = tcfg_.nan_action == "stop" ? "" : " (more than train.max_skipped_steps skipped)";
   const std::string bad = first_nonfinite_parameter();
   if (!bad.empty()) {
-    MSMEDCAP_FAIL("train: ", what, why, "; parameter '", bad, "' is already non-finite, so nothing was saved; the last "
-                  "good checkpoint is ", last_good_checkpoint(), " (lower train.optimizer.lr or set train.clip_grad_norm)");
+    MSMEDCAP_FAIL("train: ", what, why, "; parameter '", bad,
+                  "' is already non-finite, so nothing was saved; the last "
+                  "good checkpoint is ",
+                  last_good_checkpoint(), " (lower train.optimizer.lr or set train.clip_grad_norm)");
   }
   const std::string dir = save();  // every rank: save() ends with a barrier
   MSMEDCAP_FAIL("train: ", what, why, "; stopped after saving ", comm_.leader() ? dir : std::string("the checkpoint"),
@@ -298,8 +307,10 @@ std::string Trainer::save(bool best) {
   // A diverged state never becomes checkpoints/latest (nor best): --resume and caption --run
   // keep the last good one.
   const std::string bad = first_nonfinite_parameter();
-  MSMEDCAP_CHECK(bad.empty(), "train: parameter '", bad, "' is non-finite at step ", step_, "; not saved, the last good "
-                 "checkpoint is ", last_good_checkpoint(), " (lower train.optimizer.lr or set train.clip_grad_norm)");
+  MSMEDCAP_CHECK(bad.empty(), "train: parameter '", bad, "' is non-finite at step ", step_,
+                 "; not saved, the last good "
+                 "checkpoint is ",
+                 last_good_checkpoint(), " (lower train.optimizer.lr or set train.clip_grad_norm)");
   std::string dir;
   if (comm_.leader()) {
     io::Checkpoint ckpt;
@@ -326,8 +337,8 @@ void Trainer::restore() {
   const io::Checkpoint ckpt = io::load_checkpoint(dir);
   const std::string where = dir + "/state.json";
   const TrainerState st = TrainerState::from_json(ckpt.state, where);
-  MSMEDCAP_CHECK(st.stage == plan_.name(), where, ": the run trained stage '", st.stage, "', the config says '", plan_.name(),
-                 "'");
+  MSMEDCAP_CHECK(st.stage == plan_.name(), where, ": the run trained stage '", st.stage, "', the config says '",
+                 plan_.name(), "'");
   MSMEDCAP_CHECK(st.world_size == comm_.world_size(), where, ": saved by ", st.world_size, " processes, resumed by ",
                  comm_.world_size(), " (the data order is sharded by process count)");
   {
@@ -335,8 +346,8 @@ void Trainer::restore() {
     for (const auto& [name, p] : params_) {
       const auto it = ckpt.model.find(name);
       MSMEDCAP_CHECK(it != ckpt.model.end(), dir, "/model.safetensors: no tensor '", name, "'");
-      MSMEDCAP_CHECK(it->second.sizes() == p.sizes(), dir, "/model.safetensors: '", name, "' has shape ", it->second.sizes(),
-                     ", the model ", p.sizes());
+      MSMEDCAP_CHECK(it->second.sizes() == p.sizes(), dir, "/model.safetensors: '", name, "' has shape ",
+                     it->second.sizes(), ", the model ", p.sizes());
       p.copy_(it->second);
     }
   }
@@ -376,7 +387,8 @@ void Trainer::log_step(const StepResult& r, int64_t epoch, double lr, double rat
   if (runner_->scaler().enabled()) line["loss_scale"] = runner_->scaler().scale();
   append_metrics(line);
   if (comm_.leader())
-    core::log_info("train", "step {}/{} loss {} lr {:.2e} {:.1f} img/s", step_, total_steps_, r.losses.text(), lr, rate);
+    core::log_info("train", "step {}/{} loss {} lr {:.2e} {:.1f} img/s", step_, total_steps_, r.losses.text(), lr,
+                   rate);
 }
 
 TrainResult Trainer::run() {
@@ -390,9 +402,12 @@ TrainResult Trainer::run() {
   for (const auto& [name, p] : params_) trainable += p.numel();
   std::unique_ptr<core::Progress> progress;
   if (comm_.leader()) {
-    core::log_info("train", "stage {}: {} trainable parameters in {} tensors; {} steps ({} per epoch, {} micro-batches of {} x {} "
-                   "process{})", plan_.name(), trainable, params_.size(), total_steps_, steps_per_epoch_, tcfg_.grad_accum,
-                   cfg_.loader.batch_size, comm_.world_size(), comm_.world_size() > 1 ? "es" : "");
+    core::log_info(
+        "train",
+        "stage {}: {} trainable parameters in {} tensors; {} steps ({} per epoch, {} micro-batches of {} x {} "
+        "process{})",
+        plan_.name(), trainable, params_.size(), total_steps_, steps_per_epoch_, tcfg_.grad_accum,
+        cfg_.loader.batch_size, comm_.world_size(), comm_.world_size() > 1 ? "es" : "");
     core::ProgressOptions po;
     po.unit = "step";
     progress = std::make_unique<core::Progress>("train", total_steps_ - step_, po);
@@ -405,10 +420,11 @@ TrainResult Trainer::run() {
     const double lr = learning_rate(tcfg_.optimizer, step_, epoch, epochs_, total_steps_);
     optimizer_->set_lr(lr);
     int signal = 0;
-    const StepResult r = runner_->step([this](int64_t) { return next_micro_batch(); }, step_, [&] {
-      signal = options_.stop_signal ? options_.stop_signal->load() : 0;
-      return signal != 0;
-    });
+    const StepResult r = runner_->step([this](int64_t) { return next_micro_batch(); }, step_,
+                                       [&] {
+                                         signal = options_.stop_signal ? options_.stop_signal->load() : 0;
+                                         return signal != 0;
+                                       });
     if (!r.nonfinite.empty()) {
       skip_step(r.nonfinite, lr);
       ++step_;
@@ -423,12 +439,13 @@ TrainResult Trainer::run() {
 
     const bool epoch_end = step_ % steps_per_epoch_ == 0;
     const bool best = val_loader_ && (tcfg_.val_every > 0 ? step_ % tcfg_.val_every == 0 : epoch_end) && validate_now();
-    if (best || step_ == total_steps_ || r.stop_requested || (tcfg_.save_every > 0 ? step_ % tcfg_.save_every == 0 : epoch_end))
+    if (best || step_ == total_steps_ || r.stop_requested ||
+        (tcfg_.save_every > 0 ? step_ % tcfg_.save_every == 0 : epoch_end))
       save(best);
     if (r.stop_requested) {
       result.stopped_by_signal = signal != 0 ? signal : SIGTERM;
-      core::log_warn("train", "stopped by signal {} at step {}; continue with --resume {}", result.stopped_by_signal, step_,
-                     options_.run_dir);
+      core::log_warn("train", "stopped by signal {} at step {}; continue with --resume {}", result.stopped_by_signal,
+                     step_, options_.run_dir);
       break;
     }
   }

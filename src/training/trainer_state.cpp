@@ -14,7 +14,8 @@ T need(const config::Json& j, const char* key, const std::string& where) {
   if constexpr (std::is_same_v<T, std::string>) {
     MSMEDCAP_CHECK(it->is_string(), where, ": '", key, "' must be a string, got ", config::describe_json(*it));
   } else if constexpr (std::is_integral_v<T>) {
-    MSMEDCAP_CHECK(it->is_number_integer(), where, ": '", key, "' must be an integer, got ", config::describe_json(*it));
+    MSMEDCAP_CHECK(it->is_number_integer(), where, ": '", key, "' must be an integer, got ",
+                   config::describe_json(*it));
   } else {
     MSMEDCAP_CHECK(it->is_number(), where, ": '", key, "' must be a number, got ", config::describe_json(*it));
   }
@@ -39,13 +40,16 @@ config::Json TrainerState::to_json() const {
 
 TrainerState TrainerState::from_json(const config::Json& j, const std::string& where) {
   MSMEDCAP_CHECK(j.is_object(), where, ": expected an object, got ", config::describe_json(j));
-  MSMEDCAP_CHECK(j.contains("format_version"), where, ": no format_version; it was written by an msmedcap from before "
+  MSMEDCAP_CHECK(j.contains("format_version"), where,
+                 ": no format_version; it was written by an msmedcap from before "
                  "checkpoint states were versioned and cannot be resumed by this one (its weights still load)");
   const auto version = need<int64_t>(j, "format_version", where);
   MSMEDCAP_CHECK(version == kFormatVersion, where, ": format_version ", version, " is not one this msmedcap reads (",
                  kFormatVersion, ")", version > kFormatVersion ? "; it was written by a newer msmedcap" : "");
-  static const std::set<std::string> keys = {"format_version", "step", "epoch", "stage", "loader", "skipped_steps",
-                                             "best_step", "best_val_loss", "loss_scale", "good_scaled_steps", "world_size"};
+  static const std::set<std::string> keys = {
+      "format_version", "step",      "epoch",         "stage",      "loader",
+      "skipped_steps",  "best_step", "best_val_loss", "loss_scale", "good_scaled_steps",
+      "world_size"};
   for (const auto& [key, value] : j.items()) MSMEDCAP_CHECK(keys.count(key), where, ": unknown key '", key, "'");
   TrainerState s;
   s.step = need<int64_t>(j, "step", where);

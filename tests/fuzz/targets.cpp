@@ -22,7 +22,9 @@
 namespace msmedcap::fuzz {
 namespace {
 
-std::string bytes_of(const uint8_t* data, size_t size) { return std::string(reinterpret_cast<const char*>(data), size); }
+std::string bytes_of(const uint8_t* data, size_t size) {
+  return std::string(reinterpret_cast<const char*>(data), size);
+}
 
 void broken(const std::string& what) { throw std::logic_error("fuzz invariant broken: " + what); }
 
@@ -39,8 +41,7 @@ void safetensors(const uint8_t* data, size_t size) {
       if (file.find(t.name) != &t) broken("find(" + t.name + ") returns another entry");
     }
     for (const auto& [key, value] : file.metadata()) sink = sink ^ static_cast<uint8_t>(key.size() + value.size());
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
 }
 
 /// The config loader: the first line is a `--set a.b=v` override, the rest a JSON config.
@@ -59,8 +60,7 @@ void config(const uint8_t* data, size_t size) {
     config::from_json(json, again, "", "--set");
     again.validate();
     (void)config::to_json(again).dump();
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
 }
 
 const std::string& datasets_folder() {
@@ -81,12 +81,9 @@ void datasets(const uint8_t* data, size_t size) {
     const char* format;
     const char* file;
   };
-  static const Reader kReaders[] = {{"jsonl", "annotations.jsonl"},
-                                    {"csv", "annotations.csv"},
-                                    {"lavis", "annotations.json"},
-                                    {"medicat", "annotations.jsonl"},
-                                    {"r2gen", "annotation.json"},
-                                    {"roco", "data/train/radiology/captions.txt"},
+  static const Reader kReaders[] = {{"jsonl", "annotations.jsonl"},  {"csv", "annotations.csv"},
+                                    {"lavis", "annotations.json"},   {"medicat", "annotations.jsonl"},
+                                    {"r2gen", "annotation.json"},    {"roco", "data/train/radiology/captions.txt"},
                                     {"rocov2", "train_captions.csv"}};
   const Reader& reader = kReaders[data[0] % 7];
   const std::string bytes = bytes_of(data + 1, size - 1);
@@ -102,11 +99,11 @@ void datasets(const uint8_t* data, size_t size) {
     source.format = reader.format;
     source.root = datasets_folder();
     source.split = "train";
-    if (std::string(reader.format) != "roco" && std::string(reader.format) != "rocov2") source.annotations = reader.file;
+    if (std::string(reader.format) != "roco" && std::string(reader.format) != "rocov2")
+      source.annotations = reader.file;
     data::ReadReport report;
     (void)data::read_dataset(source, &report);
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
 }
 
 /// WordPiece (BERT, the Q-Former's) and byte-level BPE (OPT, GPT-2) on arbitrary text, invalid
@@ -122,8 +119,7 @@ void tokenizers(const uint8_t* data, size_t size) {
         if (id < 0 || id >= tok->vocab_size()) broken("token id " + std::to_string(id) + " outside the vocabulary");
       }
       (void)tok->decode(ids);
-    } catch (const Error&) {
-    }
+    } catch (const Error&) {}
   }
 }
 
@@ -151,7 +147,8 @@ void sentencepiece(const uint8_t* data, size_t size) {
   const auto check = [](const data::SentencePieceTokenizer& tok, const std::string& text) {
     const auto ids = tok.encode(text);
     for (const auto id : ids) {
-      if (id < 0 || id >= tok.vocab_size()) broken("sentencepiece id " + std::to_string(id) + " outside the vocabulary");
+      if (id < 0 || id >= tok.vocab_size())
+        broken("sentencepiece id " + std::to_string(id) + " outside the vocabulary");
     }
     (void)tok.decode(ids);
   };
@@ -164,8 +161,7 @@ void sentencepiece(const uint8_t* data, size_t size) {
     std::ofstream(path, std::ios::binary) << bytes_of(data + 1, size - 1);
     const data::SentencePieceTokenizer loaded(path);
     check(loaded, "chest x-ray: 2.5 cm nodule in the right upper lobe");
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
 }
 
 /// Image decoding by content: PNG, JPEG, TIFF, BMP through OpenCV; DICOM through GDCM, its JPEG
@@ -173,8 +169,7 @@ void sentencepiece(const uint8_t* data, size_t size) {
 void image(const uint8_t* data, size_t size) {
   try {
     (void)data::decode_image_bytes(bytes_of(data, size), "fuzz");
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
 }
 
 /// The CSV reader's quote handling: whatever it accepts, written back with every field quoted
@@ -233,14 +228,9 @@ void json_depth(const uint8_t* data, size_t size) {
 }
 
 const std::map<std::string, Target>& targets() {
-  static const std::map<std::string, Target> all{{"safetensors", safetensors},
-                                                 {"config", config},
-                                                 {"datasets", datasets},
-                                                 {"tokenizers", tokenizers},
-                                                 {"sentencepiece", sentencepiece},
-                                                 {"image", image},
-                                                 {"csv", csv},
-                                                 {"json_depth", json_depth}};
+  static const std::map<std::string, Target> all{
+      {"safetensors", safetensors},     {"config", config}, {"datasets", datasets}, {"tokenizers", tokenizers},
+      {"sentencepiece", sentencepiece}, {"image", image},   {"csv", csv},           {"json_depth", json_depth}};
   return all;
 }
 

@@ -54,12 +54,15 @@ void check(const Case& c) {
   const auto ref = io::TensorStore::open(fixture_path(std::string(c.fixture) + "/reference.safetensors"));
   const bool has_sam = ref.contains("sam_pixel_values");
   const auto dev = testing::test_device();
-  const auto prefix = model->encode_images(ref.view("pixel_values").to(dev),
-                                           has_sam ? ref.view("sam_pixel_values").to(dev) : at::Tensor()).embeds;
+  const auto prefix = model
+                          ->encode_images(ref.view("pixel_values").to(dev),
+                                          has_sam ? ref.view("sam_pixel_values").to(dev) : at::Tensor())
+                          .embeds;
   const auto& dcfg = model->config().decoder;
   const int64_t b = prefix.size(0);
   const auto prompt = (c.prompt_tokens > 0 ? ref.view("input_ids").slice(1, 0, c.prompt_tokens)
-                                           : at::full({b, 1}, dcfg.bos_token_id, at::kLong)).to(dev);
+                                           : at::full({b, 1}, dcfg.bos_token_id, at::kLong))
+                          .to(dev);
   const auto embeds = at::cat({prefix, model->decoder().embed(prompt)}, 1);
   const auto want_full = ref.view(c.reference);
   const auto want = c.bos_placeholder ? want_full.slice(1, 1) : want_full;
@@ -77,7 +80,8 @@ void check(const Case& c) {
   const std::string key = std::string(c.reference).substr(4);  // "gen_beam3_prompt" -> "beam3_prompt"
   if (meta["generate"].contains(key) && meta["generate"][key].contains("sequences_scores")) {
     const auto want_scores = meta["generate"][key]["sequences_scores"].get<std::vector<double>>();
-    for (int64_t i = 0; i < b; ++i) EXPECT_NEAR(result.scores[i].item<double>(), want_scores[static_cast<size_t>(i)], 1e-4);
+    for (int64_t i = 0; i < b; ++i)
+      EXPECT_NEAR(result.scores[i].item<double>(), want_scores[static_cast<size_t>(i)], 1e-4);
   }
   EXPECT_TRUE(at::equal(got, want)) << c.fixture << " " << c.reference << "\n got  " << got << "\n want " << want;
 }

@@ -33,10 +33,11 @@ torch::Tensor decoded(const std::string& file, std::optional<data::Window> windo
 
 TEST(ImageGolden, DicomEqualsPydicomWithRescaleAndWindow) {
   const auto golden = io::TensorStore::open(testing::data_path("images/dicom_golden.safetensors"));
-  const std::vector<std::pair<std::string, std::string>> cases = {
-      {"CT_small", "CT_small.dcm"},         {"MR_small", "MR_small.dcm"},
-      {"MR_small_RLE", "MR_small_RLE.dcm"}, {"MR_small_bigendian", "MR_small_bigendian.dcm"},
-      {"MR_small_implicit", "MR_small_implicit.dcm"}};
+  const std::vector<std::pair<std::string, std::string>> cases = {{"CT_small", "CT_small.dcm"},
+                                                                  {"MR_small", "MR_small.dcm"},
+                                                                  {"MR_small_RLE", "MR_small_RLE.dcm"},
+                                                                  {"MR_small_bigendian", "MR_small_bigendian.dcm"},
+                                                                  {"MR_small_implicit", "MR_small_implicit.dcm"}};
   for (const auto& [name, file] : cases) {
     const auto expect = golden.view(name);
     const auto got = decoded(file);
@@ -94,7 +95,8 @@ TEST(ImageGolden, YbrFullDicomConvertsAsOpenCvAndNearTheRgbOriginal) {
   // equal OpenCV's YCrCb2RGB on the stored samples, which decoded these files before, and come
   // back within rounding of the RGB original.
   testing::TempDir dir;
-  const auto native = transcoded("SC_rgb_jpeg_gdcm.dcm", gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("rgb.dcm"));
+  const auto native =
+      transcoded("SC_rgb_jpeg_gdcm.dcm", gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("rgb.dcm"));
   gdcm::ImageReader reader;
   reader.SetFileName(native.c_str());
   ASSERT_TRUE(reader.Read());
@@ -158,7 +160,8 @@ std::vector<std::string> fragments_of(const std::string& bytes, size_t& pixel_ta
   pixel_tag = bytes.rfind(std::string("\xE0\x7F\x10\x00OB\x00\x00\xFF\xFF\xFF\xFF", 12));
   std::vector<std::string> out;
   if (pixel_tag == std::string::npos) return out;
-  for (size_t p = pixel_tag + 12, k = 0; p + 8 <= bytes.size() && bytes.substr(p, 4) == std::string("\xFE\xFF\x00\xE0", 4); ++k) {
+  for (size_t p = pixel_tag + 12, k = 0;
+       p + 8 <= bytes.size() && bytes.substr(p, 4) == std::string("\xFE\xFF\x00\xE0", 4); ++k) {
     const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + p + 4);
     const uint32_t length = u[0] | u[1] << 8 | u[2] << 16 | static_cast<uint32_t>(u[3]) << 24;
     if (k > 0) out.push_back(bytes.substr(p + 8, length));
@@ -228,9 +231,10 @@ TEST(ImageGolden, MultiFrameJpegDicomDecodesEachFrameByFragmentOrOffsetTable) {
   std::string table;
   for (const uint32_t offset : {0u, second})
     for (int k = 0; k < 4; ++k) table += static_cast<char>((offset >> (8 * k)) & 0xFF);
-  const std::string split = bytes.substr(0, pixel_tag + 12) + item(0xE000, table, 8) +
-                            item(0xE000, a, static_cast<uint32_t>(a.size())) + item(0xE000, b, static_cast<uint32_t>(b.size())) +
-                            item(0xE000, fragments[1], static_cast<uint32_t>(fragments[1].size())) + item(0xE0DD, "", 0);
+  const std::string split =
+      bytes.substr(0, pixel_tag + 12) + item(0xE000, table, 8) + item(0xE000, a, static_cast<uint32_t>(a.size())) +
+      item(0xE000, b, static_cast<uint32_t>(b.size())) +
+      item(0xE000, fragments[1], static_cast<uint32_t>(fragments[1].size())) + item(0xE0DD, "", 0);
   testing::write_text(dir.file("split.dcm"), split);
   EXPECT_EQ(max_difference(frame(dir.file("split.dcm"), 0), expect0), 0.0);
   EXPECT_EQ(max_difference(frame(dir.file("split.dcm"), 1), expect1), 0.0);
@@ -250,7 +254,8 @@ TEST(ImageGolden, RleColourDicomRoundTripsExactly) {
   // and the 16-bit MR (two byte planes) is checked against pydicom in
   // DicomEqualsPydicomWithRescaleAndWindow.
   testing::TempDir dir;
-  const auto native = transcoded("SC_rgb_jpeg_gdcm.dcm", gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("n.dcm"));
+  const auto native =
+      transcoded("SC_rgb_jpeg_gdcm.dcm", gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("n.dcm"));
   const auto rle = transcoded(native, gdcm::TransferSyntax::RLELossless, dir.file("rle.dcm"));
   const auto got = data::decode_image(rle).pixels;
   ASSERT_EQ(got.channels(), 3);
@@ -279,7 +284,8 @@ TEST(ImageGolden, JpegBaselineColourDicomIsNearTheOriginalRgb) {
   // (and its own decoder then returns YCbCr as RGB, 92/255 off on average): the codestream
   // decides, not the label.
   testing::TempDir dir;
-  const auto native = transcoded("SC_rgb_jpeg_gdcm.dcm", gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("n.dcm"));
+  const auto native =
+      transcoded("SC_rgb_jpeg_gdcm.dcm", gdcm::TransferSyntax::ExplicitVRLittleEndian, dir.file("n.dcm"));
   const auto baseline = transcoded(native, gdcm::TransferSyntax::JPEGBaselineProcess1, dir.file("b.dcm"));
   const auto expect = data::decode_image(native).pixels;
   const auto decoded = data::decode_image(baseline);
@@ -305,7 +311,8 @@ TEST(ImageGolden, CorruptJpegDicomIsANamedError) {
     FAIL() << "a corrupt JPEG stream must be refused";
   } catch (const Error& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find("cut.dcm: JPEG data: Corrupt JPEG data: premature end of data segment"), std::string::npos) << what;
+    EXPECT_NE(what.find("cut.dcm: JPEG data: Corrupt JPEG data: premature end of data segment"), std::string::npos)
+        << what;
   }
 }
 
@@ -370,7 +377,8 @@ TEST(ImageGolden, CorruptJpegLsAndJpeg2000DicomAreNamedErrors) {
   // Each codestream cut to half its length, and one whose header declares another image size.
   testing::TempDir dir;
   const std::vector<std::pair<gdcm::TransferSyntax::TSType, std::string>> cases = {
-      {gdcm::TransferSyntax::JPEGLSLossless, "JPEG-LS data: "}, {gdcm::TransferSyntax::JPEG2000Lossless, "JPEG 2000 data: "}};
+      {gdcm::TransferSyntax::JPEGLSLossless, "JPEG-LS data: "},
+      {gdcm::TransferSyntax::JPEG2000Lossless, "JPEG 2000 data: "}};
   for (const auto& [ts, prefix] : cases) {
     const std::string bytes = testing::read_text(transcoded("MR_small.dcm", ts, dir.file("whole.dcm")));
     size_t pixel_tag = 0;
@@ -387,7 +395,8 @@ TEST(ImageGolden, CorruptJpegLsAndJpeg2000DicomAreNamedErrors) {
     }
   }
   // JPEG 2000's SIZ segment (after SOC) declares 64 x 64; MR_small is 64 x 64, so 65 wide is a lie.
-  const std::string bytes = testing::read_text(transcoded("MR_small.dcm", gdcm::TransferSyntax::JPEG2000Lossless, dir.file("j.dcm")));
+  const std::string bytes =
+      testing::read_text(transcoded("MR_small.dcm", gdcm::TransferSyntax::JPEG2000Lossless, dir.file("j.dcm")));
   size_t pixel_tag = 0;
   auto fragments = fragments_of(bytes, pixel_tag);
   ASSERT_EQ(fragments.size(), 1u);
@@ -399,8 +408,11 @@ TEST(ImageGolden, CorruptJpegLsAndJpeg2000DicomAreNamedErrors) {
     data::decode_image(dir.file("wide.dcm"));
     ADD_FAILURE() << "a codestream of another size must be refused";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("wide.dcm: JPEG 2000 header: the frame is 65 x 64 with 1 components, the DICOM "
-                                         "header says 64 x 64 with 1"), std::string::npos) << e.what();
+    EXPECT_NE(
+        std::string(e.what()).find("wide.dcm: JPEG 2000 header: the frame is 65 x 64 with 1 components, the DICOM "
+                                   "header says 64 x 64 with 1"),
+        std::string::npos)
+        << e.what();
   }
 }
 

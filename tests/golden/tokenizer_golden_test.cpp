@@ -19,19 +19,22 @@
 namespace msmedcap {
 namespace {
 
-nlohmann::json goldens() { return nlohmann::json::parse(testing::read_text(testing::data_path("tokenizers/goldens.json"))); }
+nlohmann::json goldens() {
+  return nlohmann::json::parse(testing::read_text(testing::data_path("tokenizers/goldens.json")));
+}
 
 TEST(Unicode, OwnAsciiTableEqualsIcu) {
   // A build without ICU answers ASCII from our own table (data/unicode.h): checked here against
   // ICU itself for every ASCII code point.
-  static const char* const kIcuNames[] = {"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Me", "Mc", "Nd", "Nl", "No",
-                                          "Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Pd", "Ps", "Pe", "Pc", "Po",
-                                          "Sm", "Sc", "Sk", "So", "Pi", "Pf"};
+  static const char* const kIcuNames[] = {"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Me", "Mc", "Nd",
+                                          "Nl", "No", "Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cs", "Pd",
+                                          "Ps", "Pe", "Pc", "Po", "Sm", "Sc", "Sk", "So", "Pi", "Pf"};
   for (char32_t c = 0; c < 0x80; ++c) {
     const auto u = static_cast<UChar32>(c);
     EXPECT_EQ(std::string(data::unicode::detail::ascii_category(c)), kIcuNames[u_charType(u)]) << int(c);
     EXPECT_EQ(data::unicode::detail::ascii_space(c), u_isUWhiteSpace(u) != 0) << int(c);
-    EXPECT_EQ(data::unicode::to_lower(std::u32string(1, c)), std::u32string(1, static_cast<char32_t>(u_tolower(u)))) << int(c);
+    EXPECT_EQ(data::unicode::to_lower(std::u32string(1, c)), std::u32string(1, static_cast<char32_t>(u_tolower(u))))
+        << int(c);
   }
   // Beyond ASCII the answers are ICU's: a non-ASCII letter, number and space.
   EXPECT_STREQ(data::unicode::category(U'\u00e9'), "Ll");
@@ -54,7 +57,8 @@ TEST(TokenizerGolden, WordPieceIdsEqualBertTokenizer) {
 }
 
 TEST(TokenizerGolden, BpeIdsPretokensAndDecodeEqualGpt2Tokenizer) {
-  const data::BpeTokenizer tok(testing::data_path("tokenizers/opt/vocab.json"), testing::data_path("tokenizers/opt/merges.txt"));
+  const data::BpeTokenizer tok(testing::data_path("tokenizers/opt/vocab.json"),
+                               testing::data_path("tokenizers/opt/merges.txt"));
   for (const auto& g : goldens()) {
     const std::string text = g["text"];
     EXPECT_EQ(tok.encode(text), g["bpe"].get<std::vector<int64_t>>()) << text;
@@ -119,17 +123,20 @@ TEST(TokenizerGolden, TokenizerJsonAloneGivesTheSameIds) {
   nlohmann::json bert_vocab = nlohmann::json::object();
   while (std::getline(bert_in, line)) bert_vocab[line] = static_cast<int64_t>(bert_vocab.size());
   for (const auto& [name, json] :
-       {std::pair<std::string, nlohmann::json>{"bpe-text", {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges_text}}},
-                                                            {"pre_tokenizer", {{"type", "ByteLevel"}}}}},
-        {"bpe-pairs", {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges_pairs}}},
-                       {"pre_tokenizer", {{"type", "ByteLevel"}}}}},
+       {std::pair<std::string, nlohmann::json>{"bpe-text",
+                                               {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges_text}}},
+                                                {"pre_tokenizer", {{"type", "ByteLevel"}}}}},
+        {"bpe-pairs",
+         {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges_pairs}}},
+          {"pre_tokenizer", {{"type", "ByteLevel"}}}}},
         {"wordpiece", {{"model", {{"type", "WordPiece"}, {"vocab", bert_vocab}}}}}}) {
     std::filesystem::create_directories(dir.file(name));
     testing::write_text(dir.file(name + "/tokenizer.json"), json.dump());
     const auto tok = data::load_tokenizer(dir.file(name));
     EXPECT_EQ(tok->kind(), name == "wordpiece" ? "wordpiece" : "bpe");
     for (const auto& g : goldens()) {
-      EXPECT_EQ(tok->encode(g["text"].get<std::string>()), g[name == "wordpiece" ? "wordpiece" : "bpe"].get<std::vector<int64_t>>())
+      EXPECT_EQ(tok->encode(g["text"].get<std::string>()),
+                g[name == "wordpiece" ? "wordpiece" : "bpe"].get<std::vector<int64_t>>())
           << name << ": " << g["text"];
     }
   }

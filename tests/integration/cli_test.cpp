@@ -88,8 +88,7 @@ TEST(CliUsage, MissingArgumentAndUnknownCommandExitTwo) {
 TEST(CliConfig, LayersFilesSetAndFlags) {
   TempDir dir;
   write_text(dir.file("a.json"), R"({"runtime": {"threads": 1, "seed": 3}})");
-  const auto r = run_msmedcap("config -c " + dir.file("a.json") +
-                              " --set runtime.seed=9 --threads 2 --log-level warn");
+  const auto r = run_msmedcap("config -c " + dir.file("a.json") + " --set runtime.seed=9 --threads 2 --log-level warn");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = config::Json::parse(r.out);
   EXPECT_EQ(j["runtime"]["threads"], 2);
@@ -101,8 +100,7 @@ TEST(CliConfig, UnknownKeyExitsOneNamingNearestKey) {
   const auto r = run_msmedcap("config --set runtime.treads=2");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(count_lines(r.err), 1u) << r.err;
-  EXPECT_NE(r.err.find("unknown key 'runtime.treads' (did you mean 'runtime.threads'?)"),
-            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unknown key 'runtime.treads' (did you mean 'runtime.threads'?)"), std::string::npos) << r.err;
 }
 
 TEST(CliConfig, CudaDeviceWithoutCudaIsRejectedWhereItIsUsed) {
@@ -127,7 +125,8 @@ namespace {
 
 TEST(CliSynth, WritesSplitsAndImages) {
   msmedcap::testing::TempDir dir;
-  const auto r = msmedcap::testing::run_msmedcap("synth --out " + dir.file("synth") + " --n 20 --seed 1 --image-size 64");
+  const auto r =
+      msmedcap::testing::run_msmedcap("synth --out " + dir.file("synth") + " --n 20 --seed 1 --image-size 64");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("[synth]"), std::string::npos);
   for (const char* f : {"train.jsonl", "val.jsonl", "test.jsonl", "images/synth_00019.png"}) {

@@ -23,8 +23,8 @@ namespace {
 
 TEST(DataCli, DecodeImageWritesWhatTheModelSees) {
   testing::TempDir dir;
-  const auto r = testing::run_msmedcap("decode-image " + testing::data_path("images/CT_small.dcm") + " --window 40,400 --output " +
-                                    dir.file("ct.safetensors"));
+  const auto r = testing::run_msmedcap("decode-image " + testing::data_path("images/CT_small.dcm") +
+                                       " --window 40,400 --output " + dir.file("ct.safetensors"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto store = io::TensorStore::open(dir.file("ct.safetensors"));
   const auto golden = io::TensorStore::open(testing::data_path("images/dicom_golden.safetensors"));
@@ -34,12 +34,13 @@ TEST(DataCli, DecodeImageWritesWhatTheModelSees) {
   EXPECT_TRUE(window);
 
   testing::write_text(dir.file("bad.dcm"), std::string(128, '\0') + "DICM\x02\x00");
-  const auto bad = testing::run_msmedcap("decode-image " + dir.file("bad.dcm") + " --output " + dir.file("x.safetensors"));
+  const auto bad =
+      testing::run_msmedcap("decode-image " + dir.file("bad.dcm") + " --output " + dir.file("x.safetensors"));
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("bad.dcm"), std::string::npos) << bad.err;
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.safetensors")));
-  const auto win = testing::run_msmedcap("decode-image " + testing::data_path("images/MR_small.dcm") + " --window 40 --output " +
-                                      dir.file("y.safetensors"));
+  const auto win = testing::run_msmedcap("decode-image " + testing::data_path("images/MR_small.dcm") +
+                                         " --window 40 --output " + dir.file("y.safetensors"));
   EXPECT_NE(win.exit_code, 0);
   EXPECT_NE(win.err.find("--window"), std::string::npos) << win.err;
 }
@@ -64,8 +65,8 @@ TEST(DataCli, TrainTokenizerThenTokenize) {
                          "Brain MRI shows no acute abnormality.", "Moderate pleural effusion on the left."};
   for (int k = 0; k < 50; ++k) corpus += std::string(lines[k % 4]) + "\n";
   testing::write_text(dir.file("corpus.txt"), corpus);
-  const auto r = testing::run_msmedcap("train-tokenizer --input " + dir.file("corpus.txt") + " --out " + dir.file("spm") +
-                                    " --vocab-size 400");
+  const auto r = testing::run_msmedcap("train-tokenizer --input " + dir.file("corpus.txt") + " --out " +
+                                       dir.file("spm") + " --vocab-size 400");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(std::filesystem::exists(dir.file("spm/tokenizer.model")));
   EXPECT_FALSE(std::filesystem::exists(dir.file("spm/.corpus.txt")));
@@ -73,13 +74,14 @@ TEST(DataCli, TrainTokenizerThenTokenize) {
   const auto& ids = encoded[0];
   // LLaMA's normalisation (identity): a newline is one byte token, usable as a caption's end.
   const auto& newline = encoded[1];
-  ASSERT_EQ(newline.size(), 3u);  // <s>, the dummy-prefix space, <0x0A>
-  EXPECT_EQ(newline[2], 3 + 1 + 0x0A);      // byte pieces follow <unk> <s> </s> <pad>
+  ASSERT_EQ(newline.size(), 3u);        // <s>, the dummy-prefix space, <0x0A>
+  EXPECT_EQ(newline[2], 3 + 1 + 0x0A);  // byte pieces follow <unk> <s> </s> <pad>
   ASSERT_GE(ids.size(), 2u);
   EXPECT_EQ(ids[0], 1);  // <s>
   // spm_encode (Debian's sentencepiece) is the independent reference for the rest.
   testing::write_text(dir.file("query.txt"), "left lower lobe\n");
-  const auto ref = testing::run_command("spm_encode --model=" + dir.file("spm/tokenizer.model") + " --output_format=id " + dir.file("query.txt"));
+  const auto ref = testing::run_command("spm_encode --model=" + dir.file("spm/tokenizer.model") +
+                                        " --output_format=id " + dir.file("query.txt"));
   ASSERT_EQ(ref.exit_code, 0) << ref.err;
   std::vector<int64_t> expect = {1};
   std::istringstream in(ref.out);
@@ -97,20 +99,21 @@ TEST(DataCli, TrainWordPieceFromJsonlCaptions) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto encoded = token_ids(dir.file("qf"), "'left lobe mass' 'lobes'");
   // The vocabulary's words are whole tokens; an unseen word falls back to characters, never [UNK].
-  EXPECT_EQ(encoded[0].size(), 5u);  // [CLS] left lobe mass [SEP]
-  EXPECT_EQ(encoded[1].size(), 4u);  // [CLS] lobe ##s [SEP]
+  EXPECT_EQ(encoded[0].size(), 5u);                // [CLS] left lobe mass [SEP]
+  EXPECT_EQ(encoded[1].size(), 4u);                // [CLS] lobe ##s [SEP]
   for (int64_t id : encoded[1]) EXPECT_NE(id, 2);  // [UNK]
   // Malformed JSONL names its line.
   testing::write_text(dir.file("bad.jsonl"), "{\"caption\": \"ok\"}\n{\"caption\": \n");
-  const auto bad = testing::run_msmedcap("train-tokenizer --kind wordpiece --input " + dir.file("bad.jsonl") + " --out " +
-                                         dir.file("qf2"));
+  const auto bad = testing::run_msmedcap("train-tokenizer --kind wordpiece --input " + dir.file("bad.jsonl") +
+                                         " --out " + dir.file("qf2"));
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("bad.jsonl:2"), std::string::npos) << bad.err;
 }
 
 TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {
   testing::TempDir dir;
-  ASSERT_EQ(testing::run_msmedcap("synth --out " + dir.file("synth") + " --n 12 --seed 3 --image-size 96").exit_code, 0);
+  ASSERT_EQ(testing::run_msmedcap("synth --out " + dir.file("synth") + " --n 12 --seed 3 --image-size 96").exit_code,
+            0);
   config::Json cfg = config::read_json_file(testing::data_path("tiny_msmedcap_opt.json"));
   cfg["data"] = {{"sources", {{{"format", "jsonl"}, {"root", dir.file("synth")}, {"annotations", "train.jsonl"}}}},
                  {"transform", {{"clip_size", 32}, {"sam_size", 64}}}};
@@ -123,7 +126,7 @@ TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {
   cfg["weights"] = {{{"path", dir.file("tiny.safetensors")}}};
   testing::write_text(dir.file("run.json"), cfg.dump(1));
   const auto r = testing::run_msmedcap("extract-features -c " + dir.file("run.json") + " --out " + dir.file("cache") +
-                                    " --batch-size 3 --shard-mb 1");
+                                       " --batch-size 3 --shard-mb 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("img/s"), std::string::npos) << r.err;
 
@@ -131,7 +134,8 @@ TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {
   // makes the loader return the cached SAM features and CLIP pixels.
   const auto prov = models::encoder_provenance(*model, config::Branch::kSam, run.data.transform);
   const data::FeatureCache cache(dir.file("cache"), prov);
-  EXPECT_EQ(cache.size(), static_cast<int64_t>(testing::count_lines(testing::read_text(dir.file("synth/train.jsonl")))));
+  EXPECT_EQ(cache.size(),
+            static_cast<int64_t>(testing::count_lines(testing::read_text(dir.file("synth/train.jsonl")))));
   run.data.feature_cache = dir.file("cache");
   const data::ExampleOptions options = inference::example_options(*model, run.data);
   ASSERT_TRUE(options.sam_cache != nullptr);
@@ -170,7 +174,8 @@ TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {
   ASSERT_EQ(half.exit_code, 0) << half.err;
   EXPECT_NE(half.err.find(" images cached in " + dir.file("cache-bf16")), std::string::npos) << half.err;
   // An existing cache is not overwritten.
-  const auto again = testing::run_msmedcap("extract-features -c " + dir.file("run.json") + " --out " + dir.file("cache"));
+  const auto again =
+      testing::run_msmedcap("extract-features -c " + dir.file("run.json") + " --out " + dir.file("cache"));
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("already holds a feature cache"), std::string::npos) << again.err;
 }

@@ -20,15 +20,19 @@ namespace fs = std::filesystem;
 TEST(Demo, ShortenedDemoTrainsScoresAndReports) {
   testing::TempDir dir;
   const std::string out = dir.file("demo");
-  const auto r = testing::run_command(std::string("SKIP_INSTALL=1 MSMEDCAP_BIN=") + MSMEDCAP_BINARY + " DEMO_OUT=" + out +
-                                      " SYNTH_N=240 EPOCH_SCALE=0.25 BATCH_SIZE=8 WARMUP_STEPS=5 " + MSMEDCAP_SOURCE_DIR + "/scripts/demo.sh");
-  ASSERT_EQ(r.exit_code, 0) << r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0) << r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0);
+  const auto r = testing::run_command(
+      std::string("SKIP_INSTALL=1 MSMEDCAP_BIN=") + MSMEDCAP_BINARY + " DEMO_OUT=" + out +
+      " SYNTH_N=240 EPOCH_SCALE=0.25 BATCH_SIZE=8 WARMUP_STEPS=5 " + MSMEDCAP_SOURCE_DIR + "/scripts/demo.sh");
+  ASSERT_EQ(r.exit_code, 0) << r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0)
+                            << r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0);
 
   for (const char* stage : {"decoder-lm", "stage1-clip", "stage1-sam", "stage2", "caption"})
     EXPECT_TRUE(fs::exists(out + "/runs/" + stage + "/checkpoints/latest")) << stage;
 
   // Scores: the trained model writes the captions' words; the random one does not.
-  auto corpus = [&](const std::string& name) { return nlohmann::json::parse(testing::read_text(out + "/" + name + ".eval.json")); };
+  auto corpus = [&](const std::string& name) {
+    return nlohmann::json::parse(testing::read_text(out + "/" + name + ".eval.json"));
+  };
   const auto trained = corpus("trained"), untrained = corpus("untrained"), baseline = corpus("baseline");
   EXPECT_GT(trained["Bleu_1"].get<double>(), untrained["Bleu_1"].get<double>() + 0.1);
   EXPECT_GT(trained["CIDEr"].get<double>(), untrained["CIDEr"].get<double>());
@@ -36,7 +40,8 @@ TEST(Demo, ShortenedDemoTrainsScoresAndReports) {
   std::set<std::string> constant;
   int64_t predictions = 0;
   std::istringstream lines(testing::read_text(out + "/baseline.jsonl"));
-  for (std::string line; std::getline(lines, line); ++predictions) constant.insert(nlohmann::json::parse(line)["caption"]);
+  for (std::string line; std::getline(lines, line); ++predictions)
+    constant.insert(nlohmann::json::parse(line)["caption"]);
   EXPECT_EQ(constant.size(), 1u);
   EXPECT_GT(baseline["CIDEr"].get<double>(), 0.0);
   // The breakdowns cover every test study.
@@ -57,7 +62,7 @@ TEST(Demo, ShortenedDemoTrainsScoresAndReports) {
   }
   int64_t maps = 0;
   for (const auto& e : fs::directory_iterator(out + "/attention")) maps += e.path().extension() == ".png";
-  EXPECT_GE(maps, 4);  // two branches for at least two examples
+  EXPECT_GE(maps, 4);                                       // two branches for at least two examples
   EXPECT_NE(r.out.find("## Examples"), std::string::npos);  // printed too
 }
 

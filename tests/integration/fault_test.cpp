@@ -90,7 +90,8 @@ bool has_temp_checkpoint(const std::string& run_dir, pid_t pid = 0) {
   for (fs::directory_iterator it(run_dir + "/checkpoints", ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.rfind(".step-", 0) != 0) continue;
-    if (pid == 0 || (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0))
+    if (pid == 0 ||
+        (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0))
       return true;
   }
   return false;
@@ -150,7 +151,8 @@ TEST(Faults, SigkillAtRandomMomentsLosesAtMostOneSaveIntervalAndResumesExactly) 
   ASSERT_EQ(reference.size(), static_cast<size_t>(kSteps));
 
   const int kills = std::stoi(env_or("MSMEDCAP_FAULT_KILLS", "6"));
-  const auto seed = static_cast<uint32_t>(std::stoul(env_or("MSMEDCAP_FAULT_SEED", std::to_string(std::random_device()()))));
+  const auto seed =
+      static_cast<uint32_t>(std::stoul(env_or("MSMEDCAP_FAULT_SEED", std::to_string(std::random_device()()))));
   SCOPED_TRACE("MSMEDCAP_FAULT_SEED=" + std::to_string(seed));
   std::mt19937 rng(seed);
   // Each restart resumes, so a moment within 40% of a whole run's time leaves work for the next.
@@ -183,7 +185,8 @@ TEST(Faults, SigkillAtRandomMomentsLosesAtMostOneSaveIntervalAndResumesExactly) 
     const int64_t saved = check_checkpoints(dir.file("split"));
     const auto logged = step_losses(dir.file("split"));
     const int64_t done = logged.empty() ? 0 : logged.rbegin()->first;
-    EXPECT_LE(done - saved, kSaveEvery) << "trial " << trial << ": " << done << " steps logged, checkpoint at " << saved;
+    EXPECT_LE(done - saved, kSaveEvery) << "trial " << trial << ": " << done << " steps logged, checkpoint at "
+                                        << saved;
     most_lost = std::max(most_lost, done - saved);
   }
   const int final_code = wait_exit(spawn(args("split"), dir.file("split.log")));
@@ -193,15 +196,16 @@ TEST(Faults, SigkillAtRandomMomentsLosesAtMostOneSaveIntervalAndResumesExactly) 
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << name;
   EXPECT_FALSE(has_temp_checkpoint(dir.file("split")));  // a crash's leftovers are cleared
-  std::cout << "[faults] seed " << seed << ": " << killed << " kills (" << in_save << " while a checkpoint was written), "
-            << finished_first << " run finished first; at most " << most_lost << " steps lost (save_every " << kSaveEvery
-            << "); an uninterrupted run takes " << full_seconds << " s\n";
+  std::cout << "[faults] seed " << seed << ": " << killed << " kills (" << in_save
+            << " while a checkpoint was written), " << finished_first << " run finished first; at most " << most_lost
+            << " steps lost (save_every " << kSaveEvery << "); an uninterrupted run takes " << full_seconds << " s\n";
   EXPECT_GE(killed, 1);
 }
 
 std::map<std::string, std::string> files_of(const std::string& dir) {
   std::map<std::string, std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out[e.path().filename().string()] = testing::read_text(e.path().string());
+  for (const auto& e : fs::directory_iterator(dir))
+    out[e.path().filename().string()] = testing::read_text(e.path().string());
   return out;
 }
 
@@ -229,7 +233,8 @@ TEST(Faults, FileSizeLimitDuringACheckpointKeepsThePreviousOneAndStops) {
   const auto [code, err] = train("run", 6, limit);
   EXPECT_EQ(code, 1) << err;
   EXPECT_NE(err.find("msmedcap: error: " + io::checkpoint_folder(dir.file("run"), 6) + ": checkpoint not saved"),
-            std::string::npos) << err;
+            std::string::npos)
+      << err;
   EXPECT_NE(err.find("File too large"), std::string::npos) << err;
   EXPECT_NE(err.find("checkpoints/latest still names the intact step-000000003"), std::string::npos) << err;
   EXPECT_EQ(io::latest_checkpoint(dir.file("run")), step3);
@@ -269,7 +274,8 @@ TEST(Faults, BadImagesMidDatasetAreSkippedAndNamedWithinTheBudget) {
   cfg.train.max_steps = static_cast<int64_t>(samples.size() + 7) / 8;  // one epoch: every sample once
   const auto bad = spoil_images(samples);
   cfg.loader.max_bad_fraction = 0.05;  // 5 of the 100-sample floor
-  const auto within = testing::run_msmedcap("train -c " + write_config(dir, "ok.json", cfg) + " --run-dir " + dir.file("ok"));
+  const auto within =
+      testing::run_msmedcap("train -c " + write_config(dir, "ok.json", cfg) + " --run-dir " + dir.file("ok"));
   ASSERT_EQ(within.exit_code, 0) << within.err;
   EXPECT_EQ(within.err.find("libpng"), std::string::npos) << within.err;  // named by msmedcap, not by the codec
   for (const auto& image : bad) EXPECT_NE(within.err.find("skipped: " + image + ": "), std::string::npos) << image;
@@ -292,7 +298,8 @@ TEST(Faults, DamagedCheckpointsAreRefusedInOneLineNamingTheFile) {
   testing::TempDir dir;
   auto cfg = fault_run(make_synth(dir.file("synth"), 24), 2, 0);
   cfg.loader.workers = 0;
-  const auto run = testing::run_msmedcap("train -c " + write_config(dir, "run.json", cfg) + " --run-dir " + dir.file("run"));
+  const auto run =
+      testing::run_msmedcap("train -c " + write_config(dir, "run.json", cfg) + " --run-dir " + dir.file("run"));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const std::string good = io::latest_checkpoint(dir.file("run"));
 
@@ -308,8 +315,12 @@ TEST(Faults, DamagedCheckpointsAreRefusedInOneLineNamingTheFile) {
       {"model cut short", "model.safetensors", "reach beyond the data section",
        [&](const std::string& c) { truncate_by(c + "/model.safetensors", 100); }},
       {"optimizer header cut", "optimizer.safetensors", "optimizer.safetensors",
-       [&](const std::string& c) { testing::write_text(c + "/optimizer.safetensors", testing::read_text(c + "/optimizer.safetensors").substr(0, 20)); }},
-      {"state cut short", "state.json", "malformed JSON", [&](const std::string& c) { truncate_by(c + "/state.json", 10); }},
+       [&](const std::string& c) {
+         testing::write_text(c + "/optimizer.safetensors",
+                             testing::read_text(c + "/optimizer.safetensors").substr(0, 20));
+       }},
+      {"state cut short", "state.json", "malformed JSON",
+       [&](const std::string& c) { truncate_by(c + "/state.json", 10); }},
       {"model missing", "model.safetensors", "which lacks model.safetensors",
        [&](const std::string& c) { fs::remove(c + "/model.safetensors"); }},
   };
@@ -349,9 +360,11 @@ TEST(Faults, NaNInCachedFeaturesSkipsTheSampleAndKeepsParametersFinite) {
   const auto samples = data::read_dataset(cfg.data.sources[0]);
   ASSERT_EQ(samples.size(), 8u);
   {
-    data::FeatureCacheWriter writer(dir.file("cache"), models::encoder_provenance(*model, config::Branch::kSam, cfg.data.transform));
+    data::FeatureCacheWriter writer(dir.file("cache"),
+                                    models::encoder_provenance(*model, config::Branch::kSam, cfg.data.transform));
     for (size_t i = 0; i < samples.size(); ++i) {
-      writer.add(data::feature_key(config::Branch::kSam, samples[i]), torch::randn({cfg.model.sam.output_channels, 8, 8}));
+      writer.add(data::feature_key(config::Branch::kSam, samples[i]),
+                 torch::randn({cfg.model.sam.output_channels, 8, 8}));
     }
     writer.finish();
   }
@@ -380,7 +393,8 @@ TEST(Faults, NaNInCachedFeaturesSkipsTheSampleAndKeepsParametersFinite) {
   const auto state = config::read_json_file(io::latest_checkpoint(dir.file("run")) + "/state.json");
   EXPECT_EQ(state.at("loader").at("bad").get<int64_t>(), 2);  // once per epoch
   for (const auto& [step, loss] : step_losses(dir.file("run"))) EXPECT_TRUE(std::isfinite(loss)) << step;
-  for (const auto& [name, t] : checkpoint_model(dir.file("run"))) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+  for (const auto& [name, t] : checkpoint_model(dir.file("run")))
+    EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
 }
 
 }  // namespace

@@ -97,8 +97,9 @@ TEST(ForwardCli, SamDirectoryGivesEncoderOutputs) {
 TEST(ForwardCli, ImagesOnlyGiveFeatures) {
   TempDir dir;
   const std::string fixture = fixture_path("tiny_blip2_opt");
-  io::save_safetensors(dir.file("in.safetensors"),
-                       {{"pixel_values", io::TensorStore::open(fixture + "/reference.safetensors").view("pixel_values")}});
+  io::save_safetensors(
+      dir.file("in.safetensors"),
+      {{"pixel_values", io::TensorStore::open(fixture + "/reference.safetensors").view("pixel_values")}});
   const auto r = run_msmedcap("forward --hf " + fixture + " --inputs " + dir.file("in.safetensors") + " --output " +
                               dir.file("out.safetensors"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -115,8 +116,9 @@ TEST(ForwardCli, GenerateRunsBeamSearchAsCaptionDoes) {
   const auto beam = ref.view("gen_beam3_prompt").slice(1, 1);
   ASSERT_FALSE(at::equal(beam, ref.view("gen_greedy_prompt").slice(1, 1)));  // the two differ on this fixture
   write_text(dir.file("gen.json"), R"({"max_new_tokens": 16, "num_beams": 3, "eos_token_id": 2, "pad_token_id": 1})");
-  const auto r = run_msmedcap("forward --hf " + fixture + " --inputs " + fixture + "/reference.safetensors --output " +
-                              dir.file("out.safetensors") + " --generate " + dir.file("gen.json") + " --prompt-tokens 3");
+  const auto r =
+      run_msmedcap("forward --hf " + fixture + " --inputs " + fixture + "/reference.safetensors --output " +
+                   dir.file("out.safetensors") + " --generate " + dir.file("gen.json") + " --prompt-tokens 3");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(at::equal(io::TensorStore::open(dir.file("out.safetensors")).view("sequences"), beam));
 }
@@ -141,10 +143,11 @@ TEST(ForwardCli, TodaysHubConfigWithImagePlaceholdersEqualsHf) {
   std::filesystem::copy_file(fixture + "/model.safetensors", dir.file("hub/model.safetensors"));
   write_text(dir.file("gen.json"), R"({"max_new_tokens": 16, "eos_token_id": 2, "pad_token_id": 1})");
   // The golden's prompt: the placeholders and the first 3 text tokens.
-  const int64_t prompt = (want.view("input_ids")[0] == static_cast<int64_t>(std::stoll(index))).sum().item<int64_t>() + 3;
+  const int64_t prompt =
+      (want.view("input_ids")[0] == static_cast<int64_t>(std::stoll(index))).sum().item<int64_t>() + 3;
   const auto r = run_msmedcap("forward --hf " + dir.file("hub") + " --inputs " + golden + " --output " +
-                              dir.file("out.safetensors") + " --generate " + dir.file("gen.json") + " --prompt-tokens " +
-                              std::to_string(prompt));
+                              dir.file("out.safetensors") + " --generate " + dir.file("gen.json") +
+                              " --prompt-tokens " + std::to_string(prompt));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto out = io::TensorStore::open(dir.file("out.safetensors"));
   EXPECT_EQ(out.view("logits").sizes(), want.view("logits").sizes());  // T positions, not P + T
@@ -174,8 +177,8 @@ TEST(ForwardCli, BadInputsExitOneWithOneLine) {
   TempDir dir;
   const std::string fixture = fixture_path("tiny_blip2_opt");
   io::save_safetensors(dir.file("bad.safetensors"), {{"pixel_values", at::zeros({1, 3, 30, 32})}});
-  const auto r = run_msmedcap("forward --hf " + fixture + " --inputs " + dir.file("bad.safetensors") +
-                              " --output " + dir.file("out.safetensors"));
+  const auto r = run_msmedcap("forward --hf " + fixture + " --inputs " + dir.file("bad.safetensors") + " --output " +
+                              dir.file("out.safetensors"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(count_lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("not a multiple of the patch size"), std::string::npos) << r.err;
@@ -233,8 +236,9 @@ TEST(ForwardCli, StandaloneCausalLmDirectory) {
                                                     {"attention_mask", ref.view("attention_mask")},
                                                     {"labels", ref.view("labels")}});
   write_text(dir.file("gen.json"), R"({"max_new_tokens": 5, "eos_token_id": null})");
-  const auto r = run_msmedcap("forward --hf " + lm_dir + " --inputs " + dir.file("in.safetensors") + " --output " +
-                              dir.file("out.safetensors") + " --generate " + dir.file("gen.json") + " --prompt-tokens 3");
+  const auto r =
+      run_msmedcap("forward --hf " + lm_dir + " --inputs " + dir.file("in.safetensors") + " --output " +
+                   dir.file("out.safetensors") + " --generate " + dir.file("gen.json") + " --prompt-tokens 3");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto out = io::TensorStore::open(dir.file("out.safetensors"));
   EXPECT_EQ(out.view("logits").sizes(), (at::IntArrayRef{2, 7, 1000}));

@@ -29,15 +29,21 @@ class InferenceCli : public ::testing::Test {
     auto r = testing::run_msmedcap("synth --out " + d + "/synth --n 40 --image-size 64");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     config::Json cfg = {
-        {"tokenizers", {{"qformer", testing::data_path("tokenizers/bert")}, {"decoder", testing::data_path("tokenizers/opt")}}},
-        {"data", {{"sources", {{{"format", "jsonl"}, {"root", d + "/synth"}, {"annotations", "train.jsonl"}}}},
-                  {"transform", {{"clip_size", 32}, {"sam_size", 64}}}}},
+        {"tokenizers",
+         {{"qformer", testing::data_path("tokenizers/bert")}, {"decoder", testing::data_path("tokenizers/opt")}}},
+        {"data",
+         {{"sources", {{{"format", "jsonl"}, {"root", d + "/synth"}, {"annotations", "train.jsonl"}}}},
+          {"transform", {{"clip_size", 32}, {"sam_size", 64}}}}},
         {"val_data", {{"sources", {{{"format", "jsonl"}, {"root", d + "/synth"}, {"annotations", "test.jsonl"}}}}}},
         {"loader", {{"batch_size", 8}, {"workers", 1}}},
-        {"train", {{"max_steps", 20}, {"log_every", 10}, {"optimizer", {{"lr", 1e-3}, {"warmup_steps", 0}, {"schedule", "cosine"}}}}}};
+        {"train",
+         {{"max_steps", 20},
+          {"log_every", 10},
+          {"optimizer", {{"lr", 1e-3}, {"warmup_steps", 0}, {"schedule", "cosine"}}}}}};
     testing::write_text(d + "/cfg.json", cfg.dump());
     const std::string base = "train -c " + src + "/configs/models/tiny.json -c " + src + "/configs/stages/";
-    r = testing::run_msmedcap(base + "caption.json -c " + d + "/cfg.json --set train.stage.train_vision=false --run-dir " + d + "/caption");
+    r = testing::run_msmedcap(base + "caption.json -c " + d +
+                              "/cfg.json --set train.stage.train_vision=false --run-dir " + d + "/caption");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     r = testing::run_msmedcap(base + "stage1-clip.json -c " + d + "/cfg.json --run-dir " + d + "/stage1");
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -54,8 +60,8 @@ testing::TempDir* InferenceCli::dir_ = nullptr;
 
 TEST_F(InferenceCli, CaptionsAndScoresTheTestSplit) {
   testing::TempDir out;
-  auto r = testing::run_msmedcap("caption --run " + path("caption") + " --dataset val_data --out " + out.file("pred.jsonl") +
-                                 " --references-out " + out.file("ref.jsonl"));
+  auto r = testing::run_msmedcap("caption --run " + path("caption") + " --dataset val_data --out " +
+                                 out.file("pred.jsonl") + " --references-out " + out.file("ref.jsonl"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE((r.out + r.err).find("captions/s"), std::string::npos) << r.out << r.err;
   const auto pred = read_jsonl(out.file("pred.jsonl"));
@@ -69,8 +75,8 @@ TEST_F(InferenceCli, CaptionsAndScoresTheTestSplit) {
     const double score = pred[i]["score"].get<double>();
     EXPECT_TRUE(std::isfinite(score) && score <= 0) << score;
   }
-  r = testing::run_msmedcap("evaluate --pred " + out.file("pred.jsonl") + " --ref " + out.file("ref.jsonl") + " --json " +
-                            out.file("scores.json"));
+  r = testing::run_msmedcap("evaluate --pred " + out.file("pred.jsonl") + " --ref " + out.file("ref.jsonl") +
+                            " --json " + out.file("scores.json"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto scores = config::read_json_file(out.file("scores.json"));
   for (const char* k : {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L"}) {
@@ -136,7 +142,8 @@ TEST_F(InferenceCli, FolderWithABrokenImageGivesAnErrorRecordCsvAndAttentionMaps
 TEST_F(InferenceCli, BeamSearchAndListFile) {
   testing::TempDir out;
   // OPT's "\n" in the test tokenizer is id 14 (the presets' 50118 is the real OPT's).
-  testing::write_text(out.file("beam.json"), R"({"num_beams": 3, "max_new_tokens": 12, "eos_token_id": 14, "pad_token_id": 1})");
+  testing::write_text(out.file("beam.json"),
+                      R"({"num_beams": 3, "max_new_tokens": 12, "eos_token_id": 14, "pad_token_id": 1})");
   std::string list;
   int n = 0;
   for (const auto& e : fs::directory_iterator(path("synth/images"))) {
@@ -153,8 +160,8 @@ TEST_F(InferenceCli, BeamSearchAndListFile) {
   for (const auto& rec : records) EXPECT_TRUE(rec.contains("caption") && std::isfinite(rec["score"].get<double>()));
   // The presets' OPT end token is outside this tokenizer's vocabulary: refused, nothing written.
   const auto bad = testing::run_msmedcap("caption --run " + path("caption") + " --list " + out.file("list.txt") +
-                                         " --generate " + std::string(MSMEDCAP_SOURCE_DIR) + "/configs/generate/msmedcap.json --out " +
-                                         out.file("bad.jsonl"));
+                                         " --generate " + std::string(MSMEDCAP_SOURCE_DIR) +
+                                         "/configs/generate/msmedcap.json --out " + out.file("bad.jsonl"));
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("eos_token_id 50118 outside the decoder's vocabulary"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs::exists(out.file("bad.jsonl")));
@@ -171,9 +178,11 @@ TEST_F(InferenceCli, GenerationIsAConfigSectionLayeredOverriddenAndSavedWithTheR
   testing::write_text(out.file("list.txt"), list);
   const std::string base = "caption --run " + path("caption") + " --list " + out.file("list.txt");
   // The same beam-3 settings as an HF-style file (--generate) and as a preset layered with -c.
-  testing::write_text(out.file("hf.json"), R"({"num_beams": 3, "max_new_tokens": 12, "eos_token_id": 14, "early_stopping": true})");
-  testing::write_text(out.file("preset.json"),
-                      R"({"generate": {"num_beams": 3, "max_new_tokens": 12, "eos_token_id": 14, "pad_token_id": 1, "early_stopping": "true"}})");
+  testing::write_text(out.file("hf.json"),
+                      R"({"num_beams": 3, "max_new_tokens": 12, "eos_token_id": 14, "early_stopping": true})");
+  testing::write_text(
+      out.file("preset.json"),
+      R"({"generate": {"num_beams": 3, "max_new_tokens": 12, "eos_token_id": 14, "pad_token_id": 1, "early_stopping": "true"}})");
   auto r = testing::run_msmedcap(base + " --generate " + out.file("hf.json") + " --out x.jsonl --dump-config");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto resolved = config::Json::parse(r.out);
@@ -200,7 +209,8 @@ TEST_F(InferenceCli, GenerationIsAConfigSectionLayeredOverriddenAndSavedWithTheR
   // A bad value names its key and source; the run folder saved the section it trained with.
   r = testing::run_msmedcap(base + " --set generate.early_stopping=sometimes --out " + out.file("bad.jsonl"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("generate.early_stopping: expected false, true or never, got 'sometimes'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("generate.early_stopping: expected false, true or never, got 'sometimes'"), std::string::npos)
+      << r.err;
   EXPECT_FALSE(fs::exists(out.file("bad.jsonl")));
   const auto saved = config::read_json_file(path("caption") + "/config.json");
   ASSERT_TRUE(saved.contains("generate")) << saved.dump();
@@ -213,7 +223,8 @@ TEST_F(InferenceCli, BadInputsAreNamed) {
                                  out.file("x.jsonl"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find(out.file("missing") + ": not a folder"), std::string::npos) << r.err;
-  r = testing::run_msmedcap("caption --run " + out.file("norun") + " --images " + out.file("missing") + " --out " + out.file("x.jsonl"));
+  r = testing::run_msmedcap("caption --run " + out.file("norun") + " --images " + out.file("missing") + " --out " +
+                            out.file("x.jsonl"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("not a run folder"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out.file("x.jsonl")));
@@ -222,7 +233,8 @@ TEST_F(InferenceCli, BadInputsAreNamed) {
 TEST_F(InferenceCli, RetrievalRecallBothWays) {
   testing::TempDir out;
   for (const std::string rerank : {"0", "4"}) {
-    const auto r = testing::run_msmedcap("retrieve --run " + path("stage1") + " --rerank " + rerank + " --json " + out.file("r.json"));
+    const auto r = testing::run_msmedcap("retrieve --run " + path("stage1") + " --rerank " + rerank + " --json " +
+                                         out.file("r.json"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto m = config::read_json_file(out.file("r.json"));
     ASSERT_LE(m["images"].get<int64_t>(), 10);  // so every image and text is within the top 10
@@ -235,7 +247,8 @@ TEST_F(InferenceCli, RetrievalRecallBothWays) {
     EXPECT_LE(m["txt_r1"].get<double>(), m["txt_r5"].get<double>());
   }
   // In bf16 (runtime.dtype) too: with at most 10 images, every match is still within the top 10.
-  const auto half = testing::run_msmedcap("retrieve --run " + path("stage1") + " --dtype bf16 --json " + out.file("bf16.json"));
+  const auto half =
+      testing::run_msmedcap("retrieve --run " + path("stage1") + " --dtype bf16 --json " + out.file("bf16.json"));
   ASSERT_EQ(half.exit_code, 0) << half.err;
   EXPECT_DOUBLE_EQ(config::read_json_file(out.file("bf16.json"))["txt_r10"].get<double>(), 100.0);
   // The caption run has no stage-1 heads.

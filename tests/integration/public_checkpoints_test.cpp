@@ -23,9 +23,9 @@ namespace msmedcap {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::read_jsonl;
 using testing::data_path;
 using testing::fixture_path;
+using testing::read_jsonl;
 using testing::run_msmedcap;
 using testing::TempDir;
 using testing::write_text;
@@ -36,9 +36,9 @@ void write_msmedcap_checkpoint(const std::string& path) {
   const auto store = io::TensorStore::open(fixture_path("tiny_msmedcap_opt/model.safetensors"));
   io::StateDict lavis;
   for (const auto& name : store.names()) {
-    const bool trained = name.rfind("qformer.", 0) == 0 || name.rfind("sam_qformer.", 0) == 0 || name == "query_tokens" ||
-                         name == "sam_query_tokens" || name.rfind("language_projection.", 0) == 0 ||
-                         name.rfind("sam_language_projection.", 0) == 0;
+    const bool trained = name.rfind("qformer.", 0) == 0 || name.rfind("sam_qformer.", 0) == 0 ||
+                         name == "query_tokens" || name == "sam_query_tokens" ||
+                         name.rfind("language_projection.", 0) == 0 || name.rfind("sam_language_projection.", 0) == 0;
     if (trained) lavis[testing::lavis_name(name)] = store.view(name).clone();
   }
   ASSERT_TRUE(lavis.count("sam_Qformer.bert.encoder.layer.0.crossattention.self.key.weight"));
@@ -64,7 +64,8 @@ class PublicCheckpoints : public ::testing::Test {
     write_images(dir.file("images"), 3);
     // The decoder tokenizer as users point at it: the HF model folder, weights beside it.
     fs::create_directories(dir.file("opt"));
-    for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(data_path("tokenizers/opt/") + f, dir.file("opt/") + f);
+    for (const char* f : {"vocab.json", "merges.txt"})
+      fs::copy_file(data_path("tokenizers/opt/") + f, dir.file("opt/") + f);
     write_text(dir.file("opt/model.safetensors"), "not a tokenizer file");
     // As configs/weights/msmedcap-from-public.json, pointing at the tiny files.
     const config::Json weights = {
@@ -102,18 +103,21 @@ TEST_F(PublicCheckpoints, CaptionAFolderFineTuneExportAndCaptionAgain) {
   // 2. Fine-tune the caption stage on a JSONL dataset of those images.
   std::string jsonl;
   for (int i = 0; i < 3; ++i) {
-    jsonl += config::Json{{"image", "images/scan" + std::to_string(i) + ".png"},
-                          {"caption", "a bright round opacity in the " + std::string(i == 0 ? "left" : "right") + " lung"}}
-                 .dump() +
-             "\n";
+    jsonl +=
+        config::Json{{"image", "images/scan" + std::to_string(i) + ".png"},
+                     {"caption", "a bright round opacity in the " + std::string(i == 0 ? "left" : "right") + " lung"}}
+            .dump() +
+        "\n";
   }
   write_text(dir.file("train.jsonl"), jsonl);
-  const config::Json data = {{"data", {{"sources", {{{"format", "jsonl"}, {"root", dir.path()}, {"annotations", "train.jsonl"}}}}}},
-                             {"loader", {{"batch_size", 3}, {"workers", 1}}},
-                             {"train", {{"max_steps", 2}, {"log_every", 1}, {"optimizer", {{"warmup_steps", 0}}}}}};
+  const config::Json data = {
+      {"data", {{"sources", {{{"format", "jsonl"}, {"root", dir.path()}, {"annotations", "train.jsonl"}}}}}},
+      {"loader", {{"batch_size", 3}, {"workers", 1}}},
+      {"train", {{"max_steps", 2}, {"log_every", 1}, {"optimizer", {{"warmup_steps", 0}}}}}};
   write_text(dir.file("data.json"), data.dump());
-  r = run_msmedcap("train" + model_args + " -c " + std::string(MSMEDCAP_SOURCE_DIR) + "/configs/stages/caption.json -c " +
-                   dir.file("data.json") + " --set train.stage.train_vision=false --run-dir " + dir.file("run"));
+  r = run_msmedcap("train" + model_args + " -c " + std::string(MSMEDCAP_SOURCE_DIR) +
+                   "/configs/stages/caption.json -c " + dir.file("data.json") +
+                   " --set train.stage.train_vision=false --run-dir " + dir.file("run"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
   // 3. Export the fine-tuned model: one folder with every weight, the tokenizer and the preset.
@@ -161,7 +165,8 @@ TEST(ModelFolder, Blip2ExportedInHfLayoutEqualsTheHfFilesByteForByte) {
     const std::string out = dir.file(std::string(name) + "-hf");
     auto r = run_msmedcap("export -c " + dir.file(std::string(name) + ".json") + " --format hf --out " + out);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(testing::read_text(out + "/model.safetensors"), testing::read_text(fixture + "/model.safetensors")) << name;
+    EXPECT_EQ(testing::read_text(out + "/model.safetensors"), testing::read_text(fixture + "/model.safetensors"))
+        << name;
     // Its config.json reads back to the same model.
     const auto back = models::model_config_from_hf_blip2(models::read_hf_config(out), out + "/config.json");
     EXPECT_EQ(config::to_json(back), config::to_json(cfg)) << name;
@@ -176,7 +181,8 @@ TEST(ModelFolder, Blip2ExportedInHfLayoutEqualsTheHfFilesByteForByte) {
 TEST(ModelFolder, ForwardFromTheFolderEqualsTheConfigItCameFrom) {
   TempDir dir;
   const std::string fixture = fixture_path("tiny_msmedcap_opt");
-  const config::Json weights = {{"weights", {{{"path", fixture + "/model.safetensors"}, {"prefix", ""}, {"format", "hf"}}}}};
+  const config::Json weights = {
+      {"weights", {{{"path", fixture + "/model.safetensors"}, {"prefix", ""}, {"format", "hf"}}}}};
   write_text(dir.file("w.json"), weights.dump());
   const std::string cfg = " -c " + data_path("tiny_msmedcap_opt.json") + " -c " + dir.file("w.json");
   auto r = run_msmedcap("export" + cfg + " --out " + dir.file("model"));

@@ -13,8 +13,8 @@ namespace {
 
 /// `args` run with every Internet socket refused and recorded (tests/tools/no_network.cpp).
 testing::RunResult without_network(const std::string& args, const std::string& log, const std::string& env = "") {
-  return testing::run_command("env MSMEDCAP_NO_NETWORK_LOG=" + log + " LD_PRELOAD=" + MSMEDCAP_NO_NETWORK_SHIM + " " + env +
-                              " " + MSMEDCAP_BINARY + " " + args);
+  return testing::run_command("env MSMEDCAP_NO_NETWORK_LOG=" + log + " LD_PRELOAD=" + MSMEDCAP_NO_NETWORK_SHIM + " " +
+                              env + " " + MSMEDCAP_BINARY + " " + args);
 }
 
 TEST(Security, TrainingAndCaptioningOpenNoNetworkSocket) {
@@ -26,14 +26,16 @@ TEST(Security, TrainingAndCaptioningOpenNoNetworkSocket) {
   const auto train = without_network("train -c " + cfg_path + " --run-dir " + dir.file("run"), log);
   ASSERT_EQ(train.exit_code, 0) << train.err;
   const auto caption = without_network("caption --run " + dir.file("run") + " --images " + dir.file("synth/images") +
-                                       " --out " + dir.file("captions.jsonl"), log);
+                                           " --out " + dir.file("captions.jsonl"),
+                                       log);
   ASSERT_EQ(caption.exit_code, 0) << caption.err;
   EXPECT_EQ(testing::count_lines(testing::read_text(dir.file("captions.jsonl"))), 12u);
   EXPECT_FALSE(std::filesystem::exists(log)) << testing::read_text(log);
 
   // The shim does see sockets: a two-process run's rendezvous (c10d's TCPStore) is one, refused.
-  const auto rendezvous = without_network("--log-level error train -c " + cfg_path + " --run-dir " + dir.file("pair"), log,
-                                          "WORLD_SIZE=2 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29731");
+  const auto rendezvous =
+      without_network("--log-level error train -c " + cfg_path + " --run-dir " + dir.file("pair"), log,
+                      "WORLD_SIZE=2 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29731");
   EXPECT_NE(rendezvous.exit_code, 0);
   EXPECT_NE(testing::read_text(log).find("socket(AF_INET"), std::string::npos) << rendezvous.err;
 }

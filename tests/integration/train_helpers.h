@@ -61,8 +61,8 @@ inline config::RunConfig tiny_run(const std::string& train_jsonl, const std::str
 inline config::Json resolved_of(const config::RunConfig& cfg) { return config::to_json(cfg); }
 
 inline training::TrainResult run_train(config::RunConfig cfg, const std::string& run_dir, bool resume = false,
-                                const std::function<void(int64_t, at::Tensor&)>& on_loss = {},
-                                const std::atomic<int>* stop = nullptr) {
+                                       const std::function<void(int64_t, at::Tensor&)>& on_loss = {},
+                                       const std::atomic<int>* stop = nullptr) {
   torch::manual_seed(static_cast<uint64_t>(cfg.runtime.seed));
   auto model = models::build_model(cfg.model);
   training::TrainerOptions o;

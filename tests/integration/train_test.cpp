@@ -93,14 +93,17 @@ TEST(Train, QFormerDropoutIsOnInTrainingAndOffInValidation) {
     cfg.train.optimizer.lr = cfg.train.optimizer.min_lr = cfg.train.optimizer.warmup_lr = 1e-30;
     cfg.val_data.sources = cfg.data.sources;
     run_train(cfg, dir.file("with"));
-    for (auto* q : {&cfg.model.qformer, &cfg.model.sam_qformer}) q->hidden_dropout_prob = q->attention_probs_dropout_prob = 0;
+    for (auto* q : {&cfg.model.qformer, &cfg.model.sam_qformer})
+      q->hidden_dropout_prob = q->attention_probs_dropout_prob = 0;
     run_train(cfg, dir.file("without"));
     // metrics.jsonl: the step's line has "loss", the validation's has "val": {"loss": ...}.
     const auto losses = [&](const std::string& run) {
       std::pair<double, double> train_val{NAN, NAN};
       for (const auto& j : testing::read_jsonl(dir.file(run) + "/metrics.jsonl")) {
-        if (j.contains("val")) train_val.second = j["val"]["loss"].get<double>();
-        else if (j.contains("loss")) train_val.first = j["loss"].get<double>();
+        if (j.contains("val"))
+          train_val.second = j["val"]["loss"].get<double>();
+        else if (j.contains("loss"))
+          train_val.first = j["loss"].get<double>();
       }
       return train_val;
     };
@@ -138,9 +141,12 @@ TEST(Train, ResumeEqualsAnUninterruptedRun) {
 
   // Interrupted: a stop request during step 5 (index 4) saves after it and returns.
   std::atomic<int> stop{0};
-  const auto first = run_train(cfg, dir.file("split"), false, [&](int64_t step, at::Tensor&) {
-    if (step == 4) stop = 15;
-  }, &stop);
+  const auto first = run_train(
+      cfg, dir.file("split"), false,
+      [&](int64_t step, at::Tensor&) {
+        if (step == 4) stop = 15;
+      },
+      &stop);
   EXPECT_EQ(first.stopped_by_signal, 15);
   EXPECT_EQ(first.steps, 5);
   const auto second = run_train(cfg, dir.file("split"), true);
@@ -171,7 +177,8 @@ TEST(Train, NonFiniteStepsNeverSaveADivergedState) {
   const auto skipped = run_train(cfg, dir.file("skip"), false, inject);
   EXPECT_EQ(skipped.steps, 4);
   EXPECT_EQ(skipped.skipped_steps, 1);
-  for (const auto& [name, t] : checkpoint_model(dir.file("skip"))) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+  for (const auto& [name, t] : checkpoint_model(dir.file("skip")))
+    EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
   EXPECT_NE(testing::read_text(dir.file("skip") + "/metrics.jsonl").find("\"skipped\":true"), std::string::npos);
 
   cfg.train.nan_action = "stop";
@@ -184,7 +191,8 @@ TEST(Train, NonFiniteStepsNeverSaveADivergedState) {
   // The checkpoint saved on the way out holds the parameters after step 1 (one good update).
   const auto dir_saved = io::latest_checkpoint(dir.file("stop"));
   EXPECT_NE(dir_saved.find("step-000000001"), std::string::npos) << dir_saved;
-  for (const auto& [name, t] : checkpoint_model(dir.file("stop"))) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+  for (const auto& [name, t] : checkpoint_model(dir.file("stop")))
+    EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
 
   // A finite loss with NaN gradients (sqrt's derivative at 0 times 0): the update would write
   // NaN into every trained weight, and the stop would then save them as latest. The gradient
@@ -205,7 +213,8 @@ TEST(Train, NonFiniteStepsNeverSaveADivergedState) {
   const auto skipped_grad = run_train(cfg, dir.file("grad-skip"), false, nan_gradients);
   EXPECT_EQ(skipped_grad.steps, 4);
   EXPECT_EQ(skipped_grad.skipped_steps, 1);
-  for (const auto& [name, t] : checkpoint_model(dir.file("grad-skip"))) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+  for (const auto& [name, t] : checkpoint_model(dir.file("grad-skip")))
+    EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
 
   // Weights with a NaN (a checkpoint diverged elsewhere): caption refuses them by name instead
   // of writing empty captions with exit 0.
@@ -226,8 +235,8 @@ TEST(TrainCli, MergedStage1HoldsBothQFormersAndFeedsStage2) {
   for (const char* stage : {"stage1_clip", "stage1_sam"}) {
     auto cfg = tiny_run(jsonl, stage);
     cfg.train.max_steps = 2;
-    const auto r = testing::run_msmedcap("train -c " + write_config(dir, std::string(stage) + ".json", cfg) + " --run-dir " +
-                                         dir.file(stage));
+    const auto r = testing::run_msmedcap("train -c " + write_config(dir, std::string(stage) + ".json", cfg) +
+                                         " --run-dir " + dir.file(stage));
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   const auto r = testing::run_msmedcap("merge --clip " + dir.file("stage1_clip") + " --sam " + dir.file("stage1_sam") +
@@ -253,7 +262,8 @@ TEST(TrainCli, MergedStage1HoldsBothQFormersAndFeedsStage2) {
   cfg.weights = {config::WeightsSource{dir.file("merged.safetensors"), "", "hf"}};
   cfg.load.allow_missing = {"vision_model.", "sam_model.", "language_model.", "language_projection.",
                             "sam_language_projection."};
-  const auto s2 = testing::run_msmedcap("train -c " + write_config(dir, "stage2.json", cfg) + " --run-dir " + dir.file("stage2"));
+  const auto s2 =
+      testing::run_msmedcap("train -c " + write_config(dir, "stage2.json", cfg) + " --run-dir " + dir.file("stage2"));
   ASSERT_EQ(s2.exit_code, 0) << s2.err;
   EXPECT_EQ(step_losses(dir.file("stage2")).size(), 2u);
   // A wrong input names what it is.
@@ -293,8 +303,8 @@ TEST_P(TwoProcesses, GlooEqualsOneProcessOnTheGlobalBatch) {
   ASSERT_EQ(testing::run_msmedcap("train -c " + one + " --run-dir " + dir.file("one")).exit_code, 0);
   const int port = 29500 + static_cast<int>(::getpid() % 2000);
   const auto r = testing::run_command(std::string(MSMEDCAP_SOURCE_DIR) + "/scripts/launch.sh --nproc 2 --master-port " +
-                                      std::to_string(port) + " -- " + MSMEDCAP_BINARY + " train -c " + two + " --run-dir " +
-                                      dir.file("two"));
+                                      std::to_string(port) + " -- " + MSMEDCAP_BINARY + " train -c " + two +
+                                      " --run-dir " + dir.file("two"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("rank 0 of 2"), std::string::npos) << r.err;
 
@@ -319,9 +329,10 @@ TEST(TrainCli, SigtermSavesExits143AndResumes) {
   const auto path = write_config(dir, "run.json", cfg);
   const std::string cmd = std::string(MSMEDCAP_BINARY) + " train -c " + path + " --run-dir " + dir.file("run");
   // Wait for three logged steps, then SIGTERM the trainer.
-  const auto r = testing::run_command("(" + cmd + " & p=$!; for i in $(seq 600); do [ $(grep -c loss " + dir.file("run") +
-                                      "/metrics.jsonl 2>/dev/null || echo 0) -ge 3 ] && break; sleep 0.1; done; kill -TERM $p; "
-                                      "wait $p)");
+  const auto r =
+      testing::run_command("(" + cmd + " & p=$!; for i in $(seq 600); do [ $(grep -c loss " + dir.file("run") +
+                           "/metrics.jsonl 2>/dev/null || echo 0) -ge 3 ] && break; sleep 0.1; done; kill -TERM $p; "
+                           "wait $p)");
   EXPECT_EQ(r.exit_code, 143) << r.err;
   EXPECT_NE(r.err.find("stopped by signal 15"), std::string::npos) << r.err;
   const auto latest = io::latest_checkpoint(dir.file("run"));

@@ -54,7 +54,8 @@ TEST(ImageBudget, EveryFormatsHeaderSizeIsCheckedBeforeDecoding) {
     EXPECT_EQ(image.pixels.rows(), 30) << ext;
     o.max_pixels = 1199;
     const std::string e = error_of([&] { data::decode_image_bytes(bytes, "x" + ext, o); });
-    EXPECT_NE(e.find("x" + ext + ": 40 x 30 pixels exceed data.transform.max_image_pixels (1199)"), std::string::npos) << e;
+    EXPECT_NE(e.find("x" + ext + ": 40 x 30 pixels exceed data.transform.max_image_pixels (1199)"), std::string::npos)
+        << e;
   }
 }
 
@@ -69,7 +70,8 @@ TEST(ImageBudget, PixelBombIsRefusedByItsHeader) {
     png[at + 3] = static_cast<char>(30000 & 255);
   }
   const std::string e = error_of([&] { data::decode_image_bytes(png, "bomb.png"); });
-  EXPECT_NE(e.find("bomb.png: 30000 x 30000 pixels exceed data.transform.max_image_pixels (100000000)"), std::string::npos)
+  EXPECT_NE(e.find("bomb.png: 30000 x 30000 pixels exceed data.transform.max_image_pixels (100000000)"),
+            std::string::npos)
       << e;
   // The largest sizes a PNG can declare: their product overflows 64 bits, which once let the
   // check pass (found by fuzz_image under UBSan).
@@ -84,7 +86,8 @@ TEST(ImageBudget, PixelBombIsRefusedByItsHeader) {
     jpg[at] = static_cast<char>(0xEA);
     jpg[at + 1] = static_cast<char>(0x60);
   }
-  EXPECT_NE(error_of([&] { data::decode_image_bytes(jpg, "bomb.jpg"); }).find("60000 x 60000 pixels exceed"), std::string::npos);
+  EXPECT_NE(error_of([&] { data::decode_image_bytes(jpg, "bomb.jpg"); }).find("60000 x 60000 pixels exceed"),
+            std::string::npos);
   // A format none of the readers knows is refused, not handed to OpenCV's other decoders.
   EXPECT_NE(error_of([&] { data::decode_image_bytes(encoded(".ppm", 4, 4), "x.ppm"); }).find("not a decodable image"),
             std::string::npos);
@@ -108,7 +111,8 @@ TEST(ImageBudget, FifosDevicesAndLargeFilesAreRefusedBeforeReading) {
   o.max_bytes = 1 << 20;
   e = error_of([&] { data::decode_image(dir.file("big.png"), o); });
   EXPECT_NE(e.find("big.png: 2 MiB exceed data.transform.max_image_mb (1)"), std::string::npos) << e;
-  EXPECT_NE(error_of([&] { data::decode_image(dir.file("missing.png")); }).find("missing.png: cannot open"), std::string::npos);
+  EXPECT_NE(error_of([&] { data::decode_image(dir.file("missing.png")); }).find("missing.png: cannot open"),
+            std::string::npos);
 }
 
 TEST(ImageBudget, DicomPixelDescriptionsGdcmAssertsOnAreNamedErrors) {
@@ -142,8 +146,9 @@ TEST(ImageBudget, DicomPixelDescriptionsGdcmAssertsOnAreNamedErrors) {
   // The pixel budget applies to DICOM too (128 x 128 per frame).
   data::DecodeOptions o;
   o.max_pixels = 128 * 128 - 1;
-  EXPECT_NE(error_of([&] { data::decode_image(testing::data_path("images/CT_small.dcm"), o); })
-                .find("128 x 128 pixels exceed data.transform.max_image_pixels"),
+  EXPECT_NE(error_of([&] {
+              data::decode_image(testing::data_path("images/CT_small.dcm"), o);
+            }).find("128 x 128 pixels exceed data.transform.max_image_pixels"),
             std::string::npos);
   o.max_pixels = 128 * 128;
   EXPECT_EQ(data::decode_image(testing::data_path("images/CT_small.dcm"), o).pixels.rows(), 128);
@@ -218,7 +223,8 @@ TEST(MixtureErrors, AHeaderOnlyCsvNamesItsFile) {
   s.annotations = "only_header.csv";
   cfg.sources = {s};
   const std::string e = error_of([&] { data::Mixture m(cfg); });
-  EXPECT_NE(e.find("csv source " + dir.file("only_header.csv") + ": no samples (0 rows skipped)"), std::string::npos) << e;
+  EXPECT_NE(e.find("csv source " + dir.file("only_header.csv") + ": no samples (0 rows skipped)"), std::string::npos)
+      << e;
 }
 
 TEST(AttentionMapNames, DistinctIdsNeverShareAFile) {
@@ -233,7 +239,8 @@ TEST(MetricsBudget, CaptionsOverTheWordBudgetAreRefusedByLine) {
   testing::TempDir dir;
   std::string words;
   for (int i = 0; i < 1001; ++i) words += "mass ";
-  testing::write_text(dir.file("pred.jsonl"), "{\"id\": 1, \"caption\": \"fine\"}\n{\"id\": 2, \"caption\": \"" + words + "\"}\n");
+  testing::write_text(dir.file("pred.jsonl"),
+                      "{\"id\": 1, \"caption\": \"fine\"}\n{\"id\": 2, \"caption\": \"" + words + "\"}\n");
   const std::string e = error_of([&] { metrics::read_predictions(dir.file("pred.jsonl")); });
   EXPECT_NE(e.find("pred.jsonl:2: \"caption\" has 1001 words, more than the metrics' 1000"), std::string::npos) << e;
 }
@@ -248,7 +255,8 @@ TEST(ErrorText, LibTorchErrorsLoseTheirStackAndLongMessagesAreCut) {
     EXPECT_NE(text.find("shape '[3]' is invalid"), std::string::npos) << text;
   }
   // LibTorch built with its stack traces appends them on the lines after the message.
-  const std::runtime_error traced("shape '[3]' is invalid\nException raised from view at aten/src/ATen/...\nframe #0: ...");
+  const std::runtime_error traced(
+      "shape '[3]' is invalid\nException raised from view at aten/src/ATen/...\nframe #0: ...");
   EXPECT_EQ(core::error_text(traced), "shape '[3]' is invalid");
   const std::string cut = core::one_line(std::string(5000, 'v') + "\nsecond line");
   EXPECT_EQ(cut, std::string(1000, 'v') + "... (4000 more characters)");

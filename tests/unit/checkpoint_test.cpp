@@ -80,8 +80,9 @@ TEST(RunFolder, StartRewindAndLayering) {
   const config::Json resolved = {{"train", {{"epochs", 1}}}};
   // A folder without config.json is not a run folder; the error names the flag that needs one.
   std::vector<std::string> files{"a.json"};
-  EXPECT_NE(testing::error_of([&] { run.layer_saved_config(files, "--resume"); }).find("not a run folder (no config.json), "
-                                                                                         "which --resume needs"),
+  EXPECT_NE(testing::error_of([&] { run.layer_saved_config(files, "--resume"); })
+                .find("not a run folder (no config.json), "
+                      "which --resume needs"),
             std::string::npos);
   run.start(resolved);
   EXPECT_EQ(config::read_json_file(run.config_file()), resolved);
@@ -93,7 +94,8 @@ TEST(RunFolder, StartRewindAndLayering) {
   io::save_checkpoint(run.path(), 2, sample(2));
   EXPECT_EQ(run.latest_checkpoint(), run.checkpoint(2));
   // A second start on a run with checkpoints is refused; a rewind to step 2 drops step 3's line.
-  EXPECT_NE(testing::error_of([&] { run.start(resolved); }).find("already holds a run with checkpoints"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { run.start(resolved); }).find("already holds a run with checkpoints"),
+            std::string::npos);
   run.rewind(2, {{"train", {{"epochs", 2}}}});
   EXPECT_EQ(testing::read_text(run.metrics_file()), "{\"loss\":1.0,\"step\":1}\n{\"loss\":0.5,\"step\":2}\n");
   EXPECT_EQ(config::read_json_file(run.config_file())["train"]["epochs"], 2);

@@ -58,8 +58,7 @@ TEST(Config, FilesMergeLeftToRightAndSetWins) {
   write_text(dir.file("a.json"), R"({"runtime": {"threads": 2, "seed": 7}})");
   write_text(dir.file("b.json"), R"({"runtime": {"threads": 3}, "load": {"allow_missing": ["x."]}})");
   RunConfig cfg;
-  const Json resolved = resolve_config(
-      cfg, {{dir.file("a.json"), dir.file("b.json")}, {"runtime.log_level=debug"}});
+  const Json resolved = resolve_config(cfg, {{dir.file("a.json"), dir.file("b.json")}, {"runtime.log_level=debug"}});
   EXPECT_EQ(cfg.runtime.threads, 3);
   EXPECT_EQ(cfg.runtime.seed, 7);
   EXPECT_EQ(cfg.runtime.log_level, "debug");
@@ -98,27 +97,28 @@ TEST(Config, WrongTypeInFileNamesThePath) {
   TempDir dir;
   write_text(dir.file("bad.json"), R"({"runtime": {"threads": "four"}})");
   const std::string e = error_of({{dir.file("bad.json")}, {}});
-  EXPECT_NE(e.find("runtime.threads: expected an integer, got string \"four\""),
-            std::string::npos) << e;
+  EXPECT_NE(e.find("runtime.threads: expected an integer, got string \"four\""), std::string::npos) << e;
 }
 
 TEST(Config, FloatWhereIntegerExpectedIsRejected) {
   const std::string e = error_of({{}, {"runtime.threads=1.5"}});
   EXPECT_NE(e.find("--set runtime.threads=1.5: runtime.threads: expected an integer, got number 1.5"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
 }
 
 TEST(Config, BadOverrideValueNamesTheOverride) {
   const std::string e = error_of({{}, {"runtime.threads=abc"}});
-  EXPECT_NE(e.find("--set runtime.threads=abc: runtime.threads: expected an integer, got string"),
-            std::string::npos) << e;
+  EXPECT_NE(e.find("--set runtime.threads=abc: runtime.threads: expected an integer, got string"), std::string::npos)
+      << e;
 }
 
 TEST(Config, UnknownOverrideKeySuggestsNearest) {
   const std::string e = error_of({{}, {"runtime.treads=2"}});
   EXPECT_NE(e.find("--set runtime.treads=2: unknown key 'runtime.treads' (did you mean "
                    "'runtime.threads'?)"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
   const std::string e2 = error_of({{}, {"runtme.threads=2"}});
   EXPECT_NE(e2.find("did you mean 'runtime'?"), std::string::npos) << e2;
 }
@@ -138,8 +138,8 @@ TEST(Config, OverrideIntoAScalarIsAnError) {
 TEST(Config, StringFieldsKeepTextThatLooksLikeJson) {
   const std::string e = error_of({{}, {"runtime.log_level=123"}});
   // "123" stays a string, so the failure is validation of the value, not a type error.
-  EXPECT_NE(e.find("runtime.log_level: expected trace, debug, info, warn, error or off, got '123'"),
-            std::string::npos) << e;
+  EXPECT_NE(e.find("runtime.log_level: expected trace, debug, info, warn, error or off, got '123'"), std::string::npos)
+      << e;
 }
 
 TEST(Config, ArrayOverrideIsParsedAsJson) {
@@ -148,17 +148,13 @@ TEST(Config, ArrayOverrideIsParsedAsJson) {
   ASSERT_EQ(cfg.load.allow_missing.size(), 2u);
   EXPECT_EQ(cfg.load.allow_missing[1], "b.");
   const std::string e = error_of({{}, {"load.allow_missing=[1]"}});
-  EXPECT_NE(e.find("load.allow_missing[0]: expected a string, got integer 1"), std::string::npos)
-      << e;
+  EXPECT_NE(e.find("load.allow_missing[0]: expected a string, got integer 1"), std::string::npos) << e;
 }
 
 TEST(Config, ValidationRejectsBadValues) {
-  EXPECT_NE(error_of({{}, {"runtime.threads=-1"}}).find("runtime.threads: must be >= 0"),
-            std::string::npos);
-  EXPECT_NE(error_of({{}, {"runtime.device=gpu"}}).find("runtime.device: expected cpu, cuda"),
-            std::string::npos);
-  EXPECT_NE(error_of({{}, {R"(load.allow_missing=[""])"}}).find("load.allow_missing: an empty"),
-            std::string::npos);
+  EXPECT_NE(error_of({{}, {"runtime.threads=-1"}}).find("runtime.threads: must be >= 0"), std::string::npos);
+  EXPECT_NE(error_of({{}, {"runtime.device=gpu"}}).find("runtime.device: expected cpu, cuda"), std::string::npos);
+  EXPECT_NE(error_of({{}, {R"(load.allow_missing=[""])"}}).find("load.allow_missing: an empty"), std::string::npos);
   EXPECT_NE(error_of({{}, {"train.nan_action=ignore"}}).find("train.nan_action: expected skip or stop"),
             std::string::npos);
   EXPECT_NE(error_of({{}, {"train.grad_accum=0"}}).find("train.grad_accum: must be >= 1"), std::string::npos);
@@ -166,7 +162,8 @@ TEST(Config, ValidationRejectsBadValues) {
   EXPECT_NE(error_of({{}, {"train.stage.name=stage3"}}).find("train.stage.name: expected"), std::string::npos);
   // val_data's images go through data.transform, so a transform of its own is refused, not ignored;
   // one equal to data's (augmentation aside) is accepted.
-  EXPECT_NE(error_of({{}, {"val_data.transform.clip_size=364"}}).find("val_data.transform: not used"), std::string::npos);
+  EXPECT_NE(error_of({{}, {"val_data.transform.clip_size=364"}}).find("val_data.transform: not used"),
+            std::string::npos);
   EXPECT_EQ(error_of({{}, {"data.transform.clip_size=364", "val_data.transform.clip_size=364"}}), "");
   EXPECT_EQ(error_of({{}, {"data.transform.augment=true"}}), "");
   // A Q-Former must read features as wide as its encoder writes them.
@@ -242,8 +239,8 @@ TEST(Config, ListKeysCoversEveryLeafWithADoc) {
     EXPECT_FALSE(doc.empty()) << key;
     names.insert(key);
   }
-  for (const char* key : {"load.allow_missing", "model.use_sam", "model.decoder.arch",
-                          "model.sam.global_attn_indexes", "model.qformer.num_query_tokens", "weights"}) {
+  for (const char* key : {"load.allow_missing", "model.use_sam", "model.decoder.arch", "model.sam.global_attn_indexes",
+                          "model.qformer.num_query_tokens", "weights"}) {
     EXPECT_TRUE(names.count(key)) << key;
   }
 }
@@ -265,8 +262,9 @@ TEST(GenerateConfig, PresetsAndHfFilesReadIntoOneSection) {
   EXPECT_EQ(to_json(GenerateConfig::from_hf_json(hf.to_hf_json(), "back")), to_json(hf));  // export round trip
   EXPECT_TRUE(hf.to_hf_json()["eos_token_id"].is_null());
   // The same settings as a preset give the same section.
-  testing::write_text(dir.file("preset.json"),
-                      R"({"generate": {"num_beams": 4, "early_stopping": "true", "eos_token_id": -2, "pad_token_id": 1}})");
+  testing::write_text(
+      dir.file("preset.json"),
+      R"({"generate": {"num_beams": 4, "early_stopping": "true", "eos_token_id": -2, "pad_token_id": 1}})");
   EXPECT_EQ(to_json(read_generate_file(dir.file("preset.json"))), to_json(hf));
   // Errors name the file and the key.
   testing::write_text(dir.file("typo.json"), R"({"num_beam": 4})");
@@ -274,7 +272,8 @@ TEST(GenerateConfig, PresetsAndHfFilesReadIntoOneSection) {
     read_generate_file(dir.file("typo.json"));
     FAIL() << "an unknown key must be refused";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("typo.json: unknown key 'num_beam' (did you mean 'num_beams'?)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("typo.json: unknown key 'num_beam' (did you mean 'num_beams'?)"),
+              std::string::npos)
         << e.what();
   }
   testing::write_text(dir.file("beams.json"), R"({"generate": {"num_beams": 0}})");

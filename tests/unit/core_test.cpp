@@ -37,10 +37,11 @@ TEST(Components, ListedAsBuiltAndMissingOnesNamedInTheError) {
   // What the build has, as CMake configured it (MSMEDCAP_WITH_*): the list and the answers agree.
   const std::string built = components_built();
   int with = 0;
-  for (Component c : {Component::kOpenCv, Component::kDicom, Component::kIcu, Component::kStemmer,
-                      Component::kSentencePiece}) {
+  for (Component c :
+       {Component::kOpenCv, Component::kDicom, Component::kIcu, Component::kStemmer, Component::kSentencePiece}) {
     const std::string name = component_name(c);
-    EXPECT_EQ(built_with(c), (" " + built + " ").find(" " + name + " ") != std::string::npos) << name << " in " << built;
+    EXPECT_EQ(built_with(c), (" " + built + " ").find(" " + name + " ") != std::string::npos)
+        << name << " in " << built;
     with += built_with(c);
     try {
       fail_built_without(c, "reading a thing");
@@ -48,8 +49,9 @@ TEST(Components, ListedAsBuiltAndMissingOnesNamedInTheError) {
     } catch (const Error& e) {
       std::string option = name;
       for (char& ch : option) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-      EXPECT_EQ(std::string(e.what()), "built without " + name + " (reading a thing); reconfigure with -DMSMEDCAP_WITH_" +
-                                           option + "=ON and the library installed");
+      EXPECT_EQ(std::string(e.what()), "built without " + name +
+                                           " (reading a thing); reconfigure with -DMSMEDCAP_WITH_" + option +
+                                           "=ON and the library installed");
     }
   }
   EXPECT_EQ(built == "none", with == 0);
@@ -180,13 +182,15 @@ TEST(Compat, FusedAttentionEqualsTheExplicitPath) {
   for (const bool causal : {false, true}) {
     for (const bool masked : {false, true}) {
       const auto m = masked ? mask : at::Tensor();
-      EXPECT_TRUE(at::allclose(core::scaled_dot_product_attention(q, k, v, m, causal), attention_math(q, k, v, m, causal),
-                               1e-5, 1e-6)) << "causal " << causal << ", masked " << masked;
+      EXPECT_TRUE(at::allclose(core::scaled_dot_product_attention(q, k, v, m, causal),
+                               attention_math(q, k, v, m, causal), 1e-5, 1e-6))
+          << "causal " << causal << ", masked " << masked;
     }
   }
   const auto sq = at::randn({6, 64, 8}), sk = at::randn({6, 64, 8}), sv = at::randn({6, 64, 8});
   const auto bias = at::randn({6, 64, 64});
-  EXPECT_TRUE(at::allclose(core::scaled_dot_product_attention(sq, sk, sv, bias), attention_math(sq, sk, sv, bias), 1e-5, 1e-6));
+  EXPECT_TRUE(
+      at::allclose(core::scaled_dot_product_attention(sq, sk, sv, bias), attention_math(sq, sk, sv, bias), 1e-5, 1e-6));
 }
 
 TEST(AtomicFile, CommitReplacesAndAbandonLeavesNothing) {

@@ -118,7 +118,8 @@ TEST(Datasets, GenericJsonlCsvAndLavis) {
 
 TEST(Datasets, MalformedRowsNameFileAndLineOrAreSkipped) {
   TempDir dir;
-  write_text(dir.file("bad.jsonl"), "{\"image\": \"a.png\", \"caption\": \"ok\"}\n{not json\n{\"image\": 3, \"caption\": \"x\"}\n");
+  write_text(dir.file("bad.jsonl"),
+             "{\"image\": \"a.png\", \"caption\": \"ok\"}\n{not json\n{\"image\": 3, \"caption\": \"x\"}\n");
   auto s = source("jsonl", dir.path(), "", "bad.jsonl");
   const std::string e = error_of(s);
   EXPECT_NE(e.find(dir.file("bad.jsonl") + ":2: invalid JSON"), std::string::npos) << e;

@@ -7,6 +7,7 @@
 
 #include "msmedcap/models/flops.h"
 #include "msmedcap/models/msmedcap.h"
+#include "tiny_models.h"
 
 namespace msmedcap::models {
 namespace {
@@ -28,32 +29,39 @@ double weights(torch::nn::Module& m, const std::string& prefix, std::initializer
 }
 
 config::ModelConfig tiny() {
-  config::ModelConfig m;
-  m.vision = {32, 64, 2, 4, 16, 4, 1e-6};
-  m.qformer.hidden_size = 32;
-  m.qformer.intermediate_size = 48;
-  m.qformer.num_hidden_layers = 3;
-  m.qformer.num_attention_heads = 4;
-  m.qformer.encoder_hidden_size = 32;
-  m.qformer.num_query_tokens = 5;
-  m.sam.hidden_size = 16;
-  m.sam.num_hidden_layers = 2;
-  m.sam.num_attention_heads = 2;
-  m.sam.mlp_dim = 24;
-  m.sam.image_size = 64;
-  m.sam.patch_size = 8;  // an 8x8 grid: windows of 3 pad it to 9x9
-  m.sam.window_size = 3;
-  m.sam.global_attn_indexes = {1};
-  m.sam.output_channels = 8;
-  m.sam_qformer = m.qformer;
-  m.sam_qformer.encoder_hidden_size = 64;
-  m.decoder.vocab_size = 50;
-  m.decoder.hidden_size = 32;
-  m.decoder.num_hidden_layers = 2;
-  m.decoder.num_attention_heads = 4;
-  m.decoder.intermediate_size = 40;
-  m.decoder.max_position_embeddings = 64;
-  return m;
+  const config::Json qformer = {{"hidden_size", 32},        {"intermediate_size", 48},   {"num_hidden_layers", 3},
+                                {"num_attention_heads", 4}, {"encoder_hidden_size", 32}, {"num_query_tokens", 5}};
+  config::Json sam_qformer = qformer;
+  sam_qformer["encoder_hidden_size"] = 64;
+  return testing::model_config({
+      {"vision",
+       {{"hidden_size", 32},
+        {"intermediate_size", 64},
+        {"num_hidden_layers", 2},
+        {"num_attention_heads", 4},
+        {"image_size", 16},
+        {"patch_size", 4}}},
+      {"qformer", qformer},
+      // An 8x8 grid: windows of 3 pad it to 9x9.
+      {"sam",
+       {{"hidden_size", 16},
+        {"num_hidden_layers", 2},
+        {"num_attention_heads", 2},
+        {"mlp_dim", 24},
+        {"image_size", 64},
+        {"patch_size", 8},
+        {"window_size", 3},
+        {"global_attn_indexes", {1}},
+        {"output_channels", 8}}},
+      {"sam_qformer", sam_qformer},
+      {"decoder",
+       {{"vocab_size", 50},
+        {"hidden_size", 32},
+        {"num_hidden_layers", 2},
+        {"num_attention_heads", 4},
+        {"intermediate_size", 40},
+        {"max_position_embeddings", 64}}},
+  });
 }
 
 TEST(Flops, VisionIsItsMatricesAndAttention) {
@@ -67,7 +75,14 @@ TEST(Flops, VisionIsItsMatricesAndAttention) {
 }
 
 TEST(Flops, ViTB16At224IsThePublishedCount) {
-  config::VisionConfig vit{768, 3072, 12, 12, 224, 16, 1e-6};
+  const config::VisionConfig vit = testing::model_config({{"vision",
+                                                           {{"hidden_size", 768},
+                                                            {"intermediate_size", 3072},
+                                                            {"num_hidden_layers", 12},
+                                                            {"num_attention_heads", 12},
+                                                            {"image_size", 224},
+                                                            {"patch_size", 16}}}})
+                                       .vision;
   const double gmacs = flops::vision(vit, 1) / 2 / 1e9;
   EXPECT_NEAR(gmacs, 17.6, 0.2);  // timm / fvcore: vit_base_patch16_224, 17.6 GMACs
 }
@@ -83,7 +98,7 @@ TEST(Flops, SamCountsPaddedWindowsGlobalBlocksAndTheNeck) {
               weights(*model, enc + "layers.1.attn", {}, b * g * g, {"rel_pos"}) +
               weights(*model, enc + "layers.", {"mlp"}, b * g * g);
   expected += 4.0 * (b * 9) * 9 * 9 * w + 4.0 * b * 64 * 64 * w;  // q k^T and p v
-  expected += 2.0 * (b * 9) * 9 * 6 * w + 2.0 * b * 64 * 16 * w;   // q . rel_pos_h, rel_pos_w
+  expected += 2.0 * (b * 9) * 9 * 6 * w + 2.0 * b * 64 * 16 * w;  // q . rel_pos_h, rel_pos_w
   EXPECT_DOUBLE_EQ(flops::sam(cfg.sam, b), expected);
 }
 

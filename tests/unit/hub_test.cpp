@@ -60,7 +60,8 @@ std::string difference(const Shapes& got, const Shapes& want) {
 }
 
 void expect_same(const Shapes& got, const Shapes& want, const std::string& what) {
-  EXPECT_TRUE(got == want) << what << ": " << got.size() << " tensors vs " << want.size() << ":" << difference(got, want);
+  EXPECT_TRUE(got == want) << what << ": " << got.size() << " tensors vs " << want.size() << ":"
+                           << difference(got, want);
 }
 
 MsMedCapModel deferred(const config::ModelConfig& cfg) {
@@ -123,8 +124,8 @@ TEST(Hub, SamVitBaseConfigAndPresetGiveTheEncoderTensors) {
   }
   expect_same(module_tensors(*from_hub), want, "sam-vit-base config.json");
   Shapes from_preset;
-  for (const auto& [name, shape] : module_tensors(*deferred(preset({"msmedcap-opt2.7b.json", "sam-vit-b.json"})),
-                                                  "sam_model.")) {
+  for (const auto& [name, shape] :
+       module_tensors(*deferred(preset({"msmedcap-opt2.7b.json", "sam-vit-b.json"})), "sam_model.")) {
     from_preset[name.substr(std::string("sam_model.").size())] = shape;
   }
   expect_same(from_preset, want, "sam-vit-b preset");
@@ -134,8 +135,8 @@ TEST(Hub, ClipVitLargeVisionTowerGivesItsTensors) {
   ClipVisionModel clip{nullptr};
   {
     DeferInit defer;
-    clip = ClipVisionModel(clip_vision_config_from_hf(
-        read_hf_config(hub("openai--clip-vit-large-patch14-vision")), "config.json"));
+    clip = ClipVisionModel(
+        clip_vision_config_from_hf(read_hf_config(hub("openai--clip-vit-large-patch14-vision")), "config.json"));
   }
   auto want = hub_tensors("openai--clip-vit-large-patch14-vision");
   want.erase("vision_model.embeddings.position_ids");  // a buffer HF recomputes; loading ignores it

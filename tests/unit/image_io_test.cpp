@@ -34,7 +34,7 @@ TEST(ImageIo, Png8And16BitGreyAndColour) {
   for (const char* name : {"c8.png", "c8.tiff"}) {
     const auto c = data::decode_image(dir.file(name));
     ASSERT_EQ(c.pixels.channels(), 3);
-    const float* px = c.pixels.row(1) + 3;  // column 1
+    const float* px = c.pixels.row(1) + 3;           // column 1
     EXPECT_FLOAT_EQ(px[0], 30.0f / 255.0f) << name;  // RGB order out
     EXPECT_FLOAT_EQ(px[2], 10.0f / 255.0f) << name;
   }
@@ -77,8 +77,9 @@ TEST(ImageIo, CutShortPngAndNonFiniteFloatTiffAreRefusedByName) {
   ASSERT_TRUE(cv::imwrite(dir.file("whole.png"), grey));
   const std::string png = testing::read_text(dir.file("whole.png"));
   EXPECT_EQ(data::decode_image(dir.file("whole.png")).pixels.rows(), 16);
-  const std::vector<std::pair<std::string, std::string>> cut{{png.substr(0, png.size() - 12), "ends before its IEND chunk"},
-                                                             {png.substr(0, png.size() - 20), "chunk runs past the end"}};
+  const std::vector<std::pair<std::string, std::string>> cut{
+      {png.substr(0, png.size() - 12), "ends before its IEND chunk"},
+      {png.substr(0, png.size() - 20), "chunk runs past the end"}};
   for (const auto& [bytes, error] : cut) {
     testing::write_text(dir.file("cut.png"), bytes);
     try {
@@ -98,7 +99,8 @@ TEST(ImageIo, CutShortPngAndNonFiniteFloatTiffAreRefusedByName) {
       data::decode_image(dir.file("f.tiff"));
       FAIL() << bad << " in a float TIFF must be refused";
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("f.tiff: image holds NaN or infinite values"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("f.tiff: image holds NaN or infinite values"), std::string::npos)
+          << e.what();
     }
   }
 }
@@ -120,7 +122,8 @@ TEST(ImageIo, WindowFunctionFollowsDicomAndParsing) {
   const auto p = data::parse_window("-600,1500");
   EXPECT_EQ(p.center, -600);
   EXPECT_EQ(p.width, 1500);
-  for (const char* bad : {"40", "40,", "a,b", "40,0", "40,400,1", "40;400"}) EXPECT_THROW(data::parse_window(bad), Error) << bad;
+  for (const char* bad : {"40", "40,", "a,b", "40,0", "40,400,1", "40;400"})
+    EXPECT_THROW(data::parse_window(bad), Error) << bad;
 }
 
 TEST(Transforms, ResizeKeepsConstantsAndIdentity) {
@@ -215,20 +218,23 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   };
   std::vector<Case> cases;
   auto patch = [](std::string b, size_t at, std::string with) { return b.replace(at, with.size(), with); };
-  cases.push_back({"vr_unknown.dcm", patch(ct, 325, "M"), "invalid VR"});          // AE -> AM
-  cases.push_back({"vr_control.dcm", patch(rgb, 136, "\n"), "invalid VR"});        // file meta UL -> \nL
-  cases.push_back({"item_overrun.dcm", patch(ct, 1035, "A"), "item runs past"});   // item length 0x411c
+  cases.push_back({"vr_unknown.dcm", patch(ct, 325, "M"), "invalid VR"});         // AE -> AM
+  cases.push_back({"vr_control.dcm", patch(rgb, 136, "\n"), "invalid VR"});       // file meta UL -> \nL
+  cases.push_back({"item_overrun.dcm", patch(ct, 1035, "A"), "item runs past"});  // item length 0x411c
   cases.push_back({"bits1.dcm", patch(ct, 3318, std::string("\x01\x00", 2)), "1-bit pixels"});
   cases.push_back({"truncated.dcm", ct.substr(0, ct.size() - 100), "runs past the end"});
   // Photometric Interpretation MONOCHROME2 -> "PALETTE COL" without lookup tables: GDCM asserted
   // (found by fuzz_image).
-  cases.push_back({"palette_without_lut.dcm", patch(ct, 3252, "PALETTE COL "), "PALETTE COLOR images are not supported"});
+  cases.push_back(
+      {"palette_without_lut.dcm", patch(ct, 3252, "PALETTE COL "), "PALETTE COLOR images are not supported"});
   // A marker's 0xFF overwritten, so bytes lie between the JPEG header's segments: libjpeg warns,
   // and GDCM asserted on the warning (found by fuzz_image). Our header walk skips them as libjpeg
   // does and finds the scan before any frame header.
-  cases.push_back({"jpeg_extraneous.dcm", patch(rgb, 1354, std::string(1, '\0')), "JPEG header: a scan (SOS) before any frame header"});
+  cases.push_back({"jpeg_extraneous.dcm", patch(rgb, 1354, std::string(1, '\0')),
+                   "JPEG header: a scan (SOS) before any frame header"});
   // Rows 128 -> 256: GDCM's raw codec would read 32 KiB past the pixel data (found by fuzz_image).
-  cases.push_back({"rows_beyond_data.dcm", patch(ct, 3272, std::string("\x00\x01", 2)), "fewer than 256 rows x 128 columns"});
+  cases.push_back(
+      {"rows_beyond_data.dcm", patch(ct, 3272, std::string("\x00\x01", 2)), "fewer than 256 rows x 128 columns"});
   cases.push_back({"meta_only.dcm", ct.substr(0, 138), "truncated element header"});
   // The JPEG file's Pixel Data (undefined length) with VR OF: GDCM's element reader asserted
   // (found by fuzz_image after 265 367 executions).
@@ -240,7 +246,8 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   cases.push_back({"rle_segments.dcm", patch(rle, 1536, std::string("\x03", 1)), "RLE header declares 3 segments"});
   // Photometric Interpretation MONOCHROME2 -> YBR_CHROME2, a term that does not exist: GDCM's image
   // helper asserted (found by fuzz_image, 2026-12-01, third session).
-  cases.push_back({"ybr_chrome.dcm", patch(rle, 1366, "YBR_CHROME2"), "Photometric Interpretation 'YBR_CHROME2' (0028,0004) is not supported"});
+  cases.push_back({"ybr_chrome.dcm", patch(rle, 1366, "YBR_CHROME2"),
+                   "Photometric Interpretation 'YBR_CHROME2' (0028,0004) is not supported"});
   // The JPEG fragments' sequence delimiter with length 39 instead of 0: GDCM's fragment reader
   // asserted (found by fuzz_image, 2026-12-02, fourth session). The 39 bytes follow it.
   cases.push_back({"fragments_delimiter_length.dcm", patch(rgb, 5200, std::string("\x27", 1)) + std::string(39, '\0'),
@@ -249,7 +256,8 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   cases.push_back({"rows_vr.dcm", patch(ct, 3268, "CS"), "element (0028,0010) has VR CS, not US"});
   // Image Type (0008,0008) renumbered Recognition Code (0008,0010), VR SH: GDCM asserted that its
   // value names ACR-NEMA (found by fuzz_image after 384 780 executions).
-  cases.push_back({"recognition_code.dcm", patch(patch(ct, 356, std::string("\x10", 1)), 358, "SH"), "Recognition Code (0008,0010) 'ORIGINAL\\PRIMARY\\AXIAL' is not an ACR-NEMA one"});
+  cases.push_back({"recognition_code.dcm", patch(patch(ct, 356, std::string("\x10", 1)), 358, "SH"),
+                   "Recognition Code (0008,0010) 'ORIGINAL\\PRIMARY\\AXIAL' is not an ACR-NEMA one"});
   // The extended (12-bit) JPEG's frame header with sample precision 65: libjpeg refuses it and
   // GDCM's JPEG16 codec asserted (found by fuzz_image, 2026-12-01).
   const std::string lossy = testing::read_text(testing::data_path("images/JPEG-lossy.dcm"));
@@ -259,7 +267,8 @@ TEST(ImageIo, MalformedDicomRegressionsAreErrorsNotAborts) {
   testing::write_text(dir.file("jpeg_adobe_transform.dcm"), patch(rgb, 1353, std::string(1, '\x07')));
   EXPECT_EQ(cv::norm(data::mat_view(data::decode_image(dir.file("jpeg_adobe_transform.dcm")).pixels),
                      data::mat_view(data::decode_image(testing::data_path("images/SC_rgb_jpeg_gdcm.dcm")).pixels),
-                     cv::NORM_INF), 0.0);
+                     cv::NORM_INF),
+            0.0);
   for (const auto& c : cases) {
     testing::write_text(dir.file(c.name), c.bytes);
     try {

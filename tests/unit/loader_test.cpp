@@ -17,7 +17,9 @@ namespace {
 
 std::vector<data::Sample> numbered(const std::string& prefix, int n) {
   std::vector<data::Sample> v;
-  for (int i = 0; i < n; ++i) v.push_back({prefix + std::to_string(i), prefix + std::to_string(i) + ".png", {"caption " + std::to_string(i)}, {}});
+  for (int i = 0; i < n; ++i)
+    v.push_back(
+        {prefix + std::to_string(i), prefix + std::to_string(i) + ".png", {"caption " + std::to_string(i)}, {}});
   return v;
 }
 
@@ -26,7 +28,8 @@ data::ProcessFn fake_process() {
   return [](const data::Sample& s, std::mt19937_64& rng) {
     if (s.id.find("bad") != std::string::npos) MSMEDCAP_FAIL(s.image, ": corrupt");
     data::Example ex;
-    ex.clip = torch::tensor({static_cast<float>(std::hash<std::string>()(s.id) % 1000), static_cast<float>(rng() % 1000)});
+    ex.clip =
+        torch::tensor({static_cast<float>(std::hash<std::string>()(s.id) % 1000), static_cast<float>(rng() % 1000)});
     return ex;
   };
 }
@@ -64,7 +67,8 @@ TEST(Mixture, WeightsSetPerEpochCountsAndSmallSourcesRepeat) {
 }
 
 TEST(Loader, SameBatchesWhateverTheWorkerCount) {
-  auto mix = std::make_shared<data::Mixture>(std::vector<std::vector<data::Sample>>{numbered("s", 37)}, std::vector<double>{1});
+  auto mix = std::make_shared<data::Mixture>(std::vector<std::vector<data::Sample>>{numbered("s", 37)},
+                                             std::vector<double>{1});
   config::LoaderConfig cfg;
   cfg.batch_size = 4;
   cfg.workers = 0;
@@ -87,7 +91,8 @@ TEST(Loader, SameBatchesWhateverTheWorkerCount) {
 }
 
 TEST(Loader, ResumesFromItsStateExactly) {
-  auto mix = std::make_shared<data::Mixture>(std::vector<std::vector<data::Sample>>{numbered("s", 30)}, std::vector<double>{1});
+  auto mix = std::make_shared<data::Mixture>(std::vector<std::vector<data::Sample>>{numbered("s", 30)},
+                                             std::vector<double>{1});
   config::LoaderConfig cfg;
   cfg.batch_size = 3;
   cfg.workers = 2;
@@ -111,7 +116,8 @@ TEST(Loader, ResumesFromItsStateExactly) {
 }
 
 TEST(Loader, RanksSplitTheEpochAndPadByWrapping) {
-  auto mix = std::make_shared<data::Mixture>(std::vector<std::vector<data::Sample>>{numbered("s", 10)}, std::vector<double>{1});
+  auto mix = std::make_shared<data::Mixture>(std::vector<std::vector<data::Sample>>{numbered("s", 10)},
+                                             std::vector<double>{1});
   config::LoaderConfig cfg;
   cfg.batch_size = 2;
   cfg.drop_last = false;

@@ -35,7 +35,8 @@ double smoothed_ce(const std::vector<double>& logits, int64_t target, double eps
 TEST(Losses, ItcIsMaxOverQueriesWithSmoothedCrossEntropy) {
   torch::manual_seed(1);
   namespace F = torch::nn::functional;
-  const auto img = F::normalize(torch::randn({3, 4, 5}, torch::kDouble), F::NormalizeFuncOptions().dim(-1));  // [B, Nq, E]
+  const auto img =
+      F::normalize(torch::randn({3, 4, 5}, torch::kDouble), F::NormalizeFuncOptions().dim(-1));  // [B, Nq, E]
   const auto txt = F::normalize(torch::randn({3, 5}, torch::kDouble), F::NormalizeFuncOptions().dim(-1));
   const auto temp = torch::tensor(0.07, torch::kDouble);
   const auto r = losses::itc_loss(img, txt, img, txt, temp, 0);
@@ -67,7 +68,9 @@ TEST(Losses, ItcRankOffsetsAndImageIdPositives) {
   const auto opts = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(0.1);
   const auto targets = torch::tensor({2, 3}, torch::kLong);
   const double expect = ((torch::nn::functional::cross_entropy(r.sim_i2t, targets, opts) +
-                          torch::nn::functional::cross_entropy(r.sim_t2i, targets, opts)) / 2).item<double>();
+                          torch::nn::functional::cross_entropy(r.sim_t2i, targets, opts)) /
+                         2)
+                            .item<double>();
   EXPECT_NEAR(r.loss.item<double>(), expect, 1e-12);
   // Image ids: rows 0 and 1 show the same image, so each has two positives.
   const auto ids = torch::tensor({7, 7, 8, 9}, torch::kLong);
@@ -76,7 +79,9 @@ TEST(Losses, ItcRankOffsetsAndImageIdPositives) {
   EXPECT_EQ(pos.sum().item<int64_t>(), 6);
   const auto soft = 0.9 * pos.to(torch::kDouble) / pos.to(torch::kDouble).sum(1, true) + 0.1 / 4;
   const double manual = ((-(torch::log_softmax(s.sim_i2t, 1) * soft).sum(1).mean()) +
-                         (-(torch::log_softmax(s.sim_t2i, 1) * soft).sum(1).mean())).item<double>() / 2;
+                         (-(torch::log_softmax(s.sim_t2i, 1) * soft).sum(1).mean()))
+                            .item<double>() /
+                        2;
   EXPECT_NEAR(s.loss.item<double>(), manual, 1e-12);
 }
 
@@ -116,8 +121,10 @@ TEST(Losses, HardNegativesDependOnWhichSamplesMeetNotOnTheirOrder) {
                                                   ppos.narrow(0, 2, 2), 9, pkeys.narrow(0, 2, 2), pkeys);
   for (int64_t r = 0; r < 2; ++r) {
     const int64_t row = perm[2 + r].item<int64_t>();  // the sample's row in the whole batch
-    EXPECT_EQ(pkeys[part.text_index[r].item<int64_t>()].item<int64_t>(), keys[whole.text_index[row].item<int64_t>()].item<int64_t>());
-    EXPECT_EQ(pkeys[part.image_index[r].item<int64_t>()].item<int64_t>(), keys[whole.image_index[row].item<int64_t>()].item<int64_t>());
+    EXPECT_EQ(pkeys[part.text_index[r].item<int64_t>()].item<int64_t>(),
+              keys[whole.text_index[row].item<int64_t>()].item<int64_t>());
+    EXPECT_EQ(pkeys[part.image_index[r].item<int64_t>()].item<int64_t>(),
+              keys[whole.image_index[row].item<int64_t>()].item<int64_t>());
   }
   // The draws follow the softmax: over many seeds, a far more similar negative wins far more often.
   auto three = torch::zeros({1, 3});
@@ -157,8 +164,8 @@ TEST(Losses, NextTokenLossShiftsIgnoresAndSmooths) {
       ++n;
     }
   EXPECT_NEAR(losses::next_token_loss(logits, labels, 0.1).item<double>(), sum / n, 1e-6);
-  const auto [input, itg_labels] =
-      losses::itg_inputs(torch::tensor({{101, 7, 102, 0}}, torch::kLong), torch::tensor({{1, 1, 1, 0}}, torch::kLong), 999);
+  const auto [input, itg_labels] = losses::itg_inputs(torch::tensor({{101, 7, 102, 0}}, torch::kLong),
+                                                      torch::tensor({{1, 1, 1, 0}}, torch::kLong), 999);
   EXPECT_TRUE(torch::equal(input, torch::tensor({{999, 7, 102, 0}}, torch::kLong)));
   EXPECT_TRUE(torch::equal(itg_labels, torch::tensor({{999, 7, 102, -100}}, torch::kLong)));
 }
@@ -167,8 +174,9 @@ TEST(Losses, LmTargetsMaskPrefixPromptAndPadding) {
   const auto ids = torch::tensor({{2, 10, 11, 12, 1}, {2, 10, 13, 1, 1}}, torch::kLong);
   const auto mask = torch::tensor({{1, 1, 1, 1, 0}, {1, 1, 1, 0, 0}}, torch::kLong);
   const auto t = losses::lm_targets(ids, mask, 3, {2, 2});
-  EXPECT_TRUE(torch::equal(t, torch::tensor({{-100, -100, -100, -100, -100, 11, 12, -100},
-                                             {-100, -100, -100, -100, -100, 13, -100, -100}}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(
+      t, torch::tensor({{-100, -100, -100, -100, -100, 11, 12, -100}, {-100, -100, -100, -100, -100, 13, -100, -100}},
+                       torch::kLong)));
   EXPECT_THROW(losses::lm_targets(ids, mask, 3, {1}), Error);
   // lm_loss: plain (unsmoothed) cross entropy of the shifted logits over the kept targets.
   torch::manual_seed(9);
@@ -240,13 +248,16 @@ TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {
       if (p.grad().defined()) qgrad += p.grad().abs().sum().item<double>();
     EXPECT_GT(qgrad, 0.0);
     EXPECT_TRUE(model->heads(branch).temp.grad().defined());
-    for (const auto& p : model->vision_model->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
-    for (const auto& p : model->sam_model->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+    for (const auto& p : model->vision_model->parameters())
+      EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+    for (const auto& p : model->sam_model->parameters())
+      EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
 
     // A fixed batch is fitted: Adam on the branch's Q-Former, queries and heads lowers the loss.
     std::vector<torch::Tensor> params = qf->parameters();
     params.push_back(sam ? model->sam_query_tokens : model->query_tokens);
-    for (auto* m : {&model->heads(branch).vision_projection, &model->heads(branch).text_projection, &model->heads(branch).itm_head})
+    for (auto* m : {&model->heads(branch).vision_projection, &model->heads(branch).text_projection,
+                    &model->heads(branch).itm_head})
       for (const auto& p : (*m)->parameters()) params.push_back(p);
     torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3));
     const double first = l.total.item<double>();

@@ -1,5 +1,5 @@
-// METEOR 1.5 (docs/DATA.md, "METEOR") on hand-worked alignments and the invariants of docs/DATA.md, "Invariants the tests use".
-// Expected values are written as Meteor's formula over counts worked out by hand:
+// METEOR 1.5 (docs/DATA.md, "METEOR") on hand-worked alignments and the invariants of docs/DATA.md, "Invariants the
+// tests use". Expected values are written as Meteor's formula over counts worked out by hand:
 //   P = sum_m w_m (0.75 content + 0.25 function matches) / (0.75 content + 0.25 function words)
 //   Fmean = 1 / (0.15 / P + 0.85 / R), frag = chunks / mean matched words, score = Fmean (1 - 0.6 frag^0.2).
 #include <gtest/gtest.h>

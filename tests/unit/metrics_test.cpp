@@ -110,7 +110,8 @@ TEST(Evaluate, SummaryHasEveryMetricNameAndRoundTripsThroughJson) {
   // A file from before "n" still reads; a value that is not a score is named with its key.
   EXPECT_EQ(evaluation_summary_from_json(config::Json::parse(R"({"CIDEr": 1.5})"), "old.json").corpus.n, 0);
   const std::string bad = testing::error_of([] {
-    evaluation_summary_from_json(config::Json::parse(R"({"groups": {"size": {"small": {"CIDEr": "high"}}}})"), "x.json");
+    evaluation_summary_from_json(config::Json::parse(R"({"groups": {"size": {"small": {"CIDEr": "high"}}}})"),
+                                 "x.json");
   });
   EXPECT_NE(bad.find("x.json: /groups/size/small/CIDEr is not a score"), std::string::npos) << bad;
   EXPECT_NE(testing::error_of([] { evaluation_summary_from_json(config::Json::array(), "y.json"); }).find("y.json"),
@@ -145,8 +146,9 @@ TEST(Evaluate, GroupsScoreEachSubsetOnItsOwn) {
   for (const auto& [name, value] : small.corpus) EXPECT_DOUBLE_EQ(groups.at("small").corpus.at(name), value) << name;
   EXPECT_NEAR(groups.at("(none)").corpus.at("Bleu_1"), 1.0, 1e-6);  // pycocoevalcap's epsilon
   // A field an id's lines disagree on is an error naming the line.
-  testing::write_text(dir.file("bad.jsonl"), "{\"id\": 1, \"caption\": \"x\", \"size\": \"small\"}\n"
-                                             "{\"id\": 1, \"caption\": \"y\", \"size\": \"large\"}\n");
+  testing::write_text(dir.file("bad.jsonl"),
+                      "{\"id\": 1, \"caption\": \"x\", \"size\": \"small\"}\n"
+                      "{\"id\": 1, \"caption\": \"y\", \"size\": \"large\"}\n");
   try {
     read_reference_field(dir.file("bad.jsonl"), "size");
     FAIL() << "disagreeing lines were accepted";
@@ -179,7 +181,8 @@ TEST(Evaluate, SummaryHasEveryMetricNameAndRoundTripsThroughJson) {
   // A file from before "n" still reads; a value that is not a score is named with its key.
   EXPECT_EQ(evaluation_summary_from_json(config::Json::parse(R"({"CIDEr": 1.5})"), "old.json").corpus.n, 0);
   const std::string bad = testing::error_of([] {
-    evaluation_summary_from_json(config::Json::parse(R"({"groups": {"size": {"small": {"CIDEr": "high"}}}})"), "x.json");
+    evaluation_summary_from_json(config::Json::parse(R"({"groups": {"size": {"small": {"CIDEr": "high"}}}})"),
+                                 "x.json");
   });
   EXPECT_NE(bad.find("x.json: /groups/size/small/CIDEr is not a score"), std::string::npos) << bad;
   EXPECT_NE(testing::error_of([] { evaluation_summary_from_json(config::Json::array(), "y.json"); }).find("y.json"),

@@ -10,6 +10,7 @@
 #include "msmedcap/io/state_dict.h"
 #include "msmedcap/models/decoder.h"
 #include "msmedcap/models/msmedcap.h"
+#include "tiny_models.h"
 
 namespace msmedcap::models {
 namespace {
@@ -75,8 +76,8 @@ TEST_P(DecoderInvariants, CachedStepsKeepGradients) {
   embeds.mutable_grad().zero_();
   KvCache cache;
   auto a = lm->forward(embeds.slice(1, 0, 3), mask.slice(1, 0, 3), {}, &cache);
-  auto b = lm->forward(embeds.slice(1, 3, 4), mask, lm->positions_from_mask() ? at::Tensor() : at::full({1, 1}, 3, at::kLong),
-                       &cache);
+  auto b = lm->forward(embeds.slice(1, 3, 4), mask,
+                       lm->positions_from_mask() ? at::Tensor() : at::full({1, 1}, 3, at::kLong), &cache);
   (a.sum() + b.sum()).backward();
   EXPECT_TRUE(at::allclose(embeds.grad(), expected, 1e-4, 1e-5)) << GetParam();
 }
@@ -157,9 +158,9 @@ TEST(Generation, RepetitionPenaltyAndNoRepeatNgram) {
   auto scores = at::tensor({1.0f, -1.0f, 4.0f, 0.5f}).unsqueeze(0);
   const auto generated = at::tensor(std::vector<int64_t>{2, 1, 2}).unsqueeze(0);  // "2 1 2": bigram (2, 1) seen
   inference::process_logits(scores, generated, options);
-  EXPECT_FLOAT_EQ(scores[0][0].item<float>(), 1.0f);   // not generated: unchanged
+  EXPECT_FLOAT_EQ(scores[0][0].item<float>(), 1.0f);    // not generated: unchanged
   EXPECT_TRUE(std::isinf(scores[0][1].item<float>()));  // would repeat "2 1"
-  EXPECT_FLOAT_EQ(scores[0][2].item<float>(), 2.0f);   // positive: divided
+  EXPECT_FLOAT_EQ(scores[0][2].item<float>(), 2.0f);    // positive: divided
   EXPECT_FLOAT_EQ(scores[0][3].item<float>(), 0.5f);
 }
 
@@ -183,8 +184,8 @@ TEST(Generation, SettingsFromJsonRejectUnknownKeys) {
   const auto beam = inference::GenerateOptions::from_json(
       config::Json::parse(R"({"num_beams": 5, "length_penalty": 1.2, "early_stopping": "never"})"), "g.json");
   EXPECT_EQ(beam.early_stopping, 2);
-  EXPECT_THROW(inference::GenerateOptions::from_json(config::Json::parse(R"({"num_beams": 2, "do_sample": true})"), "g"),
-               Error);
+  EXPECT_THROW(
+      inference::GenerateOptions::from_json(config::Json::parse(R"({"num_beams": 2, "do_sample": true})"), "g"), Error);
   EXPECT_THROW(inference::GenerateOptions::from_json(config::Json::parse(R"({"top_p": 0})"), "g"), Error);
   try {
     inference::GenerateOptions::from_json(config::Json::parse(R"({"max_new_token": 4})"), "g.json");
@@ -273,7 +274,14 @@ TEST(KvCache, InPlaceBuffersMatchConcatenation) {
 
 config::ModelConfig tiny_composite() {
   config::ModelConfig m;
-  m.vision = {32, 64, 1, 4, 16, 8, 1e-6};
+  m.vision = testing::model_config({{"vision",
+                                     {{"hidden_size", 32},
+                                      {"intermediate_size", 64},
+                                      {"num_hidden_layers", 1},
+                                      {"num_attention_heads", 4},
+                                      {"image_size", 16},
+                                      {"patch_size", 8}}}})
+                 .vision;
   m.qformer.hidden_size = 32;
   m.qformer.intermediate_size = 64;
   m.qformer.num_hidden_layers = 2;
@@ -368,8 +376,8 @@ TEST(Composite, ClipTypeEncoderFeedsItsNormedTokensToTheQFormer) {
   const auto prefix = model->encode_images(pixels, {});
   const auto vision = model->vision_model(pixels);
   EXPECT_TRUE(at::allclose(vision.features, model->vision_model->post_layernorm(vision.last_hidden_state)));
-  EXPECT_TRUE(at::allclose(prefix.parts.qformer_last_hidden_state,
-                           model->qformer(model->query_tokens, vision.features)));
+  EXPECT_TRUE(
+      at::allclose(prefix.parts.qformer_last_hidden_state, model->qformer(model->query_tokens, vision.features)));
 }
 
 TEST(Vision, PositionEmbeddingsInterpolateForOtherSizes) {

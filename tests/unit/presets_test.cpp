@@ -35,10 +35,10 @@ TEST(Presets, DemoStagesLayerOverTheRecipes) {
   // As scripts/lib/pipeline.sh layers them: model, variant, stage recipe, demo override.
   const std::string root = std::string(MSMEDCAP_SOURCE_DIR) + "/configs/";
   const std::vector<std::pair<std::string, std::string>> stages = {{"", "demo/decoder-lm.json"},
-                                                                    {"stages/stage1-clip.json", "demo/stage1.json"},
-                                                                    {"stages/stage1-sam.json", "demo/stage1.json"},
-                                                                    {"stages/stage2.json", "demo/stage2.json"},
-                                                                    {"stages/caption.json", "demo/caption.json"}};
+                                                                   {"stages/stage1-clip.json", "demo/stage1.json"},
+                                                                   {"stages/stage1-sam.json", "demo/stage1.json"},
+                                                                   {"stages/stage2.json", "demo/stage2.json"},
+                                                                   {"stages/caption.json", "demo/caption.json"}};
   for (const char* variant : {"dual", "clip-only", "sam-only"}) {
     for (const auto& [recipe, demo] : stages) {
       std::vector<std::string> files = {root + "demo/model.json", root + "demo/" + variant + ".json"};

@@ -142,7 +142,8 @@ TEST(QFormerText, LmHeadIsTiedToTheWordEmbeddings) {
   q->embeddings->word_embeddings->weight.mul_(2);
   auto& p = q->cls->predictions;
   const auto transformed = p->transform(h);
-  EXPECT_TRUE(at::allclose(q->lm_logits(h), at::matmul(transformed, q->embeddings->word_embeddings->weight.t()) + p->bias));
+  EXPECT_TRUE(
+      at::allclose(q->lm_logits(h), at::matmul(transformed, q->embeddings->word_embeddings->weight.t()) + p->bias));
   EXPECT_FALSE(at::allclose(q->lm_logits(h), logits));
   for (const auto& item : q->named_parameters()) EXPECT_EQ(item.key().find("decoder"), std::string::npos);
 }
@@ -161,7 +162,14 @@ TEST(QFormerText, QueryOnlyModelRejectsText) {
 config::ModelConfig stage1_model() {
   config::ModelConfig m;
   m.use_sam = false;
-  m.vision = {32, 48, 1, 4, 16, 8, 1e-6};
+  m.vision = testing::model_config({{"vision",
+                                     {{"hidden_size", 32},
+                                      {"intermediate_size", 48},
+                                      {"num_hidden_layers", 1},
+                                      {"num_attention_heads", 4},
+                                      {"image_size", 16},
+                                      {"patch_size", 8}}}})
+                 .vision;
   m.qformer = tiny_qformer();
   m.qformer.encoder_hidden_size = 32;
   m.embed_dim = 16;
@@ -178,11 +186,12 @@ config::ModelConfig stage1_model() {
 TEST(Stage1Heads, NamesAndShapes) {
   MsMedCapModel model(stage1_model());
   const auto sd = io::module_state_dict(*model);
-  for (const char* name : {"vision_projection.weight", "text_projection.weight", "itm_head.weight", "temp",
-                           "qformer.embeddings.word_embeddings.weight", "qformer.embeddings.position_embeddings.weight",
-                           "qformer.encoder.layer.0.intermediate.dense.weight", "qformer.encoder.layer.2.output.LayerNorm.bias",
-                           "qformer.cls.predictions.transform.dense.weight", "qformer.cls.predictions.transform.LayerNorm.weight",
-                           "qformer.cls.predictions.bias"}) {
+  for (const char* name :
+       {"vision_projection.weight", "text_projection.weight", "itm_head.weight", "temp",
+        "qformer.embeddings.word_embeddings.weight", "qformer.embeddings.position_embeddings.weight",
+        "qformer.encoder.layer.0.intermediate.dense.weight", "qformer.encoder.layer.2.output.LayerNorm.bias",
+        "qformer.cls.predictions.transform.dense.weight", "qformer.cls.predictions.transform.LayerNorm.weight",
+        "qformer.cls.predictions.bias"}) {
     EXPECT_TRUE(sd.count(name)) << name;
   }
   EXPECT_EQ(sd.at("vision_projection.weight").sizes(), (at::IntArrayRef{16, 32}));

@@ -28,7 +28,8 @@ TEST(Plot, NiceTicksAreRoundAndCoverTheRange) {
     ASSERT_GE(ticks.size(), 2u) << lo << ".." << hi;
     const double step = ticks[1] - ticks[0];
     const double mantissa = step / std::pow(10.0, std::floor(std::log10(step) + 1e-9));
-    EXPECT_TRUE(std::abs(mantissa - 1) < 1e-6 || std::abs(mantissa - 2) < 1e-6 || std::abs(mantissa - 5) < 1e-6) << step;
+    EXPECT_TRUE(std::abs(mantissa - 1) < 1e-6 || std::abs(mantissa - 2) < 1e-6 || std::abs(mantissa - 5) < 1e-6)
+        << step;
     EXPECT_GE(ticks.front(), lo - 1e-12);  // inside the range, less than a step from its ends
     EXPECT_LE(ticks.back(), hi + 1e-12);
     EXPECT_LT(ticks.front() - lo, step + 1e-12);
@@ -107,7 +108,8 @@ TEST(Summary, ScoresOverSeedsAndGroups) {
                       R"({"Bleu_4": 0.4, "CIDEr": 2.0, "METEOR": null,
                           "groups": {"size": {"small": {"n": 3, "CIDEr": 0.7}, "large": {"n": 2, "CIDEr": 1.7}}}})");
   testing::write_text(dir.file("b.json"), R"({"Bleu_4": 0.1, "CIDEr": 0.3})");
-  const auto sets = read_score_sets({"dual=" + dir.file("a1.json"), "base=" + dir.file("b.json"), "dual=" + dir.file("a2.json")});
+  const auto sets =
+      read_score_sets({"dual=" + dir.file("a1.json"), "base=" + dir.file("b.json"), "dual=" + dir.file("a2.json")});
   ASSERT_EQ(sets.size(), 2u);
   EXPECT_EQ(sets[0].name, "dual");
   EXPECT_EQ(sets[0].runs.size(), 2u);

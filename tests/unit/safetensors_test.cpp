@@ -44,12 +44,10 @@ TEST(Safetensors, WriterMatchesPythonLayout) {
   const float a = 1.5f;
   const float b[2] = {2.0f, -3.0f};
   const std::string bytes = serialize_safetensors(
-      {{"b", DType::F32, {2}, b}, {"a", DType::F32, {1}, &a}, {"c", DType::I64, {1}, &c}},
-      {{"format", "pt"}});
-  const std::string header =
-      R"({"__metadata__":{"format":"pt"},"c":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},)"
-      R"("a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
-      R"("b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}})";
+      {{"b", DType::F32, {2}, b}, {"a", DType::F32, {1}, &a}, {"c", DType::I64, {1}, &c}}, {{"format", "pt"}});
+  const std::string header = R"({"__metadata__":{"format":"pt"},"c":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},)"
+                             R"("a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
+                             R"("b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}})";
   std::string padded = header;
   padded.append((8 - padded.size() % 8) % 8, ' ');
   ASSERT_EQ(bytes.size(), 8 + padded.size() + 20);
@@ -63,9 +61,9 @@ TEST(Safetensors, WriterMatchesPythonLayout) {
 TEST(Safetensors, RawRoundTripForEveryDtype) {
   std::vector<RawTensor> tensors;
   std::vector<std::vector<uint8_t>> buffers;
-  const DType all[] = {DType::BOOL, DType::U8, DType::I8, DType::F8_E5M2, DType::F8_E4M3,
-                       DType::I16, DType::U16, DType::F16, DType::BF16, DType::I32, DType::U32,
-                       DType::F32, DType::F64, DType::I64, DType::U64};
+  const DType all[] = {DType::BOOL, DType::U8,  DType::I8,  DType::F8_E5M2, DType::F8_E4M3,
+                       DType::I16,  DType::U16, DType::F16, DType::BF16,    DType::I32,
+                       DType::U32,  DType::F32, DType::F64, DType::I64,     DType::U64};
   for (const DType d : all) {
     std::vector<uint8_t> data(6 * dtype_size(d));
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 37 + 11);
@@ -90,8 +88,7 @@ TEST(Safetensors, RawRoundTripForEveryDtype) {
     ASSERT_NE(info, nullptr);
     EXPECT_EQ(info->dtype, all[i]);
     EXPECT_EQ(info->shape, (std::vector<int64_t>{2, 3}));
-    EXPECT_EQ(std::memcmp(file.data(*info), buffers[i].data(), buffers[i].size()), 0)
-        << dtype_name(all[i]);
+    EXPECT_EQ(std::memcmp(file.data(*info), buffers[i].data(), buffers[i].size()), 0) << dtype_name(all[i]);
   }
   EXPECT_EQ(file.find("scalar")->shape.size(), 0u);
   EXPECT_EQ(file.find("empty")->num_bytes(), 0u);
@@ -185,23 +182,23 @@ std::vector<Malformed> malformed_corpus() {
       {"invalid UTF-8", handmade("{\"\xff\xfe\":1}", ""), "header is not valid JSON"},
       {"unknown dtype", handmade(R"({"x":{"dtype":"F17","shape":[2],"data_offsets":[0,8]}})", f32x2),
        "unknown dtype 'F17'"},
-      {"shape/size mismatch",
-       handmade(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", f32x2),
+      {"shape/size mismatch", handmade(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", f32x2),
        "F32 shape [3] needs 12 bytes but data_offsets [0, 8] span 8"},
       {"overlap",
-       handmade(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                f32x2),
+       handmade(
+           R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+           f32x2),
        "overlap tensor"},
-      {"out of range offsets",
-       handmade(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[100,108]}})", f32x2),
+      {"out of range offsets", handmade(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[100,108]}})", f32x2),
        "reach beyond the data section"},
       {"gap", handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32x2),
        "4 unaccounted bytes before tensor 'x'"},
       {"trailing bytes", handmade(good_header, f32x2 + "junk"),
        "4 bytes after the last tensor are not described by the header"},
       {"duplicate name",
-       handmade(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                f32x2),
+       handmade(
+           R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+           f32x2),
        "header lists 'x' twice"},
       {"negative dim", handmade(R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", f32x2),
        "expected a non-negative integer"},
@@ -212,8 +209,7 @@ std::vector<Malformed> malformed_corpus() {
        "end before they begin"},
       {"missing field", handmade(R"({"x":{"dtype":"F32","shape":[2]}})", f32x2),
        "entry needs dtype, shape and data_offsets"},
-      {"metadata not strings", handmade(R"({"__metadata__":{"k":1}})", ""),
-       "__metadata__['k'] must be a string"},
+      {"metadata not strings", handmade(R"({"__metadata__":{"k":1}})", ""), "__metadata__['k'] must be a string"},
       {"offsets not a pair", handmade(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", f32x2),
        "data_offsets must be [begin, end]"},
   };
@@ -283,7 +279,8 @@ TEST(Sharded, BrokenIndexesAreRejected) {
     }
   };
   expect_error(R"({"weight_map": {"a": "missing.safetensors"}})", "missing.safetensors: cannot open");
-  expect_error(R"({"weight_map": {"b": "s1.safetensors"}})", "tensor 'b' is mapped to s1.safetensors, which does not hold it");
+  expect_error(R"({"weight_map": {"b": "s1.safetensors"}})",
+               "tensor 'b' is mapped to s1.safetensors, which does not hold it");
   expect_error(R"({"weight_map": {"a": "../s1.safetensors"}})", "is not a file name in the checkpoint directory");
   expect_error(R"({"metadata": {}})", "missing \"weight_map\" object");
   expect_error(R"({"weight_map": )", "invalid JSON");

@@ -108,8 +108,7 @@ TEST(StateDict, ShapeMismatchAlwaysFails) {
   const auto path = save(dir, tensors);
   const auto report = check_state_dict(*b, TensorStore::open(path));
   ASSERT_EQ(report.mismatched.size(), 1u);
-  EXPECT_NE(report.summary().find("proj.weight: model [3, 4] vs file [4, 3]"), std::string::npos)
-      << report.summary();
+  EXPECT_NE(report.summary().find("proj.weight: model [3, 4] vs file [4, 3]"), std::string::npos) << report.summary();
   LoadOptions lenient;
   lenient.policy.allow_missing = {"proj."};
   EXPECT_THROW(load_state_dict(*b, TensorStore::open(path), lenient), Error);

@@ -30,14 +30,16 @@ using testing::error_of;
 TEST(StagePlan, NamesParseOnceAndRoundTrip) {
   for (const char* name : {"stage1_clip", "stage1_sam", "stage2", "caption", "decoder_lm"})
     EXPECT_STREQ(config::stage_name(config::parse_stage(name)), name);
-  EXPECT_NE(error_of([] { config::parse_stage("stage3", "train.stage.name"); })
-                .find("train.stage.name: expected stage1_clip, stage1_sam, stage2, caption or decoder_lm, got 'stage3'"),
+  EXPECT_NE(error_of([] {
+              config::parse_stage("stage3", "train.stage.name");
+            }).find("train.stage.name: expected stage1_clip, stage1_sam, stage2, caption or decoder_lm, got 'stage3'"),
             std::string::npos);
   EXPECT_EQ(config::parse_branch("sam", "--branch"), Branch::kSam);
   EXPECT_STREQ(config::branch_prefix(Branch::kSam), "sam_");
   EXPECT_STREQ(config::branch_prefix(Branch::kClip), "");
-  EXPECT_NE(error_of([] { config::parse_branch("vit", "retrieve: --branch"); })
-                .find("retrieve: --branch: expected clip or sam, got 'vit'"),
+  EXPECT_NE(error_of([] {
+              config::parse_branch("vit", "retrieve: --branch");
+            }).find("retrieve: --branch: expected clip or sam, got 'vit'"),
             std::string::npos);
 }
 
@@ -65,9 +67,9 @@ TEST(StagePlan, EachStageSaysWhatItReadsTrainsAndComputes) {
   EXPECT_TRUE(two.reads(Branch::kClip) && two.reads(Branch::kSam));
   EXPECT_EQ(two.tokenizer(), training::TextTokenizer::kDecoder);
   EXPECT_TRUE(two.losses().lm && !two.losses().itc);
-  EXPECT_EQ(two.trainable_prefixes(), (std::vector<std::string>{"qformer.", "query_tokens", "language_projection.",
-                                                                  "sam_qformer.", "sam_query_tokens",
-                                                                  "sam_language_projection."}));
+  EXPECT_EQ(two.trainable_prefixes(),
+            (std::vector<std::string>{"qformer.", "query_tokens", "language_projection.", "sam_qformer.",
+                                      "sam_query_tokens", "sam_language_projection."}));
   EXPECT_EQ(two.inputs(), "clip, sam");
 
   s.name = "decoder_lm";
@@ -117,12 +119,15 @@ TEST(TrainerState, RoundTripsWithItsVersionAndRefusesOthersByName) {
 
   auto old = j;
   old.erase("format_version");
-  EXPECT_NE(error_of([&] { training::TrainerState::from_json(old, "ckpt/state.json"); })
-                .find("ckpt/state.json: no format_version; it was written by an msmedcap from before"),
+  EXPECT_NE(error_of([&] {
+              training::TrainerState::from_json(old, "ckpt/state.json");
+            }).find("ckpt/state.json: no format_version; it was written by an msmedcap from before"),
             std::string::npos);
   auto newer = j;
   newer["format_version"] = training::TrainerState::kFormatVersion + 1;
-  EXPECT_NE(error_of([&] { training::TrainerState::from_json(newer, "ckpt/state.json"); }).find("written by a newer msmedcap"),
+  EXPECT_NE(error_of([&] {
+              training::TrainerState::from_json(newer, "ckpt/state.json");
+            }).find("written by a newer msmedcap"),
             std::string::npos);
   auto missing = j;
   missing.erase("loss_scale");
@@ -162,7 +167,7 @@ TEST(LossScaler, ScalesUnscalesHalvesOnOverflowAndGrows) {
   on.restore(1024, training::LossScaler::kGrowthInterval - 1);
   p.mutable_grad().fill_(1.0);
   EXPECT_TRUE(on.unscale({p}));
-  EXPECT_EQ(on.scale(), 2048);  // the interval's last clean step doubles it
+  EXPECT_EQ(on.scale(), 2048);                 // the interval's last clean step doubles it
   EXPECT_THROW(off.restore(65536, 0), Error);  // a scale for a run without fp16
   EXPECT_THROW(on.restore(-1, 0), Error);
 }
@@ -184,7 +189,8 @@ struct StepFixture {
   explicit StepFixture(const std::string& stage, int64_t grad_accum = 1, bool dropout = true)
       : cfg(testing::tiny_stage1_config()) {
     if (!dropout) {
-      for (auto* q : {&cfg.model.qformer, &cfg.model.sam_qformer}) q->hidden_dropout_prob = q->attention_probs_dropout_prob = 0;
+      for (auto* q : {&cfg.model.qformer, &cfg.model.sam_qformer})
+        q->hidden_dropout_prob = q->attention_probs_dropout_prob = 0;
     }
     cfg.train.stage.name = stage;
     cfg.train.grad_accum = grad_accum;
@@ -196,8 +202,8 @@ struct StepFixture {
     for (const auto& [name, p] : params) tensors.push_back(p);
     optimizer = std::make_unique<training::Optimizer>(params, cfg.train.optimizer);
     optimizer->set_lr(1e-3);
-    runner = std::make_unique<training::StepRunner>(*model, *plan, cfg.train, 5, c10::Device(c10::kCPU), *comm, *optimizer,
-                                                    tensors, nullptr, cfg.model.qformer.vocab_size - 1);
+    runner = std::make_unique<training::StepRunner>(*model, *plan, cfg.train, 5, c10::Device(c10::kCPU), *comm,
+                                                    *optimizer, tensors, nullptr, cfg.model.qformer.vocab_size - 1);
   }
   training::StepInputs inputs() const {
     torch::manual_seed(3);
@@ -248,21 +254,24 @@ TEST(StepRunner, AccumulatedMicroBatchesAverageAndANonFiniteLossUpdatesNothing) 
   const auto r2 = two.runner->step([&](int64_t) { return std::optional<training::StepInputs>(in); }, 0);
   EXPECT_NEAR(r2.losses.total, r1.losses.total, 1e-6);
   EXPECT_EQ(r2.images, 8);
-  for (size_t i = 0; i < one.tensors.size(); ++i) EXPECT_TRUE(torch::allclose(one.tensors[i], two.tensors[i], 1e-5, 1e-6));
+  for (size_t i = 0; i < one.tensors.size(); ++i)
+    EXPECT_TRUE(torch::allclose(one.tensors[i], two.tensors[i], 1e-5, 1e-6));
 
   StepFixture nan("stage2");
   std::vector<at::Tensor> before;
   for (const auto& t : nan.tensors) before.push_back(t.clone());
   nan.runner->on_loss = [](int64_t, at::Tensor& loss) { loss = loss * std::nan(""); };
   bool asked = false;
-  const auto r = nan.runner->step([&](int64_t) { return std::optional<training::StepInputs>(in); }, 7, [&] {
-    asked = true;
-    return true;
-  });
+  const auto r = nan.runner->step([&](int64_t) { return std::optional<training::StepInputs>(in); }, 7,
+                                  [&] {
+                                    asked = true;
+                                    return true;
+                                  });
   EXPECT_NE(r.nonfinite.find("non-finite loss at step 7"), std::string::npos) << r.nonfinite;
   EXPECT_FALSE(r.updated);
   EXPECT_TRUE(asked && r.stop_requested);
-  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], nan.tensors[i])) << nan.params[i].first;
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(torch::equal(before[i], nan.tensors[i])) << nan.params[i].first;
 }
 
 }  // namespace

@@ -111,7 +111,7 @@ TEST(Synthetic, SmallFindingsNearlyVanishAt224) {
   const double small_224 = diff_at(small, 224, nullptr);
   diff_at(large, static_cast<int>(n), &large_pixels);
   EXPECT_GT(small_pixels, 0);
-  EXPECT_LT(small_pixels, 40);        // a few pixels across
+  EXPECT_LT(small_pixels, 40);  // a few pixels across
   EXPECT_GT(large_pixels, 200);
   EXPECT_LT(small_224, 0.6 * small_full) << small_full << " -> " << small_224;
 }

@@ -29,7 +29,8 @@ TEST(Unicode, AsciiInEveryBuildTheRestThroughIcu) {
       (void)unicode::to_lower(U"\u00c9DEME");
       ADD_FAILURE() << "no error without ICU";
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("built without icu (Unicode facts of U+00C9"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("built without icu (Unicode facts of U+00C9"), std::string::npos)
+          << e.what();
     }
   }
 }
@@ -102,8 +103,8 @@ TEST(WordPieceVocab, SpecialsThenCharactersThenWordsByFrequency) {
   const auto at = [&](const std::string& t) { return std::find(vocab.begin(), vocab.end(), t) - vocab.begin(); };
   EXPECT_LT(at("l"), at("##l"));
   EXPECT_LT(at("##."), at("left"));
-  EXPECT_LT(at("left"), at("lobe"));   // 3 vs 3 occurrences: alphabetical
-  EXPECT_LT(at("lobe"), at("right"));  // 3 vs 1
+  EXPECT_LT(at("left"), at("lobe"));       // 3 vs 3 occurrences: alphabetical
+  EXPECT_LT(at("lobe"), at("right"));      // 3 vs 1
   EXPECT_EQ(vocab.size(), 6u + 24u + 3u);  // every word fits
   const WordPieceTokenizer tok(vocab, TokenizerOptions{}, "built");
   EXPECT_EQ(tok.tokenize("left leftie"), (std::vector<std::string>{"left", "left", "##i", "##e"}));

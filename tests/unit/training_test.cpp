@@ -27,7 +27,8 @@ TEST(Schedule, LavisWarmupThenCosinePerEpoch) {
   EXPECT_DOUBLE_EQ(training::learning_rate(c, 0, 0, 4, 1000), 1e-6);
   EXPECT_DOUBLE_EQ(training::learning_rate(c, 50, 0, 4, 1000), 1e-6 + (1e-4 - 1e-6) * 0.5);
   EXPECT_DOUBLE_EQ(training::learning_rate(c, 100, 0, 4, 1000), 1e-4);  // cos(0)
-  EXPECT_DOUBLE_EQ(training::learning_rate(c, 30, 1, 4, 1000), 1e-5 + 9e-5 * 0.5 * (1 + std::cos(M_PI / 4)));  // epoch 1: no warm-up
+  EXPECT_DOUBLE_EQ(training::learning_rate(c, 30, 1, 4, 1000),
+                   1e-5 + 9e-5 * 0.5 * (1 + std::cos(M_PI / 4)));  // epoch 1: no warm-up
   EXPECT_NEAR(training::learning_rate(c, 999, 2, 4, 1000), 1e-5 + 9e-5 * 0.5, 1e-18);
   c.schedule = "cosine";
   EXPECT_DOUBLE_EQ(training::learning_rate(c, 100, 0, 1, 1100), 1e-4);
@@ -61,36 +62,41 @@ TEST(Stages, EachStageTrainsItsPartsAndFreezesTheRest) {
   const auto stage2 = training::apply_stage(*model, training::StagePlan(s, model->config()));
   std::set<std::string> roots;
   for (const auto& [name, p] : stage2) roots.insert(name.substr(0, name.find('.')));
-  EXPECT_EQ(roots, (std::set<std::string>{"qformer", "query_tokens", "language_projection", "sam_qformer", "sam_query_tokens",
-                                          "sam_language_projection"}));
+  EXPECT_EQ(roots, (std::set<std::string>{"qformer", "query_tokens", "language_projection", "sam_qformer",
+                                          "sam_query_tokens", "sam_language_projection"}));
   for (const auto& p : model->language_model->parameters()) EXPECT_FALSE(p.requires_grad());
 
   s.name = "caption";
   s.train_vision = true;
   bool vision = false;
-  for (const auto& [name, p] : training::apply_stage(*model, training::StagePlan(s, model->config()))) vision |= name.rfind("vision_model.", 0) == 0;
+  for (const auto& [name, p] : training::apply_stage(*model, training::StagePlan(s, model->config())))
+    vision |= name.rfind("vision_model.", 0) == 0;
   EXPECT_TRUE(vision);
   EXPECT_TRUE(model->vision_model->is_training());
   s.name = "stage2";
-  EXPECT_THROW(training::apply_stage(*model, training::StagePlan(s, model->config())), Error);  // train_vision outside the caption stage
+  EXPECT_THROW(training::apply_stage(*model, training::StagePlan(s, model->config())),
+               Error);  // train_vision outside the caption stage
   s.name = "stage3";
   s.train_vision = false;
   EXPECT_THROW(training::apply_stage(*model, training::StagePlan(s, model->config())), Error);
 
   // The decoder alone, or the caption stage with the decoder too.
   s.name = "decoder_lm";
-  for (const auto& [name, p] : training::apply_stage(*model, training::StagePlan(s, model->config()))) EXPECT_EQ(name.rfind("language_model.", 0), 0u) << name;
+  for (const auto& [name, p] : training::apply_stage(*model, training::StagePlan(s, model->config())))
+    EXPECT_EQ(name.rfind("language_model.", 0), 0u) << name;
   EXPECT_TRUE(model->language_model->is_training());
   EXPECT_FALSE(model->qformer->is_training());
   for (const auto& p : model->qformer->parameters()) EXPECT_FALSE(p.requires_grad());
   s.name = "caption";
   s.train_llm = true;
   std::set<std::string> caption_roots;
-  for (const auto& [name, p] : training::apply_stage(*model, training::StagePlan(s, model->config()))) caption_roots.insert(name.substr(0, name.find('.')));
+  for (const auto& [name, p] : training::apply_stage(*model, training::StagePlan(s, model->config())))
+    caption_roots.insert(name.substr(0, name.find('.')));
   EXPECT_TRUE(caption_roots.count("language_model"));
   EXPECT_TRUE(caption_roots.count("qformer"));
   s.name = "stage2";
-  EXPECT_THROW(training::apply_stage(*model, training::StagePlan(s, model->config())), Error);  // train_llm outside the caption stage
+  EXPECT_THROW(training::apply_stage(*model, training::StagePlan(s, model->config())),
+               Error);  // train_llm outside the caption stage
 }
 
 TEST(Optimizer, GroupsAndStateRoundTripBitExactly) {
@@ -152,8 +158,10 @@ TEST(Distributed, EnvironmentFromTorchrunSlurmOrNone) {
   EXPECT_EQ(tr.local_rank, 1);
   EXPECT_EQ(tr.master_addr, "node7");
   EXPECT_EQ(tr.master_port, 29999);
-  const auto sl = training::DistEnv::from_environment(
-      {{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"}, {"SLURM_JOB_NODELIST", "gpu[03-05,9],cpu1"}});
+  const auto sl = training::DistEnv::from_environment({{"SLURM_PROCID", "5"},
+                                                       {"SLURM_NTASKS", "8"},
+                                                       {"SLURM_LOCALID", "1"},
+                                                       {"SLURM_JOB_NODELIST", "gpu[03-05,9],cpu1"}});
   EXPECT_EQ(sl.source, "slurm");
   EXPECT_EQ(sl.rank, 5);
   EXPECT_EQ(sl.master_addr, "gpu03");
@@ -162,7 +170,8 @@ TEST(Distributed, EnvironmentFromTorchrunSlurmOrNone) {
   EXPECT_EQ(training::first_slurm_host("solo"), "solo");
   EXPECT_THROW(training::DistEnv::from_environment({{"RANK", "x"}, {"WORLD_SIZE", "2"}}), Error);
   EXPECT_THROW(training::DistEnv::from_environment({{"RANK", "2"}, {"WORLD_SIZE", "2"}}), Error);
-  EXPECT_THROW(training::DistEnv::from_environment({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}), Error);
+  EXPECT_THROW(training::DistEnv::from_environment({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}),
+               Error);
 }
 
 }  // namespace

@@ -47,8 +47,10 @@ at::Tensor logits_of(MsMedCapModel& model) {
   torch::NoGradGuard no_grad;
   model->eval();  // no dropout: the two models are compared exactly
   const auto ref = io::TensorStore::open(fixture_path("tiny_msmedcap_opt/reference.safetensors"));
-  return model->forward(ref.view("pixel_values"), ref.view("sam_pixel_values"), ref.view("input_ids"),
-                        ref.view("attention_mask")).logits;
+  return model
+      ->forward(ref.view("pixel_values"), ref.view("sam_pixel_values"), ref.view("input_ids"),
+                ref.view("attention_mask"))
+      .logits;
 }
 
 TEST(WeightMap, LavisNamesLoadWithFusedQvBias) {
@@ -103,8 +105,10 @@ TEST(WeightMap, OriginalSamNamesLoadUnderSamModel) {
   for (const auto& [name, t] : canonical_weights()) {
     if (name.rfind("sam_model.vision_encoder.", 0) != 0) continue;
     std::string n = "image_encoder." + name.substr(std::string("sam_model.vision_encoder.").size());
-    for (const auto& [from, to] : {std::pair{"neck.conv1.", "neck.0."}, {"neck.layer_norm1.", "neck.1."},
-                                   {"neck.conv2.", "neck.2."}, {"neck.layer_norm2.", "neck.3."},
+    for (const auto& [from, to] : {std::pair{"neck.conv1.", "neck.0."},
+                                   {"neck.layer_norm1.", "neck.1."},
+                                   {"neck.conv2.", "neck.2."},
+                                   {"neck.layer_norm2.", "neck.3."},
                                    {"patch_embed.projection.", "patch_embed.proj."}}) {
       n = std::regex_replace(n, std::regex(std::string("\\.") + from), std::string(".") + to);
     }
@@ -121,7 +125,9 @@ TEST(WeightMap, OriginalSamNamesLoadUnderSamModel) {
   EXPECT_EQ(report.loaded.size(), io::module_state_dict(*sam).size()) << report.summary();
   const auto ref = io::TensorStore::open(fixture_path("tiny_msmedcap_opt/reference.safetensors"));
   torch::NoGradGuard no_grad;
-  EXPECT_LT((sam->vision_encoder(ref.view("sam_pixel_values")) - ref.view("sam_image_embeddings")).abs().max().item<double>(), 1e-4);
+  EXPECT_LT(
+      (sam->vision_encoder(ref.view("sam_pixel_values")) - ref.view("sam_image_embeddings")).abs().max().item<double>(),
+      1e-4);
 }
 
 TEST(WeightMap, ComposedSourcesWithUnprefixedLanguageModel) {
@@ -150,7 +156,8 @@ TEST(WeightMap, ComposedSourcesWithUnprefixedLanguageModel) {
     load_weight_sources(*model, {sources[0]}, {});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("parameters are in no weight file (language_model."), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("parameters are in no weight file (language_model."), std::string::npos)
+        << e.what();
   }
   config::LoadConfig allow;
   allow.allow_missing = {"language_model."};
@@ -162,10 +169,12 @@ TEST(WeightMap, ConvertPthScriptKeepsNamesAndValues) {
   const std::string python = "/usr/bin/python3";
   const auto probe = run_command(python + " -c 'import torch'");
   ASSERT_EQ(probe.exit_code, 0) << "Debian's python3-torch is required (scripts/install_deps.sh): " << probe.err;
-  const auto make = run_command(python + " -c \"import torch; torch.manual_seed(0); torch.save({'model': {"
+  const auto make = run_command(python +
+                                " -c \"import torch; torch.manual_seed(0); torch.save({'model': {"
                                 "'Qformer.bert.encoder.layer.0.attention.self.query.weight': torch.randn(3, 2), "
                                 "'query_tokens': torch.randn(1, 4, 2), 'flag': torch.tensor([True, False]), "
-                                "'steps': torch.arange(5)}, 'epoch': 3}, '" + dir.file("ckpt.pth") + "')\"");
+                                "'steps': torch.arange(5)}, 'epoch': 3}, '" +
+                                dir.file("ckpt.pth") + "')\"");
   ASSERT_EQ(make.exit_code, 0) << make.err;
   const auto r = run_command(python + " " + std::string(MSMEDCAP_SOURCE_DIR) + "/scripts/convert_pth.py " +
                              dir.file("ckpt.pth") + " " + dir.file("ckpt.safetensors"));
@@ -307,8 +316,8 @@ TEST(WeightMap, SamBlipPrototypeLayoutLoadsAndLavisRefusesItByName) {
   io::save_safetensors(dir.file("encoders.safetensors"), encoders);
   io::save_safetensors(dir.file("samblip.safetensors"), samblip);
   auto model = build_model(tiny_msmedcap());
-  load_weight_sources(*model, {{dir.file("encoders.safetensors"), "", "hf"}, {dir.file("samblip.safetensors"), "", "samblip"}},
-                      {});
+  load_weight_sources(
+      *model, {{dir.file("encoders.safetensors"), "", "hf"}, {dir.file("samblip.safetensors"), "", "samblip"}}, {});
   auto reference = build_model(tiny_msmedcap());
   io::save_safetensors(dir.file("all.safetensors"), canonical_weights());
   load_weights(*reference, dir.file("all.safetensors"), "", {});
@@ -329,7 +338,8 @@ TEST(WeightMap, MsMedCapSamStage1HeadsGoToTheSamBranch) {
   auto trained = build_model(cfg);
   io::StateDict lavis;
   for (const auto& [name, t] : io::module_state_dict(*trained)) {
-    if (name.rfind("sam_qformer.", 0) == 0 || name == "sam_query_tokens") lavis[msmedcap::testing::lavis_name(name)] = t;
+    if (name.rfind("sam_qformer.", 0) == 0 || name == "sam_query_tokens")
+      lavis[msmedcap::testing::lavis_name(name)] = t;
   }
   const auto& heads = trained->heads(config::Branch::kSam);
   lavis["vision_proj.weight"] = heads.vision_projection->weight;
@@ -342,8 +352,9 @@ TEST(WeightMap, MsMedCapSamStage1HeadsGoToTheSamBranch) {
   io::save_safetensors(dir.file("sam_stage1.safetensors"), lavis);
   auto model = build_model(cfg);
   config::LoadConfig policy;
-  policy.allow_missing = {"vision_model.", "query_tokens", "qformer.", "language_projection.", "sam_model.",
-                          "sam_language_projection.", "language_model."};
+  policy.allow_missing = {"vision_model.",        "query_tokens", "qformer.",
+                          "language_projection.", "sam_model.",   "sam_language_projection.",
+                          "language_model."};
   const auto report = load_weights(*model, dir.file("sam_stage1.safetensors"), "", policy, "lavis");
   EXPECT_TRUE(report.unexpected.empty() && report.ignored.empty()) << report.summary();
   const auto& loaded = model->heads(config::Branch::kSam);
@@ -354,4 +365,3 @@ TEST(WeightMap, MsMedCapSamStage1HeadsGoToTheSamBranch) {
 
 }  // namespace
 }  // namespace msmedcap::models
-

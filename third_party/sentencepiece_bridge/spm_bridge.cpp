@@ -79,8 +79,8 @@ MSM_EXPORT msm_spm* msm_spm_load(const char* path, char* err, size_t err_len) {
 
 MSM_EXPORT void msm_spm_free(msm_spm* model) { delete model; }
 
-MSM_EXPORT long msm_spm_encode(msm_spm* model, const char* text, size_t len, int32_t* out,
-                               size_t cap, char* err, size_t err_len) {
+MSM_EXPORT long msm_spm_encode(msm_spm* model, const char* text, size_t len, int32_t* out, size_t cap, char* err,
+                               size_t err_len) {
   try {
     std::vector<int> ids;
     const auto status = model->processor.Encode(std::string(text, len), &ids);
@@ -96,8 +96,8 @@ MSM_EXPORT long msm_spm_encode(msm_spm* model, const char* text, size_t len, int
   }
 }
 
-MSM_EXPORT long msm_spm_decode(msm_spm* model, const int32_t* ids, size_t n, char* out,
-                               size_t cap, char* err, size_t err_len) {
+MSM_EXPORT long msm_spm_decode(msm_spm* model, const int32_t* ids, size_t n, char* out, size_t cap, char* err,
+                               size_t err_len) {
   try {
     std::vector<int> v(ids, ids + n);
     std::string text;
@@ -116,9 +116,7 @@ MSM_EXPORT long msm_spm_decode(msm_spm* model, const int32_t* ids, size_t n, cha
 
 MSM_EXPORT int msm_spm_vocab_size(msm_spm* model) { return model->processor.GetPieceSize(); }
 
-MSM_EXPORT int msm_spm_piece_to_id(msm_spm* model, const char* piece) {
-  return model->processor.PieceToId(piece);
-}
+MSM_EXPORT int msm_spm_piece_to_id(msm_spm* model, const char* piece) { return model->processor.PieceToId(piece); }
 
 MSM_EXPORT long msm_spm_id_to_piece(msm_spm* model, int id, char* out, size_t cap) {
   if (id < 0 || id >= model->processor.GetPieceSize()) return -1;
@@ -129,11 +127,16 @@ MSM_EXPORT long msm_spm_id_to_piece(msm_spm* model, int id, char* out, size_t ca
 
 MSM_EXPORT int msm_spm_special_id(msm_spm* model, int which) {
   switch (which) {
-    case 0: return model->processor.unk_id();
-    case 1: return model->processor.bos_id();
-    case 2: return model->processor.eos_id();
-    case 3: return model->processor.pad_id();
-    default: return -1;
+    case 0:
+      return model->processor.unk_id();
+    case 1:
+      return model->processor.bos_id();
+    case 2:
+      return model->processor.eos_id();
+    case 3:
+      return model->processor.pad_id();
+    default:
+      return -1;
   }
 }
 

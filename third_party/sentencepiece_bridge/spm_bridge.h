@@ -25,11 +25,9 @@ msm_spm* msm_spm_load(const char* path, char* err, size_t err_len);
 void msm_spm_free(msm_spm* model);
 /* Encodes UTF-8 text to ids. Writes at most cap ids; returns the full count (call again with a
  * larger buffer when it exceeds cap), or -1 on failure. */
-long msm_spm_encode(msm_spm* model, const char* text, size_t len, int32_t* out, size_t cap,
-                    char* err, size_t err_len);
+long msm_spm_encode(msm_spm* model, const char* text, size_t len, int32_t* out, size_t cap, char* err, size_t err_len);
 /* Decodes ids to UTF-8. Writes at most cap bytes; returns the full length or -1. */
-long msm_spm_decode(msm_spm* model, const int32_t* ids, size_t n, char* out, size_t cap,
-                    char* err, size_t err_len);
+long msm_spm_decode(msm_spm* model, const int32_t* ids, size_t n, char* out, size_t cap, char* err, size_t err_len);
 int msm_spm_vocab_size(msm_spm* model);
 /* Id of a piece (the unk id when absent). */
 int msm_spm_piece_to_id(msm_spm* model, const char* piece);

@@ -55,8 +55,7 @@ Json resolve_config(T& config, const ConfigSources& sources) {
   }
   for (const auto& file : sources.files) {
     const Json patch = read_json_file(file);
-    MSMEDCAP_CHECK(patch.is_object(), file, ": a config file must hold a JSON object, got ",
-                   describe_json(patch));
+    MSMEDCAP_CHECK(patch.is_object(), file, ": a config file must hold a JSON object, got ", describe_json(patch));
     merge_patch(merged, patch);
     T check = defaults;
     from_json(merged, check, "", file);

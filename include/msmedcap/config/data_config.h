@@ -45,7 +45,6 @@ struct DatasetSourceConfig {
   void validate(const std::string& path) const;
 };
 
-
 /// How images become the two branches' inputs (docs/MODEL.md, "Image transforms"). Saved with runs
 /// and feature caches.
 struct ImageTransformConfig {

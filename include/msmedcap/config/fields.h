@@ -36,8 +36,7 @@ struct NullVisitor {
   void operator()(const char*, U&, const char*) {}
 };
 template <class T>
-struct is_section<T, std::void_t<decltype(std::declval<T&>().visit(std::declval<NullVisitor&>()))>>
-    : std::true_type {};
+struct is_section<T, std::void_t<decltype(std::declval<T&>().visit(std::declval<NullVisitor&>()))>> : std::true_type {};
 template <class T>
 struct is_vector : std::false_type {};
 template <class T>
@@ -114,22 +113,18 @@ template <class T>
 void from_json(const Json& j, T& out, const std::string& path, const std::string& origin) {
   using detail::where;
   if constexpr (detail::is_section<T>::value) {
-    MSMEDCAP_CHECK(j.is_object(), where(origin, path), ": expected an object, got ",
-                   describe_json(j));
+    MSMEDCAP_CHECK(j.is_object(), where(origin, path), ": expected an object, got ", describe_json(j));
     detail::Reader r{&j, path, origin, {}};
     out.visit(r);
     for (const auto& item : j.items()) {
       const std::string& key = item.key();
       if (std::find(r.names.begin(), r.names.end(), key) != r.names.end()) continue;
       const std::string hint = nearest_key(key, r.names);
-      MSMEDCAP_FAIL(origin.empty() ? "" : origin + ": ", "unknown key '",
-                    detail::join_path(path, key), "'",
-                    hint.empty() ? std::string() : " (did you mean '" +
-                                                       detail::join_path(path, hint) + "'?)");
+      MSMEDCAP_FAIL(origin.empty() ? "" : origin + ": ", "unknown key '", detail::join_path(path, key), "'",
+                    hint.empty() ? std::string() : " (did you mean '" + detail::join_path(path, hint) + "'?)");
     }
   } else if constexpr (detail::is_vector<T>::value) {
-    MSMEDCAP_CHECK(j.is_array(), where(origin, path), ": expected an array, got ",
-                   describe_json(j));
+    MSMEDCAP_CHECK(j.is_array(), where(origin, path), ": expected an array, got ", describe_json(j));
     T result;
     result.reserve(j.size());
     for (size_t i = 0; i < j.size(); ++i) {
@@ -139,16 +134,14 @@ void from_json(const Json& j, T& out, const std::string& path, const std::string
     }
     out = std::move(result);
   } else if constexpr (std::is_same_v<T, bool>) {
-    MSMEDCAP_CHECK(j.is_boolean(), where(origin, path), ": expected true or false, got ",
-                   describe_json(j));
+    MSMEDCAP_CHECK(j.is_boolean(), where(origin, path), ": expected true or false, got ", describe_json(j));
     out = j.template get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
-    MSMEDCAP_CHECK(j.is_number_integer(), where(origin, path), ": expected an integer, got ",
-                   describe_json(j));
+    MSMEDCAP_CHECK(j.is_number_integer(), where(origin, path), ": expected an integer, got ", describe_json(j));
     if (j.is_number_unsigned()) {
       const auto v = j.template get<uint64_t>();
-      MSMEDCAP_CHECK(v <= static_cast<uint64_t>(std::numeric_limits<T>::max()),
-                     where(origin, path), ": integer ", v, " out of range");
+      MSMEDCAP_CHECK(v <= static_cast<uint64_t>(std::numeric_limits<T>::max()), where(origin, path), ": integer ", v,
+                     " out of range");
       out = static_cast<T>(v);
     } else {
       const auto v = j.template get<int64_t>();
@@ -158,12 +151,10 @@ void from_json(const Json& j, T& out, const std::string& path, const std::string
       out = static_cast<T>(v);
     }
   } else if constexpr (std::is_floating_point_v<T>) {
-    MSMEDCAP_CHECK(j.is_number(), where(origin, path), ": expected a number, got ",
-                   describe_json(j));
+    MSMEDCAP_CHECK(j.is_number(), where(origin, path), ": expected a number, got ", describe_json(j));
     out = j.template get<T>();
   } else if constexpr (std::is_same_v<T, std::string>) {
-    MSMEDCAP_CHECK(j.is_string(), where(origin, path), ": expected a string, got ",
-                   describe_json(j));
+    MSMEDCAP_CHECK(j.is_string(), where(origin, path), ": expected a string, got ", describe_json(j));
     out = j.template get<std::string>();
   } else {
     static_assert(sizeof(T) == 0, "unsupported config field type");

@@ -79,7 +79,7 @@ struct QFormerConfig {
   int64_t cross_attention_frequency = 2;
   int64_t encoder_hidden_size = 1408;  ///< width of the image features it reads
   int64_t num_query_tokens = 32;
-  int64_t vocab_size = 30523;          ///< BERT vocabulary + [DEC] (stage-1 text path)
+  int64_t vocab_size = 30523;  ///< BERT vocabulary + [DEC] (stage-1 text path)
   int64_t max_position_embeddings = 512;
   double layer_norm_eps = 1e-12;
   /// Dropout while training (HF Blip2QFormerConfig / BERT: 0.1 each; off in eval): after the
@@ -97,8 +97,7 @@ struct QFormerConfig {
     v("intermediate_size", intermediate_size, "feed-forward width");
     v("num_hidden_layers", num_hidden_layers, "BERT layers");
     v("num_attention_heads", num_attention_heads, "attention heads");
-    v("cross_attention_frequency", cross_attention_frequency,
-      "cross-attention in layers i with i % frequency == 0");
+    v("cross_attention_frequency", cross_attention_frequency, "cross-attention in layers i with i % frequency == 0");
     v("encoder_hidden_size", encoder_hidden_size, "width of the image features");
     v("num_query_tokens", num_query_tokens, "learned query tokens");
     v("vocab_size", vocab_size, "text vocabulary (BERT + [DEC])");
@@ -119,10 +118,10 @@ struct DecoderConfig {
   int64_t hidden_size = 2560;
   int64_t num_hidden_layers = 32;
   int64_t num_attention_heads = 32;
-  int64_t num_key_value_heads = 0;  ///< LLaMA GQA; 0 = num_attention_heads
+  int64_t num_key_value_heads = 0;    ///< LLaMA GQA; 0 = num_attention_heads
   int64_t intermediate_size = 10240;  ///< OPT ffn_dim, LLaMA intermediate, GPT-2 n_inner
   int64_t max_position_embeddings = 2048;
-  int64_t word_embed_proj_dim = 0;  ///< OPT project_in/out width; 0 = hidden_size
+  int64_t word_embed_proj_dim = 0;   ///< OPT project_in/out width; 0 = hidden_size
   bool do_layer_norm_before = true;  ///< OPT pre-LN (false for opt-350m)
   bool tie_word_embeddings = true;
   double layer_norm_eps = 1e-5;  ///< LayerNorm / RMSNorm epsilon

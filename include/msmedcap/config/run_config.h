@@ -51,10 +51,8 @@ struct LoadConfig {
 
   template <class V>
   void visit(V& v) {
-    v("allow_missing", allow_missing,
-      "parameter-name prefixes that may be absent from a checkpoint");
-    v("allow_unexpected", allow_unexpected,
-      "checkpoint-tensor prefixes the model does not use and may ignore");
+    v("allow_missing", allow_missing, "parameter-name prefixes that may be absent from a checkpoint");
+    v("allow_unexpected", allow_unexpected, "checkpoint-tensor prefixes the model does not use and may ignore");
   }
   void validate() const;
 };

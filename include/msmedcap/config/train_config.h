@@ -139,7 +139,9 @@ struct TrainConfig {
     v("log_every", log_every, "steps between metrics lines");
     v("val_every", val_every, "steps between validations; 0 = each epoch end");
     v("val_batches", val_batches, "validation batches per evaluation; 0 = all");
-    v("val_caption_images", val_caption_images, "stage2/caption: val_data images captioned and scored (BLEU, ROUGE-L, CIDEr) at each validation; 0 = off, -1 = all");
+    v("val_caption_images", val_caption_images,
+      "stage2/caption: val_data images captioned and scored (BLEU, ROUGE-L, CIDEr) at each validation; 0 = off, -1 = "
+      "all");
     v("save_every", save_every, "steps between checkpoints; 0 = each epoch end");
     v("keep", keep, "step checkpoints kept besides the best");
     v("nan_action", nan_action, "non-finite loss: skip (no update) or stop (after saving)");

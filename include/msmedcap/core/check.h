@@ -28,11 +28,11 @@ std::string concat(const Args&... args) {
 }  // namespace msmedcap
 
 /// Throws msmedcap::Error built from the remaining arguments when `cond` is false.
-#define MSMEDCAP_CHECK(cond, ...)                                        \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
-      throw ::msmedcap::Error(::msmedcap::detail::concat(__VA_ARGS__));  \
-    }                                                                    \
+#define MSMEDCAP_CHECK(cond, ...)                                       \
+  do {                                                                  \
+    if (!(cond)) {                                                      \
+      throw ::msmedcap::Error(::msmedcap::detail::concat(__VA_ARGS__)); \
+    }                                                                   \
   } while (false)
 
 /// Throws msmedcap::Error built from the arguments.

@@ -21,16 +21,14 @@ constexpr bool kHasFusedAttention = TORCH_VERSION_MAJOR >= 2;
 /// (undefined = none); is_causal: a lower-triangular mask aligned to the last key
 /// (position i sees keys j <= i + M - N); scale: default 1/sqrt(Dh).
 /// Uses the fused kernel on LibTorch 2.x, the explicit math on 1.13.
-at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k,
-                                        const at::Tensor& v, const at::Tensor& mask = {},
-                                        bool is_causal = false,
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const at::Tensor& mask = {}, bool is_causal = false,
                                         c10::optional<double> scale = c10::nullopt);
 
 /// The explicit math form of scaled_dot_product_attention (the reference; also used on 1.13).
 /// `on_probs`, when given, transforms the attention probabilities before they weigh v (dropout).
-at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                          const at::Tensor& mask = {}, bool is_causal = false,
-                          c10::optional<double> scale = c10::nullopt,
+at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask = {},
+                          bool is_causal = false, c10::optional<double> scale = c10::nullopt,
                           const std::function<at::Tensor(const at::Tensor&)>& on_probs = {});
 
 /// CUDA autocast to `dtype` (bf16 or fp16) for the scope's lifetime, as

@@ -46,9 +46,10 @@ std::vector<Sample> read_datasets(const config::DatasetConfig& data, const std::
 std::string describe_source(const config::DatasetSourceConfig& source);
 
 /// Parses RFC 4180 CSV text into rows (quoted fields, doubled quotes, CRLF). Throws with the
-/// line number on an unterminated quote; `name` appears in errors. `lines`, when given, receives the line each row starts on (quoted fields may span lines). A
-/// quoted field whose closing quote is not followed by a comma or the end of the row is an error
-/// naming the line the quote opened on (a stray quote would otherwise swallow the rows after it).
+/// line number on an unterminated quote; `name` appears in errors. `lines`, when given, receives the line each row
+/// starts on (quoted fields may span lines). A quoted field whose closing quote is not followed by a comma or the end
+/// of the row is an error naming the line the quote opened on (a stray quote would otherwise swallow the rows after
+/// it).
 std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& name,
                                                 std::vector<size_t>* lines = nullptr);
 

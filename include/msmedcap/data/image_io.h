@@ -61,8 +61,7 @@ bool is_dicom(const std::string& bytes);
 DecodedImage decode_image(const std::string& path, const DecodeOptions& options = {});
 
 /// Decodes bytes already in memory; `name` appears in errors.
-DecodedImage decode_image_bytes(const std::string& bytes, const std::string& name,
-                                const DecodeOptions& options = {});
+DecodedImage decode_image_bytes(const std::string& bytes, const std::string& name, const DecodeOptions& options = {});
 
 /// Writes a `size` x `size` RGB JPEG (quality 90) of blurred uniform noise made from `seed`: an
 /// image with a photograph's entropy, the loader benchmark's input. Written atomically; OpenCV.

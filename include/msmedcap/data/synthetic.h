@@ -26,9 +26,9 @@ struct SynthSpec {
 
 /// Options of `msmedcap synth`.
 struct SynthOptions {
-  int64_t n = 300;          ///< studies in all splits together
+  int64_t n = 300;  ///< studies in all splits together
   uint64_t seed = 0;
-  int64_t image_size = 512; ///< square images
+  int64_t image_size = 512;  ///< square images
   double val_fraction = 0.1;
 };
 

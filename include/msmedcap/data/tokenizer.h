@@ -40,7 +40,7 @@ class TextTokenizer {
 /// order, the longest special token winning at each position: HF splits on added tokens so
 /// before tokenising the rest.
 std::vector<std::pair<std::string, bool>> split_special_tokens(const std::string& text,
-                                                             const std::vector<std::string>& specials);
+                                                               const std::vector<std::string>& specials);
 
 /// Options of the tokenizer a model uses.
 struct TokenizerOptions {

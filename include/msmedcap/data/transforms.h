@@ -40,10 +40,12 @@ struct CropBox {
 
 /// torchvision's RandomResizedCrop.get_params with `rng`: ten tries at an area fraction in
 /// [scale_min, scale_max] and a log-uniform aspect in [3/4, 4/3], then a centre crop.
-CropBox random_resized_crop_box(int64_t height, int64_t width, double scale_min, double scale_max, std::mt19937_64& rng);
+CropBox random_resized_crop_box(int64_t height, int64_t width, double scale_min, double scale_max,
+                                std::mt19937_64& rng);
 
 /// CLIP branch input [3, S, S]. `rng` drives augmentation (only read when cfg.augment or cfg.hflip).
-torch::Tensor clip_transform(const torch::Tensor& image, const config::ImageTransformConfig& cfg, std::mt19937_64* rng = nullptr);
+torch::Tensor clip_transform(const torch::Tensor& image, const config::ImageTransformConfig& cfg,
+                             std::mt19937_64* rng = nullptr);
 
 /// SAM branch input [3, sam_size, sam_size] from [3, H, W] in [0, 1].
 torch::Tensor sam_transform(const torch::Tensor& image, const config::ImageTransformConfig& cfg);

@@ -16,9 +16,9 @@ std::string encode_utf8(char32_t c);
 
 /// Two-letter general category, e.g. "Lu", "Mn", "Zs", "Cc".
 const char* category(char32_t c);
-bool is_letter(char32_t c);          ///< \p{L}
-bool is_number(char32_t c);          ///< \p{N}
-bool is_space(char32_t c);           ///< Python regex \s (Unicode White_Space)
+bool is_letter(char32_t c);  ///< \p{L}
+bool is_number(char32_t c);  ///< \p{N}
+bool is_space(char32_t c);   ///< Python regex \s (Unicode White_Space)
 
 /// Full lower-case mapping (Python str.lower()).
 std::u32string to_lower(std::u32string_view text);

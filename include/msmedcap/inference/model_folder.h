@@ -28,11 +28,11 @@ namespace msmedcap::inference {
 inline constexpr int kModelFolderVersion = 1;
 
 struct ExportOptions {
-  std::string out;                      ///< MODEL_DIR; must not exist yet
-  std::string format = "msmedcap";      ///< msmedcap | hf
+  std::string out;                           ///< MODEL_DIR; must not exist yet
+  std::string format = "msmedcap";           ///< msmedcap | hf
   uint64_t max_shard_bytes = 5'000'000'000;  ///< HF's max_shard_size "5GB"
-  std::string generate_file;            ///< generation settings (configs/generate/ JSON) to include
-  std::vector<std::string> provenance;  ///< README lines: where the weights came from
+  std::string generate_file;                 ///< generation settings (configs/generate/ JSON) to include
+  std::vector<std::string> provenance;       ///< README lines: where the weights came from
 };
 
 /// HF's Blip2ForConditionalGeneration config.json for a CLIP-only model (msmedcap reads it back

@@ -27,17 +27,17 @@ struct RetrievalInputs {
 /// A dataset encoded for retrieval: `inputs` plus each text's image.
 struct RetrievalSet {
   RetrievalInputs inputs;
-  std::vector<int64_t> text_image;     ///< text t describes image text_image[t]
-  int64_t images = 0;                  ///< readable images (rows of inputs.image_tokens)
-  std::vector<std::string> unreadable; ///< "id: reason" of the images left out
+  std::vector<int64_t> text_image;      ///< text t describes image text_image[t]
+  int64_t images = 0;                   ///< readable images (rows of inputs.image_tokens)
+  std::vector<std::string> unreadable;  ///< "id: reason" of the images left out
 };
 
 /// Encodes `samples` for `branch`: the frozen encoder's tokens of every readable image (in
 /// batches of `batch`, transforms without augmentation) and every caption as Q-Former text of at
 /// most `max_len` tokens. Throws when no image can be read.
-RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, config::Branch branch, const std::vector<data::Sample>& samples,
-                                  config::ImageTransformConfig transform, const data::TextTokenizer& tokenizer,
-                                  int64_t max_len, int64_t batch);
+RetrievalSet encode_retrieval_set(models::MsMedCapModelImpl& model, config::Branch branch,
+                                  const std::vector<data::Sample>& samples, config::ImageTransformConfig transform,
+                                  const data::TextTokenizer& tokenizer, int64_t max_len, int64_t batch);
 
 struct RetrievalScores {
   at::Tensor i2t;  ///< [Ni, Nt]

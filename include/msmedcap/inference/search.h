@@ -19,7 +19,7 @@ namespace msmedcap::inference {
 /// Generation settings with HF's names and meanings.
 struct GenerateOptions {
   int64_t max_new_tokens = 30;
-  int64_t min_new_tokens = 0;     ///< EOS is suppressed before this many new tokens
+  int64_t min_new_tokens = 0;  ///< EOS is suppressed before this many new tokens
   int64_t num_beams = 1;
   /// Beam search: hypothesis score = sum of log-probabilities / length ** length_penalty.
   double length_penalty = 1.0;
@@ -44,8 +44,8 @@ struct GenerateOptions {
   /// The settings of a config's `generate` section. Its sentinels are resolved here:
   /// eos_token_id kEosFromText takes `eos_from_text` (throws when it is absent) and pad_token_id
   /// kPadFromTokenizer takes `tokenizer_pad` when >= 0, else the end token.
-  static GenerateOptions from_config(const config::GenerateConfig& g, std::optional<int64_t> eos_from_text = std::nullopt,
-                                     int64_t tokenizer_pad = -1);
+  static GenerateOptions from_config(const config::GenerateConfig& g,
+                                     std::optional<int64_t> eos_from_text = std::nullopt, int64_t tokenizer_pad = -1);
   /// An HF-style object (config::GenerateConfig::from_hf_json: HF's keys and defaults; unknown
   /// keys and unsupported settings are errors naming `origin`).
   static GenerateOptions from_json(const config::Json& j, const std::string& origin);

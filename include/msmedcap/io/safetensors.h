@@ -101,11 +101,9 @@ struct RawTensor {
 /// dtype (descending enum order) then name, header `{"__metadata__":{...},"name":{"dtype":..,
 /// "shape":[..],"data_offsets":[b,e]},...}` padded with spaces to a multiple of 8 bytes.
 /// Throws on duplicate or empty names.
-std::string serialize_safetensors(const std::vector<RawTensor>& tensors,
-                                  const Metadata& metadata = {});
+std::string serialize_safetensors(const std::vector<RawTensor>& tensors, const Metadata& metadata = {});
 
 /// Writes serialize_safetensors(...) to `path` atomically (temp file, fsync, rename).
-void write_safetensors(const std::string& path, const std::vector<RawTensor>& tensors,
-                       const Metadata& metadata = {});
+void write_safetensors(const std::string& path, const std::vector<RawTensor>& tensors, const Metadata& metadata = {});
 
 }  // namespace msmedcap::io

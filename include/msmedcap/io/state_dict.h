@@ -56,16 +56,14 @@ struct LoadOptions {
 bool matches_prefix(const std::string& name, const std::string& pattern);
 
 /// Compares a module with a checkpoint without copying anything.
-LoadReport check_state_dict(torch::nn::Module& module, const TensorSource& source,
-                            const LoadOptions& options = {});
+LoadReport check_state_dict(torch::nn::Module& module, const TensorSource& source, const LoadOptions& options = {});
 
 /// Replaces the data of every matching parameter and buffer of `module` by the checkpoint's
 /// tensor, read once into the target dtype and device (LoadOptions), and returns the report;
 /// throws msmedcap::Error with report.summary() unless report.ok(). Nothing is loaded when the
 /// check fails. The module's own storage is released, never written: a module built under
 /// models::DeferInit costs no memory beyond what is loaded.
-LoadReport load_state_dict(torch::nn::Module& module, const TensorSource& source,
-                           const LoadOptions& options = {});
+LoadReport load_state_dict(torch::nn::Module& module, const TensorSource& source, const LoadOptions& options = {});
 
 /// The module's parameters and buffers by name (CPU copies are not made; tensors are shared).
 StateDict module_state_dict(const torch::nn::Module& module);

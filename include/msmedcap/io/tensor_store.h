@@ -106,15 +106,13 @@ class TensorStore : public TensorSource {
 };
 
 /// Writes a state dict as one safetensors file (Python-compatible bytes), atomically.
-void save_safetensors(const std::string& path, const StateDict& tensors,
-                      const Metadata& metadata = {{"format", "pt"}});
+void save_safetensors(const std::string& path, const StateDict& tensors, const Metadata& metadata = {{"format", "pt"}});
 
 /// Writes a sharded checkpoint into `dir`: model-0000k-of-0000n.safetensors shards of at most
 /// `max_shard_bytes` each (a larger tensor gets a shard of its own) plus the index, which is
 /// written last. With a single shard it writes model.safetensors and no index. Returns the
 /// files written.
-std::vector<std::string> save_sharded(const std::string& dir, const StateDict& tensors,
-                                      uint64_t max_shard_bytes,
+std::vector<std::string> save_sharded(const std::string& dir, const StateDict& tensors, uint64_t max_shard_bytes,
                                       const Metadata& metadata = {{"format", "pt"}});
 
 /// The listing `msmedcap inspect --json` prints: {"tensors": [{"name", "dtype", "shape",

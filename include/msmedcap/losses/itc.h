@@ -20,9 +20,9 @@ struct ItcResult {
 /// and text_feat_all: [B*W, E], the same gathered over ranks (this rank's rows at rank*B);
 /// temp: () learnable; image_ids / image_ids_all: [B] / [B*W] int64, or undefined.
 ItcResult itc_loss(const torch::Tensor& image_feats, const torch::Tensor& text_feat,
-                   const torch::Tensor& image_feats_all, const torch::Tensor& text_feat_all,
-                   const torch::Tensor& temp, int64_t rank, double label_smoothing = 0.1,
-                   const torch::Tensor& image_ids = {}, const torch::Tensor& image_ids_all = {});
+                   const torch::Tensor& image_feats_all, const torch::Tensor& text_feat_all, const torch::Tensor& temp,
+                   int64_t rank, double label_smoothing = 0.1, const torch::Tensor& image_ids = {},
+                   const torch::Tensor& image_ids_all = {});
 
 /// The positives mask [B, B*W] (bool): this rank's diagonal, or same image id.
 torch::Tensor itc_positives(int64_t batch, int64_t total, int64_t rank, const torch::Tensor& image_ids,

@@ -22,8 +22,8 @@ struct HardNegatives {
 /// and col_keys [B*W]: int64 keys naming the samples of the rows and of the gathered columns
 /// (default 0..B-1 and 0..B*W-1).
 HardNegatives sample_hard_negatives(const torch::Tensor& sim_i2t, const torch::Tensor& sim_t2i,
-                                    const torch::Tensor& positives, uint64_t seed,
-                                    const torch::Tensor& row_keys = {}, const torch::Tensor& col_keys = {});
+                                    const torch::Tensor& positives, uint64_t seed, const torch::Tensor& row_keys = {},
+                                    const torch::Tensor& col_keys = {});
 
 /// Cross entropy of ITM logits [3B, 2] for the layout [positives, negative images, negative
 /// texts]: labels 1 for the first B rows, 0 for the rest (no label smoothing).

@@ -28,7 +28,8 @@ struct Collectives {
 /// `loss`, a next-token mean over this rank's `labels` [B, T] (labels[:, 1:] not kIgnoreIndex
 /// count), rescaled so that the mean of the ranks' values is the mean over every rank's tokens
 /// (what one process on the union computes). One process: `loss` unchanged, nothing counted.
-torch::Tensor token_mean_over_ranks(const torch::Tensor& loss, const torch::Tensor& labels, const Collectives& collectives);
+torch::Tensor token_mean_over_ranks(const torch::Tensor& loss, const torch::Tensor& labels,
+                                    const Collectives& collectives);
 
 struct Stage1Batch {
   models::ImageInputs images;  // pixels or cached features of the branch
@@ -48,7 +49,7 @@ struct Stage1Losses {
 /// tokenizer's [DEC]; `seed`: the hard-negative draws (vary it per step, the same on every rank).
 /// The ITC features are gathered with gradient (LAVIS's GatherLayer semantics), so a step on N
 /// ranks equals a step on one process over the union of their batches.
-Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, config::Branch branch, const Stage1Batch& batch, int64_t dec_id,
-                           uint64_t seed, const Collectives& collectives = {});
+Stage1Losses stage1_losses(models::MsMedCapModelImpl& model, config::Branch branch, const Stage1Batch& batch,
+                           int64_t dec_id, uint64_t seed, const Collectives& collectives = {});
 
 }  // namespace msmedcap::losses

@@ -23,8 +23,8 @@ std::map<std::string, std::vector<std::string>> read_references(const std::strin
 struct Evaluation {
   /// Bleu_1..Bleu_4, METEOR (when a scorer is given), ROUGE_L, CIDEr (pycocoevalcap's names).
   std::map<std::string, double> corpus;
-  std::vector<std::string> ids;                               // in id order
-  std::map<std::string, std::vector<double>> per_item;        // metric -> score per id
+  std::vector<std::string> ids;                         // in id order
+  std::map<std::string, std::vector<double>> per_item;  // metric -> score per id
 };
 
 class Meteor;
@@ -32,8 +32,7 @@ class Meteor;
 /// Scores `predictions` against `references`, METEOR with `meteor` when not null. Ids present on
 /// one side only are an error that names (the first of) them.
 Evaluation evaluate(const std::map<std::string, std::string>& predictions,
-                    const std::map<std::string, std::vector<std::string>>& references,
-                    const Meteor* meteor = nullptr);
+                    const std::map<std::string, std::vector<std::string>>& references, const Meteor* meteor = nullptr);
 
 /// Each reference line's `field` (e.g. the synthetic benchmark's "size" or "finding") as text,
 /// "(none)" where it is absent, null or empty. An id whose lines disagree is an error.

@@ -66,7 +66,6 @@ std::shared_ptr<DecoderLM> build_decoder(const config::DecoderConfig& cfg);
 
 /// Additive attention bias [B, 1, T, past + T] for causal attention over `mask`:
 /// 0 where attention is allowed, the dtype's lowest value elsewhere.
-torch::Tensor causal_padding_bias(const torch::Tensor& mask, int64_t new_tokens,
-                                  c10::ScalarType dtype);
+torch::Tensor causal_padding_bias(const torch::Tensor& mask, int64_t new_tokens, c10::ScalarType dtype);
 
 }  // namespace msmedcap::models

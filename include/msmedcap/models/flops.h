@@ -45,8 +45,7 @@ double qformer(const config::QFormerConfig& cfg, const QFormerPass& pass);
 
 /// The decoder on `batch` rows of `tokens` new positions after `past` cached ones, with the LM
 /// head on `logit_rows` positions per row (tokens for a training forward, 1 for generation).
-double decoder(const config::DecoderConfig& cfg, int64_t batch, int64_t tokens, int64_t past,
-               int64_t logit_rows);
+double decoder(const config::DecoderConfig& cfg, int64_t batch, int64_t tokens, int64_t past, int64_t logit_rows);
 
 /// Image tokens a branch's Q-Former reads: CLIP patches + class token, or the SAM embeddings
 /// as "channels" (output_channels tokens) or "spatial" (h*w tokens).
@@ -60,8 +59,8 @@ int64_t image_tokens(const config::ModelConfig& cfg, config::Branch branch);
 /// heads. Stage 2 / caption: each
 /// branch's query pass and projection, then the decoder over [prefix, text] with logits on the
 /// text positions (those the loss reads). decoder_lm: the decoder over the text alone.
-double training_step(const config::ModelConfig& cfg, const config::StageConfig& stage, int64_t batch,
-                     int64_t text, bool live_clip, bool live_sam);
+double training_step(const config::ModelConfig& cfg, const config::StageConfig& stage, int64_t batch, int64_t text,
+                     bool live_clip, bool live_sam);
 
 /// FLOPs of captioning `batch` images: `encode` (live encoders as above, the query passes and
 /// projections) and `decode`: the prefill over the prefix + `prompt` tokens on `batch` rows

@@ -78,9 +78,9 @@ MsMedCapModel load_model(const config::RunConfig& run, const LoadTarget& target 
 /// Loads `path` (file, sharded index or directory) into the model, checkpoint names prefixed by
 /// `prefix`. Beyond `policy`, a tied LM head present in the file and SAM's prompt encoder and
 /// mask decoder (unused by captioning) are accepted.
-io::LoadReport load_weights(torch::nn::Module& model, const std::string& path,
-                            const std::string& prefix, const config::LoadConfig& policy,
-                            const std::string& format = "hf", const std::optional<LoadTarget>& target = {});
+io::LoadReport load_weights(torch::nn::Module& model, const std::string& path, const std::string& prefix,
+                            const config::LoadConfig& policy, const std::string& format = "hf",
+                            const std::optional<LoadTarget>& target = {});
 
 /// Loads several weight sources in order (e.g. an HF LLM directory under "language_model.",
 /// a SAM file under "sam_model.", trained Q-Formers) into an existing model (resuming, merging)

@@ -115,11 +115,11 @@ TORCH_MODULE(QFormerIntermediate);
 
 /// What one layer call reads and records besides its hidden states.
 struct QFormerLayerCall {
-  int64_t num_queries = 0;         ///< the first rows of x are queries: they cross-attend, with their own feed-forward
-  torch::Tensor mask;              ///< additive self-attention mask
-  AttentionKv past;                ///< self-attention keys/values before this call's (ITG: the cached queries')
-  AttentionKv* record = nullptr;   ///< receives this call's self-attention keys/values
-  AttentionKv image;               ///< this layer's image keys/values (QFormerImageKv; cross-attention layers)
+  int64_t num_queries = 0;        ///< the first rows of x are queries: they cross-attend, with their own feed-forward
+  torch::Tensor mask;             ///< additive self-attention mask
+  AttentionKv past;               ///< self-attention keys/values before this call's (ITG: the cached queries')
+  AttentionKv* record = nullptr;  ///< receives this call's self-attention keys/values
+  AttentionKv image;              ///< this layer's image keys/values (QFormerImageKv; cross-attention layers)
   torch::Tensor* cross_probs = nullptr;  ///< receives the cross-attention probabilities (CrossAttentionProbs)
 };
 
@@ -190,8 +190,8 @@ class QFormerModelImpl : public torch::nn::Module {
   /// Queries only. query_embeds: [B, Nq, D]; image: [B, M, Dc] -> [B, Nq, D]. With `cache`,
   /// records every layer's query keys/values for decode_text(); with `cross_probs`, every
   /// cross-attention layer's probabilities.
-  torch::Tensor forward(const torch::Tensor& query_embeds, const torch::Tensor& image,
-                        QFormerCache* cache = nullptr, CrossAttentionProbs* cross_probs = nullptr);
+  torch::Tensor forward(const torch::Tensor& query_embeds, const torch::Tensor& image, QFormerCache* cache = nullptr,
+                        CrossAttentionProbs* cross_probs = nullptr);
   /// The same from the image keys/values of image_keys_values().
   torch::Tensor forward_kv(const torch::Tensor& query_embeds, const QFormerImageKv& image,
                            QFormerCache* cache = nullptr, CrossAttentionProbs* cross_probs = nullptr);
@@ -206,8 +206,7 @@ class QFormerModelImpl : public torch::nn::Module {
                                    const torch::Tensor& mask, const QFormerImageKv& image);
   /// Text with causal self-attention that also sees every query through `cache` (ITG).
   /// -> [B, T, D].
-  torch::Tensor decode_text(const torch::Tensor& ids, const torch::Tensor& mask,
-                            const QFormerCache& cache);
+  torch::Tensor decode_text(const torch::Tensor& ids, const torch::Tensor& mask, const QFormerCache& cache);
   /// ITG language-model logits of text hidden states: [B, T, D] -> [B, T, V].
   torch::Tensor lm_logits(const torch::Tensor& text_hidden);
   bool has_text_path() const { return !embeddings.is_empty(); }

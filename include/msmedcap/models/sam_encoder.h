@@ -100,8 +100,7 @@ class SamEncoderImpl : public torch::nn::Module {
   explicit SamEncoderImpl(const config::SamEncoderConfig& cfg);
   /// pixels [B, 3, S, S] -> image embeddings [B, Cout, S/P, S/P]. When `hidden_states` is
   /// given it receives the residual stream entering each block ([B, h, w, C]).
-  torch::Tensor forward(const torch::Tensor& pixels,
-                        std::vector<torch::Tensor>* hidden_states = nullptr);
+  torch::Tensor forward(const torch::Tensor& pixels, std::vector<torch::Tensor>* hidden_states = nullptr);
   SamPatchEmbed patch_embed{nullptr};
   torch::Tensor pos_embed;
   torch::nn::ModuleList layers{nullptr};

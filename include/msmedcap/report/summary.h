@@ -22,7 +22,7 @@ Series metrics_series(const std::string& run_or_file, const std::string& key, bo
 struct ScoreSet {
   std::string name;
   std::vector<metrics::EvaluationSummary> runs;  ///< `evaluate --json` files
-  std::vector<std::string> files;   ///< where they came from (for errors)
+  std::vector<std::string> files;                ///< where they came from (for errors)
 };
 
 /// Reads NAME=FILE arguments into score sets, in first-seen order of NAME; several files with

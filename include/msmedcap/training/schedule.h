@@ -12,6 +12,7 @@ namespace msmedcap::training {
 /// all. "lavis": min(lr, warmup_lr + (lr - warmup_lr) * step / warmup_steps) while in epoch 0
 /// and step < warmup_steps, else min_lr + (lr - min_lr) * (1 + cos(pi * epoch / epochs)) / 2.
 /// "cosine": the same warm-up, then the cosine over the steps after it.
-double learning_rate(const config::OptimizerConfig& cfg, int64_t step, int64_t epoch, int64_t epochs, int64_t total_steps);
+double learning_rate(const config::OptimizerConfig& cfg, int64_t step, int64_t epoch, int64_t epochs,
+                     int64_t total_steps);
 
 }  // namespace msmedcap::training

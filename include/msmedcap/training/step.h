@@ -48,24 +48,24 @@ struct LossBreakdown {
 
 /// One micro-batch on the step's device.
 struct StepInputs {
-  models::ImageInputs images;        ///< the branches the plan reads: pixels or cached features
-  at::Tensor text_ids, text_mask;    ///< [B, T]: WordPiece (stage 1) or the decoder's tokens
+  models::ImageInputs images;           ///< the branches the plan reads: pixels or cached features
+  at::Tensor text_ids, text_mask;       ///< [B, T]: WordPiece (stage 1) or the decoder's tokens
   std::vector<int64_t> prompt_lengths;  ///< decoder text: prompt tokens per row (masked in the loss)
-  std::vector<int64_t> positions;    ///< the samples' keys (epoch positions): dropout masks, hard negatives
-  at::Tensor image_ids;              ///< stage 1 with train.itc_image_ids: [B] ids of the image files
+  std::vector<int64_t> positions;       ///< the samples' keys (epoch positions): dropout masks, hard negatives
+  at::Tensor image_ids;                 ///< stage 1 with train.itc_image_ids: [B] ids of the image files
   int64_t rows() const { return static_cast<int64_t>(positions.size()); }
 };
 
 /// What a step did.
 struct StepResult {
-  LossBreakdown losses;        ///< means over the micro-batches and ranks
-  int64_t images = 0;          ///< over every rank
-  bool stop_requested = false; ///< some rank asked to stop (a signal)
+  LossBreakdown losses;         ///< means over the micro-batches and ranks
+  int64_t images = 0;           ///< over every rank
+  bool stop_requested = false;  ///< some rank asked to stop (a signal)
   /// Non-empty: a non-finite loss or gradient norm; nothing was updated and the gradients are
   /// zero (the caller's nan_action decides what follows).
   std::string nonfinite;
-  bool updated = false;        ///< AdamW stepped (false: non-finite, or an fp16 overflow)
-  double grad_norm = -1;       ///< the global gradient norm when it was computed
+  bool updated = false;   ///< AdamW stepped (false: non-finite, or an fp16 overflow)
+  double grad_norm = -1;  ///< the global gradient norm when it was computed
 };
 
 /// The smallest batch of all ranks: every rank trims `batch` to it (gathers need equal sizes;
@@ -77,9 +77,9 @@ class StepRunner {
   /// `params`: the plan's trainable parameters (apply_stage), which `optimizer` updates.
   /// `tokenizer`: the text the plan reads (null: only inputs made elsewhere can be used, as
   /// `bench train-step` makes them); `dec_id`: the Q-Former tokenizer's [DEC] (stage 1).
-  StepRunner(models::MsMedCapModelImpl& model, const StagePlan& plan, const config::TrainConfig& train,
-             uint64_t seed, c10::Device device, Communicator& comm, Optimizer& optimizer,
-             std::vector<at::Tensor> params, const data::TextTokenizer* tokenizer, int64_t dec_id);
+  StepRunner(models::MsMedCapModelImpl& model, const StagePlan& plan, const config::TrainConfig& train, uint64_t seed,
+             c10::Device device, Communicator& comm, Optimizer& optimizer, std::vector<at::Tensor> params,
+             const data::TextTokenizer* tokenizer, int64_t dec_id);
 
   /// A loader batch as step inputs: one caption per image (keyed by seed, epoch and position),
   /// cleaned as train.clean_captions says and tokenised; images moved to the device.
