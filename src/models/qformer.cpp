@@ -147,7 +147,8 @@ torch::Tensor QFormerLayerImpl::forward(const torch::Tensor& x, const QFormerLay
     auto q = a.slice(1, 0, num_queries);
     if (!crossattention.is_empty()) {
       MSMEDCAP_CHECK(call.image.defined(), "qformer: a cross-attention layer got no image keys/values");
-      q = crossattention->output(crossattention->attention(q, {}, {}, call.image, nullptr, call.cross_probs), q);
+      q = crossattention->output(crossattention->attention->forward(q, {}, {}, call.image, nullptr, call.cross_probs),
+                                 q);
     }
     parts.push_back(output_query(intermediate_query(q), q));
   }

@@ -196,8 +196,14 @@ VisionOutput ClipVisionTransformerImpl::forward(const torch::Tensor& pixels) {
 }
 
 VisionModel make_vision_model(const config::VisionConfig& cfg) {
-  if (cfg.type == "clip") return VisionModel(std::make_shared<ClipVisionTransformerImpl>(cfg));
-  return VisionModel(std::make_shared<Blip2VisionModelImpl>(cfg));
+  // A pointer to the interface: ModuleHolder's forwarding constructor would take a derived one.
+  std::shared_ptr<VisionModelImpl> tower;
+  if (cfg.type == "clip") {
+    tower = std::make_shared<ClipVisionTransformerImpl>(cfg);
+  } else {
+    tower = std::make_shared<Blip2VisionModelImpl>(cfg);
+  }
+  return VisionModel(std::move(tower));
 }
 
 ClipVisionModelImpl::ClipVisionModelImpl(const config::VisionConfig& cfg) {

@@ -97,7 +97,7 @@ TEST(RunFolder, StartRewindAndLayering) {
   EXPECT_NE(testing::error_of([&] { run.start(resolved); }).find("already holds a run with checkpoints"),
             std::string::npos);
   run.rewind(2, {{"train", {{"epochs", 2}}}});
-  EXPECT_EQ(testing::read_text(run.metrics_file()), "{\"loss\":1.0,\"step\":1}\n{\"loss\":0.5,\"step\":2}\n");
+  EXPECT_EQ(testing::read_text(run.metrics_file()), "{\"step\":1,\"loss\":1.0}\n{\"step\":2,\"loss\":0.5}\n");
   EXPECT_EQ(config::read_json_file(run.config_file())["train"]["epochs"], 2);
   // --run after a run that started from random values: its missing parts come from the seed.
   config::RunConfig cfg;

@@ -86,38 +86,6 @@ TEST(PtbTokenizer, DocumentedExampleAndQuirks) {
   EXPECT_EQ(ptb_tokenize(""), "");
 }
 
-TEST(Evaluate, SummaryHasEveryMetricNameAndRoundTripsThroughJson) {
-  const std::map<std::string, std::string> pred = {{"a", "a small nodule"}, {"b", "a large mass"}};
-  const std::map<std::string, std::vector<std::string>> refs = {{"a", {"a small nodule"}}, {"b", {"a small mass"}}};
-  const auto ev = evaluate(pred, refs);  // no METEOR scorer
-  EvaluationSummary summary;
-  summary.corpus = scores_of(ev);
-  EXPECT_EQ(summary.corpus.n, 2);
-  ASSERT_EQ(summary.corpus.values.size(), metric_names().size());
-  for (const auto& name : metric_names()) {
-    ASSERT_TRUE(summary.corpus.values.count(name)) << name;
-    EXPECT_EQ(summary.corpus.values.at(name).has_value(), name != "METEOR") << name;
-    if (name != "METEOR") EXPECT_DOUBLE_EQ(*summary.corpus.values.at(name), ev.corpus.at(name)) << name;
-  }
-  summary.groups["size"]["small"] = scores_of(evaluate({{"a", pred.at("a")}}, {{"a", refs.at("a")}}));
-  const config::Json j = to_json(summary);
-  EXPECT_TRUE(j.at("METEOR").is_null());
-  EXPECT_EQ(j.at("n"), 2);
-  EXPECT_EQ(j.at("groups").at("size").at("small").at("n"), 1);
-  const auto back = evaluation_summary_from_json(j, "eval.json");
-  EXPECT_EQ(to_json(back), j);
-  EXPECT_EQ(back.groups.at("size").at("small").n, 1);
-  // A file from before "n" still reads; a value that is not a score is named with its key.
-  EXPECT_EQ(evaluation_summary_from_json(config::Json::parse(R"({"CIDEr": 1.5})"), "old.json").corpus.n, 0);
-  const std::string bad = testing::error_of([] {
-    evaluation_summary_from_json(config::Json::parse(R"({"groups": {"size": {"small": {"CIDEr": "high"}}}})"),
-                                 "x.json");
-  });
-  EXPECT_NE(bad.find("x.json: /groups/size/small/CIDEr is not a score"), std::string::npos) << bad;
-  EXPECT_NE(testing::error_of([] { evaluation_summary_from_json(config::Json::array(), "y.json"); }).find("y.json"),
-            std::string::npos);
-}
-
 }  // namespace
 }  // namespace msmedcap::metrics
 
