@@ -1,6 +1,5 @@
 #include "msmedcap/metrics/evaluate.h"
 
-#include <algorithm>
 #include <fstream>
 
 #include "msmedcap/config/fields.h"
@@ -204,15 +203,15 @@ config::Json to_json(const EvaluationSummary& s) {
 
 namespace {
 
-Scores scores_from_json(const config::Json& j, const std::string& where, const std::string& at,
-                        const std::vector<std::string>& structural) {
+/// The scores object at JSON pointer `at` ("" for the top level, whose "groups" is read apart).
+Scores scores_from_json(const config::Json& j, const std::string& where, const std::string& at) {
   MSMEDCAP_CHECK(j.is_object(), where, ": ",
                  at.empty() ? std::string("expected the JSON object `msmedcap evaluate --json` writes")
                             : at + " is not an object");
   Scores s;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string key = at + "/" + it.key();
-    if (std::find(structural.begin(), structural.end(), it.key()) != structural.end()) continue;
+    if (at.empty() && it.key() == "groups") continue;
     if (it.key() == "n") {
       MSMEDCAP_CHECK(it->is_number_integer() && it->get<int64_t>() >= 0, where, ": ", key, " is not a count");
       s.n = it->get<int64_t>();
@@ -228,14 +227,14 @@ Scores scores_from_json(const config::Json& j, const std::string& where, const s
 
 EvaluationSummary evaluation_summary_from_json(const config::Json& j, const std::string& where) {
   EvaluationSummary s;
-  s.corpus = scores_from_json(j, where, "", {"groups"});
+  s.corpus = scores_from_json(j, where, "");
   if (!j.contains("groups")) return s;
   const config::Json& groups = j.at("groups");
   MSMEDCAP_CHECK(groups.is_object(), where, ": /groups is not an object");
   for (auto f = groups.begin(); f != groups.end(); ++f) {
     MSMEDCAP_CHECK(f->is_object(), where, ": /groups/", f.key(), " is not an object");
     for (auto g = f->begin(); g != f->end(); ++g)
-      s.groups[f.key()][g.key()] = scores_from_json(*g, where, "/groups/" + f.key() + "/" + g.key(), {});
+      s.groups[f.key()][g.key()] = scores_from_json(*g, where, "/groups/" + f.key() + "/" + g.key());
   }
   return s;
 }
