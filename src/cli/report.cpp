@@ -51,9 +51,10 @@ std::string examples_section(const std::string& pred_path, const std::string& re
     if (j.contains("image")) out += "![" + cell(id) + "](" + link(j["image"].get<std::string>(), dir) + ")";
     out += " |";
     if (!maps.empty()) {
-      for (const char* branch : {"clip", "sam"}) {
-        const std::string map = maps + "/" + inference::file_safe(id) + "." + branch + ".png";
-        out += fs::exists(map) ? " ![" + std::string(branch) + "](" + link(map, dir) + ") |" : " |";
+      for (const auto branch : {config::Branch::kClip, config::Branch::kSam}) {
+        const std::string map = inference::attention_map_path(maps, id, branch);
+        out +=
+            fs::exists(map) ? " ![" + std::string(config::branch_name(branch)) + "](" + link(map, dir) + ") |" : " |";
       }
     }
     out += " " + cell(j["caption"].get<std::string>()) + " | " + cell(r->second.front()) + " |\n";

@@ -62,11 +62,13 @@ std::pair<double, double> sam_valid(const config::ImageTransformConfig& cfg, int
 
 void write_maps(const BranchAttention& maps, int64_t row, const data::Image& image, const data::Sample& sample,
                 const BatchCaptionOptions& o) {
-  const std::string stem = o.attention_dir + "/" + file_safe(sample.id);
-  if (maps.clip.defined()) core::write_file_atomic(stem + ".clip.png", attention_overlay_png(image, maps.clip[row]));
+  if (maps.clip.defined())
+    core::write_file_atomic(attention_map_path(o.attention_dir, sample.id, config::Branch::kClip),
+                            attention_overlay_png(image, maps.clip[row]));
   if (maps.sam.defined()) {
     const auto [fr, fc] = sam_valid(o.transform, image.rows(), image.cols());
-    core::write_file_atomic(stem + ".sam.png", attention_overlay_png(image, maps.sam[row], fr, fc));
+    core::write_file_atomic(attention_map_path(o.attention_dir, sample.id, config::Branch::kSam),
+                            attention_overlay_png(image, maps.sam[row], fr, fc));
   }
 }
 
@@ -89,6 +91,10 @@ std::string file_safe(const std::string& id) {
     }
   }
   return s;
+}
+
+std::string attention_map_path(const std::string& dir, const std::string& id, config::Branch branch) {
+  return dir + "/" + file_safe(id) + "." + config::branch_name(branch) + ".png";
 }
 
 BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::Sample>& samples,

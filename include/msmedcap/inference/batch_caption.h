@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "msmedcap/config/data_config.h"
+#include "msmedcap/config/stage.h"
 #include "msmedcap/core/progress.h"
 #include "msmedcap/data/datasets.h"
 #include "msmedcap/inference/captioner.h"
@@ -48,5 +49,9 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
 /// `id` made safe as a file name, one to one: bytes other than letters, digits, '.', '-' and '_'
 /// become %XX, so distinct ids never share a file.
 std::string file_safe(const std::string& id);
+
+/// DIR/<file_safe(id)>.<clip|sam>.png: where `caption --attention-maps DIR` writes a branch's
+/// attention map (and where `report --attention-maps` finds it).
+std::string attention_map_path(const std::string& dir, const std::string& id, config::Branch branch);
 
 }  // namespace msmedcap::inference
