@@ -1,6 +1,7 @@
 // msmedcap caption (--run DIR | --model DIR | -c CFG...) (--images DIR | --list FILE | --dataset data|val_data)
 //   --out OUT.jsonl|OUT.csv [--generate GEN.json] [--prompt TEXT] [--batch-size N]
-//   [--attention-maps DIR] [--references-out REF.jsonl]: captions with scores, one record per image.
+//   [--attention-maps DIR] [--references-out REF.jsonl] [--zero-prefix]: captions with scores, one
+//   record per image.
 #include <iostream>
 
 #include "commands.h"
@@ -20,6 +21,7 @@ struct CaptionCliOptions {
   std::string run_dir, images, list, dataset, out, format, attention_dir, references_out;
   std::optional<std::string> prompt;
   int64_t batch_size = 0, workers = -1;
+  bool zero_prefix = false;
 };
 
 std::string csv_field(const std::string& s) {
@@ -55,6 +57,7 @@ void run(const CaptionCliOptions& o, const GlobalOptions& globals) {
   inference::CaptionOptions& options = setup.options;
   inference::BatchCaptionOptions& batch = setup.batch;
   if (o.prompt) options.prompt = *o.prompt;
+  options.zero_prefix = o.zero_prefix;
   inference::Captioner captioner(inference::load_inference_model(cfg), setup.tokenizer, options);
 
   if (o.batch_size > 0) batch.batch_size = o.batch_size;
@@ -123,6 +126,9 @@ void register_caption(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--attention-maps", o->attention_dir, "write <id>.clip.png and <id>.sam.png heat maps here")
       ->type_name("DIR");
   cmd->add_option("--references-out", o->references_out, "with --dataset: write the references as JSONL for evaluate");
+  cmd->add_flag("--zero-prefix", o->zero_prefix,
+                "a baseline: zeros in place of the visual prefix, so the captions are what the decoder's language "
+                "prior writes without the image");
   cmd->callback([o, &globals] { run(*o, globals); });
 }
 

@@ -91,6 +91,7 @@ std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor
     }
   }
   const int64_t b = visual.embeds.size(0);
+  if (options_.zero_prefix) visual.embeds = at::zeros_like(visual.embeds);
   const auto prompt =
       at::tensor(prompt_ids_, at::TensorOptions().dtype(at::kLong)).to(device).unsqueeze(0).expand({b, -1});
   const auto embeds = at::cat({visual.embeds, model_->decoder().embed(prompt).to(visual.embeds.dtype())}, 1);

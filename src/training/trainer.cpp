@@ -23,6 +23,7 @@
 #include "msmedcap/training/stage_plan.h"
 #include "msmedcap/training/stages.h"
 #include "msmedcap/training/trainer_state.h"
+#include "msmedcap/training/validators.h"
 
 namespace msmedcap::training {
 namespace {
@@ -62,9 +63,8 @@ class Trainer {
   /// run stops as train.nan_action and train.max_skipped_steps say.
   void skip_step(const std::string& what, double lr);
   void log_step(const StepResult& r, int64_t epoch, double lr, double rate);
-  /// Validation loss and the validators' fields; returns whether this is the best checkpoint.
+  /// The validation loss and the caller's validators; returns whether this is the best checkpoint.
   bool validate_now();
-  LossBreakdown validation_loss();
   std::string save(bool best = false);
   /// The first trained parameter with a NaN or infinite value ("" when all are finite).
   std::string first_nonfinite_parameter() const;
@@ -95,6 +95,7 @@ class Trainer {
   std::unique_ptr<StepRunner> runner_;
   data::ExampleOptions examples_, val_examples_;
   std::unique_ptr<data::DataLoader> loader_, val_loader_;
+  std::unique_ptr<LossValidator> loss_validator_;
   int64_t steps_per_epoch_ = 1, total_steps_ = 0, epochs_ = 1;
   // Progress (saved with checkpoints).
   int64_t step_ = 0, skipped_ = 0, best_step_ = -1;
@@ -143,7 +144,11 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
                  "data.transform.sam_size: ", transform.sam_size, " differs from model.sam.image_size ",
                  cfg_.model.sam.image_size);
   loader_ = make_loader(cfg_.data, cfg_.loader, true);
-  if (!cfg_.val_data.sources.empty()) val_loader_ = make_loader(cfg_.val_data, cfg_.loader, false);
+  if (!cfg_.val_data.sources.empty()) {
+    val_loader_ = make_loader(cfg_.val_data, cfg_.loader, false);
+    loss_validator_ = std::make_unique<LossValidator>(*runner_, *val_loader_, val_examples_, plan_, comm_,
+                                                      static_cast<uint64_t>(cfg_.runtime.seed), tcfg_.val_batches);
+  }
   steps_per_epoch_ = loader_->batches_per_epoch() / tcfg_.grad_accum;
   MSMEDCAP_CHECK(steps_per_epoch_ >= 1, "train: an epoch has ", loader_->batches_per_epoch(),
                  " batches per rank, fewer than ", "train.grad_accum = ", tcfg_.grad_accum,
@@ -201,56 +206,24 @@ std::optional<StepInputs> Trainer::next_micro_batch() {
   return runner_->inputs(*batch, examples_);
 }
 
-LossBreakdown Trainer::validation_loss() {
-  LossBreakdown mean;
-  mean.terms = plan_.losses();
-  torch::NoGradGuard no_grad;
-  model_.eval();
-  val_loader_->restore(data::LoaderState{});
-  std::vector<double> sums(LossBreakdown::kValues + 1, 0.0);
-  int64_t batches = 0;
-  while (tcfg_.val_batches == 0 || batches < tcfg_.val_batches) {
-    auto batch = val_loader_->next();
-    if (!batch) break;
-    // Stage 1 needs two images: a lone one has no ITM negative (a validation set of 8k + 1).
-    const int64_t size = agree_batch_size(*batch, comm_);
-    if (size == 0 || (plan_.stage1() && size < 2)) continue;
-    const auto n = static_cast<double>(batch->samples.size());
-    const uint64_t seed =
-        data::mix_seed(static_cast<uint64_t>(cfg_.runtime.seed), 0x76616cull, static_cast<uint64_t>(batches));
-    const auto values = runner_->losses(runner_->inputs(*batch, val_examples_), seed).second.values();
-    for (size_t k = 0; k < LossBreakdown::kValues; ++k) sums[k] += values[k] * n;
-    sums.back() += n;
-    ++batches;
-  }
-  comm_.sum(sums);
-  std::vector<double> means(LossBreakdown::kValues);
-  for (size_t k = 0; k < LossBreakdown::kValues; ++k) means[k] = sums.back() > 0 ? sums[k] / sums.back() : 0.0;
-  mean.set_values(means);
-  set_train_mode(model_, plan_);
-  return mean;
-}
-
 bool Trainer::validate_now() {
-  const LossBreakdown v = validation_loss();
+  model_.eval();
+  config::Json val = loss_validator_->validate(step_);
+  const LossBreakdown& v = loss_validator_->last();
+  std::string extra;
+  for (const auto& validator : options_.validators) {
+    const config::Json fields = validator->validate(step_);
+    for (const auto& [key, value] : fields.items()) {
+      val[key] = value;
+      extra += fmt::format(" {} {}", key,
+                           value.is_number_float() ? fmt::format("{:.4g}", value.get<double>()) : value.dump());
+    }
+  }
+  set_train_mode(model_, plan_);
   const bool best = best_step_ < 0 || v.total < best_loss_;
   if (best) {
     best_step_ = step_;
     best_loss_ = v.total;
-  }
-  config::Json val = v.to_json();
-  std::string extra;
-  if (!options_.validators.empty()) {
-    model_.eval();
-    for (const auto& validator : options_.validators) {
-      const config::Json fields = validator->validate(step_);
-      for (const auto& [key, value] : fields.items()) {
-        val[key] = value;
-        extra += fmt::format(" {} {}", key,
-                             value.is_number_float() ? fmt::format("{:.4g}", value.get<double>()) : value.dump());
-      }
-    }
-    set_train_mode(model_, plan_);
   }
   append_metrics({{"step", step_}, {"val", val}, {"best", best}});
   if (comm_.leader())

@@ -1,10 +1,48 @@
 #include "msmedcap/training/validators.h"
 
+#include <torch/torch.h>
+
 #include "msmedcap/core/check.h"
 #include "msmedcap/inference/captioner.h"
 #include "msmedcap/metrics/evaluate.h"
 
 namespace msmedcap::training {
+
+LossValidator::LossValidator(StepRunner& runner, data::DataLoader& loader, data::ExampleOptions examples,
+                             const StagePlan& plan, Communicator& comm, uint64_t seed, int64_t max_batches)
+    : runner_(runner),
+      loader_(loader),
+      examples_(std::move(examples)),
+      plan_(plan),
+      comm_(comm),
+      seed_(seed),
+      max_batches_(max_batches) {}
+
+config::Json LossValidator::validate(int64_t) {
+  torch::NoGradGuard no_grad;
+  loader_.restore(data::LoaderState{});
+  std::vector<double> sums(LossBreakdown::kValues + 1, 0.0);
+  int64_t batches = 0;
+  while (max_batches_ == 0 || batches < max_batches_) {
+    auto batch = loader_.next();
+    if (!batch) break;
+    const int64_t size = agree_batch_size(*batch, comm_);
+    if (size == 0 || (plan_.stage1() && size < 2)) continue;
+    const auto n = static_cast<double>(batch->samples.size());
+    const uint64_t seed = data::mix_seed(seed_, 0x76616cull, static_cast<uint64_t>(batches));
+    const auto values = runner_.losses(runner_.inputs(*batch, examples_), seed).second.values();
+    for (size_t k = 0; k < LossBreakdown::kValues; ++k) sums[k] += values[k] * n;
+    sums.back() += n;
+    ++batches;
+  }
+  comm_.sum(sums);
+  std::vector<double> means(LossBreakdown::kValues);
+  for (size_t k = 0; k < LossBreakdown::kValues; ++k) means[k] = sums.back() > 0 ? sums[k] / sums.back() : 0.0;
+  last_ = LossBreakdown{};
+  last_.terms = plan_.losses();
+  last_.set_values(means);
+  return last_.to_json();
+}
 
 CaptionMetricsValidator::CaptionMetricsValidator(const config::RunConfig& run, models::MsMedCapModel model)
     : model_(std::move(model)), setup_(inference::run_captioning(run)) {

@@ -49,5 +49,46 @@ TEST(EvaluateCli, MismatchedIdsAndMalformedLinesAreNamed) {
   EXPECT_NE(bad.err.find("bad.jsonl:2: not a JSON object"), std::string::npos) << bad.err;
 }
 
+TEST(EvaluateCli, AttributesScoreOverallAndByGroupAndBaselinePerGroup) {
+  testing::TempDir dir;
+  const std::string rules = std::string(MSMEDCAP_SOURCE_DIR) + "/configs/attributes/synthetic.json";
+  testing::write_text(
+      dir.file("ref.jsonl"),
+      "{\"id\": 1, \"caption\": \"Chest radiograph showing a small nodule in the left upper lobe.\", "
+      "\"modality\": \"chest_xray\"}\n"
+      "{\"id\": 2, \"caption\": \"Axial CT: a large right pleural effusion.\", \"modality\": \"axial_ct\"}\n"
+      "{\"id\": 3, \"caption\": \"Brain MRI with no abnormality.\", \"modality\": \"brain_mri\"}\n");
+  // The baseline per modality: each test study gets its modality's commonest training caption.
+  testing::write_text(dir.file("train.jsonl"),
+                      "{\"id\": 10, \"caption\": \"Chest X-ray: a large mass in the right lower zone.\", "
+                      "\"modality\": \"chest_xray\"}\n"
+                      "{\"id\": 11, \"caption\": \"Axial CT showing a small left pleural effusion.\", "
+                      "\"modality\": \"axial_ct\"}\n"
+                      "{\"id\": 12, \"caption\": \"Axial CT showing a small left pleural effusion.\", "
+                      "\"modality\": \"axial_ct\"}\n");
+  const auto b = testing::run_msmedcap("baseline --train " + dir.file("train.jsonl") + " --ref " +
+                                       dir.file("ref.jsonl") + " --by modality --raw --out " + dir.file("pred.jsonl"));
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const auto r = testing::run_msmedcap("evaluate --no-meteor --pred " + dir.file("pred.jsonl") + " --ref " +
+                                       dir.file("ref.jsonl") + " --attributes " + rules + " --by modality --json " +
+                                       dir.file("scores.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("finding_acc"), std::string::npos) << r.out;
+  const auto s = config::read_json_file(dir.file("scores.json"));
+  // Study 1 gets the chest caption, 2 the CT one, 3 (no MRI in training) the overall commonest,
+  // the CT one.
+  EXPECT_NEAR(s["modality_acc"].get<double>(), 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(s["finding_acc"].get<double>(), 1.0 / 3.0, 1e-12);  // only the effusion
+  EXPECT_NEAR(s["side_acc"].get<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(s["zone_acc"].get<double>(), 1.0 / 3.0, 1e-12);  // the effusion's implied lower zone
+  EXPECT_NEAR(s["groups"]["modality"]["axial_ct"]["finding_acc"].get<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(s["groups"]["modality"]["brain_mri"]["finding_acc"].get<double>(), 0.0, 1e-12);
+  EXPECT_EQ(s["groups"]["modality"]["brain_mri"]["n"].get<int64_t>(), 1);
+  const auto bad = testing::run_msmedcap("evaluate --no-meteor --pred " + dir.file("pred.jsonl") + " --ref " +
+                                         dir.file("ref.jsonl") + " --attributes " + dir.file("ref.jsonl"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("ref.jsonl"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace msmedcap

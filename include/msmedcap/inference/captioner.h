@@ -22,6 +22,9 @@ struct CaptionOptions {
   std::string prompt;
   /// Record the Q-Former cross-attention of both branches (attention maps).
   bool attention = false;
+  /// The language-prior baseline: the visual prefix is replaced by zeros of its shape (the
+  /// decoder sees as many prefix positions as in training, none of them from the image).
+  bool zero_prefix = false;
 };
 
 /// A run config's `generate` section for `tokenizer`: eos_token_id -1 (the default) is the

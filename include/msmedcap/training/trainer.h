@@ -24,10 +24,11 @@ namespace msmedcap::training {
 
 class Communicator;
 
-/// Scores the model at each validation besides the validation loss (which decides the best
-/// checkpoint), e.g. the caption metrics of train.val_caption_images. Runs on every rank with the
-/// model in eval mode; the fields it returns join the validation line of
-/// metrics.jsonl and the log (a rank that adds nothing returns an empty object).
+/// Scores the model at each validation (training/validators.h): the trainer's own LossValidator
+/// (whose loss decides the best checkpoint), then the caller's, e.g. the caption metrics of
+/// train.val_caption_images. Runs on every rank with the model in eval mode; the fields it
+/// returns join the validation line of metrics.jsonl and the log (a rank that adds nothing
+/// returns an empty object).
 class Validator {
  public:
   virtual ~Validator() = default;
