@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The msmedcap demo on a fresh Debian 12 machine: installs, builds, and runs the main job end to
 # end on the built-in synthetic benchmark with a model sized for 2 CPU cores:
-#   synthetic data + tokenizers -> decoder LM -> stage 1 (CLIP branch, SAM branch) -> merge ->
-#   stage 2 -> caption fine-tuning -> captions of the test split -> scores beside an untrained
-#   model and the most-frequent-caption baseline -> runs/demo/report.md (tables, loss and
-#   metric plots, example images with their captions and attention maps).
+#   synthetic data + tokenizers -> encoder pretraining (CLIP-style, SAM-style) -> decoder LM ->
+#   stage 1 (CLIP branch, SAM branch) -> merge -> stage 2 -> caption fine-tuning -> captions of
+#   the test split -> caption and attribute metrics beside the baselines (untrained model, most
+#   frequent caption overall and per modality, the trained model with its visual prefix zeroed)
+#   -> runs/demo/report.md (tables, loss and metric plots, example images with their captions
+#   and attention maps).
 #
 # Environment: DEMO_OUT (default runs/demo), SKIP_INSTALL=1 (dependencies already there),
-# MSMEDCAP_BIN (use this binary, do not build), SYNTH_N and EPOCH_SCALE (scripts/lib/pipeline.sh;
-# the CI test runs a shortened demo with them). A re-run keeps the stages that finished.
+# MSMEDCAP_BIN (use this binary, do not build), SYNTH_SEED (the benchmark's seed, default 0),
+# SYNTH_N, EPOCH_SCALE and ENCODER_PRETRAIN (scripts/lib/pipeline.sh; the CI test runs a
+# shortened demo with them). A re-run keeps the stages that finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -25,23 +28,30 @@ setup_s=$((SECONDS - start))
 out=${DEMO_OUT:-runs/demo}
 mkdir -p "$out"
 echo "== [demo] 1/4 the synthetic benchmark and tokenizers ($out/synth) =="
-prepare_data "$out" 0
+prepare_data "$out" "${SYNTH_SEED:-0}"
 
-echo "== [demo] 2/4 training: decoder LM, stage 1 CLIP + SAM, merge, stage 2, caption =="
+echo "== [demo] 2/4 training: encoders, decoder LM, stage 1 CLIP + SAM, merge, stage 2, caption =="
 train_start=$SECONDS
 train_pipeline "$out" "$out/runs" configs/demo/dual.json 42
 train_s=$((SECONDS - train_start))
 
-echo "== [demo] 3/4 captioning the test split: trained, untrained, most frequent caption =="
-caption_and_score "$out/runs/caption" "$out" "$out/trained"
+echo "== [demo] 3/4 captioning the test split: trained, baselines =="
+# Also where each branch's Q-Former looks: the attention's share on the finding's mask.
+caption_and_score "$out/runs/caption" "$out" "$out/trained" --attention-on-finding 10
+# What the decoder's language prior writes without the image.
+"$bin" caption --run "$out/runs/caption" -c "$out/test.json" --dataset val_data --zero-prefix \
+  --out "$out/zero-prefix.jsonl"
+score_test "$out" "$out/zero-prefix"
 # The same architecture with every part random (no training at all).
 "$bin" caption -c configs/demo/model.json -c configs/demo/dual.json -c "$out/data.json" -c "$out/test.json" \
   --dataset val_data --out "$out/untrained.jsonl"
-"$bin" evaluate --pred "$out/untrained.jsonl" --ref "$out/synth/test.jsonl" --json "$out/untrained.eval.json" \
-  --by size --by finding > "$out/untrained.eval.txt"
+score_test "$out" "$out/untrained"
 "$bin" baseline --train "$out/synth/train.jsonl" --ref "$out/test-ref.jsonl" --out "$out/baseline.jsonl"
-"$bin" evaluate --pred "$out/baseline.jsonl" --ref "$out/synth/test.jsonl" --json "$out/baseline.eval.json" \
-  --by size --by finding > "$out/baseline.eval.txt"
+score_test "$out" "$out/baseline"
+# Given the true modality: the bound for a model that sees only the modality.
+"$bin" baseline --train "$out/synth/train.jsonl" --ref "$out/synth/test.jsonl" --by modality \
+  --out "$out/baseline-modality.jsonl"
+score_test "$out" "$out/baseline-modality"
 # Attention maps for a few test images (the first of each finding in the split).
 awk -F'"' '{ for (i = 1; i < NF; i++) { if ($i == "id") id = $(i + 2); if ($i == "image") img = $(i + 2);
                                          if ($i == "finding") f = $(i + 2) }
@@ -53,6 +63,7 @@ awk -F'"' '{ for (i = 1; i < NF; i++) { if ($i == "id") id = $(i + 2); if ($i ==
 echo "== [demo] 4/4 report ($out/report.md) =="
 runs="$out/runs"
 "$bin" plot --out "$out/loss.png" --log-y --title "Training loss per stage" \
+  $(for s in clip-pretrain sam-pretrain; do [[ -d $runs/$s ]] && echo "$s=$runs/$s"; done) \
   "decoder LM=$runs/decoder-lm" "stage 1 CLIP=$runs/stage1-clip" "stage 1 SAM=$runs/stage1-sam" \
   "stage 2=$runs/stage2" "caption=$runs/caption"
 "$bin" plot --out "$out/val_loss.png" --val --title "Validation loss (LM) of stage 2 and caption fine-tuning" \
@@ -60,13 +71,15 @@ runs="$out/runs"
 "$bin" plot --out "$out/val_metrics.png" --val --y Bleu_4 --y ROUGE_L --y CIDEr \
   --title "Caption fine-tuning: validation captions scored as it trains" "caption=$runs/caption"
 {
-  echo "The demo trained the MSMedCap architecture (CLIP-style ViT and SAM-style ViT, frozen and random;"
-  echo "one Q-Former per branch; a LLaMA-style decoder) on the synthetic benchmark, on $(nproc) CPU cores."
+  echo "The demo trained the MSMedCap architecture (a CLIP-style ViT and a SAM-style ViT, pretrained here"
+  echo "CLIP-style and SAM-style, then frozen; one Q-Former per branch; a LLaMA-style decoder) on the"
+  echo "synthetic benchmark (seed ${SYNTH_SEED:-0}), on $(nproc) CPU cores."
   echo
   echo "| | |"
   echo "|---|---|"
   echo "| studies (train / val / test) | $(wc -l < "$out/synth/train.jsonl") / $(wc -l < "$out/synth/val.jsonl") / $(wc -l < "$out/synth/test.jsonl") |"
-  for stage in decoder-lm stage1-clip stage1-sam stage2 caption; do
+  for stage in clip-pretrain sam-pretrain decoder-lm stage1-clip stage1-sam stage2 caption; do
+    if [[ ! -f "$runs/$stage/done" ]]; then continue; fi
     echo "| $stage training | $(cat "$runs/$stage/done") s |"
   done
   echo "| all training | ${train_s} s |"
@@ -74,15 +87,23 @@ runs="$out/runs"
   echo
   echo "The test split holds (modality, finding, side, zone) combinations never seen in training."
   echo "\"untrained\" is the same model with every part random; \"most frequent caption\" predicts the"
-  echo "training set's commonest caption for every image. Breakdowns score each group on its own."
+  echo "training set's commonest caption for every image, \"... per modality\" the commonest of the"
+  echo "study's true modality; \"zeroed prefix\" is the trained model with zeros for its visual prefix"
+  echo "(what its language prior writes). The *_acc columns are attribute accuracies read from the"
+  echo "captions by configs/attributes/synthetic.json (evaluate --attributes). Breakdowns score each"
+  echo "group on its own."
 } > "$out/intro.md"
 "$bin" report --out "$out/report.md" --title "msmedcap demo: the synthetic benchmark end to end" \
   --intro "$out/intro.md" \
-  --scores "MSMedCap (trained)=$out/trained.eval.json" --scores "untrained=$out/untrained.eval.json" \
-  --scores "most frequent caption=$out/baseline.eval.json" \
+  --scores "MSMedCap (trained)=$out/trained.eval.json" --scores "zeroed prefix=$out/zero-prefix.eval.json" \
+  --scores "untrained=$out/untrained.eval.json" --scores "most frequent caption=$out/baseline.eval.json" \
+  --scores "most frequent caption per modality=$out/baseline-modality.eval.json" \
+  --metrics Bleu_4,METEOR,CIDEr,modality_acc,finding_acc,side_acc,zone_acc,size_acc,count_acc,finding_f1 \
+  --group-metrics CIDEr,finding_acc,side_acc \
   --figure "$out/loss.png=Training loss per stage (log scale)" \
   --figure "$out/val_loss.png=Validation loss" \
   --figure "$out/val_metrics.png=Validation BLEU-4, ROUGE-L and CIDEr during caption fine-tuning" \
+  --attention-on-finding "$out/trained.jsonl" \
   --examples "$out/examples.jsonl" --references "$out/test-ref.jsonl" --attention-maps "$out/attention" --n 6 \
   | grep -v '^\*\*\|^!\[' 
 echo

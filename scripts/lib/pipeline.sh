@@ -3,8 +3,9 @@
 # (decoder LM -> stage 1 per branch -> merge -> stage 2 -> caption fine-tuning).
 #
 # Knobs (environment): BUILD_DIR (default build), SYNTH_N (studies, default 3000),
-# EPOCH_SCALE (multiplies every stage's epochs, e.g. 0.25 for a quick check; default 1), and
-# for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
+# EPOCH_SCALE (multiplies every stage's epochs, e.g. 0.25 for a quick check; default 1),
+# ENCODER_PRETRAIN (1, the default: pretrain the branches' encoders first; 0: keep them random),
+# and for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
 
 msmedcap_build() {
   build_dir=${BUILD_DIR:-build}
@@ -45,6 +46,12 @@ JSON
 JSON
 }
 
+# leftover_prefixes: configs/weights/stage1-leftovers.json's allow_unexpected list, comma-joined
+# (the stage-1 heads a stage-2 model does not have).
+leftover_prefixes() {
+  grep -o '"[^"]*"' configs/weights/stage1-leftovers.json | grep -v '^"load"$\|^"allow_unexpected"$' | paste -sd, -
+}
+
 # train_stage RUN_DIR CONFIG... [--set k=v]...: one `msmedcap train`, skipped when RUN_DIR
 # already finished (a re-run of the script continues where it stopped).
 train_stage() {
@@ -61,6 +68,7 @@ train_stage() {
 }
 
 # train_pipeline DATA_DIR RUN_ROOT VARIANT_CFG SEED [LM_RUN]: the stages for one model variant
+# (encoder pretraining, decoder LM, stage 1 per branch, merge, stage 2, caption)
 # (configs/demo/{dual,clip-only,sam-only}.json); the caption run is RUN_ROOT/caption. LM_RUN
 # (default RUN_ROOT/decoder-lm) lets variants share one decoder LM.
 train_pipeline() {
@@ -81,15 +89,37 @@ train_pipeline() {
   train_stage "$lm" "${base[@]}" -c configs/demo/decoder-lm.json \
     --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
 
+  # The paper's encoders were pretrained elsewhere (CLIP, SAM); ours are made from the training
+  # data first, then frozen. Every later stage loads them before its own weights.
+  local encoders=() leftovers='"clip_pretrain_projection.","sam_pretrain_decoder."'
+  local clip_init=() sam_init=()
+  if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_clip == 1 ]]; then
+    train_stage "$root/clip-pretrain" "${base[@]}" -c configs/demo/clip-pretrain.json \
+      --set "train.epochs=$(stage_epochs 6)" "${short[@]}"
+    encoders+=("{\"path\":\"$root/clip-pretrain\"}")
+    # Stage 1 starts from the pretrained ViT and the Q-Former's text path as CLIP trained it.
+    clip_init=(--set "weights=[{\"path\":\"$root/clip-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
+               --set 'load.allow_missing=["query_tokens","vision_projection.","itm_head.","language_projection.","sam_","language_model."]')
+  fi
+  if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_sam == 1 ]]; then
+    train_stage "$root/sam-pretrain" "${base[@]}" -c configs/demo/sam-pretrain.json \
+      --set "train.epochs=$(stage_epochs 6)" "${short[@]}"
+    encoders+=("{\"path\":\"$root/sam-pretrain\"}")
+    sam_init=(--set "weights=[{\"path\":\"$root/sam-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
+              --set 'load.allow_missing=["vision_model.","query_tokens","qformer.","language_projection.","vision_projection.","text_projection.","itm_head.","temp","sam_query_tokens","sam_qformer.","sam_language_projection.","sam_vision_projection.","sam_text_projection.","sam_itm_head.","sam_temp","language_model."]')
+  fi
+  local enc
+  enc=$(IFS=,; echo "${encoders[*]}")
+
   # Stage 1: each Q-Former on its own (mixed semantic learning), then merged.
   local stage1=()
   if [[ $use_clip == 1 ]]; then
     train_stage "$root/stage1-clip" "${base[@]}" -c configs/stages/stage1-clip.json -c configs/demo/stage1.json \
-      --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+      "${clip_init[@]}" --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
   fi
   if [[ $use_sam == 1 ]]; then
     train_stage "$root/stage1-sam" "${base[@]}" -c configs/stages/stage1-sam.json -c configs/demo/stage1.json \
-      --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+      "${sam_init[@]}" --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
   fi
   if [[ $use_clip == 1 && $use_sam == 1 ]]; then
     "$bin" merge --clip "$root/stage1-clip" --sam "$root/stage1-sam" --out "$root/stage1.safetensors"
@@ -101,15 +131,18 @@ train_pipeline() {
   fi
 
   # Stage 2: both Q-Formers and projections against the frozen decoder; then caption
-  # fine-tuning. Frozen encoders come from the seed, as stage 1 drew them.
+  # fine-tuning. The frozen encoders are the pretrained ones (loaded first, so the stage-1 and
+  # stage-2 Q-Formers override the text path's); without pretraining, the seed's, as stage 1
+  # drew them.
   local frozen='"vision_model.","sam_model."'
   train_stage "$root/stage2" "${base[@]}" -c configs/stages/stage2.json -c configs/demo/stage2.json \
-    -c configs/weights/stage1-leftovers.json \
-    --set "weights=[{\"path\":\"${stage1[0]}\"},{\"path\":\"$lm\"}]" \
+    --set "weights=[${enc:+$enc,}{\"path\":\"${stage1[0]}\"},{\"path\":\"$lm\"}]" \
+    --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
     --set "load.allow_missing=[$frozen,\"language_projection.\",\"sam_language_projection.\"]" \
     --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
   train_stage "$root/caption" "${base[@]}" -c configs/stages/caption.json -c configs/demo/caption.json \
-    --set "weights=[{\"path\":\"$root/stage2\"},{\"path\":\"$lm\"}]" \
+    --set "weights=[${enc:+$enc,}{\"path\":\"$root/stage2\"},{\"path\":\"$lm\"}]" \
+    --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
     --set "load.allow_missing=[$frozen]" \
     --set "train.epochs=$(stage_epochs 6)" "${short[@]}"
 }
@@ -121,6 +154,13 @@ caption_and_score() {
   shift 3
   "$bin" caption --run "$run" -c "$data/test.json" --dataset val_data --out "$out.jsonl" \
     --references-out "$data/test-ref.jsonl" "$@"
+  score_test "$data" "$out"
+}
+
+# score_test DATA_DIR PREFIX: PREFIX.jsonl scored on the test split (caption metrics and the
+# synthetic benchmark's attribute metrics, overall and by size and finding) -> PREFIX.eval.json.
+score_test() {
+  local data=$1 out=$2
   "$bin" evaluate --pred "$out.jsonl" --ref "$data/synth/test.jsonl" --json "$out.eval.json" \
-    --by size --by finding > "$out.eval.txt"
+    --attributes configs/attributes/synthetic.json --by size --by finding > "$out.eval.txt"
 }

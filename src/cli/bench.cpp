@@ -30,7 +30,7 @@ void bench_loader(const LoaderBench& o) {
   for (int64_t i = 0; i < o.images; ++i) {
     const std::string path = dir + "/img" + std::to_string(i) + "_" + std::to_string(o.size) + ".jpg";
     if (!fs::exists(path)) data::write_noise_jpeg(path, o.size, static_cast<uint64_t>(i) + 1);
-    samples.push_back({std::to_string(i), path, {"a caption"}, {}});
+    samples.push_back({std::to_string(i), path, {"a caption"}, {}, {}});
   }
   auto mix = std::make_shared<data::Mixture>(std::vector<std::vector<data::Sample>>{samples}, std::vector<double>{1});
   data::ExampleOptions ex;

@@ -131,9 +131,9 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   // of its train.grad_accum micro-batches is the same --batch rows.
   auto comm = training::local_communicator();
   const int64_t accum = cfg.train.grad_accum;
-  const auto branch = plan.stage1_branch();
+  const auto branch = plan.qformer_text_branch();
   const auto& q = branch == config::Branch::kSam ? cfg.model.sam_qformer : cfg.model.qformer;
-  const int64_t vocab = plan.stage1() ? q.vocab_size : cfg.model.decoder.vocab_size;
+  const int64_t vocab = branch ? q.vocab_size : cfg.model.decoder.vocab_size;
   training::StepRunner runner(*model, plan, cfg.train, static_cast<uint64_t>(cfg.runtime.seed), device, *comm,
                               optimizer, tensors, nullptr, vocab - 1);
   training::StepInputs in;
@@ -142,6 +142,8 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   in.text_ids = at::randint(3, vocab, {o.batch, o.text}, at::TensorOptions().dtype(at::kLong).device(device));
   in.text_mask = at::ones_like(in.text_ids);
   for (int64_t i = 0; i < o.batch; ++i) in.positions.push_back(i);
+  if (plan.reads_masks())  // sam_pretrain: a few random structures per image
+    in.masks = at::randint(0, 4, {o.batch, cfg.model.sam.image_size, cfg.model.sam.image_size}, at::kLong);
 
   auto step = [&](int64_t index) {
     const auto r = runner.step([&](int64_t) { return std::optional<training::StepInputs>(in); }, index);

@@ -20,7 +20,7 @@ struct CaptionCliOptions {
   ConfigOptions config;
   std::string run_dir, images, list, dataset, out, format, attention_dir, references_out;
   std::optional<std::string> prompt;
-  int64_t batch_size = 0, workers = -1;
+  int64_t batch_size = 0, workers = -1, finding_ids_from = 0;
   bool zero_prefix = false;
 };
 
@@ -63,6 +63,7 @@ void run(const CaptionCliOptions& o, const GlobalOptions& globals) {
   if (o.batch_size > 0) batch.batch_size = o.batch_size;
   if (o.workers >= 0) batch.workers = std::max<int64_t>(1, o.workers);
   batch.attention_dir = o.attention_dir;
+  batch.finding_ids_from = o.finding_ids_from;
 
   core::AtomicFile out(o.out);
   if (format == "csv") out.write("id,image,caption,score,error\n");
@@ -81,6 +82,10 @@ void run(const CaptionCliOptions& o, const GlobalOptions& globals) {
         if (r.error.empty()) {
           line["caption"] = r.caption;
           line["score"] = r.score;
+          if (!r.attention_on_finding.empty()) {
+            line["attention_on_finding"] = r.attention_on_finding;
+            line["finding_area"] = r.finding_area;
+          }
         } else {
           line["error"] = r.error;
           core::log_warn("caption", "{}: {}", r.id, r.error);
@@ -126,6 +131,11 @@ void register_caption(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--attention-maps", o->attention_dir, "write <id>.clip.png and <id>.sam.png heat maps here")
       ->type_name("DIR");
   cmd->add_option("--references-out", o->references_out, "with --dataset: write the references as JSONL for evaluate");
+  cmd->add_option("--attention-on-finding", o->finding_ids_from,
+                  "for images with a structure mask (dataset \"mask\"), record each branch's share of attention on "
+                  "the finding, mask ids >= this (10: the synthetic benchmark's lesions), and the finding's share of "
+                  "the grid")
+      ->check(CLI::Range(1, 255));
   cmd->add_flag("--zero-prefix", o->zero_prefix,
                 "a baseline: zeros in place of the visual prefix, so the captions are what the decoder's language "
                 "prior writes without the image");

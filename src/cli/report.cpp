@@ -1,6 +1,6 @@
 // msmedcap report --out REPORT.md [--scores NAME=EVAL.json]... [--figure PNG[=CAPTION]]...
-// [--examples PRED.jsonl --references REF.jsonl [--attention-maps DIR]]: a markdown report of an
-// experiment: scores (mean ± sd over seeds), breakdowns by group, figures, example captions.
+// [--examples PRED.jsonl --references REF.jsonl [--attention-maps DIR]] [--attention-on-finding F.jsonl]:
+// a markdown report of an experiment: scores (mean ± sd over seeds), breakdowns by group, figures, example captions.
 #include <filesystem>
 #include <iostream>
 
@@ -67,7 +67,7 @@ std::string examples_section(const std::string& pred_path, const std::string& re
 
 void register_report(CLI::App& app, const GlobalOptions& globals) {
   struct Options {
-    std::string out, title = "msmedcap report", intro, pred, ref, maps;
+    std::string out, title = "msmedcap report", intro, pred, ref, maps, attention;
     std::vector<std::string> scores, figures;
     std::vector<std::string> metrics = msmedcap::metrics::metric_names();
     std::vector<std::string> group_metrics = {"Bleu_4", "CIDEr"};
@@ -88,6 +88,8 @@ void register_report(CLI::App& app, const GlobalOptions& globals) {
   cmd->add_option("--references", o->ref, "references for --examples");
   cmd->add_option("--attention-maps", o->maps, "folder of caption --attention-maps PNGs for --examples");
   cmd->add_option("--n", o->examples, "examples to show")->check(CLI::Range(1, 1000));
+  cmd->add_option("--attention-on-finding", o->attention,
+                  "caption records with attention measures (caption --attention-on-finding) to summarise");
   cmd->callback([o, &globals] {
     MSMEDCAP_CHECK(o->pred.empty() == o->ref.empty(), "report: --examples and --references go together");
     const fs::path dir = fs::path(o->out).parent_path().empty() ? fs::path(".") : fs::path(o->out).parent_path();
@@ -115,6 +117,16 @@ void register_report(CLI::App& app, const GlobalOptions& globals) {
         MSMEDCAP_CHECK(fs::exists(path), "--figure ", path, ": no such file");
         md += "**" + caption + "**\n\n![" + caption + "](" + link(path, dir) + ")\n\n";
       }
+    }
+    if (!o->attention.empty()) {
+      const std::string table = report::attention_on_finding_table(o->attention);
+      MSMEDCAP_CHECK(!table.empty(), o->attention, ": no record has attention_on_finding");
+      md +=
+          "## Where the Q-Formers look\n\nThe share of each branch's Q-Former cross-attention (averaged over "
+          "layers, heads and queries) that falls on the finding's mask, beside the mask's share of the "
+          "branch's grid: a ratio of 1 is attention spread evenly, above 1 attention drawn to the "
+          "finding.\n\n" +
+          table + "\n";
     }
     if (!o->pred.empty()) md += "## Examples\n\n" + examples_section(o->pred, o->ref, o->maps, o->examples, dir) + "\n";
     core::write_file_atomic(o->out, md);

@@ -5,7 +5,8 @@
 namespace msmedcap::config {
 namespace {
 
-constexpr Stage kStages[] = {Stage::kStage1Clip, Stage::kStage1Sam, Stage::kStage2, Stage::kCaption, Stage::kDecoderLm};
+constexpr Stage kStages[] = {Stage::kStage1Clip, Stage::kStage1Sam,    Stage::kStage2,     Stage::kCaption,
+                             Stage::kDecoderLm,  Stage::kClipPretrain, Stage::kSamPretrain};
 
 }  // namespace
 
@@ -21,6 +22,10 @@ const char* stage_name(Stage stage) {
       return "caption";
     case Stage::kDecoderLm:
       return "decoder_lm";
+    case Stage::kClipPretrain:
+      return "clip_pretrain";
+    case Stage::kSamPretrain:
+      return "sam_pretrain";
   }
   MSMEDCAP_FAIL("stage_name: not a stage (", static_cast<int>(stage), ")");
 }
@@ -28,12 +33,20 @@ const char* stage_name(Stage stage) {
 Stage parse_stage(const std::string& name, const std::string& path) {
   for (const Stage s : kStages)
     if (name == stage_name(s)) return s;
-  MSMEDCAP_FAIL(path, ": expected stage1_clip, stage1_sam, stage2, caption or decoder_lm, got '", name, "'");
+  MSMEDCAP_FAIL(path,
+                ": expected stage1_clip, stage1_sam, stage2, caption, decoder_lm, clip_pretrain or sam_pretrain, got '",
+                name, "'");
 }
 
 std::optional<Branch> stage1_branch(Stage stage) {
   if (stage == Stage::kStage1Clip) return Branch::kClip;
   if (stage == Stage::kStage1Sam) return Branch::kSam;
+  return std::nullopt;
+}
+
+std::optional<Branch> encoder_pretrain_branch(Stage stage) {
+  if (stage == Stage::kClipPretrain) return Branch::kClip;
+  if (stage == Stage::kSamPretrain) return Branch::kSam;
   return std::nullopt;
 }
 

@@ -65,6 +65,11 @@ class Collector {
     if (sample.image.empty()) return skip(where, "no image");
     sample.captions = std::move(captions);
     sample.image = resolve_image_path(image_root_, sample.image, source_.allow_outside_root, where);
+    const auto mask = sample.attributes.find("mask");
+    if (mask != sample.attributes.end()) {
+      sample.mask = resolve_image_path(image_root_, mask->second, source_.allow_outside_root, where);
+      sample.attributes.erase(mask);
+    }
     ++report_->read;
     samples_.push_back(std::move(sample));
   }

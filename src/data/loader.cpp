@@ -64,6 +64,10 @@ ProcessFn make_example_processor(const config::ImageTransformConfig& cfg, Exampl
     if (options.clip && options.clip_cache)
       ex.clip = options.clip_cache->get(feature_key(config::Branch::kClip, sample));
     if (options.sam && options.sam_cache) ex.sam = options.sam_cache->get(feature_key(config::Branch::kSam, sample));
+    if (options.masks) {
+      MSMEDCAP_CHECK(!sample.mask.empty(), sample.id, ": no \"mask\" (sam_pretrain learns from structure masks)");
+      ex.mask = sam_mask_transform(image_to_tensor(decode_image(sample.mask, decode).pixels), cfg);
+    }
     return ex;
   };
 }
@@ -97,7 +101,7 @@ DataLoader::Slot DataLoader::build(int64_t b) const {
   Slot slot;
   slot.batch.epoch = state_.epoch;
   slot.batch.index = b;
-  std::vector<at::Tensor> clips, sams;
+  std::vector<at::Tensor> clips, sams, masks;
   const int64_t begin = b * cfg_.batch_size;
   const int64_t end = std::min<int64_t>(begin + cfg_.batch_size, static_cast<int64_t>(order_.size()));
   try {
@@ -111,6 +115,7 @@ DataLoader::Slot DataLoader::build(int64_t b) const {
         Example ex = process_(sample, rng);
         if (ex.clip.defined()) clips.push_back(ex.clip);
         if (ex.sam.defined()) sams.push_back(ex.sam);
+        if (ex.mask.defined()) masks.push_back(ex.mask);
         slot.batch.samples.push_back(sample);
         slot.batch.positions.push_back(rank_ + k * world_);
       } catch (const msmedcap::Error& e) {
@@ -120,6 +125,7 @@ DataLoader::Slot DataLoader::build(int64_t b) const {
     }
     if (!clips.empty()) slot.batch.clip = torch::stack(clips);
     if (!sams.empty()) slot.batch.sam = torch::stack(sams);
+    if (!masks.empty()) slot.batch.masks = torch::stack(masks);
   } catch (...) {
     slot.error = std::current_exception();
   }

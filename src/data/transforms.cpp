@@ -189,6 +189,18 @@ torch::Tensor sam_transform(const torch::Tensor& image, const config::ImageTrans
   return out;
 }
 
+torch::Tensor sam_mask_transform(const torch::Tensor& mask, const config::ImageTransformConfig& cfg) {
+  MSMEDCAP_CHECK(mask.dim() == 3, "sam_mask_transform: expected [C, H, W], got ", mask.sizes());
+  const auto [h, w] = sam_resized_shape(mask.size(1), mask.size(2), cfg.sam_size);
+  const auto ids = (mask.select(0, 0) * 255).round().to(torch::kFloat32).unsqueeze(0).unsqueeze(0);
+  namespace F = torch::nn::functional;
+  const auto resized = F::interpolate(
+      ids, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kNearest));  // [1, 1, h, w]
+  torch::Tensor out = torch::zeros({cfg.sam_size, cfg.sam_size}, torch::kLong);
+  out.narrow(0, 0, h).narrow(1, 0, w).copy_(resized[0][0].to(torch::kLong));
+  return out;
+}
+
 torch::Tensor sam_from_clip_tensor(const torch::Tensor& clip_input, const config::ImageTransformConfig& cfg) {
   MSMEDCAP_CHECK(clip_input.dim() == 3 && clip_input.size(0) == 3, "sam_from_clip_tensor: expected [3, S, S], got ",
                  clip_input.sizes());

@@ -130,8 +130,7 @@ AttributeRules read_attribute_rules(const std::string& path) {
     const std::string at = path + ": " + it.key();
     if (it.key() == "attributes") {
       for (auto a = object_at(it.value(), at).begin(); a != it.value().end(); ++a) {
-        for (const auto& r : rules.attributes)
-          MSMEDCAP_CHECK(r.name != a.key(), at, ".", a.key(), ": listed twice");
+        for (const auto& r : rules.attributes) MSMEDCAP_CHECK(r.name != a.key(), at, ".", a.key(), ": listed twice");
         rules.attributes.push_back(read_rule(a.key(), a.value(), at + "." + a.key(), rules.attributes));
       }
     } else if (it.key() == "negation") {
@@ -214,8 +213,7 @@ void score_attributes(const AttributeRules& rules, const std::map<std::string, s
     const auto p = predictions.find(id);
     const auto r = references.find(id);
     MSMEDCAP_CHECK(p != predictions.end(), "evaluate --attributes: id ", id, " has no prediction");
-    MSMEDCAP_CHECK(r != references.end() && !r->second.empty(), "evaluate --attributes: id ", id,
-                   " has no reference");
+    MSMEDCAP_CHECK(r != references.end() && !r->second.empty(), "evaluate --attributes: id ", id, " has no reference");
     pred.push_back(read_attributes(rules, p->second));
     ref.push_back(read_attributes(rules, r->second.front()));
   }

@@ -115,6 +115,12 @@ double training_step(const config::ModelConfig& cfg, const config::StageConfig& 
                      bool live_clip, bool live_sam) {
   const config::Stage id = stage.id();
   if (id == config::Stage::kDecoderLm) return 3 * decoder(cfg.decoder, batch, text, 0, text);
+  if (id == config::Stage::kSamPretrain) return 3 * sam(cfg.sam, batch);  // the decoder is small beside it
+  if (id == config::Stage::kClipPretrain) {  // the ViT and the text path, forward and backward
+    const auto& q = cfg.qformer;
+    return 3 * (vision(cfg.vision, batch) + qformer(q, {batch, 0, text, 0}) +
+                linear(batch, cfg.vision.hidden_size, cfg.embed_dim) + linear(batch, q.hidden_size, cfg.embed_dim));
+  }
   if (const auto branch = config::stage1_branch(id)) {
     const bool sam_branch = *branch == config::Branch::kSam;
     const auto& q = sam_branch ? cfg.sam_qformer : cfg.qformer;

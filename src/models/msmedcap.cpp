@@ -41,6 +41,23 @@ MsMedCapModelImpl::Stage1Heads MsMedCapModelImpl::make_heads(const std::string& 
   return h;
 }
 
+void MsMedCapModelImpl::add_encoder_pretrain_head(config::Branch branch) {
+  if (branch == config::Branch::kSam) {
+    MSMEDCAP_CHECK(cfg_.use_sam, "model: the SAM branch is off");
+    if (!sam_pretrain_decoder.is_empty()) return;
+    const auto w = sam_model->parameters().front();
+    sam_pretrain_decoder = register_module("sam_pretrain_decoder", PointMaskDecoder(cfg_.sam.output_channels));
+    sam_pretrain_decoder->to(w.device());
+    return;
+  }
+  MSMEDCAP_CHECK(cfg_.use_clip, "model: the CLIP branch is off");
+  if (!clip_pretrain_projection.is_empty()) return;
+  const auto w = vision_model->parameters().front();
+  clip_pretrain_projection =
+      register_module("clip_pretrain_projection", Linear(cfg_.vision.hidden_size, cfg_.embed_dim));
+  clip_pretrain_projection->to(w.device());
+}
+
 const MsMedCapModelImpl::Stage1Heads& MsMedCapModelImpl::heads(config::Branch branch) const {
   const auto& h = branch == config::Branch::kSam ? sam_heads_ : clip_heads_;
   MSMEDCAP_CHECK(!h.itm_head.is_empty(), "model: the ", config::branch_title(branch),

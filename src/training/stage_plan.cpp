@@ -19,6 +19,21 @@ StagePlan::StagePlan(const config::StageConfig& stage, const config::ModelConfig
                  p + "text_projection.", p + "itm_head.",    p + "temp"};
     return;
   }
+  if (stage_ == Stage::kClipPretrain) {
+    MSMEDCAP_CHECK(model.use_clip,
+                   "train.stage.name: clip_pretrain needs the CLIP branch, which model.use_clip turns off");
+    reads_clip_ = true;
+    losses_.itc = true;
+    prefixes_ = {"vision_model.", "qformer.", "text_projection.", "temp", "clip_pretrain_projection."};
+    return;
+  }
+  if (stage_ == Stage::kSamPretrain) {
+    MSMEDCAP_CHECK(model.use_sam, "train.stage.name: sam_pretrain needs the SAM branch, which model.use_sam turns off");
+    reads_sam_ = true;
+    losses_.mask = true;
+    prefixes_ = {"sam_model.", "sam_pretrain_decoder."};
+    return;
+  }
   losses_.lm = true;
   if (stage_ == Stage::kDecoderLm) {
     prefixes_ = {"language_model."};

@@ -12,6 +12,7 @@
 #include "msmedcap/data/mixture.h"
 #include "msmedcap/data/text.h"
 #include "msmedcap/data/text_batch.h"
+#include "msmedcap/losses/encoder_pretrain.h"
 #include "msmedcap/losses/lm.h"
 #include "msmedcap/losses/stage1.h"
 #include "msmedcap/models/dropout.h"
@@ -35,6 +36,7 @@ config::Json LossBreakdown::to_json() const {
   if (terms.itm) j["itm"] = itm;
   if (terms.itg) j["itg"] = itg;
   if (terms.lm) j["lm"] = lm;
+  if (terms.mask) j["mask"] = mask;
   return j;
 }
 
@@ -42,11 +44,11 @@ std::string LossBreakdown::text() const {
   std::ostringstream s;
   s.precision(4);
   s << total;
-  if (terms.itc) s << " (itc " << itc << " itm " << itm << " itg " << itg << ")";
+  if (terms.itm) s << " (itc " << itc << " itm " << itm << " itg " << itg << ")";
   return s.str();
 }
 
-std::vector<double> LossBreakdown::values() const { return {total, itc, itm, itg, lm}; }
+std::vector<double> LossBreakdown::values() const { return {total, itc, itm, itg, lm, mask}; }
 
 void LossBreakdown::set_values(const std::vector<double>& v) {
   MSMEDCAP_CHECK(v.size() >= kValues, "LossBreakdown: ", v.size(), " values, expected ", kValues);
@@ -55,6 +57,7 @@ void LossBreakdown::set_values(const std::vector<double>& v) {
   itm = v[2];
   itg = v[3];
   lm = v[4];
+  mask = v[5];
 }
 
 int64_t agree_batch_size(data::Batch& batch, Communicator& comm) {
@@ -92,10 +95,16 @@ StepRunner::StepRunner(models::MsMedCapModelImpl& model, const StagePlan& plan, 
 }
 
 StepInputs StepRunner::inputs(const data::Batch& batch, const data::ExampleOptions& ex) const {
-  MSMEDCAP_CHECK(tokenizer_ != nullptr, "training step: no tokenizer to make text inputs with");
   StepInputs in;
   if (batch.clip.defined()) (ex.clip_cache ? in.images.clip_features : in.images.clip_pixels) = batch.clip.to(device_);
   if (batch.sam.defined()) (ex.sam_cache ? in.images.sam_embeddings : in.images.sam_pixels) = batch.sam.to(device_);
+  in.positions = batch.positions;
+  if (plan_.reads_masks()) {
+    MSMEDCAP_CHECK(batch.masks.defined(), "training step: stage ", plan_.name(), " needs the batches' masks");
+    in.masks = batch.masks;  // stays on the CPU: the prompts are drawn there
+    return in;
+  }
+  MSMEDCAP_CHECK(tokenizer_ != nullptr, "training step: no tokenizer to make text inputs with");
   std::vector<std::string> captions;
   for (size_t i = 0; i < batch.samples.size(); ++i) {
     const auto& caps = batch.samples[i].captions;
@@ -105,7 +114,6 @@ StepInputs StepRunner::inputs(const data::Batch& batch, const data::ExampleOptio
         caps.size();
     captions.push_back(train_.clean_captions ? data::clean_caption(caps[pick]) : caps[pick]);
   }
-  in.positions = batch.positions;
   const auto text =
       plan_.tokenizer() == TextTokenizer::kQFormer
           ? data::qformer_text_batch(*tokenizer_, captions, train_.qformer_max_len)
@@ -142,6 +150,12 @@ std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, ui
     values.itc = l.itc.item<double>();
     values.itm = l.itm.item<double>();
     values.itg = l.itg.item<double>();
+  } else if (plan_.reads_masks()) {
+    loss = losses::sam_pretrain_loss(model_, in.images, in.masks, seed);
+    values.mask = loss.item<double>();
+  } else if (plan_.encoder_pretrain_branch()) {
+    loss = losses::clip_pretrain_loss(model_, in.images, in.text_ids, in.text_mask, collectives_);
+    values.itc = loss.item<double>();
   } else {
     const bool text_only = plan_.text_only();
     models::VisualPrefix prefix;

@@ -143,6 +143,11 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
   MSMEDCAP_CHECK(!cfg_.model.use_sam || transform.sam_size == cfg_.model.sam.image_size,
                  "data.transform.sam_size: ", transform.sam_size, " differs from model.sam.image_size ",
                  cfg_.model.sam.image_size);
+  // The masks follow the SAM input's geometry only as sam_transform makes it from the image.
+  MSMEDCAP_CHECK(
+      !plan_.reads_masks() || (!transform.augment && !transform.hflip && !transform.sam_input_from_clip_tensor),
+      "data.transform: sam_pretrain's masks are not augmented; set augment, hflip and "
+      "sam_input_from_clip_tensor to false");
   loader_ = make_loader(cfg_.data, cfg_.loader, true);
   if (!cfg_.val_data.sources.empty()) {
     val_loader_ = make_loader(cfg_.val_data, cfg_.loader, false);
@@ -158,13 +163,14 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
 }
 
 void Trainer::load_tokenizer() {
+  if (plan_.tokenizer() == TextTokenizer::kNone) return;  // sam_pretrain reads masks, no text
   // Checked against the vocabulary it feeds.
   if (plan_.tokenizer() == TextTokenizer::kQFormer) {
     MSMEDCAP_CHECK(!cfg_.tokenizers.qformer.empty(), "tokenizers.qformer: stage ", plan_.name(),
                    " needs the Q-Former's WordPiece vocabulary");
     tokenizer_ = data::load_tokenizer(cfg_.tokenizers.qformer);
     dec_id_ = tokenizer_->token_to_id("[DEC]");
-    const auto& q = *plan_.stage1_branch() == Branch::kSam ? cfg_.model.sam_qformer : cfg_.model.qformer;
+    const auto& q = *plan_.qformer_text_branch() == Branch::kSam ? cfg_.model.sam_qformer : cfg_.model.qformer;
     MSMEDCAP_CHECK(tokenizer_->vocab_size() <= q.vocab_size, "tokenizers.qformer: ", tokenizer_->vocab_size(),
                    " tokens (with [DEC]) do not fit the Q-Former's vocab_size ", q.vocab_size);
     return;
@@ -193,6 +199,8 @@ std::unique_ptr<data::DataLoader> Trainer::make_loader(config::DatasetConfig dat
   data::ExampleOptions ex = inference::example_options(model_, data);
   ex.clip = ex.clip && plan_.reads(Branch::kClip);  // decoder_lm: captions only, no image is decoded
   ex.sam = ex.sam && plan_.reads(Branch::kSam);
+  ex.masks = plan_.reads_masks();
+  ex.require_caption = !plan_.reads_masks();
   (training ? examples_ : val_examples_) = ex;
   auto mixture = std::make_shared<const data::Mixture>(data);
   return std::make_unique<data::DataLoader>(mixture, data::make_example_processor(data.transform, ex), lc, comm_.rank(),

@@ -127,5 +127,23 @@ TEST(Summary, ScoresOverSeedsAndGroups) {
   EXPECT_THROW(read_score_sets({"x=" + dir.file("missing.json")}), Error);
 }
 
+TEST(Summary, AttentionOnFindingIsMeanShareBesideMeanArea) {
+  testing::TempDir dir;
+  const std::string f = dir.file("captions.jsonl");
+  testing::write_text(f,
+                      "{\"id\": \"a\", \"caption\": \"x\", \"attention_on_finding\": {\"clip\": 0.2, \"sam\": 0.5}, "
+                      "\"finding_area\": {\"clip\": 0.1, \"sam\": 0.1}}\n"
+                      "{\"id\": \"b\", \"caption\": \"normal\"}\n"
+                      "{\"id\": \"c\", \"caption\": \"y\", \"attention_on_finding\": {\"clip\": 0.0, \"sam\": 0.3}, "
+                      "\"finding_area\": {\"clip\": 0.1, \"sam\": 0.3}}\n");
+  const std::string table = attention_on_finding_table(f);
+  EXPECT_NE(table.find("| clip | 2 | 0.1000 | 0.1000 | 1.00 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| sam | 2 | 0.4000 | 0.2000 | 2.00 |"), std::string::npos) << table;
+  testing::write_text(f, "{\"id\": \"a\", \"caption\": \"x\"}\n");
+  EXPECT_EQ(attention_on_finding_table(f), "");
+  testing::write_text(f, "{\"id\": \"a\", \"attention_on_finding\": {\"clip\": 1}}\n");
+  EXPECT_THROW(attention_on_finding_table(f), Error);
+}
+
 }  // namespace
 }  // namespace msmedcap::report

@@ -30,9 +30,9 @@ using testing::error_of;
 TEST(StagePlan, NamesParseOnceAndRoundTrip) {
   for (const char* name : {"stage1_clip", "stage1_sam", "stage2", "caption", "decoder_lm"})
     EXPECT_STREQ(config::stage_name(config::parse_stage(name)), name);
-  EXPECT_NE(error_of([] {
-              config::parse_stage("stage3", "train.stage.name");
-            }).find("train.stage.name: expected stage1_clip, stage1_sam, stage2, caption or decoder_lm, got 'stage3'"),
+  EXPECT_NE(error_of([] { config::parse_stage("stage3", "train.stage.name"); })
+                .find("train.stage.name: expected stage1_clip, stage1_sam, stage2, caption, decoder_lm, clip_pretrain "
+                      "or sam_pretrain, got 'stage3'"),
             std::string::npos);
   EXPECT_EQ(config::parse_branch("sam", "--branch"), Branch::kSam);
   EXPECT_STREQ(config::branch_prefix(Branch::kSam), "sam_");

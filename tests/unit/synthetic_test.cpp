@@ -2,6 +2,7 @@
 // image shows, and small findings that nearly vanish at the CLIP branch's 224 px.
 #include <gtest/gtest.h>
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "msmedcap/data/datasets.h"
@@ -114,6 +115,51 @@ TEST(Synthetic, SmallFindingsNearlyVanishAt224) {
   EXPECT_LT(small_pixels, 40);  // a few pixels across
   EXPECT_GT(large_pixels, 200);
   EXPECT_LT(small_224, 0.6 * small_full) << small_full << " -> " << small_224;
+}
+
+TEST(Synthetic, MasksMarkEachStructureAndEachLesionWhereItIsDrawn) {
+  SynthSpec normal{"chest_xray", "normal", "", "", "", 0};
+  SynthSpec spec{"chest_xray", "nodule", "large", "left", "middle", 2};
+  const int64_t n = 128;
+  std::vector<uint8_t> mask_normal, mask;
+  const auto a = render_study(normal, n, 9, &mask_normal);
+  const auto b = render_study(spec, n, 9, &mask);
+  EXPECT_EQ(a, render_study(normal, n, 9));  // drawing the mask changes nothing in the image
+  ASSERT_EQ(mask.size(), static_cast<size_t>(n * n));
+  std::set<int> ids;
+  int64_t lesion_pixels = 0, brighter = 0;
+  for (size_t i = 0; i < mask.size(); ++i) {
+    ids.insert(mask[i]);
+    if (mask[i] >= 10) {
+      ++lesion_pixels;
+      EXPECT_LT(mask_normal[i], 10);
+      brighter += b[i] > a[i] + 40;  // the lesion is drawn there (noise is shared by the seed)
+    }
+  }
+  // Background, body, both lungs, heart, spine, and the two nodules; a lesion covers the anatomy
+  // it lies on, and it lies on the patient's left, the image's right.
+  EXPECT_EQ(ids, (std::set<int>{0, 1, 2, 3, 4, 5, 10, 11}));
+  EXPECT_GT(lesion_pixels, 20);
+  EXPECT_GT(brighter, lesion_pixels / 2);
+  for (int64_t y = 0; y < n; ++y)
+    for (int64_t x = 0; x < n / 2; ++x) EXPECT_LT(mask[static_cast<size_t>(y * n + x)], 10);
+}
+
+TEST(Synthetic, DatasetLinesNameTheirMasks) {
+  TempDir dir;
+  SynthOptions o;
+  o.n = 12;
+  o.image_size = 64;
+  write_synthetic_dataset(dir.path(), o);
+  for (const auto& s : split_of(dir.path(), "train")) {
+    EXPECT_EQ(s.mask, dir.path() + "/masks/" + s.id + ".png");
+    EXPECT_EQ(s.attributes.count("mask"), 0u);
+    const cv::Mat m = cv::imread(s.mask, cv::IMREAD_UNCHANGED);
+    ASSERT_EQ(m.type(), CV_8UC1) << s.mask;
+    double peak = 0;
+    cv::minMaxLoc(m, nullptr, &peak);
+    EXPECT_EQ(peak >= 10, s.attributes.at("finding") != "normal") << s.id;
+  }
 }
 
 }  // namespace

@@ -16,6 +16,12 @@ enum class Stage {
   kStage2,      ///< "stage2": both branches' Q-Formers and projections under the LM loss
   kCaption,     ///< "caption": stage 2's parts, optionally the CLIP ViT and the LLM
   kDecoderLm,   ///< "decoder_lm": the decoder alone as a language model on the captions
+  /// "clip_pretrain": the CLIP-branch ViT trained CLIP-style, image-text contrastive against the
+  /// Q-Former's text path (for domains without fitting pretrained encoder weights)
+  kClipPretrain,
+  /// "sam_pretrain": the SAM-branch ViT trained SAM-style, a light mask decoder predicting the
+  /// mask of the structure under a point prompt (the data's structure masks)
+  kSamPretrain,
 };
 
 /// The CLIP/EVA branch (registered names without prefix) or the SAM branch ("sam_" prefix).
@@ -27,6 +33,9 @@ Stage parse_stage(const std::string& name, const std::string& path = "train.stag
 const char* stage_name(Stage stage);
 /// The branch whose stage-1 losses a stage trains; none for the other stages.
 std::optional<Branch> stage1_branch(Stage stage);
+/// The branch whose frozen-later encoder a stage pretrains (clip_pretrain, sam_pretrain); none for
+/// the others.
+std::optional<Branch> encoder_pretrain_branch(Stage stage);
 
 /// "clip" or "sam" (feature caches, provenance, --branch).
 const char* branch_name(Branch branch);

@@ -23,6 +23,9 @@ struct Sample {
   std::vector<std::string> captions;
   /// Extra fields of the row (e.g. a synthetic finding, pdf_hash, split).
   std::map<std::string, std::string> attributes;
+  /// Root-joined path of the row's "mask": an 8-bit PNG of structure ids (0 background), as the
+  /// synthetic benchmark writes them; sam_pretrain reads it. Empty when the row has none.
+  std::string mask;
 };
 
 /// What a read met: rows read and skipped, and the first problems (file:line: reason).

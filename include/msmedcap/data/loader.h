@@ -34,6 +34,7 @@ struct Example {
   at::Tensor clip;  // [3, S, S] pixels or cached CLIP features
   at::Tensor sam;   // [3, 1024, 1024] pixels or cached SAM features
   Image source;     // the decoded image (1 or 3 channels in [0, 1]) when ExampleOptions::keep_source
+  at::Tensor mask;  // [S, S] int64 structure ids (sam_mask_transform) when ExampleOptions::masks
 };
 
 /// A batch: the samples (ids, captions, attributes) and their stacked tensors.
@@ -44,8 +45,9 @@ struct Batch {
   /// Each sample's position in the epoch's order over all ranks (rank + k * world_size), a key
   /// unique within the epoch whatever the number of ranks.
   std::vector<int64_t> positions;
-  at::Tensor clip;  // [B, ...] or undefined
-  at::Tensor sam;   // [B, ...] or undefined
+  at::Tensor clip;   // [B, ...] or undefined
+  at::Tensor sam;    // [B, ...] or undefined
+  at::Tensor masks;  // [B, S, S] int64 structure ids or undefined (ExampleOptions::masks)
   /// Samples of this batch that were skipped as bad.
   int64_t skipped = 0;
 };
@@ -75,6 +77,8 @@ struct ExampleOptions {
   bool require_caption = true;
   /// Keep the decoded image in Example::source (attention maps draw over it).
   bool keep_source = false;
+  /// Load each sample's structure mask (Sample::mask) at the SAM input's geometry (sam_pretrain).
+  bool masks = false;
 };
 
 /// The standard processing: decode (DICOM windowing from cfg), CLIP and SAM transforms, or the

@@ -33,8 +33,10 @@ struct SynthOptions {
 };
 
 /// Renders one study as an 8-bit grey image (row-major bytes, size x size); `seed` drives the
-/// anatomy and noise.
-std::vector<uint8_t> render_study(const SynthSpec& spec, int64_t size, uint64_t seed);
+/// anatomy and noise. With `mask`, also its structure masks (same layout): 0 background, 1..9 the
+/// anatomy (body or skull, lungs or brain, heart, spine, ventricles), 10 + k the k-th lesion.
+std::vector<uint8_t> render_study(const SynthSpec& spec, int64_t size, uint64_t seed,
+                                  std::vector<uint8_t>* mask = nullptr);
 
 /// A caption for `spec`, wording picked by `variant`.
 std::string synth_caption(const SynthSpec& spec, uint64_t variant);
@@ -42,8 +44,9 @@ std::string synth_caption(const SynthSpec& spec, uint64_t variant);
 /// True when (modality, finding, side, zone) is held out of training for the test split.
 bool held_out_combination(const SynthSpec& spec);
 
-/// Writes DIR/images/*.png and DIR/{train,val,test}.jsonl (lines {"id", "image", "caption",
-/// "modality", "finding", "size", "side", "zone", "count"}). Returns the number of studies per
+/// Writes DIR/images/*.png, their structure masks DIR/masks/*.png (render_study) and
+/// DIR/{train,val,test}.jsonl (lines {"id", "image", "mask", "caption", "modality", "finding",
+/// "size", "side", "zone", "count"}). Returns the number of studies per
 /// split (train, val, test).
 std::vector<int64_t> write_synthetic_dataset(const std::string& dir, const SynthOptions& options);
 

@@ -50,6 +50,11 @@ torch::Tensor clip_transform(const torch::Tensor& image, const config::ImageTran
 /// SAM branch input [3, sam_size, sam_size] from [3, H, W] in [0, 1].
 torch::Tensor sam_transform(const torch::Tensor& image, const config::ImageTransformConfig& cfg);
 
+/// A structure mask ([C, H, W] in [0, 1] as decoded, ids = round(255 x channel 0)) on the SAM
+/// input's geometry: the longest side resized to sam_size by nearest neighbour, padded with 0
+/// (background) at the bottom and right as sam_transform pads. Returns [S, S] int64 ids.
+torch::Tensor sam_mask_transform(const torch::Tensor& mask, const config::ImageTransformConfig& cfg);
+
 /// MSMedCap's SAM input made from a CLIP-normalised tensor [3, S, S]: x*255 truncated to an
 /// integer and wrapped modulo 256 (a uint8 cast), then sam_transform. Faithful to the upstream
 /// code path (docs/MODEL.md, "MSMedCap's SAM input quirk"), not to the image.

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,10 @@ struct CaptionRecord {
   std::string caption;
   double score = 0;
   std::string error;  ///< non-empty: the image could not be captioned (no caption then)
+  /// With BatchCaptionOptions::finding_ids_from, per branch ("clip", "sam") for a sample whose
+  /// mask holds a finding: the share of the branch's attention on the finding, and the finding's
+  /// share of the branch's grid (attention spread evenly would put that much there).
+  std::map<std::string, double> attention_on_finding, finding_area;
 };
 
 struct BatchCaptionOptions {
@@ -32,6 +37,10 @@ struct BatchCaptionOptions {
   config::ImageTransformConfig transform;
   /// Non-empty: write <dir>/<id>.clip.png and <id>.sam.png attention maps here.
   std::string attention_dir;
+  /// > 0: record the attention and measure where it lands for samples with a structure mask
+  /// (Sample::mask): the finding is every mask id >= this (the synthetic benchmark's lesions are
+  /// 10 and up). CaptionRecord::attention_on_finding and finding_area.
+  int64_t finding_ids_from = 0;
 };
 
 struct BatchCaptionStats {

@@ -13,8 +13,9 @@
 
 #include "msmedcap/config/model_config.h"
 #include "msmedcap/config/stage.h"
-#include "msmedcap/models/layers.h"
 #include "msmedcap/models/decoder.h"
+#include "msmedcap/models/layers.h"
+#include "msmedcap/models/mask_decoder.h"
 #include "msmedcap/models/qformer.h"
 #include "msmedcap/models/sam_encoder.h"
 #include "msmedcap/models/vit.h"
@@ -120,6 +121,15 @@ class MsMedCapModelImpl : public torch::nn::Module {
   /// The heads of the CLIP branch (`vision_projection`, `text_projection`, `itm_head`, `temp`)
   /// or the SAM branch (the same names with `sam_`); throws when the branch has none.
   const Stage1Heads& heads(config::Branch branch) const;
+
+  /// The encoder-pretraining stages' heads (training/stage_plan.h), registered on the encoder's
+  /// device: clip_pretrain's `clip_pretrain_projection` (the mean of the CLIP features [B, Dv]
+  /// to embed_dim), sam_pretrain's `sam_pretrain_decoder` (a point-prompted mask decoder). Only
+  /// those stages have them: a later stage that loads their checkpoints ignores these tensors
+  /// (load.allow_unexpected).
+  void add_encoder_pretrain_head(config::Branch branch);
+  Linear clip_pretrain_projection{nullptr};
+  PointMaskDecoder sam_pretrain_decoder{nullptr};
 
   VisionModel vision_model{nullptr};
   torch::Tensor query_tokens;

@@ -48,4 +48,10 @@ std::string group_table(const std::vector<ScoreSet>& sets, const std::string& fi
 /// The group fields present in any of the sets' evaluations, sorted.
 std::vector<std::string> group_fields(const std::vector<ScoreSet>& sets);
 
+/// A markdown table of where the Q-Formers looked: for each branch of the caption records in
+/// `records` (caption --attention-on-finding) that carry a measure, the studies, the mean share of
+/// attention on the finding, the finding's mean share of the grid (attention spread evenly would
+/// put that much on it) and their ratio. Errors name the file and line; no measure: "".
+std::string attention_on_finding_table(const std::string& records);
+
 }  // namespace msmedcap::report

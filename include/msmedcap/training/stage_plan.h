@@ -18,12 +18,14 @@ namespace msmedcap::training {
 using config::Branch;
 using config::Stage;
 
-/// The text a stage reads: WordPiece for a Q-Former (stage 1), the decoder's tokenizer otherwise.
-enum class TextTokenizer { kQFormer, kDecoder };
+/// The text a stage reads: WordPiece for a Q-Former (stage 1, clip_pretrain), none (sam_pretrain
+/// learns from masks), the decoder's tokenizer otherwise.
+enum class TextTokenizer { kQFormer, kDecoder, kNone };
 
-/// The loss terms a stage computes (its total is their sum: stage 1 ITC + ITM + ITG, else LM).
+/// The loss terms a stage computes (its total is their sum: stage 1 ITC + ITM + ITG,
+/// clip_pretrain ITC, sam_pretrain the mask loss, else LM).
 struct LossTerms {
-  bool itc = false, itm = false, itg = false, lm = false;
+  bool itc = false, itm = false, itg = false, lm = false, mask = false;
 };
 
 class StagePlan {
@@ -38,11 +40,25 @@ class StagePlan {
   /// Stage 1: the branch whose Q-Former learns ITC + ITM + ITG.
   std::optional<Branch> stage1_branch() const { return stage1_branch_; }
   bool stage1() const { return stage1_branch_.has_value(); }
+  /// clip_pretrain, sam_pretrain: the branch whose encoder trains.
+  std::optional<Branch> encoder_pretrain_branch() const { return config::encoder_pretrain_branch(stage_); }
+  /// The branch whose Q-Former text path reads the captions (stage 1, clip_pretrain); none when
+  /// the decoder's tokenizer makes the text.
+  std::optional<Branch> qformer_text_branch() const {
+    return stage1_branch_                   ? stage1_branch_
+           : stage_ == Stage::kClipPretrain ? std::optional(Branch::kClip)
+                                            : std::nullopt;
+  }
+  /// sam_pretrain: batches carry the samples' structure masks.
+  bool reads_masks() const { return stage_ == Stage::kSamPretrain; }
   /// decoder_lm: captions only, no image is read and the decoder sees no visual prefix.
   bool text_only() const { return stage_ == Stage::kDecoderLm; }
   /// The branch is fed images (its pixels or its cached encoder outputs).
   bool reads(Branch branch) const { return branch == Branch::kClip ? reads_clip_ : reads_sam_; }
-  TextTokenizer tokenizer() const { return stage1() ? TextTokenizer::kQFormer : TextTokenizer::kDecoder; }
+  TextTokenizer tokenizer() const {
+    if (reads_masks()) return TextTokenizer::kNone;
+    return qformer_text_branch() ? TextTokenizer::kQFormer : TextTokenizer::kDecoder;
+  }
   const LossTerms& losses() const { return losses_; }
 
   /// Parameter-name prefixes that train ("qformer.", ...; a prefix without a final dot names one
@@ -53,6 +69,10 @@ class StagePlan {
   ///                branches the model has)
   ///   caption:     stage2's, plus vision_model. with train_vision, language_model. with train_llm
   ///   decoder_lm:  language_model.
+  ///   clip_pretrain: vision_model., qformer. (its text path), text_projection., temp and the
+  ///                stage's own head clip_pretrain_projection. (models::MsMedCapModelImpl::
+  ///                add_encoder_pretrain_head)
+  ///   sam_pretrain: sam_model. and its head sam_pretrain_decoder.
   const std::vector<std::string>& trainable_prefixes() const { return prefixes_; }
   /// The parameter `name` (a registered path) trains in this stage.
   bool trains(const std::string& name) const;

@@ -14,9 +14,9 @@
 
 namespace msmedcap::training {
 
-/// Freezes everything `plan` does not train (requires_grad false) and returns the trainable
-/// (name, parameter) pairs in registration order. Throws when the stage trains nothing in this
-/// model.
+/// Adds the stage's own head when it has one (clip_pretrain), freezes everything `plan` does not
+/// train (requires_grad false) and returns the trainable (name, parameter) pairs in registration
+/// order. Throws when the stage trains nothing in this model.
 std::vector<std::pair<std::string, torch::Tensor>> apply_stage(models::MsMedCapModelImpl& model, const StagePlan& plan);
 
 /// train() on the modules that hold trainable parameters, eval() on the frozen ones (dropout

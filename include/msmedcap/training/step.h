@@ -34,14 +34,15 @@ struct LossBreakdown {
   double total = 0;
   double itc = 0, itm = 0, itg = 0;  ///< stage 1
   double lm = 0;                     ///< stage 2, caption, decoder_lm
+  double mask = 0;                   ///< sam_pretrain
   LossTerms terms;
 
   /// {"loss": total, and each computed term by name}: metrics.jsonl's fields.
   config::Json to_json() const;
   /// "0.4321", stage 1 with "(itc .. itm .. itg ..)".
   std::string text() const;
-  /// total, itc, itm, itg, lm: what ranks sum.
-  static constexpr size_t kValues = 5;
+  /// total, itc, itm, itg, lm, mask: what ranks sum.
+  static constexpr size_t kValues = 6;
   std::vector<double> values() const;
   void set_values(const std::vector<double>& values);  ///< the first kValues of `values`
 };
@@ -53,6 +54,7 @@ struct StepInputs {
   std::vector<int64_t> prompt_lengths;  ///< decoder text: prompt tokens per row (masked in the loss)
   std::vector<int64_t> positions;       ///< the samples' keys (epoch positions): dropout masks, hard negatives
   at::Tensor image_ids;                 ///< stage 1 with train.itc_image_ids: [B] ids of the image files
+  at::Tensor masks;                     ///< sam_pretrain: [B, S, S] int64 structure ids
   int64_t rows() const { return static_cast<int64_t>(positions.size()); }
 };
 
