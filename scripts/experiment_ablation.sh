@@ -2,7 +2,8 @@
 # The paper's dual-encoder claim at small scale: clip-only (the BLIP-2 baseline), sam-only
 # (SAM-BLIP-2) and dual (MSMedCap) trained on the synthetic benchmark at the same budget (same
 # stages, epochs and data), each with several seeds, scored on the test split overall and by
-# finding size (small vs large) and finding type. Writes runs/ablation/report.md.
+# finding size (small vs large) and finding type, caption and attribute metrics. Writes
+# runs/ablation/report.md. (Not yet: the paired per-study bootstrap interval of issue 22.)
 #
 # Environment: ABLATION_OUT (default runs/ablation), SEEDS (default "1 2 3"), VARIANTS (default
 # "clip-only sam-only dual"), SKIP_INSTALL=1, MSMEDCAP_BIN, SYNTH_N, EPOCH_SCALE
@@ -41,5 +42,6 @@ done
   echo "Wall time: $((SECONDS - start)) s on $(nproc) cores."
 } > "$out/intro.md"
 "$bin" report --out "$out/report.md" --title "Ablation: CLIP only vs SAM only vs dual (MSMedCap)" \
-  --intro "$out/intro.md" "${scores[@]}" --metrics Bleu_4,METEOR,ROUGE_L,CIDEr --group-metrics Bleu_4,CIDEr
+  --intro "$out/intro.md" "${scores[@]}" --metrics Bleu_4,METEOR,CIDEr,finding_acc,side_acc,size_acc,finding_f1 \
+  --group-metrics CIDEr,finding_acc
 echo "[ablation] done in $((SECONDS - start)) s; report: $out/report.md"

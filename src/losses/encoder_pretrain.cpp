@@ -19,9 +19,10 @@ torch::Tensor clip_pretrain_loss(models::MsMedCapModelImpl& model, const models:
                  "clip_pretrain: the model has no clip_pretrain_projection (training::apply_stage adds it)");
   MSMEDCAP_CHECK(images.clip_pixels.defined() && !images.clip_features.defined(),
                  "clip_pretrain: trains the ViT, so it needs pixels (not data.feature_cache)");
-  auto heads = model.heads(config::Branch::kClip);  // holders: copies share the modules
+  auto heads = model.heads(config::Branch::kClip);                // holders: copies share the modules
   const auto features = model.clip_features(images.clip_pixels);  // [B, N, Dv]
-  const auto image = F::normalize(model.clip_pretrain_projection->forward(features.mean(1)), F::NormalizeFuncOptions().dim(-1));
+  const auto image =
+      F::normalize(model.clip_pretrain_projection->forward(features.mean(1)), F::NormalizeFuncOptions().dim(-1));
   const auto text_out = model.qformer->encode_text(text_ids, text_mask);  // [B, T, D]
   const auto text = F::normalize(heads.text_projection(text_out.select(1, 0)), F::NormalizeFuncOptions().dim(-1));
   const auto identity = [](const torch::Tensor& t) { return t; };

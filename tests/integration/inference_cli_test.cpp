@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "msmedcap/config/config_io.h"
@@ -84,6 +86,46 @@ TEST_F(InferenceCli, CaptionsAndScoresTheTestSplit) {
     EXPECT_LE(scores[k].get<double>(), 1.0) << k;
   }
   EXPECT_GE(scores["CIDEr"].get<double>(), 0.0);
+}
+
+TEST_F(InferenceCli, BaselinesNearestAndZeroPrefixAndAttentionOnTheFinding) {
+  testing::TempDir out;
+  // Against itself, every image is its own nearest neighbour.
+  auto r = testing::run_msmedcap("nearest --run " + path("caption") + " --train-dataset val_data --out " +
+                                 out.file("nn.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto nn = read_jsonl(out.file("nn.jsonl"));
+  ASSERT_GT(nn.size(), 1u);
+  for (const auto& line : nn) EXPECT_EQ(line["nearest"], line["id"]) << line.dump();
+  // Zeros for every image's prefix: one caption for all.
+  r = testing::run_msmedcap("caption --run " + path("caption") + " --dataset val_data --zero-prefix --out " +
+                            out.file("zero.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::string> zero;
+  for (const auto& line : read_jsonl(out.file("zero.jsonl"))) zero.insert(line["caption"].get<std::string>());
+  EXPECT_EQ(zero.size(), 1u);
+  // Where the attention lands: measured for the studies with a finding, shares in [0, 1].
+  r = testing::run_msmedcap("caption --run " + path("caption") + " --dataset val_data --attention-on-finding 10 " +
+                            "--out " + out.file("att.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, std::string> finding;
+  for (const auto& line : read_jsonl(path("synth/test.jsonl"))) finding[line["id"]] = line["finding"];
+  int64_t measured = 0;
+  for (const auto& line : read_jsonl(out.file("att.jsonl"))) {
+    const bool lesion = finding.at(line["id"]) != "normal";
+    EXPECT_EQ(line.contains("attention_on_finding"), lesion) << line.dump();
+    if (!lesion) continue;
+    ++measured;
+    for (const char* branch : {"clip", "sam"}) {
+      const double share = line["attention_on_finding"][branch].get<double>();
+      const double area = line["finding_area"][branch].get<double>();
+      EXPECT_GE(share, 0.0);
+      EXPECT_LE(share, 1.0);
+      EXPECT_GT(area, 0.0);
+      EXPECT_LT(area, 0.5);
+    }
+  }
+  EXPECT_GT(measured, 0);
 }
 
 TEST_F(InferenceCli, BatchSizeDoesNotChangeCaptions) {
