@@ -3,7 +3,8 @@
 # (SAM-BLIP-2) and dual (MSMedCap) trained on the synthetic benchmark at the same budget (same
 # stages, epochs and data), each with several seeds, scored on the test split overall and by
 # finding size (small vs large) and finding type, caption and attribute metrics. Writes
-# runs/ablation/report.md. (Not yet: the paired per-study bootstrap interval of issue 22.)
+# runs/ablation/report.md, with the paired per-study comparison of dual against clip-only on
+# small findings' type (bootstrap 95% interval over studies x seeds, `msmedcap compare`).
 #
 # Environment: ABLATION_OUT (default runs/ablation), SEEDS (default "1 2 3"), VARIANTS (default
 # "clip-only sam-only dual"), SKIP_INSTALL=1, MSMEDCAP_BIN, SYNTH_N, EPOCH_SCALE
@@ -33,12 +34,26 @@ for seed in $seeds; do
   done
 done
 
+# Dual vs clip-only on the finding type of small findings, paired by study and seed.
+compare_out=""
+if [[ " $variants " == *" dual "* && " $variants " == *" clip-only "* ]]; then
+  pairs=()
+  for seed in $seeds; do pairs+=(--a "$out/clip-only-seed$seed/test.jsonl" --b "$out/dual-seed$seed/test.jsonl"); done
+  compare_out=$("$bin" compare "${pairs[@]}" --ref "$out/synth/test.jsonl" \
+    --attributes configs/attributes/synthetic.json --attribute finding --where size=small --json "$out/compare.json")
+  echo "$compare_out"
+fi
+
 {
   echo "Same data, stages and epochs for every variant; seeds: $seeds (model initialisation,"
   echo "data order). Cells are mean ± sample standard deviation over the seeds. Size and finding"
   echo "come from the synthetic benchmark's attributes of each test study; \"(none)\" sizes are the"
   echo "normal studies. Each group is scored on its own."
   echo
+  if [[ -n $compare_out ]]; then
+    echo "Dual (b) against clip-only (a), paired by test study and seed: $compare_out"
+    echo
+  fi
   echo "Wall time: $((SECONDS - start)) s on $(nproc) cores."
 } > "$out/intro.md"
 "$bin" report --out "$out/report.md" --title "Ablation: CLIP only vs SAM only vs dual (MSMedCap)" \

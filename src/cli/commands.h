@@ -75,6 +75,7 @@ void register_plot(CLI::App& app, const GlobalOptions& globals);
 void register_report(CLI::App& app, const GlobalOptions& globals);
 void register_baseline(CLI::App& app, const GlobalOptions& globals);
 void register_nearest(CLI::App& app, const GlobalOptions& globals);
+void register_compare(CLI::App& app, const GlobalOptions& globals);
 void register_export(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace msmedcap::cli

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   cli::register_report(app, globals);
   cli::register_baseline(app, globals);
   cli::register_nearest(app, globals);
+  cli::register_compare(app, globals);
   cli::register_export(app, globals);
 
   // Past a file-size limit (ulimit -f), a write fails with EFBIG and the writer names the file,

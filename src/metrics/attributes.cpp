@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <set>
 
 #include "msmedcap/config/config_io.h"
@@ -245,6 +246,64 @@ void score_attributes(const AttributeRules& rules, const std::map<std::string, s
     out.values[a + "_f1"] = f1 / static_cast<double>(labels.size());
   }
   out.n = static_cast<int64_t>(ids.size());
+}
+
+std::vector<bool> attribute_correct(const AttributeRules& rules, const std::string& attribute,
+                                    const std::map<std::string, std::string>& predictions,
+                                    const std::map<std::string, std::vector<std::string>>& references,
+                                    const std::vector<std::string>& ids) {
+  const bool known = std::any_of(rules.attributes.begin(), rules.attributes.end(),
+                                 [&](const AttributeRule& r) { return r.name == attribute; });
+  MSMEDCAP_CHECK(known, "attribute \"", attribute, "\" is not in the rule file");
+  std::vector<bool> out;
+  for (const auto& id : ids) {
+    const auto p = predictions.find(id);
+    const auto r = references.find(id);
+    MSMEDCAP_CHECK(p != predictions.end(), "compare: id ", id, " has no prediction");
+    MSMEDCAP_CHECK(r != references.end() && !r->second.empty(), "compare: id ", id, " has no reference");
+    out.push_back(read_attributes(rules, p->second).at(attribute) ==
+                  read_attributes(rules, r->second.front()).at(attribute));
+  }
+  return out;
+}
+
+PairedDifference paired_bootstrap(const std::vector<bool>& a, const std::vector<bool>& b, int64_t samples,
+                                  uint64_t seed) {
+  MSMEDCAP_CHECK(a.size() == b.size() && !a.empty(), "compare: the two systems need the same items (", a.size(),
+                 " and ", b.size(), ")");
+  MSMEDCAP_CHECK(samples >= 100, "compare: at least 100 bootstrap samples, got ", samples);
+  const auto n = static_cast<int64_t>(a.size());
+  PairedDifference d;
+  d.n = n;
+  for (int64_t i = 0; i < n; ++i) {
+    d.a += a[static_cast<size_t>(i)];
+    d.b += b[static_cast<size_t>(i)];
+  }
+  d.a /= static_cast<double>(n);
+  d.b /= static_cast<double>(n);
+  d.difference = d.b - d.a;
+  uint64_t state = seed;  // splitmix64: the same stream everywhere
+  auto next = [&state] {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  std::vector<double> diffs;
+  diffs.reserve(static_cast<size_t>(samples));
+  for (int64_t s = 0; s < samples; ++s) {
+    int64_t sum = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      const auto i = static_cast<size_t>(next() % static_cast<uint64_t>(n));
+      sum += static_cast<int64_t>(b[i]) - static_cast<int64_t>(a[i]);
+    }
+    diffs.push_back(static_cast<double>(sum) / static_cast<double>(n));
+  }
+  std::sort(diffs.begin(), diffs.end());
+  auto at = [&](double q) { return diffs[static_cast<size_t>(std::floor(q * static_cast<double>(samples - 1)))]; };
+  d.low = at(0.025);
+  d.high = at(0.975);
+  return d;
 }
 
 }  // namespace msmedcap::metrics

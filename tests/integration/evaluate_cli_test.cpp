@@ -84,6 +84,25 @@ TEST(EvaluateCli, AttributesScoreOverallAndByGroupAndBaselinePerGroup) {
   EXPECT_NEAR(s["groups"]["modality"]["axial_ct"]["finding_acc"].get<double>(), 1.0, 1e-12);
   EXPECT_NEAR(s["groups"]["modality"]["brain_mri"]["finding_acc"].get<double>(), 0.0, 1e-12);
   EXPECT_EQ(s["groups"]["modality"]["brain_mri"]["n"].get<int64_t>(), 1);
+  // Paired: the baseline against the references themselves, on the CT and MRI studies.
+  testing::write_text(dir.file("ref-as-pred.jsonl"),
+                      "{\"id\": 1, \"caption\": \"Chest radiograph showing a small nodule in the left upper lobe.\"}\n"
+                      "{\"id\": 2, \"caption\": \"Axial CT: a large right pleural effusion.\"}\n"
+                      "{\"id\": 3, \"caption\": \"Brain MRI with no abnormality.\"}\n");
+  const auto c = testing::run_msmedcap("compare --a " + dir.file("pred.jsonl") + " --b " +
+                                       dir.file("ref-as-pred.jsonl") + " --ref " + dir.file("ref.jsonl") +
+                                       " --attributes " + rules + " --attribute side --json " + dir.file("cmp.json"));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const auto cmp = config::read_json_file(dir.file("cmp.json"));
+  EXPECT_NEAR(cmp["a"].get<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(cmp["b"].get<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(cmp["difference"].get<double>(), 1.0, 1e-12);
+  EXPECT_EQ(cmp["n"].get<int64_t>(), 3);
+  const auto where = testing::run_msmedcap("compare --a " + dir.file("pred.jsonl") + " --b " + dir.file("pred.jsonl") +
+                                           " --ref " + dir.file("ref.jsonl") + " --attributes " + rules +
+                                           " --attribute finding --where modality=ultrasound");
+  EXPECT_EQ(where.exit_code, 1);
+  EXPECT_NE(where.err.find("has modality=ultrasound"), std::string::npos) << where.err;
   const auto bad = testing::run_msmedcap("evaluate --no-meteor --pred " + dir.file("pred.jsonl") + " --ref " +
                                          dir.file("ref.jsonl") + " --attributes " + dir.file("ref.jsonl"));
   EXPECT_EQ(bad.exit_code, 1);

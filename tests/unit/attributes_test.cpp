@@ -91,6 +91,33 @@ TEST(Attributes, ScoresAreAccuracyAndMacroF1) {
   EXPECT_THROW(score_attributes(rules, pred, ref, {"9"}, s), Error);
 }
 
+TEST(Attributes, PairedBootstrapCentresOnTheDifferenceAndNarrowsWithMoreItems) {
+  // B right on 60 of 100 items, A on 40, with A's right items a subset of B's.
+  std::vector<bool> a(100, false), b(100, false);
+  for (int i = 0; i < 60; ++i) b[static_cast<size_t>(i)] = true;
+  for (int i = 0; i < 40; ++i) a[static_cast<size_t>(i)] = true;
+  const auto d = paired_bootstrap(a, b, 4000, 7);
+  EXPECT_EQ(d.n, 100);
+  EXPECT_DOUBLE_EQ(d.a, 0.4);
+  EXPECT_DOUBLE_EQ(d.b, 0.6);
+  EXPECT_DOUBLE_EQ(d.difference, 0.2);
+  EXPECT_LT(d.low, 0.2);
+  EXPECT_GT(d.high, 0.2);
+  // The paired difference is a mean of 20 ones among 100: sd sqrt(0.2 * 0.8 / 100) = 0.04, so the
+  // interval spans about 0.2 +- 0.08.
+  EXPECT_NEAR(d.low, 0.12, 0.03);
+  EXPECT_NEAR(d.high, 0.28, 0.03);
+  std::vector<bool> a4, b4;
+  for (int k = 0; k < 4; ++k) {
+    a4.insert(a4.end(), a.begin(), a.end());
+    b4.insert(b4.end(), b.begin(), b.end());
+  }
+  const auto d4 = paired_bootstrap(a4, b4, 4000, 7);
+  EXPECT_LT(d4.high - d4.low, 0.7 * (d.high - d.low));
+  EXPECT_EQ(paired_bootstrap(a, b, 4000, 7).low, d.low);  // seeded
+  EXPECT_THROW(paired_bootstrap(a, std::vector<bool>(3), 4000, 7), Error);
+}
+
 TEST(Attributes, RuleFileErrorsNameTheKey) {
   TempDir dir;
   auto expect_error = [&](const std::string& json, const std::string& part) {

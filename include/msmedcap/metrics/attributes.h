@@ -55,6 +55,22 @@ void score_attributes(const AttributeRules& rules, const std::map<std::string, s
                       const std::map<std::string, std::vector<std::string>>& references,
                       const std::vector<std::string>& ids, Scores& out);
 
+/// Whether each of `ids`' predictions reads `attribute` as its first reference does.
+std::vector<bool> attribute_correct(const AttributeRules& rules, const std::string& attribute,
+                                    const std::map<std::string, std::string>& predictions,
+                                    const std::map<std::string, std::vector<std::string>>& references,
+                                    const std::vector<std::string>& ids);
+
+/// A paired comparison of two systems on the same items: the difference of their accuracies
+/// (b - a) and its percentile bootstrap 95% interval, resampling items (pairs kept together)
+/// `samples` times with a generator seeded by `seed` (the same on every platform).
+struct PairedDifference {
+  double a = 0, b = 0, difference = 0, low = 0, high = 0;
+  int64_t n = 0;
+};
+PairedDifference paired_bootstrap(const std::vector<bool>& a, const std::vector<bool>& b, int64_t samples = 10000,
+                                  uint64_t seed = 0);
+
 /// The score names score_attributes writes, in the rule file's order.
 std::vector<std::string> attribute_metric_names(const AttributeRules& rules);
 
