@@ -4,7 +4,8 @@
 #   synthetic data + tokenizers -> encoder pretraining (CLIP-style, SAM-style) -> decoder LM ->
 #   stage 1 (CLIP branch, SAM branch) -> merge -> stage 2 -> caption fine-tuning -> captions of
 #   the test split -> caption and attribute metrics beside the baselines (untrained model, most
-#   frequent caption overall and per modality, the trained model with its visual prefix zeroed)
+#   frequent caption overall and per modality, the nearest training image's caption, the trained
+#   model with its visual prefix zeroed)
 #   -> runs/demo/report.md (tables, loss and metric plots, example images with their captions
 #   and attention maps).
 #
@@ -52,6 +53,9 @@ score_test "$out" "$out/baseline"
 "$bin" baseline --train "$out/synth/train.jsonl" --ref "$out/synth/test.jsonl" --by modality \
   --out "$out/baseline-modality.jsonl"
 score_test "$out" "$out/baseline-modality"
+# The caption of the nearest training image under the trained model's frozen encoders.
+"$bin" nearest --run "$out/runs/caption" -c "$out/test.json" --out "$out/nearest.jsonl"
+score_test "$out" "$out/nearest"
 # Attention maps for a few test images (the first of each finding in the split).
 awk -F'"' '{ for (i = 1; i < NF; i++) { if ($i == "id") id = $(i + 2); if ($i == "image") img = $(i + 2);
                                          if ($i == "finding") f = $(i + 2) }
@@ -89,7 +93,8 @@ runs="$out/runs"
   echo "\"untrained\" is the same model with every part random; \"most frequent caption\" predicts the"
   echo "training set's commonest caption for every image, \"... per modality\" the commonest of the"
   echo "study's true modality; \"zeroed prefix\" is the trained model with zeros for its visual prefix"
-  echo "(what its language prior writes). The *_acc columns are attribute accuracies read from the"
+  echo "(what its language prior writes); \"nearest training image\" the caption of the training image"
+  echo "closest under the frozen encoders' pooled features. The *_acc columns are attribute accuracies read from the"
   echo "captions by configs/attributes/synthetic.json (evaluate --attributes). Breakdowns score each"
   echo "group on its own."
 } > "$out/intro.md"
@@ -98,6 +103,7 @@ runs="$out/runs"
   --scores "MSMedCap (trained)=$out/trained.eval.json" --scores "zeroed prefix=$out/zero-prefix.eval.json" \
   --scores "untrained=$out/untrained.eval.json" --scores "most frequent caption=$out/baseline.eval.json" \
   --scores "most frequent caption per modality=$out/baseline-modality.eval.json" \
+  --scores "nearest training image=$out/nearest.eval.json" \
   --metrics Bleu_4,METEOR,CIDEr,modality_acc,finding_acc,side_acc,zone_acc,size_acc,count_acc,finding_f1 \
   --group-metrics CIDEr,finding_acc,side_acc \
   --figure "$out/loss.png=Training loss per stage (log scale)" \

@@ -58,11 +58,11 @@ void register_compare(CLI::App& app, const GlobalOptions& globals) {
     }
     const auto d = metrics::paired_bootstrap(a, b, o->samples, o->seed);
     std::cout << fmt::format("{} accuracy{}: a {:.4f}, b {:.4f}, b - a {:+.4f} (95% CI {:+.4f} to {:+.4f}), {} pairs\n",
-                             o->attribute, o->where.empty() ? "" : " where " + o->where, d.a, d.b, d.difference,
-                             d.low, d.high, d.n);
+                             o->attribute, o->where.empty() ? "" : " where " + o->where, d.a, d.b, d.difference, d.low,
+                             d.high, d.n);
     if (!o->json.empty()) {
-      const config::Json j{{"attribute", o->attribute}, {"where", o->where}, {"a", d.a},        {"b", d.b},
-                           {"difference", d.difference}, {"low", d.low},     {"high", d.high}, {"n", d.n}};
+      const config::Json j{{"attribute", o->attribute},  {"where", o->where}, {"a", d.a},       {"b", d.b},
+                           {"difference", d.difference}, {"low", d.low},      {"high", d.high}, {"n", d.n}};
       core::write_file_atomic(o->json, j.dump(2) + "\n");
     }
   });
