@@ -175,13 +175,57 @@ TEST(LossScaler, ScalesUnscalesHalvesOnOverflowAndGrows) {
 TEST(LossBreakdown, ReportsTheTermsItsStageComputes) {
   training::LossBreakdown stage1;
   stage1.terms.itc = stage1.terms.itm = stage1.terms.itg = true;
-  stage1.set_values({3.0, 1.0, 0.5, 1.5, 0.0});
+  stage1.set_values({3.0, 1.0, 0.5, 1.5, 0.0, 0.0});
   EXPECT_EQ(stage1.to_json().dump(), R"({"loss":3.0,"itc":1.0,"itm":0.5,"itg":1.5})");
   EXPECT_EQ(stage1.text(), "3 (itc 1 itm 0.5 itg 1.5)");
   training::LossBreakdown lm;
   lm.terms.lm = true;
-  lm.set_values({2.0, 0, 0, 0, 2.0});
+  lm.set_values({2.0, 0, 0, 0, 2.0, 0});
   EXPECT_EQ(lm.to_json().dump(), R"({"loss":2.0,"lm":2.0})");
+  // The encoder-pretraining stages: clip_pretrain's contrastive loss is its ITC, alone;
+  // sam_pretrain's the mask loss.
+  training::LossBreakdown clip;
+  clip.terms.itc = true;
+  clip.set_values({1.25, 1.25, 0, 0, 0, 0});
+  EXPECT_EQ(clip.to_json().dump(), R"({"loss":1.25,"itc":1.25})");
+  EXPECT_EQ(clip.text(), "1.25");
+  training::LossBreakdown sam;
+  sam.terms.mask = true;
+  sam.set_values({0.75, 0, 0, 0, 0, 0.75});
+  EXPECT_EQ(sam.to_json().dump(), R"({"loss":0.75,"mask":0.75})");
+  EXPECT_EQ(sam.values().size(), training::LossBreakdown::kValues);
+  EXPECT_THROW(sam.set_values({1, 2, 3, 4, 5}), Error);
+}
+
+TEST(StagePlan, EncoderPretrainingStagesTrainTheirEncoderAndHead) {
+  const auto model = testing::tiny_stage1_config().model;  // both branches
+  config::StageConfig s;
+  s.name = "clip_pretrain";
+  const training::StagePlan clip(s, model);
+  EXPECT_EQ(clip.encoder_pretrain_branch(), Branch::kClip);
+  EXPECT_EQ(clip.qformer_text_branch(), Branch::kClip);
+  EXPECT_EQ(clip.tokenizer(), training::TextTokenizer::kQFormer);
+  EXPECT_TRUE(clip.reads(Branch::kClip));
+  EXPECT_FALSE(clip.reads(Branch::kSam));
+  EXPECT_TRUE(clip.losses().itc && !clip.losses().itm && !clip.losses().lm);
+  EXPECT_TRUE(clip.trains("vision_model.encoder.layers.0.mlp.fc1.weight"));
+  EXPECT_TRUE(clip.trains("clip_pretrain_projection.weight"));
+  EXPECT_FALSE(clip.trains("query_tokens"));
+  EXPECT_FALSE(clip.reads_masks());
+  s.name = "sam_pretrain";
+  const training::StagePlan sam(s, model);
+  EXPECT_EQ(sam.encoder_pretrain_branch(), Branch::kSam);
+  EXPECT_FALSE(sam.qformer_text_branch().has_value());
+  EXPECT_EQ(sam.tokenizer(), training::TextTokenizer::kNone);
+  EXPECT_TRUE(sam.reads_masks());
+  EXPECT_TRUE(sam.losses().mask && !sam.losses().itc);
+  EXPECT_TRUE(sam.trains("sam_model.vision_encoder.neck.conv1.weight"));
+  EXPECT_TRUE(sam.trains("sam_pretrain_decoder.bias"));
+  EXPECT_FALSE(sam.trains("sam_qformer.layer.0.x"));
+  auto clip_off = model;
+  clip_off.use_clip = false;
+  s.name = "clip_pretrain";
+  EXPECT_NE(error_of([&] { training::StagePlan p(s, clip_off); }).find("model.use_clip turns off"), std::string::npos);
 }
 
 /// The tiny composite with the stage's plan applied, its optimiser and a runner over them.
