@@ -82,5 +82,27 @@ TEST(Demo, ShortenedDemoTrainsScoresAndReports) {
   EXPECT_NE(r.out.find("## Examples"), std::string::npos);  // printed too
 }
 
+TEST(Demo, ShortenedAblationPairsDualWithClipOnly) {
+  testing::TempDir dir;
+  const std::string out = dir.file("ablation");
+  const auto r =
+      testing::run_command(std::string("SKIP_INSTALL=1 MSMEDCAP_BIN=") + MSMEDCAP_BINARY + " ABLATION_OUT=" + out +
+                           " SEEDS=1 VARIANTS='clip-only dual' SYNTH_N=240 EPOCH_SCALE=0.25 " +
+                           "BATCH_SIZE=8 WARMUP_STEPS=5 " + MSMEDCAP_SOURCE_DIR + "/scripts/experiment_ablation.sh");
+  ASSERT_EQ(r.exit_code, 0) << r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0)
+                            << r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0);
+  // The paired comparison covers every small-finding test study once per seed.
+  int64_t small = 0;
+  std::istringstream lines(testing::read_text(out + "/synth/test.jsonl"));
+  for (std::string line; std::getline(lines, line);) small += nlohmann::json::parse(line)["size"] == "small";
+  const auto cmp = nlohmann::json::parse(testing::read_text(out + "/compare.json"));
+  EXPECT_EQ(cmp["n"].get<int64_t>(), small);
+  EXPECT_LE(cmp["low"].get<double>(), cmp["difference"].get<double>());
+  EXPECT_GE(cmp["high"].get<double>(), cmp["difference"].get<double>());
+  const std::string report = testing::read_text(out + "/report.md");
+  for (const char* part : {"| clip-only |", "| dual |", "finding_acc", "Dual (b) against clip-only (a)"})
+    EXPECT_NE(report.find(part), std::string::npos) << part;
+}
+
 }  // namespace
 }  // namespace msmedcap
