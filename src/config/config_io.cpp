@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "msmedcap/config/json_depth.h"
 #include "msmedcap/core/atomic_file.h"
@@ -80,6 +81,20 @@ void check_json_depth(const char* begin, const char* end, const std::string& ori
     } else if (*c == ']' || *c == '}') {
       --depth;
     }
+  }
+}
+
+void for_each_jsonl_object(const std::string& path,
+                           const std::function<void(const Json& object, const std::string& where)>& row) {
+  std::ifstream in(path);
+  MSMEDCAP_CHECK(in.good(), path, ": cannot open");
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(n);
+    const auto j = Json::parse(line, nullptr, false);
+    MSMEDCAP_CHECK(!j.is_discarded() && j.is_object(), where, ": not a JSON object");
+    row(j, where);
   }
 }
 

@@ -1,7 +1,5 @@
 #include "msmedcap/metrics/evaluate.h"
 
-#include <fstream>
-
 #include "msmedcap/config/fields.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/metrics/meteor.h"
@@ -10,21 +8,6 @@
 
 namespace msmedcap::metrics {
 namespace {
-
-/// Calls `row(json, where)` for each non-empty line of a JSONL file.
-template <class F>
-void read_jsonl(const std::string& path, F&& row) {
-  std::ifstream in(path);
-  MSMEDCAP_CHECK(in.good(), path, ": cannot open");
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(n);
-    const auto j = config::Json::parse(line, nullptr, false);
-    MSMEDCAP_CHECK(!j.is_discarded() && j.is_object(), where, ": not a JSON object");
-    row(j, where);
-  }
-}
 
 std::string id_of(const config::Json& j, const std::string& where) {
   MSMEDCAP_CHECK(j.contains("id"), where, ": no \"id\"");
@@ -65,7 +48,7 @@ std::string first_ids(const std::vector<std::string>& ids) {
 
 std::map<std::string, std::string> read_predictions(const std::string& path) {
   std::map<std::string, std::string> out;
-  read_jsonl(path, [&](const config::Json& j, const std::string& where) {
+  config::for_each_jsonl_object(path, [&](const config::Json& j, const std::string& where) {
     const std::string id = id_of(j, where);
     MSMEDCAP_CHECK(j.contains("caption"), where, ": no \"caption\"");
     MSMEDCAP_CHECK(out.emplace(id, text_of(j.at("caption"), where, "caption")).second, where, ": id ", id,
@@ -76,7 +59,7 @@ std::map<std::string, std::string> read_predictions(const std::string& path) {
 
 std::map<std::string, std::vector<std::string>> read_references(const std::string& path) {
   std::map<std::string, std::vector<std::string>> out;
-  read_jsonl(path, [&](const config::Json& j, const std::string& where) {
+  config::for_each_jsonl_object(path, [&](const config::Json& j, const std::string& where) {
     const std::string id = id_of(j, where);
     auto& refs = out[id];
     if (j.contains("captions")) {
@@ -93,7 +76,7 @@ std::map<std::string, std::vector<std::string>> read_references(const std::strin
 
 std::map<std::string, std::string> read_reference_field(const std::string& path, const std::string& field) {
   std::map<std::string, std::string> out;
-  read_jsonl(path, [&](const config::Json& j, const std::string& where) {
+  config::for_each_jsonl_object(path, [&](const config::Json& j, const std::string& where) {
     const std::string id = id_of(j, where);
     std::string value = "(none)";
     if (j.contains(field)) {

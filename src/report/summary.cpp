@@ -167,20 +167,13 @@ std::string group_table(const std::vector<ScoreSet>& sets, const std::string& fi
 }
 
 std::string attention_on_finding_table(const std::string& records) {
-  std::ifstream in(records);
-  MSMEDCAP_CHECK(in.good(), records, ": cannot open");
   struct Sums {
     int64_t n = 0;
     double share = 0, area = 0;
   };
   std::map<std::string, Sums> branches;
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = records + ":" + std::to_string(n);
-    const auto j = config::Json::parse(line, nullptr, false);
-    MSMEDCAP_CHECK(!j.is_discarded() && j.is_object(), where, ": not a JSON object");
-    if (!j.contains("attention_on_finding")) continue;
+  config::for_each_jsonl_object(records, [&](const config::Json& j, const std::string& where) {
+    if (!j.contains("attention_on_finding")) return;
     const auto& share = j.at("attention_on_finding");
     MSMEDCAP_CHECK(share.is_object() && j.contains("finding_area") && j.at("finding_area").is_object(), where,
                    ": attention_on_finding and finding_area must be objects by branch");
@@ -193,7 +186,7 @@ std::string attention_on_finding_table(const std::string& records) {
       b.share += it.value().get<double>();
       b.area += area.at(it.key()).get<double>();
     }
-  }
+  });
   if (branches.empty()) return "";
   std::string out = header({"branch", "studies", "attention on the finding", "finding's share of the grid", "ratio"});
   for (const auto& [name, b] : branches) {

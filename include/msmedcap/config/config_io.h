@@ -3,6 +3,7 @@
 /// right) <- `--set a.b=v` overrides, parsed into a typed struct and validated. Errors name the
 /// file or override, the full JSON path and, for unknown keys, the nearest valid key.
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,11 @@ namespace msmedcap::config {
 
 /// Reads a JSON file. Errors name the file and the parse position.
 Json read_json_file(const std::string& path);
+
+/// Calls `row(object, where)` for each non-blank line of a JSONL file, `where` "path:line".
+/// Errors name the file (cannot open) or the line (not a JSON object).
+void for_each_jsonl_object(const std::string& path,
+                           const std::function<void(const Json& object, const std::string& where)>& row);
 
 /// RFC 7386 JSON merge patch: objects merge recursively, null deletes, anything else replaces.
 void merge_patch(Json& target, const Json& patch);
