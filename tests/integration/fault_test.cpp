@@ -9,7 +9,7 @@
 // - truncated and damaged checkpoints: train --resume refuses them in one line naming the file;
 // - NaN in cached encoder features: the sample is skipped, the parameters stay finite.
 // MSMEDCAP_FAULT_KILLS (default 6) and MSMEDCAP_FAULT_SEED set the kill trials (fewer when the
-// run finishes first) and their moments.
+// run finishes first) and their moments, which follow the run's logged progress.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -155,24 +155,37 @@ TEST(Faults, SigkillAtRandomMomentsLosesAtMostOneSaveIntervalAndResumesExactly) 
       static_cast<uint32_t>(std::stoul(env_or("MSMEDCAP_FAULT_SEED", std::to_string(std::random_device()()))));
   SCOPED_TRACE("MSMEDCAP_FAULT_SEED=" + std::to_string(seed));
   std::mt19937 rng(seed);
-  // Each restart resumes, so a moment within 40% of a whole run's time leaves work for the next.
-  std::uniform_real_distribution<double> moment(0.0, 0.4 * full_seconds);
+  const auto last_logged = [&] {
+    const auto logged = step_losses(dir.file("split"));
+    return logged.empty() ? int64_t{0} : logged.rbegin()->first;
+  };
+  // Moments are set by the run's progress, not by the clock: under a loaded host (ctest runs
+  // tests side by side) a run's speed varies several-fold, and a moment drawn from the
+  // uninterrupted run's time could fall after the whole run. A random delay of up to one step's
+  // time (measured on the uninterrupted run) spreads the kill over the step and its save.
+  std::uniform_real_distribution<double> within_step(0.0, full_seconds / kSteps);
+  const auto patience = std::chrono::duration<double>(10.0 * full_seconds + 30.0);
   int killed = 0, in_save = 0, finished_first = 0;
   int64_t most_lost = 0;
   for (int trial = 0; trial < kills; ++trial) {
+    const int64_t done_before = last_logged();
+    if (done_before >= kSteps - 1) break;  // too little left to interrupt
+    // Even trials kill a random time after a random step (from where this restart resumes,
+    // so during loading too, to the last but one); odd trials aim at a checkpoint being written
+    // (this process's temporary folder exists; an earlier kill's may linger until the next save).
+    const int64_t target = std::uniform_int_distribution<int64_t>(done_before, kSteps - 2)(rng);
+    const double delay = within_step(rng);
     const pid_t pid = spawn(args("split"), dir.file("split.log"));
-    // Odd trials aim at a checkpoint being written (this process's temporary folder exists; an
-    // earlier kill's may linger until the next save); even trials, and odd ones that see no
-    // save in time, kill at a random moment.
-    const auto deadline = Clock::now() + std::chrono::duration<double>(moment(rng));
+    const auto give_up = Clock::now() + patience;
     bool aimed = false;
-    while (Clock::now() < deadline && running(pid)) {
-      if (trial % 2 == 1 && has_temp_checkpoint(dir.file("split"), pid)) {
-        aimed = true;
+    while (Clock::now() < give_up && running(pid)) {
+      if (trial % 2 == 1 ? has_temp_checkpoint(dir.file("split"), pid) : last_logged() >= target) {
+        aimed = trial % 2 == 1;
         break;
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(trial % 2 == 1 ? 200 : 5000));
+      std::this_thread::sleep_for(std::chrono::microseconds(trial % 2 == 1 ? 200 : 2000));
     }
+    if (trial % 2 == 0) std::this_thread::sleep_for(std::chrono::duration<double>(delay));
     kill(pid, SIGKILL);
     const int code = wait_exit(pid);
     if (code == 0) {  // the run ended before the kill: nothing left to interrupt
