@@ -189,10 +189,14 @@ torch::Tensor sam_transform(const torch::Tensor& image, const config::ImageTrans
   return out;
 }
 
+torch::Tensor structure_ids(const torch::Tensor& mask) {
+  MSMEDCAP_CHECK(mask.dim() == 3, "structure mask: expected [C, H, W], got ", mask.sizes());
+  return (mask.select(0, 0) * 255).round().to(torch::kLong);
+}
+
 torch::Tensor sam_mask_transform(const torch::Tensor& mask, const config::ImageTransformConfig& cfg) {
-  MSMEDCAP_CHECK(mask.dim() == 3, "sam_mask_transform: expected [C, H, W], got ", mask.sizes());
   const auto [h, w] = sam_resized_shape(mask.size(1), mask.size(2), cfg.sam_size);
-  const auto ids = (mask.select(0, 0) * 255).round().to(torch::kFloat32).unsqueeze(0).unsqueeze(0);
+  const auto ids = structure_ids(mask).to(torch::kFloat32).unsqueeze(0).unsqueeze(0);
   namespace F = torch::nn::functional;
   const auto resized = F::interpolate(
       ids, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kNearest));  // [1, 1, h, w]

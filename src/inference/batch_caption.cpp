@@ -72,16 +72,12 @@ void write_maps(const BranchAttention& maps, int64_t row, const data::Image& ima
   }
 }
 
-/// `map` [g, g'] of attention (summing to one or not) against the finding of `sample`'s mask
-/// (ids >= from), the mask area-averaged onto the grid as the branch saw the image: all of it
-/// for CLIP (square inputs; a crop is not undone), the valid fractions for SAM (padding right and
-/// bottom). Leaves `r` untouched when the mask holds no finding.
-void measure_on_finding(const at::Tensor& map, const data::Sample& sample, int64_t from, const char* branch,
-                        double frac_rows, double frac_cols, CaptionRecord& r) {
-  const data::Image mask = data::decode_image(sample.mask).pixels;
-  const auto ids = (data::image_to_tensor(mask).select(0, 0) * 255).round();
-  const auto finding = ids.ge(static_cast<double>(from)).to(at::kFloat);
-  if (finding.sum().item<double>() == 0) return;
+/// The share of `map` [g, g'] (attention, summing to one or not) on `finding` ([H, W], 1 on the
+/// finding), the finding area-averaged onto the part of the grid that saw the image: `frac_rows`
+/// x `frac_cols` of it (SAM pads right and bottom; the CLIP input is the whole square image, a
+/// crop is not undone). Nothing is recorded for an all-zero map.
+void measure_on_finding(const at::Tensor& map, const at::Tensor& finding, const char* branch, double frac_rows,
+                        double frac_cols, CaptionRecord& r) {
   const int64_t g = map.size(0), gc = map.size(1);
   const int64_t rows = std::max<int64_t>(1, std::llround(frac_rows * static_cast<double>(g)));
   const int64_t cols = std::max<int64_t>(1, std::llround(frac_cols * static_cast<double>(gc)));
@@ -94,6 +90,20 @@ void measure_on_finding(const at::Tensor& map, const data::Sample& sample, int64
   if (total <= 0) return;
   r.attention_on_finding[branch] = (a * grid).sum().item<double>() / total;
   r.finding_area[branch] = grid.mean().item<double>();
+}
+
+/// Both branches' measures for one sample whose mask holds ids >= `from` (its finding); a mask
+/// without a finding records nothing.
+void measure_sample(const BranchAttention& maps, int64_t row, const data::Sample& sample, int64_t from,
+                    const config::ImageTransformConfig& transform, CaptionRecord& r) {
+  const auto ids = data::structure_ids(data::image_to_tensor(data::decode_image(sample.mask).pixels));
+  const auto finding = ids.ge(from).to(at::kFloat);
+  if (finding.sum().item<double>() == 0) return;
+  if (maps.clip.defined()) measure_on_finding(maps.clip[row], finding, "clip", 1, 1, r);
+  if (maps.sam.defined()) {
+    const auto [fr, fc] = sam_valid(transform, ids.size(0), ids.size(1));  // the mask has the image's shape
+    measure_on_finding(maps.sam[row], finding, "sam", fr, fc, r);
+  }
 }
 
 }  // namespace
@@ -131,8 +141,8 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
   transform.hflip = false;
   data::ExampleOptions eo;
   eo.require_caption = false;
+  eo.keep_source = !options.attention_dir.empty();  // the overlays draw over it
   const bool record_attention = !options.attention_dir.empty() || options.finding_ids_from > 0;
-  eo.keep_source = record_attention;  // the overlays draw over it; the measure needs its shape
   const auto process = data::make_example_processor(transform, eo);
   if (!options.attention_dir.empty()) {
     // Before any caption is written: the overlays need OpenCV.
@@ -180,17 +190,8 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
         r.score = c.score;
         if (!options.attention_dir.empty())
           write_maps(maps, static_cast<int64_t>(k), d.examples[i]->source, sample, options);
-        if (options.finding_ids_from > 0 && !sample.mask.empty()) {
-          const auto row = static_cast<int64_t>(k);
-          if (maps.clip.defined())
-            measure_on_finding(maps.clip[row], sample, options.finding_ids_from, "clip", 1, 1, r);
-          if (maps.sam.defined()) {
-            const auto& src = d.examples[i]->source;
-            double fr = 1, fc = 1;
-            if (src.rows() > 0) std::tie(fr, fc) = sam_valid(options.transform, src.rows(), src.cols());
-            measure_on_finding(maps.sam[row], sample, options.finding_ids_from, "sam", fr, fc, r);
-          }
-        }
+        if (options.finding_ids_from > 0 && !sample.mask.empty())
+          measure_sample(maps, static_cast<int64_t>(k), sample, options.finding_ids_from, options.transform, r);
         ++k;
       } else {
         r.error = d.errors[i];

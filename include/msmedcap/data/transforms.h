@@ -50,9 +50,13 @@ torch::Tensor clip_transform(const torch::Tensor& image, const config::ImageTran
 /// SAM branch input [3, sam_size, sam_size] from [3, H, W] in [0, 1].
 torch::Tensor sam_transform(const torch::Tensor& image, const config::ImageTransformConfig& cfg);
 
-/// A structure mask ([C, H, W] in [0, 1] as decoded, ids = round(255 x channel 0)) on the SAM
-/// input's geometry: the longest side resized to sam_size by nearest neighbour, padded with 0
-/// (background) at the bottom and right as sam_transform pads. Returns [S, S] int64 ids.
+/// The structure ids of a decoded 8-bit mask (image_to_tensor's [C, H, W] in [0, 1]):
+/// round(255 x channel 0), [H, W] int64.
+torch::Tensor structure_ids(const torch::Tensor& mask);
+
+/// A structure mask (as structure_ids reads it) on the SAM input's geometry: the longest side
+/// resized to sam_size by nearest neighbour, padded with 0 (background) at the bottom and right as
+/// sam_transform pads. Returns [S, S] int64 ids.
 torch::Tensor sam_mask_transform(const torch::Tensor& mask, const config::ImageTransformConfig& cfg);
 
 /// MSMedCap's SAM input made from a CLIP-normalised tensor [3, S, S]: x*255 truncated to an
