@@ -24,7 +24,8 @@ stage_epochs() {
 }
 
 # prepare_data DIR SEED: DIR/synth (the benchmark), DIR/tokenizers/{qformer,decoder} trained on
-# its training captions, DIR/test.json (a config whose val_data is the test split).
+# its training captions, DIR/test.json and DIR/test-seen.json (configs whose val_data is the test
+# split, unseen combinations, or the test_seen split, unseen studies of seen combinations).
 prepare_data() {
   local dir=$1 seed=$2
   if [[ ! -f "$dir/synth/test.jsonl" ]]; then
@@ -43,6 +44,9 @@ prepare_data() {
 JSON
   cat > "$dir/test.json" <<JSON
 {"val_data": {"sources": [{"format": "jsonl", "root": "$dir/synth", "annotations": "test.jsonl"}]}}
+JSON
+  cat > "$dir/test-seen.json" <<JSON
+{"val_data": {"sources": [{"format": "jsonl", "root": "$dir/synth", "annotations": "test_seen.jsonl"}]}}
 JSON
 }
 
@@ -157,10 +161,10 @@ caption_and_score() {
   score_test "$data" "$out"
 }
 
-# score_test DATA_DIR PREFIX: PREFIX.jsonl scored on the test split (caption metrics and the
-# synthetic benchmark's attribute metrics, overall and by size and finding) -> PREFIX.eval.json.
+# score_test DATA_DIR PREFIX [SPLIT]: PREFIX.jsonl scored on SPLIT (default test; caption metrics
+# and the synthetic benchmark's attribute metrics, overall and by size and finding) -> PREFIX.eval.json.
 score_test() {
-  local data=$1 out=$2
-  "$bin" evaluate --pred "$out.jsonl" --ref "$data/synth/test.jsonl" --json "$out.eval.json" \
+  local data=$1 out=$2 split=${3:-test}
+  "$bin" evaluate --pred "$out.jsonl" --ref "$data/synth/$split.jsonl" --json "$out.eval.json" \
     --attributes configs/attributes/synthetic.json --by size --by finding > "$out.eval.txt"
 }

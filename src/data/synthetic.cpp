@@ -264,7 +264,9 @@ std::vector<uint8_t> render_study(const SynthSpec& spec, int64_t size, uint64_t 
 
 std::vector<int64_t> write_synthetic_dataset(const std::string& dir, const SynthOptions& options) {
   MSMEDCAP_CHECK(options.n > 0, "synth: --n must be > 0");
-  MSMEDCAP_CHECK(options.val_fraction >= 0 && options.val_fraction < 1, "synth: val_fraction must be in [0, 1)");
+  MSMEDCAP_CHECK(options.val_fraction >= 0 && options.seen_test_fraction >= 0 &&
+                     options.val_fraction + options.seen_test_fraction < 1,
+                 "synth: val_fraction and seen_test_fraction must be >= 0 with a sum below 1");
   const std::string images = dir + "/images", masks = dir + "/masks";
   ::mkdir(dir.c_str(), 0755);
   for (const auto& folder : {images, masks}) {
@@ -274,8 +276,8 @@ std::vector<int64_t> write_synthetic_dataset(const std::string& dir, const Synth
   }
   Rng rng(options.seed);
   const std::vector<std::string> modalities = {"chest_xray", "axial_ct", "brain_mri"};
-  std::string lines[3];  // train, val, test
-  std::vector<int64_t> counts(3, 0);
+  std::string lines[4];  // train, val, test, test_seen
+  std::vector<int64_t> counts(4, 0);
   for (int64_t i = 0; i < options.n; ++i) {
     SynthSpec s;
     s.modality = rng.pick(modalities);
@@ -301,7 +303,10 @@ std::vector<int64_t> write_synthetic_dataset(const std::string& dir, const Synth
     write_png(images + "/" + id + ".png", pixels);
     write_png(masks + "/" + id + ".png", mask);
     const double r = rng.uniform();
-    int split = held_out_combination(s) ? 2 : (r < options.val_fraction ? 1 : 0);
+    int split = held_out_combination(s)                                 ? 2
+                : r < options.val_fraction                              ? 1
+                : r < options.val_fraction + options.seen_test_fraction ? 3
+                                                                        : 0;
     if (s.finding == "normal" && r > 0.9) split = 2;  // some normal studies in test too
     nlohmann::ordered_json row;
     row["id"] = id;
@@ -317,8 +322,8 @@ std::vector<int64_t> write_synthetic_dataset(const std::string& dir, const Synth
     lines[split] += row.dump() + "\n";
     ++counts[static_cast<size_t>(split)];
   }
-  const char* names[] = {"train", "val", "test"};
-  for (int k = 0; k < 3; ++k) core::write_file_atomic(dir + "/" + names[k] + ".jsonl", lines[k]);
+  const char* names[] = {"train", "val", "test", "test_seen"};
+  for (int k = 0; k < 4; ++k) core::write_file_atomic(dir + "/" + names[k] + ".jsonl", lines[k]);
   return counts;
 }
 

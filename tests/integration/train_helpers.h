@@ -27,6 +27,7 @@ inline std::string make_synth(const std::string& dir, int64_t n) {
   o.n = n;
   o.image_size = 64;
   o.val_fraction = 0.0;
+  o.seen_test_fraction = 0.0;  // every study of a seen combination trains
   data::write_synthetic_dataset(dir, o);
   return dir + "/train.jsonl";
 }

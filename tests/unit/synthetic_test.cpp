@@ -33,8 +33,9 @@ TEST(Synthetic, SameSeedSameFilesOtherSeedOtherFiles) {
   o.seed = 5;
   const auto counts = write_synthetic_dataset(a.path(), o);
   write_synthetic_dataset(b.path(), o);
-  EXPECT_EQ(counts[0] + counts[1] + counts[2], 40);
-  for (const char* f : {"train.jsonl", "val.jsonl", "test.jsonl", "images/synth_00007.png"}) {
+  ASSERT_EQ(counts.size(), 4u);
+  EXPECT_EQ(counts[0] + counts[1] + counts[2] + counts[3], 40);
+  for (const char* f : {"train.jsonl", "val.jsonl", "test.jsonl", "test_seen.jsonl", "images/synth_00007.png"}) {
     EXPECT_EQ(read_text(a.file(f)), read_text(b.file(f))) << f;
   }
   o.seed = 6;
@@ -65,6 +66,39 @@ TEST(Synthetic, TestCombinationsAreUnseenInTraining) {
   EXPECT_GT(abnormal, 10);
 }
 
+TEST(Synthetic, TestSeenHoldsOtherStudiesOfTrainingCombinations) {
+  TempDir dir;
+  SynthOptions o;
+  o.n = 300;
+  o.image_size = 64;
+  const auto counts = write_synthetic_dataset(dir.path(), o);
+  auto key = [](const Sample& s) {
+    return s.attributes.at("modality") + "|" + s.attributes.at("finding") + "|" + s.attributes.at("side") + "|" +
+           s.attributes.at("zone");
+  };
+  std::set<std::string> seen, ids;
+  for (const auto& s : split_of(dir.path(), "train")) {
+    seen.insert(key(s));
+    ids.insert(s.id);
+  }
+  const auto test_seen = split_of(dir.path(), "test_seen");
+  EXPECT_EQ(static_cast<int64_t>(test_seen.size()), counts[3]);
+  EXPECT_GT(test_seen.size(), 15u);  // about 10% of the seen combinations' 80% of 300
+  int in_train = 0;
+  for (const auto& s : test_seen) {
+    EXPECT_FALSE(ids.count(s.id)) << s.id << " is also in train";
+    SynthSpec spec;
+    spec.modality = s.attributes.at("modality");
+    spec.finding = s.attributes.at("finding");
+    spec.side = s.attributes.at("side");
+    spec.zone = s.attributes.at("zone");
+    EXPECT_FALSE(held_out_combination(spec)) << key(s) << " is a held-out combination";
+    in_train += seen.count(key(s)) > 0;
+  }
+  // A rare combination may have no training study at this size; most have several.
+  EXPECT_GE(in_train, static_cast<int>(test_seen.size()) * 3 / 4);
+}
+
 TEST(Synthetic, CaptionsNameTheFindingSideAndSize) {
   TempDir dir;
   SynthOptions o;
@@ -72,7 +106,7 @@ TEST(Synthetic, CaptionsNameTheFindingSideAndSize) {
   o.image_size = 64;
   write_synthetic_dataset(dir.path(), o);
   std::set<std::string> wordings;
-  for (const char* split : {"train", "val", "test"}) {
+  for (const char* split : {"train", "val", "test", "test_seen"}) {
     for (const auto& s : split_of(dir.path(), split)) {
       const auto& c = s.captions[0];
       wordings.insert(c.substr(0, c.find(' ')));

@@ -3,8 +3,9 @@
 /// CT, brain MRI styles) with findings (nodule, mass, effusion, cavity, calcification) or none,
 /// varying in side, zone, size (small ones only a few pixels across, hard to see at the CLIP
 /// branch's 224 px) and count, with captions from varied templates. Deterministic by seed;
-/// written in the generic JSONL layout with train/val/test splits, where the test split holds
-/// (modality, finding, side, zone) combinations never seen in training.
+/// written in the generic JSONL layout with train/val/test/test_seen splits: the test split holds
+/// (modality, finding, side, zone) combinations never seen in training (compositional), the
+/// test_seen split unseen studies of combinations that training has (in distribution).
 ///
 /// Laterality follows the radiological convention: the patient's left is on the image's right.
 
@@ -30,6 +31,8 @@ struct SynthOptions {
   uint64_t seed = 0;
   int64_t image_size = 512;  ///< square images
   double val_fraction = 0.1;
+  /// Share of the studies of seen combinations kept out of training for test_seen.
+  double seen_test_fraction = 0.1;
 };
 
 /// Renders one study as an 8-bit grey image (row-major bytes, size x size); `seed` drives the
@@ -45,9 +48,9 @@ std::string synth_caption(const SynthSpec& spec, uint64_t variant);
 bool held_out_combination(const SynthSpec& spec);
 
 /// Writes DIR/images/*.png, their structure masks DIR/masks/*.png (render_study) and
-/// DIR/{train,val,test}.jsonl (lines {"id", "image", "mask", "caption", "modality", "finding",
-/// "size", "side", "zone", "count"}). Returns the number of studies per
-/// split (train, val, test).
+/// DIR/{train,val,test,test_seen}.jsonl (lines {"id", "image", "mask", "caption", "modality",
+/// "finding", "size", "side", "zone", "count"}). Returns the number of studies per split (train,
+/// val, test, test_seen).
 std::vector<int64_t> write_synthetic_dataset(const std::string& dir, const SynthOptions& options);
 
 }  // namespace msmedcap::data
