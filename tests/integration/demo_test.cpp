@@ -21,9 +21,9 @@ namespace fs = std::filesystem;
 TEST(Demo, ShortenedDemoTrainsScoresAndReports) {
   testing::TempDir dir;
   const std::string out = dir.file("demo");
-  const auto r = testing::run_command(
-      std::string("SKIP_INSTALL=1 MSMEDCAP_BIN=") + MSMEDCAP_BINARY + " DEMO_OUT=" + out +
-      " SYNTH_N=240 EPOCH_SCALE=0.5 BATCH_SIZE=8 WARMUP_STEPS=5 " + MSMEDCAP_SOURCE_DIR + "/scripts/demo.sh");
+  const auto r = testing::run_command(std::string("SKIP_INSTALL=1 MSMEDCAP_BIN=") + MSMEDCAP_BINARY +
+                                      " DEMO_OUT=" + out + " SYNTH_N=240 EPOCH_SCALE=0.5 BATCH_SIZE=8 WARMUP_STEPS=5 " +
+                                      MSMEDCAP_SOURCE_DIR + "/scripts/demo.sh");
   ASSERT_EQ(r.exit_code, 0) << r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0)
                             << r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0);
 
