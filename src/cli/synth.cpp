@@ -1,5 +1,6 @@
-// msmedcap synth --out DIR [--n N] [--seed S] [--image-size PX]: the built-in synthetic
-// radiology captioning benchmark (images + train/val/test/test_seen JSONL).
+// msmedcap synth --out DIR [--n N] [--seed S] [--image-size PX] [--val-fraction F]
+// [--seen-test-fraction F]: the built-in synthetic radiology captioning benchmark (images +
+// train/val/test/test_seen JSONL).
 #include <cstdio>
 
 #include "commands.h"

@@ -266,7 +266,8 @@ std::vector<int64_t> write_synthetic_dataset(const std::string& dir, const Synth
   MSMEDCAP_CHECK(options.n > 0, "synth: --n must be > 0");
   MSMEDCAP_CHECK(options.val_fraction >= 0 && options.seen_test_fraction >= 0 &&
                      options.val_fraction + options.seen_test_fraction < 1,
-                 "synth: val_fraction and seen_test_fraction must be >= 0 with a sum below 1");
+                 "synth: --val-fraction (", options.val_fraction, ") and --seen-test-fraction (",
+                 options.seen_test_fraction, ") must be >= 0 and add up to less than 1");
   const std::string images = dir + "/images", masks = dir + "/masks";
   ::mkdir(dir.c_str(), 0755);
   for (const auto& folder : {images, masks}) {

@@ -9,6 +9,7 @@
 #include "msmedcap/data/synthetic.h"
 #include "test_utils.h"
 
+#include <filesystem>
 #include <set>
 
 namespace msmedcap::data {
@@ -97,6 +98,17 @@ TEST(Synthetic, TestSeenHoldsOtherStudiesOfTrainingCombinations) {
   }
   // A rare combination may have no training study at this size; most have several.
   EXPECT_GE(in_train, static_cast<int>(test_seen.size()) * 3 / 4);
+
+  // Shares that leave no training split are refused by name, before anything is written.
+  TempDir empty;
+  o.val_fraction = 0.5;
+  o.seen_test_fraction = 0.5;
+  EXPECT_NE(
+      testing::error_of([&] {
+        write_synthetic_dataset(empty.path(), o);
+      }).find("synth: --val-fraction (0.5) and --seen-test-fraction (0.5) must be >= 0 and add up to less than 1"),
+      std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(empty.file("train.jsonl")));
 }
 
 TEST(Synthetic, CaptionsNameTheFindingSideAndSize) {
