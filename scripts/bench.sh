@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The performance table (docs/PERFORMANCE.md): this machine's matrix-product roofline, the data
-# loader, training steps of stage 1 (CLIP; SAM with live and cached encoder outputs) and stage 2,
-# and caption generation (greedy and beam 5, batch 1 and 8) on the medium configuration
+# The performance table (docs/PERFORMANCE.md): this machine's matrix-product roofline and (CPU)
+# memory-read bound, one decode-sized product per CPU weight format, the data loader, training
+# steps of stage 1 (CLIP; SAM with live and cached encoder outputs) and stage 2, and caption
+# generation (greedy and beam 5, batch 1 and 8; on the CPU also greedy and beam 3 in each decoder
+# weight format: ATen float32, packed fp32, bf16, int8) on the medium configuration
 # (configs/bench/medium.json: ViT-B/16 at 224, SAM ViT-B at 1024, Q-Formers 768x12 with 32
 # queries, an OPT-125m-sized decoder). Each row runs in its own process, so its peak RSS is its
 # own. Prints a markdown table at the end.
@@ -39,6 +41,8 @@ if [[ $short == 1 ]]; then
   model=configs/models/tiny.json
   out=${out:-$work/bench.jsonl}
   mm=(--size 256 --repeats 2)
+  membw=(--mib 64 --repeats 1)
+  linear=(--rows 1 --in 64 --out 64 --layers 2 --repeats 1)
   loader=(--images 4 --size 64 --epochs 1 --batch-size 2 --workers 1)
   step=(--steps 1 --warmup 0 --text 8)
   gen=(--repeats 1 --warmup 0 --new-tokens 4)
@@ -48,6 +52,8 @@ else
   mkdir -p runs/bench
   out=${out:-runs/bench/$(date +%Y%m%d-%H%M%S).jsonl}
   mm=(--size 2048 --repeats 10)
+  membw=(--mib 1024 --repeats 5)
+  linear=(--rows 1 --in 768 --out 3072 --layers 48 --repeats 20)
   loader=(--images 64 --size 512 --epochs 2 --batch-size 8)
   step=(--steps 2 --warmup 1 --text 32)
   gen=(--repeats 2 --warmup 1 --new-tokens 30)
@@ -60,6 +66,14 @@ train=(-c "$model" --set "train.precision=$precision" --record "$out")
 run() { echo "+ msmedcap $*" >&2; "$bin" "$@"; }
 
 run "${common[@]}" bench matmul "${mm[@]}" --record "$out"
+if [[ $device == cpu ]]; then
+  # The memory bound of CPU decoding, and one decode-sized product per weight format.
+  run "${common[@]}" bench membw "${membw[@]}" --record "$out"
+  for format in fp32 bf16 int8; do
+    run "${common[@]}" bench linear "${linear[@]}" --format "$format" --record "$out"
+  done
+  run "${common[@]}" bench linear "${linear[@]}" --aten --record "$out"
+fi
 # The loader row decodes JPEGs: a build without OpenCV (the LibTorch-only core) leaves it out.
 if "$bin" --version | grep -q 'components:.*opencv'; then
   run "${common[@]}" bench loader "${loader[@]}" --dir "$work/loader" --record "$out"
@@ -82,6 +96,19 @@ for beams in 1 5; do
       --clip-input live --sam-input cached --record "$out"
   done
 done
+if [[ $device == cpu ]]; then
+  # CPU decoding in each weight format, and ATen's float32 products (the decoder unpacked) for
+  # comparison: greedy and beam 3 at batch 1 and 8, the CLIP features cached (decode dominates).
+  for beams in 1 3; do
+    for batch in "$small" "$big"; do
+      for format in aten fp32 bf16 int8; do
+        if [[ $format == aten ]]; then set -- --aten; else set -- --dtype "$format"; fi
+        run "${common[@]}" bench generate -c "$model" "${gen[@]}" --beams "$beams" --batch "$batch" "$@" \
+          --clip-input cached --sam-input cached --record "$out"
+      done
+    done
+  done
+fi
 echo
 echo "records: $out"
 "$bin" bench table "$out"

@@ -1,4 +1,4 @@
-// msmedcap bench matmul | train-step | generate | table: the model benchmarks. Each builds the
+// msmedcap bench matmul | membw | linear | train-step | generate | table: the model benchmarks. Each builds the
 // config's model with random weights (torch's default initialisation: no denormal values), feeds
 // it random pixels or random cached-feature tensors of the real shapes, times warm iterations
 // and reports throughput beside the analytic FLOPs of models/flops.h.
@@ -20,8 +20,10 @@
 #include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/core/threads.h"
+#include "msmedcap/inference/run_setup.h"
 #include "msmedcap/inference/search.h"
 #include "msmedcap/models/flops.h"
+#include "msmedcap/models/packed_linear.h"
 #include "msmedcap/models/pretrained.h"
 #include "msmedcap/training/communicator.h"
 #include "msmedcap/training/optimizer.h"
@@ -102,6 +104,80 @@ void bench_matmul(const MatmulBench& o, const c10::Device& device) {
                            {"device", device.str()},
                            {"threads", at::get_num_threads()},
                            {"gflops", gflops}});
+}
+
+// ---------------------------------------------------------------- membw
+struct MembwBench {
+  int64_t mib = 1024, repeats = 5;
+  std::string record;
+};
+
+/// The memory-read bound: a float32 sum over a buffer far larger than the caches, as decoding
+/// reads its weights (each byte once per token). Best of the repeats.
+void bench_membw(const MembwBench& o) {
+  const auto a = at::rand({o.mib * (1 << 18)});  // o.mib MiB of float32, every page written
+  double best = 0;
+  for (int64_t i = 0; i <= o.repeats; ++i) {
+    const auto t0 = Clock::now();
+    const double sum = a.sum().item<double>();
+    const double gbs = static_cast<double>(a.nbytes()) / seconds_since(t0) / 1e9;
+    MSMEDCAP_CHECK(std::isfinite(sum), "bench membw: non-finite sum");
+    if (i > 0) best = std::max(best, gbs);  // the first pass warms the thread pool
+  }
+  std::cout << "membw: float32 sum over " << o.mib << " MiB, " << at::get_num_threads()
+            << " threads: " << fixed(best, 2) << " GB/s (best of " << o.repeats << ")\n";
+  append_record(o.record, {{"bench", "membw"},
+                           {"setting", "sum over " + std::to_string(o.mib) + " MiB"},
+                           {"device", "cpu"},
+                           {"threads", at::get_num_threads()},
+                           {"gbs", best}});
+}
+
+// ---------------------------------------------------------------- linear
+struct LinearBench {
+  int64_t rows = 1, in = 768, out = 3072, layers = 48, repeats = 20;
+  std::string format = "fp32", record;
+  bool aten = false;
+};
+
+/// A decode-sized product y = x W^T, rows x in -> out, over `layers` distinct weights (so the
+/// weights come from memory, not the caches, as in a decoder step): the packed loop in one format
+/// or ATen's float32 product (--aten). Reports the weight bytes read per second.
+void bench_linear(const LinearBench& o) {
+  const auto format = models::parse_weight_format(o.format, "bench linear --format");
+  MSMEDCAP_CHECK(!o.aten || format == models::WeightFormat::kFloat32,
+                 "bench linear: --aten multiplies float32 weights");
+  std::vector<at::Tensor> weights;
+  std::vector<models::PackedWeight> packed;
+  for (int64_t l = 0; l < o.layers; ++l) {
+    weights.push_back(at::randn({o.out, o.in}) * 0.02);
+    if (!o.aten) packed.push_back(models::pack_weight(weights.back(), format));
+  }
+  const auto x = at::randn({o.rows, o.in});
+  c10::InferenceMode guard;
+  auto run = [&] {
+    for (int64_t l = 0; l < o.layers; ++l) {
+      const auto y = o.aten ? at::linear(x, weights[l]) : models::packed_linear(x, packed[l]);
+    }
+  };
+  run();  // warm-up
+  const auto t0 = Clock::now();
+  for (int64_t r = 0; r < o.repeats; ++r) run();
+  const double s = seconds_since(t0) / static_cast<double>(o.repeats * o.layers);
+  const double bytes = o.aten ? 4.0 * o.in * o.out : static_cast<double>(packed[0].nbytes());
+  const std::string setting = std::string(o.aten ? "aten fp32" : "packed " + o.format) + ", " + std::to_string(o.rows) +
+                              " x " + std::to_string(o.in) + " -> " + std::to_string(o.out);
+  std::cout << "linear: " << setting << ", " << at::get_num_threads() << " threads: " << fixed(s * 1e6, 1)
+            << " us per product, " << fixed(bytes / s / 1e9, 2) << " GB/s of weights, "
+            << fixed(2.0 * o.rows * o.in * o.out / s / 1e9, 1) << " GFLOP/s"
+            << (o.aten || models::packed_kernel_available() ? "" : " (no AVX-512: the ATen fallback)") << "\n";
+  append_record(o.record, {{"bench", "linear"},
+                           {"setting", setting},
+                           {"device", "cpu"},
+                           {"threads", at::get_num_threads()},
+                           {"seconds", s},
+                           {"gbs", bytes / s / 1e9},
+                           {"gflops", 2.0 * o.rows * o.in * o.out / s / 1e9}});
 }
 
 // ---------------------------------------------------------------- train-step
@@ -190,6 +266,7 @@ struct GenerateBench {
   Inputs inputs;
   int64_t batch = 8, beams = 1, new_tokens = 30, repeats = 2, warmup = 1;
   std::string dtype = "fp32", record;
+  bool aten = false;  // the decoder's products through ATen, its weights not packed
 };
 
 void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
@@ -200,12 +277,19 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
   MSMEDCAP_CHECK(o.dtype == "fp32" || cfg.runtime.dtype == "fp32" || o.dtype == cfg.runtime.dtype,
                  "bench generate: --dtype ", o.dtype, " disagrees with runtime.dtype ", cfg.runtime.dtype);
   const std::string dtype_name = o.dtype != "fp32" ? o.dtype : cfg.runtime.dtype;
-  MSMEDCAP_CHECK(dtype_name == "fp32" || device.is_cuda(), "--dtype ", dtype_name, " needs a CUDA device");
-  const auto dtype = core::parse_dtype(dtype_name);
+  config::RuntimeConfig runtime = cfg.runtime;
+  runtime.dtype = dtype_name;
+  runtime.validate();
+  MSMEDCAP_CHECK(!o.aten || dtype_name != "int8", "bench generate: --aten multiplies float weights; int8 is packed");
+  const auto dtype = inference::load_dtype(runtime);
+  const auto packing = inference::decode_weight_format(runtime);
+  const bool pack = !o.aten && packing.has_value();
+  const auto format = pack ? packing.value() : models::WeightFormat::kFloat32;
   torch::manual_seed(static_cast<uint64_t>(cfg.runtime.seed));
   auto model = models::build_model(cfg.model);
   model->to(device, dtype);
   model->eval();
+  if (pack) model->decoder().pack_weights(format);
   const auto images = random_inputs(cfg.model, o.batch, o.inputs, true, true, device);
   auto cast = [&](models::ImageInputs x) {
     for (auto* t : {&x.clip_pixels, &x.sam_pixels, &x.clip_features, &x.sam_embeddings}) {
@@ -253,12 +337,28 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
   const std::string setting = (o.beams == 1 ? std::string("greedy") : "beam " + std::to_string(o.beams)) + ", batch " +
                               std::to_string(o.batch) + ", " + std::to_string(o.new_tokens) + " tokens (clip " +
                               o.inputs.clip + ", sam " + o.inputs.sam +
-                              (dtype_name == "fp32" ? "" : ", " + dtype_name) + ")";
+                              (dtype_name == "fp32" ? "" : ", " + dtype_name) + (o.aten ? ", aten" : "") + ")";
+  // The decoder's weight bytes a decode step reads: every matrix once (the token table as the
+  // tied head's), in the packed format's width; position tables are read a row at a time.
+  double step_bytes = 0;
+  const double width = pack && format == models::WeightFormat::kInt8 ? 1.0
+                       : pack && format == models::WeightFormat::kBFloat16
+                           ? 2.0
+                           : static_cast<double>(c10::elementSize(dtype));
+  for (const auto& item : lm.named_parameters()) {
+    const auto& key = item.key();
+    if (item.value().dim() == 2 && key.find("embed_positions") == std::string::npos &&
+        key.find("wpe") == std::string::npos)
+      step_bytes += static_cast<double>(item.value().numel()) * width;
+  }
+  const double steps = static_cast<double>(o.new_tokens) * n;  // decode steps timed (the prefill is one of them)
+  const double weight_gbs = step_bytes * steps / decode_s / 1e9;
   std::cout << "generate " << setting << ": " << fixed(images_per_s, 2) << " images/s, " << fixed(tokens_per_s, 1)
             << " new tokens/s; encode " << fixed(encode_s / n, 3) << " s, decode " << fixed(decode_s / n, 3)
             << " s per batch; " << fixed(gflops, 1) << " GFLOP/s (decode alone "
-            << fixed(flop.decode / (decode_s / n) / 1e9, 1) << "), peak RSS " << fixed(core::peak_resident_mb(), 0)
-            << " MiB\n";
+            << fixed(flop.decode / (decode_s / n) / 1e9, 1) << "), " << fixed(decode_s / steps * 1e3, 1)
+            << " ms per decode step, decoder weights " << fixed(step_bytes / 1e6, 0) << " MB read at "
+            << fixed(weight_gbs, 2) << " GB/s, peak RSS " << fixed(core::peak_resident_mb(), 0) << " MiB\n";
   append_record(o.record, {{"bench", "generate"},
                            {"setting", setting},
                            {"device", device.str()},
@@ -268,12 +368,15 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
                            {"tokens_per_s", tokens_per_s},
                            {"gflop", (flop.encode + flop.decode) / 1e9},
                            {"gflops", gflops},
+                           {"decode_ms_per_step", decode_s / steps * 1e3},
+                           {"weight_gbs", weight_gbs},
                            {"peak_rss_mb", core::peak_resident_mb()}});
 }
 
 // ---------------------------------------------------------------- table
 /// A markdown table of a --record file: one row per line, GFLOP/s also as a share of the
-/// matmul rows' best figure on the same device.
+/// matmul rows' best figure on the same device, and weight bytes read per second (decoding,
+/// decode-sized products) as a share of the membw rows' best figure.
 void print_table(const std::string& file) {
   std::ifstream in(file);
   MSMEDCAP_CHECK(in.good(), file, ": cannot open the benchmark record");
@@ -290,28 +393,39 @@ void print_table(const std::string& file) {
                    ":", n, ": a record needs \"bench\" and \"setting\"");
   }
   std::map<std::string, double> peak;  // device -> best matmul GFLOP/s
+  double membw = 0;                    // best membw GB/s (CPU)
   for (const auto& r : rows) {
     if (r["bench"] == "matmul") {
       auto& p = peak[r.value("device", "cpu")];
       p = std::max(p, r.value("gflops", 0.0));
     }
+    if (r["bench"] == "membw") membw = std::max(membw, r.value("gbs", 0.0));
   }
   auto cell = [](const config::Json& r, const char* key, int digits) {
     return r.contains(key) && r[key].is_number() ? fixed(r[key].get<double>(), digits) : std::string();
   };
   std::cout
       << "| benchmark | setting | device | images/s | new tokens/s | s/iter | GFLOP/iter | GFLOP/s | % of matmul | "
-         "peak RSS MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+         "ms/step | weights GB/s | % of membw | peak RSS MiB "
+         "|\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     const std::string device = r.value("device", "cpu");
     std::string share;
     if (r["bench"] != "matmul" && peak.count(device) && peak[device] > 0 && r.contains("gflops")) {
       share = fixed(100.0 * r["gflops"].get<double>() / peak[device], 0);
     }
+    const bool product = r["bench"] == "linear";
+    const char* gbs_key = product || r["bench"] == "membw" ? "gbs" : "weight_gbs";
+    std::string step = product && r.contains("seconds") ? fixed(r["seconds"].get<double>() * 1e3, 3)
+                                                        : cell(r, "decode_ms_per_step", 1);
+    std::string bound;
+    if (r["bench"] != "membw" && membw > 0 && r.contains(gbs_key))
+      bound = fixed(100.0 * r[gbs_key].get<double>() / membw, 0);
     std::cout << "| " << r["bench"].get<std::string>() << " | " << r["setting"].get<std::string>() << " | " << device
               << " | " << cell(r, "images_per_s", 2) << " | " << cell(r, "tokens_per_s", 1) << " | "
-              << cell(r, "seconds", 3) << " | " << cell(r, "gflop", 1) << " | " << cell(r, "gflops", 1) << " | "
-              << share << " | " << cell(r, "peak_rss_mb", 0) << " |\n";
+              << (product ? std::string() : cell(r, "seconds", 3)) << " | " << cell(r, "gflop", 1) << " | "
+              << cell(r, "gflops", 1) << " | " << share << " | " << step << " | " << cell(r, gbs_key, 2) << " | "
+              << bound << " | " << cell(r, "peak_rss_mb", 0) << " |\n";
   }
 }
 
@@ -335,6 +449,37 @@ void register_bench_model(CLI::App* bench, const GlobalOptions& globals) {
     if (!globals.log_level.empty()) core::init_logging(globals.log_level);
     core::configure_threads(globals.threads < 0 ? 0 : globals.threads);
     bench_matmul(*mm, core::parse_device(globals.device.empty() ? "cpu" : globals.device));
+  });
+
+  auto mb = std::make_shared<MembwBench>();
+  auto* membw = bench->add_subcommand("membw", "memory read GB/s of this machine (the bound of CPU decoding)");
+  membw->add_option("--mib", mb->mib, "buffer size")->check(CLI::Range(64, 65536))->capture_default_str();
+  membw->add_option("--repeats", mb->repeats, "timed sums")->check(CLI::PositiveNumber)->capture_default_str();
+  membw->add_option("--record", mb->record, "append the figures as a JSON line to this file");
+  membw->callback([mb, &globals] {
+    if (!globals.log_level.empty()) core::init_logging(globals.log_level);
+    core::configure_threads(globals.threads < 0 ? 0 : globals.threads);
+    bench_membw(*mb);
+  });
+
+  auto lb = std::make_shared<LinearBench>();
+  auto* lin = bench->add_subcommand("linear", "a decode-sized product in a weight format (packed loop or ATen)");
+  lin->add_option("--rows", lb->rows, "rows of x (batch x beams)")->check(CLI::Range(1, 4096))->capture_default_str();
+  lin->add_option("--in", lb->in, "K")->check(CLI::Range(1, 65536))->capture_default_str();
+  lin->add_option("--out", lb->out, "N")->check(CLI::Range(1, 262144))->capture_default_str();
+  lin->add_option("--layers", lb->layers, "distinct weights cycled through")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  lin->add_option("--repeats", lb->repeats, "timed passes")->check(CLI::PositiveNumber)->capture_default_str();
+  lin->add_option("--format", lb->format, "fp32, bf16 or int8")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
+      ->capture_default_str();
+  lin->add_flag("--aten", lb->aten, "ATen's float32 product instead of the packed loop");
+  lin->add_option("--record", lb->record, "append the figures as a JSON line to this file");
+  lin->callback([lb, &globals] {
+    if (!globals.log_level.empty()) core::init_logging(globals.log_level);
+    core::configure_threads(globals.threads < 0 ? 0 : globals.threads);
+    bench_linear(*lb);
   });
 
   auto st = std::make_shared<StepBench>();
@@ -362,9 +507,10 @@ void register_bench_model(CLI::App* bench, const GlobalOptions& globals) {
   gen->add_option("--warmup", gb->warmup, "untimed batches first")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  gen->add_option("--dtype", gb->dtype, "weights and activations (bf16/fp16 need CUDA)")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+  gen->add_option("--dtype", gb->dtype, "weights and activations (fp16 needs CUDA; int8: CPU decoder weights)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16", "int8"}))
       ->capture_default_str();
+  gen->add_flag("--aten", gb->aten, "the decoder's products through ATen, its weights not packed (the CPU baseline)");
   gen->add_option("--record", gb->record, "append the figures as a JSON line to this file");
   gen->callback([gb, &globals] { bench_generate(*gb, globals); });
 

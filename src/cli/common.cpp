@@ -53,8 +53,9 @@ config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& 
   core::log_debug("runtime", "{} intra-op threads, flush-to-zero on", threads);
   if (config.runtime.dtype == "bf16" && config.runtime.device == "cpu") {
     core::log_warn("runtime",
-                   "bf16 on the CPU halves the weights' memory but LibTorch's CPU bf16 matrix products are "
-                   "slow (21x float32 at full size on a CPU without AVX512-BF16; docs/PERFORMANCE.md)");
+                   "bf16 on the CPU: the decoder reads bf16 weights in msmedcap's own product, but the encoders' "
+                   "and Q-Formers' bf16 products are LibTorch's, slow (21x float32 at full size on a CPU without "
+                   "AVX512-BF16); for captioning, int8 or fp32 are faster (docs/PERFORMANCE.md)");
   }
   return resolved;
 }

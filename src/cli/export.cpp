@@ -39,7 +39,7 @@ void register_export(CLI::App& app, const GlobalOptions& globals) {
     for (const auto& f : o->config.files) o->exp.provenance.push_back("config file: `" + f + "`");
     if (!o->run_dir.empty()) o->exp.provenance.push_back("run folder: `" + o->run_dir + "` (its latest checkpoint)");
     if (!o->config.model_dir.empty()) o->exp.provenance.push_back("model folder: `" + o->config.model_dir + "`");
-    auto model = inference::load_inference_model(cfg);
+    auto model = inference::load_inference_model(cfg, "export");
     inference::export_model(*model, cfg, o->exp);
     core::log_info("export", "wrote {} ({} layout)", o->exp.out, o->exp.format);
   });

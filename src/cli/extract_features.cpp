@@ -36,7 +36,7 @@ void register_extract_features(CLI::App& app, const GlobalOptions& globals) {
     }
     if (run.weights.empty())
       core::log_warn("extract", "no weights in the config: the encoders are randomly initialised");
-    auto model = inference::load_inference_model(run);
+    auto model = inference::load_inference_model(run, "extract-features");
     o->extract.device = core::parse_device(run.runtime.device);
     if (!o->branches.empty()) {
       o->extract.branches.clear();

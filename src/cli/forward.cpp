@@ -8,6 +8,7 @@
 #include "msmedcap/core/device.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/inference/forward.h"
+#include "msmedcap/inference/run_setup.h"
 
 namespace msmedcap::cli {
 
@@ -35,7 +36,8 @@ void run(const ForwardOptions& o, const GlobalOptions& globals) {
   source.hf_dir = o.hf_dir;
   source.run = &run_config;
   source.device = core::parse_device(run_config.runtime.device);
-  source.dtype = core::parse_dtype(run_config.runtime.dtype, "runtime.dtype");
+  source.dtype = inference::load_dtype(run_config.runtime);
+  source.decoder_weights = inference::decode_weight_format(run_config.runtime);
   std::optional<inference::GenerateRequest> generate;
   if (!o.generate.empty()) {
     generate = inference::GenerateRequest{

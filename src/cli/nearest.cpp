@@ -25,7 +25,7 @@ void run(const NearestOptions& o, const GlobalOptions& globals) {
     std::cout << resolved.dump(2) << "\n";
     return;
   }
-  auto model = inference::load_inference_model(cfg);
+  auto model = inference::load_inference_model(cfg, "nearest");
   const int64_t batch = o.batch_size > 0 ? o.batch_size : cfg.loader.batch_size;
   const auto train = read_config_dataset(cfg, o.train_dataset);
   const auto queries = read_config_dataset(cfg, o.dataset);

@@ -31,7 +31,7 @@ void run(const RetrieveOptions& o, const GlobalOptions& globals) {
   MSMEDCAP_CHECK(!cfg.tokenizers.qformer.empty(),
                  "retrieve: the config names no Q-Former tokenizer (tokenizers.qformer)");
   const auto tokenizer = data::load_tokenizer(cfg.tokenizers.qformer);
-  auto model = inference::load_inference_model(cfg);
+  auto model = inference::load_inference_model(cfg, "retrieve");
   model->heads(branch);  // the branch must have its stage-1 heads
 
   const int64_t batch = o.batch_size > 0 ? o.batch_size : cfg.loader.batch_size;

@@ -64,7 +64,8 @@ io::StateDict run_clip_vision(const std::string& dir, const config::Json& hf, co
 }
 
 io::StateDict run_causal_lm(const std::string& dir, const config::Json& hf, const io::TensorStore& inputs,
-                            const std::optional<GenerateRequest>& generate, const models::LoadTarget& target) {
+                            const std::optional<GenerateRequest>& generate, const models::LoadTarget& target,
+                            const std::optional<models::WeightFormat>& weights) {
   const auto& device = target.device;
   std::shared_ptr<models::DecoderLM> lm;
   {
@@ -73,6 +74,7 @@ io::StateDict run_causal_lm(const std::string& dir, const config::Json& hf, cons
   }
   models::load_weights(*lm, dir, "", {}, "hf-lm", target);
   lm->eval();
+  if (weights) lm->pack_weights(*weights);
   const auto ids = input(inputs, "input_ids", true, device);
   auto mask = input(inputs, "attention_mask", false, device);
   if (!mask.defined()) mask = at::ones_like(ids);
@@ -107,7 +109,8 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
     const auto hf = models::read_hf_config(source.hf_dir);
     const std::string where = source.hf_dir + "/config.json";
     const auto kind = models::hf_kind(hf, where);
-    if (kind == models::HfKind::kCausalLm) return run_causal_lm(source.hf_dir, hf, inputs, generate, target);
+    if (kind == models::HfKind::kCausalLm)
+      return run_causal_lm(source.hf_dir, hf, inputs, generate, target, source.decoder_weights);
     if (kind != models::HfKind::kBlip2) {
       MSMEDCAP_CHECK(!generate, where, ": an image encoder has no decoder to generate with");
       return kind == models::HfKind::kSam ? run_sam_only(source.hf_dir, hf, inputs, target)
@@ -119,6 +122,7 @@ io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inpu
     model = models::load_model(*source.run, target);
   }
   model->eval();
+  if (source.decoder_weights) model->decoder().pack_weights(*source.decoder_weights);
 
   const auto& device = source.device;
   const auto pixels = input(inputs, "pixel_values", false, device);

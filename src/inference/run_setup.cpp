@@ -11,16 +11,29 @@
 
 namespace msmedcap::inference {
 
-models::MsMedCapModel load_inference_model(const config::RunConfig& cfg) {
-  const models::LoadTarget target{core::parse_dtype(cfg.runtime.dtype, "runtime.dtype"),
-                                  core::parse_device(cfg.runtime.device)};
+c10::ScalarType load_dtype(const config::RuntimeConfig& runtime) {
+  return runtime.dtype == "int8" ? c10::kFloat : core::parse_dtype(runtime.dtype, "runtime.dtype");
+}
+
+std::optional<models::WeightFormat> decode_weight_format(const config::RuntimeConfig& runtime) {
+  if (core::parse_device(runtime.device).is_cuda()) return std::nullopt;
+  return models::parse_weight_format(runtime.dtype, "runtime.dtype");
+}
+
+models::MsMedCapModel load_inference_model(const config::RunConfig& cfg, const std::string& command) {
+  MSMEDCAP_CHECK(command.empty() || cfg.runtime.dtype != "int8", "runtime.dtype: int8 packs the decoder's weights ",
+                 "for captioning; ", command, " does not decode (use fp32 or bf16)");
+  const models::LoadTarget target{load_dtype(cfg.runtime), core::parse_device(cfg.runtime.device)};
   auto model = models::load_model(cfg, target);
   model->eval();
   std::vector<at::Tensor> finite;
   for (const auto& p : model->parameters(true))
     finite.push_back(p.is_floating_point() ? at::isfinite(p).all() : at::ones({}, p.options().dtype(at::kBool)));
-  if (finite.empty() || at::stack(finite).all().to(at::kCPU).item<bool>())
-    return model;  // one sync, not one per tensor
+  if (finite.empty() || at::stack(finite).all().to(at::kCPU).item<bool>()) {  // one sync, not one per tensor
+    const auto format = decode_weight_format(cfg.runtime);
+    if (format && command.empty()) model->decoder().pack_weights(*format);
+    return model;
+  }
   for (const auto& item : model->named_parameters(true)) {
     const auto& p = item.value();
     if (!p.is_floating_point() || at::isfinite(p).all().item<bool>()) continue;

@@ -105,8 +105,25 @@ class CausalLmBase : public DecoderLM {
   }
   /// Logits of final hidden states; `embedding` is the token table a tied head reuses.
   torch::Tensor vocab_logits(const torch::Tensor& h, const torch::Tensor& embedding) {
-    return lm_head.is_empty() ? torch::matmul(h, embedding.t()) : lm_head(h);
+    if (!lm_head.is_empty()) return lm_head(h);
+    const bool packed = tied_head_.defined() && (!at::GradMode::is_enabled() || !h.requires_grad());
+    return packed ? packed_linear(h, tied_head_) : torch::matmul(h, embedding.t());
   }
+  /// The token embedding table [V, E] (what a tied LM head multiplies with).
+  virtual const torch::Tensor& token_table() const = 0;
+
+ public:
+  void pack_weights(WeightFormat format) override {
+    for (const auto& m : modules(/*include_self=*/false)) {
+      if (auto* linear = m->as<LinearImpl>()) linear->pack(format);
+      if (auto* conv = m->as<Conv1DImpl>()) conv->pack(format);
+    }
+    if (lm_head.is_empty()) tied_head_ = pack_weight(token_table(), format);
+    format_ = format;
+  }
+  std::optional<WeightFormat> packed_format() const override { return format_; }
+
+ protected:
   /// The last n positions of hidden states [B, T, D] (all when n is 0 or at least T): what the
   /// final norm and the LM head need to see.
   static torch::Tensor last_positions(const torch::Tensor& h, int64_t n) {
@@ -128,6 +145,10 @@ class CausalLmBase : public DecoderLM {
     return s;
   }
   config::DecoderConfig cfg_;
+
+ private:
+  PackedWeight tied_head_;  // the token table packed for a tied head (pack_weights)
+  std::optional<WeightFormat> format_;
 };
 
 // ---------------------------------------------------------------- OPT
@@ -215,6 +236,7 @@ class OptForCausalLM : public CausalLmBase {
     add_lm_head(cfg.embed_dim());
   }
   torch::Tensor embed(const torch::Tensor& ids) override { return model->decoder->embed_tokens(ids); }
+  const torch::Tensor& token_table() const override { return model->decoder->embed_tokens->weight; }
   int64_t input_width() const override { return cfg_.embed_dim(); }
   bool positions_from_mask() const override { return true; }
   torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in, const torch::Tensor& positions,
@@ -354,6 +376,7 @@ class LlamaForCausalLM : public CausalLmBase {
     add_lm_head(cfg.hidden_size);
   }
   torch::Tensor embed(const torch::Tensor& ids) override { return model->embed_tokens(ids); }
+  const torch::Tensor& token_table() const override { return model->embed_tokens->weight; }
   int64_t input_width() const override { return cfg_.hidden_size; }
   torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in, const torch::Tensor& positions,
                         KvCache* cache, int64_t logits_last) override {
@@ -444,6 +467,7 @@ class Gpt2LMHeadModel : public CausalLmBase {
     add_lm_head(cfg.hidden_size);
   }
   torch::Tensor embed(const torch::Tensor& ids) override { return transformer->wte(ids); }
+  const torch::Tensor& token_table() const override { return transformer->wte->weight; }
   int64_t input_width() const override { return cfg_.hidden_size; }
   torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& mask_in, const torch::Tensor& positions,
                         KvCache* cache, int64_t logits_last) override {

@@ -35,7 +35,18 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias
   if (with_bias) bias = register_parameter("bias", init_zeros(out_features));
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return at::linear(x, weight, bias); }
+namespace {
+/// Whether a product may read the packed copy: only where autograd records nothing through it.
+bool use_packed(const PackedWeight& packed, const torch::Tensor& x, const torch::Tensor& weight) {
+  return packed.defined() && (!at::GradMode::is_enabled() || (!x.requires_grad() && !weight.requires_grad()));
+}
+}  // namespace
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  return use_packed(packed, x, weight) ? packed_linear(x, packed, bias) : at::linear(x, weight, bias);
+}
+
+void LinearImpl::pack(WeightFormat format) { packed = pack_weight(weight, format); }
 
 void LinearImpl::reset_parameters(double std) {
   torch::NoGradGuard no_grad;
@@ -59,7 +70,11 @@ Conv1DImpl::Conv1DImpl(int64_t in_features, int64_t out_features) {
   bias = register_parameter("bias", init_zeros(out_features));
 }
 
-torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) { return at::matmul(x, weight) + bias; }
+torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) {
+  return use_packed(packed, x, weight) ? packed_linear(x, packed, bias) : at::matmul(x, weight) + bias;
+}
+
+void Conv1DImpl::pack(WeightFormat format) { packed = pack_weight(weight.t().contiguous(), format); }
 
 void Conv1DImpl::reset_parameters(double std) {
   torch::NoGradGuard no_grad;

@@ -28,20 +28,33 @@ TEST(Bench, ShortScriptRecordsEveryRowAndPrintsTheTable) {
       EXPECT_GT(j["gflops"].get<double>(), 0.0);
       continue;
     }
+    if (bench == "membw" || bench == "linear") {
+      EXPECT_GT(j["gbs"].get<double>(), 0.0) << line;
+      continue;
+    }
     EXPECT_GT(j["images_per_s"].get<double>(), 0.0) << line;
     if (bench == "loader") continue;
     EXPECT_GT(j["gflop"].get<double>(), 0.0) << line;
     EXPECT_GT(j["peak_rss_mb"].get<double>(), 0.0) << line;
-    if (bench == "generate") EXPECT_GT(j["tokens_per_s"].get<double>(), 0.0) << line;
+    if (bench == "generate") {
+      EXPECT_GT(j["tokens_per_s"].get<double>(), 0.0) << line;
+      EXPECT_GT(j["weight_gbs"].get<double>(), 0.0) << line;
+    }
   }
   EXPECT_EQ(rows["matmul"], 1);
+  EXPECT_EQ(rows["membw"], 1);
+  EXPECT_EQ(rows["linear"], 4);                                                   // packed fp32, bf16, int8; ATen
   EXPECT_EQ(rows["loader"], core::built_with(core::Component::kOpenCv) ? 1 : 0);  // it decodes JPEGs
   EXPECT_EQ(rows["train-step"], 5);  // stage 1 CLIP, SAM cached, SAM live vs cached, stage 2
-  EXPECT_EQ(rows["generate"], 4);    // greedy and beam 5, two batch sizes
+  // Greedy and beam 5, two batch sizes; then greedy and beam 3 at two batch sizes in each CPU
+  // decoder weight format (ATen, fp32, bf16, int8).
+  EXPECT_EQ(rows["generate"], 4 + 16);
   // The table: a header, a rule and one row per record.
   EXPECT_NE(r.out.find("| benchmark | setting |"), std::string::npos);
   EXPECT_NE(r.out.find("| generate | beam 5, batch 2, 4 tokens"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| train-step | stage1_sam (sam live, batch 2) |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| generate | beam 3, batch 1, 4 tokens (clip cached, sam cached, int8) |"), std::string::npos)
+      << r.out;
 }
 
 TEST(Bench, TableNamesAMalformedRecordLine) {

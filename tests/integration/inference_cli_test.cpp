@@ -141,6 +141,31 @@ TEST_F(InferenceCli, BatchSizeDoesNotChangeCaptions) {
   }
 }
 
+// Captioning with int8 and bf16 decoder weights (CPU decoding formats): every study captioned,
+// with scores of float32's size (the same model, its decoder weights rounded).
+TEST_F(InferenceCli, CaptionsWithInt8AndBf16DecoderWeights) {
+  testing::TempDir out;
+  const std::string base = "caption --run " + path("caption") + " --dataset val_data --out ";
+  ASSERT_EQ(testing::run_msmedcap(base + out.file("fp32.jsonl")).exit_code, 0);
+  const auto ref = read_jsonl(out.file("fp32.jsonl"));
+  for (const std::string dtype : {"int8", "bf16"}) {
+    const auto r = testing::run_msmedcap(base + out.file(dtype + ".jsonl") + " --dtype " + dtype);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto got = read_jsonl(out.file(dtype + ".jsonl"));
+    ASSERT_EQ(got.size(), ref.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i]["id"], ref[i]["id"]);
+      ASSERT_TRUE(got[i].contains("caption")) << got[i].dump();
+      const double score = got[i]["score"].get<double>();
+      EXPECT_TRUE(std::isfinite(score) && score <= 0) << dtype << " " << score;
+      if (got[i]["caption"] == ref[i]["caption"]) {  // the same tokens: nearly the same log-probability
+        EXPECT_NEAR(score, ref[i]["score"].get<double>(), 0.05 * std::abs(ref[i]["score"].get<double>()) + 0.05)
+            << dtype << " " << i;
+      }
+    }
+  }
+}
+
 TEST_F(InferenceCli, FolderWithABrokenImageGivesAnErrorRecordCsvAndAttentionMaps) {
   testing::TempDir out;
   const std::string images = out.file("images");
@@ -293,6 +318,10 @@ TEST_F(InferenceCli, RetrievalRecallBothWays) {
       testing::run_msmedcap("retrieve --run " + path("stage1") + " --dtype bf16 --json " + out.file("bf16.json"));
   ASSERT_EQ(half.exit_code, 0) << half.err;
   EXPECT_DOUBLE_EQ(config::read_json_file(out.file("bf16.json"))["txt_r10"].get<double>(), 100.0);
+  // int8 is a decoding format: retrieval does not decode, so it is refused by name.
+  const auto int8 = testing::run_msmedcap("retrieve --run " + path("stage1") + " --dtype int8");
+  EXPECT_EQ(int8.exit_code, 1);
+  EXPECT_NE(int8.err.find("retrieve does not decode"), std::string::npos) << int8.err;
   // The caption run has no stage-1 heads.
   const auto r = testing::run_msmedcap("retrieve --run " + path("caption"));
   EXPECT_EQ(r.exit_code, 1);

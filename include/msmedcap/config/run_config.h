@@ -25,15 +25,18 @@ struct RuntimeConfig {
   /// Seed of every random generator the run uses.
   int64_t seed = 42;
   /// Weights and activations of inference commands (forward, caption, retrieve,
-  /// extract-features): fp32, bf16, or fp16 (CUDA only). Norm statistics, softmax and losses
-  /// are computed in float32 whatever this says.
+  /// extract-features): fp32, bf16, fp16 (CUDA only) or int8 (CPU decoding only: float32 model,
+  /// the decoder's weights quantised per output channel, float32 activations). Norm statistics,
+  /// softmax and losses are computed in float32 whatever this says. On the CPU the decoder's
+  /// small-row products read packed weights in this format (models/packed_linear.h).
   std::string dtype = "fp32";
 
   template <class V>
   void visit(V& v) {
     v("threads", threads, "intra-op CPU threads; 0 = all cores");
     v("device", device, "compute device: cpu, cuda or cuda:N");
-    v("dtype", dtype, "inference weights and activations: fp32, bf16, or fp16 (CUDA only)");
+    v("dtype", dtype,
+      "inference weights and activations: fp32, bf16, fp16 (CUDA only) or int8 (CPU decoding: int8 decoder weights)");
     v("log_level", log_level, "log level on stderr: trace, debug, info, warn, error, off");
     v("seed", seed, "seed of every random generator the run uses");
   }

@@ -13,6 +13,7 @@
 #include "msmedcap/config/run_config.h"
 #include "msmedcap/inference/search.h"
 #include "msmedcap/io/tensor_store.h"
+#include "msmedcap/models/packed_linear.h"
 
 namespace msmedcap::inference {
 
@@ -23,7 +24,9 @@ struct ModelSource {
   std::string hf_dir;                      ///< non-empty: load this HF model directory
   const config::RunConfig* run = nullptr;  ///< else: build run->model, load run->weights
   c10::Device device = c10::Device(c10::kCPU);
-  c10::ScalarType dtype = c10::kFloat;  ///< the weights' and activations' type (runtime.dtype)
+  c10::ScalarType dtype = c10::kFloat;  ///< the weights' and activations' type (run_setup.h load_dtype)
+  /// The decoder's weights packed in this format after loading (run_setup.h decode_weight_format).
+  std::optional<models::WeightFormat> decoder_weights;
 };
 
 /// Generation request: settings and how many leading input_ids form the prompt.

@@ -10,9 +10,11 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "msmedcap/config/model_config.h"
+#include "msmedcap/models/packed_linear.h"
 
 namespace msmedcap::models {
 
@@ -59,6 +61,12 @@ class DecoderLM : public torch::nn::Module {
   /// True when the family always derives positions from the mask (OPT); generation then passes
   /// none, and passes cumsum(mask) - 1 positions to the others, as HF generate does.
   virtual bool positions_from_mask() const { return false; }
+  /// Decoding on the CPU: every linear layer and the LM head (the token table when tied) read a
+  /// copy of their weights in `format` from now on (packed_linear.h) wherever no gradient is
+  /// recorded. For inference: the copies do not follow later changes of the weights.
+  virtual void pack_weights(WeightFormat format) = 0;
+  /// The format pack_weights() was given (unset: products read the weights themselves).
+  virtual std::optional<WeightFormat> packed_format() const = 0;
 };
 
 /// Builds the decoder named by cfg.arch (opt, llama, gpt2).

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "msmedcap/models/packed_linear.h"
+
 namespace msmedcap::models {
 
 /// While alive, Linear, Embedding, Conv1D and init_param() leave parameters uninitialised on
@@ -45,7 +47,12 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   /// HF's initialisation: weight N(0, std), bias 0.
   void reset_parameters(double std = kInitStd);
+  /// From now on products read a copy of the weight in `format` (packed_linear.h) whenever no
+  /// gradient is recorded; `weight` stays as it is (for saving, and for training). Inference only:
+  /// a later change of `weight` is not seen by the packed copy.
+  void pack(WeightFormat format);
   torch::Tensor weight, bias;  ///< bias undefined without one
+  PackedWeight packed;         ///< undefined until pack()
 };
 TORCH_MODULE(Linear);
 
@@ -65,7 +72,10 @@ class Conv1DImpl : public torch::nn::Module {
   Conv1DImpl(int64_t in_features, int64_t out_features);
   torch::Tensor forward(const torch::Tensor& x);
   void reset_parameters(double std = kInitStd);
+  /// As LinearImpl::pack (the packed copy is stored [out, in]).
+  void pack(WeightFormat format);
   torch::Tensor weight, bias;
+  PackedWeight packed;
 };
 TORCH_MODULE(Conv1D);
 

@@ -1,0 +1,138 @@
+// Packed weight formats for CPU decoding (models/packed_linear.h): the small-row loop equals
+// ATen's product with the same (dequantised) weight at every row count and shape edge, the int8
+// and bf16 formats stay within their rounding bounds, and a decoder whose weights are packed
+// decodes as its float32 self does.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include "msmedcap/core/check.h"
+#include "msmedcap/inference/search.h"
+#include "msmedcap/models/decoder.h"
+#include "msmedcap/models/layers.h"
+#include "msmedcap/models/packed_linear.h"
+
+namespace msmedcap::models {
+namespace {
+
+double max_rel_error(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+TEST(PackedLinear, EqualsAtenWithTheSameWeightsAtEveryRowCountAndShapeEdge) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(0);
+  // K not a multiple of 16 (a masked tail block), N not a multiple of 8 or of the 64-wide thread
+  // blocks, rows from one to past the float32 threshold; also the kernel's row tiles of 1-4.
+  for (const auto& [k, n] : std::vector<std::pair<int64_t, int64_t>>{{64, 96}, {77, 13}, {5, 131}, {768, 200}}) {
+    const auto w = at::randn({n, k});
+    const auto bias = at::randn({n});
+    for (const auto format : {WeightFormat::kFloat32, WeightFormat::kBFloat16, WeightFormat::kInt8}) {
+      const auto packed = pack_weight(w, format);
+      const auto dense = unpack_weight(packed);
+      for (const int64_t rows : {1, 2, 3, 4, 5, 8, 16, 17, 40}) {
+        const auto x = at::randn({rows, k});
+        const auto want = at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble)).to(at::kFloat);
+        const auto got = packed_linear(x, packed, bias);
+        ASSERT_EQ(got.sizes(), want.sizes());
+        EXPECT_LT(max_rel_error(got, want), 1e-5) << "K " << k << " N " << n << " rows " << rows << " format "
+                                                  << weight_format_name(format);
+        // Without a bias, and with leading batch dimensions [B, T, K].
+        const auto x3 = at::randn({2, rows, k});
+        EXPECT_LT(max_rel_error(packed_linear(x3, packed),
+                                at::matmul(x3.to(at::kDouble), dense.to(at::kDouble).t()).to(at::kFloat)),
+                  1e-5);
+      }
+    }
+  }
+}
+
+TEST(PackedLinear, FormatsRoundWithinTheirBounds) {
+  at::manual_seed(1);
+  auto w = at::randn({64, 48});
+  w[3].zero_();  // an all-zero output channel: scale 0, no division by zero
+  const auto fp32 = pack_weight(w, WeightFormat::kFloat32);
+  EXPECT_TRUE(at::equal(unpack_weight(fp32), w));
+  EXPECT_EQ(fp32.data.data_ptr(), w.data_ptr());  // a contiguous float32 weight is not copied
+  EXPECT_EQ(fp32.nbytes(), 64 * 48 * 4);
+  const auto bf16 = pack_weight(w, WeightFormat::kBFloat16);
+  EXPECT_TRUE(at::equal(unpack_weight(bf16), w.to(at::kBFloat16).to(at::kFloat)));  // round to nearest even
+  EXPECT_EQ(bf16.nbytes(), 64 * 48 * 2);
+  const auto int8 = pack_weight(w, WeightFormat::kInt8);
+  EXPECT_EQ(int8.nbytes(), 64 * 48 + 64 * 4);
+  const auto scale = std::get<0>(w.abs().max(1)) / 127;  // per output channel
+  EXPECT_TRUE(at::allclose(int8.scale, scale));
+  // Each weight within half a step of its channel's grid; the largest magnitude exactly +-127.
+  EXPECT_TRUE(((unpack_weight(int8) - w).abs() <= scale.unsqueeze(1) * 0.5 + 1e-7).all().item<bool>());
+  EXPECT_EQ(int8.data.abs().amax(1)[0].item<int>(), 127);
+  EXPECT_TRUE(at::equal(unpack_weight(int8)[3], at::zeros({48})));
+  EXPECT_THROW(pack_weight(at::randn({4, 4, 4}), WeightFormat::kInt8), msmedcap::Error);
+  EXPECT_THROW(parse_weight_format("int4", "runtime.dtype"), msmedcap::Error);
+}
+
+TEST(PackedLinear, AutogradReadsTheWeightItself) {
+  Linear linear(8, 4);
+  linear->pack(WeightFormat::kInt8);
+  const auto x = at::randn({3, 8});
+  // Recording gradients: the float32 weight, so its gradient exists and equals ATen's.
+  const auto y = linear(x);
+  EXPECT_TRUE(at::allclose(y, at::linear(x, linear->weight, linear->bias)));
+  y.sum().backward();
+  ASSERT_TRUE(linear->weight.grad().defined());
+  torch::NoGradGuard no_grad;  // not recording: the int8 copy
+  EXPECT_TRUE(at::allclose(linear(x), at::linear(x, unpack_weight(linear->packed), linear->bias), 1e-5, 1e-6));
+}
+
+// A decoder packed in each format decodes greedily as the float32 decoder with the same
+// (rounded) weights does: the packed path changes where the products run, not what they compute.
+TEST(PackedLinear, PackedDecoderGreedyEqualsItsUnpackedSelf) {
+  for (const std::string arch : {"opt", "llama", "gpt2"}) {
+    config::DecoderConfig d;
+    d.arch = arch;
+    d.vocab_size = 50;
+    d.hidden_size = 32;
+    d.num_hidden_layers = 2;
+    d.num_attention_heads = 4;
+    d.num_key_value_heads = arch == "llama" ? 2 : 0;
+    d.intermediate_size = 64;
+    d.max_position_embeddings = 64;
+    d.tie_word_embeddings = arch != "llama";
+    d.layer_norm_eps = 1e-5;
+    for (const auto format : {WeightFormat::kFloat32, WeightFormat::kBFloat16, WeightFormat::kInt8}) {
+      at::manual_seed(2);
+      auto packed = build_decoder(d);
+      at::manual_seed(2);
+      auto rounded = build_decoder(d);
+      packed->eval();
+      rounded->eval();
+      torch::NoGradGuard no_grad;
+      // The reference holds the rounded values as plain float32 weights, multiplied by ATen.
+      for (auto& p : rounded->named_parameters()) {
+        if (p.value().dim() == 2 && p.key().find("embed_positions") == std::string::npos &&
+            p.key().find("wpe") == std::string::npos) {
+          auto w = arch == "gpt2" && p.key().find("wte") == std::string::npos ? p.value().t() : p.value();
+          auto r = unpack_weight(pack_weight(w.contiguous(), format));
+          p.value().copy_(arch == "gpt2" && p.key().find("wte") == std::string::npos ? r.t() : r);
+        }
+      }
+      packed->pack_weights(format);
+      ASSERT_TRUE(packed->packed_format().has_value());
+      // The token table is both the embedding and the tied head: the reference rounds both,
+      // the packed decoder rounds only the head, so inputs are embedded by the reference.
+      const auto embeds = rounded->embed(at::randint(4, 50, {2, 5}));
+      const auto mask = at::ones({2, 5}, at::kLong);
+      const auto a = packed->forward(embeds, mask);
+      const auto b = rounded->forward(embeds, mask);
+      EXPECT_LT(max_rel_error(a, b), 1e-4) << arch << " " << weight_format_name(format);
+      inference::GenerateOptions g;
+      g.max_new_tokens = 8;
+      g.eos_token_id.reset();
+      const auto ga = inference::generate(*packed, embeds, mask, g).tokens;
+      const auto gb = inference::generate(*rounded, embeds, mask, g).tokens;
+      EXPECT_TRUE(at::equal(ga, gb)) << arch << " " << weight_format_name(format);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace msmedcap::models
