@@ -8,9 +8,20 @@
 # queries, an OPT-125m-sized decoder). Each row runs in its own process, so its peak RSS is its
 # own. Prints a markdown table at the end.
 #
-# Usage: scripts/bench.sh [--short] [--out FILE.jsonl]
+# Usage: scripts/bench.sh [--short] [--out FILE.jsonl] [--hf-only]
 #   --short   the tiny model and one iteration per row: checks the harness, not the speed (CI)
 #   --out     where the JSON lines go (default: runs/bench/<date>.jsonl; --short: a temp file)
+#   --hf-only only the side-by-side with HF transformers (below)
+#
+# Side by side with HF transformers, when its peer is set up (../shared/peer/README.md: PEER_DIR,
+# default ../shared/peer, with env.sh and bench_hf.py; HF_MODEL, default
+# ~/.cache/msmedcap-ref/medium, made by its make_medium.py): on the same weights' sizes, alternating
+# which tool goes first, ROUNDS rounds (default 3), medians: HF generate() against msmedcap's
+# `bench generate` with the decoder's products in ATen float32 and packed fp32, bf16 and int8
+# (greedy and beam 3, batch 1 and 8, 32 new tokens, CLIP live), HF's stage-2 training step
+# (AdamW, batch 8) against `bench train-step` stage 2 with CLIP live and cached, and the tokens of
+# `msmedcap forward` on the HF weights (fp32, int8) against HF's. Left out (with a line saying
+# so) when the peer is not there; --short never runs it.
 # Environment: BUILD_DIR (default build), MSMEDCAP_BIN (default $BUILD_DIR/msmedcap),
 #   DEVICE (cpu or cuda, default cpu), THREADS (default: all cores), DTYPE (generation on CUDA:
 #   fp32, bf16), PRECISION (training on CUDA: fp32, bf16).
@@ -19,11 +30,13 @@ cd "$(dirname "$0")/.."
 
 short=0
 out=""
+hf_only=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --short) short=1 ;;
     --out) out="$2"; shift ;;
-    *) echo "bench.sh: unknown argument '$1' (usage: scripts/bench.sh [--short] [--out FILE])" >&2; exit 2 ;;
+    --hf-only) hf_only=1 ;;
+    *) echo "bench.sh: unknown argument '$1' (usage: scripts/bench.sh [--short] [--out FILE] [--hf-only])" >&2; exit 2 ;;
   esac
   shift
 done
@@ -65,6 +78,111 @@ train=(-c "$model" --set "train.precision=$precision" --record "$out")
 
 run() { echo "+ msmedcap $*" >&2; "$bin" "$@"; }
 
+
+# ---------------------------------------------------------------- side by side with HF
+peer=${PEER_DIR:-../shared/peer}
+hf_model=${HF_MODEL:-${REF_ROOT:-$HOME/.cache/msmedcap-ref}/medium}
+side_by_side() {
+  local sbs=$work/sbs rounds=${ROUNDS:-3} new=32 py
+  mkdir -p "$sbs"
+  # shellcheck source=/dev/null
+  source "$peer/env.sh"
+  py=$PY
+  U() { "$py" "$peer/sbs_util.py" "$@"; }
+  U msmedcap-config "$hf_model" "$sbs/model.json"
+  hf_out=${out%.jsonl}-hf.jsonl  # its own record file: `bench table` reads msmedcap's rows
+  : > "$hf_out"
+  record() { echo "{\"bench\": \"sbs\", \"setting\": \"$1\", \"tool\": \"$2\", \"round\": $3, \"seconds\": $4}" >> "$hf_out"; }
+  local cases="greedy:1 greedy:8 beam3:1 beam3:8"
+  for c in $cases; do
+    local b=${c##*:} kind=${c%%:*} k=1
+    [[ $kind == beam3 ]] && k=3
+    [[ -f $sbs/inputs_b$b.safetensors ]] || U slice "$hf_model/inputs.safetensors" "$b" "$sbs/inputs_b$b.safetensors"
+    [[ -f $sbs/gen_k$k.json ]] || U gen-json "$sbs/gen_k$k.json" "$new" "$k"
+  done
+  hf() {  # case beams batch round
+    echo "+ HF generate $1 round $4" >&2
+    "$py" "$peer/bench_hf.py" --model "$hf_model" --inputs "$sbs/inputs_b$3.safetensors" --batch "$3" --beams "$2" \
+      --new-tokens "$new" --threads "$(nproc)" --runs 1 --warmup 1 --out "$sbs/hf_${1/:/_}.json" > "$sbs/hf.line" \
+      2> "$sbs/hf.log" || { cat "$sbs/hf.log" >&2; return 1; }
+    record "$1" hf "$4" "$(U field "$sbs/hf.line" median_s)"
+  }
+  ms() {  # case beams batch round
+    local f extra
+    for f in aten fp32 bf16 int8; do
+      extra=(--dtype "$f")
+      [[ $f == aten ]] && extra=(--aten)
+      echo "+ msmedcap bench generate $1 $f round $4" >&2
+      "$bin" "${common[@]}" bench generate -c "$sbs/model.json" --batch "$3" --beams "$2" --new-tokens "$new" \
+        --repeats 1 --warmup 1 --clip-input live "${extra[@]}" --record "$sbs/ms.jsonl" > /dev/null
+      record "$1" "$f" "$4" "$(tail -1 "$sbs/ms.jsonl" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["seconds"])')"
+    done
+  }
+  local r c
+  for ((r = 1; r <= rounds; r++)); do
+    for c in $cases; do
+      local b=${c##*:} kind=${c%%:*} k=1
+      [[ $kind == beam3 ]] && k=3
+      if ((r % 2)); then hf "$c" "$k" "$b" "$r"; ms "$c" "$k" "$b" "$r"; else ms "$c" "$k" "$b" "$r"; hf "$c" "$k" "$b" "$r"; fi
+    done
+    # The stage-2 training step: Q-Former, queries and projection trained, ViT and OPT frozen, AdamW.
+    local first=hf second=ms
+    ((r % 2)) || { first=ms; second=hf; }
+    for who in $first $second; do
+      if [[ $who == hf ]]; then
+        echo "+ HF train step round $r" >&2
+        "$py" "$peer/bench_hf.py" --model "$hf_model" --inputs "$sbs/inputs_b8.safetensors" --batch 8 --train-step \
+          --optimizer adamw --text-tokens 32 --threads "$(nproc)" --runs 1 --warmup 1 > "$sbs/hf.line" 2> "$sbs/hf.log" \
+          || { cat "$sbs/hf.log" >&2; return 1; }
+        record "train:8" hf "$r" "$(U field "$sbs/hf.line" median_s)"
+      else
+        for clip in live cached; do
+          echo "+ msmedcap bench train-step stage 2 (clip $clip) round $r" >&2
+          "$bin" "${common[@]}" bench train-step -c "$sbs/model.json" -c configs/stages/stage2.json --batch 8 --text 32 \
+            --steps 1 --warmup 1 --clip-input "$clip" --record "$sbs/ms.jsonl" > /dev/null
+          record "train:8" "step_$clip" "$r" "$(tail -1 "$sbs/ms.jsonl" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["seconds"])')"
+        done
+      fi
+    done
+  done
+  # Tokens: msmedcap forward on the HF weights against HF's own (the last round's ids).
+  for c in $cases; do
+    local b=${c##*:} kind=${c%%:*} k=1 f
+    [[ $kind == beam3 ]] && k=3
+    for f in fp32 int8; do
+      "$bin" --log-level warn --dtype "$f" forward --hf "$hf_model" --inputs "$sbs/inputs_b$b.safetensors" \
+        --output "$sbs/ms_${c/:/_}_$f.safetensors" --generate "$sbs/gen_k$k.json" --prompt-tokens 1
+      U compare "$c $f" "$sbs/hf_${c/:/_}.json" "$sbs/ms_${c/:/_}_$f.safetensors" |
+        "$py" -c 'import json, sys; r = json.load(sys.stdin); print(json.dumps({"bench": "sbs-tokens", "setting": r["case"], "equal": r["equal"], "first_mismatch": r.get("first_mismatch_row_step")}))' >> "$hf_out"
+    done
+  done
+  "$py" - "$hf_out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+sbs = [r for r in rows if r["bench"] == "sbs"]
+def med(case, tool):
+    xs = [r["seconds"] for r in sbs if r["setting"] == case and r["tool"] == tool]
+    return statistics.median(xs) if xs else None
+print("\n| case | HF s | msmedcap ATen fp32 s | packed fp32 s | bf16 s | int8 s | HF / ATen | HF / fp32 | HF / bf16 | HF / int8 |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for case in ["greedy:1", "greedy:8", "beam3:1", "beam3:8"]:
+    hf = med(case, "hf")
+    t = [med(case, f) for f in ["aten", "fp32", "bf16", "int8"]]
+    cell = lambda x: "-" if x is None else f"{x:.3f}"
+    ratio = lambda x: "-" if x is None or hf is None else f"{hf / x:.2f}"
+    print(f"| {case} | {cell(hf)} | " + " | ".join(cell(x) for x in t) + " | " + " | ".join(ratio(x) for x in t) + " |")
+hf = med("train:8", "hf")
+for tool in ["step_live", "step_cached"]:
+    x = med("train:8", tool)
+    print(f"| stage-2 step, batch 8, CLIP {tool[5:]} | {hf if hf is None else f'{hf:.3f}'} | {'-' if x is None else f'{x:.3f}'} | | | | {'-' if x is None or hf is None else f'{hf / x:.2f}'} | | | |")
+print("\nTokens of msmedcap forward on the HF weights against HF generate's:")
+for r in rows:
+    if r["bench"] == "sbs-tokens":
+        print(f"- {r['setting']}: {'equal' if r['equal'] else 'differ, first at row/step ' + str(r['first_mismatch'])}")
+PY
+}
+
+if [[ $hf_only == 0 ]]; then
 run "${common[@]}" bench matmul "${mm[@]}" --record "$out"
 if [[ $device == cpu ]]; then
   # The memory bound of CPU decoding, and one decode-sized product per weight format.
@@ -108,6 +226,12 @@ if [[ $device == cpu ]]; then
       done
     done
   done
+fi
+fi
+if [[ $short == 0 && -f $peer/env.sh && -f $peer/bench_hf.py && -f $hf_model/model.safetensors ]]; then
+  side_by_side
+elif [[ $short == 0 ]]; then
+  echo "bench.sh: the side-by-side with HF left out (no peer at $peer or no model at $hf_model; see the header)" >&2
 fi
 echo
 echo "records: $out"

@@ -4,6 +4,7 @@
 // and reports throughput beside the analytic FLOPs of models/flops.h.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/nn/functional/normalization.h>
 
 #include <chrono>
@@ -185,7 +186,7 @@ struct StepBench {
   ConfigOptions config;
   Inputs inputs;
   int64_t batch = 8, text = 32, steps = 3, warmup = 1;
-  std::string name, record;
+  std::string name, record, profile;
 };
 
 void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
@@ -228,11 +229,20 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   };
   for (int64_t i = 0; i < o.warmup; ++i) step(i);
   core::synchronize(device);
-  const auto t0 = Clock::now();
   double loss = 0;
-  for (int64_t i = 0; i < o.steps; ++i) loss = step(o.warmup + i);
-  core::synchronize(device);
-  const double s = seconds_since(t0) / static_cast<double>(o.steps);
+  auto timed = [&] {
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < o.steps; ++i) loss = step(o.warmup + i);
+    core::synchronize(device);
+    return seconds_since(t0) / static_cast<double>(o.steps);
+  };
+  double s = 0;
+  if (o.profile.empty()) {
+    s = timed();
+  } else {  // LibTorch's profiler over the timed steps: a Chrome trace (scripts/profile_summary.py)
+    torch::autograd::profiler::RecordProfile profile(o.profile);
+    s = timed();
+  }
   const auto& stage = cfg.train.stage;
   const double flop =
       static_cast<double>(accum) *
@@ -492,6 +502,8 @@ void register_bench_model(CLI::App* bench, const GlobalOptions& globals) {
   step->add_option("--warmup", st->warmup, "untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
   step->add_option("--name", st->name, "the row's name (default: the stage)");
   step->add_option("--record", st->record, "append the figures as a JSON line to this file");
+  step->add_option("--profile", st->profile,
+                   "write LibTorch's profile of the timed steps (Chrome trace JSON; scripts/profile_summary.py)");
   step->callback([st, &globals] { bench_train_step(*st, globals); });
 
   auto gb = std::make_shared<GenerateBench>();

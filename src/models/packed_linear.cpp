@@ -22,9 +22,12 @@ WeightFormat parse_weight_format(const std::string& name, const std::string& wha
 
 const char* weight_format_name(WeightFormat format) {
   switch (format) {
-    case WeightFormat::kFloat32: return "fp32";
-    case WeightFormat::kBFloat16: return "bf16";
-    case WeightFormat::kInt8: return "int8";
+    case WeightFormat::kFloat32:
+      return "fp32";
+    case WeightFormat::kBFloat16:
+      return "bf16";
+    case WeightFormat::kInt8:
+      return "int8";
   }
   return "?";
 }
@@ -59,9 +62,12 @@ PackedWeight pack_weight(const at::Tensor& weight, WeightFormat format) {
 
 at::Tensor unpack_weight(const PackedWeight& p) {
   switch (p.format) {
-    case WeightFormat::kFloat32: return p.data;
-    case WeightFormat::kBFloat16: return p.data.view(at::kBFloat16).to(at::kFloat);
-    case WeightFormat::kInt8: return p.data.to(at::kFloat).mul(p.scale.unsqueeze(1));
+    case WeightFormat::kFloat32:
+      return p.data;
+    case WeightFormat::kBFloat16:
+      return p.data.view(at::kBFloat16).to(at::kFloat);
+    case WeightFormat::kInt8:
+      return p.data.to(at::kFloat).mul(p.scale.unsqueeze(1));
   }
   return {};
 }
@@ -142,10 +148,18 @@ template <int J, class W>
 MSMEDCAP_AVX512 inline void rows_tile(int64_t mt, const float* x, const W* w, int64_t K, int64_t n, const float* scale,
                                       const float* bias, float* y, int64_t N) {
   switch (mt) {
-    case 4: outputs<4, J>(x, K, w, K, n, scale, bias, y, N); break;
-    case 3: outputs<3, J>(x, K, w, K, n, scale, bias, y, N); break;
-    case 2: outputs<2, J>(x, K, w, K, n, scale, bias, y, N); break;
-    default: outputs<1, J>(x, K, w, K, n, scale, bias, y, N); break;
+    case 4:
+      outputs<4, J>(x, K, w, K, n, scale, bias, y, N);
+      break;
+    case 3:
+      outputs<3, J>(x, K, w, K, n, scale, bias, y, N);
+      break;
+    case 2:
+      outputs<2, J>(x, K, w, K, n, scale, bias, y, N);
+      break;
+    default:
+      outputs<1, J>(x, K, w, K, n, scale, bias, y, N);
+      break;
   }
 }
 
@@ -157,9 +171,11 @@ MSMEDCAP_AVX512 void rows_product(const float* x, int64_t M, const W* w, int64_t
                                   const float* scale, const float* bias, float* y, int64_t N) {
   int64_t n = n0;
   for (; n + J <= n1; n += J)
-    for (int64_t m = 0; m < M; m += 4) rows_tile<J>(std::min<int64_t>(4, M - m), x + m * K, w, K, n, scale, bias, y + m * N, N);
+    for (int64_t m = 0; m < M; m += 4)
+      rows_tile<J>(std::min<int64_t>(4, M - m), x + m * K, w, K, n, scale, bias, y + m * N, N);
   for (; n < n1; ++n)
-    for (int64_t m = 0; m < M; m += 4) rows_tile<1>(std::min<int64_t>(4, M - m), x + m * K, w, K, n, scale, bias, y + m * N, N);
+    for (int64_t m = 0; m < M; m += 4)
+      rows_tile<1>(std::min<int64_t>(4, M - m), x + m * K, w, K, n, scale, bias, y + m * N, N);
 }
 
 }  // namespace
@@ -206,9 +222,15 @@ at::Tensor packed_linear(const at::Tensor& x, const PackedWeight& p, const at::T
         rows_product<4>(xp, M, w, K, n0, n1, sp, bp, yp, N);
     };
     switch (p.format) {
-      case WeightFormat::kFloat32: run(p.data.data_ptr<float>()); break;
-      case WeightFormat::kBFloat16: run(p.data.data_ptr<int16_t>()); break;
-      case WeightFormat::kInt8: run(p.data.data_ptr<int8_t>()); break;
+      case WeightFormat::kFloat32:
+        run(p.data.data_ptr<float>());
+        break;
+      case WeightFormat::kBFloat16:
+        run(p.data.data_ptr<int16_t>());
+        break;
+      case WeightFormat::kInt8:
+        run(p.data.data_ptr<int8_t>());
+        break;
     }
   });
   return y;

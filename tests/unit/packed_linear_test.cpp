@@ -35,8 +35,8 @@ TEST(PackedLinear, EqualsAtenWithTheSameWeightsAtEveryRowCountAndShapeEdge) {
         const auto want = at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble)).to(at::kFloat);
         const auto got = packed_linear(x, packed, bias);
         ASSERT_EQ(got.sizes(), want.sizes());
-        EXPECT_LT(max_rel_error(got, want), 1e-5) << "K " << k << " N " << n << " rows " << rows << " format "
-                                                  << weight_format_name(format);
+        EXPECT_LT(max_rel_error(got, want), 1e-5)
+            << "K " << k << " N " << n << " rows " << rows << " format " << weight_format_name(format);
         // Without a bias, and with leading batch dimensions [B, T, K].
         const auto x3 = at::randn({2, rows, k});
         EXPECT_LT(max_rel_error(packed_linear(x3, packed),
