@@ -47,4 +47,21 @@ inline config::QFormerConfig tiny_text_qformer() {
   return q;
 }
 
+/// A two-layer decoder of `arch` (opt, llama, gpt2) with a 50-token vocabulary: LLaMA with
+/// grouped keys/values and an untied head, the others tied.
+inline config::DecoderConfig tiny_decoder(const std::string& arch) {
+  config::DecoderConfig d;
+  d.arch = arch;
+  d.vocab_size = 50;
+  d.hidden_size = 32;
+  d.num_hidden_layers = 2;
+  d.num_attention_heads = 4;
+  d.num_key_value_heads = arch == "llama" ? 2 : 0;
+  d.intermediate_size = 64;
+  d.max_position_embeddings = 64;
+  d.tie_word_embeddings = arch != "llama";
+  d.layer_norm_eps = 1e-5;
+  return d;
+}
+
 }  // namespace msmedcap::testing

@@ -131,5 +131,25 @@ TEST(KeyedDropout, ProbabilitiesAreValidated) {
   EXPECT_THROW(cfg.validate("model.qformer"), Error);
 }
 
+// The CPU's loop and the tensor-op formulation (the one CUDA runs) give the same masks, bit for
+// bit: a run's masks do not depend on the device, and a CPU change of speed is not a change of
+// numbers. Seeds span the 31-bit range, rows and row lengths are ragged, p from 0.05 to 0.9.
+TEST(KeyedDropout, LoopMaskEqualsTheTensorFormulation) {
+  at::manual_seed(3);
+  for (const int64_t per_row : {1, 17, 768, 4099}) {
+    const auto seeds = at::randint(0, (int64_t{1} << 31) - 1, {7}, at::kLong);
+    for (const double p : {0.05, 0.1, 0.5, 0.9}) {
+      const auto threshold = static_cast<int64_t>(std::llround(p * 2147483648.0));
+      const auto loop = detail::keyed_keep_mask(seeds, per_row, threshold, true);
+      const auto ops = detail::keyed_keep_mask(seeds, per_row, threshold, false);
+      ASSERT_EQ(loop.sizes(), ops.sizes());
+      EXPECT_TRUE(at::equal(loop, ops)) << per_row << " " << p;
+      if (per_row >= 768) {  // and it drops about p of them
+        EXPECT_NEAR(1.0 - loop.to(at::kDouble).mean().item<double>(), p, 0.02) << per_row << " " << p;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace msmedcap::models

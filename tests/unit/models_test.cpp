@@ -15,20 +15,7 @@
 namespace msmedcap::models {
 namespace {
 
-config::DecoderConfig tiny_decoder(const std::string& arch) {
-  config::DecoderConfig d;
-  d.arch = arch;
-  d.vocab_size = 50;
-  d.hidden_size = 32;
-  d.num_hidden_layers = 2;
-  d.num_attention_heads = 4;
-  d.num_key_value_heads = arch == "llama" ? 2 : 0;
-  d.intermediate_size = 64;
-  d.max_position_embeddings = 64;
-  d.tie_word_embeddings = arch != "llama";
-  d.layer_norm_eps = 1e-5;
-  return d;
-}
+using testing::tiny_decoder;
 
 class DecoderInvariants : public ::testing::TestWithParam<std::string> {};
 

@@ -11,6 +11,7 @@
 #include "msmedcap/models/decoder.h"
 #include "msmedcap/models/layers.h"
 #include "msmedcap/models/packed_linear.h"
+#include "tiny_models.h"
 
 namespace msmedcap::models {
 namespace {
@@ -87,17 +88,7 @@ TEST(PackedLinear, AutogradReadsTheWeightItself) {
 // (rounded) weights does: the packed path changes where the products run, not what they compute.
 TEST(PackedLinear, PackedDecoderGreedyEqualsItsUnpackedSelf) {
   for (const std::string arch : {"opt", "llama", "gpt2"}) {
-    config::DecoderConfig d;
-    d.arch = arch;
-    d.vocab_size = 50;
-    d.hidden_size = 32;
-    d.num_hidden_layers = 2;
-    d.num_attention_heads = 4;
-    d.num_key_value_heads = arch == "llama" ? 2 : 0;
-    d.intermediate_size = 64;
-    d.max_position_embeddings = 64;
-    d.tie_word_embeddings = arch != "llama";
-    d.layer_norm_eps = 1e-5;
+    const auto d = testing::tiny_decoder(arch);
     for (const auto format : {WeightFormat::kFloat32, WeightFormat::kBFloat16, WeightFormat::kInt8}) {
       at::manual_seed(2);
       auto packed = build_decoder(d);

@@ -6,7 +6,8 @@
 /// (torch's dropout draws from one generator in call order, which gives neither.)
 ///
 /// Elements are counted from a per-row 31-bit seed through an invertible integer hash computed
-/// with tensor ops on the tensor's own device (docs/TRAINING.md, "Dropout"). Without keys a
+/// with tensor ops on the tensor's own device, or on the CPU by one loop over the elements that
+/// gives the same bits (docs/TRAINING.md, "Dropout"). Without keys a
 /// module in training mode falls back to torch's dropout (tests, ad hoc use); in eval mode or at
 /// p = 0 nothing is drawn.
 
@@ -52,6 +53,13 @@ class DropoutKeyScope {
  private:
   std::vector<std::shared_ptr<DropoutKeys>> keys_;
 };
+
+namespace detail {
+/// The keep mask [rows, per_row] (bool) of rows whose 31-bit seeds are `seeds` [rows] (int64):
+/// element j of row r is kept when hash(hash(j) + seeds[r]) >= threshold. `loop`: computed by a
+/// plain loop (CPU tensors only), else by tensor ops on the seeds' device; both give equal masks.
+at::Tensor keyed_keep_mask(const at::Tensor& seeds, int64_t per_row, int64_t threshold, bool loop);
+}  // namespace detail
 
 /// One dropout site of a module: its probability and place, and the model's shared keys.
 struct DropoutSite {
