@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pixel_probe import ATTRIBUTES, label, load  # noqa: E402
+from pixel_probe import ATTRIBUTES, block_mean, label, load  # noqa: E402
 
 
 class Reader(nn.Module):
@@ -45,8 +45,8 @@ class Reader(nn.Module):
 
 
 def resize(images, size):
-    n, h, w = images.shape
-    return torch.from_numpy(images.reshape(n, size, h // size, size, w // size).mean((2, 4)))[:, None]
+    """[N, 1, size, size] block means, as pixel_probe reads them."""
+    return torch.from_numpy(block_mean(images, size).reshape(len(images), 1, size, size))
 
 
 def main():

@@ -51,11 +51,13 @@ config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& 
   core::init_logging(config.runtime.log_level);
   const int threads = core::configure_threads(config.runtime.threads);
   core::log_debug("runtime", "{} intra-op threads, flush-to-zero on", threads);
-  if (config.runtime.dtype == "bf16" && config.runtime.device == "cpu") {
+  // LibTorch's CPU bf16 products are fast only with AVX512-BF16 (oneDNN uses it); without it
+  // they take a slow path, which the decoder avoids (packed_linear.h) but the encoders do not.
+  if (config.runtime.dtype == "bf16" && config.runtime.device == "cpu" && !__builtin_cpu_supports("avx512bf16")) {
     core::log_warn("runtime",
-                   "bf16 on the CPU: the decoder reads bf16 weights in msmedcap's own product, but the encoders' "
-                   "and Q-Formers' bf16 products are LibTorch's, slow (21x float32 at full size on a CPU without "
-                   "AVX512-BF16); for captioning, int8 or fp32 are faster (docs/PERFORMANCE.md)");
+                   "bf16 on a CPU without AVX512-BF16: the decoder reads bf16 weights in msmedcap's own product, "
+                   "but the encoders' and Q-Formers' bf16 products are LibTorch's slow path (21x float32 at full "
+                   "size); for captioning here, int8 or fp32 are faster (docs/PERFORMANCE.md)");
   }
   return resolved;
 }

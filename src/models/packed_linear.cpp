@@ -103,7 +103,7 @@ MSMEDCAP_AVX512 inline __m512 load16(const int8_t* w, __mmask16 mask) {
 MSMEDCAP_AVX512 inline __m512 load_x(const float* x) { return _mm512_loadu_ps(x); }
 MSMEDCAP_AVX512 inline __m512 load_x(const float* x, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, x); }
 
-/// acc[m][j] += x[m, k..k+15] * w[j, k..k+15] for MT rows and J (1 or 4) weight rows; `mask...`
+/// acc[m][j] += x[m, k..k+15] * w[j, k..k+15] for MT rows and J (1, 4 or 8) weight rows; `mask...`
 /// is empty for a whole block of 16, or the mask of the last, partial one.
 template <int MT, int J, class W, class... Mask>
 MSMEDCAP_AVX512 inline void block(__m512 (&acc)[MT][J], const float* x, int64_t ldx, const W* w, int64_t K, int64_t k,
@@ -143,10 +143,18 @@ MSMEDCAP_AVX512 inline void outputs(const float* x, int64_t ldx, const W* w, int
     }
 }
 
-/// The MT rows of x at x_m against outputs n..n+J-1 (MT up to 4 at run time).
+/// The MT rows of x at x_m against outputs n..n+J-1 (MT up to 4 at run time; with J = 8, which
+/// rows_product uses for one or two rows only, up to 2: 4 x 8 sums would not fit the registers).
 template <int J, class W>
 MSMEDCAP_AVX512 inline void rows_tile(int64_t mt, const float* x, const W* w, int64_t K, int64_t n, const float* scale,
                                       const float* bias, float* y, int64_t N) {
+  if constexpr (J == 8) {
+    if (mt == 2)
+      outputs<2, J>(x, K, w, K, n, scale, bias, y, N);
+    else
+      outputs<1, J>(x, K, w, K, n, scale, bias, y, N);
+    return;
+  }
   switch (mt) {
     case 4:
       outputs<4, J>(x, K, w, K, n, scale, bias, y, N);
@@ -211,7 +219,7 @@ at::Tensor packed_linear(const at::Tensor& x, const PackedWeight& p, const at::T
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   const float* sp = p.scale.defined() ? p.scale.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  // Threads split the outputs in blocks of 64 (a multiple of the loop's 4).
+  // Threads split the outputs in blocks of 64 (a multiple of the loop's 4 and 8 outputs).
   const int64_t blocks = (N + 63) / 64;
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
     const int64_t n0 = b0 * 64, n1 = std::min(N, b1 * 64);
