@@ -95,7 +95,7 @@ train_pipeline() {
 
   # The paper's encoders were pretrained elsewhere (CLIP, SAM); ours are made from the training
   # data first, then frozen. Every later stage loads them before its own weights.
-  local encoders=() leftovers='"clip_pretrain_projection.","sam_pretrain_decoder."'
+  local encoders=() leftovers='"clip_pretrain_projection.","sam_pretrain_decoder.","sam_pretrain_classes."'
   local clip_init=() sam_init=()
   if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_clip == 1 ]]; then
     train_stage "$root/clip-pretrain" "${base[@]}" -c configs/demo/clip-pretrain.json \

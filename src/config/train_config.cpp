@@ -22,6 +22,16 @@ void StageConfig::validate(const std::string& path) const {
                  ".train_vision: only the caption stage trains the vision encoder");
   MSMEDCAP_CHECK(!train_llm || stage == Stage::kCaption, path,
                  ".train_llm: only the caption stage trains the LLM (decoder_lm trains it alone)");
+  MSMEDCAP_CHECK(!mask_symmetries || stage == Stage::kSamPretrain, path,
+                 ".mask_symmetries: only sam_pretrain turns its images with their masks (stage is ", name, ")");
+  if (!mask_classes.enabled()) return;
+  MSMEDCAP_CHECK(stage == Stage::kSamPretrain, path,
+                 ".mask_classes.rules: only sam_pretrain has a class head (stage is ", name, ")");
+  MSMEDCAP_CHECK(mask_classes.first_id >= 1 && mask_classes.first_id <= 255, path,
+                 ".mask_classes.first_id: must be 1..255 (mask ids are 8-bit, 0 is background), got ",
+                 mask_classes.first_id);
+  MSMEDCAP_CHECK(mask_classes.weight > 0 && std::isfinite(mask_classes.weight), path,
+                 ".mask_classes.weight: must be > 0, got ", mask_classes.weight);
 }
 
 void TrainConfig::validate(const std::string& path) const {

@@ -31,8 +31,61 @@ torch::Tensor clip_pretrain_loss(models::MsMedCapModelImpl& model, const models:
   return itc_loss(image_q, text, gather(image_q), gather(text), heads.temp, collectives.rank, 0.0).loss;
 }
 
-torch::Tensor sam_pretrain_loss(models::MsMedCapModelImpl& model, const models::ImageInputs& images,
-                                const torch::Tensor& masks, uint64_t seed, int64_t points) {
+namespace {
+
+/// The per-pixel class loss and what it reads per image (MaskClassTargets).
+std::pair<torch::Tensor, double> mask_class_loss(models::MsMedCapModelImpl& model, const torch::Tensor& embeddings,
+                                                 const torch::Tensor& ids, const MaskClassTargets& targets) {
+  MSMEDCAP_CHECK(!model.sam_pretrain_classes.is_empty(),
+                 "sam_pretrain: the model has no sam_pretrain_classes (training::apply_stage adds it)");
+  const int64_t b = ids.size(0);
+  MSMEDCAP_CHECK(targets.classes.defined() && targets.classes.dim() == 1 && targets.classes.size(0) == b,
+                 "sam_pretrain: expected one class per image [", b, "], got ",
+                 targets.classes.defined() ? targets.classes.sizes() : c10::IntArrayRef{});
+  const auto device = embeddings.device();
+  const int64_t gh = embeddings.size(2), gw = embeddings.size(3);
+  const auto x = embeddings.to(model.sam_pretrain_classes->weight.dtype());
+  const auto logits =
+      model.sam_pretrain_classes(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2}).to(torch::kFloat);  // [B, K, h', w']
+  // A grid position is marked when any of its pixels is: a lesion of one pixel still names the
+  // position it lies in, as the Q-Former later reads the grid.
+  const auto marked = F::adaptive_max_pool2d(ids.ge(targets.first_id).to(torch::kFloat).unsqueeze(1),
+                                             F::AdaptiveMaxPool2dFuncOptions({gh, gw}))
+                          .squeeze(1)
+                          .gt(0.5)
+                          .to(device);                                                 // [B, h', w']
+  const auto row_class = targets.classes.to(torch::kLong).to(device).view({b, 1, 1});  // [B, 1, 1]
+  const auto target = torch::where(marked, row_class.expand({b, gh, gw}), torch::zeros_like(row_class));
+  const auto ce = F::cross_entropy(logits, target, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+  const auto fg = marked.to(torch::kFloat), bg = 1 - fg;
+  auto loss = (ce * bg).sum() / bg.sum().clamp_min(1);
+  if (fg.sum().item<double>() > 0) loss = 0.5 * (loss + (ce * fg).sum() / fg.sum());
+  // Per image with marked positions of a class: the class of the largest probability mass.
+  torch::NoGradGuard no_grad;
+  const auto mass = logits.softmax(1).narrow(1, 1, logits.size(1) - 1).sum({2, 3});  // [B, K-1]
+  const auto read = std::get<1>(mass.max(1)) + 1;
+  const auto counted = marked.flatten(1).any(1).logical_and(row_class.view({b}).gt(0));
+  const double n = counted.sum().item<double>();
+  const double right = read.eq(row_class.view({b})).logical_and(counted).sum().item<double>();
+  return {loss, n > 0 ? right / n : 0.0};
+}
+
+}  // namespace
+
+torch::Tensor turn_square(const torch::Tensor& x, int code) {
+  MSMEDCAP_CHECK(code >= 0 && code < 8 && x.dim() >= 2 && x.size(-1) == x.size(-2),
+                 "turn_square: expected a code 0..7 and a square [..., S, S], got ", code, " and ", x.sizes());
+  auto r = x;
+  if (code & 1) r = r.flip({-1});
+  if (code & 2) r = r.flip({-2});
+  if (code & 4) r = r.transpose(-1, -2);
+  return r;
+}
+
+SamPretrainLoss sam_pretrain_loss(models::MsMedCapModelImpl& model, const models::ImageInputs& images,
+                                  const torch::Tensor& masks, uint64_t seed, const SamPretrainOptions& options) {
+  const int64_t points = options.points;
+  MSMEDCAP_CHECK(points >= 1, "sam_pretrain: points must be >= 1, got ", points);
   MSMEDCAP_CHECK(!model.sam_pretrain_decoder.is_empty(),
                  "sam_pretrain: the model has no sam_pretrain_decoder (training::apply_stage adds it)");
   MSMEDCAP_CHECK(images.sam_pixels.defined() && !images.sam_embeddings.defined(),
@@ -41,7 +94,20 @@ torch::Tensor sam_pretrain_loss(models::MsMedCapModelImpl& model, const models::
                  "sam_pretrain: expected masks [B, S, S] for ", images.sam_pixels.size(0), " images, got ",
                  masks.defined() ? masks.sizes() : c10::IntArrayRef{});
   const int64_t b = masks.size(0), h = masks.size(1), w = masks.size(2);
-  const auto ids = masks.to(torch::kLong).contiguous();
+  auto ids = masks.to(torch::kLong).contiguous();
+  auto pixels = images.sam_pixels;
+  if (options.symmetries) {
+    MSMEDCAP_CHECK(h == w, "sam_pretrain: the square's symmetries need square masks, got ", h, "x", w);
+    std::vector<torch::Tensor> turned_ids, turned_pixels;
+    for (int64_t i = 0; i < b; ++i) {
+      std::mt19937_64 rng(~(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i)));
+      const int code = static_cast<int>(rng() % 8);
+      turned_ids.push_back(turn_square(ids[i], code));
+      turned_pixels.push_back(turn_square(pixels[i], code));
+    }
+    ids = torch::stack(turned_ids).contiguous();
+    pixels = torch::stack(turned_pixels);
+  }
   const auto acc = ids.accessor<int64_t, 3>();
   auto where = torch::empty({b, points, 2}, torch::kFloat);
   auto target = torch::empty({b, points, h, w}, torch::kFloat);
@@ -67,7 +133,7 @@ torch::Tensor sam_pretrain_loss(models::MsMedCapModelImpl& model, const models::
       target[i][p].copy_(ids[i].eq(id).to(torch::kFloat));
     }
   }
-  const auto embeddings = model.sam_embeddings(images.sam_pixels);  // [B, C, h', w']
+  const auto embeddings = model.sam_embeddings(pixels);  // [B, C, h', w']
   const auto device = embeddings.device();
   const auto logits = model.sam_pretrain_decoder(embeddings, where.to(device), h, w).to(torch::kFloat);
   const auto t = target.to(device);
@@ -75,7 +141,16 @@ torch::Tensor sam_pretrain_loss(models::MsMedCapModelImpl& model, const models::
   const auto prob = logits.sigmoid();
   const auto overlap = (prob * t).sum({2, 3}), total = prob.sum({2, 3}) + t.sum({2, 3});
   const auto dice = (1 - (2 * overlap + 1) / (total + 1)).mean();
-  return bce + dice;
+  SamPretrainLoss out;
+  out.mask = bce + dice;
+  out.total = out.mask;
+  if (options.classes) {
+    auto [loss, accuracy] = mask_class_loss(model, embeddings, ids, *options.classes);
+    out.mask_class = loss;
+    out.image_accuracy = accuracy;
+    out.total = out.total + options.classes->weight * loss;
+  }
+  return out;
 }
 
 }  // namespace msmedcap::losses

@@ -41,13 +41,18 @@ MsMedCapModelImpl::Stage1Heads MsMedCapModelImpl::make_heads(const std::string& 
   return h;
 }
 
-void MsMedCapModelImpl::add_encoder_pretrain_head(config::Branch branch) {
+void MsMedCapModelImpl::add_encoder_pretrain_head(config::Branch branch, int64_t mask_classes) {
   if (branch == config::Branch::kSam) {
     MSMEDCAP_CHECK(cfg_.use_sam, "model: the SAM branch is off");
-    if (!sam_pretrain_decoder.is_empty()) return;
     const auto w = sam_model->parameters().front();
-    sam_pretrain_decoder = register_module("sam_pretrain_decoder", PointMaskDecoder(cfg_.sam.output_channels));
-    sam_pretrain_decoder->to(w.device());
+    if (sam_pretrain_decoder.is_empty()) {
+      sam_pretrain_decoder = register_module("sam_pretrain_decoder", PointMaskDecoder(cfg_.sam.output_channels));
+      sam_pretrain_decoder->to(w.device());
+    }
+    if (mask_classes > 0 && sam_pretrain_classes.is_empty()) {
+      sam_pretrain_classes = register_module("sam_pretrain_classes", Linear(cfg_.sam.output_channels, mask_classes));
+      sam_pretrain_classes->to(w.device());
+    }
     return;
   }
   MSMEDCAP_CHECK(cfg_.use_clip, "model: the CLIP branch is off");

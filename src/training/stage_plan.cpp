@@ -32,6 +32,19 @@ StagePlan::StagePlan(const config::StageConfig& stage, const config::ModelConfig
     reads_sam_ = true;
     losses_.mask = true;
     prefixes_ = {"sam_model.", "sam_pretrain_decoder."};
+    if (!stage.mask_classes.enabled()) return;
+    const auto& mc = stage.mask_classes;
+    class_rules_ = std::make_shared<const metrics::AttributeRules>(metrics::read_attribute_rules(mc.rules));
+    for (const auto& rule : class_rules_->attributes) {
+      if (rule.name != mc.attribute) continue;
+      class_values_.push_back(rule.absent);
+      for (const auto& value : rule.values) class_values_.push_back(value.first);
+    }
+    MSMEDCAP_CHECK(!class_values_.empty(), "train.stage.mask_classes.attribute: ", mc.rules, " has no attribute '",
+                   mc.attribute, "'");
+    class_attribute_ = mc.attribute;
+    losses_.mask_class = true;
+    prefixes_.push_back("sam_pretrain_classes.");
     return;
   }
   losses_.lm = true;
@@ -48,6 +61,14 @@ StagePlan::StagePlan(const config::StageConfig& stage, const config::ModelConfig
   }
   if (stage.train_vision) prefixes_.push_back("vision_model.");  // validate: caption only
   if (stage.train_llm) prefixes_.push_back("language_model.");
+}
+
+int64_t StagePlan::mask_class(const std::string& caption) const {
+  MSMEDCAP_CHECK(class_rules_ != nullptr, "stage ", name(), ": no train.stage.mask_classes");
+  const auto value = metrics::read_attributes(*class_rules_, caption).at(class_attribute_);
+  for (size_t k = 1; k < class_values_.size(); ++k)
+    if (class_values_[k] == value) return static_cast<int64_t>(k);
+  return 0;
 }
 
 bool StagePlan::trains(const std::string& name) const {

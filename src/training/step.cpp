@@ -37,6 +37,10 @@ config::Json LossBreakdown::to_json() const {
   if (terms.itg) j["itg"] = itg;
   if (terms.lm) j["lm"] = lm;
   if (terms.mask) j["mask"] = mask;
+  if (terms.mask_class) {
+    j["mask_class"] = mask_class;
+    j["mask_class_acc"] = mask_class_acc;
+  }
   return j;
 }
 
@@ -48,7 +52,9 @@ std::string LossBreakdown::text() const {
   return s.str();
 }
 
-std::vector<double> LossBreakdown::values() const { return {total, itc, itm, itg, lm, mask}; }
+std::vector<double> LossBreakdown::values() const {
+  return {total, itc, itm, itg, lm, mask, mask_class, mask_class_acc};
+}
 
 void LossBreakdown::set_values(const std::vector<double>& v) {
   MSMEDCAP_CHECK(v.size() >= kValues, "LossBreakdown: ", v.size(), " values, expected ", kValues);
@@ -58,6 +64,8 @@ void LossBreakdown::set_values(const std::vector<double>& v) {
   itg = v[3];
   lm = v[4];
   mask = v[5];
+  mask_class = v[6];
+  mask_class_acc = v[7];
 }
 
 int64_t agree_batch_size(data::Batch& batch, Communicator& comm) {
@@ -99,21 +107,29 @@ StepInputs StepRunner::inputs(const data::Batch& batch, const data::ExampleOptio
   if (batch.clip.defined()) (ex.clip_cache ? in.images.clip_features : in.images.clip_pixels) = batch.clip.to(device_);
   if (batch.sam.defined()) (ex.sam_cache ? in.images.sam_embeddings : in.images.sam_pixels) = batch.sam.to(device_);
   in.positions = batch.positions;
+  std::vector<std::string> captions;
+  if (plan_.reads_captions()) {
+    for (size_t i = 0; i < batch.samples.size(); ++i) {
+      const auto& caps = batch.samples[i].captions;
+      MSMEDCAP_CHECK(!caps.empty(), "training step: ", batch.samples[i].image, " has no caption");
+      // Several captions per image: one per epoch, keyed by (seed, epoch, position).
+      const uint64_t pick =
+          data::mix_seed(seed_, static_cast<uint64_t>(batch.epoch), static_cast<uint64_t>(batch.positions[i])) %
+          caps.size();
+      captions.push_back(train_.clean_captions ? data::clean_caption(caps[pick]) : caps[pick]);
+    }
+  }
   if (plan_.reads_masks()) {
     MSMEDCAP_CHECK(batch.masks.defined(), "training step: stage ", plan_.name(), " needs the batches' masks");
     in.masks = batch.masks;  // stays on the CPU: the prompts are drawn there
+    if (plan_.mask_classes() > 0) {
+      std::vector<int64_t> classes;
+      for (const auto& caption : captions) classes.push_back(plan_.mask_class(caption));
+      in.mask_classes = torch::tensor(classes, torch::kLong);
+    }
     return in;
   }
   MSMEDCAP_CHECK(tokenizer_ != nullptr, "training step: no tokenizer to make text inputs with");
-  std::vector<std::string> captions;
-  for (size_t i = 0; i < batch.samples.size(); ++i) {
-    const auto& caps = batch.samples[i].captions;
-    // Several captions per image: one per epoch, keyed by (seed, epoch, position).
-    const uint64_t pick =
-        data::mix_seed(seed_, static_cast<uint64_t>(batch.epoch), static_cast<uint64_t>(batch.positions[i])) %
-        caps.size();
-    captions.push_back(train_.clean_captions ? data::clean_caption(caps[pick]) : caps[pick]);
-  }
   const auto text =
       plan_.tokenizer() == TextTokenizer::kQFormer
           ? data::qformer_text_batch(*tokenizer_, captions, train_.qformer_max_len)
@@ -151,8 +167,18 @@ std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, ui
     values.itm = l.itm.item<double>();
     values.itg = l.itg.item<double>();
   } else if (plan_.reads_masks()) {
-    loss = losses::sam_pretrain_loss(model_, in.images, in.masks, seed);
-    values.mask = loss.item<double>();
+    losses::SamPretrainOptions options;
+    options.symmetries = train_.stage.mask_symmetries;
+    if (plan_.mask_classes() > 0)
+      options.classes = losses::MaskClassTargets{in.mask_classes, train_.stage.mask_classes.first_id,
+                                                 train_.stage.mask_classes.weight};
+    const auto l = losses::sam_pretrain_loss(model_, in.images, in.masks, seed, options);
+    loss = l.total;
+    values.mask = l.mask.item<double>();
+    if (l.mask_class.defined()) {
+      values.mask_class = l.mask_class.item<double>();
+      values.mask_class_acc = l.image_accuracy;
+    }
   } else if (plan_.encoder_pretrain_branch()) {
     loss = losses::clip_pretrain_loss(model_, in.images, in.text_ids, in.text_mask, collectives_);
     values.itc = loss.item<double>();

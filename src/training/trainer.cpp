@@ -200,7 +200,7 @@ std::unique_ptr<data::DataLoader> Trainer::make_loader(config::DatasetConfig dat
   ex.clip = ex.clip && plan_.reads(Branch::kClip);  // decoder_lm: captions only, no image is decoded
   ex.sam = ex.sam && plan_.reads(Branch::kSam);
   ex.masks = plan_.reads_masks();
-  ex.require_caption = !plan_.reads_masks();
+  ex.require_caption = plan_.reads_captions();
   (training ? examples_ : val_examples_) = ex;
   auto mixture = std::make_shared<const data::Mixture>(data);
   return std::make_unique<data::DataLoader>(mixture, data::make_example_processor(data.transform, ex), lc, comm_.rank(),

@@ -69,6 +69,33 @@ INSTANTIATE_TEST_SUITE_P(Train, StageLoss,
                          ::testing::Values("stage1_clip", "stage1_sam", "stage2", "caption", "clip_pretrain",
                                            "sam_pretrain"));
 
+TEST(Train, SamPretrainWithMaskClassesTrainsAClassHeadFromTheCaptions) {
+  // The finding type read from each caption classes the lesion pixels (mask ids from 10); the
+  // class loss falls on a repeated batch, and the head is saved beside the mask decoder.
+  testing::TempDir dir;
+  auto cfg = tiny_run(make_synth(dir.file("synth"), 12), "sam_pretrain");
+  cfg.train.optimizer.lr = 5e-3;
+  cfg.train.stage.mask_classes.rules = std::string(MSMEDCAP_SOURCE_DIR) + "/configs/attributes/synthetic.json";
+  cfg.train.stage.mask_classes.first_id = 10;
+  run_train(cfg, dir.file("run"));
+  std::map<int64_t, double> class_loss;
+  std::istringstream in(testing::read_text(dir.file("run") + "/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    const auto j = config::Json::parse(line);
+    if (!j.contains("mask_class")) continue;
+    class_loss[j.at("step").get<int64_t>()] = j.at("mask_class").get<double>();
+    const double acc = j.at("mask_class_acc").get<double>();
+    EXPECT_TRUE(acc >= 0 && acc <= 1) << line;
+    EXPECT_NEAR(j.at("loss").get<double>(), j.at("mask").get<double>() + j.at("mask_class").get<double>(), 1e-4);
+  }
+  ASSERT_EQ(class_loss.size(), 10u);
+  EXPECT_LT(class_loss.at(10), class_loss.at(1) - 0.05) << class_loss.at(1) << " -> " << class_loss.at(10);
+  const auto saved = checkpoint_model(dir.file("run"));
+  ASSERT_TRUE(saved.count("sam_pretrain_classes.weight"));
+  EXPECT_EQ(saved.at("sam_pretrain_classes.weight").size(0), 6);  // background + five finding types
+  EXPECT_TRUE(saved.count("sam_pretrain_decoder.pixel_projection.weight"));
+}
+
 TEST(Train, FrozenPartsInBf16TrainTheFloat32Ones) {
   // train.frozen_dtype bf16: the encoders and the LLM are stored in bf16, the Q-Formers and
   // projections keep float32 master weights, and the loss still falls and stays finite.

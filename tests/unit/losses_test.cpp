@@ -10,6 +10,7 @@
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/config/run_config.h"
 #include "msmedcap/core/check.h"
+#include "msmedcap/losses/encoder_pretrain.h"
 #include "msmedcap/losses/itc.h"
 #include "msmedcap/losses/itg.h"
 #include "msmedcap/losses/itm.h"
@@ -271,6 +272,75 @@ TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {
     }
     EXPECT_LT(last, 0.7 * first) << (sam ? "sam" : "clip") << ": " << first << " -> " << last;
   }
+}
+
+TEST(SamPretrain, MaskClassLossAveragesBackgroundAndMarkedPixelsAndReadsEachImage) {
+  // With the class head's weights zero, every pixel's logits are its bias: the cross entropy of
+  // a background pixel is -log p0, of a marked pixel of class c -log pc, and the loss averages
+  // the two means whatever the pixel counts.
+  const auto cfg = testing::tiny_stage1_config();
+  torch::manual_seed(2);
+  auto model = models::build_model(cfg.model);
+  model->add_encoder_pretrain_head(config::Branch::kSam, 3);
+  ASSERT_FALSE(model->sam_pretrain_classes.is_empty());
+  const int64_t s = cfg.model.sam.image_size;
+  auto masks = torch::full({2, s, s}, 3, torch::kLong);  // anatomy everywhere
+  masks[0].slice(0, 4, 9).slice(1, 20, 30).fill_(10);    // row 0: one lesion (id 10) of 50 pixels
+  masks[1].slice(0, 0, 2).fill_(9);                      // row 1: id 9, below first_id
+  models::ImageInputs images;
+  images.sam_pixels = torch::randn({2, 3, s, s});
+  losses::SamPretrainOptions options;
+  options.points = 4;
+  options.classes = losses::MaskClassTargets{torch::tensor({2, 1}, torch::kLong), 10, 0.5};
+  const auto loss_for = [&](std::vector<float> bias) {
+    torch::NoGradGuard no_grad;
+    model->sam_pretrain_classes->weight.zero_();
+    model->sam_pretrain_classes->bias.copy_(torch::tensor(bias));
+    return losses::sam_pretrain_loss(*model, images, masks, 7, options);
+  };
+  const auto log_softmax = [](std::vector<double> b, size_t c) {
+    double z = 0;
+    for (double v : b) z += std::exp(v);
+    return b[c] - std::log(z);
+  };
+  auto l = loss_for({2, 0, 1});
+  EXPECT_NEAR(l.mask_class.item<double>(), -0.5 * (log_softmax({2, 0, 1}, 0) + log_softmax({2, 0, 1}, 2)), 1e-5);
+  EXPECT_NEAR(l.total.item<double>(), l.mask.item<double>() + 0.5 * l.mask_class.item<double>(), 1e-5);
+  // Read per image with marked pixels (row 0 only; row 1's id 9 is below first_id): the class
+  // of the largest probability mass other than background, here class 2 (bias 1 > 0).
+  EXPECT_DOUBLE_EQ(l.image_accuracy, 1.0);
+  EXPECT_DOUBLE_EQ(loss_for({5, 1, 0}).image_accuracy, 0.0);
+  // Turned by the square's symmetries (each row's image with its mask), the pixels keep their
+  // classes: with the head's bias alone the class loss is the same.
+  options.symmetries = true;
+  EXPECT_NEAR(loss_for({2, 0, 1}).mask_class.item<double>(), l.mask_class.item<double>(), 1e-5);
+  options.symmetries = false;
+  // The class loss trains the SAM encoder (through a head with weights).
+  {
+    torch::NoGradGuard no_grad;
+    model->sam_pretrain_classes->weight.normal_(0, 0.1);
+  }
+  model->zero_grad();
+  losses::sam_pretrain_loss(*model, images, masks, 7, options).mask_class.backward();
+  const auto g = model->sam_model->parameters().front().grad();
+  ASSERT_TRUE(g.defined());
+  EXPECT_GT(g.abs().sum().item<double>(), 0);
+  // One class per image, or a clear error.
+  options.classes->classes = torch::tensor({1}, torch::kLong);
+  EXPECT_THROW(losses::sam_pretrain_loss(*model, images, masks, 7, options), Error);
+}
+
+TEST(SamPretrain, TurnSquareIsTheSquaresEightSymmetries) {
+  const auto x = torch::arange(9).view({1, 3, 3});
+  EXPECT_TRUE(losses::turn_square(x, 0).equal(x));
+  EXPECT_TRUE(losses::turn_square(x, 1).equal(torch::tensor({2, 1, 0, 5, 4, 3, 8, 7, 6}).view({1, 3, 3})));
+  EXPECT_TRUE(losses::turn_square(x, 2).equal(torch::tensor({6, 7, 8, 3, 4, 5, 0, 1, 2}).view({1, 3, 3})));
+  EXPECT_TRUE(losses::turn_square(x, 4).equal(torch::tensor({0, 3, 6, 1, 4, 7, 2, 5, 8}).view({1, 3, 3})));
+  // Eight different results: the group of the square, each code once.
+  for (int a = 0; a < 8; ++a)
+    for (int b = a + 1; b < 8; ++b) EXPECT_FALSE(losses::turn_square(x, a).equal(losses::turn_square(x, b))) << a << b;
+  EXPECT_THROW(losses::turn_square(x, 8), Error);
+  EXPECT_THROW(losses::turn_square(torch::zeros({2, 3}), 1), Error);
 }
 
 }  // namespace

@@ -175,26 +175,30 @@ TEST(LossScaler, ScalesUnscalesHalvesOnOverflowAndGrows) {
 TEST(LossBreakdown, ReportsTheTermsItsStageComputes) {
   training::LossBreakdown stage1;
   stage1.terms.itc = stage1.terms.itm = stage1.terms.itg = true;
-  stage1.set_values({3.0, 1.0, 0.5, 1.5, 0.0, 0.0});
+  stage1.set_values({3.0, 1.0, 0.5, 1.5, 0.0, 0.0, 0.0, 0.0});
   EXPECT_EQ(stage1.to_json().dump(), R"({"loss":3.0,"itc":1.0,"itm":0.5,"itg":1.5})");
   EXPECT_EQ(stage1.text(), "3 (itc 1 itm 0.5 itg 1.5)");
   training::LossBreakdown lm;
   lm.terms.lm = true;
-  lm.set_values({2.0, 0, 0, 0, 2.0, 0});
+  lm.set_values({2.0, 0, 0, 0, 2.0, 0, 0, 0});
   EXPECT_EQ(lm.to_json().dump(), R"({"loss":2.0,"lm":2.0})");
   // The encoder-pretraining stages: clip_pretrain's contrastive loss is its ITC, alone;
   // sam_pretrain's the mask loss.
   training::LossBreakdown clip;
   clip.terms.itc = true;
-  clip.set_values({1.25, 1.25, 0, 0, 0, 0});
+  clip.set_values({1.25, 1.25, 0, 0, 0, 0, 0, 0});
   EXPECT_EQ(clip.to_json().dump(), R"({"loss":1.25,"itc":1.25})");
   EXPECT_EQ(clip.text(), "1.25");
   training::LossBreakdown sam;
   sam.terms.mask = true;
-  sam.set_values({0.75, 0, 0, 0, 0, 0.75});
+  sam.set_values({0.75, 0, 0, 0, 0, 0.75, 0, 0});
   EXPECT_EQ(sam.to_json().dump(), R"({"loss":0.75,"mask":0.75})");
   EXPECT_EQ(sam.values().size(), training::LossBreakdown::kValues);
   EXPECT_THROW(sam.set_values({1, 2, 3, 4, 5}), Error);
+  // With mask_classes, the class loss and the share of images the class head reads.
+  sam.terms.mask_class = true;
+  sam.set_values({1.25, 0, 0, 0, 0, 0.75, 0.5, 0.25});
+  EXPECT_EQ(sam.to_json().dump(), R"({"loss":1.25,"mask":0.75,"mask_class":0.5,"mask_class_acc":0.25})");
 }
 
 TEST(StagePlan, EncoderPretrainingStagesTrainTheirEncoderAndHead) {
@@ -226,6 +230,40 @@ TEST(StagePlan, EncoderPretrainingStagesTrainTheirEncoderAndHead) {
   clip_off.use_clip = false;
   s.name = "clip_pretrain";
   EXPECT_NE(error_of([&] { training::StagePlan p(s, clip_off); }).find("model.use_clip turns off"), std::string::npos);
+}
+
+TEST(StagePlan, MaskClassesReadTheClassFromTheCaption) {
+  const auto model = testing::tiny_stage1_config().model;
+  config::StageConfig s;
+  s.name = "sam_pretrain";
+  EXPECT_EQ(training::StagePlan(s, model).mask_classes(), 0);
+  EXPECT_FALSE(training::StagePlan(s, model).reads_captions());
+  s.mask_classes.rules = std::string(MSMEDCAP_SOURCE_DIR) + "/configs/attributes/synthetic.json";
+  const training::StagePlan plan(s, model);
+  // Background (the attribute's absent value, "normal") and the rule file's five finding types.
+  EXPECT_EQ(plan.mask_classes(), 6);
+  EXPECT_TRUE(plan.reads_captions());
+  EXPECT_TRUE(plan.losses().mask && plan.losses().mask_class);
+  EXPECT_TRUE(plan.trains("sam_pretrain_classes.weight"));
+  EXPECT_EQ(plan.mask_class("chest x ray showing a small nodule in the left upper lobe"), 1);
+  EXPECT_EQ(plan.mask_class("axial ct two large calcifications in the right lower zone"), 5);
+  EXPECT_EQ(plan.mask_class("normal chest radiograph"), 0);
+  EXPECT_EQ(plan.mask_class("brain mri without mass"), 0);  // negated
+  // The attribute must be in the file; only sam_pretrain has the head; ids are 8-bit.
+  s.mask_classes.attribute = "findings";
+  EXPECT_NE(error_of([&] { training::StagePlan p(s, model); }).find("has no attribute 'findings'"), std::string::npos);
+  s.mask_classes.attribute = "finding";
+  s.mask_classes.first_id = 256;
+  EXPECT_NE(error_of([&] { training::StagePlan p(s, model); }).find("train.stage.mask_classes.first_id"),
+            std::string::npos);
+  s.mask_classes.first_id = 10;
+  s.name = "stage2";
+  EXPECT_NE(
+      error_of([&] { training::StagePlan p(s, model); }).find("train.stage.mask_classes.rules: only sam_pretrain"),
+      std::string::npos);
+  s.name = "sam_pretrain";
+  s.mask_classes.rules = "/nonexistent/rules.json";
+  EXPECT_NE(error_of([&] { training::StagePlan p(s, model); }).find("/nonexistent/rules.json"), std::string::npos);
 }
 
 /// The tiny composite with the stage's plan applied, its optimiser and a runner over them.

@@ -39,6 +39,30 @@ struct OptimizerConfig {
   void validate(const std::string& path) const;
 };
 
+/// sam_pretrain's second target (docs/MODEL.md, "Encoder pretraining"): each pixel's class, as
+/// G2D (seed 001) ties pseudo masks to the report's words. A structure whose mask id is at least
+/// `first_id` (the synthetic benchmark's lesions: 10 and up) takes the class its study's caption
+/// names for `attribute`, read with the rule file; every other pixel is background (class 0). A
+/// per-pixel linear head on the SAM embeddings learns it, so the encoder's features come to tell
+/// one finding type from another wherever it is.
+struct MaskClassesConfig {
+  /// Attribute rule file (evaluate --attributes); empty = off.
+  std::string rules;
+  std::string attribute = "finding";
+  int64_t first_id = 1;
+  /// The class loss's weight beside the point-prompted mask loss.
+  double weight = 1.0;
+
+  template <class V>
+  void visit(V& v) {
+    v("rules", rules, "sam_pretrain: attribute rule file whose attribute names the class of each masked structure");
+    v("attribute", attribute, "the attribute of the rule file that gives the class");
+    v("first_id", first_id, "mask ids >= first_id take the caption's class; lower ids are background");
+    v("weight", weight, "the class loss's weight beside the mask loss");
+  }
+  bool enabled() const { return !rules.empty(); }
+};
+
 /// Which parts of the model train (docs/MODEL.md, "Training stages").
 struct StageConfig {
   /// stage1_clip, stage1_sam (ITC+ITM+ITG on that branch), stage2 (both Q-Formers and
@@ -51,12 +75,21 @@ struct StageConfig {
   /// caption: also train the decoder LLM (the paper keeps it frozen; useful when the LLM is
   /// small or has not seen the captions' language).
   bool train_llm = false;
+  /// sam_pretrain: also a per-pixel class head, the class read from the caption.
+  MaskClassesConfig mask_classes;
+  /// sam_pretrain: each image turned with its mask by a random one of the square's 8 symmetries
+  /// (flips, transpose), so no structure's class is learnt from where it lies.
+  bool mask_symmetries = false;
 
   template <class V>
   void visit(V& v) {
     v("name", name, "stage1_clip, stage1_sam, stage2, caption or decoder_lm");
     v("train_vision", train_vision, "caption stage: also train the CLIP vision encoder");
     v("train_llm", train_llm, "caption stage: also train the decoder LLM");
+    v("mask_classes", mask_classes,
+      "sam_pretrain: a per-pixel class head, each structure's class read from the caption");
+    v("mask_symmetries", mask_symmetries,
+      "sam_pretrain: turn each image with its mask by a random flip or transpose of the square");
   }
   void validate(const std::string& path) const;
   /// The stage `name` means (throws on an unknown name, as validate does).

@@ -5,6 +5,8 @@
 
 #include <torch/types.h>
 
+#include <optional>
+
 #include "msmedcap/losses/stage1.h"
 #include "msmedcap/models/msmedcap.h"
 
@@ -25,7 +27,39 @@ torch::Tensor clip_pretrain_loss(models::MsMedCapModelImpl& model, const models:
 /// `seed` and the row; sam_pretrain_decoder predicts the structure's mask from the SAM
 /// embeddings; the loss is binary cross entropy plus dice (SAM's focal + dice, with BCE for
 /// focal), averaged over the prompts. `masks`: [B, S, S] int64 ids on the CPU, S the SAM input.
-torch::Tensor sam_pretrain_loss(models::MsMedCapModelImpl& model, const models::ImageInputs& images,
-                                const torch::Tensor& masks, uint64_t seed, int64_t points = 8);
+///
+/// With `classes` (train.stage.mask_classes), also each position's class on the embeddings'
+/// grid: a position any of whose pixels has a mask id of at least `first_id` takes its row's
+/// class, the others background (0); sam_pretrain_classes maps each position's channels to class
+/// logits. The loss is cross entropy averaged over background positions and over the marked ones
+/// separately, then the two means averaged (a lesion is a few of 256 positions); the total adds it
+/// times `weight`. `image_accuracy` is what the head reads per image: over the rows with marked
+/// positions of a class (not background), the share whose class has the largest probability mass
+/// over the grid.
+struct MaskClassTargets {
+  torch::Tensor classes;  ///< [B] int64, CPU
+  int64_t first_id = 1;
+  double weight = 1.0;
+};
+struct SamPretrainOptions {
+  int64_t points = 8;
+  /// train.stage.mask_symmetries: each image turned with its mask by one of the square's 8
+  /// symmetries (flips left-right and up-down, transpose), drawn per row from `seed`, so that no
+  /// structure's class can be learnt from where it lies.
+  bool symmetries = false;
+  std::optional<MaskClassTargets> classes;
+};
+struct SamPretrainLoss {
+  torch::Tensor total;       ///< mask + weight * mask_class
+  torch::Tensor mask;        ///< the point-prompted mask loss
+  torch::Tensor mask_class;  ///< the per-pixel class loss, unweighted (undefined without classes)
+  double image_accuracy = 0;
+};
+/// `x` [..., S, S] turned by the square's symmetry `code` (0..7): bit 0 flips left-right, bit 1
+/// up-down, bit 2 then transposes. sam_pretrain turns an image's pixels and its mask with one code.
+torch::Tensor turn_square(const torch::Tensor& x, int code);
+
+SamPretrainLoss sam_pretrain_loss(models::MsMedCapModelImpl& model, const models::ImageInputs& images,
+                                  const torch::Tensor& masks, uint64_t seed, const SamPretrainOptions& options = {});
 
 }  // namespace msmedcap::losses

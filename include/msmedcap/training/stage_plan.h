@@ -5,6 +5,7 @@
 /// The trainer, the step, the stage's parameter freezing and `bench train-step` all ask the plan;
 /// nothing else reads train.stage.name. Torch-free.
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "msmedcap/config/model_config.h"
 #include "msmedcap/config/stage.h"
 #include "msmedcap/config/train_config.h"
+#include "msmedcap/metrics/attributes.h"
 
 namespace msmedcap::training {
 
@@ -26,6 +28,7 @@ enum class TextTokenizer { kQFormer, kDecoder, kNone };
 /// clip_pretrain ITC, sam_pretrain the mask loss, else LM).
 struct LossTerms {
   bool itc = false, itm = false, itg = false, lm = false, mask = false;
+  bool mask_class = false;  ///< sam_pretrain with train.stage.mask_classes
 };
 
 class StagePlan {
@@ -51,6 +54,14 @@ class StagePlan {
   }
   /// sam_pretrain: batches carry the samples' structure masks.
   bool reads_masks() const { return stage_ == Stage::kSamPretrain; }
+  /// sam_pretrain with train.stage.mask_classes: the per-pixel head's classes (background and the
+  /// rule file's values of the attribute, in the file's order); 0 without.
+  int64_t mask_classes() const { return static_cast<int64_t>(class_values_.size()); }
+  /// The class a caption gives its study's masked structures: the index of the attribute's value
+  /// read from it, 0 (background) where the attribute is absent.
+  int64_t mask_class(const std::string& caption) const;
+  /// The stage reads the captions (every stage but sam_pretrain without mask_classes).
+  bool reads_captions() const { return !reads_masks() || mask_classes() > 0; }
   /// decoder_lm: captions only, no image is read and the decoder sees no visual prefix.
   bool text_only() const { return stage_ == Stage::kDecoderLm; }
   /// The branch is fed images (its pixels or its cached encoder outputs).
@@ -72,7 +83,8 @@ class StagePlan {
   ///   clip_pretrain: vision_model., qformer. (its text path), text_projection., temp and the
   ///                stage's own head clip_pretrain_projection. (models::MsMedCapModelImpl::
   ///                add_encoder_pretrain_head)
-  ///   sam_pretrain: sam_model. and its head sam_pretrain_decoder.
+  ///   sam_pretrain: sam_model. and its heads sam_pretrain_decoder. and (mask_classes)
+  ///                sam_pretrain_classes.
   const std::vector<std::string>& trainable_prefixes() const { return prefixes_; }
   /// The parameter `name` (a registered path) trains in this stage.
   bool trains(const std::string& name) const;
@@ -88,6 +100,9 @@ class StagePlan {
   bool reads_clip_ = false, reads_sam_ = false;
   LossTerms losses_;
   std::vector<std::string> prefixes_;
+  std::shared_ptr<const metrics::AttributeRules> class_rules_;
+  std::string class_attribute_;
+  std::vector<std::string> class_values_;  ///< class -> value; [0] the attribute's absent value
 };
 
 }  // namespace msmedcap::training

@@ -35,14 +35,17 @@ struct LossBreakdown {
   double itc = 0, itm = 0, itg = 0;  ///< stage 1
   double lm = 0;                     ///< stage 2, caption, decoder_lm
   double mask = 0;                   ///< sam_pretrain
+  /// sam_pretrain with mask_classes: the per-pixel class loss (unweighted; the total has it
+  /// weighted) and the share of images whose class the head reads (losses::SamPretrainLoss).
+  double mask_class = 0, mask_class_acc = 0;
   LossTerms terms;
 
   /// {"loss": total, and each computed term by name}: metrics.jsonl's fields.
   config::Json to_json() const;
   /// "0.4321", stage 1 with "(itc .. itm .. itg ..)".
   std::string text() const;
-  /// total, itc, itm, itg, lm, mask: what ranks sum.
-  static constexpr size_t kValues = 6;
+  /// total, itc, itm, itg, lm, mask, mask_class, mask_class_acc: what ranks sum.
+  static constexpr size_t kValues = 8;
   std::vector<double> values() const;
   void set_values(const std::vector<double>& values);  ///< the first kValues of `values`
 };
@@ -55,6 +58,7 @@ struct StepInputs {
   std::vector<int64_t> positions;       ///< the samples' keys (epoch positions): dropout masks, hard negatives
   at::Tensor image_ids;                 ///< stage 1 with train.itc_image_ids: [B] ids of the image files
   at::Tensor masks;                     ///< sam_pretrain: [B, S, S] int64 structure ids
+  at::Tensor mask_classes;              ///< sam_pretrain with mask_classes: [B] int64 (CPU), from the captions
   int64_t rows() const { return static_cast<int64_t>(positions.size()); }
 };
 
