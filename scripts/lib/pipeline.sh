@@ -107,7 +107,7 @@ train_pipeline() {
   fi
   if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_sam == 1 ]]; then
     train_stage "$root/sam-pretrain" "${base[@]}" -c configs/demo/sam-pretrain.json \
-      --set "train.epochs=$(stage_epochs 6)" "${short[@]}"
+      --set "train.epochs=$(stage_epochs 12)" "${short[@]}"
     encoders+=("{\"path\":\"$root/sam-pretrain\"}")
     sam_init=(--set "weights=[{\"path\":\"$root/sam-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
               --set 'load.allow_missing=["vision_model.","query_tokens","qformer.","language_projection.","vision_projection.","text_projection.","itm_head.","temp","sam_query_tokens","sam_qformer.","sam_language_projection.","sam_vision_projection.","sam_text_projection.","sam_itm_head.","sam_temp","language_model."]')

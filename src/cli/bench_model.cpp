@@ -219,8 +219,11 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   in.text_ids = at::randint(3, vocab, {o.batch, o.text}, at::TensorOptions().dtype(at::kLong).device(device));
   in.text_mask = at::ones_like(in.text_ids);
   for (int64_t i = 0; i < o.batch; ++i) in.positions.push_back(i);
-  if (plan.reads_masks())  // sam_pretrain: a few random structures per image
-    in.masks = at::randint(0, 4, {o.batch, cfg.model.sam.image_size, cfg.model.sam.image_size}, at::kLong);
+  if (plan.reads_masks()) {  // sam_pretrain: a few random structures per image, lesions from mask_classes' first_id
+    const int64_t top = plan.mask_classes() > 0 ? cfg.train.stage.mask_classes.first_id + 2 : 4;
+    in.masks = at::randint(0, top, {o.batch, cfg.model.sam.image_size, cfg.model.sam.image_size}, at::kLong);
+    if (plan.mask_classes() > 0) in.mask_classes = at::randint(0, plan.mask_classes(), {o.batch}, at::kLong);
+  }
 
   auto step = [&](int64_t index) {
     const auto r = runner.step([&](int64_t) { return std::optional<training::StepInputs>(in); }, index);

@@ -75,6 +75,7 @@ int64_t agree_batch_size(data::Batch& batch, Communicator& comm) {
     batch.positions.resize(static_cast<size_t>(n));
     if (batch.clip.defined()) batch.clip = batch.clip.narrow(0, 0, n);
     if (batch.sam.defined()) batch.sam = batch.sam.narrow(0, 0, n);
+    if (batch.masks.defined()) batch.masks = batch.masks.narrow(0, 0, n);
   }
   return n;
 }

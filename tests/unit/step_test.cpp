@@ -266,6 +266,31 @@ TEST(StagePlan, MaskClassesReadTheClassFromTheCaption) {
   EXPECT_NE(error_of([&] { training::StagePlan p(s, model); }).find("/nonexistent/rules.json"), std::string::npos);
 }
 
+TEST(StepInputs, AgreeBatchSizeTrimsEveryPerSampleTensor) {
+  // A communicator whose other ranks have 2 samples: this rank's batch of 3 is cut to 2, the
+  // sam_pretrain masks with the images.
+  struct TwoSamples : training::Communicator {
+    int64_t rank() const override { return 0; }
+    int64_t world_size() const override { return 2; }
+    void sum(std::vector<double>&) override {}
+    int64_t min(int64_t value) override { return std::min<int64_t>(value, 2); }
+    void average_gradients(const std::vector<at::Tensor>&, int64_t) override {}
+    void broadcast_parameters(const std::vector<at::Tensor>&) override {}
+    void barrier() override {}
+    losses::Collectives collectives() override { return {}; }
+  } comm;
+  data::Batch batch;
+  batch.samples.resize(3);
+  batch.positions = {0, 1, 2};
+  batch.sam = torch::zeros({3, 3, 8, 8});
+  batch.masks = torch::zeros({3, 8, 8}, torch::kLong);
+  EXPECT_EQ(training::agree_batch_size(batch, comm), 2);
+  EXPECT_EQ(batch.samples.size(), 2u);
+  EXPECT_EQ(batch.sam.size(0), 2);
+  EXPECT_EQ(batch.masks.size(0), 2);
+  EXPECT_FALSE(batch.clip.defined());
+}
+
 /// The tiny composite with the stage's plan applied, its optimiser and a runner over them.
 struct StepFixture {
   explicit StepFixture(const std::string& stage, int64_t grad_accum = 1, bool dropout = true)
