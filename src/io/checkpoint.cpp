@@ -148,7 +148,11 @@ std::vector<std::string> prune_checkpoints(const std::string& run_dir, int64_t k
     const bool keep_it = std::any_of(protect.begin(), protect.end(),
                                      [&](const std::string& x) { return fs::path(x).filename() == p.filename(); });
     if (keep_it) continue;
-    fs::remove_all(p);
+    // Renamed away first: a kill during the removal leaves a hidden leftover (cleaned above on
+    // the next call), never a step folder with some of its files gone.
+    const fs::path doomed = root / ("." + p.filename().string() + ".pruned-" + std::to_string(::getpid()));
+    fs::rename(p, doomed);
+    fs::remove_all(doomed);
     removed.push_back(p.string());
   }
   return removed;

@@ -43,6 +43,12 @@ TEST(Checkpoint, RoundTripLatestAndPrune) {
   EXPECT_TRUE(std::filesystem::exists(best));
   EXPECT_FALSE(std::filesystem::exists(run.file("checkpoints/step-000000020")));
   EXPECT_TRUE(std::filesystem::exists(run.file("checkpoints/step-000000030")));
+  // Pruning renames a folder away before removing it: nothing but whole step folders and
+  // `latest` is left (a kill mid-removal left a step folder without some of its files).
+  for (const auto& e : std::filesystem::directory_iterator(run.file("checkpoints"))) {
+    const std::string name = e.path().filename().string();
+    EXPECT_TRUE(name == "latest" || name.rfind("step-", 0) == 0) << name;
+  }
   // Saving the same step again replaces it whole.
   io::save_checkpoint(run.path(), 40, sample(41));
   EXPECT_EQ(io::load_checkpoint(latest).state["step"], 41);
