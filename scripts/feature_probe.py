@@ -19,12 +19,16 @@ The labels are the benchmark's own attribute fields: this measures the encoder, 
 that the caption model uses. Prints a markdown table. Needs numpy.
 """
 import json
+import os
 import struct
 import sys
 
 import numpy as np
 
-DTYPES = {"F16": np.float16, "F32": np.float32, "BF16": None}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pixel_probe import label  # noqa: E402
+
+DTYPES = {"F16": np.float16, "F32": np.float32}  # BF16 is widened by hand below
 
 
 def read_safetensors(path):
@@ -102,9 +106,7 @@ def main():
     a = pooled(train_features)
     mean, std = a.mean(0), a.std(0) + 1e-6
     a = (a - mean) / std
-    fits = {attr: ridge_fit(a, [r["finding"] if attr == "finding" else
-                                ("none" if r["finding"] == "normal" else str(r[attr])) for r in train_rows], 1.0)
-            for attr in ["finding", "side"]}
+    fits = {attr: ridge_fit(a, [label(r, attr) for r in train_rows], 1.0) for attr in ["finding", "side"]}
     values = None
     if head is not None:
         if "sam_pretrain_classes.weight" not in head:
@@ -123,8 +125,7 @@ def main():
         b = (pooled(features) - mean) / std
         cells = []
         for attr, (classes, weights) in fits.items():
-            truth = [r["finding"] if attr == "finding" else ("none" if r["finding"] == "normal" else str(r[attr]))
-                     for r in rows]
+            truth = [label(r, attr) for r in rows]
             cells.append(f"{np.mean([classes[k] == y for k, y in zip((b @ weights).argmax(1), truth)]):.3f}")
         if head is not None:
             reads = head_readouts(features, head["sam_pretrain_classes.weight"], head["sam_pretrain_classes.bias"])

@@ -24,7 +24,14 @@ void StageConfig::validate(const std::string& path) const {
                  ".train_llm: only the caption stage trains the LLM (decoder_lm trains it alone)");
   MSMEDCAP_CHECK(!mask_symmetries || stage == Stage::kSamPretrain, path,
                  ".mask_symmetries: only sam_pretrain turns its images with their masks (stage is ", name, ")");
-  if (!mask_classes.enabled()) return;
+  if (!mask_classes.enabled()) {
+    // Without a rule file there is no class head: its other keys would be ignored.
+    const MaskClassesConfig defaults;
+    MSMEDCAP_CHECK(mask_classes.attribute == defaults.attribute && mask_classes.first_id == defaults.first_id &&
+                       mask_classes.weight == defaults.weight,
+                   path, ".mask_classes: attribute, first_id and weight need mask_classes.rules (a rule file)");
+    return;
+  }
   MSMEDCAP_CHECK(stage == Stage::kSamPretrain, path,
                  ".mask_classes.rules: only sam_pretrain has a class head (stage is ", name, ")");
   MSMEDCAP_CHECK(mask_classes.first_id >= 1 && mask_classes.first_id <= 255, path,

@@ -262,6 +262,10 @@ TEST(StagePlan, MaskClassesReadTheClassFromTheCaption) {
       error_of([&] { training::StagePlan p(s, model); }).find("train.stage.mask_classes.rules: only sam_pretrain"),
       std::string::npos);
   s.name = "sam_pretrain";
+  auto no_rules = s;  // the head's settings without a rule file would be ignored: refused
+  no_rules.mask_classes.rules.clear();
+  EXPECT_NE(error_of([&] { training::StagePlan p(no_rules, model); }).find("need mask_classes.rules"),
+            std::string::npos);
   s.mask_classes.rules = "/nonexistent/rules.json";
   EXPECT_NE(error_of([&] { training::StagePlan p(s, model); }).find("/nonexistent/rules.json"), std::string::npos);
 }
