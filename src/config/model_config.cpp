@@ -80,6 +80,11 @@ void ModelConfig::validate() const {
   MSMEDCAP_CHECK(embed_dim > 0, "model.embed_dim: must be > 0, got ", embed_dim);
   MSMEDCAP_CHECK(sam_tokens == "channels" || sam_tokens == "spatial",
                  "model.sam_tokens: expected channels or spatial, got '", sam_tokens, "'");
+  MSMEDCAP_CHECK(sam_positions == "none" || sam_positions == "sine",
+                 "model.sam_positions: expected none or sine, got '", sam_positions, "'");
+  MSMEDCAP_CHECK(sam_positions == "none" || (sam_tokens == "spatial" && sam.output_channels % 4 == 0),
+                 "model.sam_positions sine: needs sam_tokens spatial and sam.output_channels divisible by 4 (", "got ",
+                 sam_tokens, " and ", sam.output_channels, ")");
   if (use_clip) {
     vision.validate("model.vision");
     qformer.validate("model.qformer");

@@ -59,7 +59,15 @@ std::pair<torch::Tensor, double> mask_class_loss(models::MsMedCapModelImpl& mode
   const auto ce = F::cross_entropy(logits, target, F::CrossEntropyFuncOptions().reduction(torch::kNone));
   const auto fg = marked.to(torch::kFloat), bg = 1 - fg;
   auto loss = (ce * bg).sum() / bg.sum().clamp_min(1);
-  if (fg.sum().item<double>() > 0) loss = 0.5 * (loss + (ce * fg).sum() / fg.sum());
+  // The marked positions' loss: each image's mean over its own, then the mean over the images
+  // with any, so a one-position nodule weighs as much as an effusion over thirty.
+  const auto fg_count = fg.sum({1, 2});                      // [B]
+  const auto with_marks = fg_count.gt(0).to(torch::kFloat);  // [B]
+  const double images_marked = with_marks.sum().item<double>();
+  if (images_marked > 0) {
+    const auto per_image = (ce * fg).sum({1, 2}) / fg_count.clamp_min(1);
+    loss = 0.5 * (loss + (per_image * with_marks).sum() / images_marked);
+  }
   // Per image with marked positions of a class: the class of the largest probability mass.
   torch::NoGradGuard no_grad;
   const auto mass = logits.softmax(1).narrow(1, 1, logits.size(1) - 1).sum({2, 3});  // [B, K-1]

@@ -1,6 +1,8 @@
 #include "msmedcap/models/msmedcap.h"
 
 #include <ATen/ATen.h>
+#include <algorithm>
+#include <cmath>
 #include <torch/nn/functional/loss.h>
 
 #include "msmedcap/core/check.h"
@@ -117,7 +119,29 @@ torch::Tensor MsMedCapModelImpl::sam_tokens_of(const torch::Tensor& image) const
   MSMEDCAP_CHECK(image.dim() == 4, "model: SAM embeddings must be [B, C, h, w], got ", image.sizes());
   const int64_t b = image.size(0), c = image.size(1);
   // MSMedCap feeds the C channels as tokens of h*w features; "spatial" is the ViT-style view.
-  return cfg_.sam_tokens == "channels" ? image.reshape({b, c, -1}) : image.flatten(2).transpose(1, 2);
+  if (cfg_.sam_tokens == "channels") return image.reshape({b, c, -1});
+  auto tokens = image.flatten(2).transpose(1, 2);  // [B, h*w, C]
+  if (cfg_.sam_positions == "sine")
+    tokens = tokens + grid_sine_positions(image.size(2), image.size(3), c).to(tokens.options()).unsqueeze(0);
+  return tokens;
+}
+
+torch::Tensor grid_sine_positions(int64_t h, int64_t w, int64_t channels) {
+  MSMEDCAP_CHECK(h > 0 && w > 0 && channels > 0 && channels % 4 == 0,
+                 "grid_sine_positions: expected a grid and channels divisible by 4, got ", h, "x", w, " and ",
+                 channels);
+  const int64_t k = channels / 4;
+  // Frequencies from half a period over the grid (its cosine tells the left half from the right)
+  // to the grid's own resolution, geometrically spaced.
+  const double top = std::max<double>(1.0, static_cast<double>(std::max(h, w)) / 2.0);
+  auto freq = torch::empty({k}, torch::kDouble);
+  for (int64_t i = 0; i < k; ++i)
+    freq[i] = M_PI * std::pow(top, k > 1 ? static_cast<double>(i) / static_cast<double>(k - 1) : 0.0);
+  const auto u = (torch::arange(w, torch::kDouble) + 0.5) / static_cast<double>(w);  // across
+  const auto v = (torch::arange(h, torch::kDouble) + 0.5) / static_cast<double>(h);  // down
+  const auto ux = torch::outer(u, freq).unsqueeze(0).expand({h, w, k});              // [h, w, k]
+  const auto vy = torch::outer(v, freq).unsqueeze(1).expand({h, w, k});
+  return torch::cat({ux.sin(), ux.cos(), vy.sin(), vy.cos()}, -1).reshape({h * w, channels}).to(torch::kFloat);
 }
 
 VisualPrefix MsMedCapModelImpl::encode(const ImageInputs& inputs, PrefixAttention* attention) {

@@ -146,6 +146,27 @@ TEST(Transforms, SamShapePaddingAndLongestSide) {
   EXPECT_NEAR(out[0][0][0].item<float>(), (0.5f - 0.485f) / 0.229f, 1e-5);
 }
 
+TEST(Transforms, SamMaskKeepsOnePixelStructuresWhenShrinking) {
+  config::ImageTransformConfig cfg;
+  cfg.sam_size = 64;
+  // A 128 x 96 mask (ids / 255, as image_to_tensor reads an 8-bit PNG): anatomy 3 over the top
+  // half, a one-pixel lesion (id 10) at an odd position, which nearest neighbour would skip.
+  auto ids = torch::zeros({1, 96, 128});
+  ids.narrow(1, 0, 48).fill_(3);
+  ids[0][31][77] = 10;
+  const auto out = data::sam_mask_transform(ids / 255.0, cfg);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{64, 64}));
+  EXPECT_EQ(out[15][38].item<int64_t>(), 10);  // the 2 x 2 block holding (31, 77)
+  EXPECT_EQ(out.eq(10).sum().item<int64_t>(), 1);
+  EXPECT_EQ(out.eq(3).sum().item<int64_t>(), 24 * 64 - 1);
+  EXPECT_EQ(out.narrow(0, 48, 16).abs().max().item<int64_t>(), 0);  // padded bottom
+  // Enlarging stays nearest neighbour: every source pixel becomes a 2 x 2 block.
+  cfg.sam_size = 256;
+  const auto big = data::sam_mask_transform(ids / 255.0, cfg);
+  EXPECT_EQ(big.eq(10).sum().item<int64_t>(), 4);
+  EXPECT_EQ(big[62][154].item<int64_t>(), 10);
+}
+
 TEST(Transforms, AugmentationIsSeededAndFlipIsOffByDefault) {
   config::ImageTransformConfig cfg;
   cfg.clip_size = 16;

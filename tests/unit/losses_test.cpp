@@ -315,6 +315,12 @@ TEST(SamPretrain, MaskClassLossAveragesBackgroundAndMarkedPixelsAndReadsEachImag
   options.symmetries = true;
   EXPECT_NEAR(loss_for({2, 0, 1}).mask_class.item<double>(), l.mask_class.item<double>(), 1e-5);
   options.symmetries = false;
+  // Marked positions are averaged per image, then over images: row 1 with a lesion of class 1
+  // over 2 rows of the grid weighs as much as row 0's lesion of class 2 (the two means averaged).
+  masks[1].slice(0, 0, 2).fill_(11);
+  EXPECT_NEAR(loss_for({2, 0, 1}).mask_class.item<double>(),
+              -0.5 * (log_softmax({2, 0, 1}, 0) + 0.5 * (log_softmax({2, 0, 1}, 2) + log_softmax({2, 0, 1}, 1))), 1e-5);
+  masks[1].slice(0, 0, 2).fill_(9);
   // The class loss trains the SAM encoder (through a head with weights).
   {
     torch::NoGradGuard no_grad;

@@ -2,6 +2,7 @@
 // gives each row's own logits, greedy with the cache equals a naive uncached argmax loop, and
 // the composite wires its branches as configured.
 #include <ATen/ATen.h>
+#include <cmath>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
@@ -315,6 +316,47 @@ TEST(Composite, PrefixOrderAndBranchSwitches) {
   cfg.sam_qformer.encoder_hidden_size = 8;  // spatial mode: 16 tokens of C = 8 features
   MsMedCapModel sam_only(cfg);
   EXPECT_EQ(sam_only->encode_images({}, sam_pixels).embeds.size(1), 3);
+}
+
+TEST(Composite, SpatialSamTokensSeeWhereTheyAreOnlyWithSinePositions) {
+  torch::NoGradGuard no_grad;
+  auto cfg = tiny_composite();
+  cfg.use_clip = false;
+  cfg.sam_tokens = "spatial";
+  cfg.sam_qformer.encoder_hidden_size = 8;  // 16 tokens of C = 8 features
+  at::manual_seed(5);
+  ImageInputs image, mirrored;
+  image.sam_embeddings = at::randn({1, 8, 4, 4});
+  mirrored.sam_embeddings = image.sam_embeddings.flip({3});  // the grid mirrored left-right
+  for (const std::string positions : {"none", "sine"}) {
+    cfg.sam_positions = positions;
+    at::manual_seed(6);
+    MsMedCapModel model(cfg);
+    model->eval();
+    // Weights large enough for the attention to pick tokens (at the init's scale it is nearly
+    // uniform, and a uniform mean over the grid forgets positions either way).
+    for (auto& p : model->parameters()) p.normal_(0, 0.5);
+    const auto a = model->encode(image).embeds, b = model->encode(mirrored).embeds;
+    if (positions == "none") {
+      EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-5));  // cross-attention is blind to the tokens' order
+    } else {
+      EXPECT_GT((a - b).abs().max().item<double>(), 1e-3);
+    }
+  }
+  // The code: [h*w, C] row-major, every cell its own; the lowest frequency's cosine (channel
+  // C/4) is positive on the left half of the grid and negative on the right.
+  const auto pe = grid_sine_positions(4, 6, 8);
+  ASSERT_EQ(pe.sizes(), (at::IntArrayRef{24, 8}));
+  EXPECT_GT(at::cdist(pe, pe).add(at::eye(24) * 10).min().item<double>(), 0.05);
+  for (int64_t y = 0; y < 4; ++y)
+    for (int64_t x = 0; x < 6; ++x) EXPECT_EQ(pe[y * 6 + x][2].item<float>() > 0, x < 3) << y << "," << x;
+  EXPECT_NEAR(pe[0][0].item<float>(), std::sin(M_PI * 0.5 / 6), 1e-6);
+  // Only with spatial tokens, and a width the code fills.
+  cfg.sam_tokens = "channels";
+  cfg.sam_qformer.encoder_hidden_size = 16;
+  EXPECT_THROW(cfg.validate(), Error);
+  cfg.sam_positions = "learned";
+  EXPECT_THROW(cfg.validate(), Error);
 }
 
 TEST(Composite, ForwardLossIgnoresPaddingLabels) {

@@ -163,6 +163,10 @@ struct ModelConfig {
   /// How SAM features reach their Q-Former: "channels" (C tokens of h*w features, MSMedCap)
   /// or "spatial" (h*w tokens of C features).
   std::string sam_tokens = "channels";
+  /// With spatial tokens: "none" (the features alone, whose position the Q-Former cannot see:
+  /// its cross-attention is blind to the tokens' order) or "sine" (a fixed 2-D sinusoidal code of
+  /// each token's grid position added to its features; models::grid_sine_positions).
+  std::string sam_positions = "none";
   /// Width of the ITC projections (vision_projection / text_projection) of a branch whose
   /// Q-Former has the text path.
   int64_t embed_dim = 256;
@@ -187,6 +191,7 @@ struct ModelConfig {
     v("use_clip", use_clip, "CLIP branch on (vision_model, qformer, language_projection)");
     v("use_sam", use_sam, "SAM branch on (sam_model, sam_qformer, sam_language_projection)");
     v("sam_tokens", sam_tokens, "SAM features as 'channels' (MSMedCap) or 'spatial' tokens");
+    v("sam_positions", sam_positions, "spatial SAM tokens: 'none' or 'sine' (their grid position added)");
     v("embed_dim", embed_dim, "ITC projection width (stage-1 heads)");
     v("image_token_index", image_token_index,
       "-1: prefix concatenated before the text; else the placeholder id the prefix replaces in input_ids");

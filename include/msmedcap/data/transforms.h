@@ -55,8 +55,10 @@ torch::Tensor sam_transform(const torch::Tensor& image, const config::ImageTrans
 torch::Tensor structure_ids(const torch::Tensor& mask);
 
 /// A structure mask (as structure_ids reads it) on the SAM input's geometry: the longest side
-/// resized to sam_size by nearest neighbour, padded with 0 (background) at the bottom and right as
-/// sam_transform pads. Returns [S, S] int64 ids.
+/// resized to sam_size, padded with 0 (background) at the bottom and right as sam_transform pads.
+/// Shrinking, each pixel takes the largest id among the source pixels it covers (structures drawn
+/// later carry higher ids, and none of one pixel vanishes); enlarging, nearest neighbour.
+/// Returns [S, S] int64 ids.
 torch::Tensor sam_mask_transform(const torch::Tensor& mask, const config::ImageTransformConfig& cfg);
 
 /// MSMedCap's SAM input made from a CLIP-normalised tensor [3, S, S]: x*255 truncated to an

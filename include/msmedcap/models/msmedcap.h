@@ -154,4 +154,9 @@ class MsMedCapModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MsMedCapModel);
 
+/// model.sam_positions "sine": each cell of an h x w grid coded in `channels` values (a multiple
+/// of 4), row-major [h*w, channels] float: sin and cos of u = (x + 0.5) / w at channels / 4
+/// frequencies from pi to pi * max(h, w) / 2 (geometric), then the same of v = (y + 0.5) / h.
+torch::Tensor grid_sine_positions(int64_t h, int64_t w, int64_t channels);
+
 }  // namespace msmedcap::models
