@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """What the frozen SAM encoder's features tell of each study's finding, read by simple readers.
 
-Usage: /usr/bin/python3 scripts/feature_probe.py SYNTH_DIR TRAIN_CACHE SPLIT=CACHE ... [--head CHECKPOINT]
+Usage: /usr/bin/python3 scripts/feature_probe.py SYNTH_DIR TRAIN_CACHE SPLIT=CACHE ... [--head CHECKPOINT [--by-type]]
 
 The caches are `msmedcap extract-features --branch sam` folders of the benchmark's splits
 (TRAIN_CACHE of train.jsonl, each SPLIT=CACHE of SPLIT.jsonl). Readers, fitted on the train split
@@ -15,6 +15,8 @@ and scored on each other split:
     probability), "votes" (of the most pixels whose most probable class is not background; the
     peak where there is none). The head is linear per position, so its logits are read at the
     embedding's grid, before the upsampling that training applies.
+With --by-type, also the head's "peak" reading per (modality, finding, size) and split: which
+findings the encoder tells apart and which it does not.
 The labels are the benchmark's own attribute fields: this measures the encoder, it trains nothing
 that the caption model uses. Prints a markdown table. Needs numpy.
 """
@@ -95,11 +97,14 @@ def head_readouts(features, weight, bias):
 def main():
     args = sys.argv[1:]
     head = None
+    by_type = "--by-type" in args
+    if by_type:
+        args.remove("--by-type")
     if "--head" in args:
         i = args.index("--head")
         head = read_safetensors(args[i + 1])
         del args[i:i + 2]
-    if len(args) < 3:
+    if len(args) < 3 or (by_type and head is None):
         raise SystemExit(__doc__)
     root, train_cache, splits = args[0], args[1], [a.split("=", 1) for a in args[2:]]
     train_rows, train_features = load(root, "train", train_cache)
@@ -118,6 +123,7 @@ def main():
     columns = ["finding, pooled linear", "side, pooled linear"]
     if head is not None:
         columns += [f"finding, head {k}" for k in ["peak", "mass", "votes"]]
+    per_type = {}
     print("| split | " + " | ".join(columns) + " |")
     print("|---|" + "---:|" * len(columns))
     for split, folder in [("train", train_cache)] + splits:
@@ -132,7 +138,18 @@ def main():
             found = [i for i, r in enumerate(rows) if r["finding"] != "normal"]
             for name in ["peak", "mass", "votes"]:
                 cells.append(f"{np.mean([values[reads[name][i]] == rows[i]['finding'] for i in found]):.3f}")
+            for i in found:
+                key = (rows[i]["modality"], rows[i]["finding"], rows[i]["size"])
+                per_type.setdefault(key, {}).setdefault(split, []).append(values[reads["peak"][i]] == rows[i]["finding"])
         print(f"| {split} | " + " | ".join(cells) + " |", flush=True)
+    if by_type:
+        names = ["train"] + [split for split, _ in splits]
+        print("\n| modality | finding | size | " + " | ".join(f"head peak, {n} (studies)" for n in names) + " |")
+        print("|---|---|---|" + "---:|" * len(names))
+        for key in sorted(per_type):
+            got = per_type[key]
+            cells = [f"{np.mean(got[n]):.2f} ({len(got[n])})" if n in got else "-" for n in names]
+            print("| " + " | ".join(key) + " | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

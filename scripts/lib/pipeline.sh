@@ -143,12 +143,12 @@ train_pipeline() {
     --set "weights=[${enc:+$enc,}{\"path\":\"${stage1[0]}\"},{\"path\":\"$lm\"}]" \
     --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
     --set "load.allow_missing=[$frozen,\"language_projection.\",\"sam_language_projection.\"]" \
-    --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+    --set "train.epochs=$(stage_epochs 8)" "${short[@]}"
   train_stage "$root/caption" "${base[@]}" -c configs/stages/caption.json -c configs/demo/caption.json \
     --set "weights=[${enc:+$enc,}{\"path\":\"$root/stage2\"},{\"path\":\"$lm\"}]" \
     --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
     --set "load.allow_missing=[$frozen]" \
-    --set "train.epochs=$(stage_epochs 6)" "${short[@]}"
+    --set "train.epochs=$(stage_epochs 12)" "${short[@]}"
 }
 
 # caption_and_score RUN DATA_DIR OUT_PREFIX [caption options...]: captions the test split and

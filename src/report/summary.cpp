@@ -140,27 +140,28 @@ std::vector<std::string> group_fields(const std::vector<ScoreSet>& sets) {
 }
 
 std::string group_table(const std::vector<ScoreSet>& sets, const std::string& field, const std::string& metric) {
-  std::vector<std::string> groups;
-  std::map<std::string, int64_t> sizes;
+  std::map<std::string, std::set<int64_t>> sizes;  // group -> the sizes the runs give it
   for (const auto& set : sets)
     for (const auto& run : set.runs) {
       const auto f = run.groups.find(field);
       if (f == run.groups.end()) continue;
-      for (const auto& [g, scores] : f->second) {
-        if (!sizes.count(g)) groups.push_back(g);
-        sizes[g] = scores.n;
-      }
+      for (const auto& [g, scores] : f->second) sizes[g].insert(scores.n);
     }
-  if (groups.empty()) return "";
-  std::sort(groups.begin(), groups.end());
+  if (sizes.empty()) return "";
+  // A group's size goes in the header when every run agrees on it; systems scored on different
+  // splits (test, test_seen) do not, and then each cell says its own.
   std::vector<std::string> head = {"system"};
-  for (const auto& g : groups) head.push_back(fmt::format("{} (n={})", g, sizes[g]));
+  for (const auto& [g, n] : sizes) head.push_back(n.size() == 1 ? fmt::format("{} (n={})", g, *n.begin()) : g);
   std::string out = header(head);
   for (const auto& set : sets) {
     std::vector<std::string> cells = {set.name};
-    for (const auto& g : groups)
-      cells.push_back(format_stat(stat_of(
-          values_of(set, metric, [&](const metrics::EvaluationSummary& r) { return group_scores(r, field, g); }))));
+    for (const auto& [g, n] : sizes) {
+      const auto scores_of = [&](const metrics::EvaluationSummary& r) { return group_scores(r, field, g); };
+      std::string cell = format_stat(stat_of(values_of(set, metric, scores_of)));
+      const metrics::Scores* first = set.runs.empty() ? nullptr : scores_of(set.runs.front());
+      if (n.size() > 1 && first != nullptr) cell += fmt::format(" (n={})", first->n);
+      cells.push_back(cell);
+    }
     out += row(cells);
   }
   return out;

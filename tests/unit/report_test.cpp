@@ -123,6 +123,14 @@ TEST(Summary, ScoresOverSeedsAndGroups) {
   EXPECT_NE(groups.find("| dual | 1.6000 ± 0.1414 | 0.6000 ± 0.1414 |"), std::string::npos) << groups;
   EXPECT_NE(groups.find("| base | n/a | n/a |"), std::string::npos) << groups;
   EXPECT_EQ(group_table(sets, "finding", "CIDEr"), "");
+  // Systems scored on splits of different sizes: each cell names its own n.
+  testing::write_text(dir.file("seen.json"), R"({"Bleu_4": 0.5, "CIDEr": 2.5,
+                          "groups": {"size": {"small": {"n": 7, "CIDEr": 0.9}, "large": {"n": 2, "CIDEr": 1.1}}}})");
+  const auto mixed = read_score_sets({"dual=" + dir.file("a1.json"), "dual, test_seen=" + dir.file("seen.json")});
+  const std::string split_groups = group_table(mixed, "size", "CIDEr");
+  EXPECT_NE(split_groups.find("| system | large (n=2) | small |"), std::string::npos) << split_groups;
+  EXPECT_NE(split_groups.find("| dual | 1.5000 | 0.5000 (n=3) |"), std::string::npos) << split_groups;
+  EXPECT_NE(split_groups.find("| dual, test_seen | 1.1000 | 0.9000 (n=7) |"), std::string::npos) << split_groups;
   EXPECT_THROW(read_score_sets({"no-equals-sign"}), Error);
   EXPECT_THROW(read_score_sets({"x=" + dir.file("missing.json")}), Error);
 }
