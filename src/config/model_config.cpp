@@ -83,7 +83,7 @@ void ModelConfig::validate() const {
   MSMEDCAP_CHECK(sam_positions == "none" || sam_positions == "sine",
                  "model.sam_positions: expected none or sine, got '", sam_positions, "'");
   MSMEDCAP_CHECK(sam_positions == "none" || (sam_tokens == "spatial" && sam.output_channels % 4 == 0),
-                 "model.sam_positions sine: needs sam_tokens spatial and sam.output_channels divisible by 4 (", "got ",
+                 "model.sam_positions sine: needs sam_tokens spatial and sam.output_channels divisible by 4 (got ",
                  sam_tokens, " and ", sam.output_channels, ")");
   if (use_clip) {
     vision.validate("model.vision");

@@ -34,9 +34,9 @@ torch::Tensor clip_pretrain_loss(models::MsMedCapModelImpl& model, const models:
 /// logits. The loss is cross entropy averaged over background positions and over the marked ones
 /// separately, then the two means averaged (a lesion is a few of 256 positions); the marked mean
 /// is taken per image first, then over the images with marked positions, so a small lesion counts
-/// as much as a large one. The total adds it times `weight`. `image_accuracy` is what the head reads per image: over
-/// the rows with marked positions of a class (not background), the share whose class has the largest probability mass
-/// over the grid.
+/// as much as a large one. The total adds it times `weight`. `image_accuracy` is what the head
+/// reads per image: over the rows with marked positions of a class (not background), the share
+/// whose class has the largest probability mass over the grid.
 struct MaskClassTargets {
   torch::Tensor classes;  ///< [B] int64, CPU
   int64_t first_id = 1;
