@@ -121,9 +121,12 @@ torch::Tensor MsMedCapModelImpl::sam_tokens_of(const torch::Tensor& image) const
   // MSMedCap feeds the C channels as tokens of h*w features; "spatial" is the ViT-style view.
   if (cfg_.sam_tokens == "channels") return image.reshape({b, c, -1});
   auto tokens = image.flatten(2).transpose(1, 2);  // [B, h*w, C]
-  if (cfg_.sam_positions == "sine")
-    tokens = tokens + grid_sine_positions(image.size(2), image.size(3), c).to(tokens.options()).unsqueeze(0);
-  return tokens;
+  if (cfg_.sam_positions != "sine") return tokens;
+  const int64_t h = image.size(2), w = image.size(3);
+  if (!sam_positions_.defined() || sam_positions_.sizes() != c10::IntArrayRef{h, w, c} ||
+      sam_positions_.device() != tokens.device() || sam_positions_.scalar_type() != tokens.scalar_type())
+    sam_positions_ = grid_sine_positions(h, w, c).to(tokens.options()).view({h, w, c});
+  return tokens + sam_positions_.view({1, h * w, c});
 }
 
 torch::Tensor grid_sine_positions(int64_t h, int64_t w, int64_t channels) {

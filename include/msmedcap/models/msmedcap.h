@@ -151,6 +151,9 @@ class MsMedCapModelImpl : public torch::nn::Module {
   torch::Tensor sam_tokens_of(const torch::Tensor& image) const;
   config::ModelConfig cfg_;
   Stage1Heads clip_heads_, sam_heads_;
+  /// grid_sine_positions as [h, w, C] for the last grid, device and dtype seen (made once, not
+  /// per step).
+  mutable torch::Tensor sam_positions_;
 };
 TORCH_MODULE(MsMedCapModel);
 
