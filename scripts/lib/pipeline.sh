@@ -5,7 +5,8 @@
 # Knobs (environment): BUILD_DIR (default build), SYNTH_N (studies, default 3000),
 # EPOCH_SCALE (multiplies every stage's epochs, e.g. 0.25 for a quick check; default 1),
 # ENCODER_PRETRAIN (1, the default: pretrain the branches' encoders first; 0: keep them random),
-# and for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
+# FEATURE_CACHE (1, the default: the stages after encoder pretraining read the frozen encoders'
+# outputs cached once by extract-features; 0: run the encoders at every step), and for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
 
 msmedcap_build() {
   build_dir=${BUILD_DIR:-build}
@@ -48,6 +49,28 @@ JSON
   cat > "$dir/test-seen.json" <<JSON
 {"val_data": {"sources": [{"format": "jsonl", "root": "$dir/synth", "annotations": "test_seen.jsonl"}]}}
 JSON
+  # The validation split as `data` (extract-features reads `data`).
+  cat > "$dir/val-as-data.json" <<JSON
+{"data": {"sources": [{"format": "jsonl", "root": "$dir/synth", "annotations": "val.jsonl"}]}}
+JSON
+}
+
+# cache_features OUT DATA_DIR BRANCHES CONFIG_ARGS...: the frozen encoders' outputs for the
+# training split (OUT/train) and the validation split (OUT/val), made once by extract-features
+# with the model CONFIG_ARGS load; BRANCHES is "clip sam", "clip" or "sam". Kept when done.
+cache_features() {
+  local out=$1 data=$2 branches=$3
+  shift 3
+  if [[ -f "$out/done" ]]; then
+    echo "[pipeline] $out: done earlier, kept"
+    return
+  fi
+  rm -rf "$out"
+  local start=$SECONDS flags=() b
+  for b in $branches; do flags+=(--branch "$b"); done
+  "$bin" extract-features "$@" --out "$out/train" "${flags[@]}" --batch-size 32
+  "$bin" extract-features "$@" -c "$data/val-as-data.json" --out "$out/val" "${flags[@]}" --batch-size 32
+  echo "$((SECONDS - start))" > "$out/done"
 }
 
 # leftover_prefixes: configs/weights/stage1-leftovers.json's allow_unexpected list, comma-joined
@@ -115,15 +138,29 @@ train_pipeline() {
   local enc
   enc=$(IFS=,; echo "${encoders[*]}")
 
+  # The encoders are frozen from here on: their outputs for every training and validation image
+  # are computed once and the later stages read them instead of pixels (the same numbers up to
+  # float16 rounding; FEATURE_CACHE=0 runs the encoders at every step instead).
+  local cached=()
+  if [[ ${FEATURE_CACHE:-1} == 1 ]]; then
+    local branches=""
+    if [[ $use_clip == 1 ]]; then branches+="clip "; fi
+    if [[ $use_sam == 1 ]]; then branches+="sam"; fi
+    cache_features "$root/features" "$data" "$branches" "${base[@]}" --set "weights=[$enc]" \
+      --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
+      --set 'load.allow_missing=["query_tokens","qformer.","language_projection.","vision_projection.","text_projection.","itm_head.","temp","sam_query_tokens","sam_qformer.","sam_language_projection.","sam_vision_projection.","sam_text_projection.","sam_itm_head.","sam_temp","language_model."]'
+    cached=(--set "data.feature_cache=$root/features/train" --set "val_data.feature_cache=$root/features/val")
+  fi
+
   # Stage 1: each Q-Former on its own (mixed semantic learning), then merged.
   local stage1=()
   if [[ $use_clip == 1 ]]; then
     train_stage "$root/stage1-clip" "${base[@]}" -c configs/stages/stage1-clip.json -c configs/demo/stage1.json \
-      "${clip_init[@]}" --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+      "${clip_init[@]}" "${cached[@]}" --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
   fi
   if [[ $use_sam == 1 ]]; then
     train_stage "$root/stage1-sam" "${base[@]}" -c configs/stages/stage1-sam.json -c configs/demo/stage1.json \
-      "${sam_init[@]}" --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+      "${sam_init[@]}" "${cached[@]}" --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
   fi
   if [[ $use_clip == 1 && $use_sam == 1 ]]; then
     "$bin" merge --clip "$root/stage1-clip" --sam "$root/stage1-sam" --out "$root/stage1.safetensors"
@@ -143,12 +180,12 @@ train_pipeline() {
     --set "weights=[${enc:+$enc,}{\"path\":\"${stage1[0]}\"},{\"path\":\"$lm\"}]" \
     --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
     --set "load.allow_missing=[$frozen,\"language_projection.\",\"sam_language_projection.\"]" \
-    --set "train.epochs=$(stage_epochs 8)" "${short[@]}"
+    "${cached[@]}" --set "train.epochs=$(stage_epochs 8)" "${short[@]}"
   train_stage "$root/caption" "${base[@]}" -c configs/stages/caption.json -c configs/demo/caption.json \
     --set "weights=[${enc:+$enc,}{\"path\":\"$root/stage2\"},{\"path\":\"$lm\"}]" \
     --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
     --set "load.allow_missing=[$frozen]" \
-    --set "train.epochs=$(stage_epochs 12)" "${short[@]}"
+    "${cached[@]}" --set "train.epochs=$(stage_epochs 12)" "${short[@]}"
 }
 
 # caption_and_score RUN DATA_DIR OUT_PREFIX [caption options...]: captions the test split and

@@ -32,6 +32,7 @@ struct GlobalOptions {
   std::string device;
   std::string dtype;  ///< runtime.dtype
   int64_t threads = -1;
+  std::string allocator;  ///< what core::keep_freed_memory did at start (logged at debug level)
 };
 
 /// Adds -c/--config, --set and --dump-config to `command`.

@@ -50,7 +50,7 @@ config::Json resolve_run_config(config::RunConfig& config, const ConfigOptions& 
   const config::Json resolved = config::resolve_config(config, sources);
   core::init_logging(config.runtime.log_level);
   const int threads = core::configure_threads(config.runtime.threads);
-  core::log_debug("runtime", "{} intra-op threads, flush-to-zero on", threads);
+  core::log_debug("runtime", "{} intra-op threads, flush-to-zero on; {}", threads, globals.allocator);
   // LibTorch's CPU bf16 products are fast only with AVX512-BF16 (oneDNN uses it); without it
   // they take a slow path, which the decoder avoids (packed_linear.h) but the encoders do not.
   if (config.runtime.dtype == "bf16" && config.runtime.device == "cpu" && !__builtin_cpu_supports("avx512bf16")) {

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "msmedcap/core/allocator.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
 #include "msmedcap/core/components.h"
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("msmedcap 0.1.0 (LibTorch ") + core::torch_version() +
                                         "; components: " + core::components_built() + ")");
   cli::GlobalOptions globals;
+  globals.allocator = core::keep_freed_memory();
   app.add_option("--log-level", globals.log_level, "trace|debug|info|warn|error|off");
   app.add_option("--device", globals.device, "cpu, cuda or cuda:N");
   app.add_option("--dtype", globals.dtype,

@@ -142,6 +142,8 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
   data::ExampleOptions eo;
   eo.require_caption = false;
   eo.keep_source = !options.attention_dir.empty();  // the overlays draw over it
+  eo.clip_cache = options.clip_cache;
+  eo.sam_cache = options.sam_cache;
   const bool record_attention = !options.attention_dir.empty() || options.finding_ids_from > 0;
   const auto process = data::make_example_processor(transform, eo);
   if (!options.attention_dir.empty()) {
@@ -175,8 +177,10 @@ BatchCaptionStats caption_samples(Captioner& captioner, const std::vector<data::
     std::vector<Caption> captions;
     BranchAttention maps;
     if (any) {
-      captions = captioner.caption(clips.empty() ? at::Tensor() : at::stack(clips),
-                                   sams.empty() ? at::Tensor() : at::stack(sams), record_attention ? &maps : nullptr);
+      models::ImageInputs inputs;
+      if (!clips.empty()) (options.clip_cache ? inputs.clip_features : inputs.clip_pixels) = at::stack(clips);
+      if (!sams.empty()) (options.sam_cache ? inputs.sam_embeddings : inputs.sam_pixels) = at::stack(sams);
+      captions = captioner.caption(std::move(inputs), record_attention ? &maps : nullptr);
     }
     size_t k = 0;
     for (size_t i = 0; i < d.examples.size(); ++i) {

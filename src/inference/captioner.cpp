@@ -61,11 +61,17 @@ Captioner::Captioner(models::MsMedCapModel model, std::shared_ptr<const data::Te
 }
 
 std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor& sam, BranchAttention* attention) {
+  models::ImageInputs inputs;
+  inputs.clip_pixels = clip;
+  inputs.sam_pixels = sam;
+  return caption(std::move(inputs), attention);
+}
+
+std::vector<Caption> Captioner::caption(models::ImageInputs inputs, BranchAttention* attention) {
   c10::InferenceMode no_grad;
   const auto device = model_->parameters().front().device();
-  models::ImageInputs inputs;
-  if (clip.defined()) inputs.clip_pixels = clip.to(device);
-  if (sam.defined()) inputs.sam_pixels = sam.to(device);
+  for (auto* t : {&inputs.clip_pixels, &inputs.sam_pixels, &inputs.clip_features, &inputs.sam_embeddings})
+    if (t->defined()) *t = t->to(device);
   models::PrefixAttention probs;
   models::VisualPrefix visual = model_->encode(inputs, attention != nullptr ? &probs : nullptr);
   if (attention != nullptr) {

@@ -1,5 +1,6 @@
 #include "msmedcap/inference/features.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -16,25 +17,30 @@
 
 namespace msmedcap::inference {
 
-data::ExampleOptions example_options(models::MsMedCapModelImpl& model, const config::DatasetConfig& data) {
+data::ExampleOptions example_options(models::MsMedCapModelImpl& model, const config::DatasetConfig& data,
+                                     const std::vector<config::Branch>& branches) {
+  auto wanted = [&](config::Branch b) {
+    return branches.empty() || std::find(branches.begin(), branches.end(), b) != branches.end();
+  };
   data::ExampleOptions options;
-  options.clip = model.config().use_clip;
-  options.sam = model.config().use_sam;
+  options.clip = model.config().use_clip && wanted(config::Branch::kClip);
+  options.sam = model.config().use_sam && wanted(config::Branch::kSam);
   if (data.feature_cache.empty()) return options;
   namespace fs = std::filesystem;
   const bool single = fs::exists(fs::path(data.feature_cache) / io::kIndexFileName);
   bool any = false;
   for (const config::Branch branch : {config::Branch::kClip, config::Branch::kSam}) {
     const bool clip = branch == config::Branch::kClip;
-    const bool enabled = clip ? options.clip : options.sam;
     const std::string dir =
         single ? data.feature_cache : (fs::path(data.feature_cache) / config::branch_name(branch)).string();
-    if (!enabled || !fs::exists(fs::path(dir) / io::kIndexFileName)) continue;
+    if (!(clip ? model.config().use_clip : model.config().use_sam) || !fs::exists(fs::path(dir) / io::kIndexFileName))
+      continue;
     auto cache = std::make_shared<data::FeatureCache>(dir, config::Json());
     if (cache->provenance().value("branch", "") != config::branch_name(branch)) continue;
+    any = true;  // a cache of one of the model's branches, read or not
+    if (!(clip ? options.clip : options.sam)) continue;
     cache->check_provenance(models::encoder_provenance(model, branch, data.transform));
     (clip ? options.clip_cache : options.sam_cache) = cache;
-    any = true;
   }
   MSMEDCAP_CHECK(any, "data.feature_cache: ", data.feature_cache, " holds no feature cache of this model's branches");
   return options;

@@ -196,9 +196,13 @@ std::unique_ptr<data::DataLoader> Trainer::make_loader(config::DatasetConfig dat
     lc.shuffle = false;
     lc.drop_last = false;
   }
-  data::ExampleOptions ex = inference::example_options(model_, data);
-  ex.clip = ex.clip && plan_.reads(Branch::kClip);  // decoder_lm: captions only, no image is decoded
-  ex.sam = ex.sam && plan_.reads(Branch::kSam);
+  // decoder_lm: captions only, no image is decoded; stage 1: one branch's images or features.
+  std::vector<Branch> read;
+  for (const Branch b : {Branch::kClip, Branch::kSam})
+    if (plan_.reads(b)) read.push_back(b);
+  data::ExampleOptions ex;
+  ex.clip = ex.sam = false;
+  if (!read.empty()) ex = inference::example_options(model_, data, read);
   ex.masks = plan_.reads_masks();
   ex.require_caption = plan_.reads_captions();
   (training ? examples_ : val_examples_) = ex;

@@ -4,6 +4,7 @@
 
 #include "msmedcap/core/check.h"
 #include "msmedcap/inference/captioner.h"
+#include "msmedcap/inference/features.h"
 #include "msmedcap/metrics/evaluate.h"
 
 namespace msmedcap::training {
@@ -48,8 +49,16 @@ CaptionMetricsValidator::CaptionMetricsValidator(const config::RunConfig& run, m
     : model_(std::move(model)), setup_(inference::run_captioning(run)) {
   const int64_t n = run.train.val_caption_images;
   MSMEDCAP_CHECK(!run.val_data.sources.empty(), "train.val_caption_images: needs val_data");
-  MSMEDCAP_CHECK(run.data.feature_cache.empty(), "train.val_caption_images: captions are made from pixels; ",
-                 "turn it off with data.feature_cache");
+  // From val_data's cached encoder outputs when it has them, as the validation loss reads them;
+  // from pixels otherwise. Either way through the same encoders: a cache only opens for a model
+  // whose encoder weights it was made with.
+  if (!run.val_data.feature_cache.empty()) {
+    config::DatasetConfig val = run.val_data;
+    val.transform = run.data.transform;  // validation sees the training transform (Trainer::make_loader)
+    const auto cached = inference::example_options(*model_, val);
+    setup_.batch.clip_cache = cached.clip_cache;
+    setup_.batch.sam_cache = cached.sam_cache;
+  }
   samples_ = data::read_datasets(run.val_data, "val_data");
   if (n > 0 && static_cast<int64_t>(samples_.size()) > n) samples_.resize(static_cast<size_t>(n));
   for (const auto& s : samples_) references_[s.id] = s.captions;

@@ -11,6 +11,8 @@
 #include "msmedcap/config/run_config.h"
 #include "msmedcap/data/feature_cache.h"
 #include "msmedcap/data/loader.h"
+#include "msmedcap/data/tokenizer.h"
+#include "msmedcap/inference/batch_caption.h"
 #include "msmedcap/inference/features.h"
 #include "msmedcap/io/state_dict.h"
 #include "msmedcap/io/tensor_store.h"
@@ -158,6 +160,33 @@ TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {
   model->eval();
   const auto direct = model->sam_embeddings(ex.sam.unsqueeze(0))[0];
   EXPECT_LT((direct - batch->sam[0]).abs().max().item<float>(), 2e-3 * (1 + direct.abs().max().item<float>()));
+
+  // Captioning from the cache (as train.val_caption_images does with val_data.feature_cache)
+  // writes what captioning from pixels writes, through the same encoder.
+  inference::CaptionOptions co;
+  co.generate.max_new_tokens = 6;
+  inference::Captioner captioner(model, data::load_tokenizer(testing::data_path("tokenizers/opt")), co);
+  const auto samples = data::read_datasets(run.data, "data");
+  inference::BatchCaptionOptions bo;
+  bo.batch_size = 4;
+  bo.transform = run.data.transform;
+  auto captions = [&](const inference::BatchCaptionOptions& o) {
+    std::vector<std::pair<std::string, double>> out;
+    inference::caption_samples(captioner, samples, o, [&](const inference::CaptionRecord& r) {
+      EXPECT_EQ(r.error, "");
+      out.emplace_back(r.caption, r.score);
+    });
+    return out;
+  };
+  const auto from_pixels = captions(bo);
+  bo.sam_cache = options.sam_cache;
+  const auto from_cache = captions(bo);
+  ASSERT_EQ(from_cache.size(), samples.size());
+  ASSERT_EQ(from_pixels.size(), samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) {
+    EXPECT_EQ(from_cache[i].first, from_pixels[i].first) << samples[i].id;
+    EXPECT_NEAR(from_cache[i].second, from_pixels[i].second, 1e-2) << samples[i].id;
+  }
 
   // A cache made under other preprocessing is refused with the differing key.
   config::ImageTransformConfig other = run.data.transform;

@@ -30,6 +30,14 @@ TEST(Demo, ShortenedDemoTrainsScoresAndReports) {
   for (const char* stage :
        {"clip-pretrain", "sam-pretrain", "decoder-lm", "stage1-clip", "stage1-sam", "stage2", "caption"})
     EXPECT_TRUE(fs::exists(out + "/runs/" + stage + "/checkpoints/latest")) << stage;
+  // The stages after encoder pretraining read the frozen encoders' outputs, cached once per split.
+  for (const char* cache : {"train/clip", "train/sam", "val/clip", "val/sam"})
+    EXPECT_TRUE(fs::exists(out + "/runs/features/" + cache + "/model.safetensors.index.json")) << cache;
+  for (const char* stage : {"stage1-clip", "stage1-sam", "stage2", "caption"}) {
+    const auto cfg = nlohmann::json::parse(testing::read_text(out + "/runs/" + stage + "/config.json"));
+    EXPECT_EQ(cfg["data"]["feature_cache"], out + "/runs/features/train") << stage;
+    EXPECT_EQ(cfg["val_data"]["feature_cache"], out + "/runs/features/val") << stage;
+  }
 
   // Scores: the trained model writes the captions' words; the random one does not.
   auto corpus = [&](const std::string& name) {

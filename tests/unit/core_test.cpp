@@ -3,12 +3,17 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "msmedcap/core/allocator.h"
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
@@ -124,6 +129,39 @@ TEST(Threads, SetsTheCountAndFlushToZeroInEveryWorker) {
   auto x = at::full({1 << 18}, 1e-40f);
   EXPECT_EQ((x * 3.0f).count_nonzero().item<int64_t>(), 0);
   configure_threads(0);
+}
+
+/// Minor page faults of this thread while a block of `bytes` is made, written and freed twice
+/// (the second round is the one counted: does the freed block come back without new pages?).
+long faults_of_second_round(size_t bytes) {
+  static void* volatile escaped = nullptr;  // the block escapes: the compiler keeps malloc and free
+  auto round = [bytes] {
+    auto* p = static_cast<volatile char*>(std::malloc(bytes));
+    escaped = const_cast<char*>(p);
+    for (size_t i = 0; i < bytes; i += 1024) p[i] = 1;  // every page written
+    std::free(escaped);
+  };
+  round();
+  rusage before{}, after{};
+  getrusage(RUSAGE_THREAD, &before);
+  round();
+  getrusage(RUSAGE_THREAD, &after);
+  return after.ru_minflt - before.ru_minflt;
+}
+
+TEST(Allocator, FreedLargeBlocksAreReusedWithoutNewPages) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__GLIBC__)
+  GTEST_SKIP() << "the sanitizers' allocators replace glibc's";
+#endif
+  if (std::getenv("MALLOC_MMAP_MAX_") != nullptr || std::getenv("GLIBC_TUNABLES") != nullptr)
+    GTEST_SKIP() << "the environment sets glibc's malloc itself";
+  const size_t bytes = size_t{48} << 20;  // above glibc's largest mmap threshold (32 MiB)
+  const long pages = static_cast<long>(bytes / static_cast<size_t>(sysconf(_SC_PAGESIZE)));
+  // glibc's default: the block is mmap'd afresh and every page faults again.
+  EXPECT_GT(faults_of_second_round(bytes), pages / 2);
+  const std::string what = keep_freed_memory();
+  EXPECT_NE(what.find("keeps freed blocks"), std::string::npos) << what;
+  EXPECT_LT(faults_of_second_round(bytes), pages / 20);
 }
 
 TEST(Threads, ZeroMeansAllCores) { EXPECT_EQ(configure_threads(0), hardware_threads()); }

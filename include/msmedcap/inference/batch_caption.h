@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "msmedcap/config/stage.h"
 #include "msmedcap/core/progress.h"
 #include "msmedcap/data/datasets.h"
+#include "msmedcap/data/feature_cache.h"
 #include "msmedcap/inference/captioner.h"
 
 namespace msmedcap::inference {
@@ -41,6 +43,9 @@ struct BatchCaptionOptions {
   /// (Sample::mask): the finding is every mask id >= this (the synthetic benchmark's lesions are
   /// 10 and up). CaptionRecord::attention_on_finding and finding_area.
   int64_t finding_ids_from = 0;
+  /// The frozen encoders' cached outputs per branch instead of its pixels (null = pixels), as
+  /// inference::example_options opens them from a dataset's `feature_cache`.
+  std::shared_ptr<const data::FeatureCache> clip_cache, sam_cache;
 };
 
 struct BatchCaptionStats {

@@ -37,7 +37,10 @@ ExtractReport extract_features(models::MsMedCapModelImpl& model, const config::D
 
 /// What the loader should produce for `model` under `data`: pixels per enabled branch, or, when
 /// `data.feature_cache` is set, the cached features of the branches it holds (one branch's cache
-/// folder, or `clip/` and `sam/` under it), each checked against the model's provenance.
-data::ExampleOptions example_options(models::MsMedCapModelImpl& model, const config::DatasetConfig& data);
+/// folder, or `clip/` and `sam/` under it), each checked against the model's provenance. A
+/// non-empty `branches` limits both to those (a stage that reads one branch neither decodes for
+/// nor checks the other, whose encoder it may not have loaded).
+data::ExampleOptions example_options(models::MsMedCapModelImpl& model, const config::DatasetConfig& data,
+                                     const std::vector<config::Branch>& branches = {});
 
 }  // namespace msmedcap::inference

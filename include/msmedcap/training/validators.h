@@ -40,7 +40,7 @@ class LossValidator final : public Validator {
 
 /// train.val_caption_images: captions the first images of val_data as the run captions
 /// (inference::run_captioning) and returns their corpus scores (metrics::metric_names() without
-/// METEOR, which is slow and needs WordNet). Needs pixels, so not with data.feature_cache.
+/// METEOR, which is slow and needs WordNet), from val_data.feature_cache when it is set.
 class CaptionMetricsValidator final : public Validator {
  public:
   CaptionMetricsValidator(const config::RunConfig& run, models::MsMedCapModel model);
