@@ -8,6 +8,7 @@ packages=(
   libtorch-dev            # LibTorch 1.13 (CPU), its CMake config and c10d headers
   libgloo-dev             # c10d's Gloo headers (CPU distributed)
   libopenblas0-pthread    # fast BLAS for CPU matrix products (else the reference BLAS is used)
+  libopenblas0-openmp     # its OpenMP build, which msmedcap links: it shares LibTorch's threads
   libopencv-dev           # image decoding (PNG, JPEG, TIFF, BMP) and resizing
   libgdcm-dev             # DICOM datasets and native pixel data; its libjpeg builds for JPEG
   libopenjp2-7-dev libcharls-dev   # JPEG 2000 and JPEG-LS pixel data (decoded by msmedcap)

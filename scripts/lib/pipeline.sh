@@ -130,7 +130,7 @@ train_pipeline() {
   fi
   if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_sam == 1 ]]; then
     train_stage "$root/sam-pretrain" "${base[@]}" -c configs/demo/sam-pretrain.json \
-      --set "train.epochs=$(stage_epochs 12)" "${short[@]}"
+      --set "train.epochs=$(stage_epochs 18)" "${short[@]}"
     encoders+=("{\"path\":\"$root/sam-pretrain\"}")
     sam_init=(--set "weights=[{\"path\":\"$root/sam-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
               --set 'load.allow_missing=["vision_model.","query_tokens","qformer.","language_projection.","vision_projection.","text_projection.","itm_head.","temp","sam_query_tokens","sam_qformer.","sam_language_projection.","sam_vision_projection.","sam_text_projection.","sam_itm_head.","sam_temp","language_model."]')
@@ -156,11 +156,11 @@ train_pipeline() {
   local stage1=()
   if [[ $use_clip == 1 ]]; then
     train_stage "$root/stage1-clip" "${base[@]}" -c configs/stages/stage1-clip.json -c configs/demo/stage1.json \
-      "${clip_init[@]}" "${cached[@]}" --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+      "${clip_init[@]}" "${cached[@]}" --set "train.epochs=$(stage_epochs 6)" "${short[@]}"
   fi
   if [[ $use_sam == 1 ]]; then
     train_stage "$root/stage1-sam" "${base[@]}" -c configs/stages/stage1-sam.json -c configs/demo/stage1.json \
-      "${sam_init[@]}" "${cached[@]}" --set "train.epochs=$(stage_epochs 4)" "${short[@]}"
+      "${sam_init[@]}" "${cached[@]}" --set "train.epochs=$(stage_epochs 6)" "${short[@]}"
   fi
   if [[ $use_clip == 1 && $use_sam == 1 ]]; then
     "$bin" merge --clip "$root/stage1-clip" --sam "$root/stage1-sam" --out "$root/stage1.safetensors"
@@ -180,12 +180,12 @@ train_pipeline() {
     --set "weights=[${enc:+$enc,}{\"path\":\"${stage1[0]}\"},{\"path\":\"$lm\"}]" \
     --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
     --set "load.allow_missing=[$frozen,\"language_projection.\",\"sam_language_projection.\"]" \
-    "${cached[@]}" --set "train.epochs=$(stage_epochs 8)" "${short[@]}"
+    "${cached[@]}" --set "train.epochs=$(stage_epochs 16)" "${short[@]}"
   train_stage "$root/caption" "${base[@]}" -c configs/stages/caption.json -c configs/demo/caption.json \
     --set "weights=[${enc:+$enc,}{\"path\":\"$root/stage2\"},{\"path\":\"$lm\"}]" \
     --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
     --set "load.allow_missing=[$frozen]" \
-    "${cached[@]}" --set "train.epochs=$(stage_epochs 12)" "${short[@]}"
+    "${cached[@]}" --set "train.epochs=$(stage_epochs 24)" "${short[@]}"
 }
 
 # caption_and_score RUN DATA_DIR OUT_PREFIX [caption options...]: captions the test split and

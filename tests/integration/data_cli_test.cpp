@@ -188,6 +188,21 @@ TEST(DataCli, ExtractFeaturesThenLoadFromTheCache) {
     EXPECT_NEAR(from_cache[i].second, from_pixels[i].second, 1e-2) << samples[i].id;
   }
 
+  // A stage that reads only the CLIP branch neither checks nor opens the SAM cache: its SAM
+  // encoder may be another (stage 1 CLIP does not load it). Read in full, the cache is refused.
+  {
+    auto other_sam = models::build_model(run.model);
+    torch::NoGradGuard guard;
+    const auto same = model->named_parameters();
+    for (auto& p : other_sam->named_parameters()) p.value().copy_(same[p.key()]);
+    other_sam->sam_model->parameters().front().add_(1.0);
+    const auto clip_only = inference::example_options(*other_sam, run.data, {config::Branch::kClip});
+    EXPECT_TRUE(clip_only.clip);
+    EXPECT_FALSE(clip_only.sam);
+    EXPECT_TRUE(clip_only.sam_cache == nullptr);
+    EXPECT_THROW(inference::example_options(*other_sam, run.data), Error);
+  }
+
   // A cache made under other preprocessing is refused with the differing key.
   config::ImageTransformConfig other = run.data.transform;
   other.dicom_window = "40,400";
