@@ -22,6 +22,8 @@
 # (AdamW, batch 8) against `bench train-step` stage 2 with CLIP live and cached, and the tokens of
 # `msmedcap forward` on the HF weights (fp32, int8) against HF's. Left out (with a line saying
 # so) when the peer is not there; --short never runs it.
+# HF_BLAS_DIR: a folder of libblas.so.3 the HF side runs with (LD_LIBRARY_PATH), e.g.
+# /usr/lib/x86_64-linux-gnu/openblas-openmp, the OpenBLAS build msmedcap links; unset: the system's.
 # Environment: BUILD_DIR (default build), MSMEDCAP_BIN (default $BUILD_DIR/msmedcap),
 #   DEVICE (cpu or cuda, default cpu), THREADS (default: all cores), DTYPE (generation on CUDA:
 #   fp32, bf16), PRECISION (training on CUDA: fp32, bf16).
@@ -102,7 +104,8 @@ side_by_side() {
   done
   hf() {  # case beams batch round
     echo "+ HF generate $1 round $4" >&2
-    "$py" "$peer/bench_hf.py" --model "$hf_model" --inputs "$sbs/inputs_b$3.safetensors" --batch "$3" --beams "$2" \
+    env ${HF_BLAS_DIR:+LD_LIBRARY_PATH=$HF_BLAS_DIR} \
+      "$py" "$peer/bench_hf.py" --model "$hf_model" --inputs "$sbs/inputs_b$3.safetensors" --batch "$3" --beams "$2" \
       --new-tokens "$new" --threads "$(nproc)" --runs 1 --warmup 1 --out "$sbs/hf_${1/:/_}.json" > "$sbs/hf.line" \
       2> "$sbs/hf.log" || { cat "$sbs/hf.log" >&2; return 1; }
     record "$1" hf "$4" "$(U field "$sbs/hf.line" median_s)"
@@ -131,7 +134,8 @@ side_by_side() {
     for who in $first $second; do
       if [[ $who == hf ]]; then
         echo "+ HF train step round $r" >&2
-        "$py" "$peer/bench_hf.py" --model "$hf_model" --inputs "$sbs/inputs_b8.safetensors" --batch 8 --train-step \
+        env ${HF_BLAS_DIR:+LD_LIBRARY_PATH=$HF_BLAS_DIR} \
+          "$py" "$peer/bench_hf.py" --model "$hf_model" --inputs "$sbs/inputs_b8.safetensors" --batch 8 --train-step \
           --optimizer adamw --text-tokens 32 --threads "$(nproc)" --runs 1 --warmup 1 > "$sbs/hf.line" 2> "$sbs/hf.log" \
           || { cat "$sbs/hf.log" >&2; return 1; }
         record "train:8" hf "$r" "$(U field "$sbs/hf.line" median_s)"
