@@ -6,7 +6,8 @@
 # EPOCH_SCALE (multiplies every stage's epochs, e.g. 0.25 for a quick check; default 1),
 # ENCODER_PRETRAIN (1, the default: pretrain the branches' encoders first; 0: keep them random),
 # FEATURE_CACHE (1, the default: the stages after encoder pretraining read the frozen encoders'
-# outputs cached once by extract-features; 0: run the encoders at every step), and for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
+# outputs cached once by extract-features; 0: run the encoders at every step), and for short
+# checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
 
 msmedcap_build() {
   build_dir=${BUILD_DIR:-build}
