@@ -4,7 +4,7 @@
 /// dropped at every step (one attention matrix of a batch) is zero-filled page by page by the
 /// kernel each time: measured here, extract-features over the demo's SAM encoder spent most of
 /// its time in those page faults (3.2 million for 1 915 images, 61 images/s; 285 images/s with
-/// freed blocks kept for reuse). docs/PERFORMANCE.md, "Allocator".
+/// freed blocks kept for reuse). docs/PERFORMANCE.md, "The C allocator and the BLAS threads".
 
 #include <string>
 
