@@ -120,6 +120,8 @@ train_pipeline() {
   # The paper's encoders were pretrained elsewhere (CLIP, SAM); ours are made from the training
   # data first, then frozen. Every later stage loads them before its own weights.
   local encoders=() leftovers='"clip_pretrain_projection.","sam_pretrain_decoder.","sam_pretrain_classes."'
+  # Everything but the two encoders (what an encoder-pretraining run does not hold).
+  local beside_encoders='"query_tokens","qformer.","language_projection.","vision_projection.","text_projection.","itm_head.","temp","sam_query_tokens","sam_qformer.","sam_language_projection.","sam_vision_projection.","sam_text_projection.","sam_itm_head.","sam_temp","language_model."'
   local clip_init=() sam_init=()
   if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_clip == 1 ]]; then
     train_stage "$root/clip-pretrain" "${base[@]}" -c configs/demo/clip-pretrain.json \
@@ -134,7 +136,7 @@ train_pipeline() {
       --set "train.epochs=$(stage_epochs 18)" "${short[@]}"
     encoders+=("{\"path\":\"$root/sam-pretrain\"}")
     sam_init=(--set "weights=[{\"path\":\"$root/sam-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
-              --set 'load.allow_missing=["vision_model.","query_tokens","qformer.","language_projection.","vision_projection.","text_projection.","itm_head.","temp","sam_query_tokens","sam_qformer.","sam_language_projection.","sam_vision_projection.","sam_text_projection.","sam_itm_head.","sam_temp","language_model."]')
+              --set "load.allow_missing=[\"vision_model.\",$beside_encoders]")
   fi
   local enc
   enc=$(IFS=,; echo "${encoders[*]}")
@@ -149,7 +151,7 @@ train_pipeline() {
     if [[ $use_sam == 1 ]]; then branches+="sam"; fi
     cache_features "$root/features" "$data" "$branches" "${base[@]}" --set "weights=[$enc]" \
       --set "load.allow_unexpected=[$(leftover_prefixes),$leftovers]" \
-      --set 'load.allow_missing=["query_tokens","qformer.","language_projection.","vision_projection.","text_projection.","itm_head.","temp","sam_query_tokens","sam_qformer.","sam_language_projection.","sam_vision_projection.","sam_text_projection.","sam_itm_head.","sam_temp","language_model."]'
+      --set "load.allow_missing=[$beside_encoders]"
     cached=(--set "data.feature_cache=$root/features/train" --set "val_data.feature_cache=$root/features/val")
   fi
 

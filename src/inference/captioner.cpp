@@ -60,13 +60,6 @@ Captioner::Captioner(models::MsMedCapModel model, std::shared_ptr<const data::Te
   model_->eval();
 }
 
-std::vector<Caption> Captioner::caption(const at::Tensor& clip, const at::Tensor& sam, BranchAttention* attention) {
-  models::ImageInputs inputs;
-  inputs.clip_pixels = clip;
-  inputs.sam_pixels = sam;
-  return caption(std::move(inputs), attention);
-}
-
 std::vector<Caption> Captioner::caption(models::ImageInputs inputs, BranchAttention* attention) {
   c10::InferenceMode no_grad;
   const auto device = model_->parameters().front().device();

@@ -52,10 +52,9 @@ class Captioner {
  public:
   Captioner(models::MsMedCapModel model, std::shared_ptr<const data::TextTokenizer> tokenizer, CaptionOptions options);
 
-  /// Captions a batch: clip [B, 3, S, S] and sam [B, 3, T, T] pixels (undefined for a branch
-  /// that is off), on any device (moved to the model's). Fills `attention` when asked for.
-  std::vector<Caption> caption(const at::Tensor& clip, const at::Tensor& sam, BranchAttention* attention = nullptr);
-  /// The same from pixels or the frozen encoders' cached outputs (`extract-features`), per branch.
+  /// Captions a batch from each branch's pixels (clip [B, 3, S, S], sam [B, 3, T, T]) or the
+  /// frozen encoders' cached outputs (`extract-features`); a branch that is off has neither. Any
+  /// device (moved to the model's). Fills `attention` when asked for.
   std::vector<Caption> caption(models::ImageInputs inputs, BranchAttention* attention = nullptr);
 
   const CaptionOptions& options() const { return options_; }
