@@ -40,7 +40,7 @@ const DTypeRow& row(DType dtype) {
 
 class MappedFile final : public ByteSource {
  public:
-  explicit MappedFile(const std::string& path) {
+  explicit MappedFile(const std::string& path) : path_(path) {
     const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     MSMEDCAP_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
     struct stat st {};
@@ -60,11 +60,14 @@ class MappedFile final : public ByteSource {
       }
       addr_ = static_cast<uint8_t*>(addr);
     }
-    close(fd);
+    fd_ = fd;  // kept for copy_out
   }
   ~MappedFile() override {
     if (addr_ != nullptr) munmap(addr_, size_);
+    close(fd_);
   }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
   const uint8_t* data() const override { return addr_; }
   size_t size() const override { return size_; }
   void release(size_t offset, size_t length) const override {
@@ -73,8 +76,32 @@ class MappedFile final : public ByteSource {
     const size_t last = std::min(offset + length, size_) / page * page;
     if (last > first) madvise(addr_ + first, last - first, MADV_DONTNEED);
   }
+  void copy_out(size_t offset, size_t length, void* out) const override {
+    MSMEDCAP_CHECK(offset <= size_ && length <= size_ - offset, path_, ": read of [", offset, ", ", offset + length,
+                   ") past the end (", size_, " bytes)");
+    auto* dst = static_cast<uint8_t*>(out);
+    while (length > 0) {
+      const ssize_t got = pread(fd_, dst, length, static_cast<off_t>(offset));
+      if (got < 0 && errno == EINTR) continue;
+      MSMEDCAP_CHECK(got > 0, path_, ": read failed at byte ", offset, ": ",
+                     got == 0 ? std::string("the file is shorter than when it was opened") : std::strerror(errno));
+      dst += got, offset += static_cast<size_t>(got), length -= static_cast<size_t>(got);
+    }
+  }
+  void prefetch(size_t offset, size_t length) const override {
+#if defined(MADV_POPULATE_READ)
+    constexpr int kPopulateRead = MADV_POPULATE_READ;
+#else
+    constexpr int kPopulateRead = 22;  // Linux 5.14's value; older kernels answer EINVAL
+#endif
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t first = offset / page * page, last = std::min(offset + length, size_);
+    if (last > first) madvise(addr_ + first, last - first, kPopulateRead);
+  }
 
  private:
+  std::string path_;
+  int fd_ = -1;
   uint8_t* addr_ = nullptr;
   size_t size_ = 0;
 };
@@ -106,6 +133,12 @@ uint64_t read_u64(const nlohmann::ordered_json& j, const std::string& where) {
 }
 
 }  // namespace
+
+void ByteSource::copy_out(size_t offset, size_t length, void* out) const {
+  MSMEDCAP_CHECK(offset <= size() && length <= size() - offset, "read of [", offset, ", ", offset + length,
+                 ") past the end (", size(), " bytes)");
+  if (length > 0) std::memcpy(out, data() + offset, length);
+}
 
 size_t dtype_size(DType dtype) { return row(dtype).size; }
 const char* dtype_name(DType dtype) { return row(dtype).name; }

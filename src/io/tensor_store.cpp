@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "msmedcap/config/config_io.h"
+#include "msmedcap/core/allocator.h"
 #include "msmedcap/core/atomic_file.h"
 #include "msmedcap/core/check.h"
 
@@ -193,10 +194,26 @@ at::Tensor TensorSource::read(const std::string& name, c10::ScalarType dtype, c1
 at::Tensor TensorStore::read(const std::string& name, c10::ScalarType dtype, c10::Device device) const {
   const auto it = where_.find(name);
   MSMEDCAP_CHECK(it != where_.end(), path_, ": no tensor named '", name, "'");
-  at::Tensor out = view(name).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
   const auto& file = files_[it->second.first];
-  const size_t offset = static_cast<size_t>(file->data(*it->second.second) - file->source()->data());
-  file->source()->release(offset, it->second.second->num_bytes());
+  const TensorInfo& info = *it->second.second;
+  const ByteSource& source = *file->source();
+  const size_t offset = static_cast<size_t>(file->data(info) - source.data()), bytes = info.num_bytes();
+  at::Tensor out;
+  if (device.is_cpu()) {
+    // The new tensor's pages are made present at once, and the bytes read straight into it when
+    // no conversion is needed: page faults were most of a load's time (core/allocator.h).
+    out = at::empty(info.shape, at::TensorOptions().dtype(dtype));
+    core::prefault_for_writing(out.data_ptr(), out.nbytes());
+    if (bytes > 0 && dtype == to_scalar_type(info.dtype, file->path() + ": tensor '" + name + "'")) {
+      source.copy_out(offset, bytes, out.data_ptr());
+    } else if (bytes > 0) {
+      source.prefetch(offset, bytes);
+      out.copy_(view(name));
+    }
+  } else {
+    out = view(name).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+  }
+  source.release(offset, bytes);
   return out;
 }
 

@@ -155,6 +155,46 @@ TEST(Safetensors, MisalignedTensorIsCopiedCorrectly) {
   EXPECT_FLOAT_EQ(b[1].item<float>(), -7.5f);
 }
 
+TEST(Safetensors, ReadGivesTheFileValuesInEveryDtypeAndAtEveryAlignment) {
+  // read() takes two paths: pread into a prefaulted tensor (same dtype) and a conversion from the
+  // mapped bytes. A 3 MiB tensor crosses a 2 MiB page; a misaligned one and an empty one too.
+  const auto big = at::randn({768, 1024});
+  const float values[2] = {1.25f, -7.5f};
+  std::string data = std::string("\x01\x02\x03", 3);
+  data.append(reinterpret_cast<const char*>(values), sizeof(values));
+  TempDir dir;
+  save_safetensors(dir.file("big.safetensors"),
+                   {{"big", big}, {"half", big.to(at::kHalf)}, {"none", at::ones({0, 4})}});
+  write_text(dir.file("m.safetensors"), handmade(R"({"a":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},)"
+                                                 R"("b":{"dtype":"F32","shape":[2],"data_offsets":[3,11]}})",
+                                                 data));
+  const TensorStore store = TensorStore::open(dir.file("big.safetensors"));
+  EXPECT_TRUE(at::equal(store.read("big", at::kFloat, at::kCPU), big));
+  EXPECT_TRUE(at::equal(store.read("big", at::kHalf, at::kCPU), big.to(at::kHalf)));
+  EXPECT_TRUE(at::equal(store.read("half", at::kFloat, at::kCPU), big.to(at::kHalf).to(at::kFloat)));
+  EXPECT_TRUE(at::equal(store.read("half", at::kBFloat16, at::kCPU), big.to(at::kHalf).to(at::kBFloat16)));
+  EXPECT_EQ(store.read("none", at::kFloat, at::kCPU).sizes(), (std::vector<int64_t>{0, 4}));
+  const TensorStore odd = TensorStore::open(dir.file("m.safetensors"));
+  EXPECT_TRUE(at::equal(odd.read("b", at::kFloat, at::kCPU), at::tensor({1.25f, -7.5f})));
+  EXPECT_TRUE(at::equal(odd.read("a", at::kByte, at::kCPU), at::tensor({1, 2, 3}, at::kByte)));
+}
+
+TEST(Safetensors, FileCutShortAfterOpeningIsAClearError) {
+  TempDir dir;
+  const std::string path = dir.file("cut.safetensors");
+  save_safetensors(path, {{"a", at::ones({16})}, {"b", at::ones({1024})}});
+  const TensorStore store = TensorStore::open(path);
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 2048);
+  try {
+    store.read("b", at::kFloat, at::kCPU);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(path), std::string::npos) << what;
+    EXPECT_NE(what.find("shorter than when it was opened"), std::string::npos) << what;
+  }
+}
+
 struct Malformed {
   const char* what;
   std::string bytes;

@@ -6,6 +6,7 @@
 /// its time in those page faults (3.2 million for 1 915 images, 61 images/s; 285 images/s with
 /// freed blocks kept for reuse). docs/PERFORMANCE.md, "The C allocator and the BLAS threads".
 
+#include <cstddef>
 #include <string>
 
 namespace msmedcap::core {
@@ -15,5 +16,13 @@ namespace msmedcap::core {
 /// malloc settings (MALLOC_MMAP_MAX_, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_,
 /// GLIBC_TUNABLES with glibc.malloc) or outside glibc. Returns what it did, for the debug log.
 std::string keep_freed_memory(size_t trim_bytes = size_t{1} << 30);
+
+/// Makes the pages of a block that is about to be written in full present at once: the whole
+/// 2 MiB pages inside it are asked for as transparent huge pages (MADV_HUGEPAGE) and every page is
+/// allocated in one call (MADV_POPULATE_WRITE, Linux 5.14). Writing a fresh 1.2 GB of weights page
+/// by page took 300 000 page faults here, most of a load's time (docs/PERFORMANCE.md, "Loading at
+/// full size"). Blocks under 2 MiB, and kernels without these calls, are left alone: the block
+/// then fills page by page as before.
+void prefault_for_writing(void* data, size_t bytes);
 
 }  // namespace msmedcap::core

@@ -50,6 +50,13 @@ class ByteSource {
   /// Lets the kernel drop [offset, offset + length) from this process where the bytes are a
   /// file mapping that can be read back (whole pages inside the range only); a no-op otherwise.
   virtual void release(size_t offset, size_t length) const { (void)offset, (void)length; }
+  /// Copies [offset, offset + length) to `out`. A file is read with pread, which spares the
+  /// page faults of copying through the mapping; bytes written in place through a private view
+  /// are not seen.
+  virtual void copy_out(size_t offset, size_t length, void* out) const;
+  /// Maps [offset, offset + length) into this process in one call ahead of reading it through
+  /// data() (a file's pages from the page cache); a no-op where the bytes are in memory.
+  virtual void prefetch(size_t offset, size_t length) const { (void)offset, (void)length; }
 };
 
 /// A validated safetensors file. Construction checks everything; afterwards every
