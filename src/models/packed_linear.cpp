@@ -8,6 +8,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <vector>
 
 #include "msmedcap/core/check.h"
 
@@ -33,7 +36,8 @@ const char* weight_format_name(WeightFormat format) {
 }
 
 int64_t PackedWeight::nbytes() const {
-  return static_cast<int64_t>(data.nbytes()) + (scale.defined() ? static_cast<int64_t>(scale.nbytes()) : 0);
+  return static_cast<int64_t>(data.nbytes()) + (scale.defined() ? static_cast<int64_t>(scale.nbytes()) : 0) +
+         (row_sums.defined() ? static_cast<int64_t>(row_sums.nbytes()) : 0);
 }
 
 PackedWeight pack_weight(const at::Tensor& weight, WeightFormat format) {
@@ -56,8 +60,17 @@ PackedWeight pack_weight(const at::Tensor& weight, WeightFormat format) {
     p.scale = std::get<0>(w.abs().max(1)).div(127.0f);  // [N]
     const auto safe = at::where(p.scale > 0, p.scale, at::ones_like(p.scale));
     p.data = w.div(safe.unsqueeze(1)).round().clamp(-127, 127).to(at::kChar).contiguous();
+    p.row_sums = p.data.sum(1, /*keepdim=*/false, at::kInt).contiguous();
   }
   return p;
+}
+
+at::Tensor quantize_rows(const at::Tensor& x) {
+  at::NoGradGuard no_grad;
+  const auto xf = x.to(at::kFloat);
+  const auto scale = xf.abs().amax(-1, /*keepdim=*/true).div(127.0f);
+  const auto safe = at::where(scale > 0, scale, at::ones_like(scale));
+  return xf.div(safe).round().clamp(-127, 127).mul(safe).to(x.scalar_type());
 }
 
 at::Tensor unpack_weight(const PackedWeight& p) {
@@ -80,7 +93,10 @@ at::Tensor unpack_weight(const PackedWeight& p) {
 
 namespace {
 
-#define MSMEDCAP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+// Every loop below is compiled for AVX-512 with VNNI and BF16 (function attributes) and runs only
+// where the CPU has what its format uses (packed_kernel_available and its siblings): the fp32 and
+// bf16-weight loops use AVX-512 F/BW alone, the int8 loop VNNI, the bf16 x bf16 loop AVX512-BF16.
+#define MSMEDCAP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512bf16")))
 
 // 16 weights of a row from k on, as float32. The masked forms read a row's last, partial block
 // only: with a mask that is not a constant a masked load is several times slower here.
@@ -89,101 +105,211 @@ MSMEDCAP_AVX512 inline __m512 load16(const int16_t* w) {
   const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
   return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));  // bf16 bits are float32's upper half
 }
-MSMEDCAP_AVX512 inline __m512 load16(const int8_t* w) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))));
-}
 MSMEDCAP_AVX512 inline __m512 load16(const float* w, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, w); }
 MSMEDCAP_AVX512 inline __m512 load16(const int16_t* w, __mmask16 mask) {
   const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, w));
   return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
-MSMEDCAP_AVX512 inline __m512 load16(const int8_t* w, __mmask16 mask) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, w)));
-}
-MSMEDCAP_AVX512 inline __m512 load_x(const float* x) { return _mm512_loadu_ps(x); }
-MSMEDCAP_AVX512 inline __m512 load_x(const float* x, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, x); }
 
-/// acc[m][j] += x[m, k..k+15] * w[j, k..k+15] for MT rows and J (1, 4 or 8) weight rows; `mask...`
-/// is empty for a whole block of 16, or the mask of the last, partial one.
-template <int MT, int J, class W, class... Mask>
-MSMEDCAP_AVX512 inline void block(__m512 (&acc)[MT][J], const float* x, int64_t ldx, const W* w, int64_t K, int64_t k,
-                                  Mask... mask) {
-  __m512 wv[J];
+// A format's inner step (the loops' policy): acc[m][j] += row m0+m of x times weight row n+j over
+// kStep values from k; `mask...` is empty for a whole step, or the mask of a row's partial last
+// one. finish() turns a sum into y[m, n] (scales and bias).
+
+/// fp32 or bf16 weights (W = float or int16_t bits) against float32 activations.
+template <class W>
+struct FloatStep {
+  using Acc = __m512;
+  using Mask = __mmask16;
+  static constexpr int64_t kStep = 16;
+  const float* x;
+  const W* w;
+  int64_t K;
+  const float* bias;
+
+  MSMEDCAP_AVX512 static Acc zero() { return _mm512_setzero_ps(); }
+  MSMEDCAP_AVX512 static Mask tail(int64_t r) { return static_cast<Mask>((1u << r) - 1u); }
+  template <int MT, int J, class... M>
+  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], int64_t m0, int64_t n, int64_t k, M... mask) const {
+    __m512 wv[J];
 #pragma GCC unroll 8
-  for (int j = 0; j < J; ++j) wv[j] = load16(w + j * K + k, mask...);
+    for (int j = 0; j < J; ++j) wv[j] = load16(w + (n + j) * K + k, mask...);
 #pragma GCC unroll 4
-  for (int m = 0; m < MT; ++m) {
-    const __m512 xv = load_x(x + m * ldx + k, mask...);
+    for (int m = 0; m < MT; ++m) {
+      const __m512 xv = load16(x + (m0 + m) * K + k, mask...);
 #pragma GCC unroll 8
-    for (int j = 0; j < J; ++j) acc[m][j] = _mm512_fmadd_ps(xv, wv[j], acc[m][j]);
+      for (int j = 0; j < J; ++j) acc[m][j] = _mm512_fmadd_ps(xv, wv[j], acc[m][j]);
+    }
   }
-}
+  MSMEDCAP_AVX512 float finish(Acc acc, int64_t, int64_t n) const {
+    const float v = _mm512_reduce_add_ps(acc);
+    return bias != nullptr ? v + bias[n] : v;
+  }
+};
 
-/// y[m, n..n+J-1] for the MT rows of a tile: each weight converted once, used by all MT rows.
-template <int MT, int J, class W>
-MSMEDCAP_AVX512 inline void outputs(const float* x, int64_t ldx, const W* w, int64_t K, int64_t n, const float* scale,
-                                    const float* bias, float* y, int64_t ldy) {
-  __m512 acc[MT][J];
-#pragma GCC unroll 4
-  for (int m = 0; m < MT; ++m)
-#pragma GCC unroll 8
-    for (int j = 0; j < J; ++j) acc[m][j] = _mm512_setzero_ps();
-  const W* rows = w + n * K;
-  const int64_t full = K / 16 * 16;
-  for (int64_t k = 0; k < full; k += 16) block<MT, J>(acc, x, ldx, rows, K, k);
-  if (full < K) block<MT, J>(acc, x, ldx, rows, K, full, static_cast<__mmask16>((1u << (K - full)) - 1u));
-#pragma GCC unroll 4
-  for (int m = 0; m < MT; ++m)
+/// int8 x int8: the activations' bytes (q + 128, unsigned; rows ldx apart, zero past K) times 64
+/// weights per instruction, four products per 32-bit lane (VPDPBUSD: exact, no saturation).
+/// With u = q + 128, sum_k q w = sum_k u w - 128 sum_k w.
+struct Int8Step {
+  using Acc = __m512i;
+  using Mask = __mmask64;
+  static constexpr int64_t kStep = 64;
+  const uint8_t* x;
+  int64_t ldx;
+  const float* x_scale;
+  const int8_t* w;
+  int64_t K;
+  const float* w_scale;
+  const int32_t* w_sum;
+  const float* bias;
+
+  MSMEDCAP_AVX512 static Acc zero() { return _mm512_setzero_si512(); }
+  MSMEDCAP_AVX512 static Mask tail(int64_t r) { return static_cast<Mask>((1ull << r) - 1ull); }
+  template <int MT, int J, class... M>
+  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], int64_t m0, int64_t n, int64_t k, M... mask) const {
+    __m512i wv[J];
 #pragma GCC unroll 8
     for (int j = 0; j < J; ++j) {
-      float v = _mm512_reduce_add_ps(acc[m][j]);
-      if (scale != nullptr) v *= scale[n + j];
-      if (bias != nullptr) v += bias[n + j];
-      y[m * ldy + n + j] = v;
+      if constexpr (sizeof...(M) == 0)
+        wv[j] = _mm512_loadu_si512(w + (n + j) * K + k);
+      else
+        wv[j] = _mm512_maskz_loadu_epi8(mask..., w + (n + j) * K + k);
     }
+#pragma GCC unroll 4
+    for (int m = 0; m < MT; ++m) {
+      const __m512i xv = _mm512_loadu_si512(x + (m0 + m) * ldx + k);  // padded with zeros
+#pragma GCC unroll 8
+      for (int j = 0; j < J; ++j) acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xv, wv[j]);
+    }
+  }
+  MSMEDCAP_AVX512 float finish(Acc acc, int64_t m, int64_t n) const {
+    const int32_t dot = _mm512_reduce_add_epi32(acc) - 128 * w_sum[n];
+    const float v = static_cast<float>(dot) * x_scale[m] * w_scale[n];
+    return bias != nullptr ? v + bias[n] : v;
+  }
+};
+
+/// bf16 x bf16 (a bf16 model's activations against bf16 weights): 32 products per instruction,
+/// summed in float32 lanes (VDPBF16PS).
+struct Bf16Step {
+  using Acc = __m512;
+  using Mask = __mmask32;
+  static constexpr int64_t kStep = 32;
+  const int16_t* x;
+  const int16_t* w;
+  int64_t K;
+  const float* bias;
+
+  MSMEDCAP_AVX512 static Acc zero() { return _mm512_setzero_ps(); }
+  MSMEDCAP_AVX512 static Mask tail(int64_t r) { return static_cast<Mask>((1u << r) - 1u); }
+  template <class... M>
+  MSMEDCAP_AVX512 static __m512bh load32(const int16_t* p, M... mask) {
+    if constexpr (sizeof...(M) == 0)
+      return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
+    else
+      return reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask..., p));
+  }
+  template <int MT, int J, class... M>
+  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], int64_t m0, int64_t n, int64_t k, M... mask) const {
+    __m512bh wv[J];
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) wv[j] = load32(w + (n + j) * K + k, mask...);
+#pragma GCC unroll 4
+    for (int m = 0; m < MT; ++m) {
+      const __m512bh xv = load32(x + (m0 + m) * K + k, mask...);
+#pragma GCC unroll 8
+      for (int j = 0; j < J; ++j) acc[m][j] = _mm512_dpbf16_ps(acc[m][j], xv, wv[j]);
+    }
+  }
+  MSMEDCAP_AVX512 float finish(Acc acc, int64_t, int64_t n) const {
+    const float v = _mm512_reduce_add_ps(acc);
+    return bias != nullptr ? v + bias[n] : v;
+  }
+};
+
+/// y[m0+m, n..n+J-1] for the MT rows of a tile: each weight read once for all MT rows.
+template <class S, int MT, int J>
+MSMEDCAP_AVX512 inline void outputs(const S& s, int64_t m0, int64_t n, float* y, int64_t N) {
+  typename S::Acc acc[MT][J];
+#pragma GCC unroll 4
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) acc[m][j] = S::zero();
+  const int64_t full = s.K / S::kStep * S::kStep;
+  for (int64_t k = 0; k < full; k += S::kStep) s.template block<MT, J>(acc, m0, n, k);
+  if (full < s.K) s.template block<MT, J>(acc, m0, n, full, S::tail(s.K - full));
+#pragma GCC unroll 4
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) y[(m0 + m) * N + n + j] = s.finish(acc[m][j], m0 + m, n + j);
 }
 
-/// The MT rows of x at x_m against outputs n..n+J-1 (MT up to 4 at run time; with J = 8, which
+/// The mt rows from m0 against outputs n..n+J-1 (mt up to 4 at run time; with J = 8, which
 /// rows_product uses for one or two rows only, up to 2: 4 x 8 sums would not fit the registers).
-template <int J, class W>
-MSMEDCAP_AVX512 inline void rows_tile(int64_t mt, const float* x, const W* w, int64_t K, int64_t n, const float* scale,
-                                      const float* bias, float* y, int64_t N) {
+template <class S, int J>
+MSMEDCAP_AVX512 inline void rows_tile(const S& s, int64_t mt, int64_t m0, int64_t n, float* y, int64_t N) {
   if constexpr (J == 8) {
     if (mt == 2)
-      outputs<2, J>(x, K, w, K, n, scale, bias, y, N);
+      outputs<S, 2, J>(s, m0, n, y, N);
     else
-      outputs<1, J>(x, K, w, K, n, scale, bias, y, N);
+      outputs<S, 1, J>(s, m0, n, y, N);
     return;
   }
   switch (mt) {
     case 4:
-      outputs<4, J>(x, K, w, K, n, scale, bias, y, N);
+      outputs<S, 4, J>(s, m0, n, y, N);
       break;
     case 3:
-      outputs<3, J>(x, K, w, K, n, scale, bias, y, N);
+      outputs<S, 3, J>(s, m0, n, y, N);
       break;
     case 2:
-      outputs<2, J>(x, K, w, K, n, scale, bias, y, N);
+      outputs<S, 2, J>(s, m0, n, y, N);
       break;
     default:
-      outputs<1, J>(x, K, w, K, n, scale, bias, y, N);
+      outputs<S, 1, J>(s, m0, n, y, N);
       break;
   }
 }
 
 /// y[m, n] for every row and outputs n0..n1: J outputs at a time, and for each group every row in
 /// tiles of four, so the group's weights are read from memory once (then from L1). J is 8 for
-/// one or two rows (enough independent sums to keep both FMA pipes busy), else 4 (the registers).
-template <int J, class W>
-MSMEDCAP_AVX512 void rows_product(const float* x, int64_t M, const W* w, int64_t K, int64_t n0, int64_t n1,
-                                  const float* scale, const float* bias, float* y, int64_t N) {
+/// one or two rows (enough independent sums to keep both pipes busy), else 4 (the registers).
+template <class S, int J>
+MSMEDCAP_AVX512 void rows_product(const S& s, int64_t M, int64_t n0, int64_t n1, float* y, int64_t N) {
   int64_t n = n0;
   for (; n + J <= n1; n += J)
-    for (int64_t m = 0; m < M; m += 4)
-      rows_tile<J>(std::min<int64_t>(4, M - m), x + m * K, w, K, n, scale, bias, y + m * N, N);
+    for (int64_t m = 0; m < M; m += 4) rows_tile<S, J>(s, std::min<int64_t>(4, M - m), m, n, y, N);
   for (; n < n1; ++n)
-    for (int64_t m = 0; m < M; m += 4)
-      rows_tile<1>(std::min<int64_t>(4, M - m), x + m * K, w, K, n, scale, bias, y + m * N, N);
+    for (int64_t m = 0; m < M; m += 4) rows_tile<S, 1>(s, std::min<int64_t>(4, M - m), m, n, y, N);
+}
+
+/// Every row and output of y [M, N], threads splitting the outputs in blocks of 64 (a multiple
+/// of the loops' 4 and 8 outputs).
+template <class S>
+void product(const S& s, int64_t M, float* y, int64_t N) {
+  at::parallel_for(0, (N + 63) / 64, 1, [&](int64_t b0, int64_t b1) {
+    const int64_t n0 = b0 * 64, n1 = std::min(N, b1 * 64);
+    if (M <= 2)
+      rows_product<S, 8>(s, M, n0, n1, y, N);
+    else
+      rows_product<S, 4>(s, M, n0, n1, y, N);
+  });
+}
+
+/// Each row of x [M, K] as bytes q + 128 (q = round(x / s), s = max |x| / 127, as quantize_rows),
+/// rows `ldx` apart and zero past K, and its scale.
+void quantize_rows_to_bytes(const float* x, int64_t M, int64_t K, int64_t ldx, uint8_t* out, float* scales) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* row = x + m * K;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(row[k]));
+    const float s = amax / 127.0f;
+    const float safe = s > 0.0f ? s : 1.0f;
+    uint8_t* q = out + m * ldx;
+    for (int64_t k = 0; k < K; ++k)
+      q[k] = static_cast<uint8_t>(std::clamp(std::nearbyint(row[k] / safe), -127.0f, 127.0f) + 128.0f);
+    std::fill(q + K, q + ldx, uint8_t{0});
+    scales[m] = safe;
+  }
 }
 
 }  // namespace
@@ -194,53 +320,76 @@ bool packed_kernel_available() {
   return ok;
 }
 
+bool int8_kernel_available() {
+  static const bool ok = packed_kernel_available() && __builtin_cpu_supports("avx512vnni");
+  return ok;
+}
+
+bool bf16_kernel_available() {
+  static const bool ok = packed_kernel_available() && __builtin_cpu_supports("avx512bf16");
+  return ok;
+}
+
+namespace {
+std::atomic<bool> g_kernels_enabled{true};
+}  // namespace
+
+void set_packed_kernels_enabled(bool enabled) { g_kernels_enabled.store(enabled); }
+
 at::Tensor packed_linear(const at::Tensor& x, const PackedWeight& p, const at::Tensor& bias) {
   MSMEDCAP_CHECK(p.defined(), "packed_linear: no packed weight");
   const int64_t K = p.in_features(), N = p.out_features();
   MSMEDCAP_CHECK(x.size(-1) == K, "packed_linear: input width ", x.size(-1), " != the weight's ", K);
   MSMEDCAP_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == N), "packed_linear: bias must be [", N, "]");
-  if (x.scalar_type() == at::kBFloat16 && x.device().is_cpu() && !x.requires_grad()) {
+  const bool kernels = g_kernels_enabled.load(std::memory_order_relaxed) && x.device().is_cpu() && !x.requires_grad();
+  const bool bf16_pair = p.format == WeightFormat::kBFloat16 && x.scalar_type() == at::kBFloat16;
+  if (x.scalar_type() == at::kBFloat16 && x.device().is_cpu() && !x.requires_grad() &&
+      !(bf16_pair && kernels && bf16_kernel_available())) {
     return packed_linear(x.to(at::kFloat), p, bias).to(at::kBFloat16);  // a bf16 model: float32 inside
   }
   const int64_t M = x.numel() / K;
   if (p.format == WeightFormat::kFloat32 && M > kPackedMaxRows && x.scalar_type() == at::kFloat) {
     return at::linear(x, p.data, bias);  // float32 at many rows: BLAS is as fast, and the weight is the same
   }
-  if (!packed_kernel_available() || !x.device().is_cpu() || x.scalar_type() != at::kFloat || x.requires_grad()) {
-    return at::linear(x, unpack_weight(p).to(x.scalar_type()), bias.defined() ? bias.to(x.scalar_type()) : bias);
+  const bool int8 = p.format == WeightFormat::kInt8;
+  if (!kernels || !(int8 ? int8_kernel_available() : packed_kernel_available()) ||
+      (x.scalar_type() != at::kFloat && !bf16_pair)) {
+    return at::linear(int8 ? quantize_rows(x) : x, unpack_weight(p).to(x.scalar_type()),
+                      bias.defined() ? bias.to(x.scalar_type()) : bias);
   }
   const auto xc = x.contiguous();
   auto sizes = x.sizes().vec();
   sizes.back() = N;
-  auto y = at::empty(sizes, x.options());
-  if (M == 0) return y;
+  auto y = at::empty(sizes, x.options().dtype(at::kFloat));
+  if (M == 0) return y.to(x.scalar_type());
   const auto b = bias.defined() ? bias.to(at::kFloat).contiguous() : bias;
-  const float* xp = xc.data_ptr<float>();
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-  const float* sp = p.scale.defined() ? p.scale.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  // Threads split the outputs in blocks of 64 (a multiple of the loop's 4 and 8 outputs).
-  const int64_t blocks = (N + 63) / 64;
-  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    const int64_t n0 = b0 * 64, n1 = std::min(N, b1 * 64);
-    auto run = [&](const auto* w) {
-      if (M <= 2)
-        rows_product<8>(xp, M, w, K, n0, n1, sp, bp, yp, N);
-      else
-        rows_product<4>(xp, M, w, K, n0, n1, sp, bp, yp, N);
-    };
-    switch (p.format) {
-      case WeightFormat::kFloat32:
-        run(p.data.data_ptr<float>());
-        break;
-      case WeightFormat::kBFloat16:
-        run(p.data.data_ptr<int16_t>());
-        break;
-      case WeightFormat::kInt8:
-        run(p.data.data_ptr<int8_t>());
-        break;
+  if (bf16_pair) {  // a bf16 model on a CPU with AVX512-BF16: bf16 products, float32 sums
+    product(Bf16Step{reinterpret_cast<const int16_t*>(xc.data_ptr()), p.data.data_ptr<int16_t>(), K, bp}, M, yp, N);
+    return y.to(at::kBFloat16);
+  }
+  const float* xp = xc.data_ptr<float>();
+  switch (p.format) {
+    case WeightFormat::kFloat32:
+      product(FloatStep<float>{xp, p.data.data_ptr<float>(), K, bp}, M, yp, N);
+      break;
+    case WeightFormat::kBFloat16:
+      product(FloatStep<int16_t>{xp, p.data.data_ptr<int16_t>(), K, bp}, M, yp, N);
+      break;
+    case WeightFormat::kInt8: {
+      const int64_t ldx = (K + 63) / 64 * 64;
+      thread_local std::vector<uint8_t> bytes;
+      thread_local std::vector<float> scales;
+      bytes.resize(static_cast<size_t>(M * ldx));
+      scales.resize(static_cast<size_t>(M));
+      quantize_rows_to_bytes(xp, M, K, ldx, bytes.data(), scales.data());
+      product(Int8Step{bytes.data(), ldx, scales.data(), p.data.data_ptr<int8_t>(), K, p.scale.data_ptr<float>(),
+                       p.row_sums.data_ptr<int32_t>(), bp},
+              M, yp, N);
+      break;
     }
-  });
+  }
   return y;
 }
 

@@ -31,17 +31,30 @@ TEST(PackedLinear, EqualsAtenWithTheSameWeightsAtEveryRowCountAndShapeEdge) {
     for (const auto format : {WeightFormat::kFloat32, WeightFormat::kBFloat16, WeightFormat::kInt8}) {
       const auto packed = pack_weight(w, format);
       const auto dense = unpack_weight(packed);
+      // int8 products quantise their input per row: the reference multiplies the same values.
+      const auto input = [&](const at::Tensor& x) { return format == WeightFormat::kInt8 ? quantize_rows(x) : x; };
       for (const int64_t rows : {1, 2, 3, 4, 5, 8, 16, 17, 40}) {
-        const auto x = at::randn({rows, k});
-        const auto want = at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble)).to(at::kFloat);
+        auto x = at::randn({rows, k});
+        if (rows == 3) x[1].zero_();  // a zero row: its int8 scale is 0
+        const auto want =
+            at::linear(input(x).to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble)).to(at::kFloat);
         const auto got = packed_linear(x, packed, bias);
         ASSERT_EQ(got.sizes(), want.sizes());
         EXPECT_LT(max_rel_error(got, want), 1e-5)
             << "K " << k << " N " << n << " rows " << rows << " format " << weight_format_name(format);
+        if (format == WeightFormat::kBFloat16) {
+          // A bf16 model's input: bf16 x bf16 products where the CPU has AVX512-BF16, else
+          // widened; either way the output is rounded to bf16 (2^-9 of each value at most).
+          const auto xb = x.to(at::kBFloat16);
+          const auto got_b = packed_linear(xb, packed, bias);
+          ASSERT_EQ(got_b.scalar_type(), at::kBFloat16);
+          const auto want_b = at::linear(xb.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
+          EXPECT_LT(max_rel_error(got_b.to(at::kDouble), want_b), 4e-3) << "K " << k << " N " << n << " rows " << rows;
+        }
         // Without a bias, and with leading batch dimensions [B, T, K].
         const auto x3 = at::randn({2, rows, k});
         EXPECT_LT(max_rel_error(packed_linear(x3, packed),
-                                at::matmul(x3.to(at::kDouble), dense.to(at::kDouble).t()).to(at::kFloat)),
+                                at::matmul(input(x3).to(at::kDouble), dense.to(at::kDouble).t()).to(at::kFloat)),
                   1e-5);
       }
     }
@@ -60,7 +73,7 @@ TEST(PackedLinear, FormatsRoundWithinTheirBounds) {
   EXPECT_TRUE(at::equal(unpack_weight(bf16), w.to(at::kBFloat16).to(at::kFloat)));  // round to nearest even
   EXPECT_EQ(bf16.nbytes(), 64 * 48 * 2);
   const auto int8 = pack_weight(w, WeightFormat::kInt8);
-  EXPECT_EQ(int8.nbytes(), 64 * 48 + 64 * 4);
+  EXPECT_EQ(int8.nbytes(), 64 * 48 + 64 * 4 + 64 * 4);   // the bytes, the scales and the row sums
   const auto scale = std::get<0>(w.abs().max(1)) / 127;  // per output channel
   EXPECT_TRUE(at::allclose(int8.scale, scale));
   // Each weight within half a step of its channel's grid; the largest magnitude exactly +-127.
@@ -69,6 +82,20 @@ TEST(PackedLinear, FormatsRoundWithinTheirBounds) {
   EXPECT_TRUE(at::equal(unpack_weight(int8)[3], at::zeros({48})));
   EXPECT_THROW(pack_weight(at::randn({4, 4, 4}), WeightFormat::kInt8), msmedcap::Error);
   EXPECT_THROW(parse_weight_format("int4", "runtime.dtype"), msmedcap::Error);
+}
+
+TEST(PackedLinear, Int8InputsRoundPerRowWithinHalfAStep) {
+  at::manual_seed(3);
+  auto x = at::randn({5, 7, 300}) * at::rand({5, 7, 1}) * 10;
+  x[2][3].zero_();
+  const auto q = quantize_rows(x);
+  const auto step = x.abs().amax(-1, true) / 127;
+  EXPECT_TRUE(((q - x).abs() <= step * 0.5 + 1e-6).all().item<bool>());
+  EXPECT_TRUE(at::equal(q[2][3], at::zeros({300})));
+  // Each row's largest magnitude is kept, and every value is a whole number of its row's steps.
+  EXPECT_TRUE(at::allclose(q.abs().amax(-1), x.abs().amax(-1)));
+  const auto steps = q / at::where(step > 0, step, at::ones_like(step));
+  EXPECT_LT((steps - steps.round()).abs().max().item<float>(), 1e-3);
 }
 
 TEST(PackedLinear, AutogradReadsTheWeightItself) {
@@ -81,11 +108,14 @@ TEST(PackedLinear, AutogradReadsTheWeightItself) {
   y.sum().backward();
   ASSERT_TRUE(linear->weight.grad().defined());
   torch::NoGradGuard no_grad;  // not recording: the int8 copy
-  EXPECT_TRUE(at::allclose(linear(x), at::linear(x, unpack_weight(linear->packed), linear->bias), 1e-5, 1e-6));
+  EXPECT_TRUE(
+      at::allclose(linear(x), at::linear(quantize_rows(x), unpack_weight(linear->packed), linear->bias), 1e-5, 1e-6));
 }
 
 // A decoder packed in each format decodes greedily as the float32 decoder with the same
 // (rounded) weights does: the packed path changes where the products run, not what they compute.
+// int8 also rounds each product's input, which no float32 weight can stand for: its reference is
+// the same packed decoder on the ATen path (quantize_rows, then the dequantised weight).
 TEST(PackedLinear, PackedDecoderGreedyEqualsItsUnpackedSelf) {
   for (const std::string arch : {"opt", "llama", "gpt2"}) {
     const auto d = testing::tiny_decoder(arch);
@@ -112,14 +142,17 @@ TEST(PackedLinear, PackedDecoderGreedyEqualsItsUnpackedSelf) {
       // the packed decoder rounds only the head, so inputs are embedded by the reference.
       const auto embeds = rounded->embed(at::randint(4, 50, {2, 5}));
       const auto mask = at::ones({2, 5}, at::kLong);
-      const auto a = packed->forward(embeds, mask);
-      const auto b = rounded->forward(embeds, mask);
-      EXPECT_LT(max_rel_error(a, b), 1e-4) << arch << " " << weight_format_name(format);
       inference::GenerateOptions g;
       g.max_new_tokens = 8;
       g.eos_token_id.reset();
+      const auto a = packed->forward(embeds, mask);
       const auto ga = inference::generate(*packed, embeds, mask, g).tokens;
-      const auto gb = inference::generate(*rounded, embeds, mask, g).tokens;
+      const bool int8 = format == WeightFormat::kInt8;
+      if (int8) set_packed_kernels_enabled(false);
+      const auto b = (int8 ? packed : rounded)->forward(embeds, mask);
+      const auto gb = inference::generate(int8 ? *packed : *rounded, embeds, mask, g).tokens;
+      set_packed_kernels_enabled(true);
+      EXPECT_LT(max_rel_error(a, b), 1e-4) << arch << " " << weight_format_name(format);
       EXPECT_TRUE(at::equal(ga, gb)) << arch << " " << weight_format_name(format);
     }
   }

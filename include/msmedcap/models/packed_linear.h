@@ -7,13 +7,16 @@
 ///   - float32;
 ///   - bf16: the float32 value's upper 16 bits, rounded to nearest even (half the bytes);
 ///   - int8: symmetric, per output channel: w[n, k] ~ scale[n] * q[n, k], q in -127..127,
-///     scale[n] = max_k |w[n, k]| / 127 (a quarter of the bytes). Activations stay float32
-///     (weight-only quantisation, as CTranslate2's int8_float32).
-/// packed_linear() computes x W^T + b with float32 activations and accumulation. It runs its own
-/// AVX-512 loop that converts each weight to float32 in registers as it is read, once for all the
-/// rows (one pass over the weight bytes). Float32 weights at more than kPackedMaxRows rows go to
-/// ATen's product (BLAS is as fast there); on a CPU without AVX-512 every format multiplies with
-/// the dequantised weight through ATen, so the results stand for the same weight values.
+///     scale[n] = max_k |w[n, k]| / 127 (a quarter of the bytes). The product quantises its
+///     input too, per row and dynamically (quantize_rows: x ~ s_m * round(x / s_m),
+///     s_m = max_k |x[m, k]| / 127), as PyTorch's dynamic quantisation and CTranslate2's int8 do,
+///     and multiplies bytes by bytes with exact 32-bit sums (AVX-512 VNNI).
+/// packed_linear() computes x W^T + b. For float32 and bf16 weights it runs its own AVX-512 loop
+/// that converts each weight to float32 in registers as it is read, once for all the rows (one
+/// pass over the weight bytes), with float32 activations and sums; for int8 the VNNI loop. Float32
+/// weights at more than kPackedMaxRows rows go to ATen's product (BLAS is as fast there); on a CPU
+/// without the instructions every format multiplies the dequantised weight (and, for int8, the
+/// quantised input) through ATen, so the results stand for the same values.
 
 #include <ATen/Tensor.h>
 
@@ -35,8 +38,9 @@ inline constexpr int64_t kPackedMaxRows = 16;
 /// A weight [N, K] in one format, ready for packed_linear().
 struct PackedWeight {
   WeightFormat format = WeightFormat::kFloat32;
-  at::Tensor data;   ///< [N, K]: float32, bf16 (as int16 bits) or int8
-  at::Tensor scale;  ///< [N] float32 (int8 only)
+  at::Tensor data;      ///< [N, K]: float32, bf16 (as int16 bits) or int8
+  at::Tensor scale;     ///< [N] float32 (int8 only)
+  at::Tensor row_sums;  ///< [N] int32: sum over k of data (int8 only; the VNNI loop's offset)
   bool defined() const { return data.defined(); }
   int64_t out_features() const { return data.size(0); }
   int64_t in_features() const { return data.size(1); }
@@ -49,10 +53,21 @@ struct PackedWeight {
 PackedWeight pack_weight(const at::Tensor& weight, WeightFormat format);
 /// The float32 [N, K] values the packed weight stands for.
 at::Tensor unpack_weight(const PackedWeight& packed);
-/// x [..., K] float32 (or bf16: computed in float32, returned as bf16) on the CPU -> [..., N];
-/// bias [N] or undefined.
+/// x [..., K] float32 (or bf16: returned as bf16; against bf16 weights on a CPU with AVX512-BF16
+/// the products take the bf16 values as they are, elsewhere x is widened to float32) on the CPU ->
+/// [..., N], float32 sums; bias [N] or undefined.
 at::Tensor packed_linear(const at::Tensor& x, const PackedWeight& weight, const at::Tensor& bias = {});
+/// The float32 values an int8 product reads for x [..., K]: each row rounded to its own 255-level
+/// grid, round(x / s) * s with s = max |row| / 127 (a zero row stays zero).
+at::Tensor quantize_rows(const at::Tensor& x);
 /// True when this CPU runs packed_linear's own loop (AVX-512 F/BW/VL), false when it falls back.
 bool packed_kernel_available();
+/// True when this CPU runs the int8 loop (AVX-512 VNNI besides).
+bool int8_kernel_available();
+/// True when this CPU multiplies bf16 activations by bf16 weights directly (AVX512-BF16 besides).
+bool bf16_kernel_available();
+/// Off: every packed product takes the ATen path a CPU without the instructions takes (for tests
+/// that hold the loops to it). On by default; process-wide.
+void set_packed_kernels_enabled(bool enabled);
 
 }  // namespace msmedcap::models
