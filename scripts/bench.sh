@@ -3,7 +3,7 @@
 # memory-read bound, one decode-sized product per CPU weight format, the data loader, training
 # steps of stage 1 (CLIP; SAM with live and cached encoder outputs) and stage 2, and caption
 # generation (greedy and beam 5, batch 1 and 8; on the CPU also greedy and beam 3 in each decoder
-# weight format: ATen float32, packed fp32, bf16, int8) on the medium configuration
+# weight format: ATen float32, packed fp32, bf16, int8, w8a8) on the medium configuration
 # (configs/bench/medium.json: ViT-B/16 at 224, SAM ViT-B at 1024, Q-Formers 768x12 with 32
 # queries, an OPT-125m-sized decoder). Each row runs in its own process, so its peak RSS is its
 # own. Prints a markdown table at the end.
@@ -17,10 +17,10 @@
 # default ../shared/peer, with env.sh and bench_hf.py; HF_MODEL, default
 # ~/.cache/msmedcap-ref/medium, made by its make_medium.py): on the same weights' sizes, alternating
 # which tool goes first, ROUNDS rounds (default 3), medians: HF generate() against msmedcap's
-# `bench generate` with the decoder's products in ATen float32 and packed fp32, bf16 and int8
+# `bench generate` with the decoder's products in ATen float32 and packed fp32, bf16, int8 and w8a8
 # (greedy and beam 3, batch 1 and 8, 32 new tokens, CLIP live), HF's stage-2 training step
 # (AdamW, batch 8) against `bench train-step` stage 2 with CLIP live and cached, and the tokens of
-# `msmedcap forward` on the HF weights (fp32, int8) against HF's. Left out (with a line saying
+# `msmedcap forward` on the HF weights (fp32, int8, w8a8) against HF's. Left out (with a line saying
 # so) when the peer is not there; --short never runs it.
 # HF_BLAS_DIR: a folder of libblas.so.3 the HF side runs with (LD_LIBRARY_PATH), e.g.
 # /usr/lib/x86_64-linux-gnu/openblas-openmp, the OpenBLAS build msmedcap links; unset: the system's.
@@ -112,7 +112,7 @@ side_by_side() {
   }
   ms() {  # case beams batch round
     local f extra
-    for f in aten fp32 bf16 int8; do
+    for f in aten fp32 bf16 int8 w8a8; do
       extra=(--dtype "$f")
       [[ $f == aten ]] && extra=(--aten)
       echo "+ msmedcap bench generate $1 $f round $4" >&2
@@ -153,7 +153,7 @@ side_by_side() {
   for c in $cases; do
     local b=${c##*:} kind=${c%%:*} k=1 f
     [[ $kind == beam3 ]] && k=3
-    for f in fp32 int8; do
+    for f in fp32 int8 w8a8; do
       "$bin" --log-level warn --dtype "$f" forward --hf "$hf_model" --inputs "$sbs/inputs_b$b.safetensors" \
         --output "$sbs/ms_${c/:/_}_$f.safetensors" --generate "$sbs/gen_k$k.json" --prompt-tokens 1
       U compare "$c $f" "$sbs/hf_${c/:/_}.json" "$sbs/ms_${c/:/_}_$f.safetensors" |
@@ -167,18 +167,18 @@ sbs = [r for r in rows if r["bench"] == "sbs"]
 def med(case, tool):
     xs = [r["seconds"] for r in sbs if r["setting"] == case and r["tool"] == tool]
     return statistics.median(xs) if xs else None
-print("\n| case | HF s | msmedcap ATen fp32 s | packed fp32 s | bf16 s | int8 s | HF / ATen | HF / fp32 | HF / bf16 | HF / int8 |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| case | HF s | msmedcap ATen fp32 s | packed fp32 s | bf16 s | int8 s | w8a8 s | HF / ATen | HF / fp32 | HF / bf16 | HF / int8 | HF / w8a8 |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for case in ["greedy:1", "greedy:8", "beam3:1", "beam3:8"]:
     hf = med(case, "hf")
-    t = [med(case, f) for f in ["aten", "fp32", "bf16", "int8"]]
+    t = [med(case, f) for f in ["aten", "fp32", "bf16", "int8", "w8a8"]]
     cell = lambda x: "-" if x is None else f"{x:.3f}"
     ratio = lambda x: "-" if x is None or hf is None else f"{hf / x:.2f}"
     print(f"| {case} | {cell(hf)} | " + " | ".join(cell(x) for x in t) + " | " + " | ".join(ratio(x) for x in t) + " |")
 hf = med("train:8", "hf")
 for tool in ["step_live", "step_cached"]:
     x = med("train:8", tool)
-    print(f"| stage-2 step, batch 8, CLIP {tool[5:]} | {hf if hf is None else f'{hf:.3f}'} | {'-' if x is None else f'{x:.3f}'} | | | | {'-' if x is None or hf is None else f'{hf / x:.2f}'} | | | |")
+    print(f"| stage-2 step, batch 8, CLIP {tool[5:]} | {hf if hf is None else f'{hf:.3f}'} | {'-' if x is None else f'{x:.3f}'} | | | | | {'-' if x is None or hf is None else f'{hf / x:.2f}'} | | | | |")
 print("\nTokens of msmedcap forward on the HF weights against HF generate's:")
 for r in rows:
     if r["bench"] == "sbs-tokens":
@@ -191,7 +191,7 @@ run "${common[@]}" bench matmul "${mm[@]}" --record "$out"
 if [[ $device == cpu ]]; then
   # The memory bound of CPU decoding, and one decode-sized product per weight format.
   run "${common[@]}" bench membw "${membw[@]}" --record "$out"
-  for format in fp32 bf16 int8; do
+  for format in fp32 bf16 int8 w8a8; do
     run "${common[@]}" bench linear "${linear[@]}" --format "$format" --record "$out"
   done
   run "${common[@]}" bench linear "${linear[@]}" --aten --record "$out"
@@ -223,7 +223,7 @@ if [[ $device == cpu ]]; then
   # comparison: greedy and beam 3 at batch 1 and 8, the CLIP features cached (decode dominates).
   for beams in 1 3; do
     for batch in "$small" "$big"; do
-      for format in aten fp32 bf16 int8; do
+      for format in aten fp32 bf16 int8 w8a8; do
         if [[ $format == aten ]]; then set -- --aten; else set -- --dtype "$format"; fi
         run "${common[@]}" bench generate -c "$model" "${gen[@]}" --beams "$beams" --batch "$batch" "$@" \
           --clip-input cached --sam-input cached --record "$out"

@@ -293,7 +293,8 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
   config::RuntimeConfig runtime = cfg.runtime;
   runtime.dtype = dtype_name;
   runtime.validate();
-  MSMEDCAP_CHECK(!o.aten || dtype_name != "int8", "bench generate: --aten multiplies float weights; int8 is packed");
+  MSMEDCAP_CHECK(!o.aten || (dtype_name != "int8" && dtype_name != "w8a8"),
+                 "bench generate: --aten multiplies float weights; ", dtype_name, " is packed");
   const auto dtype = inference::load_dtype(runtime);
   const auto packing = inference::decode_weight_format(runtime);
   const bool pack = !o.aten && packing.has_value();
@@ -354,7 +355,7 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
   // The decoder's weight bytes a decode step reads: every matrix once (the token table as the
   // tied head's), in the packed format's width; position tables are read a row at a time.
   double step_bytes = 0;
-  const double width = pack && format == models::WeightFormat::kInt8 ? 1.0
+  const double width = pack && (format == models::WeightFormat::kInt8 || format == models::WeightFormat::kW8A8) ? 1.0
                        : pack && format == models::WeightFormat::kBFloat16
                            ? 2.0
                            : static_cast<double>(c10::elementSize(dtype));
@@ -484,8 +485,8 @@ void register_bench_model(CLI::App* bench, const GlobalOptions& globals) {
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   lin->add_option("--repeats", lb->repeats, "timed passes")->check(CLI::PositiveNumber)->capture_default_str();
-  lin->add_option("--format", lb->format, "fp32, bf16 or int8")
-      ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
+  lin->add_option("--format", lb->format, "fp32, bf16, int8 or w8a8")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8", "w8a8"}))
       ->capture_default_str();
   lin->add_flag("--aten", lb->aten, "ATen's float32 product instead of the packed loop");
   lin->add_option("--record", lb->record, "append the figures as a JSON line to this file");
@@ -522,8 +523,8 @@ void register_bench_model(CLI::App* bench, const GlobalOptions& globals) {
   gen->add_option("--warmup", gb->warmup, "untimed batches first")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  gen->add_option("--dtype", gb->dtype, "weights and activations (fp16 needs CUDA; int8: CPU decoder weights)")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16", "int8"}))
+  gen->add_option("--dtype", gb->dtype, "weights and activations (fp16 needs CUDA; int8, w8a8: CPU decoder weights)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16", "int8", "w8a8"}))
       ->capture_default_str();
   gen->add_flag("--aten", gb->aten, "the decoder's products through ATen, its weights not packed (the CPU baseline)");
   gen->add_option("--record", gb->record, "append the figures as a JSON line to this file");

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", globals.log_level, "trace|debug|info|warn|error|off");
   app.add_option("--device", globals.device, "cpu, cuda or cuda:N");
   app.add_option("--dtype", globals.dtype,
-                 "inference weights and activations: fp32, bf16, fp16 (CUDA) or int8 (CPU decoding)");
+                 "inference weights and activations: fp32, bf16, fp16 (CUDA), int8 or w8a8 (CPU decoding)");
   app.add_option("--threads", globals.threads, "intra-op CPU threads (0 = all cores)");
 
   cli::register_inspect(app, globals);

@@ -16,11 +16,10 @@ void RuntimeConfig::validate() const {
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
   MSMEDCAP_CHECK(std::find(std::begin(kLevels), std::end(kLevels), log_level) != std::end(kLevels),
                  "runtime.log_level: expected trace, debug, info, warn, error or off, got '", log_level, "'");
-  MSMEDCAP_CHECK(dtype == "fp32" || dtype == "bf16" || dtype == "fp16" || dtype == "int8",
-                 "runtime.dtype: expected fp32, bf16, fp16 or int8, got '", dtype, "'");
-  MSMEDCAP_CHECK(dtype != "int8" || device == "cpu",
-                 "runtime.dtype: int8 is a CPU decoding format (int8 decoder weights, float32 activations); "
-                 "use bf16 or fp16 on CUDA");
+  MSMEDCAP_CHECK(dtype == "fp32" || dtype == "bf16" || dtype == "fp16" || dtype == "int8" || dtype == "w8a8",
+                 "runtime.dtype: expected fp32, bf16, fp16, int8 or w8a8, got '", dtype, "'");
+  MSMEDCAP_CHECK((dtype != "int8" && dtype != "w8a8") || device == "cpu", "runtime.dtype: ", dtype,
+                 " is a CPU decoding format (int8 decoder weights); use bf16 or fp16 on CUDA");
   MSMEDCAP_CHECK(dtype != "fp16" || device != "cpu",
                  "runtime.dtype: fp16 needs a CUDA device "
                  "(LibTorch's CPU kernels lack half precision for several operations); use bf16 or fp32 on the CPU");

@@ -12,7 +12,8 @@
 namespace msmedcap::inference {
 
 c10::ScalarType load_dtype(const config::RuntimeConfig& runtime) {
-  return runtime.dtype == "int8" ? c10::kFloat : core::parse_dtype(runtime.dtype, "runtime.dtype");
+  return runtime.dtype == "int8" || runtime.dtype == "w8a8" ? c10::kFloat
+                                                            : core::parse_dtype(runtime.dtype, "runtime.dtype");
 }
 
 std::optional<models::WeightFormat> decode_weight_format(const config::RuntimeConfig& runtime) {
@@ -21,8 +22,9 @@ std::optional<models::WeightFormat> decode_weight_format(const config::RuntimeCo
 }
 
 models::MsMedCapModel load_inference_model(const config::RunConfig& cfg, const std::string& command) {
-  MSMEDCAP_CHECK(command.empty() || cfg.runtime.dtype != "int8", "runtime.dtype: int8 packs the decoder's weights ",
-                 "for captioning; ", command, " does not decode (use fp32 or bf16)");
+  MSMEDCAP_CHECK(command.empty() || (cfg.runtime.dtype != "int8" && cfg.runtime.dtype != "w8a8"),
+                 "runtime.dtype: ", cfg.runtime.dtype, " packs the decoder's weights for captioning; ", command,
+                 " does not decode (use fp32 or bf16)");
   const models::LoadTarget target{load_dtype(cfg.runtime), core::parse_device(cfg.runtime.device)};
   auto model = models::load_model(cfg, target);
   model->eval();

@@ -20,7 +20,8 @@ WeightFormat parse_weight_format(const std::string& name, const std::string& wha
   if (name == "fp32") return WeightFormat::kFloat32;
   if (name == "bf16") return WeightFormat::kBFloat16;
   if (name == "int8") return WeightFormat::kInt8;
-  MSMEDCAP_FAIL(what, ": expected fp32, bf16 or int8, got '", name, "'");
+  if (name == "w8a8") return WeightFormat::kW8A8;
+  MSMEDCAP_FAIL(what, ": expected fp32, bf16, int8 or w8a8, got '", name, "'");
 }
 
 const char* weight_format_name(WeightFormat format) {
@@ -31,6 +32,8 @@ const char* weight_format_name(WeightFormat format) {
       return "bf16";
     case WeightFormat::kInt8:
       return "int8";
+    case WeightFormat::kW8A8:
+      return "w8a8";
   }
   return "?";
 }
@@ -60,7 +63,7 @@ PackedWeight pack_weight(const at::Tensor& weight, WeightFormat format) {
     p.scale = std::get<0>(w.abs().max(1)).div(127.0f);  // [N]
     const auto safe = at::where(p.scale > 0, p.scale, at::ones_like(p.scale));
     p.data = w.div(safe.unsqueeze(1)).round().clamp(-127, 127).to(at::kChar).contiguous();
-    p.row_sums = p.data.sum(1, /*keepdim=*/false, at::kInt).contiguous();
+    if (format == WeightFormat::kW8A8) p.row_sums = p.data.sum(1, /*keepdim=*/false, at::kInt).contiguous();
   }
   return p;
 }
@@ -80,6 +83,7 @@ at::Tensor unpack_weight(const PackedWeight& p) {
     case WeightFormat::kBFloat16:
       return p.data.view(at::kBFloat16).to(at::kFloat);
     case WeightFormat::kInt8:
+    case WeightFormat::kW8A8:
       return p.data.to(at::kFloat).mul(p.scale.unsqueeze(1));
   }
   return {};
@@ -94,8 +98,8 @@ at::Tensor unpack_weight(const PackedWeight& p) {
 namespace {
 
 // Every loop below is compiled for AVX-512 with VNNI and BF16 (function attributes) and runs only
-// where the CPU has what its format uses (packed_kernel_available and its siblings): the fp32 and
-// bf16-weight loops use AVX-512 F/BW alone, the int8 loop VNNI, the bf16 x bf16 loop AVX512-BF16.
+// where the CPU has what its format uses (packed_kernel_available and its siblings): the fp32, bf16 and
+// int8-weight loops use AVX-512 F/BW alone, the w8a8 loop VNNI, the bf16 x bf16 loop AVX512-BF16.
 #define MSMEDCAP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512bf16")))
 
 // 16 weights of a row from k on, as float32. The masked forms read a row's last, partial block
@@ -105,17 +109,24 @@ MSMEDCAP_AVX512 inline __m512 load16(const int16_t* w) {
   const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
   return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));  // bf16 bits are float32's upper half
 }
+MSMEDCAP_AVX512 inline __m512 load16(const int8_t* w) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))));
+}
 MSMEDCAP_AVX512 inline __m512 load16(const float* w, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, w); }
 MSMEDCAP_AVX512 inline __m512 load16(const int16_t* w, __mmask16 mask) {
   const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, w));
   return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+MSMEDCAP_AVX512 inline __m512 load16(const int8_t* w, __mmask16 mask) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, w)));
 }
 
 // A format's inner step (the loops' policy): acc[m][j] += row m0+m of x times weight row n+j over
 // kStep values from k; `mask...` is empty for a whole step, or the mask of a row's partial last
 // one. finish() turns a sum into y[m, n] (scales and bias).
 
-/// fp32 or bf16 weights (W = float or int16_t bits) against float32 activations.
+/// fp32, bf16 or int8 weights (W = float, int16_t bits or int8_t; int8 with its per-channel
+/// `scale`) against float32 activations.
 template <class W>
 struct FloatStep {
   using Acc = __m512;
@@ -124,6 +135,7 @@ struct FloatStep {
   const float* x;
   const W* w;
   int64_t K;
+  const float* scale;
   const float* bias;
 
   MSMEDCAP_AVX512 static Acc zero() { return _mm512_setzero_ps(); }
@@ -141,7 +153,8 @@ struct FloatStep {
     }
   }
   MSMEDCAP_AVX512 float finish(Acc acc, int64_t, int64_t n) const {
-    const float v = _mm512_reduce_add_ps(acc);
+    float v = _mm512_reduce_add_ps(acc);
+    if (scale != nullptr) v *= scale[n];
     return bias != nullptr ? v + bias[n] : v;
   }
 };
@@ -351,10 +364,10 @@ at::Tensor packed_linear(const at::Tensor& x, const PackedWeight& p, const at::T
   if (p.format == WeightFormat::kFloat32 && M > kPackedMaxRows && x.scalar_type() == at::kFloat) {
     return at::linear(x, p.data, bias);  // float32 at many rows: BLAS is as fast, and the weight is the same
   }
-  const bool int8 = p.format == WeightFormat::kInt8;
-  if (!kernels || !(int8 ? int8_kernel_available() : packed_kernel_available()) ||
+  const bool w8a8 = p.format == WeightFormat::kW8A8;
+  if (!kernels || !(w8a8 ? int8_kernel_available() : packed_kernel_available()) ||
       (x.scalar_type() != at::kFloat && !bf16_pair)) {
-    return at::linear(int8 ? quantize_rows(x) : x, unpack_weight(p).to(x.scalar_type()),
+    return at::linear(w8a8 ? quantize_rows(x) : x, unpack_weight(p).to(x.scalar_type()),
                       bias.defined() ? bias.to(x.scalar_type()) : bias);
   }
   const auto xc = x.contiguous();
@@ -372,12 +385,15 @@ at::Tensor packed_linear(const at::Tensor& x, const PackedWeight& p, const at::T
   const float* xp = xc.data_ptr<float>();
   switch (p.format) {
     case WeightFormat::kFloat32:
-      product(FloatStep<float>{xp, p.data.data_ptr<float>(), K, bp}, M, yp, N);
+      product(FloatStep<float>{xp, p.data.data_ptr<float>(), K, nullptr, bp}, M, yp, N);
       break;
     case WeightFormat::kBFloat16:
-      product(FloatStep<int16_t>{xp, p.data.data_ptr<int16_t>(), K, bp}, M, yp, N);
+      product(FloatStep<int16_t>{xp, p.data.data_ptr<int16_t>(), K, nullptr, bp}, M, yp, N);
       break;
-    case WeightFormat::kInt8: {
+    case WeightFormat::kInt8:
+      product(FloatStep<int8_t>{xp, p.data.data_ptr<int8_t>(), K, p.scale.data_ptr<float>(), bp}, M, yp, N);
+      break;
+    case WeightFormat::kW8A8: {
       const int64_t ldx = (K + 63) / 64 * 64;
       thread_local std::vector<uint8_t> bytes;
       thread_local std::vector<float> scales;

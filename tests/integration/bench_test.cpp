@@ -43,12 +43,12 @@ TEST(Bench, ShortScriptRecordsEveryRowAndPrintsTheTable) {
   }
   EXPECT_EQ(rows["matmul"], 1);
   EXPECT_EQ(rows["membw"], 1);
-  EXPECT_EQ(rows["linear"], 4);                                                   // packed fp32, bf16, int8; ATen
+  EXPECT_EQ(rows["linear"], 5);                                                   // packed fp32, bf16, int8, w8a8; ATen
   EXPECT_EQ(rows["loader"], core::built_with(core::Component::kOpenCv) ? 1 : 0);  // it decodes JPEGs
   EXPECT_EQ(rows["train-step"], 5);  // stage 1 CLIP, SAM cached, SAM live vs cached, stage 2
   // Greedy and beam 5, two batch sizes; then greedy and beam 3 at two batch sizes in each CPU
-  // decoder weight format (ATen, fp32, bf16, int8).
-  EXPECT_EQ(rows["generate"], 4 + 16);
+  // decoder weight format (ATen, fp32, bf16, int8, w8a8).
+  EXPECT_EQ(rows["generate"], 4 + 20);
   // The table: a header, a rule and one row per record.
   EXPECT_NE(r.out.find("| benchmark | setting |"), std::string::npos);
   EXPECT_NE(r.out.find("| generate | beam 5, batch 2, 4 tokens"), std::string::npos) << r.out;

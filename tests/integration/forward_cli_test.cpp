@@ -173,35 +173,39 @@ TEST(ForwardCli, DtypeBf16OnCpuAndFp16RefusedThere) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("fp16.safetensors")));
 }
 
-// int8 (CPU decoding): the decoder's weights quantised per output channel, the rest float32.
-// The logits stay within the rounding's reach of HF's float32 ones (int8 keeps about 2.5
-// significant digits per weight; bf16, for comparison, under 3), they are float32, and the
-// greedy tokens are the HF greedy tokens wherever the fixture's random model has a margin:
-// rows are compared, and at least one of the two must agree in full.
+// int8 and w8a8 (CPU decoding): the decoder's weights quantised per output channel (w8a8: and
+// each product's input per row), the rest float32. The logits stay within the rounding's reach
+// of HF's float32 ones (int8 keeps about 2.5 significant digits per value; bf16, for comparison,
+// under 3), they are float32, and the greedy tokens are the HF greedy tokens wherever the
+// fixture's random model has a margin: rows are compared, and at least one of the two must agree
+// in full.
 TEST(ForwardCli, DtypeInt8DecodesWithInt8DecoderWeights) {
   TempDir dir;
   const std::string fixture = fixture_path("tiny_blip2_llama");
   write_text(dir.file("gen.json"), R"({"max_new_tokens": 16, "num_beams": 1, "eos_token_id": 2, "pad_token_id": 1})");
   const std::string base = "forward --hf " + fixture + " --inputs " + fixture + "/reference.safetensors --generate " +
                            dir.file("gen.json") + " --prompt-tokens 3 --output ";
-  const auto r = run_msmedcap(base + dir.file("int8.safetensors") + " --dtype int8");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto out = io::TensorStore::open(dir.file("int8.safetensors"));
   const auto ref = io::TensorStore::open(fixture + "/reference.safetensors");
-  EXPECT_EQ(out.info("logits").dtype, io::DType::F32);
-  const double rel = max_error(out.view("logits"), ref.view("logits")) / ref.view("logits").abs().max().item<double>();
-  EXPECT_LT(rel, 0.05);
-  EXPECT_GT(rel, 1e-4);  // the weights are really int8: float32 products would be within 1e-6
-  // The encoders are not quantised: their outputs are HF's float32 ones.
-  EXPECT_LT(max_error(out.view("qformer_last_hidden_state"), ref.view("qformer_last_hidden_state")), 1e-4);
-  const auto rows_equal = out.view("sequences").eq(ref.view("gen_greedy_prompt").slice(1, 1)).all(1);
-  EXPECT_GE(rows_equal.sum().item<int64_t>(), 1) << out.view("sequences");
-  // Refused where it would change nothing or cannot run, by name, before anything is written.
-  const auto cuda = run_msmedcap(base + dir.file("cuda.safetensors") + " --dtype int8 --device cuda");
-  EXPECT_EQ(cuda.exit_code, 1);
-  EXPECT_EQ(count_lines(cuda.err), 1u) << cuda.err;
-  EXPECT_NE(cuda.err.find("int8 is a CPU decoding format"), std::string::npos) << cuda.err;
-  EXPECT_FALSE(std::filesystem::exists(dir.file("cuda.safetensors")));
+  for (const std::string dtype : {"int8", "w8a8"}) {
+    const auto r = run_msmedcap(base + dir.file(dtype + ".safetensors") + " --dtype " + dtype);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto out = io::TensorStore::open(dir.file(dtype + ".safetensors"));
+    EXPECT_EQ(out.info("logits").dtype, io::DType::F32);
+    const double rel =
+        max_error(out.view("logits"), ref.view("logits")) / ref.view("logits").abs().max().item<double>();
+    EXPECT_LT(rel, 0.05) << dtype;
+    EXPECT_GT(rel, 1e-4) << dtype;  // the weights are really int8: float32 products would be within 1e-6
+    // The encoders are not quantised: their outputs are HF's float32 ones.
+    EXPECT_LT(max_error(out.view("qformer_last_hidden_state"), ref.view("qformer_last_hidden_state")), 1e-4);
+    const auto rows_equal = out.view("sequences").eq(ref.view("gen_greedy_prompt").slice(1, 1)).all(1);
+    EXPECT_GE(rows_equal.sum().item<int64_t>(), 1) << dtype << " " << out.view("sequences");
+    // Refused where it would change nothing or cannot run, by name, before anything is written.
+    const auto cuda = run_msmedcap(base + dir.file("cuda.safetensors") + " --dtype " + dtype + " --device cuda");
+    EXPECT_EQ(cuda.exit_code, 1);
+    EXPECT_EQ(count_lines(cuda.err), 1u) << cuda.err;
+    EXPECT_NE(cuda.err.find(dtype + " is a CPU decoding format"), std::string::npos) << cuda.err;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("cuda.safetensors")));
+  }
 }
 
 TEST(ForwardCli, BadInputsExitOneWithOneLine) {

@@ -141,14 +141,14 @@ TEST_F(InferenceCli, BatchSizeDoesNotChangeCaptions) {
   }
 }
 
-// Captioning with int8 and bf16 decoder weights (CPU decoding formats): every study captioned,
+// Captioning with int8, w8a8 and bf16 decoder weights (CPU decoding formats): every study captioned,
 // with scores of float32's size (the same model, its decoder weights rounded).
 TEST_F(InferenceCli, CaptionsWithInt8AndBf16DecoderWeights) {
   testing::TempDir out;
   const std::string base = "caption --run " + path("caption") + " --dataset val_data --out ";
   ASSERT_EQ(testing::run_msmedcap(base + out.file("fp32.jsonl")).exit_code, 0);
   const auto ref = read_jsonl(out.file("fp32.jsonl"));
-  for (const std::string dtype : {"int8", "bf16"}) {
+  for (const std::string dtype : {"int8", "w8a8", "bf16"}) {
     const auto r = testing::run_msmedcap(base + out.file(dtype + ".jsonl") + " --dtype " + dtype);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto got = read_jsonl(out.file(dtype + ".jsonl"));

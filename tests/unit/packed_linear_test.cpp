@@ -28,11 +28,12 @@ TEST(PackedLinear, EqualsAtenWithTheSameWeightsAtEveryRowCountAndShapeEdge) {
   for (const auto& [k, n] : std::vector<std::pair<int64_t, int64_t>>{{64, 96}, {77, 13}, {5, 131}, {768, 200}}) {
     const auto w = at::randn({n, k});
     const auto bias = at::randn({n});
-    for (const auto format : {WeightFormat::kFloat32, WeightFormat::kBFloat16, WeightFormat::kInt8}) {
+    for (const auto format :
+         {WeightFormat::kFloat32, WeightFormat::kBFloat16, WeightFormat::kInt8, WeightFormat::kW8A8}) {
       const auto packed = pack_weight(w, format);
       const auto dense = unpack_weight(packed);
-      // int8 products quantise their input per row: the reference multiplies the same values.
-      const auto input = [&](const at::Tensor& x) { return format == WeightFormat::kInt8 ? quantize_rows(x) : x; };
+      // w8a8 products quantise their input per row: the reference multiplies the same values.
+      const auto input = [&](const at::Tensor& x) { return format == WeightFormat::kW8A8 ? quantize_rows(x) : x; };
       for (const int64_t rows : {1, 2, 3, 4, 5, 8, 16, 17, 40}) {
         auto x = at::randn({rows, k});
         if (rows == 3) x[1].zero_();  // a zero row: its int8 scale is 0
@@ -73,7 +74,11 @@ TEST(PackedLinear, FormatsRoundWithinTheirBounds) {
   EXPECT_TRUE(at::equal(unpack_weight(bf16), w.to(at::kBFloat16).to(at::kFloat)));  // round to nearest even
   EXPECT_EQ(bf16.nbytes(), 64 * 48 * 2);
   const auto int8 = pack_weight(w, WeightFormat::kInt8);
-  EXPECT_EQ(int8.nbytes(), 64 * 48 + 64 * 4 + 64 * 4);   // the bytes, the scales and the row sums
+  EXPECT_EQ(int8.nbytes(), 64 * 48 + 64 * 4);             // the bytes and the scales
+  const auto w8a8 = pack_weight(w, WeightFormat::kW8A8);  // the same weights, and their row sums
+  EXPECT_TRUE(at::equal(w8a8.data, int8.data));
+  EXPECT_TRUE(at::equal(w8a8.row_sums, int8.data.sum(1, false, at::kInt)));
+  EXPECT_EQ(w8a8.nbytes(), 64 * 48 + 64 * 4 + 64 * 4);
   const auto scale = std::get<0>(w.abs().max(1)) / 127;  // per output channel
   EXPECT_TRUE(at::allclose(int8.scale, scale));
   // Each weight within half a step of its channel's grid; the largest magnitude exactly +-127.
@@ -108,18 +113,18 @@ TEST(PackedLinear, AutogradReadsTheWeightItself) {
   y.sum().backward();
   ASSERT_TRUE(linear->weight.grad().defined());
   torch::NoGradGuard no_grad;  // not recording: the int8 copy
-  EXPECT_TRUE(
-      at::allclose(linear(x), at::linear(quantize_rows(x), unpack_weight(linear->packed), linear->bias), 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(linear(x), at::linear(x, unpack_weight(linear->packed), linear->bias), 1e-5, 1e-6));
 }
 
 // A decoder packed in each format decodes greedily as the float32 decoder with the same
 // (rounded) weights does: the packed path changes where the products run, not what they compute.
-// int8 also rounds each product's input, which no float32 weight can stand for: its reference is
+// w8a8 also rounds each product's input, which no float32 weight can stand for: its reference is
 // the same packed decoder on the ATen path (quantize_rows, then the dequantised weight).
 TEST(PackedLinear, PackedDecoderGreedyEqualsItsUnpackedSelf) {
   for (const std::string arch : {"opt", "llama", "gpt2"}) {
     const auto d = testing::tiny_decoder(arch);
-    for (const auto format : {WeightFormat::kFloat32, WeightFormat::kBFloat16, WeightFormat::kInt8}) {
+    for (const auto format :
+         {WeightFormat::kFloat32, WeightFormat::kBFloat16, WeightFormat::kInt8, WeightFormat::kW8A8}) {
       at::manual_seed(2);
       auto packed = build_decoder(d);
       at::manual_seed(2);
@@ -147,10 +152,10 @@ TEST(PackedLinear, PackedDecoderGreedyEqualsItsUnpackedSelf) {
       g.eos_token_id.reset();
       const auto a = packed->forward(embeds, mask);
       const auto ga = inference::generate(*packed, embeds, mask, g).tokens;
-      const bool int8 = format == WeightFormat::kInt8;
-      if (int8) set_packed_kernels_enabled(false);
-      const auto b = (int8 ? packed : rounded)->forward(embeds, mask);
-      const auto gb = inference::generate(int8 ? *packed : *rounded, embeds, mask, g).tokens;
+      const bool w8a8 = format == WeightFormat::kW8A8;
+      if (w8a8) set_packed_kernels_enabled(false);
+      const auto b = (w8a8 ? packed : rounded)->forward(embeds, mask);
+      const auto gb = inference::generate(w8a8 ? *packed : *rounded, embeds, mask, g).tokens;
       set_packed_kernels_enabled(true);
       EXPECT_LT(max_rel_error(a, b), 1e-4) << arch << " " << weight_format_name(format);
       EXPECT_TRUE(at::equal(ga, gb)) << arch << " " << weight_format_name(format);

@@ -25,8 +25,9 @@ struct RuntimeConfig {
   /// Seed of every random generator the run uses.
   int64_t seed = 42;
   /// Weights and activations of inference commands (forward, caption, retrieve,
-  /// extract-features): fp32, bf16, fp16 (CUDA only) or int8 (CPU decoding only: float32 model,
-  /// the decoder's weights quantised per output channel, float32 activations). Norm statistics,
+  /// extract-features): fp32, bf16, fp16 (CUDA only), int8 or w8a8 (CPU decoding only: float32
+  /// model, the decoder's weights quantised per output channel; w8a8 also quantises each of its
+  /// products' inputs per row as it runs). Norm statistics,
   /// softmax and losses are computed in float32 whatever this says. On the CPU the decoder's
   /// small-row products read packed weights in this format (models/packed_linear.h).
   std::string dtype = "fp32";

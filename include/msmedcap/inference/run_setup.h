@@ -14,8 +14,8 @@
 
 namespace msmedcap::inference {
 
-/// The dtype a model's tensors are loaded in for runtime.dtype: float32 for int8 (a decoding
-/// format of the decoder alone), else runtime.dtype itself.
+/// The dtype a model's tensors are loaded in for runtime.dtype: float32 for int8 and w8a8
+/// (decoding formats of the decoder alone), else runtime.dtype itself.
 c10::ScalarType load_dtype(const config::RuntimeConfig& runtime);
 /// The format the decoder's weights are packed in for decoding (DecoderLM::pack_weights): on the
 /// CPU the one runtime.dtype names (fp32 packs nothing new: the loop reads the weights
@@ -27,7 +27,7 @@ std::optional<models::WeightFormat> decode_weight_format(const config::RuntimeCo
 /// or infinite value (a diverged run's) are an error naming the parameter and the files:
 /// captioning with them would write empty captions and exit 0. `command`, when given, names a
 /// command that does not decode (export, retrieve, extract-features, nearest): runtime.dtype
-/// int8 is refused there, as it would change nothing.
+/// int8 and w8a8 are refused there, as they would change nothing.
 models::MsMedCapModel load_inference_model(const config::RunConfig& cfg, const std::string& command = "");
 
 /// How a run captions: its decoder tokenizer, search and prompt, and batch settings.
