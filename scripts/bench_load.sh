@@ -4,7 +4,8 @@
 # measures `msmedcap bench load` from a warm page cache, each load in its own process so that
 # its peak RSS is its own:
 #   - the medium BLIP-2 (configs/bench/medium.json without its SAM branch: ViT-B/16, Q-Former,
-#     an OPT-125m-sized decoder; 311 M parameters, 1.2 GB in float32), loaded in fp32;
+#     an OPT-125m-sized decoder; 311 M parameters, 1.2 GB in float32), loaded in fp32, as
+#     inference loads (the file's pages shared) and with --copy (as training loads);
 #   - BLIP-2 OPT-2.7b from today's hub config and tensor list (tests/data/hub), saved in
 #     float16 (7.5 GB, 4 shards), loaded in bf16 and in fp32.
 # Usage: scripts/bench_load.sh [--repeat N]
@@ -44,9 +45,11 @@ JSON
 record="$dir/load.jsonl"
 : > "$record"
 for ((i = 0; i < repeat; i++)); do
-  cat "$medium"/*.safetensors > /dev/null  # warm page cache
-  "$bin" --log-level warn --threads "$threads" bench load -c configs/bench/medium.json --set model.use_sam=false \
-    -c "$dir/medium-weights.json" --record "$record"
+  for how in "" --copy; do  # as inference loads (file pages shared), and as training does (copied)
+    cat "$medium"/*.safetensors > /dev/null  # warm page cache
+    "$bin" --log-level warn --threads "$threads" bench load -c configs/bench/medium.json --set model.use_sam=false \
+      -c "$dir/medium-weights.json" --record "$record" $how
+  done
   cat "$blip2"/*.safetensors > /dev/null
   "$bin" --log-level warn --threads "$threads" --dtype bf16 bench load --hf "$blip2" --record "$record"
   cat "$blip2"/*.safetensors > /dev/null

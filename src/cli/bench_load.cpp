@@ -84,13 +84,17 @@ void make_random_checkpoint(const RandomCheckpoint& o, const GlobalOptions& glob
 struct LoadBench {
   ConfigOptions config;
   std::string hf_dir, record;
+  bool copy = false;
 };
 
 void bench_load(const LoadBench& o, const GlobalOptions& globals) {
   config::RunConfig run;
   resolve_run_config(run, o.config, globals);
-  const models::LoadTarget target{core::parse_dtype(run.runtime.dtype, "runtime.dtype"),
-                                  core::parse_device(run.runtime.device)};
+  // As inference loads (the file's pages shared where no conversion is needed), or as training
+  // does (--copy: every tensor copied into memory of its own).
+  const auto device = core::parse_device(run.runtime.device);
+  const models::LoadTarget target{core::parse_dtype(run.runtime.dtype, "runtime.dtype"), device,
+                                  device.is_cpu() && !o.copy};
   config::ModelConfig model_cfg = run.model;
   std::vector<config::WeightsSource> sources = run.weights;
   if (!o.hf_dir.empty()) {
@@ -111,12 +115,13 @@ void bench_load(const LoadBench& o, const GlobalOptions& globals) {
   for (const auto& p : model->parameters()) bytes += static_cast<double>(p.nbytes());
   const double peak_mb = core::peak_resident_mb();
   const double weights_mb = bytes / (1024.0 * 1024.0);
-  std::cout << "load: " << weights_mb / 1024.0 << " GiB of weights in " << run.runtime.dtype << " in " << seconds
-            << " s; peak RSS " << peak_mb << " MiB (" << before_mb
-            << " MiB before loading) = " << (peak_mb - 300.0) / weights_mb << " x weights + 300 MiB\n";
+  std::cout << "load" << (target.share_file_pages ? " (file pages shared)" : " (copied)") << ": " << weights_mb / 1024.0
+            << " GiB of weights in " << run.runtime.dtype << " in " << seconds << " s; peak RSS " << peak_mb << " MiB ("
+            << before_mb << " MiB before loading) = " << (peak_mb - 300.0) / weights_mb << " x weights + 300 MiB\n";
   append_record(o.record,
                 {{"bench", "load"},
-                 {"setting", (o.hf_dir.empty() ? std::string("config weights") : o.hf_dir) + ", " + run.runtime.dtype},
+                 {"setting", (o.hf_dir.empty() ? std::string("config weights") : o.hf_dir) + ", " + run.runtime.dtype +
+                                 (target.share_file_pages ? ", file pages shared" : ", copied")},
                  {"device", target.device.str()},
                  {"seconds", seconds},
                  {"weights_mb", weights_mb},
@@ -143,6 +148,7 @@ void register_bench_load(CLI::App* bench, const GlobalOptions& globals) {
   add_config_options(l, load->config);
   l->add_option("--hf", load->hf_dir, "HF Blip2ForConditionalGeneration directory");
   l->add_option("--record", load->record, "append a JSON line to this file");
+  l->add_flag("--copy", load->copy, "copy every tensor, as training loads (default: as inference, file pages shared)");
   l->callback([load, &globals] { bench_load(*load, globals); });
 }
 

@@ -103,7 +103,7 @@ io::StateDict run_causal_lm(const std::string& dir, const config::Json& hf, cons
 io::StateDict run_forward(const ModelSource& source, const io::TensorStore& inputs,
                           const std::optional<GenerateRequest>& generate) {
   torch::NoGradGuard no_grad;
-  const models::LoadTarget target{source.dtype, source.device};
+  const models::LoadTarget target{source.dtype, source.device, source.device.is_cpu()};  // only read
   models::MsMedCapModel model{nullptr};
   if (!source.hf_dir.empty()) {
     const auto hf = models::read_hf_config(source.hf_dir);

@@ -25,7 +25,9 @@ models::MsMedCapModel load_inference_model(const config::RunConfig& cfg, const s
   MSMEDCAP_CHECK(command.empty() || (cfg.runtime.dtype != "int8" && cfg.runtime.dtype != "w8a8"),
                  "runtime.dtype: ", cfg.runtime.dtype, " packs the decoder's weights for captioning; ", command,
                  " does not decode (use fp32 or bf16)");
-  const models::LoadTarget target{load_dtype(cfg.runtime), core::parse_device(cfg.runtime.device)};
+  // Inference only reads its weights: on the CPU those in the file's dtype stay in its pages.
+  const auto device = core::parse_device(cfg.runtime.device);
+  const models::LoadTarget target{load_dtype(cfg.runtime), device, device.is_cpu()};
   auto model = models::load_model(cfg, target);
   model->eval();
   std::vector<at::Tensor> finite;

@@ -100,7 +100,9 @@ LoadReport load_state_dict(torch::nn::Module& module, const TensorSource& store,
   for (const auto& name : report.loaded) {
     at::Tensor target = own.at(name);
     const auto dtype = options.dtype && target.is_floating_point() ? *options.dtype : target.scalar_type();
-    target.set_data(store.read(name.substr(options.prefix.size()), dtype, options.device.value_or(target.device())));
+    const std::string stored = name.substr(options.prefix.size());
+    const auto device = options.device.value_or(target.device());
+    target.set_data(options.share_file_pages ? store.share(stored, dtype, device) : store.read(stored, dtype, device));
   }
   return report;
 }

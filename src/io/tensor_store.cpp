@@ -217,6 +217,20 @@ at::Tensor TensorStore::read(const std::string& name, c10::ScalarType dtype, c10
   return out;
 }
 
+at::Tensor TensorStore::share(const std::string& name, c10::ScalarType dtype, c10::Device device) const {
+  const auto it = where_.find(name);
+  MSMEDCAP_CHECK(it != where_.end(), path_, ": no tensor named '", name, "'");
+  const auto& file = files_[it->second.first];
+  const TensorInfo& info = *it->second.second;
+  const uint8_t* data = file->data(info);
+  if (!device.is_cpu() || info.num_bytes() == 0 ||
+      dtype != to_scalar_type(info.dtype, file->path() + ": tensor '" + name + "'") ||
+      reinterpret_cast<uintptr_t>(data) % dtype_size(info.dtype) != 0)
+    return read(name, dtype, device);
+  file->source()->prefetch(static_cast<size_t>(data - file->source()->data()), info.num_bytes());
+  return view(name);
+}
+
 std::vector<std::string> StateDictSource::tensor_names() const {
   std::vector<std::string> names;
   for (const auto& item : tensors_) names.push_back(item.first);

@@ -121,9 +121,9 @@ MSMEDCAP_AVX512 inline __m512 load16(const int8_t* w, __mmask16 mask) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, w)));
 }
 
-// A format's inner step (the loops' policy): acc[m][j] += row m0+m of x times weight row n+j over
-// kStep values from k; `mask...` is empty for a whole step, or the mask of a row's partial last
-// one. finish() turns a sum into y[m, n] (scales and bias).
+// A format's inner step (the loops' policy): acc[m][j] += row m of x (from x_row(m0)) times weight
+// row j (from w_row(n)) over kStep values from k; `mask...` is empty for a whole step, or the mask
+// of a row's partial last one. finish() turns a sum into y[m, n] (scales and bias).
 
 /// fp32, bf16 or int8 weights (W = float, int16_t bits or int8_t; int8 with its per-channel
 /// `scale`) against float32 activations.
@@ -140,14 +140,16 @@ struct FloatStep {
 
   MSMEDCAP_AVX512 static Acc zero() { return _mm512_setzero_ps(); }
   MSMEDCAP_AVX512 static Mask tail(int64_t r) { return static_cast<Mask>((1u << r) - 1u); }
+  const float* x_row(int64_t m) const { return x + m * K; }
+  const W* w_row(int64_t n) const { return w + n * K; }
   template <int MT, int J, class... M>
-  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], int64_t m0, int64_t n, int64_t k, M... mask) const {
+  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], const float* xr, const W* wr, int64_t k, M... mask) const {
     __m512 wv[J];
 #pragma GCC unroll 8
-    for (int j = 0; j < J; ++j) wv[j] = load16(w + (n + j) * K + k, mask...);
+    for (int j = 0; j < J; ++j) wv[j] = load16(wr + j * K + k, mask...);
 #pragma GCC unroll 4
     for (int m = 0; m < MT; ++m) {
-      const __m512 xv = load16(x + (m0 + m) * K + k, mask...);
+      const __m512 xv = load16(xr + m * K + k, mask...);
 #pragma GCC unroll 8
       for (int j = 0; j < J; ++j) acc[m][j] = _mm512_fmadd_ps(xv, wv[j], acc[m][j]);
     }
@@ -177,19 +179,21 @@ struct Int8Step {
 
   MSMEDCAP_AVX512 static Acc zero() { return _mm512_setzero_si512(); }
   MSMEDCAP_AVX512 static Mask tail(int64_t r) { return static_cast<Mask>((1ull << r) - 1ull); }
+  const uint8_t* x_row(int64_t m) const { return x + m * ldx; }
+  const int8_t* w_row(int64_t n) const { return w + n * K; }
   template <int MT, int J, class... M>
-  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], int64_t m0, int64_t n, int64_t k, M... mask) const {
+  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], const uint8_t* xr, const int8_t* wr, int64_t k, M... mask) const {
     __m512i wv[J];
 #pragma GCC unroll 8
     for (int j = 0; j < J; ++j) {
       if constexpr (sizeof...(M) == 0)
-        wv[j] = _mm512_loadu_si512(w + (n + j) * K + k);
+        wv[j] = _mm512_loadu_si512(wr + j * K + k);
       else
-        wv[j] = _mm512_maskz_loadu_epi8(mask..., w + (n + j) * K + k);
+        wv[j] = _mm512_maskz_loadu_epi8(mask..., wr + j * K + k);
     }
 #pragma GCC unroll 4
     for (int m = 0; m < MT; ++m) {
-      const __m512i xv = _mm512_loadu_si512(x + (m0 + m) * ldx + k);  // padded with zeros
+      const __m512i xv = _mm512_loadu_si512(xr + m * ldx + k);  // padded with zeros
 #pragma GCC unroll 8
       for (int j = 0; j < J; ++j) acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xv, wv[j]);
     }
@@ -221,14 +225,16 @@ struct Bf16Step {
     else
       return reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask..., p));
   }
+  const int16_t* x_row(int64_t m) const { return x + m * K; }
+  const int16_t* w_row(int64_t n) const { return w + n * K; }
   template <int MT, int J, class... M>
-  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], int64_t m0, int64_t n, int64_t k, M... mask) const {
+  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], const int16_t* xr, const int16_t* wr, int64_t k, M... mask) const {
     __m512bh wv[J];
 #pragma GCC unroll 8
-    for (int j = 0; j < J; ++j) wv[j] = load32(w + (n + j) * K + k, mask...);
+    for (int j = 0; j < J; ++j) wv[j] = load32(wr + j * K + k, mask...);
 #pragma GCC unroll 4
     for (int m = 0; m < MT; ++m) {
-      const __m512bh xv = load32(x + (m0 + m) * K + k, mask...);
+      const __m512bh xv = load32(xr + m * K + k, mask...);
 #pragma GCC unroll 8
       for (int j = 0; j < J; ++j) acc[m][j] = _mm512_dpbf16_ps(acc[m][j], xv, wv[j]);
     }
@@ -247,9 +253,11 @@ MSMEDCAP_AVX512 inline void outputs(const S& s, int64_t m0, int64_t n, float* y,
   for (int m = 0; m < MT; ++m)
 #pragma GCC unroll 8
     for (int j = 0; j < J; ++j) acc[m][j] = S::zero();
+  const auto* xr = s.x_row(m0);
+  const auto* wr = s.w_row(n);
   const int64_t full = s.K / S::kStep * S::kStep;
-  for (int64_t k = 0; k < full; k += S::kStep) s.template block<MT, J>(acc, m0, n, k);
-  if (full < s.K) s.template block<MT, J>(acc, m0, n, full, S::tail(s.K - full));
+  for (int64_t k = 0; k < full; k += S::kStep) s.template block<MT, J>(acc, xr, wr, k);
+  if (full < s.K) s.template block<MT, J>(acc, xr, wr, full, S::tail(s.K - full));
 #pragma GCC unroll 4
   for (int m = 0; m < MT; ++m)
 #pragma GCC unroll 8

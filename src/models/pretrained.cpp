@@ -365,6 +365,7 @@ MsMedCapModel load_model(const config::ModelConfig& cfg, const std::vector<confi
     options.require_complete = false;
     options.dtype = target.dtype;
     options.device = target.device;
+    options.share_file_pages = target.share_file_pages;
     io::load_state_dict(*model, *opened[i], options);
   }
   move_to(*model, target);

@@ -179,6 +179,29 @@ TEST(Safetensors, ReadGivesTheFileValuesInEveryDtypeAndAtEveryAlignment) {
   EXPECT_TRUE(at::equal(odd.read("a", at::kByte, at::kCPU), at::tensor({1, 2, 3}, at::kByte)));
 }
 
+TEST(Safetensors, ShareGivesTheFilePagesWhereNoConversionIsNeeded) {
+  const auto big = at::randn({768, 1024});
+  TempDir dir;
+  const std::string path = dir.file("s.safetensors");
+  save_safetensors(path, {{"big", big}, {"half", big.to(at::kHalf)}});
+  const std::string before = read_text(path);
+  const TensorStore store = TensorStore::open(path);
+  const auto shared = store.share("big", at::kFloat, at::kCPU);
+  EXPECT_TRUE(at::equal(shared, big));
+  EXPECT_EQ(shared.data_ptr(), store.view("big").data_ptr());  // the mapping itself, not a copy
+  const auto half = store.share("half", at::kHalf, at::kCPU);
+  EXPECT_EQ(half.data_ptr(), store.view("half").data_ptr());
+  // A conversion is a copy of its own.
+  const auto widened = store.share("half", at::kFloat, at::kCPU);
+  EXPECT_NE(widened.data_ptr(), store.view("half").data_ptr());
+  EXPECT_TRUE(at::equal(widened, big.to(at::kHalf).to(at::kFloat)));
+  // Writing to a shared tensor stays in this process (copy on write): the file is unchanged.
+  shared.mul_(3);
+  EXPECT_TRUE(at::equal(shared, big * 3));
+  EXPECT_EQ(read_text(path), before);
+  EXPECT_TRUE(at::equal(TensorStore::open(path).read("big", at::kFloat, at::kCPU), big));
+}
+
 TEST(Safetensors, FileCutShortAfterOpeningIsAClearError) {
   TempDir dir;
   const std::string path = dir.file("cut.safetensors");

@@ -49,6 +49,9 @@ struct LoadOptions {
   /// on `device` (unset: the parameter's own).
   std::optional<c10::ScalarType> dtype;
   std::optional<c10::Device> device;
+  /// Tensors come from TensorSource::share (the file's pages where no conversion is needed)
+  /// instead of read: for models that are only read, as inference's are (docs/LOADING.md).
+  bool share_file_pages = false;
 };
 
 /// True when `pattern` is a prefix of `name`, a `*` standing for one dotted component

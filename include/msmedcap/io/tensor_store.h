@@ -44,6 +44,12 @@ class TensorSource {
   /// A new tensor holding `name` in `dtype` on `device`, read once from the source (what the
   /// loader keeps). The default copies tensor(name).
   virtual at::Tensor read(const std::string& name, c10::ScalarType dtype, c10::Device device) const;
+  /// As read(), but a file's tensor that needs no conversion may come back as a view of the
+  /// file's pages, shared with the page cache (no copy; a write to it stays private to the
+  /// process, copy on write). For models that are only read. The default reads.
+  virtual at::Tensor share(const std::string& name, c10::ScalarType dtype, c10::Device device) const {
+    return read(name, dtype, device);
+  }
   /// What errors name: a path, or a path and a format.
   virtual std::string describe() const = 0;
 };
@@ -95,6 +101,9 @@ class TensorStore : public TensorSource {
   /// process (the page cache keeps them), so that loading a model does not hold the file and
   /// the weights in memory at once. Do not mix with views of this store written in place.
   at::Tensor read(const std::string& name, c10::ScalarType dtype, c10::Device device) const override;
+  /// A CPU tensor in the file's own dtype, aligned for it, is a view of the mapping whose pages
+  /// are mapped in at once; anything else is read().
+  at::Tensor share(const std::string& name, c10::ScalarType dtype, c10::Device device) const override;
   std::string describe() const override { return path_; }
 
  private:

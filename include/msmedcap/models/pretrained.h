@@ -58,6 +58,9 @@ MsMedCapModel build_model(const config::ModelConfig& cfg);
 struct LoadTarget {
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::Device(c10::kCPU);
+  /// Weights that need no conversion stay in the file's pages, shared with the page cache, not
+  /// copied (io::LoadOptions::share_file_pages): for a model that is only read (inference).
+  bool share_file_pages = false;
 };
 
 /// Builds cfg's model without initialising it and fills it from `sources` in order (a later
