@@ -121,9 +121,10 @@ MSMEDCAP_AVX512 inline __m512 load16(const int8_t* w, __mmask16 mask) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, w)));
 }
 
-// A format's inner step (the loops' policy): acc[m][j] += row m of x (from x_row(m0)) times weight
-// row j (from w_row(n)) over kStep values from k; `mask...` is empty for a whole step, or the mask
-// of a row's partial last one. finish() turns a sum into y[m, n] (scales and bias).
+// A format's inner step (the loops' policy): where row m of x and row n of the weight start
+// (x_row, w_row; ldx apart), how kStep of their values are loaded (load_x, load_w; masked for a
+// row's partial last step) and multiplied into the sums (madd), and how a sum becomes y[m, n]
+// (finish: scales and bias).
 
 /// fp32, bf16 or int8 weights (W = float, int16_t bits or int8_t; int8 with its per-channel
 /// `scale`) against float32 activations.
@@ -140,20 +141,20 @@ struct FloatStep {
 
   MSMEDCAP_AVX512 static Acc zero() { return _mm512_setzero_ps(); }
   MSMEDCAP_AVX512 static Mask tail(int64_t r) { return static_cast<Mask>((1u << r) - 1u); }
+  using XVec = __m512;
+  using WVec = __m512;
   const float* x_row(int64_t m) const { return x + m * K; }
   const W* w_row(int64_t n) const { return w + n * K; }
-  template <int MT, int J, class... M>
-  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], const float* xr, const W* wr, int64_t k, M... mask) const {
-    __m512 wv[J];
-#pragma GCC unroll 8
-    for (int j = 0; j < J; ++j) wv[j] = load16(wr + j * K + k, mask...);
-#pragma GCC unroll 4
-    for (int m = 0; m < MT; ++m) {
-      const __m512 xv = load16(xr + m * K + k, mask...);
-#pragma GCC unroll 8
-      for (int j = 0; j < J; ++j) acc[m][j] = _mm512_fmadd_ps(xv, wv[j], acc[m][j]);
-    }
+  int64_t ldx() const { return K; }
+  template <class... M>
+  MSMEDCAP_AVX512 static XVec load_x(const float* p, M... mask) {
+    return load16(p, mask...);
   }
+  template <class... M>
+  MSMEDCAP_AVX512 static WVec load_w(const W* p, M... mask) {
+    return load16(p, mask...);
+  }
+  MSMEDCAP_AVX512 static Acc madd(Acc acc, XVec x, WVec w) { return _mm512_fmadd_ps(x, w, acc); }
   MSMEDCAP_AVX512 float finish(Acc acc, int64_t, int64_t n) const {
     float v = _mm512_reduce_add_ps(acc);
     if (scale != nullptr) v *= scale[n];
@@ -169,7 +170,7 @@ struct Int8Step {
   using Mask = __mmask64;
   static constexpr int64_t kStep = 64;
   const uint8_t* x;
-  int64_t ldx;
+  int64_t row_bytes;
   const float* x_scale;
   const int8_t* w;
   int64_t K;
@@ -179,25 +180,23 @@ struct Int8Step {
 
   MSMEDCAP_AVX512 static Acc zero() { return _mm512_setzero_si512(); }
   MSMEDCAP_AVX512 static Mask tail(int64_t r) { return static_cast<Mask>((1ull << r) - 1ull); }
-  const uint8_t* x_row(int64_t m) const { return x + m * ldx; }
+  using XVec = __m512i;
+  using WVec = __m512i;
+  const uint8_t* x_row(int64_t m) const { return x + m * row_bytes; }
   const int8_t* w_row(int64_t n) const { return w + n * K; }
-  template <int MT, int J, class... M>
-  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], const uint8_t* xr, const int8_t* wr, int64_t k, M... mask) const {
-    __m512i wv[J];
-#pragma GCC unroll 8
-    for (int j = 0; j < J; ++j) {
-      if constexpr (sizeof...(M) == 0)
-        wv[j] = _mm512_loadu_si512(wr + j * K + k);
-      else
-        wv[j] = _mm512_maskz_loadu_epi8(mask..., wr + j * K + k);
-    }
-#pragma GCC unroll 4
-    for (int m = 0; m < MT; ++m) {
-      const __m512i xv = _mm512_loadu_si512(xr + m * ldx + k);  // padded with zeros
-#pragma GCC unroll 8
-      for (int j = 0; j < J; ++j) acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], xv, wv[j]);
-    }
+  int64_t ldx() const { return row_bytes; }
+  template <class... M>  // the rows are padded with zeros: whole loads, mask or not
+  MSMEDCAP_AVX512 static XVec load_x(const uint8_t* p, M...) {
+    return _mm512_loadu_si512(p);
   }
+  template <class... M>
+  MSMEDCAP_AVX512 static WVec load_w(const int8_t* p, M... mask) {
+    if constexpr (sizeof...(M) == 0)
+      return _mm512_loadu_si512(p);
+    else
+      return _mm512_maskz_loadu_epi8(mask..., p);
+  }
+  MSMEDCAP_AVX512 static Acc madd(Acc acc, XVec x, WVec w) { return _mm512_dpbusd_epi32(acc, x, w); }
   MSMEDCAP_AVX512 float finish(Acc acc, int64_t m, int64_t n) const {
     const int32_t dot = _mm512_reduce_add_epi32(acc) - 128 * w_sum[n];
     const float v = static_cast<float>(dot) * x_scale[m] * w_scale[n];
@@ -218,6 +217,8 @@ struct Bf16Step {
 
   MSMEDCAP_AVX512 static Acc zero() { return _mm512_setzero_ps(); }
   MSMEDCAP_AVX512 static Mask tail(int64_t r) { return static_cast<Mask>((1u << r) - 1u); }
+  using XVec = __m512bh;
+  using WVec = __m512bh;
   template <class... M>
   MSMEDCAP_AVX512 static __m512bh load32(const int16_t* p, M... mask) {
     if constexpr (sizeof...(M) == 0)
@@ -227,23 +228,37 @@ struct Bf16Step {
   }
   const int16_t* x_row(int64_t m) const { return x + m * K; }
   const int16_t* w_row(int64_t n) const { return w + n * K; }
-  template <int MT, int J, class... M>
-  MSMEDCAP_AVX512 void block(Acc (&acc)[MT][J], const int16_t* xr, const int16_t* wr, int64_t k, M... mask) const {
-    __m512bh wv[J];
-#pragma GCC unroll 8
-    for (int j = 0; j < J; ++j) wv[j] = load32(wr + j * K + k, mask...);
-#pragma GCC unroll 4
-    for (int m = 0; m < MT; ++m) {
-      const __m512bh xv = load32(xr + m * K + k, mask...);
-#pragma GCC unroll 8
-      for (int j = 0; j < J; ++j) acc[m][j] = _mm512_dpbf16_ps(acc[m][j], xv, wv[j]);
-    }
+  int64_t ldx() const { return K; }
+  template <class... M>
+  MSMEDCAP_AVX512 static XVec load_x(const int16_t* p, M... mask) {
+    return load32(p, mask...);
   }
+  template <class... M>
+  MSMEDCAP_AVX512 static WVec load_w(const int16_t* p, M... mask) {
+    return load32(p, mask...);
+  }
+  MSMEDCAP_AVX512 static Acc madd(Acc acc, XVec x, WVec w) { return _mm512_dpbf16_ps(acc, x, w); }
   MSMEDCAP_AVX512 float finish(Acc acc, int64_t, int64_t n) const {
     const float v = _mm512_reduce_add_ps(acc);
     return bias != nullptr ? v + bias[n] : v;
   }
 };
+
+/// acc[m][j] += row m of the tile (from xr) times weight row j (from wr) over S::kStep values
+/// from k; `mask...` is empty for a whole step, or the mask of a row's partial last one.
+template <class S, int MT, int J, class X, class W, class... M>
+MSMEDCAP_AVX512 inline void block(const S& s, typename S::Acc (&acc)[MT][J], const X* xr, const W* wr, int64_t k,
+                                  M... mask) {
+  typename S::WVec wv[J];
+#pragma GCC unroll 8
+  for (int j = 0; j < J; ++j) wv[j] = S::load_w(wr + j * s.K + k, mask...);
+#pragma GCC unroll 4
+  for (int m = 0; m < MT; ++m) {
+    const typename S::XVec xv = S::load_x(xr + m * s.ldx() + k, mask...);
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) acc[m][j] = S::madd(acc[m][j], xv, wv[j]);
+  }
+}
 
 /// y[m0+m, n..n+J-1] for the MT rows of a tile: each weight read once for all MT rows.
 template <class S, int MT, int J>
@@ -256,8 +271,8 @@ MSMEDCAP_AVX512 inline void outputs(const S& s, int64_t m0, int64_t n, float* y,
   const auto* xr = s.x_row(m0);
   const auto* wr = s.w_row(n);
   const int64_t full = s.K / S::kStep * S::kStep;
-  for (int64_t k = 0; k < full; k += S::kStep) s.template block<MT, J>(acc, xr, wr, k);
-  if (full < s.K) s.template block<MT, J>(acc, xr, wr, full, S::tail(s.K - full));
+  for (int64_t k = 0; k < full; k += S::kStep) block<S, MT, J>(s, acc, xr, wr, k);
+  if (full < s.K) block<S, MT, J>(s, acc, xr, wr, full, S::tail(s.K - full));
 #pragma GCC unroll 4
   for (int m = 0; m < MT; ++m)
 #pragma GCC unroll 8
