@@ -201,7 +201,7 @@ at::Tensor TensorStore::read(const std::string& name, c10::ScalarType dtype, c10
   at::Tensor out;
   if (device.is_cpu()) {
     // The new tensor's pages are made present at once, and the bytes read straight into it when
-    // no conversion is needed: page faults were most of a load's time (core/allocator.h).
+    // no conversion is needed: page faults were a third of a load's profile (core/allocator.h).
     out = at::empty(info.shape, at::TensorOptions().dtype(dtype));
     core::prefault_for_writing(out.data_ptr(), out.nbytes());
     if (bytes > 0 && dtype == to_scalar_type(info.dtype, file->path() + ": tensor '" + name + "'")) {

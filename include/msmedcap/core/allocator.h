@@ -20,9 +20,9 @@ std::string keep_freed_memory(size_t trim_bytes = size_t{1} << 30);
 /// Makes the pages of a block that is about to be written in full present at once: the whole
 /// 2 MiB pages inside it are asked for as transparent huge pages (MADV_HUGEPAGE) and every page is
 /// allocated in one call (MADV_POPULATE_WRITE, Linux 5.14). Writing a fresh 1.2 GB of weights page
-/// by page took 300 000 page faults here, most of a load's time (docs/PERFORMANCE.md, "Loading at
-/// full size"). Blocks under 2 MiB, and kernels without these calls, are left alone: the block
-/// then fills page by page as before.
+/// by page took about 300 000 page faults here, a third of a load's profile (docs/PERFORMANCE.md,
+/// "Stop 37"). Blocks under 2 MiB, and kernels without these calls, are left alone: the block then
+/// fills page by page as before.
 void prefault_for_writing(void* data, size_t bytes);
 
 }  // namespace msmedcap::core
