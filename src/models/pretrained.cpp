@@ -337,6 +337,7 @@ io::LoadReport load_weights(torch::nn::Module& model, const std::string& path, c
   if (target) {
     options.dtype = target->dtype;
     options.device = target->device;
+    options.share_file_pages = target->share_file_pages;
   }
   return io::load_state_dict(model, *open_source(path, format), options);
 }
