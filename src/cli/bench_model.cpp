@@ -13,6 +13,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "bench_common.h"
@@ -278,7 +279,7 @@ struct GenerateBench {
   ConfigOptions config;
   Inputs inputs;
   int64_t batch = 8, beams = 1, new_tokens = 30, repeats = 2, warmup = 1;
-  std::string dtype = "fp32", record;
+  std::string dtype = "fp32", record, profile;
   bool aten = false;  // the decoder's products through ATen, its weights not packed
 };
 
@@ -331,10 +332,14 @@ void bench_generate(const GenerateBench& o, const GlobalOptions& globals) {
     const auto embeds = at::cat(std::vector<at::Tensor>{prefix.embeds, lm.embed(bos).to(prefix.embeds.dtype())}, 1);
     core::synchronize(device);
     const double e = seconds_since(t0);
+    // LibTorch's profiler over the timed batches' decoding only (scripts/profile_summary.py).
+    std::optional<torch::autograd::profiler::RecordProfile> profile;
+    if (!o.profile.empty() && r >= o.warmup) profile.emplace(o.profile + "." + std::to_string(r - o.warmup));
     t0 = Clock::now();
     const auto out = inference::generate(lm, embeds, {}, g);
     core::synchronize(device);
     const double d = seconds_since(t0);
+    profile.reset();
     if (r >= o.warmup) {
       encode_s += e;
       decode_s += d;
@@ -528,6 +533,9 @@ void register_bench_model(CLI::App* bench, const GlobalOptions& globals) {
       ->capture_default_str();
   gen->add_flag("--aten", gb->aten, "the decoder's products through ATen, its weights not packed (the CPU baseline)");
   gen->add_option("--record", gb->record, "append the figures as a JSON line to this file");
+  gen->add_option("--profile", gb->profile,
+                  "write LibTorch's profile of each timed batch's decoding to FILE.0, FILE.1, ... (Chrome trace "
+                  "JSON; scripts/profile_summary.py); the profiler's own cost is in the timings");
   gen->callback([gb, &globals] { bench_generate(*gb, globals); });
 
   auto table_file = std::make_shared<std::string>();

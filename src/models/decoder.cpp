@@ -12,6 +12,7 @@
 
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
+#include "msmedcap/models/cached_attention.h"
 #include "msmedcap/models/layers.h"
 
 namespace msmedcap::models {
@@ -89,6 +90,25 @@ torch::Tensor check_mask(const torch::Tensor& embeds, const torch::Tensor& mask,
   return mask;
 }
 
+/// A module with projections that a packed model multiplies as one product (FusedLinear).
+struct FusesProjections {
+  virtual ~FusesProjections() = default;
+  virtual void pack_fused(WeightFormat format) = 0;
+};
+
+/// softmax(q k^T / sqrt(Dh) + bias) v, where k and v may have fewer heads than q (grouped
+/// queries: query head h reads head h / (H / Hkv)). A decoding step on the CPU (a few queries
+/// against the cache) takes cached_attention's loop; everything else repeats the heads as needed
+/// and takes core::scaled_dot_product_attention.
+torch::Tensor attend(const torch::Tensor& q, torch::Tensor k, torch::Tensor v, const torch::Tensor& bias) {
+  if (cached_attention_applies(q, k, v, bias)) return cached_attention(q, k, v, bias);
+  if (k.size(1) != q.size(1)) {
+    k = k.repeat_interleave(q.size(1) / k.size(1), 1);
+    v = v.repeat_interleave(q.size(1) / v.size(1), 1);
+  }
+  return core::scaled_dot_product_attention(q, k, v, bias);
+}
+
 /// What the three families share: the LM head (tied to the token embedding unless configured
 /// otherwise) and the per-call mask, positions and attention bias.
 class CausalLmBase : public DecoderLM {
@@ -117,6 +137,9 @@ class CausalLmBase : public DecoderLM {
     for (const auto& m : modules(/*include_self=*/false)) {
       if (auto* linear = m->as<LinearImpl>()) linear->pack(format);
       if (auto* conv = m->as<Conv1DImpl>()) conv->pack(format);
+    }
+    for (const auto& m : modules(/*include_self=*/false)) {
+      if (auto* fuses = dynamic_cast<FusesProjections*>(m.get())) fuses->pack_fused(format);
     }
     if (lm_head.is_empty()) tied_head_ = pack_weight(token_table(), format);
     format_ = format;
@@ -152,7 +175,7 @@ class CausalLmBase : public DecoderLM {
 };
 
 // ---------------------------------------------------------------- OPT
-struct OptAttentionImpl : torch::nn::Module {
+struct OptAttentionImpl : torch::nn::Module, FusesProjections {
   OptAttentionImpl(int64_t hidden, int64_t heads) : heads(heads) {
     q_proj = register_module("q_proj", Linear(hidden, hidden));
     k_proj = register_module("k_proj", Linear(hidden, hidden));
@@ -161,15 +184,18 @@ struct OptAttentionImpl : torch::nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, KvCache* cache, size_t layer) {
     const int64_t b = x.size(0), t = x.size(1), d = x.size(2), dh = d / heads;
-    auto q = q_proj(x).view({b, t, heads, dh}).transpose(1, 2);
-    auto k = k_proj(x).view({b, t, heads, dh}).transpose(1, 2);
-    auto v = v_proj(x).view({b, t, heads, dh}).transpose(1, 2);
+    const auto qkv_out = qkv.applies(x) ? qkv.forward(x) : std::vector<torch::Tensor>{q_proj(x), k_proj(x), v_proj(x)};
+    auto q = qkv_out[0].view({b, t, heads, dh}).transpose(1, 2);
+    auto k = qkv_out[1].view({b, t, heads, dh}).transpose(1, 2);
+    auto v = qkv_out[2].view({b, t, heads, dh}).transpose(1, 2);
     if (cache != nullptr) std::tie(k, v) = cache->append(layer, k, v);
-    auto out = core::scaled_dot_product_attention(q, k, v, bias);
+    auto out = attend(q, k, v, bias);
     return out_proj(out.transpose(1, 2).reshape({b, t, d}));
   }
+  void pack_fused(WeightFormat format) override { qkv.pack({q_proj.get(), k_proj.get(), v_proj.get()}, format); }
   int64_t heads;
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  FusedLinear qkv;  // q, k and v as one product once packed
 };
 TORCH_MODULE(OptAttention);
 
@@ -280,7 +306,7 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
   return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
 }
 
-struct LlamaAttentionImpl : torch::nn::Module {
+struct LlamaAttentionImpl : torch::nn::Module, FusesProjections {
   explicit LlamaAttentionImpl(const config::DecoderConfig& cfg)
       : heads(cfg.num_attention_heads),
         kv_heads(cfg.kv_heads()),
@@ -296,17 +322,14 @@ struct LlamaAttentionImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& bias, KvCache* cache, size_t layer) {
     const int64_t b = x.size(0), t = x.size(1);
-    auto q = q_proj(x).view({b, t, heads, head_dim}).transpose(1, 2);
-    auto k = k_proj(x).view({b, t, kv_heads, head_dim}).transpose(1, 2);
-    auto v = v_proj(x).view({b, t, kv_heads, head_dim}).transpose(1, 2);
+    const auto qkv_out = qkv.applies(x) ? qkv.forward(x) : std::vector<torch::Tensor>{q_proj(x), k_proj(x), v_proj(x)};
+    auto q = qkv_out[0].view({b, t, heads, head_dim}).transpose(1, 2);
+    auto k = qkv_out[1].view({b, t, kv_heads, head_dim}).transpose(1, 2);
+    auto v = qkv_out[2].view({b, t, kv_heads, head_dim}).transpose(1, 2);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
     if (cache != nullptr) std::tie(k, v) = cache->append(layer, k, v);
-    if (kv_heads != heads) {  // grouped-query attention: each K/V head serves heads/kv_heads
-      k = k.repeat_interleave(heads / kv_heads, 1);
-      v = v.repeat_interleave(heads / kv_heads, 1);
-    }
-    auto out = core::scaled_dot_product_attention(q, k, v, bias);
+    auto out = attend(q, k, v, bias);  // grouped-query attention: each K/V head serves heads/kv_heads
     return o_proj(out.transpose(1, 2).reshape({b, t, heads * head_dim}));
   }
   /// Rotary embedding tables (rotate-half convention of HF checkpoints, computed in float32) for
@@ -319,21 +342,31 @@ struct LlamaAttentionImpl : torch::nn::Module {
     auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);             // [B, 1, T, Dh]
     return {emb.cos().to(dtype), emb.sin().to(dtype)};
   }
+  void pack_fused(WeightFormat format) override { qkv.pack({q_proj.get(), k_proj.get(), v_proj.get()}, format); }
   int64_t heads, kv_heads, head_dim;
   double theta;
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  FusedLinear qkv;  // q, k and v as one product once packed
 };
 TORCH_MODULE(LlamaAttention);
 
-struct LlamaMlpImpl : torch::nn::Module {
+struct LlamaMlpImpl : torch::nn::Module, FusesProjections {
   explicit LlamaMlpImpl(const config::DecoderConfig& cfg) {
     auto linear = [](int64_t in, int64_t out) { return Linear(in, out, /*bias=*/false); };
     gate_proj = register_module("gate_proj", linear(cfg.hidden_size, cfg.intermediate_size));
     up_proj = register_module("up_proj", linear(cfg.hidden_size, cfg.intermediate_size));
     down_proj = register_module("down_proj", linear(cfg.intermediate_size, cfg.hidden_size));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    if (gate_up.applies(x)) {
+      const auto parts = gate_up.forward(x);
+      return down_proj(torch::silu(parts[0]) * parts[1]);
+    }
+    return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+  }
+  void pack_fused(WeightFormat format) override { gate_up.pack({gate_proj.get(), up_proj.get()}, format); }
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  FusedLinear gate_up;  // gate and up as one product once packed
 };
 TORCH_MODULE(LlamaMlp);
 
@@ -409,7 +442,7 @@ struct Gpt2AttentionImpl : torch::nn::Module {
     auto k = qkv[1].view({b, t, heads, dh}).transpose(1, 2);
     auto v = qkv[2].view({b, t, heads, dh}).transpose(1, 2);
     if (cache != nullptr) std::tie(k, v) = cache->append(layer, k, v);
-    auto out = core::scaled_dot_product_attention(q, k, v, bias);
+    auto out = attend(q, k, v, bias);
     return c_proj(out.transpose(1, 2).reshape({b, t, d}));
   }
   int64_t heads;

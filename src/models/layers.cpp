@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include "msmedcap/core/check.h"
+
 namespace msmedcap::models {
 
 namespace {
@@ -47,6 +49,38 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
 }
 
 void LinearImpl::pack(WeightFormat format) { packed = pack_weight(weight, format); }
+
+void FusedLinear::pack(const std::vector<LinearImpl*>& parts, WeightFormat format) {
+  MSMEDCAP_CHECK(!parts.empty(), "FusedLinear: no layers to fuse");
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> weights, biases;
+  bool any_bias = false;
+  for (auto* part : parts) any_bias = any_bias || part->bias.defined();
+  widths_.clear();
+  for (auto* part : parts) {
+    MSMEDCAP_CHECK(part->weight.size(1) == parts.front()->weight.size(1), "FusedLinear: the layers read widths ",
+                   parts.front()->weight.size(1), " and ", part->weight.size(1));
+    weights.push_back(part->weight);
+    widths_.push_back(part->weight.size(0));
+    if (any_bias) {
+      biases.push_back(part->bias.defined()
+                           ? part->bias.to(at::kFloat)
+                           : at::zeros({part->weight.size(0)}, part->weight.options().dtype(at::kFloat)));
+    }
+  }
+  packed_ = pack_weight(at::cat(weights, 0), format);
+  bias_ = any_bias ? at::cat(biases, 0) : torch::Tensor();
+  for (auto* part : parts) part->packed = PackedWeight();  // the fused copy replaces theirs
+  parts_ = parts;
+}
+
+bool FusedLinear::applies(const torch::Tensor& x) const {
+  return !parts_.empty() && use_packed(packed_, x, parts_.front()->weight);
+}
+
+std::vector<torch::Tensor> FusedLinear::forward(const torch::Tensor& x) const {
+  return packed_linear(x, packed_, bias_).split_with_sizes(widths_, -1);
+}
 
 void LinearImpl::reset_parameters(double std) {
   torch::NoGradGuard no_grad;

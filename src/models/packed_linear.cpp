@@ -5,13 +5,13 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <vector>
 
+#include "avx512.h"
 #include "msmedcap/core/check.h"
 
 namespace msmedcap::models {
@@ -97,29 +97,10 @@ at::Tensor unpack_weight(const PackedWeight& p) {
 
 namespace {
 
-// Every loop below is compiled for AVX-512 with VNNI and BF16 (function attributes) and runs only
+// Every loop below is compiled for AVX-512 with VNNI and BF16 (MSMEDCAP_AVX512, avx512.h) and runs only
 // where the CPU has what its format uses (packed_kernel_available and its siblings): the fp32, bf16 and
 // int8-weight loops use AVX-512 F/BW alone, the w8a8 loop VNNI, the bf16 x bf16 loop AVX512-BF16.
-#define MSMEDCAP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512bf16")))
-
-// 16 weights of a row from k on, as float32. The masked forms read a row's last, partial block
-// only: with a mask that is not a constant a masked load is several times slower here.
-MSMEDCAP_AVX512 inline __m512 load16(const float* w) { return _mm512_loadu_ps(w); }
-MSMEDCAP_AVX512 inline __m512 load16(const int16_t* w) {
-  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));  // bf16 bits are float32's upper half
-}
-MSMEDCAP_AVX512 inline __m512 load16(const int8_t* w) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))));
-}
-MSMEDCAP_AVX512 inline __m512 load16(const float* w, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, w); }
-MSMEDCAP_AVX512 inline __m512 load16(const int16_t* w, __mmask16 mask) {
-  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, w));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
-}
-MSMEDCAP_AVX512 inline __m512 load16(const int8_t* w, __mmask16 mask) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, w)));
-}
+using avx512::load16;
 
 // A format's inner step (the loops' policy): where row m of x and row n of the weight start
 // (x_row, w_row; ldx apart), how kStep of their values are loaded (load_x, load_w; masked for a
@@ -371,13 +352,14 @@ std::atomic<bool> g_kernels_enabled{true};
 }  // namespace
 
 void set_packed_kernels_enabled(bool enabled) { g_kernels_enabled.store(enabled); }
+bool packed_kernels_enabled() { return g_kernels_enabled.load(std::memory_order_relaxed); }
 
 at::Tensor packed_linear(const at::Tensor& x, const PackedWeight& p, const at::Tensor& bias) {
   MSMEDCAP_CHECK(p.defined(), "packed_linear: no packed weight");
   const int64_t K = p.in_features(), N = p.out_features();
   MSMEDCAP_CHECK(x.size(-1) == K, "packed_linear: input width ", x.size(-1), " != the weight's ", K);
   MSMEDCAP_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == N), "packed_linear: bias must be [", N, "]");
-  const bool kernels = g_kernels_enabled.load(std::memory_order_relaxed) && x.device().is_cpu() && !x.requires_grad();
+  const bool kernels = packed_kernels_enabled() && x.device().is_cpu() && !x.requires_grad();
   const bool bf16_pair = p.format == WeightFormat::kBFloat16 && x.scalar_type() == at::kBFloat16;
   if (x.scalar_type() == at::kBFloat16 && x.device().is_cpu() && !x.requires_grad() &&
       !(bf16_pair && kernels && bf16_kernel_available())) {

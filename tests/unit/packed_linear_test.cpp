@@ -116,6 +116,45 @@ TEST(PackedLinear, AutogradReadsTheWeightItself) {
   EXPECT_TRUE(at::allclose(linear(x), at::linear(x, unpack_weight(linear->packed), linear->bias), 1e-5, 1e-6));
 }
 
+// Layers fused into one product (a decoder's q, k and v) give what each gives packed alone, to
+// the bit where the packed loop runs: every output channel keeps its own scale and its own sum,
+// and the input is the same.
+TEST(PackedLinear, FusedLayersEqualEachLayerPackedAlone) {
+  at::manual_seed(3);
+  Linear q(40, 24), k(40, 8, /*bias=*/false), v(40, 8);
+  for (const auto format :
+       {WeightFormat::kFloat32, WeightFormat::kBFloat16, WeightFormat::kInt8, WeightFormat::kW8A8}) {
+    FusedLinear fused;
+    EXPECT_FALSE(fused.applies(at::randn({1, 40})));  // nothing packed yet
+    fused.pack({q.get(), k.get(), v.get()}, format);
+    for (const int64_t rows : {1, 3, 17}) {
+      const auto x = at::randn({rows, 40});
+      torch::NoGradGuard no_grad;
+      ASSERT_TRUE(fused.applies(x));
+      const auto parts = fused.forward(x);
+      ASSERT_EQ(parts.size(), 3u);
+      int i = 0;
+      for (auto* layer : {q.get(), k.get(), v.get()}) {
+        EXPECT_FALSE(layer->packed.defined());  // the fused copy replaced the layer's own
+        const auto alone = packed_linear(x, pack_weight(layer->weight, format), layer->bias);
+        // float32 at many rows goes to BLAS, whose blocking follows the product's width.
+        const auto& part = parts[static_cast<size_t>(i)];
+        if (format == WeightFormat::kFloat32 && rows > kPackedMaxRows)
+          EXPECT_TRUE(at::allclose(part, alone, 1e-5, 1e-6)) << "part " << i;
+        else
+          EXPECT_TRUE(at::equal(part.contiguous(), alone))
+              << weight_format_name(format) << " part " << i << " rows " << rows;
+        ++i;
+      }
+    }
+    // Recording gradients: the layers' own products.
+    EXPECT_FALSE(fused.applies(at::randn({1, 40}).requires_grad_(true)));
+  }
+  Linear narrow(8, 4);
+  FusedLinear mixed;
+  EXPECT_THROW(mixed.pack({q.get(), narrow.get()}, WeightFormat::kInt8), Error);
+}
+
 // A decoder packed in each format decodes greedily as the float32 decoder with the same
 // (rounded) weights does: the packed path changes where the products run, not what they compute.
 // w8a8 also rounds each product's input, which no float32 weight can stand for: its reference is

@@ -56,6 +56,26 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
+/// Linear layers that read the same input, packed as one product (a decoder's q, k and v; LLaMA's
+/// gate and up): one pass over the input and one call where there were several. Inference only,
+/// as LinearImpl::pack; the parts keep their weights and give up their own packed copies.
+class FusedLinear {
+ public:
+  /// Packs the parts' weights [sum of outs, in] (and biases: zeros for a part without one) in
+  /// `format`; the parts must read the same width and outlive this.
+  void pack(const std::vector<LinearImpl*>& parts, WeightFormat format);
+  /// Whether forward may take the fused product for x: packed, and no gradient recorded.
+  bool applies(const torch::Tensor& x) const;
+  /// The parts' outputs for x, in their order (views of one product's columns).
+  std::vector<torch::Tensor> forward(const torch::Tensor& x) const;
+
+ private:
+  PackedWeight packed_;
+  torch::Tensor bias_;
+  std::vector<int64_t> widths_;
+  std::vector<LinearImpl*> parts_;
+};
+
 /// Rows of a [num, dim] table by id.
 class EmbeddingImpl : public torch::nn::Module {
  public:

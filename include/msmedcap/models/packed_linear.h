@@ -71,5 +71,7 @@ bool bf16_kernel_available();
 /// Off: every packed product takes the ATen path a CPU without the instructions takes (for tests
 /// that hold the loops to it). On by default; process-wide.
 void set_packed_kernels_enabled(bool enabled);
+/// What set_packed_kernels_enabled last set (the CPU loops of cached_attention.h follow it too).
+bool packed_kernels_enabled();
 
 }  // namespace msmedcap::models
