@@ -2,14 +2,16 @@
 """The supervised ceiling: how much of each attribute a small convolutional network reads from the
 synthetic benchmark's pixels when it is trained on the labels themselves.
 
-Usage: /usr/bin/python3 scripts/cnn_probe.py SYNTH_DIR [SIZE ...]   (sizes default: 32 64 128)
+Usage: /usr/bin/python3 scripts/cnn_probe.py SYNTH_DIR [SIZE ...] [--by-type]   (sizes default: 32 64 128)
 Environment: EPOCHS (default 20), SEED (default 0).
 
 pixel_probe.py's readers (a linear map, the nearest image) learn where each finding type appears;
 this reader is built not to: its convolutions share weights over the image and the finding and
 size heads read a global max over positions, so a finding type learnt at one site is recognised at
 another (the test split's held-out combinations). Side and zone heads read a coarse position map
-(an average over a 4x4 grid). It sees the labels, which no stage of the caption model does, so its
+(an average over a 4x4 grid). With --by-type, also the finding's accuracy per (modality, finding,
+size) on each held-out split and what the wrong ones were read as: which types the pixels tell
+apart at that resolution and which they do not. It sees the labels, which no stage of the caption model does, so its
 accuracy is what the image holds at that resolution for a reader of this size, the bound a caption
 model is compared with. Needs Debian's python3-torch and python3-numpy (/usr/bin/python3).
 """
@@ -52,7 +54,10 @@ def resize(images, size):
 def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
-    root, sizes = sys.argv[1], [int(s) for s in sys.argv[2:]] or [32, 64, 128]
+    args = sys.argv[1:]
+    by_type = "--by-type" in args
+    args = [a for a in args if a != "--by-type"]
+    root, sizes = args[0], [int(s) for s in args[1:]] or [32, 64, 128]
     epochs, seed = int(os.environ.get("EPOCHS", 20)), int(os.environ.get("SEED", 0))
     torch.set_num_threads(os.cpu_count() or 1)
     torch.set_flush_denormal(True)
@@ -64,7 +69,7 @@ def main():
                for s, (rows, _) in splits.items()}
     print("| split | px | " + " | ".join(ATTRIBUTES) + " |")
     print("|---|---:|" + "---:|" * len(ATTRIBUTES))
-    results = []
+    results, per_type = [], []
     for size in sizes:
         torch.manual_seed(seed)
         x = {s: resize(images, size) for s, (_, images) in splits.items()}
@@ -90,6 +95,25 @@ def main():
             cells = [f"{(out[a].argmax(1) == targets[split][a]).float().mean().item():.3f}" for a in ATTRIBUTES]
             results.append(f"| {split} | {size} | " + " | ".join(cells) + " |")
             print(results[-1], flush=True)
+            read = [classes["finding"][k] for k in out["finding"].argmax(1).tolist()]
+            per_type.append((split, size, splits[split][0], read))
+    if by_type:
+        print("\n| split | px | modality | finding | size | finding read (studies) | read instead |")
+        print("|---|---:|---|---|---|---:|---|")
+        for split, size, rows, read in per_type:
+            groups = {}
+            for r, got in zip(rows, read):
+                if r["finding"] != "normal":
+                    groups.setdefault((r["modality"], r["finding"], r["size"]), []).append(got)
+            for key in sorted(groups):
+                got = groups[key]
+                wrong = {}
+                for g in got:
+                    if g != key[1]:
+                        wrong[g] = wrong.get(g, 0) + 1
+                instead = ", ".join(f"{g} {n}" for g, n in sorted(wrong.items(), key=lambda kv: -kv[1]))
+                right = sum(g == key[1] for g in got) / len(got)
+                print(f"| {split} | {size} | " + " | ".join(key) + f" | {right:.2f} ({len(got)}) | {instead} |")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@
 # EPOCH_SCALE (multiplies every stage's epochs, e.g. 0.25 for a quick check; default 1),
 # ENCODER_PRETRAIN (1, the default: pretrain the branches' encoders first; 0: keep them random),
 # FEATURE_CACHE (1, the default: the stages after encoder pretraining read the frozen encoders'
-# outputs cached once by extract-features; 0: run the encoders at every step), and for short
-# checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
+# outputs cached once by extract-features; 0: run the encoders at every step), SAM_EPOCHS (SAM
+# pretraining's epochs before EPOCH_SCALE, default 18; the encoder's budget, for experiments), and
+# for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
 
 msmedcap_build() {
   build_dir=${BUILD_DIR:-build}
@@ -133,7 +134,7 @@ train_pipeline() {
   fi
   if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_sam == 1 ]]; then
     train_stage "$root/sam-pretrain" "${base[@]}" -c configs/demo/sam-pretrain.json \
-      --set "train.epochs=$(stage_epochs 18)" "${short[@]}"
+      --set "train.epochs=$(stage_epochs "${SAM_EPOCHS:-18}")" "${short[@]}"
     encoders+=("{\"path\":\"$root/sam-pretrain\"}")
     sam_init=(--set "weights=[{\"path\":\"$root/sam-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
               --set "load.allow_missing=[\"vision_model.\",$beside_encoders]")
