@@ -33,8 +33,8 @@ struct Head {
   const T* q;
   const T* k;
   const T* v;
-  const T* mask;         // or nullptr
-  const float* mask_f;   // a float32 mask beside bf16 q, k, v (or nullptr)
+  const T* mask;        // or nullptr
+  const float* mask_f;  // a float32 mask beside bf16 q, k, v (or nullptr)
   T* out;
   int64_t q_step, k_step, v_step, out_step, mask_n, mask_m;
 };
@@ -154,8 +154,8 @@ bool cached_attention_applies(const at::Tensor& q, const at::Tensor& k, const at
   if (!q.device().is_cpu() || !k.device().is_cpu() || !v.device().is_cpu()) return false;
   const auto t = q.scalar_type();
   if ((t != at::kFloat && t != at::kBFloat16) || k.scalar_type() != t || v.scalar_type() != t) return false;
-  if (c10::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
-                                      (mask.defined() && mask.requires_grad())))
+  if (c10::GradMode::is_enabled() &&
+      (q.requires_grad() || k.requires_grad() || v.requires_grad() || (mask.defined() && mask.requires_grad())))
     return false;
   const int64_t B = q.size(0), H = q.size(1), N = q.size(2), d = q.size(3);
   if (N < 1 || N > kCachedAttentionMaxQueries || d < 1 || k.size(0) != B || v.size(0) != B) return false;

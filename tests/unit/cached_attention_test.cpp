@@ -49,9 +49,9 @@ TEST(CachedAttention, EqualsTheMathFormOnCacheViewsMasksAndGroupedHeads) {
           const auto mb = mask.to(at::kBFloat16);
           ASSERT_TRUE(cached_attention_applies(qb, kb, vb, mb));
           const auto got = cached_attention(qb, kb, vb, mb).to(at::kFloat);
-          const auto want = core::attention_math(qb.to(at::kFloat), kb.to(at::kFloat).repeat_interleave(heads / kv_heads, 1),
-                                                 vb.to(at::kFloat).repeat_interleave(heads / kv_heads, 1),
-                                                 mb.to(at::kFloat));
+          const auto want =
+              core::attention_math(qb.to(at::kFloat), kb.to(at::kFloat).repeat_interleave(heads / kv_heads, 1),
+                                   vb.to(at::kFloat).repeat_interleave(heads / kv_heads, 1), mb.to(at::kFloat));
           EXPECT_LE((got - want).abs().max().item<float>(), want.abs().max().item<float>() / 128)
               << "bf16 d " << d << " kv " << kv_heads << " n " << n << " m " << m;
         }

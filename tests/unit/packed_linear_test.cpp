@@ -155,6 +155,30 @@ TEST(PackedLinear, FusedLayersEqualEachLayerPackedAlone) {
   EXPECT_THROW(mixed.pack({q.get(), narrow.get()}, WeightFormat::kInt8), Error);
 }
 
+// A packed decoder multiplies q, k and v as one product in the packed formats, whose separate
+// copies it then drops; a float32 decoder keeps the separate products, as a fused float32 weight
+// would be a second copy of the weights themselves.
+TEST(PackedLinear, DecodersFuseProjectionsOnlyWhereItCostsNoMemory) {
+  for (const std::string arch : {"opt", "llama"}) {
+    for (const auto format : {WeightFormat::kFloat32, WeightFormat::kInt8}) {
+      auto decoder = build_decoder(testing::tiny_decoder(arch));
+      decoder->pack_weights(format);
+      int64_t projections = 0;
+      for (const auto& item : decoder->named_modules()) {
+        const auto& name = item.key();
+        const bool part = name.size() > 7 && (name.compare(name.size() - 7, 7, ".q_proj") == 0 ||
+                                              name.compare(name.size() - 7, 7, ".v_proj") == 0);
+        if (!part) continue;
+        ++projections;
+        const auto* linear = item.value()->as<LinearImpl>();
+        ASSERT_NE(linear, nullptr) << name;
+        EXPECT_EQ(linear->packed.defined(), format == WeightFormat::kFloat32) << arch << " " << name;
+      }
+      EXPECT_GT(projections, 0) << arch;
+    }
+  }
+}
+
 // A decoder packed in each format decodes greedily as the float32 decoder with the same
 // (rounded) weights does: the packed path changes where the products run, not what they compute.
 // w8a8 also rounds each product's input, which no float32 weight can stand for: its reference is
