@@ -11,9 +11,9 @@ size heads read a global max over positions, so a finding type learnt at one sit
 another (the test split's held-out combinations). Side and zone heads read a coarse position map
 (an average over a 4x4 grid). With --by-type, also the finding's accuracy per (modality, finding,
 size) on each held-out split and what the wrong ones were read as: which types the pixels tell
-apart at that resolution and which they do not. It sees the labels, which no stage of the caption model does, so its
-accuracy is what the image holds at that resolution for a reader of this size, the bound a caption
-model is compared with. Needs Debian's python3-torch and python3-numpy (/usr/bin/python3).
+apart at that resolution and which they do not. It sees the labels, which no stage of the caption
+model does, so its accuracy is what the image holds at that resolution for a reader of this size,
+the bound a caption model is compared with. Needs Debian's python3-torch and python3-numpy (/usr/bin/python3).
 """
 import os
 import sys
