@@ -8,6 +8,7 @@
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -166,7 +167,7 @@ bool cached_attention_applies(const at::Tensor& q, const at::Tensor& k, const at
   if (mask.defined()) {
     if (!mask.device().is_cpu() || mask.dim() > 4 || (mask.scalar_type() != t && mask.scalar_type() != at::kFloat))
       return false;
-    const std::vector<int64_t> full{B, H, N, k.size(2)};
+    const std::array<int64_t, 4> full{B, H, N, k.size(2)};
     for (int64_t i = 0; i < mask.dim(); ++i) {
       const int64_t size = mask.size(mask.dim() - 1 - i), want = full[static_cast<size_t>(3 - i)];
       if (size != 1 && size != want) return false;

@@ -140,7 +140,7 @@ class CausalLmBase : public DecoderLM {
     }
     // Fused projections replace the parts' packed copies. A float32 "packed" weight is the
     // weight itself, so a fused one would be a second copy (a sixth of the medium decoder's
-    // weights, 2.5 GB for OPT-2.7b): float32 keeps the separate products.
+    // weights; by arithmetic 2.5 GB for OPT-2.7b): float32 keeps the separate products.
     if (format != WeightFormat::kFloat32) {
       for (const auto& m : modules(/*include_self=*/false)) {
         if (auto* fuses = dynamic_cast<FusesProjections*>(m.get())) fuses->pack_fused(format);
