@@ -18,8 +18,10 @@
 # ~/.cache/msmedcap-ref/medium, made by its make_medium.py): on the same weights' sizes, alternating
 # which tool goes first, ROUNDS rounds (default 3), medians: HF generate() against msmedcap's
 # `bench generate` with the decoder's products in ATen float32 and packed fp32, bf16, int8 and w8a8
-# (greedy and beam 3, batch 1 and 8, 32 new tokens, CLIP live), HF's stage-2 training step
-# (AdamW, batch 8) against `bench train-step` stage 2 with CLIP live and cached, and the tokens of
+# (greedy and beam 3, batch 1 and 8, 32 new tokens, CLIP live; SBS_CASES picks among them, empty
+# for none), HF's stage-2 training step (AdamW, batch 8) against `bench train-step` stage 2 with
+# CLIP live and cached, each in float32 and under bf16 autocast (HF's through
+# scripts/lib/hf_autocast.py, ours train.precision bf16), and the tokens of
 # `msmedcap forward` on the HF weights (fp32, int8, w8a8) against HF's. Left out (with a line saying
 # so) when the peer is not there; --short never runs it.
 # HF_BLAS_DIR: a folder of libblas.so.3 the HF side runs with (LD_LIBRARY_PATH), e.g.
@@ -95,7 +97,8 @@ side_by_side() {
   hf_out=${out%.jsonl}-hf.jsonl  # its own record file: `bench table` reads msmedcap's rows
   : > "$hf_out"
   record() { echo "{\"bench\": \"sbs\", \"setting\": \"$1\", \"tool\": \"$2\", \"round\": $3, \"seconds\": $4}" >> "$hf_out"; }
-  local cases="greedy:1 greedy:8 beam3:1 beam3:8"
+  local cases=${SBS_CASES-"greedy:1 greedy:8 beam3:1 beam3:8"}
+  [[ -f $sbs/inputs_b8.safetensors ]] || U slice "$hf_model/inputs.safetensors" 8 "$sbs/inputs_b8.safetensors"
   for c in $cases; do
     local b=${c##*:} kind=${c%%:*} k=1
     [[ $kind == beam3 ]] && k=3
@@ -132,21 +135,27 @@ side_by_side() {
     local first=hf second=ms
     ((r % 2)) || { first=ms; second=hf; }
     for who in $first $second; do
-      if [[ $who == hf ]]; then
-        echo "+ HF train step round $r" >&2
-        env ${HF_BLAS_DIR:+LD_LIBRARY_PATH=$HF_BLAS_DIR} \
-          "$py" "$peer/bench_hf.py" --model "$hf_model" --inputs "$sbs/inputs_b8.safetensors" --batch 8 --train-step \
-          --optimizer adamw --text-tokens 32 --threads "$(nproc)" --runs 1 --warmup 1 > "$sbs/hf.line" 2> "$sbs/hf.log" \
-          || { cat "$sbs/hf.log" >&2; return 1; }
-        record "train:8" hf "$r" "$(U field "$sbs/hf.line" median_s)"
-      else
-        for clip in live cached; do
-          echo "+ msmedcap bench train-step stage 2 (clip $clip) round $r" >&2
-          "$bin" "${common[@]}" bench train-step -c "$sbs/model.json" -c configs/stages/stage2.json --batch 8 --text 32 \
-            --steps 1 --warmup 1 --clip-input "$clip" --record "$sbs/ms.jsonl" > /dev/null
-          record "train:8" "step_$clip" "$r" "$(tail -1 "$sbs/ms.jsonl" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["seconds"])')"
-        done
-      fi
+      local p
+      for p in fp32 bf16; do
+        if [[ $who == hf ]]; then
+          # bf16: bench_hf.py under torch.autocast("cpu", torch.bfloat16), as train.precision bf16.
+          local wrap=()
+          [[ $p == bf16 ]] && wrap=(scripts/lib/hf_autocast.py)
+          echo "+ HF train step $p round $r" >&2
+          env ${HF_BLAS_DIR:+LD_LIBRARY_PATH=$HF_BLAS_DIR} \
+            "$py" "${wrap[@]}" "$peer/bench_hf.py" --model "$hf_model" --inputs "$sbs/inputs_b8.safetensors" --batch 8 \
+            --train-step --optimizer adamw --text-tokens 32 --threads "$(nproc)" --runs 1 --warmup 1 > "$sbs/hf.line" \
+            2> "$sbs/hf.log" || { cat "$sbs/hf.log" >&2; return 1; }
+          record "train:8" "hf_$p" "$r" "$(U field "$sbs/hf.line" median_s)"
+        else
+          for clip in live cached; do
+            echo "+ msmedcap bench train-step stage 2 (clip $clip, $p) round $r" >&2
+            "$bin" "${common[@]}" bench train-step -c "$sbs/model.json" -c configs/stages/stage2.json --batch 8 --text 32 \
+              --steps 1 --warmup 1 --clip-input "$clip" --set "train.precision=$p" --record "$sbs/ms.jsonl" > /dev/null
+            record "train:8" "step_${clip}_$p" "$r" "$(tail -1 "$sbs/ms.jsonl" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["seconds"])')"
+          done
+        fi
+      done
     done
   done
   # Tokens: msmedcap forward on the HF weights against HF's own (the last round's ids).
@@ -175,10 +184,14 @@ for case in ["greedy:1", "greedy:8", "beam3:1", "beam3:8"]:
     cell = lambda x: "-" if x is None else f"{x:.3f}"
     ratio = lambda x: "-" if x is None or hf is None else f"{hf / x:.2f}"
     print(f"| {case} | {cell(hf)} | " + " | ".join(cell(x) for x in t) + " | " + " | ".join(ratio(x) for x in t) + " |")
-hf = med("train:8", "hf")
-for tool in ["step_live", "step_cached"]:
-    x = med("train:8", tool)
-    print(f"| stage-2 step, batch 8, CLIP {tool[5:]} | {hf if hf is None else f'{hf:.3f}'} | {'-' if x is None else f'{x:.3f}'} | | | | | {'-' if x is None or hf is None else f'{hf / x:.2f}'} | | | | |")
+print("\n| stage-2 step, batch 8 (train.precision) | HF s | msmedcap s | HF / msmedcap |")
+print("|---|---:|---:|---:|")
+for p in ["fp32", "bf16"]:
+    hf = med("train:8", "hf_" + p)
+    for clip in ["live", "cached"]:
+        x = med("train:8", f"step_{clip}_{p}")
+        cell = lambda v: "-" if v is None else f"{v:.3f}"
+        print(f"| {p}, CLIP {clip} | {cell(hf)} | {cell(x)} | {'-' if x is None or hf is None else f'{hf / x:.2f}'} |")
 print("\nTokens of msmedcap forward on the HF weights against HF generate's:")
 for r in rows:
     if r["bench"] == "sbs-tokens":

@@ -11,7 +11,7 @@
 #
 # Environment: DEMO_OUT (default runs/demo), SKIP_INSTALL=1 (dependencies already there),
 # MSMEDCAP_BIN (use this binary, do not build), SYNTH_SEED (the benchmark's seed, default 0),
-# SYNTH_N, EPOCH_SCALE, ENCODER_PRETRAIN, FEATURE_CACHE and SAM_EPOCHS (scripts/lib/pipeline.sh; the CI test
+# SYNTH_N, EPOCH_SCALE, ENCODER_PRETRAIN, FEATURE_CACHE, SAM_EPOCHS and TRAIN_PRECISION (scripts/lib/pipeline.sh; the CI test
 # runs a shortened demo with them). A re-run keeps the stages that finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,8 +7,11 @@
 # ENCODER_PRETRAIN (1, the default: pretrain the branches' encoders first; 0: keep them random),
 # FEATURE_CACHE (1, the default: the stages after encoder pretraining read the frozen encoders'
 # outputs cached once by extract-features; 0: run the encoders at every step), SAM_EPOCHS (SAM
-# pretraining's epochs before EPOCH_SCALE, default 18; the encoder's budget, for experiments), and
-# for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default: the configs').
+# pretraining's epochs before EPOCH_SCALE, default 32; the encoder's budget, for experiments),
+# TRAIN_PRECISION (every stage's train.precision: fp32 or bf16; default bf16 where the CPU has
+# AVX512-BF16 or AMX, whose bf16 products make the demo's steps 1.3-1.6x faster, fp32 elsewhere:
+# docs/PERFORMANCE.md), and for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default:
+# the configs').
 
 msmedcap_build() {
   build_dir=${BUILD_DIR:-build}
@@ -19,6 +22,17 @@ msmedcap_build() {
   fi
   cmake --build "$build_dir" -j "$(nproc)" --target msmedcap
   bin="$build_dir/msmedcap"
+}
+
+# train_precision: TRAIN_PRECISION, or bf16 where the CPU multiplies bf16 natively, else fp32.
+train_precision() {
+  if [[ -n ${TRAIN_PRECISION:-} ]]; then
+    echo "$TRAIN_PRECISION"
+  elif grep -qw -e avx512_bf16 -e amx_bf16 /proc/cpuinfo 2>/dev/null; then
+    echo bf16
+  else
+    echo fp32
+  fi
 }
 
 # stage_epochs BASE: BASE x EPOCH_SCALE, at least 1.
@@ -92,7 +106,7 @@ train_stage() {
   fi
   rm -rf "$run"
   local start=$SECONDS
-  "$bin" train "$@" --run-dir "$run"
+  "$bin" train "$@" --set "train.precision=$(train_precision)" --run-dir "$run"
   echo "$((SECONDS - start))" > "$run/done"
 }
 
@@ -134,7 +148,7 @@ train_pipeline() {
   fi
   if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_sam == 1 ]]; then
     train_stage "$root/sam-pretrain" "${base[@]}" -c configs/demo/sam-pretrain.json \
-      --set "train.epochs=$(stage_epochs "${SAM_EPOCHS:-18}")" "${short[@]}"
+      --set "train.epochs=$(stage_epochs "${SAM_EPOCHS:-32}")" "${short[@]}"
     encoders+=("{\"path\":\"$root/sam-pretrain\"}")
     sam_init=(--set "weights=[{\"path\":\"$root/sam-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
               --set "load.allow_missing=[\"vision_model.\",$beside_encoders]")

@@ -51,20 +51,35 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 #endif
 }
 
+at::Tensor at_least_float(const at::Tensor& x) {
+  const auto t = x.scalar_type();
+  return t == at::kBFloat16 || t == at::kHalf ? x.to(at::kFloat) : x;
+}
+
 std::string torch_version() { return TORCH_VERSION; }
 
-AutocastScope::AutocastScope(bool enabled, c10::ScalarType dtype) : enabled_(enabled) {
+AutocastScope::AutocastScope(bool enabled, c10::ScalarType dtype, c10::DeviceType device)
+    : enabled_(enabled), cpu_(device == c10::DeviceType::CPU) {
   if (!enabled_) return;
+  MSMEDCAP_CHECK(!cpu_ || dtype == at::kBFloat16, "autocast on the CPU runs bf16 only, got ", c10::toString(dtype));
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
-  previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
-  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  const auto type = cpu_ ? at::kCPU : at::kCUDA;
+  previous_ = at::autocast::is_autocast_enabled(type);
+  previous_dtype_ = at::autocast::get_autocast_dtype(type);
+  at::autocast::set_autocast_dtype(type, dtype);
+  at::autocast::set_autocast_enabled(type, true);
 #else
-  previous_ = at::autocast::is_enabled();
-  previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-  at::autocast::set_autocast_gpu_dtype(dtype);
-  at::autocast::set_enabled(true);
+  if (cpu_) {
+    previous_ = at::autocast::is_cpu_enabled();
+    previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(true);
+  } else {
+    previous_ = at::autocast::is_enabled();
+    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(true);
+  }
 #endif
   at::autocast::increment_nesting();
 }
@@ -73,11 +88,17 @@ AutocastScope::~AutocastScope() {
   if (!enabled_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_enabled(at::kCUDA, previous_);
-  at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
+  const auto type = cpu_ ? at::kCPU : at::kCUDA;
+  at::autocast::set_autocast_enabled(type, previous_);
+  at::autocast::set_autocast_dtype(type, previous_dtype_);
 #else
-  at::autocast::set_enabled(previous_);
-  at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+  if (cpu_) {
+    at::autocast::set_cpu_enabled(previous_);
+    at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+  } else {
+    at::autocast::set_enabled(previous_);
+    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+  }
 #endif
 }
 

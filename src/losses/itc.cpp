@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
 
 namespace msmedcap::losses {
 
@@ -33,9 +34,11 @@ ItcResult itc_loss(const torch::Tensor& image_feats, const torch::Tensor& text_f
   ItcResult out;
   // sim_q2t[i, j, q] = <image_feats[i, q], text_feat_all[j]>; max over the queries.
   const auto sim_q2t = torch::einsum("iqe,je->ijq", {image_feats, text_feat_all});  // [B, B*W, Nq]
-  out.sim_i2t = std::get<0>(sim_q2t.max(-1)) / temp;
+  // Float32 logits, as the LM losses take: under bf16 autocast the products come out in bf16,
+  // and a softmax and mean over the batch in bf16 keep two or three digits of the loss.
+  out.sim_i2t = core::at_least_float(std::get<0>(sim_q2t.max(-1))) / temp;
   const auto sim_t2q = torch::einsum("ie,jqe->ijq", {text_feat, image_feats_all});  // [B, B*W, Nq]
-  out.sim_t2i = std::get<0>(sim_t2q.max(-1)) / temp;
+  out.sim_t2i = core::at_least_float(std::get<0>(sim_t2q.max(-1))) / temp;
   if (!image_ids.defined()) {
     const auto targets =
         torch::arange(rank * b, rank * b + b, torch::TensorOptions().dtype(torch::kLong).device(image_feats.device()));

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
 #include "msmedcap/data/mixture.h"
 
 namespace msmedcap::losses {
@@ -80,7 +81,7 @@ torch::Tensor itm_loss(const torch::Tensor& logits) {
   const int64_t b = logits.size(0) / 3;
   auto labels = torch::zeros({3 * b}, torch::TensorOptions().dtype(torch::kLong).device(logits.device()));
   labels.narrow(0, 0, b).fill_(1);
-  return torch::nn::functional::cross_entropy(logits, labels);
+  return torch::nn::functional::cross_entropy(core::at_least_float(logits), labels);  // float32 logits, as ITC's
 }
 
 }  // namespace msmedcap::losses

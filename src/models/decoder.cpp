@@ -208,10 +208,10 @@ struct OptLayerImpl : torch::nn::Module {
   explicit OptLayerImpl(const config::DecoderConfig& cfg) : pre_ln(cfg.do_layer_norm_before) {
     const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
     self_attn = register_module("self_attn", OptAttention(cfg.hidden_size, cfg.num_attention_heads));
-    self_attn_layer_norm = register_module("self_attn_layer_norm", torch::nn::LayerNorm(ln));
+    self_attn_layer_norm = register_module("self_attn_layer_norm", LayerNorm(ln));
     fc1 = register_module("fc1", Linear(cfg.hidden_size, cfg.intermediate_size));
     fc2 = register_module("fc2", Linear(cfg.intermediate_size, cfg.hidden_size));
-    final_layer_norm = register_module("final_layer_norm", torch::nn::LayerNorm(ln));
+    final_layer_norm = register_module("final_layer_norm", LayerNorm(ln));
   }
   torch::Tensor forward(torch::Tensor h, const torch::Tensor& bias, KvCache* cache, size_t layer) {
     auto residual = h;
@@ -226,7 +226,7 @@ struct OptLayerImpl : torch::nn::Module {
   }
   bool pre_ln;
   OptAttention self_attn{nullptr};
-  torch::nn::LayerNorm self_attn_layer_norm{nullptr}, final_layer_norm{nullptr};
+  LayerNorm self_attn_layer_norm{nullptr}, final_layer_norm{nullptr};
   Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(OptLayer);
@@ -240,16 +240,15 @@ struct OptDecoderImpl : torch::nn::Module {
       project_out = register_module("project_out", Linear(cfg.hidden_size, cfg.embed_dim(), /*bias=*/false));
     }
     if (cfg.do_layer_norm_before) {
-      final_layer_norm =
-          register_module("final_layer_norm",
-                          torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+      final_layer_norm = register_module(
+          "final_layer_norm", LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
     }
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(OptLayer(cfg));
   }
   Embedding embed_tokens{nullptr}, embed_positions{nullptr};
   Linear project_in{nullptr}, project_out{nullptr};
-  torch::nn::LayerNorm final_layer_norm{nullptr};
+  LayerNorm final_layer_norm{nullptr};
   torch::nn::ModuleList layers{nullptr};
 };
 TORCH_MODULE(OptDecoder);
@@ -468,16 +467,16 @@ TORCH_MODULE(Gpt2Mlp);
 struct Gpt2BlockImpl : torch::nn::Module {
   explicit Gpt2BlockImpl(const config::DecoderConfig& cfg) {
     const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
-    ln_1 = register_module("ln_1", torch::nn::LayerNorm(ln));
+    ln_1 = register_module("ln_1", LayerNorm(ln));
     attn = register_module("attn", Gpt2Attention(cfg.hidden_size, cfg.num_attention_heads));
-    ln_2 = register_module("ln_2", torch::nn::LayerNorm(ln));
+    ln_2 = register_module("ln_2", LayerNorm(ln));
     mlp = register_module("mlp", Gpt2Mlp(cfg.hidden_size, cfg.intermediate_size));
   }
   torch::Tensor forward(torch::Tensor h, const torch::Tensor& bias, KvCache* cache, size_t layer) {
     h = h + attn(ln_1(h), bias, cache, layer);
     return h + mlp(ln_2(h));
   }
-  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Gpt2Attention attn{nullptr};
   Gpt2Mlp mlp{nullptr};
 };
@@ -489,12 +488,11 @@ struct Gpt2ModelImpl : torch::nn::Module {
     wpe = register_module("wpe", Embedding(cfg.max_position_embeddings, cfg.hidden_size));
     h = register_module("h", torch::nn::ModuleList());
     for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) h->push_back(Gpt2Block(cfg));
-    ln_f = register_module(
-        "ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+    ln_f = register_module("ln_f", LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
   }
   Embedding wte{nullptr}, wpe{nullptr};
   torch::nn::ModuleList h{nullptr};
-  torch::nn::LayerNorm ln_f{nullptr};
+  LayerNorm ln_f{nullptr};
 };
 TORCH_MODULE(Gpt2Model);
 

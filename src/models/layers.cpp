@@ -88,6 +88,10 @@ void LinearImpl::reset_parameters(double std) {
   if (bias.defined()) bias.zero_();
 }
 
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  return torch::nn::LayerNormImpl::forward(x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type()));
+}
+
 EmbeddingImpl::EmbeddingImpl(int64_t num_embeddings, int64_t embedding_dim) {
   weight = register_parameter("weight", init_normal({num_embeddings, embedding_dim}));
 }

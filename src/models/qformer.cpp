@@ -96,7 +96,7 @@ QFormerImageKv QFormerImageKv::cat(const std::vector<QFormerImageKv>& parts) {
 QFormerOutputImpl::QFormerOutputImpl(int64_t in, int64_t out, double eps, DropoutSite dropout)
     : dropout_(std::move(dropout)) {
   dense = register_module("dense", Linear(in, out));
-  LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
+  LayerNorm = register_module("LayerNorm", models::LayerNorm(torch::nn::LayerNormOptions({out}).eps(eps)));
 }
 
 torch::Tensor QFormerOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
@@ -181,7 +181,7 @@ torch::Tensor QFormerEmbeddingsImpl::forward(const torch::Tensor& ids) {
 QFormerPredictionTransformImpl::QFormerPredictionTransformImpl(const config::QFormerConfig& cfg) {
   dense = register_module("dense", Linear(cfg.hidden_size, cfg.hidden_size));
   LayerNorm = register_module(
-      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+      "LayerNorm", models::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
 }
 
 torch::Tensor QFormerPredictionTransformImpl::forward(const torch::Tensor& x) { return LayerNorm(F::gelu(dense(x))); }
@@ -200,7 +200,7 @@ QFormerModelImpl::QFormerModelImpl(const config::QFormerConfig& cfg)
       dropout_keys_(std::make_shared<DropoutKeys>()),
       embeddings_dropout_{dropout_keys_, cfg.hidden_dropout_prob, kEmbeddingsSite} {
   layernorm = register_module(
-      "layernorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+      "layernorm", models::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
   encoder = register_module("encoder", QFormerEncoder(cfg, dropout_keys_));
   if (cfg.text_path) {
     embeddings = register_module("embeddings", QFormerEmbeddings(cfg));

@@ -79,10 +79,10 @@ torch::Tensor SamMlpImpl::forward(const torch::Tensor& x) { return lin2(F::gelu(
 
 SamLayerImpl::SamLayerImpl(const config::SamEncoderConfig& cfg, int64_t window_size) : window_size_(window_size) {
   const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
-  layer_norm1 = register_module("layer_norm1", torch::nn::LayerNorm(ln));
+  layer_norm1 = register_module("layer_norm1", LayerNorm(ln));
   const int64_t grid = cfg.image_size / cfg.patch_size;
   attn = register_module("attn", SamAttention(cfg, window_size == 0 ? grid : window_size));
-  layer_norm2 = register_module("layer_norm2", torch::nn::LayerNorm(ln));
+  layer_norm2 = register_module("layer_norm2", LayerNorm(ln));
   mlp = register_module("mlp", SamMlp(cfg.hidden_size, cfg.mlp_dim));
 }
 

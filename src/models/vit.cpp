@@ -37,7 +37,10 @@ torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
   const int64_t h = patches.size(2), w = patches.size(3);
   patches = patches.flatten(2).transpose(1, 2);  // [B, h*w, D]
   const int64_t batch = pixels.size(0);
-  auto x = torch::cat({class_embedding.expand({batch, 1, -1}).to(patches.dtype()), patches}, 1);
+  // The residual stream in the weights' dtype, as HF's: under autocast the patches come out of the
+  // convolution in bf16/fp16, and a LayerNorm's input must match its weights on the CPU.
+  const auto dtype = patch_embedding->weight.scalar_type();
+  auto x = torch::cat({class_embedding.expand({batch, 1, -1}).to(dtype), patches.to(dtype)}, 1);
   auto pos = position_embedding;
   const int64_t stored = pos.size(1) - 1;
   if (stored != h * w) {
@@ -93,7 +96,8 @@ torch::Tensor ClipVisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
       "vision_model: CLIP pixel_values must be [B, 3, ", image_size_, ", ", image_size_, "], got ", pixels.sizes());
   auto patches = patch_embedding(pixels.to(patch_embedding->weight.dtype())).flatten(2).transpose(1, 2);
   const int64_t b = pixels.size(0);
-  auto x = torch::cat({class_embedding.view({1, 1, -1}).expand({b, 1, -1}).to(patches.dtype()), patches}, 1);
+  const auto dtype = patch_embedding->weight.scalar_type();  // as VisionEmbeddings: the weights' dtype
+  auto x = torch::cat({class_embedding.view({1, 1, -1}).expand({b, 1, -1}).to(dtype), patches.to(dtype)}, 1);
   return x + position_embedding->weight.unsqueeze(0).to(x.dtype());
 }
 
@@ -115,9 +119,9 @@ torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x) {
 ClipLayerImpl::ClipLayerImpl(const config::VisionConfig& cfg) {
   self_attn = register_module("self_attn", ClipAttention(cfg));
   const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
-  layer_norm1 = register_module("layer_norm1", torch::nn::LayerNorm(ln));
+  layer_norm1 = register_module("layer_norm1", LayerNorm(ln));
   mlp = register_module("mlp", VisionMlp(cfg.hidden_size, cfg.intermediate_size, /*quick_gelu=*/true));
-  layer_norm2 = register_module("layer_norm2", torch::nn::LayerNorm(ln));
+  layer_norm2 = register_module("layer_norm2", LayerNorm(ln));
 }
 
 torch::Tensor ClipLayerImpl::forward(const torch::Tensor& x) {
@@ -128,9 +132,9 @@ torch::Tensor ClipLayerImpl::forward(const torch::Tensor& x) {
 VisionLayerImpl::VisionLayerImpl(const config::VisionConfig& cfg) {
   self_attn = register_module("self_attn", VisionAttention(cfg));
   const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
-  layer_norm1 = register_module("layer_norm1", torch::nn::LayerNorm(ln));
+  layer_norm1 = register_module("layer_norm1", LayerNorm(ln));
   mlp = register_module("mlp", VisionMlp(cfg.hidden_size, cfg.intermediate_size));
-  layer_norm2 = register_module("layer_norm2", torch::nn::LayerNorm(ln));
+  layer_norm2 = register_module("layer_norm2", LayerNorm(ln));
 }
 
 torch::Tensor VisionLayerImpl::forward(const torch::Tensor& x) {
@@ -164,8 +168,8 @@ torch::Tensor VisionEncoderImpl::forward(torch::Tensor x) {
 Blip2VisionModelImpl::Blip2VisionModelImpl(const config::VisionConfig& cfg) {
   embeddings = register_module("embeddings", VisionEmbeddings(cfg));
   encoder = register_module("encoder", VisionEncoder(cfg));
-  post_layernorm = register_module(
-      "post_layernorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
+  post_layernorm = register_module("post_layernorm",
+                                   LayerNorm(torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps)));
 }
 
 VisionOutput Blip2VisionModelImpl::forward(const torch::Tensor& pixels) {
@@ -181,9 +185,9 @@ VisionOutput Blip2VisionModelImpl::forward(const torch::Tensor& pixels) {
 ClipVisionTransformerImpl::ClipVisionTransformerImpl(const config::VisionConfig& cfg) {
   const auto ln = torch::nn::LayerNormOptions({cfg.hidden_size}).eps(cfg.layer_norm_eps);
   embeddings = register_module("embeddings", ClipVisionEmbeddings(cfg));
-  pre_layrnorm = register_module("pre_layrnorm", torch::nn::LayerNorm(ln));
+  pre_layrnorm = register_module("pre_layrnorm", LayerNorm(ln));
   encoder = register_module("encoder", VisionEncoder(cfg));
-  post_layernorm = register_module("post_layernorm", torch::nn::LayerNorm(ln));
+  post_layernorm = register_module("post_layernorm", LayerNorm(ln));
 }
 
 VisionOutput ClipVisionTransformerImpl::forward(const torch::Tensor& pixels) {

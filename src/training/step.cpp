@@ -96,8 +96,8 @@ StepRunner::StepRunner(models::MsMedCapModelImpl& model, const StagePlan& plan, 
       collectives_(comm.collectives()),
       scaler_(train.precision == "fp16") {
   if (train.precision != "fp32") {
-    MSMEDCAP_CHECK(device.is_cuda(), "train.precision: ", train.precision, " needs a CUDA device (runtime.device is ",
-                   device.str(), "); use fp32 on CPU");
+    MSMEDCAP_CHECK(device.is_cuda() || train.precision == "bf16", "train.precision: ", train.precision,
+                   " needs a CUDA device (runtime.device is ", device.str(), "); use bf16 or fp32 on the CPU");
     autocast_ = true;
     autocast_dtype_ = train.precision == "bf16" ? c10::kBFloat16 : c10::kHalf;
   }
@@ -147,7 +147,7 @@ StepInputs StepRunner::inputs(const data::Batch& batch, const data::ExampleOptio
 }
 
 std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, uint64_t seed) {
-  core::AutocastScope autocast(autocast_, autocast_dtype_);
+  core::AutocastScope autocast(autocast_, autocast_dtype_, device_.type());
   // Dropout masks keyed by (seed, sample position): equal on any number of processes and on resume.
   models::DropoutKeyScope dropout({model_.qformer.is_empty() ? nullptr : model_.qformer->dropout_keys(),
                                    model_.sam_qformer.is_empty() ? nullptr : model_.sam_qformer->dropout_keys()},

@@ -122,6 +122,14 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
   const auto frozen_dtype = core::parse_dtype(tcfg_.frozen_dtype, "train.frozen_dtype");
   MSMEDCAP_CHECK(frozen_dtype != c10::kHalf || options_.device.is_cuda(),
                  "train.frozen_dtype: fp16 needs a CUDA device; use bf16 or fp32 on the CPU");
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  // Without AVX512-BF16 (or AMX, which comes with it) oneDNN emulates bf16 products in float32
+  // arithmetic plus conversions: autocast then costs time instead of saving it.
+  if (tcfg_.precision == "bf16" && !options_.device.is_cuda() && !__builtin_cpu_supports("avx512bf16"))
+    core::log_warn("train",
+                   "train.precision bf16 on a CPU without AVX512-BF16: its products are emulated and likely "
+                   "slower than fp32");
+#endif
 
   model_.to(options_.device);
   if (model_.vision_model) model_.vision_model->encoder->gradient_checkpointing = tcfg_.grad_checkpointing;

@@ -57,6 +57,17 @@ TEST(Losses, ItcIsMaxOverQueriesWithSmoothedCrossEntropy) {
   }
   EXPECT_NEAR(r.loss.item<double>(), expect, 1e-9);
   EXPECT_EQ(r.sim_i2t.sizes(), (std::vector<int64_t>{3, 3}));
+  // bf16 features (bf16 autocast's products): the logits and the loss are float32, and the loss
+  // is the float32 loss of the same bf16 similarities.
+  const auto img16 = img.to(torch::kBFloat16), txt16 = txt.to(torch::kBFloat16);
+  const auto h = losses::itc_loss(img16, txt16, img16, txt16, temp.to(torch::kFloat), 0);
+  EXPECT_EQ(h.sim_i2t.scalar_type(), torch::kFloat);
+  EXPECT_EQ(h.loss.scalar_type(), torch::kFloat);
+  const auto w = losses::itc_loss(img16.to(torch::kFloat), txt16.to(torch::kFloat), img16.to(torch::kFloat),
+                                  txt16.to(torch::kFloat), temp.to(torch::kFloat), 0);
+  EXPECT_NEAR(h.loss.item<double>(), w.loss.item<double>(), 0.02 * w.loss.item<double>());
+  const auto logits = torch::randn({6, 2}).to(torch::kBFloat16);
+  EXPECT_EQ(losses::itm_loss(logits).scalar_type(), torch::kFloat);
 }
 
 TEST(Losses, ItcRankOffsetsAndImageIdPositives) {

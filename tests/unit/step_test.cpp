@@ -8,6 +8,8 @@
 #include <torch/torch.h>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/compat.h"
+#include "msmedcap/models/layers.h"
 #include "msmedcap/models/pretrained.h"
 #include "msmedcap/training/communicator.h"
 #include "msmedcap/training/loss_scaler.h"
@@ -297,8 +299,10 @@ TEST(StepInputs, AgreeBatchSizeTrimsEveryPerSampleTensor) {
 
 /// The tiny composite with the stage's plan applied, its optimiser and a runner over them.
 struct StepFixture {
-  explicit StepFixture(const std::string& stage, int64_t grad_accum = 1, bool dropout = true)
+  explicit StepFixture(const std::string& stage, int64_t grad_accum = 1, bool dropout = true,
+                       const std::string& precision = "fp32")
       : cfg(testing::tiny_stage1_config()) {
+    cfg.train.precision = precision;
     if (!dropout) {
       for (auto* q : {&cfg.model.qformer, &cfg.model.sam_qformer})
         q->hidden_dropout_prob = q->attention_probs_dropout_prob = 0;
@@ -383,6 +387,53 @@ TEST(StepRunner, AccumulatedMicroBatchesAverageAndANonFiniteLossUpdatesNothing) 
   EXPECT_TRUE(asked && r.stop_requested);
   for (size_t i = 0; i < before.size(); ++i)
     EXPECT_TRUE(torch::equal(before[i], nan.tensors[i])) << nan.params[i].first;
+}
+
+TEST(StepRunner, Bf16AutocastOnTheCpuRunsTheProductsInBf16AndKeepsFloat32Weights) {
+  // The scope itself: a product comes out in bf16, a LayerNorm (whose weights stay float32) takes
+  // it and gives float32, and leaving the scope turns autocast off again.
+  {
+    models::Linear linear(8, 8);
+    models::LayerNorm norm(torch::nn::LayerNormOptions({8}));
+    const auto x = torch::randn({2, 8});
+    core::AutocastScope scope(true, c10::kBFloat16, c10::DeviceType::CPU);
+    const auto y = linear(x);
+    EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+    const auto z = norm(y);
+    EXPECT_EQ(z.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::allclose(z, norm(y.to(torch::kFloat)), 0, 0));
+  }
+  EXPECT_EQ(models::Linear(8, 8)(torch::randn({2, 8})).scalar_type(), torch::kFloat);
+  EXPECT_NE(error_of([] {
+              core::AutocastScope scope(true, c10::kHalf, c10::DeviceType::CPU);
+            }).find("autocast on the CPU runs bf16 only"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { StepFixture fp16("stage2", 1, true, "fp16"); }).find("fp16 needs a CUDA device"),
+            std::string::npos);
+
+  // A step under train.precision bf16 against the same step in float32: the losses differ by
+  // bf16's rounding only (8 significant bits: well under 1%), the weights stay float32, and the
+  // AdamW updates point the same way.
+  for (const char* stage : {"stage1_clip", "stage1_sam", "stage2"}) {
+    StepFixture full(stage, 1, false), half(stage, 1, false, "bf16");
+    const auto in = full.inputs();
+    std::vector<at::Tensor> before;
+    for (const auto& t : full.tensors) before.push_back(t.clone());
+    const auto rf = full.runner->step([&](int64_t) { return std::optional<training::StepInputs>(in); }, 0);
+    const auto rh = half.runner->step([&](int64_t) { return std::optional<training::StepInputs>(in); }, 0);
+    ASSERT_TRUE(rf.updated && rh.updated) << stage << " " << rh.nonfinite;
+    EXPECT_NE(rh.losses.total, rf.losses.total) << stage << ": the bf16 step computed in float32";
+    EXPECT_NEAR(rh.losses.total, rf.losses.total, 0.01 * std::abs(rf.losses.total)) << stage;
+    std::vector<at::Tensor> df, dh;
+    for (size_t i = 0; i < before.size(); ++i) {
+      EXPECT_EQ(half.tensors[i].scalar_type(), torch::kFloat) << stage << " " << half.params[i].first;
+      df.push_back((full.tensors[i] - before[i]).flatten());
+      dh.push_back((half.tensors[i] - before[i]).flatten());
+    }
+    const auto a = torch::cat(df), b = torch::cat(dh);
+    const double cosine = (a * b).sum().item<double>() / (a.norm() * b.norm()).item<double>();
+    EXPECT_GT(cosine, 0.9) << stage;
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 /// place in msmedcap that tests TORCH_VERSION_*: everything else calls these wrappers.
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
 #include <c10/util/Optional.h>
 #include <torch/version.h>
@@ -31,18 +32,24 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
                           bool is_causal = false, c10::optional<double> scale = c10::nullopt,
                           const std::function<at::Tensor(const at::Tensor&)>& on_probs = {});
 
-/// CUDA autocast to `dtype` (bf16 or fp16) for the scope's lifetime, as
-/// `torch.autocast("cuda", dtype)`; a no-op when `enabled` is false. Restores the previous state
+/// `x` in float32 when it is bf16 or fp16 (what autocast's products give), else `x` itself
+/// (float32 stays, float64 too): the losses take their logits at least this wide.
+at::Tensor at_least_float(const at::Tensor& x);
+
+/// Autocast to `dtype` for the scope's lifetime, as `torch.autocast(device, dtype)`: on CUDA bf16
+/// or fp16, on the CPU bf16 only (LibTorch's CPU autocast list: products and convolutions in bf16,
+/// reductions and losses in float32). A no-op when `enabled` is false. Restores the previous state
 /// and clears the autocast weight cache on exit.
 class AutocastScope {
  public:
-  AutocastScope(bool enabled, c10::ScalarType dtype);
+  AutocastScope(bool enabled, c10::ScalarType dtype, c10::DeviceType device = c10::DeviceType::CUDA);
   ~AutocastScope();
   AutocastScope(const AutocastScope&) = delete;
   AutocastScope& operator=(const AutocastScope&) = delete;
 
  private:
   bool enabled_;
+  bool cpu_;
   bool previous_ = false;
   c10::ScalarType previous_dtype_ = c10::ScalarType::Half;
 };

@@ -76,6 +76,17 @@ class FusedLinear {
   std::vector<LinearImpl*> parts_;
 };
 
+/// torch.nn.LayerNorm that first brings its input to its weights' dtype. Under CPU autocast
+/// (train.precision bf16 on the CPU) a product hands it bf16 while its weights stay float32, which
+/// LibTorch's CPU kernel refuses; CUDA autocast runs layer_norm in float32 itself. Either way the
+/// normalised output is then float32, and without autocast nothing changes.
+class LayerNormImpl : public torch::nn::LayerNormImpl {
+ public:
+  using torch::nn::LayerNormImpl::LayerNormImpl;
+  torch::Tensor forward(const torch::Tensor& x);
+};
+TORCH_MODULE(LayerNorm);
+
 /// Rows of a [num, dim] table by id.
 class EmbeddingImpl : public torch::nn::Module {
  public:

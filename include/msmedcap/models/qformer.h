@@ -86,7 +86,7 @@ class QFormerOutputImpl : public torch::nn::Module {
   QFormerOutputImpl(int64_t in, int64_t out, double eps, DropoutSite dropout = {});
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
   Linear dense{nullptr};
-  torch::nn::LayerNorm LayerNorm{nullptr};
+  models::LayerNorm LayerNorm{nullptr};
 
  private:
   DropoutSite dropout_;
@@ -162,7 +162,7 @@ class QFormerPredictionTransformImpl : public torch::nn::Module {
   explicit QFormerPredictionTransformImpl(const config::QFormerConfig& cfg);
   torch::Tensor forward(const torch::Tensor& x);
   Linear dense{nullptr};
-  torch::nn::LayerNorm LayerNorm{nullptr};
+  models::LayerNorm LayerNorm{nullptr};
 };
 TORCH_MODULE(QFormerPredictionTransform);
 
@@ -213,7 +213,7 @@ class QFormerModelImpl : public torch::nn::Module {
   /// The keys of this model's dropout masks (DropoutKeyScope installs them for a training step).
   const std::shared_ptr<DropoutKeys>& dropout_keys() const { return dropout_keys_; }
 
-  torch::nn::LayerNorm layernorm{nullptr};
+  models::LayerNorm layernorm{nullptr};
   QFormerEncoder encoder{nullptr};
   QFormerEmbeddings embeddings{nullptr};  // text path only
   QFormerLmHead cls{nullptr};             // text path only

@@ -52,7 +52,7 @@ class SamLayerImpl : public torch::nn::Module {
   SamLayerImpl(const config::SamEncoderConfig& cfg, int64_t window_size);
   /// x: [B, H, W, C] -> [B, H, W, C].
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
+  LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   SamAttention attn{nullptr};
   SamMlp mlp{nullptr};
 

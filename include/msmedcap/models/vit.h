@@ -60,7 +60,7 @@ class VisionLayerImpl : public torch::nn::Module {
   explicit VisionLayerImpl(const config::VisionConfig& cfg);
   torch::Tensor forward(const torch::Tensor& x);
   VisionAttention self_attn{nullptr};
-  torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
+  LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   VisionMlp mlp{nullptr};
 };
 TORCH_MODULE(VisionLayer);
@@ -110,7 +110,7 @@ class ClipLayerImpl : public torch::nn::Module {
   explicit ClipLayerImpl(const config::VisionConfig& cfg);
   torch::Tensor forward(const torch::Tensor& x);
   ClipAttention self_attn{nullptr};
-  torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
+  LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   VisionMlp mlp{nullptr};
 };
 TORCH_MODULE(ClipLayer);
@@ -130,7 +130,7 @@ class VisionModelImpl : public torch::nn::Module {
  public:
   virtual VisionOutput forward(const torch::Tensor& pixels) = 0;
   VisionEncoder encoder{nullptr};
-  torch::nn::LayerNorm post_layernorm{nullptr};
+  LayerNorm post_layernorm{nullptr};
 };
 TORCH_MODULE(VisionModel);
 
@@ -151,7 +151,7 @@ class ClipVisionTransformerImpl final : public VisionModelImpl {
   explicit ClipVisionTransformerImpl(const config::VisionConfig& cfg);
   VisionOutput forward(const torch::Tensor& pixels) override;
   ClipVisionEmbeddings embeddings{nullptr};
-  torch::nn::LayerNorm pre_layrnorm{nullptr};
+  LayerNorm pre_layrnorm{nullptr};
 };
 
 /// The tower cfg.type names ("blip2" or "clip").
