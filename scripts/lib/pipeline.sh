@@ -9,7 +9,7 @@
 # outputs cached once by extract-features; 0: run the encoders at every step), SAM_EPOCHS (SAM
 # pretraining's epochs before EPOCH_SCALE, default 32; the encoder's budget, for experiments),
 # TRAIN_PRECISION (every stage's train.precision: fp32 or bf16; default bf16 where the CPU has
-# AVX512-BF16 or AMX, whose bf16 products make the demo's steps 1.3-1.6x faster, fp32 elsewhere:
+# AVX512-BF16 or AMX, whose bf16 products make the demo's steps 1.3-1.7x faster, fp32 elsewhere:
 # docs/PERFORMANCE.md), and for short checks BATCH_SIZE and WARMUP_STEPS (every stage's; default:
 # the configs').
 

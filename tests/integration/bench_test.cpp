@@ -66,5 +66,19 @@ TEST(Bench, TableNamesAMalformedRecordLine) {
   EXPECT_NE(r.err.find(record + ":2: not a JSON line"), std::string::npos) << r.err;
 }
 
+TEST(Bench, TrainStepStoresFrozenPartsAndRunsBf16AsTheTrainerDoes) {
+  const std::string step = std::string("bench train-step -c ") + MSMEDCAP_SOURCE_DIR +
+                           "/configs/models/tiny.json --set train.stage.name=stage2 --batch 2 --text 8 --steps 1 "
+                           "--warmup 0 --clip-input live --sam-input live ";
+  // train.frozen_dtype is read (fp16 is refused on the CPU, as train refuses it) ...
+  const auto half = testing::run_msmedcap(step + "--set train.frozen_dtype=fp16");
+  EXPECT_EQ(half.exit_code, 1);
+  EXPECT_NE(half.err.find("train.frozen_dtype: fp16 needs a CUDA device"), std::string::npos) << half.err;
+  // ... and a bf16 step with bf16 frozen parts runs on the CPU.
+  const auto bf16 = testing::run_msmedcap(step + "--set train.precision=bf16 --set train.frozen_dtype=bf16");
+  EXPECT_EQ(bf16.exit_code, 0) << bf16.err;
+  EXPECT_NE(bf16.out.find("train-step stage2 (clip live, sam live, batch 2"), std::string::npos) << bf16.out;
+}
+
 }  // namespace
 }  // namespace msmedcap

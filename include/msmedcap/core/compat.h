@@ -37,9 +37,10 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
 at::Tensor at_least_float(const at::Tensor& x);
 
 /// Autocast to `dtype` for the scope's lifetime, as `torch.autocast(device, dtype)`: on CUDA bf16
-/// or fp16, on the CPU bf16 only (LibTorch's CPU autocast list: products and convolutions in bf16,
-/// reductions and losses in float32). A no-op when `enabled` is false. Restores the previous state
-/// and clears the autocast weight cache on exit.
+/// or fp16, on the CPU bf16 only (LibTorch's CPU autocast list runs products and convolutions in
+/// bf16; 1.13's leaves LayerNorm out, hence models::LayerNorm, and the losses widen their logits
+/// with at_least_float). A no-op when `enabled` is false. Restores the previous state and clears
+/// the autocast weight cache on exit.
 class AutocastScope {
  public:
   AutocastScope(bool enabled, c10::ScalarType dtype, c10::DeviceType device = c10::DeviceType::CUDA);
