@@ -19,7 +19,7 @@
 # which tool goes first, ROUNDS rounds (default 3), medians: HF generate() against msmedcap's
 # `bench generate` with the decoder's products in ATen float32 and packed fp32, bf16, int8 and w8a8
 # (greedy and beam 3, batch 1 and 8, 32 new tokens, CLIP live; SBS_CASES picks among them, empty
-# for none), HF's stage-2 training step (AdamW, batch 8) against `bench train-step` stage 2 with
+# for none), HF's stage-2 training step (AdamW, batch 8; SBS_TRAIN=0 leaves it out) against `bench train-step` stage 2 with
 # CLIP live and cached, each in float32 and under bf16 autocast (HF's through
 # scripts/lib/hf_autocast.py, ours train.precision bf16), and the tokens of
 # `msmedcap forward` on the HF weights (fp32, int8, w8a8) against HF's. Left out (with a line saying
@@ -132,6 +132,7 @@ side_by_side() {
       if ((r % 2)); then hf "$c" "$k" "$b" "$r"; ms "$c" "$k" "$b" "$r"; else ms "$c" "$k" "$b" "$r"; hf "$c" "$k" "$b" "$r"; fi
     done
     # The stage-2 training step: Q-Former, queries and projection trained, ViT and OPT frozen, AdamW.
+    [[ ${SBS_TRAIN:-1} == 1 ]] || continue
     local first=hf second=ms
     ((r % 2)) || { first=ms; second=hf; }
     for who in $first $second; do
