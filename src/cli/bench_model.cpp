@@ -203,10 +203,7 @@ void bench_train_step(const StepBench& o, const GlobalOptions& globals) {
   model->to(device);
   const auto params = training::apply_stage(*model, plan);
   // The frozen parts in train.frozen_dtype, as the trainer stores them.
-  const auto frozen_dtype = core::parse_dtype(cfg.train.frozen_dtype, "train.frozen_dtype");
-  MSMEDCAP_CHECK(frozen_dtype != c10::kHalf || device.is_cuda(),
-                 "train.frozen_dtype: fp16 needs a CUDA device; use bf16 or fp32 on the CPU");
-  training::store_frozen(*model, frozen_dtype);
+  training::store_frozen(*model, training::frozen_dtype(cfg.train.frozen_dtype, device));
   training::Optimizer optimizer(params, cfg.train.optimizer);
   std::vector<at::Tensor> tensors;
   for (const auto& [name, p] : params) tensors.push_back(p);

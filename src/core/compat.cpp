@@ -29,7 +29,7 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
   if (mask.defined()) scores.add_(mask);
   if (is_causal) scores.add_(causal_mask(q.size(-2), k.size(-2), scores.options()));
   // Reduced precision: the softmax runs in float32 (as HF's LLaMA and fp16 OPT attention do).
-  const bool reduced = scores.scalar_type() == at::kBFloat16 || scores.scalar_type() == at::kHalf;
+  const bool reduced = is_half_float(scores.scalar_type());
   const auto probs = reduced ? at::softmax(scores, -1, at::kFloat).to(scores.scalar_type()) : at::softmax(scores, -1);
   return at::matmul(on_probs ? on_probs(probs) : probs, v);
 }
@@ -51,10 +51,9 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 #endif
 }
 
-at::Tensor at_least_float(const at::Tensor& x) {
-  const auto t = x.scalar_type();
-  return t == at::kBFloat16 || t == at::kHalf ? x.to(at::kFloat) : x;
-}
+bool is_half_float(c10::ScalarType t) { return t == at::kBFloat16 || t == at::kHalf; }
+
+at::Tensor at_least_float(const at::Tensor& x) { return is_half_float(x.scalar_type()) ? x.to(at::kFloat) : x; }
 
 std::string torch_version() { return TORCH_VERSION; }
 

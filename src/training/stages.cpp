@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/device.h"
 
 namespace msmedcap::training {
 
@@ -25,6 +26,13 @@ void set_train_mode(models::MsMedCapModelImpl& model, const StagePlan& plan) {
   // A child trains when a trainable prefix names it (e.g. "qformer." -> child "qformer").
   for (auto& item : model.named_children())
     if (plan.trains_module(item.key())) item.value()->train();
+}
+
+c10::ScalarType frozen_dtype(const std::string& name, c10::Device device) {
+  const auto dtype = core::parse_dtype(name, "train.frozen_dtype");
+  MSMEDCAP_CHECK(dtype != c10::kHalf || device.is_cuda(),
+                 "train.frozen_dtype: fp16 needs a CUDA device; use bf16 or fp32 on the CPU");
+  return dtype;
 }
 
 void store_frozen(models::MsMedCapModelImpl& model, c10::ScalarType dtype) {

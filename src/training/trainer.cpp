@@ -119,9 +119,7 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
   MSMEDCAP_CHECK(cfg_.runtime.dtype == "fp32", "runtime.dtype: ", cfg_.runtime.dtype,
                  " applies to inference commands; training keeps float32 master weights (train.frozen_dtype "
                  "stores the frozen parts in half precision, train.precision runs autocast)");
-  const auto frozen_dtype = core::parse_dtype(tcfg_.frozen_dtype, "train.frozen_dtype");
-  MSMEDCAP_CHECK(frozen_dtype != c10::kHalf || options_.device.is_cuda(),
-                 "train.frozen_dtype: fp16 needs a CUDA device; use bf16 or fp32 on the CPU");
+  const auto frozen = frozen_dtype(tcfg_.frozen_dtype, options_.device);
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
   // Without AVX512-BF16 (or AMX, which comes with it) oneDNN emulates bf16 products in float32
   // arithmetic plus conversions: autocast then costs time instead of saving it.
@@ -134,7 +132,7 @@ Trainer::Trainer(models::MsMedCapModelImpl& model, const config::RunConfig& cfg,
   model_.to(options_.device);
   if (model_.vision_model) model_.vision_model->encoder->gradient_checkpointing = tcfg_.grad_checkpointing;
   params_ = apply_stage(model_, plan_);
-  store_frozen(model_, frozen_dtype);
+  store_frozen(model_, frozen);
   std::vector<torch::Tensor> tensors;
   for (const auto& [name, p] : params_) tensors.push_back(p);
   set_train_mode(model_, plan_);

@@ -32,6 +32,9 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
                           bool is_causal = false, c10::optional<double> scale = c10::nullopt,
                           const std::function<at::Tensor(const at::Tensor&)>& on_probs = {});
 
+/// Whether `t` is one of the 16-bit float types (bf16, fp16).
+bool is_half_float(c10::ScalarType t);
+
 /// `x` in float32 when it is bf16 or fp16 (what autocast's products give), else `x` itself
 /// (float32 stays, float64 too): the losses take their logits at least this wide.
 at::Tensor at_least_float(const at::Tensor& x);

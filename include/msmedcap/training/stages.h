@@ -23,6 +23,10 @@ std::vector<std::pair<std::string, torch::Tensor>> apply_stage(models::MsMedCapM
 /// off in the encoders and the LLM).
 void set_train_mode(models::MsMedCapModelImpl& model, const StagePlan& plan);
 
+/// train.frozen_dtype (`name`) as a dtype for `device`: fp16 only on CUDA (the trainer and
+/// `bench train-step` both read it so).
+c10::ScalarType frozen_dtype(const std::string& name, c10::Device device);
+
 /// Stores every parameter that does not train (requires_grad false after apply_stage) in
 /// `dtype` (train.frozen_dtype); the trained ones keep their float32 master weights.
 void store_frozen(models::MsMedCapModelImpl& model, c10::ScalarType dtype);
