@@ -27,9 +27,9 @@ void StageConfig::validate(const std::string& path) const {
   if (!mask_classes.enabled()) {
     // Without a rule file there is no class head: its other keys would be ignored.
     const MaskClassesConfig defaults;
-    MSMEDCAP_CHECK(mask_classes.attribute == defaults.attribute && mask_classes.first_id == defaults.first_id &&
-                       mask_classes.weight == defaults.weight,
-                   path, ".mask_classes: attribute, first_id and weight need mask_classes.rules (a rule file)");
+    MSMEDCAP_CHECK(mask_classes.attribute == defaults.attribute && mask_classes.also.empty() &&
+                       mask_classes.first_id == defaults.first_id && mask_classes.weight == defaults.weight,
+                   path, ".mask_classes: attribute, also, first_id and weight need mask_classes.rules (a rule file)");
     return;
   }
   MSMEDCAP_CHECK(stage == Stage::kSamPretrain, path,

@@ -116,17 +116,32 @@ SamPretrainLoss sam_pretrain_loss(models::MsMedCapModelImpl& model, const models
     ids = torch::stack(turned_ids).contiguous();
     pixels = torch::stack(turned_pixels);
   }
+  // The masks are predicted at four times the embedding grid, as SAM's decoder predicts its low-
+  // resolution masks: a larger mask is shrunk first, each cell keeping the largest id it covers
+  // (so a one-pixel lesion survives, as in data::sam_mask). The loss then costs the same whatever
+  // the input's size.
+  const int64_t mask_side = 4 * (pixels.size(-1) / model.config().sam.patch_size);
+  if (h > mask_side || w > mask_side) {
+    ids = F::adaptive_max_pool2d(ids.to(torch::kFloat).unsqueeze(1),
+                                 F::AdaptiveMaxPool2dFuncOptions({std::min(h, mask_side), std::min(w, mask_side)}))
+              .squeeze(1)
+              .to(torch::kLong)
+              .contiguous();
+  }
+  const int64_t mh = ids.size(1), mw = ids.size(2);
   const auto acc = ids.accessor<int64_t, 3>();
   auto where = torch::empty({b, points, 2}, torch::kFloat);
-  auto target = torch::empty({b, points, h, w}, torch::kFloat);
+  auto chosen = torch::empty({b, points}, torch::kLong);
+  auto where_at = where.accessor<float, 3>();
+  auto chosen_at = chosen.accessor<int64_t, 2>();
   for (int64_t i = 0; i < b; ++i) {
     std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i));
     std::vector<std::vector<int64_t>> pixels_of(256);  // structure id -> flat pixel indices
-    for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x) {
+    for (int64_t y = 0; y < mh; ++y)
+      for (int64_t x = 0; x < mw; ++x) {
         const int64_t id = acc[i][y][x];
         MSMEDCAP_CHECK(id >= 0 && id < 256, "sam_pretrain: mask id ", id, " outside 0..255");
-        pixels_of[static_cast<size_t>(id)].push_back(y * w + x);
+        pixels_of[static_cast<size_t>(id)].push_back(y * mw + x);
       }
     std::vector<int64_t> present;
     for (int64_t id = 1; id < 256; ++id)
@@ -136,14 +151,15 @@ SamPretrainLoss sam_pretrain_loss(models::MsMedCapModelImpl& model, const models
       const int64_t id = present[rng() % present.size()];
       const auto& px = pixels_of[static_cast<size_t>(id)];
       const int64_t flat = px[rng() % px.size()];
-      where[i][p][0] = (static_cast<double>(flat % w) + 0.5) / static_cast<double>(w);
-      where[i][p][1] = (static_cast<double>(flat / w) + 0.5) / static_cast<double>(h);
-      target[i][p].copy_(ids[i].eq(id).to(torch::kFloat));
+      where_at[i][p][0] = static_cast<float>((static_cast<double>(flat % mw) + 0.5) / static_cast<double>(mw));
+      where_at[i][p][1] = static_cast<float>((static_cast<double>(flat / mw) + 0.5) / static_cast<double>(mh));
+      chosen_at[i][p] = id;
     }
   }
-  const auto embeddings = model.sam_embeddings(pixels);  // [B, C, h', w']
+  const auto target = ids.unsqueeze(1).eq(chosen.view({b, points, 1, 1})).to(torch::kFloat);  // [B, P, mh, mw]
+  const auto embeddings = model.sam_embeddings(pixels);                                       // [B, C, h', w']
   const auto device = embeddings.device();
-  const auto logits = model.sam_pretrain_decoder(embeddings, where.to(device), h, w).to(torch::kFloat);
+  const auto logits = model.sam_pretrain_decoder(embeddings, where.to(device), mh, mw).to(torch::kFloat);
   const auto t = target.to(device);
   const auto bce = F::binary_cross_entropy_with_logits(logits, t);
   const auto prob = logits.sigmoid();

@@ -35,14 +35,25 @@ StagePlan::StagePlan(const config::StageConfig& stage, const config::ModelConfig
     if (!stage.mask_classes.enabled()) return;
     const auto& mc = stage.mask_classes;
     class_rules_ = std::make_shared<const metrics::AttributeRules>(metrics::read_attribute_rules(mc.rules));
-    for (const auto& rule : class_rules_->attributes) {
-      if (rule.name != mc.attribute) continue;
-      class_values_.push_back(rule.absent);
-      for (const auto& value : rule.values) class_values_.push_back(value.first);
+    std::vector<std::string> names = {mc.attribute};
+    names.insert(names.end(), mc.also.begin(), mc.also.end());
+    class_count_ = 1;
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::vector<std::string> values;
+      for (const auto& rule : class_rules_->attributes) {
+        if (rule.name != names[i]) continue;
+        values.push_back(rule.absent);
+        for (const auto& value : rule.values) values.push_back(value.first);
+      }
+      MSMEDCAP_CHECK(!values.empty(), "train.stage.mask_classes.", i == 0 ? "attribute" : "also", ": ", mc.rules,
+                     " has no attribute '", names[i], "'");
+      for (size_t j = 0; j < i; ++j)
+        MSMEDCAP_CHECK(names[j] != names[i], "train.stage.mask_classes: attribute '", names[i], "' named twice");
+      // The first attribute's absent value is the background; the others' absent values split too.
+      class_count_ *= static_cast<int64_t>(i == 0 ? values.size() - 1 : values.size());
+      class_attributes_.emplace_back(names[i], std::move(values));
     }
-    MSMEDCAP_CHECK(!class_values_.empty(), "train.stage.mask_classes.attribute: ", mc.rules, " has no attribute '",
-                   mc.attribute, "'");
-    class_attribute_ = mc.attribute;
+    class_count_ += 1;
     losses_.mask_class = true;
     prefixes_.push_back("sam_pretrain_classes.");
     return;
@@ -65,10 +76,22 @@ StagePlan::StagePlan(const config::StageConfig& stage, const config::ModelConfig
 
 int64_t StagePlan::mask_class(const std::string& caption) const {
   MSMEDCAP_CHECK(class_rules_ != nullptr, "stage ", name(), ": no train.stage.mask_classes");
-  const auto value = metrics::read_attributes(*class_rules_, caption).at(class_attribute_);
-  for (size_t k = 1; k < class_values_.size(); ++k)
-    if (class_values_[k] == value) return static_cast<int64_t>(k);
-  return 0;
+  const auto read = metrics::read_attributes(*class_rules_, caption);
+  int64_t index = 0;  // among the non-background classes
+  for (size_t i = 0; i < class_attributes_.size(); ++i) {
+    const auto& [attribute, values] = class_attributes_[i];
+    const auto value = read.at(attribute);
+    int64_t k = 0;  // the absent value
+    for (size_t j = 1; j < values.size(); ++j)
+      if (values[j] == value) k = static_cast<int64_t>(j);
+    if (i == 0) {
+      if (k == 0) return 0;
+      index = k - 1;
+    } else {
+      index = index * static_cast<int64_t>(values.size()) + k;
+    }
+  }
+  return 1 + index;
 }
 
 bool StagePlan::trains(const std::string& name) const {

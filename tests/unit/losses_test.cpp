@@ -347,6 +347,36 @@ TEST(SamPretrain, MaskClassLossAveragesBackgroundAndMarkedPixelsAndReadsEachImag
   EXPECT_THROW(losses::sam_pretrain_loss(*model, images, masks, 7, options), Error);
 }
 
+TEST(SamPretrain, MasksLargerThanFourTimesTheGridAreShrunkKeepingTheLargestId) {
+  // The tiny SAM reads 64 px in 8 px patches: a grid of 8, masks predicted at 32 x 32. A 64 px
+  // mask gives the loss of the 32 px mask made by hand, in which each cell keeps the largest id
+  // it covers, so a one-pixel lesion (id 12 over anatomy 3) is still there to be prompted.
+  const auto cfg = testing::tiny_stage1_config();
+  ASSERT_EQ(cfg.model.sam.image_size, 64);
+  ASSERT_EQ(cfg.model.sam.patch_size, 8);
+  torch::manual_seed(3);
+  auto model = models::build_model(cfg.model);
+  model->add_encoder_pretrain_head(config::Branch::kSam, 0);
+  auto big = torch::full({2, 64, 64}, 3, torch::kLong);
+  big[0][9][13] = 12;
+  big[1].slice(0, 40, 64).fill_(5);
+  auto small = torch::full({2, 32, 32}, 3, torch::kLong);
+  small[0][4][6] = 12;
+  small[1].slice(0, 20, 32).fill_(5);
+  models::ImageInputs images;
+  images.sam_pixels = torch::randn({2, 3, 64, 64});
+  losses::SamPretrainOptions options;
+  options.points = 16;
+  torch::NoGradGuard no_grad;
+  const auto from_big = losses::sam_pretrain_loss(*model, images, big, 5, options).mask.item<double>();
+  const auto from_small = losses::sam_pretrain_loss(*model, images, small, 5, options).mask.item<double>();
+  EXPECT_NEAR(from_big, from_small, 1e-6);
+  // Without the lesion, row 0's prompts all fall on the anatomy: another loss.
+  small[0][4][6] = 3;
+  EXPECT_GT(std::abs(losses::sam_pretrain_loss(*model, images, small, 5, options).mask.item<double>() - from_big),
+            1e-4);
+}
+
 TEST(SamPretrain, TurnSquareIsTheSquaresEightSymmetries) {
   const auto x = torch::arange(9).view({1, 3, 3});
   EXPECT_TRUE(losses::turn_square(x, 0).equal(x));

@@ -251,6 +251,20 @@ TEST(StagePlan, MaskClassesReadTheClassFromTheCaption) {
   EXPECT_EQ(plan.mask_class("axial ct two large calcifications in the right lower zone"), 5);
   EXPECT_EQ(plan.mask_class("normal chest radiograph"), 0);
   EXPECT_EQ(plan.mask_class("brain mri without mass"), 0);  // negated
+  // Split by size too: the five types, each with no size read, small or large (the rule file's
+  // order), and background: 16 classes.
+  auto by_size = s;
+  by_size.mask_classes.also = {"size"};
+  const training::StagePlan sized(by_size, model);
+  EXPECT_EQ(sized.mask_classes(), 16);
+  EXPECT_EQ(sized.mask_class("chest x ray showing a small nodule in the left upper lobe"), 2);
+  EXPECT_EQ(sized.mask_class("axial ct two large calcifications in the right lower zone"), 15);
+  EXPECT_EQ(sized.mask_class("a nodule in the left upper lobe"), 1);
+  EXPECT_EQ(sized.mask_class("normal chest radiograph"), 0);
+  by_size.mask_classes.also = {"sizes"};
+  EXPECT_NE(error_of([&] { training::StagePlan p(by_size, model); }).find("mask_classes.also: "), std::string::npos);
+  by_size.mask_classes.also = {"finding"};
+  EXPECT_NE(error_of([&] { training::StagePlan p(by_size, model); }).find("'finding' named twice"), std::string::npos);
   // The attribute must be in the file; only sam_pretrain has the head; ids are 8-bit.
   s.mask_classes.attribute = "findings";
   EXPECT_NE(error_of([&] { training::StagePlan p(s, model); }).find("has no attribute 'findings'"), std::string::npos);

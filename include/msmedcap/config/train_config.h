@@ -44,11 +44,13 @@ struct OptimizerConfig {
 /// `first_id` (the synthetic benchmark's lesions: 10 and up) takes the class its study's caption
 /// names for `attribute`, read with the rule file; every other pixel is background (class 0). A
 /// per-pixel linear head on the SAM embeddings learns it, so the encoder's features come to tell
-/// one finding type from another wherever it is.
+/// one finding type from another wherever it is. `also` splits each class further by other
+/// attributes' values (["size"]: a small and a large nodule are two classes).
 struct MaskClassesConfig {
   /// Attribute rule file (evaluate --attributes); empty = off.
   std::string rules;
   std::string attribute = "finding";
+  std::vector<std::string> also;
   int64_t first_id = 1;
   /// The class loss's weight beside the point-prompted mask loss.
   double weight = 1.0;
@@ -57,6 +59,7 @@ struct MaskClassesConfig {
   void visit(V& v) {
     v("rules", rules, "sam_pretrain: attribute rule file whose attribute names the class of each masked structure");
     v("attribute", attribute, "the attribute of the rule file that gives the class");
+    v("also", also, "further attributes of the rule file whose values split each class (e.g. [\"size\"])");
     v("first_id", first_id, "mask ids >= first_id take the caption's class; lower ids are background");
     v("weight", weight, "the class loss's weight beside the mask loss");
   }

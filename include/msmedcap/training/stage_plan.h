@@ -54,11 +54,12 @@ class StagePlan {
   }
   /// sam_pretrain: batches carry the samples' structure masks.
   bool reads_masks() const { return stage_ == Stage::kSamPretrain; }
-  /// sam_pretrain with train.stage.mask_classes: the per-pixel head's classes (background and the
-  /// rule file's values of the attribute, in the file's order); 0 without.
-  int64_t mask_classes() const { return static_cast<int64_t>(class_values_.size()); }
-  /// The class a caption gives its study's masked structures: the index of the attribute's value
-  /// read from it, 0 (background) where the attribute is absent.
+  /// sam_pretrain with train.stage.mask_classes: the per-pixel head's classes, 0 without.
+  /// Background, then one class per value of the attribute (the rule file's order), each split
+  /// by every combination of the `also` attributes' values (their absent value first).
+  int64_t mask_classes() const { return class_count_; }
+  /// The class a caption gives its study's masked structures: 0 (background) where the attribute
+  /// is absent, else 1 + the index of (attribute value, also values...) in that order.
   int64_t mask_class(const std::string& caption) const;
   /// The stage reads the captions (every stage but sam_pretrain without mask_classes).
   bool reads_captions() const { return !reads_masks() || mask_classes() > 0; }
@@ -101,8 +102,10 @@ class StagePlan {
   LossTerms losses_;
   std::vector<std::string> prefixes_;
   std::shared_ptr<const metrics::AttributeRules> class_rules_;
-  std::string class_attribute_;
-  std::vector<std::string> class_values_;  ///< class -> value; [0] the attribute's absent value
+  /// The class attributes (train.stage.mask_classes: attribute, then also) and each one's values,
+  /// [0] its absent value.
+  std::vector<std::pair<std::string, std::vector<std::string>>> class_attributes_;
+  int64_t class_count_ = 0;
 };
 
 }  // namespace msmedcap::training
