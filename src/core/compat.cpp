@@ -28,9 +28,12 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
   // per head) every extra copy costs as much as the scores.
   if (mask.defined()) scores.add_(mask);
   if (is_causal) scores.add_(causal_mask(q.size(-2), k.size(-2), scores.options()));
-  // Reduced precision: the softmax runs in float32 (as HF's LLaMA and fp16 OPT attention do).
+  // Reduced precision: the softmax runs in float32 (as HF's LLaMA and fp16 OPT attention do). The
+  // scores are converted first: LibTorch 1.13's CPU softmax with a dtype argument takes a slow
+  // mixed-type path (62 ms against 3 ms for 16 x 4 x 256 x 256 bf16 scores, docs/PERFORMANCE.md).
   const bool reduced = is_half_float(scores.scalar_type());
-  const auto probs = reduced ? at::softmax(scores, -1, at::kFloat).to(scores.scalar_type()) : at::softmax(scores, -1);
+  const auto probs =
+      reduced ? at::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type()) : at::softmax(scores, -1);
   return at::matmul(on_probs ? on_probs(probs) : probs, v);
 }
 
