@@ -118,8 +118,8 @@ SamPretrainLoss sam_pretrain_loss(models::MsMedCapModelImpl& model, const models
   }
   // The masks are predicted at four times the embedding grid, as SAM's decoder predicts its low-
   // resolution masks: a larger mask is shrunk first, each cell keeping the largest id it covers
-  // (so a one-pixel lesion survives, as in data::sam_mask). The loss then costs the same whatever
-  // the input's size.
+  // (so a one-pixel lesion survives, as in data::sam_mask_transform). The loss then costs the
+  // same whatever the input's size.
   const int64_t mask_side = 4 * (pixels.size(-1) / model.config().sam.patch_size);
   if (h > mask_side || w > mask_side) {
     ids = F::adaptive_max_pool2d(ids.to(torch::kFloat).unsqueeze(1),
