@@ -28,7 +28,10 @@ for seed in $seeds; do
   for variant in $variants; do
     root="$out/$variant-seed$seed"
     echo "== [ablation] $variant, seed $seed =="
-    train_pipeline "$out" "$root" "configs/demo/$variant.json" "$seed" "$out/decoder-lm-seed$seed"
+    # The variants of a seed share its decoder LM and its pretrained encoders: they differ only in
+    # which branches feed the decoder.
+    train_pipeline "$out" "$root" "configs/demo/$variant.json" "$seed" "$out/decoder-lm-seed$seed" \
+      "$out/encoders-seed$seed"
     caption_and_score "$root/caption" "$out" "$root/test"
     scores+=(--scores "$variant=$root/test.eval.json")
   done

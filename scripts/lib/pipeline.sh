@@ -110,14 +110,18 @@ train_stage() {
   echo "$((SECONDS - start))" > "$run/done"
 }
 
-# train_pipeline DATA_DIR RUN_ROOT VARIANT_CFG SEED [LM_RUN]: the stages for one model variant
-# (encoder pretraining, decoder LM, stage 1 per branch, merge, stage 2, caption)
+# train_pipeline DATA_DIR RUN_ROOT VARIANT_CFG SEED [LM_RUN [ENCODER_ROOT]]: the stages for one
+# model variant (encoder pretraining, decoder LM, stage 1 per branch, merge, stage 2, caption)
 # (configs/demo/{dual,clip-only,sam-only}.json); the caption run is RUN_ROOT/caption. LM_RUN
-# (default RUN_ROOT/decoder-lm) lets variants share one decoder LM.
+# (default RUN_ROOT/decoder-lm) lets variants share one decoder LM, ENCODER_ROOT (default
+# RUN_ROOT) their pretrained encoders (ENCODER_ROOT/{clip,sam}-pretrain): the encoders are
+# pretrained in the dual model whatever the variant, so those of one seed are the same for all.
 train_pipeline() {
-  local data=$1 root=$2 variant=$3 seed=$4 lm=${5:-$2/decoder-lm}
+  local data=$1 root=$2 variant=$3 seed=$4 lm=${5:-$2/decoder-lm} enc_root=${6:-$2}
   local base=(-c configs/demo/model.json -c "$variant" -c "$data/data.json" --set "runtime.seed=$seed"
               --set "loader.seed=$seed")
+  local enc_base=(-c configs/demo/model.json -c configs/demo/dual.json -c "$data/data.json"
+                  --set "runtime.seed=$seed" --set "loader.seed=$seed")
   local short=()
   if [[ -n ${BATCH_SIZE:-} ]]; then short+=(--set "loader.batch_size=$BATCH_SIZE"); fi
   if [[ -n ${WARMUP_STEPS:-} ]]; then short+=(--set "train.optimizer.warmup_steps=$WARMUP_STEPS"); fi
@@ -125,7 +129,7 @@ train_pipeline() {
   # (awk reads to the end: an early exit would end `config` with SIGPIPE, fatal under pipefail)
   use_clip=$("$bin" config "${base[@]}" | awk '/"use_clip"/ && !n++ { print ($2 ~ /true/) ? 1 : 0 }')
   use_sam=$("$bin" config "${base[@]}" | awk '/"use_sam"/ && !n++ { print ($2 ~ /true/) ? 1 : 0 }')
-  mkdir -p "$root"
+  mkdir -p "$root" "$enc_root"
 
   # The decoder learns the captions' language first: the paper's LLM is pretrained, ours starts
   # from random values.
@@ -139,18 +143,18 @@ train_pipeline() {
   local beside_encoders='"query_tokens","qformer.","language_projection.","vision_projection.","text_projection.","itm_head.","temp","sam_query_tokens","sam_qformer.","sam_language_projection.","sam_vision_projection.","sam_text_projection.","sam_itm_head.","sam_temp","language_model."'
   local clip_init=() sam_init=()
   if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_clip == 1 ]]; then
-    train_stage "$root/clip-pretrain" "${base[@]}" -c configs/demo/clip-pretrain.json \
+    train_stage "$enc_root/clip-pretrain" "${enc_base[@]}" -c configs/demo/clip-pretrain.json \
       --set "train.epochs=$(stage_epochs 6)" "${short[@]}"
-    encoders+=("{\"path\":\"$root/clip-pretrain\"}")
+    encoders+=("{\"path\":\"$enc_root/clip-pretrain\"}")
     # Stage 1 starts from the pretrained ViT and the Q-Former's text path as CLIP trained it.
-    clip_init=(--set "weights=[{\"path\":\"$root/clip-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
+    clip_init=(--set "weights=[{\"path\":\"$enc_root/clip-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
                --set 'load.allow_missing=["query_tokens","vision_projection.","itm_head.","language_projection.","sam_","language_model."]')
   fi
   if [[ ${ENCODER_PRETRAIN:-1} == 1 && $use_sam == 1 ]]; then
-    train_stage "$root/sam-pretrain" "${base[@]}" -c configs/demo/sam-pretrain.json \
+    train_stage "$enc_root/sam-pretrain" "${enc_base[@]}" -c configs/demo/sam-pretrain.json \
       --set "train.epochs=$(stage_epochs "${SAM_EPOCHS:-32}")" "${short[@]}"
-    encoders+=("{\"path\":\"$root/sam-pretrain\"}")
-    sam_init=(--set "weights=[{\"path\":\"$root/sam-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
+    encoders+=("{\"path\":\"$enc_root/sam-pretrain\"}")
+    sam_init=(--set "weights=[{\"path\":\"$enc_root/sam-pretrain\"}]" --set "load.allow_unexpected=[$leftovers]"
               --set "load.allow_missing=[\"vision_model.\",$beside_encoders]")
   fi
   local enc

@@ -50,6 +50,10 @@ void TrainConfig::validate(const std::string& path) const {
                  val_caption_images);
   MSMEDCAP_CHECK(val_caption_images == 0 || stage.id() == Stage::kStage2 || stage.id() == Stage::kCaption, path,
                  ".val_caption_images: only stage2 and caption write captions (stage is ", stage.name, ")");
+  MSMEDCAP_CHECK(word_dropout >= 0 && word_dropout < 1, path, ".word_dropout: must be in [0, 1), got ", word_dropout);
+  MSMEDCAP_CHECK(word_dropout == 0 || stage.id() == Stage::kStage2 || stage.id() == Stage::kCaption, path,
+                 ".word_dropout: only stage2 and caption read captions after a visual prefix (stage is ", stage.name,
+                 ")");
   MSMEDCAP_CHECK(grad_accum >= 1, path, ".grad_accum: must be >= 1, got ", grad_accum);
   MSMEDCAP_CHECK(clip_grad_norm >= 0 && std::isfinite(clip_grad_norm), path, ".clip_grad_norm: must be >= 0, got ",
                  clip_grad_norm);

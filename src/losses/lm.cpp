@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/core/hash.h"
 #include "msmedcap/losses/itg.h"
 
 namespace msmedcap::losses {
@@ -25,15 +26,45 @@ torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets)
   return next_token_loss(logits, targets, 0.0);
 }
 
+torch::Tensor drop_words(const torch::Tensor& ids, const torch::Tensor& mask,
+                         const std::vector<int64_t>& prompt_lengths, double p, int64_t replacement, uint64_t seed,
+                         const std::vector<int64_t>& keys) {
+  MSMEDCAP_CHECK(ids.dim() == 2 && ids.sizes() == mask.sizes(), "word dropout: ids and mask must be [B, T], got ",
+                 ids.sizes(), " and ", mask.sizes());
+  MSMEDCAP_CHECK(p >= 0 && p < 1, "word dropout: p must be in [0, 1), got ", p);
+  MSMEDCAP_CHECK(static_cast<int64_t>(keys.size()) == ids.size(0) &&
+                     (prompt_lengths.empty() || static_cast<int64_t>(prompt_lengths.size()) == ids.size(0)),
+                 "word dropout: ", keys.size(), " keys and ", prompt_lengths.size(), " prompt lengths for ",
+                 ids.size(0), " rows");
+  if (p == 0) return ids;
+  const auto m = mask.to(torch::kCPU, torch::kLong).contiguous();
+  const auto* mp = m.data_ptr<int64_t>();
+  const int64_t rows = ids.size(0), cols = ids.size(1);
+  auto drop = torch::zeros({rows, cols}, torch::kBool);
+  auto* dp = drop.data_ptr<bool>();
+  for (int64_t b = 0; b < rows; ++b) {
+    const int64_t first = std::max<int64_t>(1, prompt_lengths.empty() ? 0 : prompt_lengths[static_cast<size_t>(b)]);
+    for (int64_t t = first; t < cols; ++t) {
+      if (mp[b * cols + t] == 0) continue;
+      const uint64_t h = core::mix_seed(seed, 0x776f7264ULL, static_cast<uint64_t>(keys[static_cast<size_t>(b)]),
+                                        static_cast<uint64_t>(t));
+      dp[b * cols + t] = static_cast<double>(h >> 11) * 0x1.0p-53 < p;
+    }
+  }
+  return ids.masked_fill(drop.to(ids.device()), replacement);
+}
+
 torch::Tensor caption_loss(models::MsMedCapModelImpl& model, const models::VisualPrefix* prefix,
                            const torch::Tensor& ids, const torch::Tensor& mask,
-                           const std::vector<int64_t>& prompt_lengths) {
+                           const std::vector<int64_t>& prompt_lengths, const torch::Tensor& inputs) {
+  const auto& read = inputs.defined() ? inputs : ids;
+  MSMEDCAP_CHECK(read.sizes() == ids.sizes(), "lm: inputs ", read.sizes(), " do not match ids ", ids.sizes());
   if (prefix == nullptr) {
     auto& lm = *model.language_model;
-    return lm_loss(lm.forward(lm.embed(ids), mask).to(torch::kFloat32), lm_targets(ids, mask, 0, prompt_lengths));
+    return lm_loss(lm.forward(lm.embed(read), mask).to(torch::kFloat32), lm_targets(ids, mask, 0, prompt_lengths));
   }
   // Logits at [last prefix position, text]: targets are one ignored position, then the text's.
-  const auto logits = model.forward_text(*prefix, ids, mask, {}, ids.size(1) + 1).logits;
+  const auto logits = model.forward_text(*prefix, read, mask, {}, ids.size(1) + 1).logits;
   return lm_loss(logits.to(torch::kFloat32), lm_targets(ids, mask, 1, prompt_lengths));
 }
 

@@ -95,6 +95,8 @@ StepRunner::StepRunner(models::MsMedCapModelImpl& model, const StagePlan& plan, 
       dec_id_(dec_id),
       collectives_(comm.collectives()),
       scaler_(train.precision == "fp16") {
+  MSMEDCAP_CHECK(train.word_dropout == 0 || tokenizer != nullptr,
+                 "train.word_dropout: needs the decoder's tokenizer (its unknown token replaces the dropped words)");
   if (train.precision != "fp32") {
     MSMEDCAP_CHECK(device.is_cuda() || train.precision == "bf16", "train.precision: ", train.precision,
                    " needs a CUDA device (runtime.device is ", device.str(), "); use bf16 or fp32 on the CPU");
@@ -146,7 +148,7 @@ StepInputs StepRunner::inputs(const data::Batch& batch, const data::ExampleOptio
   return in;
 }
 
-std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, uint64_t seed) {
+std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, uint64_t seed, bool training) {
   core::AutocastScope autocast(autocast_, autocast_dtype_, device_.type());
   // Dropout masks keyed by (seed, sample position): equal on any number of processes and on resume.
   models::DropoutKeyScope dropout({model_.qformer.is_empty() ? nullptr : model_.qformer->dropout_keys(),
@@ -187,7 +189,13 @@ std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, ui
     const bool text_only = plan_.text_only();
     models::VisualPrefix prefix;
     if (!text_only) prefix = model_.encode(in.images);
-    loss = losses::caption_loss(model_, text_only ? nullptr : &prefix, in.text_ids, in.text_mask, in.prompt_lengths);
+    // Word dropout while training only: validation reads the real words.
+    torch::Tensor read;
+    if (train_.word_dropout > 0 && training)
+      read = losses::drop_words(in.text_ids, in.text_mask, in.prompt_lengths, train_.word_dropout, tokenizer_->unk_id(),
+                                seed, in.positions);
+    loss =
+        losses::caption_loss(model_, text_only ? nullptr : &prefix, in.text_ids, in.text_mask, in.prompt_lengths, read);
     loss = losses::token_mean_over_ranks(
         loss, losses::lm_targets(in.text_ids, in.text_mask, text_only ? 0 : 1, in.prompt_lengths), collectives_);
     values.lm = loss.item<double>();

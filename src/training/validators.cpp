@@ -31,7 +31,7 @@ config::Json LossValidator::validate(int64_t) {
     if (size == 0 || (plan_.stage1() && size < 2)) continue;
     const auto n = static_cast<double>(batch->samples.size());
     const uint64_t seed = data::mix_seed(seed_, 0x76616cull, static_cast<uint64_t>(batches));
-    const auto values = runner_.losses(runner_.inputs(*batch, examples_), seed).second.values();
+    const auto values = runner_.losses(runner_.inputs(*batch, examples_), seed, false).second.values();
     for (size_t k = 0; k < LossBreakdown::kValues; ++k) sums[k] += values[k] * n;
     sums.back() += n;
     ++batches;

@@ -118,6 +118,16 @@ TEST(Demo, ShortenedAblationPairsDualWithClipOnly) {
   EXPECT_EQ(cmp["n"].get<int64_t>(), small);
   EXPECT_LE(cmp["low"].get<double>(), cmp["difference"].get<double>());
   EXPECT_GE(cmp["high"].get<double>(), cmp["difference"].get<double>());
+  // The variants of a seed share its pretrained encoders: trained once, loaded by both.
+  for (const char* run : {"clip-pretrain", "sam-pretrain"}) {
+    EXPECT_TRUE(std::filesystem::exists(out + "/encoders-seed1/" + run + "/done")) << run;
+    EXPECT_FALSE(std::filesystem::exists(out + "/dual-seed1/" + run)) << run;
+  }
+  for (const char* variant : {"clip-only", "dual"})
+    EXPECT_NE(testing::read_text(out + "/" + variant + "-seed1/caption/config.json")
+                  .find(out + "/encoders-seed1/clip-pretrain"),
+              std::string::npos)
+        << variant;
   const std::string report = testing::read_text(out + "/report.md");
   for (const char* part : {"| clip-only |", "| dual |", "finding_acc", "Dual (b) against clip-only (a)"})
     EXPECT_NE(report.find(part), std::string::npos) << part;

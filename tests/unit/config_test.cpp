@@ -160,6 +160,12 @@ TEST(Config, ValidationRejectsBadValues) {
   EXPECT_NE(error_of({{}, {"train.grad_accum=0"}}).find("train.grad_accum: must be >= 1"), std::string::npos);
   EXPECT_NE(error_of({{}, {"train.precision=fp8"}}).find("train.precision: expected fp32"), std::string::npos);
   EXPECT_NE(error_of({{}, {"train.stage.name=stage3"}}).find("train.stage.name: expected"), std::string::npos);
+  // Word dropout: a share below 1, and only where captions follow a visual prefix.
+  EXPECT_NE(error_of({{}, {"train.word_dropout=1"}}).find("train.word_dropout: must be in [0, 1)"), std::string::npos);
+  EXPECT_NE(error_of({{}, {"train.word_dropout=0.2", "train.stage.name=stage1_clip"}})
+                .find("train.word_dropout: only stage2 and caption"),
+            std::string::npos);
+  EXPECT_EQ(error_of({{}, {"train.word_dropout=0.2", "train.stage.name=caption"}}), "");
   // val_data's images go through data.transform, so a transform of its own is refused, not ignored;
   // one equal to data's (augmentation aside) is accepted.
   EXPECT_NE(error_of({{}, {"val_data.transform.clip_size=364"}}).find("val_data.transform: not used"),

@@ -235,6 +235,62 @@ TEST(Losses, CaptionLossEqualsTheLossOverEveryPosition) {
   EXPECT_NEAR(losses::caption_loss(*model, nullptr, ids, mask, prompt).item<double>(), text_only.item<double>(), 1e-6);
 }
 
+TEST(Losses, WordDropoutReplacesCaptionTokensOnlyAndTheLossKeepsTheRealTargets) {
+  // 200 rows of 30 tokens: the first token (bos), the prompt and the padding are never replaced;
+  // the share of replaced caption tokens is p; the draw depends on (seed, row key, position) only.
+  const int64_t rows = 200, cols = 30;
+  const auto ids = torch::randint(4, 500, {rows, cols}, torch::kLong);
+  auto mask = torch::ones({rows, cols}, torch::kLong);
+  std::vector<int64_t> prompt(rows), keys(rows);
+  for (int64_t b = 0; b < rows; ++b) {
+    mask[b].narrow(0, cols - b % 7, b % 7).zero_();  // 0..6 padding positions
+    prompt[static_cast<size_t>(b)] = b % 3;
+    keys[static_cast<size_t>(b)] = 1000 + b;
+  }
+  EXPECT_TRUE(torch::equal(losses::drop_words(ids, mask, prompt, 0.0, 0, 5, keys), ids));
+  const auto out = losses::drop_words(ids, mask, prompt, 0.3, 0, 5, keys);
+  const auto changed = out.ne(ids);
+  int64_t eligible = 0;
+  for (int64_t b = 0; b < rows; ++b) {
+    const int64_t first = std::max<int64_t>(1, prompt[static_cast<size_t>(b)]), end = cols - b % 7;
+    eligible += end - first;
+    EXPECT_FALSE(changed[b].narrow(0, 0, first).any().item<bool>()) << b;         // bos and prompt
+    EXPECT_FALSE(changed[b].narrow(0, end, cols - end).any().item<bool>()) << b;  // padding
+  }
+  EXPECT_TRUE(out.index({changed}).eq(0).all().item<bool>());  // replaced by the replacement id
+  const double share = static_cast<double>(changed.sum().item<int64_t>()) / static_cast<double>(eligible);
+  EXPECT_NEAR(share, 0.3, 0.03) << eligible;  // ~5 300 draws: sd 0.006
+  // Keyed by row key, not by row order: rows swapped give the rows' own draws swapped.
+  const auto swapped = losses::drop_words(ids.flip(0), mask.flip(0), {prompt.rbegin(), prompt.rend()}, 0.3, 0, 5,
+                                          {keys.rbegin(), keys.rend()});
+  EXPECT_TRUE(torch::equal(swapped, out.flip(0)));
+  EXPECT_FALSE(torch::equal(losses::drop_words(ids, mask, prompt, 0.3, 0, 6, keys), out));  // another seed
+  EXPECT_THROW(losses::drop_words(ids, mask, prompt, 1.0, 0, 5, keys), Error);
+  EXPECT_THROW(losses::drop_words(ids, mask, prompt, 0.3, 0, 5, {1, 2}), Error);
+
+  // caption_loss with inputs: the decoder reads the inputs, the targets are still ids.
+  torch::manual_seed(12);
+  const auto cfg = testing::tiny_stage1_config();
+  auto model = models::build_model(cfg.model);
+  model->eval();
+  const auto pixels = torch::randn({2, 3, cfg.model.vision.image_size, cfg.model.vision.image_size});
+  const auto sam = torch::randn({2, 3, cfg.model.sam.image_size, cfg.model.sam.image_size});
+  const auto text = torch::randint(4, 40, {2, 6}, torch::kLong);
+  const auto text_mask = torch::ones({2, 6}, torch::kLong);
+  auto read = text.clone();
+  read[0][3] = 0;
+  read[1][2] = 0;
+  const auto prefix = model->encode_images(pixels, sam);
+  const auto full = model->forward_text(prefix, read, text_mask).logits;  // logits of what was read
+  const auto expected = losses::lm_loss(full, losses::lm_targets(text, text_mask, prefix.embeds.size(1)));
+  EXPECT_NEAR(losses::caption_loss(*model, &prefix, text, text_mask, {}, read).item<double>(), expected.item<double>(),
+              1e-5);
+  EXPECT_GT(
+      std::abs(losses::caption_loss(*model, &prefix, text, text_mask, {}).item<double>() - expected.item<double>()),
+      1e-4);  // the replaced inputs change the loss
+  EXPECT_THROW(losses::caption_loss(*model, &prefix, text, text_mask, {}, read.narrow(1, 0, 5)), Error);
+}
+
 TEST(Stage1Objective, GradientsReachTheQFormerNotTheEncoderAndABatchIsFitted) {
   torch::manual_seed(4);
   const auto cfg = testing::tiny_stage1_config();

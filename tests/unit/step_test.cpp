@@ -9,6 +9,8 @@
 
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
+#include "msmedcap/data/tokenizer.h"
+#include "msmedcap/losses/lm.h"
 #include "msmedcap/models/layers.h"
 #include "msmedcap/models/pretrained.h"
 #include "msmedcap/training/communicator.h"
@@ -401,6 +403,39 @@ TEST(StepRunner, AccumulatedMicroBatchesAverageAndANonFiniteLossUpdatesNothing) 
   EXPECT_TRUE(asked && r.stop_requested);
   for (size_t i = 0; i < before.size(); ++i)
     EXPECT_TRUE(torch::equal(before[i], nan.tensors[i])) << nan.params[i].first;
+}
+
+TEST(StepRunner, WordDropoutChangesWhatTheDecoderReadsWhileTrainingOnly) {
+  // stage2 with train.word_dropout 0.5: the training loss is caption_loss over drop_words' inputs
+  // (the tokenizer's unknown token, keyed by the step seed and the sample positions); validation
+  // (training false) reads the real words, as a run without word dropout does.
+  StepFixture plain("stage2", 1, false), dropping("stage2", 1, false);
+  dropping.cfg.train.word_dropout = 0.5;
+  const auto tokenizer = data::load_tokenizer(testing::data_path("tokenizers/opt"));
+  training::StepRunner runner(*dropping.model, *dropping.plan, dropping.cfg.train, 5, c10::Device(c10::kCPU),
+                              *dropping.comm, *dropping.optimizer, dropping.tensors, tokenizer.get(),
+                              dropping.cfg.model.qformer.vocab_size - 1);
+  auto in = plain.inputs();
+  in.prompt_lengths = {0, 2, 0, 1};
+  const uint64_t seed = core::mix_seed(5, 0, 0);
+  const double real = plain.runner->losses(in, seed).first.item<double>();
+  EXPECT_DOUBLE_EQ(runner.losses(in, seed, false).first.item<double>(), real);
+  const double trained = runner.losses(in, seed).first.item<double>();
+  EXPECT_GT(std::abs(trained - real), 1e-4);
+  torch::NoGradGuard no_grad;
+  const auto prefix = dropping.model->encode(in.images);
+  const auto read =
+      losses::drop_words(in.text_ids, in.text_mask, in.prompt_lengths, 0.5, tokenizer->unk_id(), seed, in.positions);
+  EXPECT_NEAR(
+      trained,
+      losses::caption_loss(*dropping.model, &prefix, in.text_ids, in.text_mask, in.prompt_lengths, read).item<double>(),
+      1e-6);
+  // Without a tokenizer there is no unknown token to read.
+  EXPECT_NE(error_of([&] {
+              training::StepRunner(*dropping.model, *dropping.plan, dropping.cfg.train, 5, c10::Device(c10::kCPU),
+                                   *dropping.comm, *dropping.optimizer, dropping.tensors, nullptr, 0);
+            }).find("train.word_dropout: needs the decoder's tokenizer"),
+            std::string::npos);
 }
 
 TEST(StepRunner, Bf16AutocastOnTheCpuRunsTheProductsInBf16AndKeepsFloat32Weights) {

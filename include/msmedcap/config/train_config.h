@@ -132,6 +132,10 @@ struct TrainConfig {
   std::string eos_text = "\n";
   /// LAVIS pre_caption on captions (lowercase, punctuation to spaces, at most 50 words).
   bool clean_captions = true;
+  /// Stage 2 and caption: the share of the decoder's caption input tokens replaced by the
+  /// unknown token while training (word dropout); the targets stay the real tokens, so the
+  /// decoder must read each word more from the visual prefix and less from the words before it.
+  double word_dropout = 0.0;
   /// Stage 1: pairs of the same image file in a batch are all ITC positives.
   bool itc_image_ids = true;
   /// Log a metrics line every N steps.
@@ -171,6 +175,8 @@ struct TrainConfig {
     v("prompt", prompt, "text before each caption in the decoder input (masked in the loss)");
     v("eos_text", eos_text, "text appended to each caption as the decoder's end (\\n for OPT)");
     v("clean_captions", clean_captions, "LAVIS pre_caption on training captions");
+    v("word_dropout", word_dropout,
+      "stage2/caption: share of the decoder's caption input tokens replaced by the unknown token (targets kept)");
     v("itc_image_ids", itc_image_ids, "stage 1: pairs of the same image are all ITC positives");
     v("log_every", log_every, "steps between metrics lines");
     v("val_every", val_every, "steps between validations; 0 = each epoch end");

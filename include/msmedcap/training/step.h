@@ -93,7 +93,8 @@ class StepRunner {
 
   /// The stage's losses on one micro-batch, under autocast when train.precision asks; the graph
   /// is kept for backward unless gradients are off. `seed` keys hard negatives and dropout masks.
-  std::pair<at::Tensor, LossBreakdown> losses(const StepInputs& in, uint64_t seed);
+  /// `training` false (validation): no word dropout (train.word_dropout).
+  std::pair<at::Tensor, LossBreakdown> losses(const StepInputs& in, uint64_t seed, bool training = true);
 
   /// Gives micro-batch `micro` of a step, or nothing to skip it (a batch trimmed to 0).
   using MicroBatches = std::function<std::optional<StepInputs>(int64_t micro)>;
