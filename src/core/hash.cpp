@@ -12,4 +12,8 @@ uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
   return splitmix(splitmix(splitmix(splitmix(seed) ^ a) ^ b) ^ c);
 }
 
+double keyed_uniform(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
+  return (static_cast<double>(mix_seed(seed, a, b, c) >> 11) + 0.5) * 0x1.0p-53;
+}
+
 }  // namespace msmedcap::core

@@ -7,16 +7,10 @@
 
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
-#include "msmedcap/data/mixture.h"
+#include "msmedcap/core/hash.h"
 
 namespace msmedcap::losses {
 namespace {
-
-/// A uniform double in (0, 1) from the seed and a row and column key (splitmix-style mixing).
-double keyed_uniform(uint64_t seed, int64_t row, int64_t col, uint64_t direction) {
-  const uint64_t h = data::mix_seed(seed, direction, static_cast<uint64_t>(row), static_cast<uint64_t>(col));
-  return (static_cast<double>(h >> 11) + 0.5) * 0x1.0p-53;
-}
 
 /// One draw per row of softmax(logits) with `positives` excluded, by the Gumbel-max trick: the
 /// argmax over columns of logit + Gumbel noise keyed by (row key, column key). Rows that are not
@@ -45,7 +39,8 @@ torch::Tensor draw(const torch::Tensor& logits, const torch::Tensor& positives, 
     int64_t pick = -1;
     for (int64_t j = 0; j < cols; ++j) {
       if (pp[i * cols + j]) continue;
-      const double g = -std::log(-std::log(keyed_uniform(seed, rkp[i], ckp[j], direction)));
+      const double g = -std::log(-std::log(
+          core::keyed_uniform(seed, direction, static_cast<uint64_t>(rkp[i]), static_cast<uint64_t>(ckp[j]))));
       const double score = (finite ? row[j] : 0.0) + g;
       if (pick < 0 || score > best) {
         best = score;

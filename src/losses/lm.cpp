@@ -46,9 +46,8 @@ torch::Tensor drop_words(const torch::Tensor& ids, const torch::Tensor& mask,
     const int64_t first = std::max<int64_t>(1, prompt_lengths.empty() ? 0 : prompt_lengths[static_cast<size_t>(b)]);
     for (int64_t t = first; t < cols; ++t) {
       if (mp[b * cols + t] == 0) continue;
-      const uint64_t h = core::mix_seed(seed, 0x776f7264ULL, static_cast<uint64_t>(keys[static_cast<size_t>(b)]),
-                                        static_cast<uint64_t>(t));
-      dp[b * cols + t] = static_cast<double>(h >> 11) * 0x1.0p-53 < p;
+      dp[b * cols + t] = core::keyed_uniform(seed, 0x776f7264ULL, static_cast<uint64_t>(keys[static_cast<size_t>(b)]),
+                                             static_cast<uint64_t>(t)) < p;
     }
   }
   return ids.masked_fill(drop.to(ids.device()), replacement);
