@@ -16,6 +16,25 @@ void OptimizerConfig::validate(const std::string& path) const {
                  schedule, "'");
 }
 
+namespace {
+
+/// A turn's bit in losses::turn_square's code (0 for an unknown name).
+int turn_bit(const std::string& name) {
+  if (name == "left_right") return 1;
+  if (name == "up_down") return 2;
+  if (name == "transpose") return 4;
+  return 0;
+}
+
+}  // namespace
+
+int StageConfig::mask_turn_bits() const {
+  if (!mask_symmetries) return 0;
+  int bits = 0;
+  for (const auto& name : mask_turns) bits |= turn_bit(name);
+  return bits;
+}
+
 void StageConfig::validate(const std::string& path) const {
   const Stage stage = parse_stage(name, path + ".name");
   MSMEDCAP_CHECK(!train_vision || stage == Stage::kCaption, path,
@@ -24,6 +43,15 @@ void StageConfig::validate(const std::string& path) const {
                  ".train_llm: only the caption stage trains the LLM (decoder_lm trains it alone)");
   MSMEDCAP_CHECK(!mask_symmetries || stage == Stage::kSamPretrain, path,
                  ".mask_symmetries: only sam_pretrain turns its images with their masks (stage is ", name, ")");
+  MSMEDCAP_CHECK(mask_symmetries || mask_turns == StageConfig{}.mask_turns, path,
+                 ".mask_turns: needs mask_symmetries true (without it no image is turned)");
+  MSMEDCAP_CHECK(!mask_turns.empty(), path, ".mask_turns: name at least one of left_right, up_down, transpose");
+  for (size_t i = 0; i < mask_turns.size(); ++i) {
+    MSMEDCAP_CHECK(turn_bit(mask_turns[i]) != 0, path, ".mask_turns[", i, "]: expected left_right, up_down or ",
+                   "transpose, got '", mask_turns[i], "'");
+    for (size_t j = 0; j < i; ++j)
+      MSMEDCAP_CHECK(mask_turns[j] != mask_turns[i], path, ".mask_turns: '", mask_turns[i], "' named twice");
+  }
   if (!mask_classes.enabled()) {
     // Without a rule file there is no class head: its other keys would be ignored.
     const MaskClassesConfig defaults;

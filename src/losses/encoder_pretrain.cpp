@@ -80,6 +80,12 @@ std::pair<torch::Tensor, double> mask_class_loss(models::MsMedCapModelImpl& mode
 
 }  // namespace
 
+int square_turn(uint64_t seed, int64_t row, int turns) {
+  MSMEDCAP_CHECK(turns >= 0 && turns < 8, "square_turn: expected turn bits 0..7, got ", turns);
+  std::mt19937_64 rng(~(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(row)));
+  return static_cast<int>(rng() % 8) & turns;
+}
+
 torch::Tensor turn_square(const torch::Tensor& x, int code) {
   MSMEDCAP_CHECK(code >= 0 && code < 8 && x.dim() >= 2 && x.size(-1) == x.size(-2),
                  "turn_square: expected a code 0..7 and a square [..., S, S], got ", code, " and ", x.sizes());
@@ -104,12 +110,11 @@ SamPretrainLoss sam_pretrain_loss(models::MsMedCapModelImpl& model, const models
   const int64_t b = masks.size(0), h = masks.size(1), w = masks.size(2);
   auto ids = masks.to(torch::kLong).contiguous();
   auto pixels = images.sam_pixels;
-  if (options.symmetries) {
+  if (options.turns != 0) {
     MSMEDCAP_CHECK(h == w, "sam_pretrain: the square's symmetries need square masks, got ", h, "x", w);
     std::vector<torch::Tensor> turned_ids, turned_pixels;
     for (int64_t i = 0; i < b; ++i) {
-      std::mt19937_64 rng(~(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i)));
-      const int code = static_cast<int>(rng() % 8);
+      const int code = square_turn(seed, i, options.turns);
       turned_ids.push_back(turn_square(ids[i], code));
       turned_pixels.push_back(turn_square(pixels[i], code));
     }

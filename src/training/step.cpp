@@ -171,7 +171,7 @@ std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, ui
     values.itg = l.itg.item<double>();
   } else if (plan_.reads_masks()) {
     losses::SamPretrainOptions options;
-    options.symmetries = train_.stage.mask_symmetries;
+    options.turns = train_.stage.mask_turn_bits();
     if (plan_.mask_classes() > 0)
       options.classes = losses::MaskClassTargets{in.mask_classes, train_.stage.mask_classes.first_id,
                                                  train_.stage.mask_classes.weight};

@@ -166,6 +166,22 @@ TEST(Config, ValidationRejectsBadValues) {
                 .find("train.word_dropout: only stage2 and caption"),
             std::string::npos);
   EXPECT_EQ(error_of({{}, {"train.word_dropout=0.2", "train.stage.name=caption"}}), "");
+  // The turns of sam_pretrain's images: known names, each once, and only with mask_symmetries.
+  const std::vector<std::string> turning = {"train.stage.name=sam_pretrain", "train.stage.mask_symmetries=true"};
+  const auto with = [&](std::string kv) {
+    auto sets = turning;
+    sets.push_back(std::move(kv));
+    return error_of({{}, sets});
+  };
+  EXPECT_EQ(with(R"(train.stage.mask_turns=["up_down"])"), "");
+  EXPECT_NE(with(R"(train.stage.mask_turns=["up_down", "rotate"])")
+                .find("train.stage.mask_turns[1]: expected left_right, up_down or transpose, got 'rotate'"),
+            std::string::npos);
+  EXPECT_NE(with(R"(train.stage.mask_turns=["up_down", "up_down"])").find("'up_down' named twice"), std::string::npos);
+  EXPECT_NE(with("train.stage.mask_turns=[]").find("train.stage.mask_turns: name at least one"), std::string::npos);
+  EXPECT_NE(error_of({{}, {"train.stage.name=sam_pretrain", R"(train.stage.mask_turns=["up_down"])"}})
+                .find("train.stage.mask_turns: needs mask_symmetries true"),
+            std::string::npos);
   // val_data's images go through data.transform, so a transform of its own is refused, not ignored;
   // one equal to data's (augmentation aside) is accepted.
   EXPECT_NE(error_of({{}, {"val_data.transform.clip_size=364"}}).find("val_data.transform: not used"),

@@ -368,9 +368,9 @@ TEST(SamPretrain, MaskClassLossAveragesBackgroundAndMarkedPixelsAndReadsEachImag
   EXPECT_DOUBLE_EQ(loss_for({5, 1, 0}).image_accuracy, 0.0);
   // Turned by the square's symmetries (each row's image with its mask), the pixels keep their
   // classes: with the head's bias alone the class loss is the same.
-  options.symmetries = true;
+  options.turns = 7;
   EXPECT_NEAR(loss_for({2, 0, 1}).mask_class.item<double>(), l.mask_class.item<double>(), 1e-5);
-  options.symmetries = false;
+  options.turns = 0;
   // Marked positions are averaged per image, then over images: row 1 with a lesion of class 1
   // over 2 rows of the grid weighs as much as row 0's lesion of class 2 (the two means averaged).
   masks[1].slice(0, 0, 2).fill_(11);
@@ -420,6 +420,60 @@ TEST(SamPretrain, MasksLargerThanFourTimesTheGridAreShrunkKeepingTheLargestId) {
   small[0][4][6] = 3;
   EXPECT_GT(std::abs(losses::sam_pretrain_loss(*model, images, small, 5, options).mask.item<double>() - from_big),
             1e-4);
+}
+
+TEST(SamPretrain, TurnsAreDrawnFromTheNamedOnesAndTurnEachImageWithItsMask) {
+  // square_turn sets only the bits it is given, each in about half of the rows.
+  for (const int turns : {0, 2, 3, 7}) {
+    std::vector<int> seen(8, 0);
+    for (int64_t row = 0; row < 400; ++row) {
+      const int code = losses::square_turn(11, row, turns);
+      ASSERT_EQ(code & ~turns, 0) << turns;
+      ++seen[static_cast<size_t>(code)];
+    }
+    for (int code = 0; code < 8; ++code)
+      if ((code & ~turns) == 0) {
+        const int allowed = 1 << __builtin_popcount(static_cast<unsigned>(turns));
+        EXPECT_NEAR(seen[static_cast<size_t>(code)], 400.0 / allowed, 4 * std::sqrt(400.0 / allowed)) << turns << code;
+      }
+  }
+  EXPECT_THROW(losses::square_turn(1, 0, 8), Error);
+  // The loss with turns equals the loss without them on images and masks turned by hand, row by
+  // row, with the codes square_turn draws: the pixels and their mask turn together.
+  const auto cfg = testing::tiny_stage1_config();
+  torch::manual_seed(5);
+  auto model = models::build_model(cfg.model);
+  model->add_encoder_pretrain_head(config::Branch::kSam, 0);
+  const int64_t s = cfg.model.sam.image_size;
+  auto masks = torch::full({4, s, s}, 3, torch::kLong);
+  for (int64_t i = 0; i < 4; ++i) masks[i].slice(0, 2 + 3 * i, 9 + 3 * i).slice(1, 4 * i, 6 + 5 * i).fill_(10 + i);
+  models::ImageInputs images;
+  images.sam_pixels = torch::randn({4, 3, s, s});
+  losses::SamPretrainOptions options;
+  options.points = 4;
+  torch::NoGradGuard no_grad;
+  // Larger weights than at initialisation, so the decoder's masks differ from place to place and
+  // the loss tells where the targets lie.
+  for (auto& p : model->sam_pretrain_decoder->parameters()) p.mul_(4);
+  for (const int turns : {2, 7}) {
+    options.turns = turns;
+    const double turned = losses::sam_pretrain_loss(*model, images, masks, 9, options).mask.item<double>();
+    std::vector<torch::Tensor> by_hand_masks, by_hand_pixels;
+    for (int64_t i = 0; i < 4; ++i) {
+      const int code = losses::square_turn(9, i, turns);
+      by_hand_masks.push_back(losses::turn_square(masks[i], code));
+      by_hand_pixels.push_back(losses::turn_square(images.sam_pixels[i], code));
+    }
+    models::ImageInputs by_hand;
+    by_hand.sam_pixels = torch::stack(by_hand_pixels);
+    options.turns = 0;
+    const double expected =
+        losses::sam_pretrain_loss(*model, by_hand, torch::stack(by_hand_masks), 9, options).mask.item<double>();
+    EXPECT_NEAR(turned, expected, 1e-5) << turns;
+    // ... and not the loss of the unturned rows (some row was turned).
+    EXPECT_GT(std::abs(turned - losses::sam_pretrain_loss(*model, images, masks, 9, options).mask.item<double>()), 1e-4)
+        << turns;
+  }
 }
 
 TEST(SamPretrain, TurnSquareIsTheSquaresEightSymmetries) {

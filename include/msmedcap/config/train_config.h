@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "msmedcap/config/fields.h"
 #include "msmedcap/config/stage.h"
@@ -83,6 +84,10 @@ struct StageConfig {
   /// sam_pretrain: each image turned with its mask by a random one of the square's 8 symmetries
   /// (flips, transpose), so no structure's class is learnt from where it lies.
   bool mask_symmetries = false;
+  /// sam_pretrain with mask_symmetries: the turns drawn, each applied with probability 1/2:
+  /// "left_right" and "up_down" flips, "transpose" (all three: the square's 8 symmetries). Without
+  /// "left_right" and "transpose" an image's left side stays on the left.
+  std::vector<std::string> mask_turns = {"left_right", "up_down", "transpose"};
 
   template <class V>
   void visit(V& v) {
@@ -93,8 +98,12 @@ struct StageConfig {
       "sam_pretrain: a per-pixel class head, each structure's class read from the caption");
     v("mask_symmetries", mask_symmetries,
       "sam_pretrain: turn each image with its mask by a random flip or transpose of the square");
+    v("mask_turns", mask_turns,
+      "sam_pretrain with mask_symmetries: the turns drawn (left_right, up_down, transpose; default all three)");
   }
   void validate(const std::string& path) const;
+  /// mask_turns as losses::SamPretrainOptions::turns' bits (0 without mask_symmetries).
+  int mask_turn_bits() const;
   /// The stage `name` means (throws on an unknown name, as validate does).
   Stage id() const { return parse_stage(name); }
 };

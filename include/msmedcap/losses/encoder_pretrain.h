@@ -44,10 +44,10 @@ struct MaskClassTargets {
 };
 struct SamPretrainOptions {
   int64_t points = 8;
-  /// train.stage.mask_symmetries: each image turned with its mask by one of the square's 8
-  /// symmetries (flips left-right and up-down, transpose), drawn per row from `seed`, so that no
-  /// structure's class can be learnt from where it lies.
-  bool symmetries = false;
+  /// train.stage.mask_symmetries and mask_turns: each image turned with its mask by
+  /// square_turn(seed, row, turns), a turn_square code whose bits are within `turns` (0: none;
+  /// 7: the square's 8 symmetries), so that no structure's class can be learnt from where it lies.
+  int turns = 0;
   std::optional<MaskClassTargets> classes;
 };
 struct SamPretrainLoss {
@@ -56,6 +56,9 @@ struct SamPretrainLoss {
   torch::Tensor mask_class;  ///< the per-pixel class loss, unweighted (undefined without classes)
   double image_accuracy = 0;
 };
+/// The turn_square code of row `row` at `seed`: each bit set in `turns` (bit 0 left-right, bit 1
+/// up-down, bit 2 transpose) is on with probability 1/2, the others off.
+int square_turn(uint64_t seed, int64_t row, int turns);
 /// `x` [..., S, S] turned by the square's symmetry `code` (0..7): bit 0 flips left-right, bit 1
 /// up-down, bit 2 then transposes. sam_pretrain turns an image's pixels and its mask with one code.
 torch::Tensor turn_square(const torch::Tensor& x, int code);
