@@ -45,6 +45,10 @@ void StageConfig::validate(const std::string& path) const {
                  ".mask_symmetries: only sam_pretrain turns its images with their masks (stage is ", name, ")");
   MSMEDCAP_CHECK(mask_symmetries || mask_turns == StageConfig{}.mask_turns, path,
                  ".mask_turns: needs mask_symmetries true (without it no image is turned)");
+  MSMEDCAP_CHECK(mask_symmetries_until > 0 && mask_symmetries_until <= 1, path,
+                 ".mask_symmetries_until: must be in (0, 1], got ", mask_symmetries_until);
+  MSMEDCAP_CHECK(mask_symmetries || mask_symmetries_until == 1, path,
+                 ".mask_symmetries_until: needs mask_symmetries true (without it no image is turned)");
   MSMEDCAP_CHECK(!mask_turns.empty(), path, ".mask_turns: name at least one of left_right, up_down, transpose");
   for (size_t i = 0; i < mask_turns.size(); ++i) {
     MSMEDCAP_CHECK(turn_bit(mask_turns[i]) != 0, path, ".mask_turns[", i, "]: expected left_right, up_down or ",

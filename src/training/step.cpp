@@ -148,6 +148,10 @@ StepInputs StepRunner::inputs(const data::Batch& batch, const data::ExampleOptio
   return in;
 }
 
+int StepRunner::mask_turns_now() const {
+  return progress_ < train_.stage.mask_symmetries_until ? train_.stage.mask_turn_bits() : 0;
+}
+
 std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, uint64_t seed, bool training) {
   core::AutocastScope autocast(autocast_, autocast_dtype_, device_.type());
   // Dropout masks keyed by (seed, sample position): equal on any number of processes and on resume.
@@ -171,7 +175,7 @@ std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, ui
     values.itg = l.itg.item<double>();
   } else if (plan_.reads_masks()) {
     losses::SamPretrainOptions options;
-    options.turns = train_.stage.mask_turn_bits();
+    options.turns = mask_turns_now();
     if (plan_.mask_classes() > 0)
       options.classes = losses::MaskClassTargets{in.mask_classes, train_.stage.mask_classes.first_id,
                                                  train_.stage.mask_classes.weight};

@@ -410,6 +410,11 @@ TrainResult Trainer::run() {
     const int64_t epoch = step_ / steps_per_epoch_;
     const double lr = learning_rate(tcfg_.optimizer, step_, epoch, epochs_, total_steps_);
     optimizer_->set_lr(lr);
+    const int turns_before = runner_->mask_turns_now();
+    runner_->set_progress(static_cast<double>(step_) / static_cast<double>(total_steps_));
+    if (turns_before != 0 && runner_->mask_turns_now() == 0)
+      core::log_info("train", "step {}: sam_pretrain reads its images unturned from here (mask_symmetries_until {})",
+                     step_, tcfg_.stage.mask_symmetries_until);
     int signal = 0;
     const StepResult r = runner_->step([this](int64_t) { return next_micro_batch(); }, step_,
                                        [&] {

@@ -179,6 +179,12 @@ TEST(Config, ValidationRejectsBadValues) {
             std::string::npos);
   EXPECT_NE(with(R"(train.stage.mask_turns=["up_down", "up_down"])").find("'up_down' named twice"), std::string::npos);
   EXPECT_NE(with("train.stage.mask_turns=[]").find("train.stage.mask_turns: name at least one"), std::string::npos);
+  EXPECT_EQ(with("train.stage.mask_symmetries_until=0.75"), "");
+  EXPECT_NE(with("train.stage.mask_symmetries_until=0").find("train.stage.mask_symmetries_until: must be in (0, 1]"),
+            std::string::npos);
+  EXPECT_NE(error_of({{}, {"train.stage.name=sam_pretrain", "train.stage.mask_symmetries_until=0.5"}})
+                .find("train.stage.mask_symmetries_until: needs mask_symmetries true"),
+            std::string::npos);
   EXPECT_NE(error_of({{}, {"train.stage.name=sam_pretrain", R"(train.stage.mask_turns=["up_down"])"}})
                 .find("train.stage.mask_turns: needs mask_symmetries true"),
             std::string::npos);

@@ -10,6 +10,7 @@
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
 #include "msmedcap/data/tokenizer.h"
+#include "msmedcap/losses/encoder_pretrain.h"
 #include "msmedcap/losses/lm.h"
 #include "msmedcap/models/layers.h"
 #include "msmedcap/models/pretrained.h"
@@ -436,6 +437,40 @@ TEST(StepRunner, WordDropoutChangesWhatTheDecoderReadsWhileTrainingOnly) {
                                    *dropping.comm, *dropping.optimizer, dropping.tensors, nullptr, 0);
             }).find("train.word_dropout: needs the decoder's tokenizer"),
             std::string::npos);
+}
+
+TEST(StepRunner, MaskSymmetriesUntilTurnsTheImagesForThatShareOfTheStepsOnly) {
+  // sam_pretrain with mask_symmetries and mask_symmetries_until 0.5: before half of the steps the
+  // loss is that of the turned images (the turns mask_turns names), from half on that of the
+  // images as they are.
+  StepFixture f("sam_pretrain");
+  f.cfg.train.stage.mask_symmetries = true;
+  f.cfg.train.stage.mask_turns = {"up_down", "transpose"};
+  f.cfg.train.stage.mask_symmetries_until = 0.5;
+  auto in = f.inputs();
+  in.masks = torch::full({4, 64, 64}, 3, torch::kLong);
+  for (int64_t i = 0; i < 4; ++i) in.masks[i].slice(0, 4 * i, 9 + 4 * i).slice(1, 2 + 5 * i, 12 + 3 * i).fill_(10 + i);
+  torch::NoGradGuard no_grad;
+  for (auto& p : f.model->sam_pretrain_decoder->parameters()) p.mul_(4);  // masks that differ by place
+  const uint64_t seed = core::mix_seed(5, 0, 0);
+  losses::SamPretrainOptions options;
+  const auto direct = [&](int turns) {
+    options.turns = turns;
+    return losses::sam_pretrain_loss(*f.model, in.images, in.masks, seed, options).total.item<double>();
+  };
+  const double turned = direct(6), plain = direct(0);
+  EXPECT_GT(std::abs(turned - plain), 1e-4);
+  f.runner->set_progress(0.0);
+  EXPECT_EQ(f.runner->mask_turns_now(), 6);
+  EXPECT_NEAR(f.runner->losses(in, seed).first.item<double>(), turned, 1e-6);
+  f.runner->set_progress(0.49);
+  EXPECT_NEAR(f.runner->losses(in, seed).first.item<double>(), turned, 1e-6);
+  f.runner->set_progress(0.5);
+  EXPECT_EQ(f.runner->mask_turns_now(), 0);
+  EXPECT_NEAR(f.runner->losses(in, seed).first.item<double>(), plain, 1e-6);
+  f.cfg.train.stage.mask_symmetries = false;
+  f.runner->set_progress(0.0);
+  EXPECT_EQ(f.runner->mask_turns_now(), 0);
 }
 
 TEST(StepRunner, Bf16AutocastOnTheCpuRunsTheProductsInBf16AndKeepsFloat32Weights) {

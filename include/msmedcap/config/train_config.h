@@ -88,6 +88,9 @@ struct StageConfig {
   /// "left_right" and "up_down" flips, "transpose" (all three: the square's 8 symmetries). Without
   /// "left_right" and "transpose" an image's left side stays on the left.
   std::vector<std::string> mask_turns = {"left_right", "up_down", "transpose"};
+  /// sam_pretrain with mask_symmetries: the share of the stage's steps during which images are
+  /// turned; the steps after it read them as they are (1: every step).
+  double mask_symmetries_until = 1.0;
 
   template <class V>
   void visit(V& v) {
@@ -100,6 +103,8 @@ struct StageConfig {
       "sam_pretrain: turn each image with its mask by a random flip or transpose of the square");
     v("mask_turns", mask_turns,
       "sam_pretrain with mask_symmetries: the turns drawn (left_right, up_down, transpose; default all three)");
+    v("mask_symmetries_until", mask_symmetries_until,
+      "sam_pretrain with mask_symmetries: the share of the steps that turn images (default 1: all)");
   }
   void validate(const std::string& path) const;
   /// mask_turns as losses::SamPretrainOptions::turns' bits (0 without mask_symmetries).

@@ -103,6 +103,12 @@ class StepRunner {
   /// the result says whether any rank was.
   StepResult step(const MicroBatches& next, int64_t step, const std::function<bool()>& stop_here = nullptr);
 
+  /// The share of the stage's steps done before the next step, in [0, 1] (the trainer sets it):
+  /// sam_pretrain turns its images while it is below train.stage.mask_symmetries_until.
+  void set_progress(double done) { progress_ = done; }
+  /// The turns sam_pretrain draws now (losses::SamPretrainOptions::turns; 0: none).
+  int mask_turns_now() const;
+
   LossScaler& scaler() { return scaler_; }
   /// Called with each micro-batch's loss before backward (fault injection in tests).
   std::function<void(int64_t step, at::Tensor& loss)> on_loss;
@@ -122,6 +128,7 @@ class StepRunner {
   bool autocast_ = false;
   c10::ScalarType autocast_dtype_ = c10::kBFloat16;
   LossScaler scaler_;
+  double progress_ = 0;
 };
 
 }  // namespace msmedcap::training
