@@ -138,7 +138,7 @@ train_pipeline() {
 
   # The paper's encoders were pretrained elsewhere (CLIP, SAM); ours are made from the training
   # data first, then frozen. Every later stage loads them before its own weights.
-  local encoders=() leftovers='"clip_pretrain_projection.","sam_pretrain_decoder.","sam_pretrain_classes."'
+  local encoders=() leftovers='"clip_pretrain_projection.","sam_pretrain_decoder.","sam_pretrain_classes.","sam_pretrain_places."'
   # Everything but the two encoders (what an encoder-pretraining run does not hold).
   local beside_encoders='"query_tokens","qformer.","language_projection.","vision_projection.","text_projection.","itm_head.","temp","sam_query_tokens","sam_qformer.","sam_language_projection.","sam_vision_projection.","sam_text_projection.","sam_itm_head.","sam_temp","language_model."'
   local clip_init=() sam_init=()

@@ -60,8 +60,10 @@ void StageConfig::validate(const std::string& path) const {
     // Without a rule file there is no class head: its other keys would be ignored.
     const MaskClassesConfig defaults;
     MSMEDCAP_CHECK(mask_classes.attribute == defaults.attribute && mask_classes.also.empty() &&
-                       mask_classes.first_id == defaults.first_id && mask_classes.weight == defaults.weight,
-                   path, ".mask_classes: attribute, also, first_id and weight need mask_classes.rules (a rule file)");
+                       mask_classes.first_id == defaults.first_id && mask_classes.weight == defaults.weight &&
+                       mask_classes.places.empty(),
+                   path,
+                   ".mask_classes: attribute, also, first_id, weight and places need mask_classes.rules (a rule file)");
     return;
   }
   MSMEDCAP_CHECK(stage == Stage::kSamPretrain, path,
@@ -71,6 +73,10 @@ void StageConfig::validate(const std::string& path) const {
                  mask_classes.first_id);
   MSMEDCAP_CHECK(mask_classes.weight > 0 && std::isfinite(mask_classes.weight), path,
                  ".mask_classes.weight: must be > 0, got ", mask_classes.weight);
+  const auto& places = mask_classes.places;
+  MSMEDCAP_CHECK(places.empty() || (places.size() == 2 && places[0] >= 1 && places[0] <= 16 && places[1] >= 1 &&
+                                    places[1] <= 16 && places[0] * places[1] >= 2),
+                 path, ".mask_classes.places: expected [columns, rows], each 1..16 and at least 2 cells");
 }
 
 void TrainConfig::validate(const std::string& path) const {

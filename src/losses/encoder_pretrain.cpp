@@ -33,41 +33,40 @@ torch::Tensor clip_pretrain_loss(models::MsMedCapModelImpl& model, const models:
 
 namespace {
 
-/// The per-pixel class loss and what it reads per image (MaskClassTargets).
+/// A per-position linear head on the embeddings [B, C, h', w']: logits [B, K, h', w'], float.
+torch::Tensor per_position(models::Linear head, const torch::Tensor& embeddings) {
+  const auto x = embeddings.to(head->weight.dtype());
+  return head(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2}).to(torch::kFloat);
+}
+
+/// The mean of `ce` [B, h', w'] over each image's marked positions `fg` (float), then over the
+/// images with any: a one-position nodule weighs as much as an effusion over thirty.
+torch::Tensor marked_mean(const torch::Tensor& ce, const torch::Tensor& fg) {
+  const auto fg_count = fg.sum({1, 2});                      // [B]
+  const auto with_marks = fg_count.gt(0).to(torch::kFloat);  // [B]
+  const auto per_image = (ce * fg).sum({1, 2}) / fg_count.clamp_min(1);
+  return (per_image * with_marks).sum() / with_marks.sum().clamp_min(1);
+}
+
+/// The per-pixel class loss and what it reads per image (MaskClassTargets); `marked` [B, h', w']
+/// the positions of a structure with id >= first_id.
 std::pair<torch::Tensor, double> mask_class_loss(models::MsMedCapModelImpl& model, const torch::Tensor& embeddings,
-                                                 const torch::Tensor& ids, const MaskClassTargets& targets) {
+                                                 const torch::Tensor& marked, const MaskClassTargets& targets) {
   MSMEDCAP_CHECK(!model.sam_pretrain_classes.is_empty(),
                  "sam_pretrain: the model has no sam_pretrain_classes (training::apply_stage adds it)");
-  const int64_t b = ids.size(0);
+  const int64_t b = marked.size(0);
   MSMEDCAP_CHECK(targets.classes.defined() && targets.classes.dim() == 1 && targets.classes.size(0) == b,
                  "sam_pretrain: expected one class per image [", b, "], got ",
                  targets.classes.defined() ? targets.classes.sizes() : c10::IntArrayRef{});
   const auto device = embeddings.device();
   const int64_t gh = embeddings.size(2), gw = embeddings.size(3);
-  const auto x = embeddings.to(model.sam_pretrain_classes->weight.dtype());
-  const auto logits =
-      model.sam_pretrain_classes(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2}).to(torch::kFloat);  // [B, K, h', w']
-  // A grid position is marked when any of its pixels is: a lesion of one pixel still names the
-  // position it lies in, as the Q-Former later reads the grid.
-  const auto marked = F::adaptive_max_pool2d(ids.ge(targets.first_id).to(torch::kFloat).unsqueeze(1),
-                                             F::AdaptiveMaxPool2dFuncOptions({gh, gw}))
-                          .squeeze(1)
-                          .gt(0.5)
-                          .to(device);                                                 // [B, h', w']
+  const auto logits = per_position(model.sam_pretrain_classes, embeddings);            // [B, K, h', w']
   const auto row_class = targets.classes.to(torch::kLong).to(device).view({b, 1, 1});  // [B, 1, 1]
   const auto target = torch::where(marked, row_class.expand({b, gh, gw}), torch::zeros_like(row_class));
   const auto ce = F::cross_entropy(logits, target, F::CrossEntropyFuncOptions().reduction(torch::kNone));
   const auto fg = marked.to(torch::kFloat), bg = 1 - fg;
   auto loss = (ce * bg).sum() / bg.sum().clamp_min(1);
-  // The marked positions' loss: each image's mean over its own, then the mean over the images
-  // with any, so a one-position nodule weighs as much as an effusion over thirty.
-  const auto fg_count = fg.sum({1, 2});                      // [B]
-  const auto with_marks = fg_count.gt(0).to(torch::kFloat);  // [B]
-  const double images_marked = with_marks.sum().item<double>();
-  if (images_marked > 0) {
-    const auto per_image = (ce * fg).sum({1, 2}) / fg_count.clamp_min(1);
-    loss = 0.5 * (loss + (per_image * with_marks).sum() / images_marked);
-  }
+  if (fg.sum().item<double>() > 0) loss = 0.5 * (loss + marked_mean(ce, fg));
   // Per image with marked positions of a class: the class of the largest probability mass.
   torch::NoGradGuard no_grad;
   const auto mass = logits.softmax(1).narrow(1, 1, logits.size(1) - 1).sum({2, 3});  // [B, K-1]
@@ -76,6 +75,24 @@ std::pair<torch::Tensor, double> mask_class_loss(models::MsMedCapModelImpl& mode
   const double n = counted.sum().item<double>();
   const double right = read.eq(row_class.view({b})).logical_and(counted).sum().item<double>();
   return {loss, n > 0 ? right / n : 0.0};
+}
+
+/// The place loss (MaskClassTargets::places): which grid cell each marked position lies in.
+torch::Tensor mask_place_loss(models::MsMedCapModelImpl& model, const torch::Tensor& embeddings,
+                              const torch::Tensor& marked, const MaskClassTargets& targets) {
+  MSMEDCAP_CHECK(!model.sam_pretrain_places.is_empty(),
+                 "sam_pretrain: the model has no sam_pretrain_places (training::apply_stage adds it)");
+  const int64_t b = marked.size(0), gh = marked.size(1), gw = marked.size(2);
+  const int64_t columns = targets.places[0], rows = targets.places[1];
+  const auto logits = per_position(model.sam_pretrain_places, embeddings);  // [B, cells, h', w']
+  MSMEDCAP_CHECK(logits.size(1) == columns * rows, "sam_pretrain: sam_pretrain_places has ", logits.size(1),
+                 " cells, mask_classes.places ", columns, " x ", rows);
+  const auto options = torch::TensorOptions().dtype(torch::kLong).device(marked.device());
+  const auto column = torch::arange(gw, options).mul(columns).div(gw, "floor");  // [w']
+  const auto row = torch::arange(gh, options).mul(rows).div(gh, "floor");        // [h']
+  const auto cell = (row.view({gh, 1}) * columns + column.view({1, gw})).expand({b, gh, gw});
+  const auto ce = F::cross_entropy(logits, cell, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+  return marked_mean(ce, marked.to(torch::kFloat));
 }
 
 }  // namespace
@@ -174,10 +191,22 @@ SamPretrainLoss sam_pretrain_loss(models::MsMedCapModelImpl& model, const models
   out.mask = bce + dice;
   out.total = out.mask;
   if (options.classes) {
-    auto [loss, accuracy] = mask_class_loss(model, embeddings, ids, *options.classes);
+    // A grid position is marked when any of its pixels is: a lesion of one pixel still names the
+    // position it lies in, as the Q-Former later reads the grid.
+    const auto marked =
+        F::adaptive_max_pool2d(ids.ge(options.classes->first_id).to(torch::kFloat).unsqueeze(1),
+                               F::AdaptiveMaxPool2dFuncOptions({embeddings.size(2), embeddings.size(3)}))
+            .squeeze(1)
+            .gt(0.5)
+            .to(device);  // [B, h', w']
+    auto [loss, accuracy] = mask_class_loss(model, embeddings, marked, *options.classes);
     out.mask_class = loss;
     out.image_accuracy = accuracy;
     out.total = out.total + options.classes->weight * loss;
+    if (options.classes->places[0] > 0) {
+      out.mask_place = mask_place_loss(model, embeddings, marked, *options.classes);
+      out.total = out.total + options.classes->weight * out.mask_place;
+    }
   }
   return out;
 }

@@ -43,7 +43,7 @@ MsMedCapModelImpl::Stage1Heads MsMedCapModelImpl::make_heads(const std::string& 
   return h;
 }
 
-void MsMedCapModelImpl::add_encoder_pretrain_head(config::Branch branch, int64_t mask_classes) {
+void MsMedCapModelImpl::add_encoder_pretrain_head(config::Branch branch, int64_t mask_classes, int64_t mask_places) {
   if (branch == config::Branch::kSam) {
     MSMEDCAP_CHECK(cfg_.use_sam, "model: the SAM branch is off");
     const auto w = sam_model->parameters().front();
@@ -54,6 +54,10 @@ void MsMedCapModelImpl::add_encoder_pretrain_head(config::Branch branch, int64_t
     if (mask_classes > 0 && sam_pretrain_classes.is_empty()) {
       sam_pretrain_classes = register_module("sam_pretrain_classes", Linear(cfg_.sam.output_channels, mask_classes));
       sam_pretrain_classes->to(w.device());
+    }
+    if (mask_places > 0 && sam_pretrain_places.is_empty()) {
+      sam_pretrain_places = register_module("sam_pretrain_places", Linear(cfg_.sam.output_channels, mask_places));
+      sam_pretrain_places->to(w.device());
     }
     return;
   }

@@ -56,6 +56,11 @@ StagePlan::StagePlan(const config::StageConfig& stage, const config::ModelConfig
     class_count_ += 1;
     losses_.mask_class = true;
     prefixes_.push_back("sam_pretrain_classes.");
+    if (!mc.places.empty()) {
+      place_count_ = mc.places[0] * mc.places[1];
+      losses_.mask_place = true;
+      prefixes_.push_back("sam_pretrain_places.");
+    }
     return;
   }
   losses_.lm = true;

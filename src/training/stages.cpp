@@ -9,7 +9,8 @@ namespace msmedcap::training {
 
 std::vector<std::pair<std::string, torch::Tensor>> apply_stage(models::MsMedCapModelImpl& model,
                                                                const StagePlan& plan) {
-  if (const auto branch = plan.encoder_pretrain_branch()) model.add_encoder_pretrain_head(*branch, plan.mask_classes());
+  if (const auto branch = plan.encoder_pretrain_branch())
+    model.add_encoder_pretrain_head(*branch, plan.mask_classes(), plan.mask_places());
   std::vector<std::pair<std::string, torch::Tensor>> trainable;
   for (auto& item : model.named_parameters(true)) {
     const bool train = plan.trains(item.key());

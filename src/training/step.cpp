@@ -41,6 +41,7 @@ config::Json LossBreakdown::to_json() const {
     j["mask_class"] = mask_class;
     j["mask_class_acc"] = mask_class_acc;
   }
+  if (terms.mask_place) j["mask_place"] = mask_place;
   return j;
 }
 
@@ -53,7 +54,7 @@ std::string LossBreakdown::text() const {
 }
 
 std::vector<double> LossBreakdown::values() const {
-  return {total, itc, itm, itg, lm, mask, mask_class, mask_class_acc};
+  return {total, itc, itm, itg, lm, mask, mask_class, mask_class_acc, mask_place};
 }
 
 void LossBreakdown::set_values(const std::vector<double>& v) {
@@ -66,6 +67,7 @@ void LossBreakdown::set_values(const std::vector<double>& v) {
   mask = v[5];
   mask_class = v[6];
   mask_class_acc = v[7];
+  mask_place = v[8];
 }
 
 int64_t agree_batch_size(data::Batch& batch, Communicator& comm) {
@@ -176,9 +178,11 @@ std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, ui
   } else if (plan_.reads_masks()) {
     losses::SamPretrainOptions options;
     options.turns = mask_turns_now();
-    if (plan_.mask_classes() > 0)
-      options.classes = losses::MaskClassTargets{in.mask_classes, train_.stage.mask_classes.first_id,
-                                                 train_.stage.mask_classes.weight};
+    if (plan_.mask_classes() > 0) {
+      const auto& mc = train_.stage.mask_classes;
+      options.classes = losses::MaskClassTargets{in.mask_classes, mc.first_id, mc.weight};
+      if (!mc.places.empty()) options.classes->places = {mc.places[0], mc.places[1]};
+    }
     const auto l = losses::sam_pretrain_loss(model_, in.images, in.masks, seed, options);
     loss = l.total;
     values.mask = l.mask.item<double>();
@@ -186,6 +190,7 @@ std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, ui
       values.mask_class = l.mask_class.item<double>();
       values.mask_class_acc = l.image_accuracy;
     }
+    if (l.mask_place.defined()) values.mask_place = l.mask_place.item<double>();
   } else if (plan_.encoder_pretrain_branch()) {
     loss = losses::clip_pretrain_loss(model_, in.images, in.text_ids, in.text_mask, collectives_);
     values.itc = loss.item<double>();

@@ -71,12 +71,14 @@ INSTANTIATE_TEST_SUITE_P(Train, StageLoss,
 
 TEST(Train, SamPretrainWithMaskClassesTrainsAClassHeadFromTheCaptions) {
   // The finding type read from each caption classes the lesion pixels (mask ids from 10); the
-  // class loss falls on a repeated batch, and the head is saved beside the mask decoder.
+  // class loss falls on a repeated batch, and the head is saved beside the mask decoder, as is
+  // the place head (mask_classes.places), whose loss the total adds.
   testing::TempDir dir;
   auto cfg = tiny_run(make_synth(dir.file("synth"), 12), "sam_pretrain");
   cfg.train.optimizer.lr = 5e-3;
   cfg.train.stage.mask_classes.rules = std::string(MSMEDCAP_SOURCE_DIR) + "/configs/attributes/synthetic.json";
   cfg.train.stage.mask_classes.first_id = 10;
+  cfg.train.stage.mask_classes.places = {2, 3};  // and where: the side, and a third from the top
   run_train(cfg, dir.file("run"));
   std::map<int64_t, double> class_loss;
   std::istringstream in(testing::read_text(dir.file("run") + "/metrics.jsonl"));
@@ -86,7 +88,8 @@ TEST(Train, SamPretrainWithMaskClassesTrainsAClassHeadFromTheCaptions) {
     class_loss[j.at("step").get<int64_t>()] = j.at("mask_class").get<double>();
     const double acc = j.at("mask_class_acc").get<double>();
     EXPECT_TRUE(acc >= 0 && acc <= 1) << line;
-    EXPECT_NEAR(j.at("loss").get<double>(), j.at("mask").get<double>() + j.at("mask_class").get<double>(), 1e-4);
+    EXPECT_NEAR(j.at("loss").get<double>(),
+                j.at("mask").get<double>() + j.at("mask_class").get<double>() + j.at("mask_place").get<double>(), 1e-4);
   }
   ASSERT_EQ(class_loss.size(), 10u);
   EXPECT_LT(class_loss.at(10), class_loss.at(1) - 0.05) << class_loss.at(1) << " -> " << class_loss.at(10);
@@ -94,6 +97,8 @@ TEST(Train, SamPretrainWithMaskClassesTrainsAClassHeadFromTheCaptions) {
   ASSERT_TRUE(saved.count("sam_pretrain_classes.weight"));
   EXPECT_EQ(saved.at("sam_pretrain_classes.weight").size(0), 6);  // background + five finding types
   EXPECT_TRUE(saved.count("sam_pretrain_decoder.pixel_projection.weight"));
+  ASSERT_TRUE(saved.count("sam_pretrain_places.weight"));
+  EXPECT_EQ(saved.at("sam_pretrain_places.weight").size(0), 6);  // 2 columns x 3 rows
 }
 
 TEST(Train, FrozenPartsInBf16TrainTheFloat32Ones) {

@@ -392,6 +392,50 @@ TEST(SamPretrain, MaskClassLossAveragesBackgroundAndMarkedPixelsAndReadsEachImag
   EXPECT_THROW(losses::sam_pretrain_loss(*model, images, masks, 7, options), Error);
 }
 
+TEST(SamPretrain, PlaceLossNamesTheCellOfTheTurnedImageEachMarkedPositionLiesIn) {
+  // places {2, 1}: two cells, the left and the right half. With the place head's weights zero a
+  // marked position's logits are the bias, so its cross entropy is -log p(its cell); each image's
+  // marked positions are averaged, then the images with any.
+  const auto cfg = testing::tiny_stage1_config();
+  torch::manual_seed(4);
+  auto model = models::build_model(cfg.model);
+  model->add_encoder_pretrain_head(config::Branch::kSam, 3, 2);
+  ASSERT_FALSE(model->sam_pretrain_places.is_empty());
+  const int64_t s = cfg.model.sam.image_size;  // 64 px, a grid of 8
+  auto masks = torch::full({2, s, s}, 3, torch::kLong);
+  masks[0].slice(0, 4, 12).slice(1, 0, 16).fill_(10);    // row 0: a lesion on the left (2 grid columns)
+  masks[1].slice(0, 40, 48).slice(1, 24, 40).fill_(11);  // row 1: across the middle (columns 3 and 4)
+  models::ImageInputs images;
+  images.sam_pixels = torch::randn({2, 3, s, s});
+  losses::SamPretrainOptions options;
+  options.classes = losses::MaskClassTargets{torch::tensor({1, 2}, torch::kLong), 10, 0.5, {2, 1}};
+  torch::NoGradGuard no_grad;
+  model->sam_pretrain_places->weight.zero_();
+  model->sam_pretrain_places->bias.copy_(torch::tensor({1.5, -0.5}));
+  const double left = -(1.5 - std::log(std::exp(1.5) + std::exp(-0.5)));
+  const double right = -(-0.5 - std::log(std::exp(1.5) + std::exp(-0.5)));
+  auto l = losses::sam_pretrain_loss(*model, images, masks, 3, options);
+  EXPECT_NEAR(l.mask_place.item<double>(), 0.5 * (left + 0.5 * (left + right)), 1e-5);
+  EXPECT_NEAR(l.total.item<double>(),
+              l.mask.item<double>() + 0.5 * (l.mask_class.item<double>() + l.mask_place.item<double>()), 1e-5);
+  // Flipped left-right, row 0's lesion lies on the right of the image the encoder sees.
+  uint64_t seed = 0;
+  while (losses::square_turn(seed, 0, 1) != 1 || losses::square_turn(seed, 1, 1) != 0) ++seed;
+  options.turns = 1;
+  EXPECT_NEAR(losses::sam_pretrain_loss(*model, images, masks, seed, options).mask_place.item<double>(),
+              0.5 * (right + 0.5 * (left + right)), 1e-5);
+  // No marked position, no place loss; without places, none computed.
+  options.turns = 0;
+  EXPECT_NEAR(losses::sam_pretrain_loss(*model, images, torch::full({2, s, s}, 3, torch::kLong), 3, options)
+                  .mask_place.item<double>(),
+              0.0, 1e-12);
+  options.classes->places = {0, 0};
+  EXPECT_FALSE(losses::sam_pretrain_loss(*model, images, masks, 3, options).mask_place.defined());
+  // A head of another size than places is refused.
+  options.classes->places = {3, 1};
+  EXPECT_THROW(losses::sam_pretrain_loss(*model, images, masks, 3, options), Error);
+}
+
 TEST(SamPretrain, MasksLargerThanFourTimesTheGridAreShrunkKeepingTheLargestId) {
   // The tiny SAM reads 64 px in 8 px patches: a grid of 8, masks predicted at 32 x 32. A 64 px
   // mask gives the loss of the 32 px mask made by hand, in which each cell keeps the largest id

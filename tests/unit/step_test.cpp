@@ -180,30 +180,35 @@ TEST(LossScaler, ScalesUnscalesHalvesOnOverflowAndGrows) {
 TEST(LossBreakdown, ReportsTheTermsItsStageComputes) {
   training::LossBreakdown stage1;
   stage1.terms.itc = stage1.terms.itm = stage1.terms.itg = true;
-  stage1.set_values({3.0, 1.0, 0.5, 1.5, 0.0, 0.0, 0.0, 0.0});
+  stage1.set_values({3.0, 1.0, 0.5, 1.5, 0.0, 0.0, 0.0, 0.0, 0.0});
   EXPECT_EQ(stage1.to_json().dump(), R"({"loss":3.0,"itc":1.0,"itm":0.5,"itg":1.5})");
   EXPECT_EQ(stage1.text(), "3 (itc 1 itm 0.5 itg 1.5)");
   training::LossBreakdown lm;
   lm.terms.lm = true;
-  lm.set_values({2.0, 0, 0, 0, 2.0, 0, 0, 0});
+  lm.set_values({2.0, 0, 0, 0, 2.0, 0, 0, 0, 0});
   EXPECT_EQ(lm.to_json().dump(), R"({"loss":2.0,"lm":2.0})");
   // The encoder-pretraining stages: clip_pretrain's contrastive loss is its ITC, alone;
   // sam_pretrain's the mask loss.
   training::LossBreakdown clip;
   clip.terms.itc = true;
-  clip.set_values({1.25, 1.25, 0, 0, 0, 0, 0, 0});
+  clip.set_values({1.25, 1.25, 0, 0, 0, 0, 0, 0, 0});
   EXPECT_EQ(clip.to_json().dump(), R"({"loss":1.25,"itc":1.25})");
   EXPECT_EQ(clip.text(), "1.25");
   training::LossBreakdown sam;
   sam.terms.mask = true;
-  sam.set_values({0.75, 0, 0, 0, 0, 0.75, 0, 0});
+  sam.set_values({0.75, 0, 0, 0, 0, 0.75, 0, 0, 0});
   EXPECT_EQ(sam.to_json().dump(), R"({"loss":0.75,"mask":0.75})");
   EXPECT_EQ(sam.values().size(), training::LossBreakdown::kValues);
   EXPECT_THROW(sam.set_values({1, 2, 3, 4, 5}), Error);
   // With mask_classes, the class loss and the share of images the class head reads.
   sam.terms.mask_class = true;
-  sam.set_values({1.25, 0, 0, 0, 0, 0.75, 0.5, 0.25});
+  sam.set_values({1.25, 0, 0, 0, 0, 0.75, 0.5, 0.25, 0});
   EXPECT_EQ(sam.to_json().dump(), R"({"loss":1.25,"mask":0.75,"mask_class":0.5,"mask_class_acc":0.25})");
+  // With mask_classes.places, the place loss too.
+  sam.terms.mask_place = true;
+  sam.set_values({1.5, 0, 0, 0, 0, 0.75, 0.5, 0.25, 0.125});
+  EXPECT_EQ(sam.to_json().dump(),
+            R"({"loss":1.5,"mask":0.75,"mask_class":0.5,"mask_class_acc":0.25,"mask_place":0.125})");
 }
 
 TEST(StagePlan, EncoderPretrainingStagesTrainTheirEncoderAndHead) {
@@ -264,6 +269,19 @@ TEST(StagePlan, MaskClassesReadTheClassFromTheCaption) {
   EXPECT_EQ(sized.mask_class("axial ct two large calcifications in the right lower zone"), 15);
   EXPECT_EQ(sized.mask_class("a nodule in the left upper lobe"), 1);
   EXPECT_EQ(sized.mask_class("normal chest radiograph"), 0);
+  EXPECT_EQ(sized.mask_places(), 0);
+  EXPECT_FALSE(sized.losses().mask_place || sized.trains("sam_pretrain_places.weight"));
+  // With places [2, 3], a head over 6 cells, which trains.
+  auto placed = by_size;
+  placed.mask_classes.places = {2, 3};
+  const training::StagePlan with_places(placed, model);
+  EXPECT_EQ(with_places.mask_places(), 6);
+  EXPECT_TRUE(with_places.losses().mask_place && with_places.trains("sam_pretrain_places.bias"));
+  for (const auto& bad : std::vector<std::vector<int64_t>>{{2}, {0, 3}, {1, 1}, {17, 1}, {2, 3, 1}}) {
+    placed.mask_classes.places = bad;
+    EXPECT_NE(error_of([&] { training::StagePlan p(placed, model); }).find("train.stage.mask_classes.places: expected"),
+              std::string::npos);
+  }
   by_size.mask_classes.also = {"sizes"};
   EXPECT_NE(error_of([&] { training::StagePlan p(by_size, model); }).find("mask_classes.also: "), std::string::npos);
   by_size.mask_classes.also = {"finding"};

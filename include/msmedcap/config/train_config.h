@@ -53,8 +53,12 @@ struct MaskClassesConfig {
   std::string attribute = "finding";
   std::vector<std::string> also;
   int64_t first_id = 1;
-  /// The class loss's weight beside the point-prompted mask loss.
+  /// The class loss's weight beside the point-prompted mask loss (the place loss has it too).
   double weight = 1.0;
+  /// [columns, rows]: also a per-pixel head that says in which cell of this grid over the image
+  /// (as turned by mask_symmetries) each marked position lies ([2, 3]: the side, and the top,
+  /// middle or bottom third), so the features keep where a finding is; empty: none.
+  std::vector<int64_t> places;
 
   template <class V>
   void visit(V& v) {
@@ -63,6 +67,7 @@ struct MaskClassesConfig {
     v("also", also, "further attributes of the rule file whose values split each class (e.g. [\"size\"])");
     v("first_id", first_id, "mask ids >= first_id take the caption's class; lower ids are background");
     v("weight", weight, "the class loss's weight beside the mask loss");
+    v("places", places, "[columns, rows]: a head that says which cell of that grid each marked position lies in");
   }
   bool enabled() const { return !rules.empty(); }
 };

@@ -5,6 +5,7 @@
 
 #include <torch/types.h>
 
+#include <array>
 #include <optional>
 
 #include "msmedcap/losses/stage1.h"
@@ -37,10 +38,17 @@ torch::Tensor clip_pretrain_loss(models::MsMedCapModelImpl& model, const models:
 /// as much as a large one. The total adds it times `weight`. `image_accuracy` is what the head
 /// reads per image: over the rows with marked positions of a class (not background), the share
 /// whose class has the largest probability mass over the grid.
+///
+/// With `places` {columns, rows} (mask_classes.places), also where: sam_pretrain_places maps each
+/// marked position's channels to the cells of a columns x rows grid over the (turned) image, the
+/// target being the cell the position lies in; cross entropy over the marked positions, per image
+/// and then over the images with any, as the class loss's marked mean. The total adds it times
+/// `weight` as well.
 struct MaskClassTargets {
   torch::Tensor classes;  ///< [B] int64, CPU
   int64_t first_id = 1;
   double weight = 1.0;
+  std::array<int64_t, 2> places = {0, 0};  ///< {columns, rows}; {0, 0}: no place head
 };
 struct SamPretrainOptions {
   int64_t points = 8;
@@ -54,6 +62,7 @@ struct SamPretrainLoss {
   torch::Tensor total;       ///< mask + weight * mask_class
   torch::Tensor mask;        ///< the point-prompted mask loss
   torch::Tensor mask_class;  ///< the per-pixel class loss, unweighted (undefined without classes)
+  torch::Tensor mask_place;  ///< the place loss, unweighted (undefined without places)
   double image_accuracy = 0;
 };
 /// The turn_square code of row `row` at `seed`: each bit set in `turns` (bit 0 left-right, bit 1

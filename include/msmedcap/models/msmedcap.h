@@ -126,12 +126,14 @@ class MsMedCapModelImpl : public torch::nn::Module {
   /// device: clip_pretrain's `clip_pretrain_projection` (the mean of the CLIP features [B, Dv]
   /// to embed_dim), sam_pretrain's `sam_pretrain_decoder` (a point-prompted mask decoder) and,
   /// with `mask_classes` > 0, `sam_pretrain_classes` (a per-pixel linear head, the SAM embeddings'
-  /// channels to that many class logits). Only those stages have them: a later stage that loads
-  /// their checkpoints ignores these tensors (load.allow_unexpected).
-  void add_encoder_pretrain_head(config::Branch branch, int64_t mask_classes = 0);
+  /// channels to that many class logits) and, with `mask_places` > 0, `sam_pretrain_places` (the
+  /// same to that many grid cells). Only those stages have them: a later stage that loads their
+  /// checkpoints ignores these tensors (load.allow_unexpected).
+  void add_encoder_pretrain_head(config::Branch branch, int64_t mask_classes = 0, int64_t mask_places = 0);
   Linear clip_pretrain_projection{nullptr};
   PointMaskDecoder sam_pretrain_decoder{nullptr};
   Linear sam_pretrain_classes{nullptr};
+  Linear sam_pretrain_places{nullptr};
 
   VisionModel vision_model{nullptr};
   torch::Tensor query_tokens;

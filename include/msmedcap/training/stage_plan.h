@@ -29,6 +29,7 @@ enum class TextTokenizer { kQFormer, kDecoder, kNone };
 struct LossTerms {
   bool itc = false, itm = false, itg = false, lm = false, mask = false;
   bool mask_class = false;  ///< sam_pretrain with train.stage.mask_classes
+  bool mask_place = false;  ///< ... and mask_classes.places
 };
 
 class StagePlan {
@@ -58,6 +59,8 @@ class StagePlan {
   /// Background, then one class per value of the attribute (the rule file's order), each split
   /// by every combination of the `also` attributes' values (their absent value first).
   int64_t mask_classes() const { return class_count_; }
+  /// sam_pretrain with train.stage.mask_classes.places: the place head's cells, 0 without.
+  int64_t mask_places() const { return place_count_; }
   /// The class a caption gives its study's masked structures: 0 (background) where the attribute
   /// is absent, else 1 + the index of (attribute value, also values...) in that order.
   int64_t mask_class(const std::string& caption) const;
@@ -106,6 +109,7 @@ class StagePlan {
   /// [0] its absent value.
   std::vector<std::pair<std::string, std::vector<std::string>>> class_attributes_;
   int64_t class_count_ = 0;
+  int64_t place_count_ = 0;
 };
 
 }  // namespace msmedcap::training

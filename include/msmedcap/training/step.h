@@ -38,14 +38,16 @@ struct LossBreakdown {
   /// sam_pretrain with mask_classes: the per-pixel class loss (unweighted; the total has it
   /// weighted) and the share of images whose class the head reads (losses::SamPretrainLoss).
   double mask_class = 0, mask_class_acc = 0;
+  /// ... with mask_classes.places: the place loss (unweighted).
+  double mask_place = 0;
   LossTerms terms;
 
   /// {"loss": total, and each computed term by name}: metrics.jsonl's fields.
   config::Json to_json() const;
   /// "0.4321", stage 1 with "(itc .. itm .. itg ..)".
   std::string text() const;
-  /// total, itc, itm, itg, lm, mask, mask_class, mask_class_acc: what ranks sum.
-  static constexpr size_t kValues = 8;
+  /// total, itc, itm, itg, lm, mask, mask_class, mask_class_acc, mask_place: what ranks sum.
+  static constexpr size_t kValues = 9;
   std::vector<double> values() const;
   void set_values(const std::vector<double>& values);  ///< the first kValues of `values`
 };
