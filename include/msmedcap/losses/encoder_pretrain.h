@@ -59,7 +59,7 @@ struct SamPretrainOptions {
   std::optional<MaskClassTargets> classes;
 };
 struct SamPretrainLoss {
-  torch::Tensor total;       ///< mask + weight * mask_class
+  torch::Tensor total;       ///< mask + weight * (mask_class + mask_place)
   torch::Tensor mask;        ///< the point-prompted mask loss
   torch::Tensor mask_class;  ///< the per-pixel class loss, unweighted (undefined without classes)
   torch::Tensor mask_place;  ///< the place loss, unweighted (undefined without places)
