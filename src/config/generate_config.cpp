@@ -1,5 +1,7 @@
 #include "msmedcap/config/generate_config.h"
 
+#include <cmath>
+
 #include "msmedcap/config/config_io.h"
 #include "msmedcap/core/check.h"
 
@@ -20,6 +22,8 @@ void GenerateConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(seed >= 0, path, ".seed: must be >= 0, got ", seed);
   MSMEDCAP_CHECK(repetition_penalty > 0, path, ".repetition_penalty: must be > 0, got ", repetition_penalty);
   MSMEDCAP_CHECK(no_repeat_ngram_size >= 0, path, ".no_repeat_ngram_size: must be >= 0, got ", no_repeat_ngram_size);
+  MSMEDCAP_CHECK(std::isfinite(guidance_scale) && guidance_scale >= 0, path,
+                 ".guidance_scale: must be a finite number >= 0 (1 = off), got ", guidance_scale);
   MSMEDCAP_CHECK(eos_token_id >= kNoEos, path, ".eos_token_id: a token id, -1 (train.eos_text's) or -2 (none), got ",
                  eos_token_id);
   MSMEDCAP_CHECK(pad_token_id >= kPadFromTokenizer, path, ".pad_token_id: a token id or -1 (the tokenizer's), got ",
@@ -35,6 +39,7 @@ GenerateConfig GenerateConfig::from_hf_json(const Json& j, const std::string& or
   if (typed.contains("early_stopping") && typed["early_stopping"].is_boolean())
     typed["early_stopping"] = typed["early_stopping"].get<bool>() ? "true" : "false";
   if (typed.contains("eos_token_id") && typed["eos_token_id"].is_null()) typed["eos_token_id"] = kNoEos;
+  if (typed.contains("guidance_scale") && typed["guidance_scale"].is_null()) typed["guidance_scale"] = 1.0;
   from_json(typed, g, "", origin);
   g.validate(origin + ": generate");
   return g;

@@ -57,6 +57,9 @@ Captioner::Captioner(models::MsMedCapModel model, std::shared_ptr<const data::Te
     MSMEDCAP_CHECK(*options_.generate.eos_token_id >= 0 && *options_.generate.eos_token_id < vocab,
                    "caption: eos_token_id ", *options_.generate.eos_token_id, " outside the decoder's vocabulary of ",
                    vocab, " (the generation settings are for another tokenizer)");
+  MSMEDCAP_CHECK(!(options_.zero_prefix && options_.generate.guidance_scale != 1.0),
+                 "caption: --zero-prefix with generate.guidance_scale ", options_.generate.guidance_scale,
+                 ": the guidance's two prefixes would both be zeros; leave one out");
   model_->eval();
 }
 
@@ -93,9 +96,15 @@ std::vector<Caption> Captioner::caption(models::ImageInputs inputs, BranchAttent
   if (options_.zero_prefix) visual.embeds = at::zeros_like(visual.embeds);
   const auto prompt =
       at::tensor(prompt_ids_, at::TensorOptions().dtype(at::kLong)).to(device).unsqueeze(0).expand({b, -1});
-  const auto embeds = at::cat({visual.embeds, model_->decoder().embed(prompt).to(visual.embeds.dtype())}, 1);
+  const auto prompt_embeds = model_->decoder().embed(prompt).to(visual.embeds.dtype());
+  const auto embeds = at::cat({visual.embeds, prompt_embeds}, 1);
   const auto mask = at::ones({b, embeds.size(1)}, at::TensorOptions().dtype(at::kLong).device(device));
-  const Generated out = generate(model_->decoder(), embeds, mask, options_.generate);
+  // Guidance's unconditional input: the same prompt after a zeroed visual prefix (what
+  // --zero-prefix captions from).
+  const auto unconditional = options_.generate.guidance_scale != 1.0
+                                 ? at::cat({at::zeros_like(visual.embeds), prompt_embeds}, 1)
+                                 : at::Tensor();
+  const Generated out = generate(model_->decoder(), embeds, mask, options_.generate, unconditional);
   const auto tokens_cpu = out.tokens.to(at::kLong).cpu();
   const auto scores_cpu = out.scores.to(at::kDouble).cpu();
   const auto tokens = tokens_cpu.accessor<int64_t, 2>();

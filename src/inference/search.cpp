@@ -30,6 +30,7 @@ GenerateOptions GenerateOptions::from_config(const config::GenerateConfig& g, st
   o.seed = static_cast<uint64_t>(g.seed);
   o.repetition_penalty = g.repetition_penalty;
   o.no_repeat_ngram_size = g.no_repeat_ngram_size;
+  o.guidance_scale = g.guidance_scale;
   if (g.eos_token_id == config::GenerateConfig::kEosFromText) {
     MSMEDCAP_CHECK(eos_from_text.has_value(),
                    "generate.eos_token_id: -1 (train.eos_text's token) needs the decoder "
@@ -117,21 +118,59 @@ void warp(at::Tensor& scores, const GenerateOptions& options) {
   }
 }
 
+/// Classifier-free guidance's bookkeeping. With it on, the decoder runs on twice the rows: the
+/// conditional ones first, then their unconditional twins, which are fed the same tokens.
+struct Guidance {
+  double scale = 1.0;
+  bool on = false;
+
+  static Guidance of(const GenerateOptions& options, const at::Tensor& prefix, const at::Tensor& unconditional) {
+    Guidance g{options.guidance_scale, options.guidance_scale != 1.0};
+    if (g.on) {
+      MSMEDCAP_CHECK(unconditional.defined(), "generate: guidance_scale ", options.guidance_scale,
+                     " needs an unconditional prefix (a captioner's visual prefix zeroed); this input has none");
+      MSMEDCAP_CHECK(unconditional.sizes() == prefix.sizes(), "generate: the unconditional prefix ",
+                     unconditional.sizes(), " must be shaped as the prefix ", prefix.sizes());
+    }
+    return g;
+  }
+  /// The prefill's input embeddings.
+  at::Tensor inputs(const at::Tensor& prefix, const at::Tensor& unconditional) const {
+    return on ? at::cat({prefix, unconditional.to(prefix.dtype())}) : prefix;
+  }
+  /// A per-row tensor of the conditional rows, for all the decoder's rows.
+  at::Tensor twice(const at::Tensor& t) const { return on ? at::cat({t, t}) : t; }
+  /// Indices into the n conditional rows, extended to their twins.
+  at::Tensor rows(const at::Tensor& r, int64_t n) const { return on ? at::cat({r, r + n}) : r; }
+  /// The next-token scores [R, V] from the decoder's last logits [R, V] (guidance off: as they
+  /// are, or their log-probabilities when `log_probs`) or [2R, V] (on: HF's
+  /// scale * (log p(cond) - log p(uncond)) + log p(uncond)).
+  at::Tensor scores(const at::Tensor& last, bool log_probs) const {
+    const auto l = last.to(at::kFloat);
+    if (!on) return log_probs ? l.log_softmax(-1) : l.clone();
+    const int64_t n = l.size(0) / 2;
+    const auto cond = l.narrow(0, 0, n).log_softmax(-1), uncond = l.narrow(0, n, n).log_softmax(-1);
+    return (cond - uncond) * scale + uncond;
+  }
+};
+
 Generated greedy_or_sample(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask_in,
-                           const GenerateOptions& options) {
+                           const GenerateOptions& options, const at::Tensor& unconditional) {
   torch::NoGradGuard no_grad;
   const int64_t batch = prefix.size(0);
+  const Guidance guide = Guidance::of(options, prefix, unconditional);
   auto mask =
       mask_in.defined() ? mask_in.to(at::kLong) : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong));
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   models::KvCache cache;
   cache.reserve(prefix.size(1) + options.max_new_tokens);
-  auto logits = lm.forward(prefix, mask, positions_for(lm, mask, prefix.size(1)), &cache, 1);
+  auto logits = lm.forward(guide.inputs(prefix, unconditional), guide.twice(mask),
+                           positions_for(lm, guide.twice(mask), prefix.size(1)), &cache, 1);
   auto generated = at::empty({batch, 0}, mask.options());
   auto unfinished = at::ones({batch}, mask.options().dtype(at::kBool));
   auto total = at::zeros({batch}, at::kDouble);
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-    auto scores = logits.select(1, logits.size(1) - 1).to(at::kFloat).clone();  // [B, V]
+    auto scores = guide.scores(logits.select(1, logits.size(1) - 1), false);  // [B, V]
     process_all(scores, generated, options);
     at::Tensor next;
     if (options.do_sample) {
@@ -147,7 +186,9 @@ Generated greedy_or_sample(models::DecoderLM& lm, const at::Tensor& prefix, cons
     if (options.eos_token_id) unfinished = unfinished & (next != *options.eos_token_id);
     if (!unfinished.any().item<bool>() || step + 1 == options.max_new_tokens) break;
     mask = at::cat({mask, at::ones({batch, 1}, mask.options())}, 1);
-    logits = lm.forward(lm.embed(next.unsqueeze(1)).to(prefix.dtype()), mask, positions_for(lm, mask, 1), &cache);
+    const auto all = guide.twice(mask);
+    logits =
+        lm.forward(lm.embed(guide.twice(next).unsqueeze(1)).to(prefix.dtype()), all, positions_for(lm, all, 1), &cache);
   }
   if (generated.size(1) < options.max_new_tokens) {
     generated = at::cat({generated, at::full({batch, options.max_new_tokens - generated.size(1)}, options.pad_token_id,
@@ -211,10 +252,10 @@ std::vector<int64_t> row_of(const at::Tensor& generated, int64_t row) {
 }  // namespace
 
 Generated generate(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask,
-                   const GenerateOptions& options) {
+                   const GenerateOptions& options, const at::Tensor& unconditional) {
   MSMEDCAP_CHECK(prefix.dim() == 3, "generate: prefix embeddings must be [B, P, E], got ", prefix.sizes());
-  if (options.num_beams > 1) return beam_search(lm, prefix, mask, options);
-  return greedy_or_sample(lm, prefix, mask, options);
+  if (options.num_beams > 1) return beam_search(lm, prefix, mask, options, unconditional);
+  return greedy_or_sample(lm, prefix, mask, options, unconditional);
 }
 
 at::Tensor greedy_search(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask,
@@ -222,14 +263,15 @@ at::Tensor greedy_search(models::DecoderLM& lm, const at::Tensor& prefix, const 
   MSMEDCAP_CHECK(prefix.dim() == 3, "generate: prefix embeddings must be [B, P, E], got ", prefix.sizes());
   GenerateOptions greedy = options;
   greedy.do_sample = false;
-  return greedy_or_sample(lm, prefix, mask, greedy).tokens;
+  return greedy_or_sample(lm, prefix, mask, greedy, {}).tokens;
 }
 
 Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask_in,
-                      const GenerateOptions& options) {
+                      const GenerateOptions& options, const at::Tensor& unconditional) {
   MSMEDCAP_CHECK(prefix.dim() == 3, "generate: prefix embeddings must be [B, P, E], got ", prefix.sizes());
   torch::NoGradGuard no_grad;
   const int64_t batch = prefix.size(0), beams = options.num_beams;
+  const Guidance guide = Guidance::of(options, prefix, unconditional);
   const auto device = prefix.device();
   auto mask =
       mask_in.defined() ? mask_in.to(at::kLong) : at::ones({batch, prefix.size(1)}, prefix.options().dtype(at::kLong));
@@ -238,7 +280,9 @@ Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at:
   // same, at 1/K of the prefill's cost).
   models::KvCache cache;
   cache.reserve(prefix.size(1) + options.max_new_tokens);
-  auto logits = lm.forward(prefix, mask, positions_for(lm, mask, prefix.size(1)), &cache, 1)
+  // With guidance the unconditional rows follow: [B*K conditional, B*K unconditional].
+  auto logits = lm.forward(guide.inputs(prefix, unconditional), guide.twice(mask),
+                           positions_for(lm, guide.twice(mask), prefix.size(1)), &cache, 1)
                     .repeat_interleave(beams, 0);  // [B*K, 1, V]
   cache.repeat_interleave(beams);
   mask = mask.repeat_interleave(beams, 0);
@@ -251,7 +295,7 @@ Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at:
       static_cast<size_t>(batch),
       Hypotheses{beams, options.length_penalty, options.early_stopping, options.max_new_tokens, {}});
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-    auto scores = logits.select(1, logits.size(1) - 1).to(at::kFloat).log_softmax(-1);  // [B*K, V]
+    auto scores = guide.scores(logits.select(1, logits.size(1) - 1), true);  // [B*K, V]
     process_all(scores, generated, options);
     const int64_t vocab = scores.size(1);
     const auto next_scores_all = (scores + beam_scores.unsqueeze(1)).view({batch, beams * vocab});
@@ -292,9 +336,11 @@ Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at:
     bool all_done = true;
     for (const auto& h : hyps) all_done = all_done && h.done;
     if (all_done || cur_len == options.max_new_tokens) break;
-    cache.select(rows);
+    cache.select(guide.rows(rows, batch * beams));
     mask = at::cat({mask.index_select(0, rows), at::ones({batch * beams, 1}, mask.options())}, 1);
-    logits = lm.forward(lm.embed(tokens.unsqueeze(1)).to(prefix.dtype()), mask, positions_for(lm, mask, 1), &cache);
+    const auto all = guide.twice(mask);
+    logits = lm.forward(lm.embed(guide.twice(tokens).unsqueeze(1)).to(prefix.dtype()), all, positions_for(lm, all, 1),
+                        &cache);
   }
   // Rows still open: their live beams become hypotheses (no EOS, full length).
   const auto final_scores = beam_scores.to(at::kCPU);

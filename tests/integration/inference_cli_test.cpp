@@ -104,6 +104,18 @@ TEST_F(InferenceCli, BaselinesNearestAndZeroPrefixAndAttentionOnTheFinding) {
   std::set<std::string> zero;
   for (const auto& line : read_jsonl(out.file("zero.jsonl"))) zero.insert(line["caption"].get<std::string>());
   EXPECT_EQ(zero.size(), 1u);
+  // Guidance against that zeroed prefix: at scale 0 every image gets the zeroed prefix's caption;
+  // with --zero-prefix too, both prefixes would be zeros, which is refused.
+  r = testing::run_msmedcap("caption --run " + path("caption") +
+                            " --dataset val_data --set generate.guidance_scale=0 --out " + out.file("g0.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& line : read_jsonl(out.file("g0.jsonl"))) EXPECT_EQ(line["caption"], *zero.begin()) << line.dump();
+  r = testing::run_msmedcap("caption --run " + path("caption") +
+                            " --dataset val_data --zero-prefix --set generate.guidance_scale=2 --out " +
+                            out.file("g2.jsonl"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--zero-prefix with generate.guidance_scale 2"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out.file("g2.jsonl")));
   // Where the attention lands: measured for the studies with a finding, shares in [0, 1].
   r = testing::run_msmedcap("caption --run " + path("caption") + " --dataset val_data --attention-on-finding 10 " +
                             "--out " + out.file("att.jsonl"));

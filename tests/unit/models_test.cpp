@@ -435,5 +435,75 @@ TEST(Vision, GradientCheckpointingGivesTheSameGradients) {
   }
 }
 
+TEST(Generation, GuidanceScaleZeroIsTheUnconditionalPrefixAndOneIsOff) {
+  torch::NoGradGuard no_grad;
+  auto [lm, prefix, options] = generation_setup("llama", 7, 3, 4, 6);
+  const auto unconditional = at::randn_like(prefix);
+  for (int64_t beams : {1, 3}) {
+    options.num_beams = beams;
+    options.guidance_scale = 1.0;
+    const auto plain = inference::generate(*lm, prefix, {}, options);
+    const auto alone = inference::generate(*lm, unconditional, {}, options);
+    ASSERT_FALSE(at::equal(plain.tokens, alone.tokens)) << beams;
+    // 1: off, the unconditional prefix is not run.
+    EXPECT_TRUE(at::equal(inference::generate(*lm, prefix, {}, options, unconditional).tokens, plain.tokens)) << beams;
+    // 0: the scores are the unconditional rows' log-probabilities, so the search is the one over
+    // that prefix alone; the conditional rows' cache must follow each reordered beam.
+    options.guidance_scale = 0.0;
+    const auto zero = inference::generate(*lm, prefix, {}, options, unconditional);
+    EXPECT_TRUE(at::equal(zero.tokens, alone.tokens)) << beams;
+    EXPECT_TRUE(at::allclose(zero.scores, alone.scores, 1e-5, 1e-5)) << beams;
+    // Both rows the same prefix: every scale gives the conditional log-probabilities.
+    options.guidance_scale = 3.0;
+    EXPECT_TRUE(at::equal(inference::generate(*lm, prefix, {}, options, prefix).tokens, plain.tokens)) << beams;
+  }
+}
+
+TEST(Generation, GuidedGreedyPicksTheArgmaxOfTheGuidedLogProbabilities) {
+  torch::NoGradGuard no_grad;
+  auto [lm, prefix, options] = generation_setup("opt", 9, 2, 3, 5);
+  const auto unconditional = at::zeros_like(prefix);
+  options.guidance_scale = 2.5;
+  const auto guided = inference::generate(*lm, prefix, {}, options, unconditional);
+  options.guidance_scale = 1.0;
+  ASSERT_FALSE(at::equal(guided.tokens, inference::generate(*lm, prefix, {}, options).tokens));
+  // Recomputed without a cache: both prefixes followed by the tokens chosen so far.
+  auto cond = prefix, uncond = unconditional;
+  double expected_total[2] = {0, 0};
+  for (int64_t step = 0; step < 5; ++step) {
+    const auto mask = at::ones({2, cond.size(1)}, at::kLong);
+    const auto c = lm->forward(cond, mask).select(1, cond.size(1) - 1).log_softmax(-1);
+    const auto u = lm->forward(uncond, mask).select(1, uncond.size(1) - 1).log_softmax(-1);
+    const auto scores = 2.5 * (c - u) + u;
+    const auto next = scores.argmax(-1);
+    ASSERT_TRUE(at::equal(next, guided.tokens.select(1, step))) << "step " << step;
+    const auto logp = scores.log_softmax(-1).gather(1, next.unsqueeze(1)).squeeze(1);
+    for (int64_t b = 0; b < 2; ++b) expected_total[b] += logp[b].item<double>();
+    cond = at::cat({cond, lm->embed(next.unsqueeze(1))}, 1);
+    uncond = at::cat({uncond, lm->embed(next.unsqueeze(1))}, 1);
+  }
+  for (int64_t b = 0; b < 2; ++b) EXPECT_NEAR(guided.scores[b].item<double>(), expected_total[b], 1e-4) << b;
+}
+
+TEST(Generation, GuidanceNeedsAnUnconditionalPrefixOfTheSameShape) {
+  torch::NoGradGuard no_grad;
+  auto [lm, prefix, options] = generation_setup("gpt2", 4, 2, 3, 4);
+  options.guidance_scale = 2.0;
+  try {
+    inference::generate(*lm, prefix, {}, options);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("guidance_scale 2 needs an unconditional prefix"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(inference::generate(*lm, prefix, {}, options, prefix.slice(1, 0, 2)), Error);
+  const auto hf = inference::GenerateOptions::from_json(config::Json::parse(R"({"guidance_scale": null})"), "g.json");
+  EXPECT_EQ(hf.guidance_scale, 1.0);
+  EXPECT_EQ(
+      inference::GenerateOptions::from_json(config::Json::parse(R"({"guidance_scale": 1.5})"), "g").guidance_scale,
+      1.5);
+  EXPECT_THROW(inference::GenerateOptions::from_json(config::Json::parse(R"({"guidance_scale": -1})"), "g"), Error);
+}
+
 }  // namespace
 }  // namespace msmedcap::models

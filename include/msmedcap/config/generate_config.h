@@ -33,6 +33,9 @@ struct GenerateConfig {
   int64_t seed = 0;
   double repetition_penalty = 1.0;
   int64_t no_repeat_ngram_size = 0;
+  /// Classifier-free guidance over the visual prefix (HF's guidance_scale): next-token
+  /// log-probabilities s * (with image - without) + without; 1 = off (an HF file's null).
+  double guidance_scale = 1.0;
   int64_t eos_token_id = kEosFromText;
   int64_t pad_token_id = kPadFromTokenizer;
 
@@ -50,6 +53,8 @@ struct GenerateConfig {
     v("seed", seed, "sampling generator seed");
     v("repetition_penalty", repetition_penalty, "HF's repetition penalty; 1 = off");
     v("no_repeat_ngram_size", no_repeat_ngram_size, "ban repeating n-grams of this size; 0 = off");
+    v("guidance_scale", guidance_scale,
+      "classifier-free guidance against the zeroed visual prefix: s * (cond - uncond) + uncond; 1 = off");
     v("eos_token_id", eos_token_id, "end token id; -1 = train.eos_text's token, -2 = none");
     v("pad_token_id", pad_token_id, "padding after the end; -1 = the tokenizer's pad id, else the end token");
   }

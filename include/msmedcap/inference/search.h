@@ -2,8 +2,9 @@
 /// Decoding over a DecoderLM with a KV cache, as HF `generate` (transformers 4.36) does for
 /// decoder-only models given `inputs_embeds`: greedy, beam search (BeamSearchScorer: length
 /// penalty, early stopping true/false/"never") and sampling (temperature, top-k, top-p, seeded).
-/// EOS finishes a row and finished rows emit the pad id. Logits processors: repetition penalty,
-/// no-repeat n-gram and min_new_tokens over the generated tokens.
+/// EOS finishes a row and finished rows emit the pad id. Logits processors: classifier-free
+/// guidance (first, as HF orders it), repetition penalty, no-repeat n-gram and min_new_tokens over
+/// the generated tokens.
 
 #include <ATen/core/Tensor.h>
 
@@ -34,6 +35,11 @@ struct GenerateOptions {
   uint64_t seed = 0;  ///< sampling generator seed
   double repetition_penalty = 1.0;
   int64_t no_repeat_ngram_size = 0;
+  /// Classifier-free guidance, as HF's UnbatchedClassifierFreeGuidanceLogitsProcessor: the
+  /// decoder also runs on an unconditional prefix (for a captioner, its visual prefix zeroed) fed
+  /// the same tokens, and the next-token scores are s * (log p(cond) - log p(uncond)) +
+  /// log p(uncond). 1 = off; 0 = the unconditional model alone.
+  double guidance_scale = 1.0;
   std::optional<int64_t> eos_token_id;  ///< none = run to max_new_tokens
   /// Ids from this one up are never generated (HF's suppress_tokens over a range); 0 = off. The
   /// captioner sets it to the tokenizer's size when the decoder's vocabulary is larger (OPT's
@@ -63,13 +69,14 @@ struct Generated {
 };
 
 /// Greedy, beam search or sampling as `options` say. prefix: [B, P, E]; mask: [B, P] (left
-/// padding allowed).
+/// padding allowed). unconditional: the guidance's prefix, shaped as `prefix` and masked by
+/// `mask`; needed when options.guidance_scale != 1, ignored otherwise.
 Generated generate(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask,
-                   const GenerateOptions& options);
+                   const GenerateOptions& options, const at::Tensor& unconditional = {});
 
-/// HF's beam search (num_beams >= 1) over the prefix; see Generated.
+/// HF's beam search (num_beams >= 1) over the prefix; see Generated and generate().
 Generated beam_search(models::DecoderLM& lm, const at::Tensor& prefix, const at::Tensor& mask,
-                      const GenerateOptions& options);
+                      const GenerateOptions& options, const at::Tensor& unconditional = {});
 
 /// Greedy decoding. prefix: [B, P, E] input embeddings (visual prefix and prompt); mask: [B, P]
 /// (1 = token; left padding allowed). Returns the new tokens [B, max_new_tokens]; rows that
