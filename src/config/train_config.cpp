@@ -59,11 +59,13 @@ void StageConfig::validate(const std::string& path) const {
   if (!mask_classes.enabled()) {
     // Without a rule file there is no class head: its other keys would be ignored.
     const MaskClassesConfig defaults;
-    MSMEDCAP_CHECK(mask_classes.attribute == defaults.attribute && mask_classes.also.empty() &&
-                       mask_classes.first_id == defaults.first_id && mask_classes.weight == defaults.weight &&
-                       mask_classes.places.empty(),
-                   path,
-                   ".mask_classes: attribute, also, first_id, weight and places need mask_classes.rules (a rule file)");
+    MSMEDCAP_CHECK(
+        mask_classes.attribute == defaults.attribute && mask_classes.also.empty() &&
+            mask_classes.first_id == defaults.first_id && mask_classes.weight == defaults.weight &&
+            mask_classes.places.empty() && mask_classes.place_weight == defaults.place_weight,
+        path,
+        ".mask_classes: attribute, also, first_id, weight, places and place_weight need mask_classes.rules (a rule "
+        "file)");
     return;
   }
   MSMEDCAP_CHECK(stage == Stage::kSamPretrain, path,
@@ -77,6 +79,11 @@ void StageConfig::validate(const std::string& path) const {
   MSMEDCAP_CHECK(places.empty() || (places.size() == 2 && places[0] >= 1 && places[0] <= 16 && places[1] >= 1 &&
                                     places[1] <= 16 && places[0] * places[1] >= 2),
                  path, ".mask_classes.places: expected [columns, rows], each 1..16 and at least 2 cells");
+  const double pw = mask_classes.place_weight;
+  MSMEDCAP_CHECK(pw == MaskClassesConfig().place_weight || (pw > 0 && std::isfinite(pw)), path,
+                 ".mask_classes.place_weight: must be > 0, or -1 for the class weight, got ", pw);
+  MSMEDCAP_CHECK(pw == MaskClassesConfig().place_weight || !places.empty(), path,
+                 ".mask_classes.place_weight: needs mask_classes.places (there is no place head)");
 }
 
 void TrainConfig::validate(const std::string& path) const {

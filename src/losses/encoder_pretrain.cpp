@@ -205,7 +205,7 @@ SamPretrainLoss sam_pretrain_loss(models::MsMedCapModelImpl& model, const models
     out.total = out.total + options.classes->weight * loss;
     if (options.classes->places[0] > 0) {
       out.mask_place = mask_place_loss(model, embeddings, marked, *options.classes);
-      out.total = out.total + options.classes->weight * out.mask_place;
+      out.total = out.total + options.classes->place_weight * out.mask_place;
     }
   }
   return out;

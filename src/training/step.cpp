@@ -181,7 +181,10 @@ std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, ui
     if (plan_.mask_classes() > 0) {
       const auto& mc = train_.stage.mask_classes;
       options.classes = losses::MaskClassTargets{in.mask_classes, mc.first_id, mc.weight};
-      if (!mc.places.empty()) options.classes->places = {mc.places[0], mc.places[1]};
+      if (!mc.places.empty()) {
+        options.classes->places = {mc.places[0], mc.places[1]};
+        options.classes->place_weight = mc.place_weight > 0 ? mc.place_weight : mc.weight;
+      }
     }
     const auto l = losses::sam_pretrain_loss(model_, in.images, in.masks, seed, options);
     loss = l.total;

@@ -79,6 +79,7 @@ TEST(Train, SamPretrainWithMaskClassesTrainsAClassHeadFromTheCaptions) {
   cfg.train.stage.mask_classes.rules = std::string(MSMEDCAP_SOURCE_DIR) + "/configs/attributes/synthetic.json";
   cfg.train.stage.mask_classes.first_id = 10;
   cfg.train.stage.mask_classes.places = {2, 3};  // and where: the side, and a third from the top
+  cfg.train.stage.mask_classes.place_weight = 3;
   run_train(cfg, dir.file("run"));
   std::map<int64_t, double> class_loss;
   std::istringstream in(testing::read_text(dir.file("run") + "/metrics.jsonl"));
@@ -89,7 +90,8 @@ TEST(Train, SamPretrainWithMaskClassesTrainsAClassHeadFromTheCaptions) {
     const double acc = j.at("mask_class_acc").get<double>();
     EXPECT_TRUE(acc >= 0 && acc <= 1) << line;
     EXPECT_NEAR(j.at("loss").get<double>(),
-                j.at("mask").get<double>() + j.at("mask_class").get<double>() + j.at("mask_place").get<double>(), 1e-4);
+                j.at("mask").get<double>() + j.at("mask_class").get<double>() + 3 * j.at("mask_place").get<double>(),
+                1e-4);
   }
   ASSERT_EQ(class_loss.size(), 10u);
   EXPECT_LT(class_loss.at(10), class_loss.at(1) - 0.05) << class_loss.at(1) << " -> " << class_loss.at(10);

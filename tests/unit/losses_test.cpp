@@ -408,7 +408,7 @@ TEST(SamPretrain, PlaceLossNamesTheCellOfTheTurnedImageEachMarkedPositionLiesIn)
   models::ImageInputs images;
   images.sam_pixels = torch::randn({2, 3, s, s});
   losses::SamPretrainOptions options;
-  options.classes = losses::MaskClassTargets{torch::tensor({1, 2}, torch::kLong), 10, 0.5, {2, 1}};
+  options.classes = losses::MaskClassTargets{torch::tensor({1, 2}, torch::kLong), 10, 0.5, 2.0, {2, 1}};
   torch::NoGradGuard no_grad;
   model->sam_pretrain_places->weight.zero_();
   model->sam_pretrain_places->bias.copy_(torch::tensor({1.5, -0.5}));
@@ -417,7 +417,7 @@ TEST(SamPretrain, PlaceLossNamesTheCellOfTheTurnedImageEachMarkedPositionLiesIn)
   auto l = losses::sam_pretrain_loss(*model, images, masks, 3, options);
   EXPECT_NEAR(l.mask_place.item<double>(), 0.5 * (left + 0.5 * (left + right)), 1e-5);
   EXPECT_NEAR(l.total.item<double>(),
-              l.mask.item<double>() + 0.5 * (l.mask_class.item<double>() + l.mask_place.item<double>()), 1e-5);
+              l.mask.item<double>() + 0.5 * l.mask_class.item<double>() + 2.0 * l.mask_place.item<double>(), 1e-5);
   // Flipped left-right, row 0's lesion lies on the right of the image the encoder sees.
   uint64_t seed = 0;
   while (losses::square_turn(seed, 0, 1) != 1 || losses::square_turn(seed, 1, 1) != 0) ++seed;

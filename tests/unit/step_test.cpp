@@ -277,6 +277,20 @@ TEST(StagePlan, MaskClassesReadTheClassFromTheCaption) {
   const training::StagePlan with_places(placed, model);
   EXPECT_EQ(with_places.mask_places(), 6);
   EXPECT_TRUE(with_places.losses().mask_place && with_places.trains("sam_pretrain_places.bias"));
+  // place_weight: > 0, or -1 for the class weight; without places it has nothing to weigh.
+  for (double bad : {0.0, -2.0, std::nan("")}) {
+    placed.mask_classes.place_weight = bad;
+    EXPECT_NE(error_of([&] { training::StagePlan p(placed, model); }).find("mask_classes.place_weight: must be > 0"),
+              std::string::npos)
+        << bad;
+  }
+  placed.mask_classes.place_weight = 2;
+  EXPECT_EQ(training::StagePlan(placed, model).mask_places(), 6);
+  auto unplaced = placed;
+  unplaced.mask_classes.places.clear();
+  EXPECT_NE(error_of([&] { training::StagePlan p(unplaced, model); }).find("place_weight: needs mask_classes.places"),
+            std::string::npos);
+  placed.mask_classes.place_weight = -1;
   for (const auto& bad : std::vector<std::vector<int64_t>>{{2}, {0, 3}, {1, 1}, {17, 1}, {2, 3, 1}}) {
     placed.mask_classes.places = bad;
     EXPECT_NE(error_of([&] { training::StagePlan p(placed, model); }).find("train.stage.mask_classes.places: expected"),

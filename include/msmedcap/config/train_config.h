@@ -53,8 +53,10 @@ struct MaskClassesConfig {
   std::string attribute = "finding";
   std::vector<std::string> also;
   int64_t first_id = 1;
-  /// The class loss's weight beside the point-prompted mask loss (the place loss has it too).
+  /// The class loss's weight beside the point-prompted mask loss.
   double weight = 1.0;
+  /// The place loss's weight; -1 (the default) = `weight`.
+  double place_weight = -1.0;
   /// [columns, rows]: also a per-pixel head that says in which cell of this grid over the image
   /// (as turned by mask_symmetries) each marked position lies ([2, 3]: the side, and the top,
   /// middle or bottom third), so the features keep where a finding is; empty: none.
@@ -68,6 +70,7 @@ struct MaskClassesConfig {
     v("first_id", first_id, "mask ids >= first_id take the caption's class; lower ids are background");
     v("weight", weight, "the class loss's weight beside the mask loss");
     v("places", places, "[columns, rows]: a head that says which cell of that grid each marked position lies in");
+    v("place_weight", place_weight, "the place loss's weight; -1 = weight");
   }
   bool enabled() const { return !rules.empty(); }
 };

@@ -43,11 +43,12 @@ torch::Tensor clip_pretrain_loss(models::MsMedCapModelImpl& model, const models:
 /// marked position's channels to the cells of a columns x rows grid over the (turned) image, the
 /// target being the cell the position lies in; cross entropy over the marked positions, per image
 /// and then over the images with any, as the class loss's marked mean. The total adds it times
-/// `weight` as well.
+/// `place_weight`.
 struct MaskClassTargets {
   torch::Tensor classes;  ///< [B] int64, CPU
   int64_t first_id = 1;
   double weight = 1.0;
+  double place_weight = 1.0;
   std::array<int64_t, 2> places = {0, 0};  ///< {columns, rows}; {0, 0}: no place head
 };
 struct SamPretrainOptions {
@@ -59,7 +60,7 @@ struct SamPretrainOptions {
   std::optional<MaskClassTargets> classes;
 };
 struct SamPretrainLoss {
-  torch::Tensor total;       ///< mask + weight * (mask_class + mask_place)
+  torch::Tensor total;       ///< mask + weight * mask_class + place_weight * mask_place
   torch::Tensor mask;        ///< the point-prompted mask loss
   torch::Tensor mask_class;  ///< the per-pixel class loss, unweighted (undefined without classes)
   torch::Tensor mask_place;  ///< the place loss, unweighted (undefined without places)
