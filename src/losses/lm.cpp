@@ -9,12 +9,17 @@
 namespace msmedcap::losses {
 
 torch::Tensor lm_targets(const torch::Tensor& ids, const torch::Tensor& mask, int64_t prefix,
-                         const std::vector<int64_t>& prompt_lengths) {
+                         const std::vector<int64_t>& prompt_lengths, const torch::Tensor& unscored) {
   MSMEDCAP_CHECK(ids.dim() == 2 && ids.sizes() == mask.sizes(), "lm: ids and mask must be [B, T], got ", ids.sizes(),
                  " and ", mask.sizes());
   MSMEDCAP_CHECK(prompt_lengths.empty() || static_cast<int64_t>(prompt_lengths.size()) == ids.size(0),
                  "lm: ", prompt_lengths.size(), " prompt lengths for ", ids.size(0), " rows");
   auto text = ids.masked_fill(mask.eq(0), kIgnoreIndex);
+  if (unscored.defined()) {
+    MSMEDCAP_CHECK(unscored.sizes() == ids.sizes() && unscored.scalar_type() == torch::kBool,
+                   "lm: unscored must be bool [B, T] as ids ", ids.sizes(), ", got ", unscored.sizes());
+    text.masked_fill_(unscored.to(text.device()), kIgnoreIndex);
+  }
   for (size_t b = 0; b < prompt_lengths.size(); ++b) {
     const int64_t n = std::min<int64_t>(prompt_lengths[b], ids.size(1));
     if (n > 0) text[static_cast<int64_t>(b)].narrow(0, 0, n).fill_(kIgnoreIndex);
@@ -55,16 +60,18 @@ torch::Tensor drop_words(const torch::Tensor& ids, const torch::Tensor& mask,
 
 torch::Tensor caption_loss(models::MsMedCapModelImpl& model, const models::VisualPrefix* prefix,
                            const torch::Tensor& ids, const torch::Tensor& mask,
-                           const std::vector<int64_t>& prompt_lengths, const torch::Tensor& inputs) {
+                           const std::vector<int64_t>& prompt_lengths, const torch::Tensor& inputs,
+                           const torch::Tensor& unscored) {
   const auto& read = inputs.defined() ? inputs : ids;
   MSMEDCAP_CHECK(read.sizes() == ids.sizes(), "lm: inputs ", read.sizes(), " do not match ids ", ids.sizes());
   if (prefix == nullptr) {
     auto& lm = *model.language_model;
-    return lm_loss(lm.forward(lm.embed(read), mask).to(torch::kFloat32), lm_targets(ids, mask, 0, prompt_lengths));
+    return lm_loss(lm.forward(lm.embed(read), mask).to(torch::kFloat32),
+                   lm_targets(ids, mask, 0, prompt_lengths, unscored));
   }
   // Logits at [last prefix position, text]: targets are one ignored position, then the text's.
   const auto logits = model.forward_text(*prefix, read, mask, {}, ids.size(1) + 1).logits;
-  return lm_loss(logits.to(torch::kFloat32), lm_targets(ids, mask, 1, prompt_lengths));
+  return lm_loss(logits.to(torch::kFloat32), lm_targets(ids, mask, 1, prompt_lengths, unscored));
 }
 
 }  // namespace msmedcap::losses

@@ -2,12 +2,14 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
 
 #include "msmedcap/core/check.h"
 #include "msmedcap/core/compat.h"
+#include "msmedcap/core/hash.h"
 #include "msmedcap/core/logging.h"
 #include "msmedcap/data/mixture.h"
 #include "msmedcap/data/text.h"
@@ -70,6 +72,43 @@ void LossBreakdown::set_values(const std::vector<double>& v) {
   mask_place = v[8];
 }
 
+models::ImageInputs mirror_left_right(const models::ImageInputs& images, const at::Tensor& rows) {
+  const auto pick = [&](const at::Tensor& x, const at::Tensor& mirrored) {
+    MSMEDCAP_CHECK(rows.dim() == 1 && rows.size(0) == x.size(0), "mirror: ", rows.sizes(), " rows for a batch of ",
+                   x.size(0));
+    std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+    shape[0] = x.size(0);
+    return at::where(rows.to(x.device()).view(shape), mirrored, x);
+  };
+  models::ImageInputs out = images;
+  for (auto* t : {&out.clip_pixels, &out.sam_pixels, &out.sam_embeddings})
+    if (t->defined()) *t = pick(*t, t->flip({-1}));
+  if (out.clip_features.defined()) {
+    const auto& x = out.clip_features;  // [B, N, D]
+    const int64_t n = x.size(1);
+    auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+    int64_t first = 0;
+    if (side * side != n) {
+      first = 1;  // the class token
+      side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n - 1))));
+    }
+    MSMEDCAP_CHECK(side * side == n - first, "mirror: ", n, " CLIP tokens are not a square grid");
+    const auto grid = x.narrow(1, first, n - first).reshape({x.size(0), side, side, x.size(2)}).flip({2});
+    const auto mirrored = at::cat({x.narrow(1, 0, first), grid.reshape({x.size(0), n - first, x.size(2)})}, 1);
+    out.clip_features = pick(x, mirrored);
+  }
+  return out;
+}
+
+at::Tensor mirrored_rows(uint64_t seed, const std::vector<int64_t>& positions) {
+  constexpr uint64_t kMirrorSalt = 0x6d6972726f72ULL;  // "mirror"
+  auto rows = at::empty({static_cast<int64_t>(positions.size())}, at::kBool);
+  auto* r = rows.data_ptr<bool>();
+  for (size_t i = 0; i < positions.size(); ++i)
+    r[i] = core::keyed_uniform(seed, kMirrorSalt, static_cast<uint64_t>(positions[i])) < 0.5;
+  return rows;
+}
+
 int64_t agree_batch_size(data::Batch& batch, Communicator& comm) {
   const int64_t n = comm.min(static_cast<int64_t>(batch.samples.size()));
   if (n < static_cast<int64_t>(batch.samples.size())) {
@@ -99,6 +138,25 @@ StepRunner::StepRunner(models::MsMedCapModelImpl& model, const StagePlan& plan, 
       scaler_(train.precision == "fp16") {
   MSMEDCAP_CHECK(train.word_dropout == 0 || tokenizer != nullptr,
                  "train.word_dropout: needs the decoder's tokenizer (its unknown token replaces the dropped words)");
+  if (!train.mirror_unscored_words.empty()) {
+    MSMEDCAP_CHECK(tokenizer != nullptr, "train.mirror_unscored_words: needs the decoder's tokenizer");
+    // Each word's tokens as the captions hold it: at a text's start and after a space.
+    std::vector<int64_t> ids;
+    for (const auto& word : train.mirror_unscored_words) {
+      size_t found = 0;
+      for (const std::string& text : {word, "a " + word}) {
+        const auto all = tokenizer->encode(text, false);
+        const auto lead = text == word ? std::vector<int64_t>{} : tokenizer->encode("a", false);
+        if (all.size() == lead.size() + 1 && std::equal(lead.begin(), lead.end(), all.begin())) {
+          ids.push_back(all.back());
+          ++found;
+        }
+      }
+      MSMEDCAP_CHECK(found > 0, "train.mirror_unscored_words: '", word,
+                     "' is not a single token of the decoder's tokenizer, so it cannot be left unscored");
+    }
+    mirror_ids_ = torch::tensor(ids, torch::kLong);
+  }
   if (train.precision != "fp32") {
     MSMEDCAP_CHECK(device.is_cuda() || train.precision == "bf16", "train.precision: ", train.precision,
                    " needs a CUDA device (runtime.device is ", device.str(), "); use bf16 or fp32 on the CPU");
@@ -200,16 +258,24 @@ std::pair<at::Tensor, LossBreakdown> StepRunner::losses(const StepInputs& in, ui
   } else {
     const bool text_only = plan_.text_only();
     models::VisualPrefix prefix;
-    if (!text_only) prefix = model_.encode(in.images);
+    // train.mirror_unscored_words: about half the rows mirrored, their side words unscored.
+    torch::Tensor unscored;
+    const bool mirror = mirror_ids_.defined() && training && !text_only;
+    const auto rows = mirror ? mirrored_rows(seed, in.positions) : torch::Tensor();
+    if (mirror)
+      unscored =
+          rows.to(in.text_ids.device()).unsqueeze(1) & at::isin(in.text_ids, mirror_ids_.to(in.text_ids.device()));
+    if (!text_only) prefix = model_.encode(mirror ? mirror_left_right(in.images, rows) : in.images);
     // Word dropout while training only: validation reads the real words.
     torch::Tensor read;
     if (train_.word_dropout > 0 && training)
       read = losses::drop_words(in.text_ids, in.text_mask, in.prompt_lengths, train_.word_dropout, tokenizer_->unk_id(),
                                 seed, in.positions);
-    loss =
-        losses::caption_loss(model_, text_only ? nullptr : &prefix, in.text_ids, in.text_mask, in.prompt_lengths, read);
+    loss = losses::caption_loss(model_, text_only ? nullptr : &prefix, in.text_ids, in.text_mask, in.prompt_lengths,
+                                read, unscored);
     loss = losses::token_mean_over_ranks(
-        loss, losses::lm_targets(in.text_ids, in.text_mask, text_only ? 0 : 1, in.prompt_lengths), collectives_);
+        loss, losses::lm_targets(in.text_ids, in.text_mask, text_only ? 0 : 1, in.prompt_lengths, unscored),
+        collectives_);
     values.lm = loss.item<double>();
   }
   values.total = loss.item<double>();

@@ -166,6 +166,14 @@ TEST(Config, ValidationRejectsBadValues) {
                 .find("train.word_dropout: only stage2 and caption"),
             std::string::npos);
   EXPECT_EQ(error_of({{}, {"train.word_dropout=0.2", "train.stage.name=caption"}}), "");
+  // Mirroring: single words, and only where captions follow a visual prefix.
+  EXPECT_NE(error_of({{}, {R"(train.mirror_unscored_words=["left"])", "train.stage.name=sam_pretrain"}})
+                .find("train.mirror_unscored_words: only stage2 and caption"),
+            std::string::npos);
+  EXPECT_NE(error_of({{}, {R"(train.mirror_unscored_words=["left side"])", "train.stage.name=stage2"}})
+                .find("train.mirror_unscored_words: expected single words, got 'left side'"),
+            std::string::npos);
+  EXPECT_EQ(error_of({{}, {R"(train.mirror_unscored_words=["left","right"])", "train.stage.name=stage2"}}), "");
   // The turns of sam_pretrain's images: known names, each once, and only with mask_symmetries.
   const std::vector<std::string> turning = {"train.stage.name=sam_pretrain", "train.stage.mask_symmetries=true"};
   const auto with = [&](std::string kv) {

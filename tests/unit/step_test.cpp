@@ -471,6 +471,82 @@ TEST(StepRunner, WordDropoutChangesWhatTheDecoderReadsWhileTrainingOnly) {
             std::string::npos);
 }
 
+TEST(StepRunner, MirrorMirrorsTheMarkedRowsOfPixelsEmbeddingsAndTheClipGrid) {
+  models::ImageInputs in;
+  in.clip_pixels = torch::randn({2, 3, 4, 4});
+  in.sam_embeddings = torch::randn({2, 5, 3, 3});
+  in.clip_features = torch::randn({2, 10, 6});  // a class token, then a 3 x 3 grid
+  const auto rows = torch::tensor({true, false});
+  const auto out = training::mirror_left_right(in, rows);
+  EXPECT_TRUE(torch::equal(out.clip_pixels[0], in.clip_pixels[0].flip({-1})));
+  EXPECT_TRUE(torch::equal(out.clip_pixels[1], in.clip_pixels[1]));
+  EXPECT_TRUE(torch::equal(out.sam_embeddings[0], in.sam_embeddings[0].flip({-1})));
+  EXPECT_TRUE(torch::equal(out.sam_embeddings[1], in.sam_embeddings[1]));
+  EXPECT_FALSE(out.sam_pixels.defined());
+  EXPECT_TRUE(torch::equal(out.clip_features[0][0], in.clip_features[0][0]));
+  for (int64_t r = 0; r < 3; ++r)
+    for (int64_t c = 0; c < 3; ++c)
+      EXPECT_TRUE(torch::equal(out.clip_features[0][1 + r * 3 + c], in.clip_features[0][1 + r * 3 + 2 - c])) << r << c;
+  EXPECT_TRUE(torch::equal(out.clip_features[1], in.clip_features[1]));
+  models::ImageInputs grid_only;  // no class token
+  grid_only.clip_features = torch::randn({1, 4, 2});
+  const auto g = training::mirror_left_right(grid_only, torch::tensor({true})).clip_features[0];
+  EXPECT_TRUE(torch::equal(g[0], grid_only.clip_features[0][1]) && torch::equal(g[3], grid_only.clip_features[0][2]));
+  grid_only.clip_features = torch::randn({1, 7, 2});
+  EXPECT_NE(error_of([&] { training::mirror_left_right(grid_only, torch::tensor({true})); }).find("not a square grid"),
+            std::string::npos);
+  // The draw: keyed by the seed and the position, about half of the rows.
+  std::vector<int64_t> positions(400);
+  for (int64_t i = 0; i < 400; ++i) positions[static_cast<size_t>(i)] = i;
+  const auto a = training::mirrored_rows(3, positions), b = training::mirrored_rows(4, positions);
+  EXPECT_TRUE(torch::equal(a, training::mirrored_rows(3, positions)));
+  EXPECT_FALSE(torch::equal(a, b));
+  EXPECT_NEAR(a.sum().item<double>(), 200, 40);
+}
+
+TEST(StepRunner, MirrorUnscoredWordsMirrorsTrainingRowsAndLeavesTheirSideWordsOutOfTheLoss) {
+  // stage2 with train.mirror_unscored_words: the training loss is caption_loss over the images
+  // with the drawn rows mirrored and, in those rows only, the words' tokens unscored; validation
+  // reads the images as they are, as a run without it does.
+  StepFixture plain("stage2", 1, false), mirroring("stage2", 1, false);
+  mirroring.cfg.train.mirror_unscored_words = {"left", "right"};
+  const auto tokenizer = data::load_tokenizer(testing::data_path("tokenizers/opt"));
+  training::StepRunner runner(*mirroring.model, *mirroring.plan, mirroring.cfg.train, 5, c10::Device(c10::kCPU),
+                              *mirroring.comm, *mirroring.optimizer, mirroring.tensors, tokenizer.get(),
+                              mirroring.cfg.model.qformer.vocab_size - 1);
+  auto in = plain.inputs();
+  const int64_t left = tokenizer->encode("a left", false).back(), right = tokenizer->encode("a right", false).back();
+  ASSERT_LT(std::max(left, right), 1000);  // within the tiny decoder's vocabulary
+  in.text_ids[0][2] = left;
+  in.text_ids[1][3] = right;
+  in.text_ids[2][1] = left;
+  in.text_ids[3][4] = right;
+  uint64_t seed = 0;
+  torch::Tensor rows;
+  do {
+    rows = training::mirrored_rows(++seed, in.positions);
+  } while (!rows.any().item<bool>() || rows.all().item<bool>());
+  EXPECT_DOUBLE_EQ(runner.losses(in, seed, false).first.item<double>(),
+                   plain.runner->losses(in, seed, false).first.item<double>());
+  const double trained = runner.losses(in, seed).first.item<double>();
+  EXPECT_GT(std::abs(trained - plain.runner->losses(in, seed).first.item<double>()), 1e-4);
+  torch::NoGradGuard no_grad;
+  const auto prefix = mirroring.model->encode(training::mirror_left_right(in.images, rows));
+  const auto unscored = rows.unsqueeze(1) & (in.text_ids.eq(left) | in.text_ids.eq(right));
+  ASSERT_TRUE(unscored.any().item<bool>());
+  EXPECT_NEAR(
+      trained,
+      losses::caption_loss(*mirroring.model, &prefix, in.text_ids, in.text_mask, {}, {}, unscored).item<double>(),
+      1e-6);
+  // A word that is no single token of the tokenizer cannot be found in the captions: refused.
+  mirroring.cfg.train.mirror_unscored_words = {"left", "pneumothoraces"};
+  EXPECT_NE(error_of([&] {
+              training::StepRunner(*mirroring.model, *mirroring.plan, mirroring.cfg.train, 5, c10::Device(c10::kCPU),
+                                   *mirroring.comm, *mirroring.optimizer, mirroring.tensors, tokenizer.get(), 0);
+            }).find("'pneumothoraces' is not a single token"),
+            std::string::npos);
+}
+
 TEST(StepRunner, MaskSymmetriesUntilTurnsTheImagesForThatShareOfTheStepsOnly) {
   // sam_pretrain with mask_symmetries and mask_symmetries_until 0.5: before half of the steps the
   // loss is that of the turned images (the turns mask_turns names), from half on that of the

@@ -158,6 +158,11 @@ struct TrainConfig {
   /// unknown token while training (word dropout); the targets stay the real tokens, so the
   /// decoder must read each word more from the visual prefix and less from the words before it.
   double word_dropout = 0.0;
+  /// Stage 2 and caption: half of the training images, drawn per sample and step, are mirrored
+  /// left-right (their pixels, or the grids of their cached encoder features), and the caption
+  /// tokens of these words, which a mirror makes wrong ("left", "right"), are left out of their
+  /// loss; empty = off.
+  std::vector<std::string> mirror_unscored_words;
   /// Stage 1: pairs of the same image file in a batch are all ITC positives.
   bool itc_image_ids = true;
   /// Log a metrics line every N steps.
@@ -199,6 +204,8 @@ struct TrainConfig {
     v("clean_captions", clean_captions, "LAVIS pre_caption on training captions");
     v("word_dropout", word_dropout,
       "stage2/caption: share of the decoder's caption input tokens replaced by the unknown token (targets kept)");
+    v("mirror_unscored_words", mirror_unscored_words,
+      "stage2/caption: mirror half the training images left-right and leave these words unscored in their captions");
     v("itc_image_ids", itc_image_ids, "stage 1: pairs of the same image are all ITC positives");
     v("log_every", log_every, "steps between metrics lines");
     v("val_every", val_every, "steps between validations; 0 = each epoch end");

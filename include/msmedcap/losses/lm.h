@@ -15,9 +15,10 @@
 namespace msmedcap::losses {
 
 /// Targets [B, P + T] for text ids [B, T] after a prefix of P positions: -100 over the prefix,
-/// over each row's first prompt_lengths[b] text tokens (e.g. "</s>a photo of") and over padding.
+/// over each row's first prompt_lengths[b] text tokens (e.g. "</s>a photo of"), over padding and,
+/// when `unscored` [B, T] (bool) is defined, over the tokens it marks.
 torch::Tensor lm_targets(const torch::Tensor& ids, const torch::Tensor& mask, int64_t prefix,
-                         const std::vector<int64_t>& prompt_lengths = {});
+                         const std::vector<int64_t>& prompt_lengths = {}, const torch::Tensor& unscored = {});
 
 /// Mean next-token cross entropy of logits [B, P + T, V] against lm_targets().
 torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& targets);
@@ -34,8 +35,10 @@ torch::Tensor drop_words(const torch::Tensor& ids, const torch::Tensor& mask,
 /// unscored. Equal to lm_loss over logits of every position, but the LM head runs on the last
 /// prefix position and the text only: the other prefix positions predict nothing the loss reads.
 /// `inputs` (defined: [B, T], e.g. drop_words of ids) is what the decoder reads; the targets stay ids.
+/// `unscored` (defined: [B, T] bool) leaves those tokens out of the loss (lm_targets).
 torch::Tensor caption_loss(models::MsMedCapModelImpl& model, const models::VisualPrefix* prefix,
                            const torch::Tensor& ids, const torch::Tensor& mask,
-                           const std::vector<int64_t>& prompt_lengths = {}, const torch::Tensor& inputs = {});
+                           const std::vector<int64_t>& prompt_lengths = {}, const torch::Tensor& inputs = {},
+                           const torch::Tensor& unscored = {});
 
 }  // namespace msmedcap::losses

@@ -76,6 +76,15 @@ struct StepResult {
   double grad_norm = -1;  ///< the global gradient norm when it was computed
 };
 
+/// `images` with the rows that `rows` ([B] bool) marks mirrored left-right: pixels along their
+/// width, SAM embeddings [B, C, h, w] along w, and CLIP features [B, N, D] as their square grid of
+/// patch tokens (after the class token when N is one more than a square).
+models::ImageInputs mirror_left_right(const models::ImageInputs& images, const at::Tensor& rows);
+
+/// train.mirror_unscored_words: which rows of a training micro-batch are mirrored, one draw per
+/// sample keyed by (seed, its position), about half of them; [B] bool on the CPU.
+at::Tensor mirrored_rows(uint64_t seed, const std::vector<int64_t>& positions);
+
 /// The smallest batch of all ranks: every rank trims `batch` to it (gathers need equal sizes;
 /// bad samples shrink batches). Returns it (0: skip the micro-batch).
 int64_t agree_batch_size(data::Batch& batch, Communicator& comm);
@@ -131,6 +140,7 @@ class StepRunner {
   c10::ScalarType autocast_dtype_ = c10::kBFloat16;
   LossScaler scaler_;
   double progress_ = 0;
+  at::Tensor mirror_ids_;  ///< train.mirror_unscored_words as the decoder's token ids (empty: off)
 };
 
 }  // namespace msmedcap::training
