@@ -97,7 +97,8 @@ void TrainConfig::validate(const std::string& path) const {
                  ".val_caption_images: only stage2 and caption write captions (stage is ", stage.name, ")");
   MSMEDCAP_CHECK(word_dropout >= 0 && word_dropout < 1, path, ".word_dropout: must be in [0, 1), got ", word_dropout);
   MSMEDCAP_CHECK(mirror_unscored_words.empty() || stage.id() == Stage::kStage2 || stage.id() == Stage::kCaption, path,
-                 ".mirror_unscored_words: only stage2 and caption caption images (stage is ", stage.name, ")");
+                 ".mirror_unscored_words: only stage2 and caption read captions after a visual prefix (stage is ",
+                 stage.name, ")");
   for (const auto& w : mirror_unscored_words)
     MSMEDCAP_CHECK(!w.empty() && w.find_first_of(" \t\n") == std::string::npos, path,
                    ".mirror_unscored_words: expected single words, got '", w, "'");

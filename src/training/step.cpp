@@ -140,20 +140,17 @@ StepRunner::StepRunner(models::MsMedCapModelImpl& model, const StagePlan& plan, 
                  "train.word_dropout: needs the decoder's tokenizer (its unknown token replaces the dropped words)");
   if (!train.mirror_unscored_words.empty()) {
     MSMEDCAP_CHECK(tokenizer != nullptr, "train.mirror_unscored_words: needs the decoder's tokenizer");
-    // Each word's tokens as the captions hold it: at a text's start and after a space.
+    // Each word's token as the captions hold it: after a space (required) and at a text's start.
     std::vector<int64_t> ids;
+    const auto lead = tokenizer->encode("a", false);
     for (const auto& word : train.mirror_unscored_words) {
-      size_t found = 0;
-      for (const std::string& text : {word, "a " + word}) {
-        const auto all = tokenizer->encode(text, false);
-        const auto lead = text == word ? std::vector<int64_t>{} : tokenizer->encode("a", false);
-        if (all.size() == lead.size() + 1 && std::equal(lead.begin(), lead.end(), all.begin())) {
-          ids.push_back(all.back());
-          ++found;
-        }
-      }
-      MSMEDCAP_CHECK(found > 0, "train.mirror_unscored_words: '", word,
+      const auto inside = tokenizer->encode("a " + word, false);
+      MSMEDCAP_CHECK(inside.size() == lead.size() + 1 && std::equal(lead.begin(), lead.end(), inside.begin()),
+                     "train.mirror_unscored_words: '", word,
                      "' is not a single token of the decoder's tokenizer, so it cannot be left unscored");
+      ids.push_back(inside.back());
+      const auto start = tokenizer->encode(word, false);
+      if (start.size() == 1) ids.push_back(start[0]);
     }
     mirror_ids_ = torch::tensor(ids, torch::kLong);
   }
