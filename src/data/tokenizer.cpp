@@ -176,4 +176,10 @@ std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path, const Tok
   MSMEDCAP_FAIL(path, ": unknown tokenizer file (expected vocab.txt, vocab.json, or a .model)");
 }
 
+std::optional<int64_t> single_token_after_word(const TextTokenizer& tokenizer, const std::string& suffix) {
+  const auto word = tokenizer.encode("a", false), with = tokenizer.encode("a" + suffix, false);
+  if (with.size() != word.size() + 1 || !std::equal(word.begin(), word.end(), with.begin())) return std::nullopt;
+  return with.back();
+}
+
 }  // namespace msmedcap::data

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "msmedcap/core/check.h"
+#include "msmedcap/models/token_grid.h"
 
 namespace msmedcap::inference {
 namespace {
@@ -22,11 +23,6 @@ at::Tensor mean_attention(const models::CrossAttentionProbs& layers) {
   return sum / static_cast<double>(layers.size());
 }
 
-int64_t square_side(int64_t n) {
-  const auto s = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
-  return s * s == n ? s : -1;
-}
-
 }  // namespace
 
 GenerateOptions generate_options(const config::GenerateConfig& g, const data::TextTokenizer& tokenizer,
@@ -37,8 +33,7 @@ GenerateOptions generate_options(const config::GenerateConfig& g, const data::Te
   if (eos.size() != 1) {
     // SentencePiece adds a dummy-prefix space to a text's start ("\n" -> "▁", <0x0A>): the end
     // token is what the end text adds after a word, as training tokenises it.
-    const auto word = tokenizer.encode("a", false), ended = tokenizer.encode("a" + eos_text, false);
-    if (ended.size() == word.size() + 1 && std::equal(word.begin(), word.end(), ended.begin())) eos = {ended.back()};
+    if (const auto after = data::single_token_after_word(tokenizer, eos_text)) eos = {*after};
   }
   MSMEDCAP_CHECK(eos.size() == 1, "generation: the end text \"", eos_text, "\" is ", eos.size(),
                  " tokens for this tokenizer; set generate.eos_token_id");
@@ -73,14 +68,10 @@ std::vector<Caption> Captioner::caption(models::ImageInputs inputs, BranchAttent
   if (attention != nullptr) {
     const auto& cfg = model_->config();
     if (cfg.use_clip) {
-      auto a = mean_attention(probs.clip);  // [B, M]
-      int64_t side = square_side(a.size(1));
-      if (side < 0) {  // class token first
-        a = a.slice(1, 1);
-        side = square_side(a.size(1));
-      }
-      MSMEDCAP_CHECK(side > 0, "attention maps: ", a.size(1), " CLIP tokens are not a square grid");
-      attention->clip = a.reshape({a.size(0), side, side}).cpu();
+      const auto a = mean_attention(probs.clip);  // [B, M]
+      const auto grid = models::token_grid(a.size(1));
+      MSMEDCAP_CHECK(grid.side > 0, "attention maps: ", a.size(1), " CLIP tokens are not a square grid");
+      attention->clip = a.slice(1, grid.first).reshape({a.size(0), grid.side, grid.side}).cpu();
     }
     if (cfg.use_sam) {
       const auto a = mean_attention(probs.sam);           // [B, M]

@@ -17,6 +17,7 @@
 #include "msmedcap/losses/encoder_pretrain.h"
 #include "msmedcap/losses/lm.h"
 #include "msmedcap/losses/stage1.h"
+#include "msmedcap/models/token_grid.h"
 #include "msmedcap/models/dropout.h"
 
 namespace msmedcap::training {
@@ -86,13 +87,8 @@ models::ImageInputs mirror_left_right(const models::ImageInputs& images, const a
   if (out.clip_features.defined()) {
     const auto& x = out.clip_features;  // [B, N, D]
     const int64_t n = x.size(1);
-    auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
-    int64_t first = 0;
-    if (side * side != n) {
-      first = 1;  // the class token
-      side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n - 1))));
-    }
-    MSMEDCAP_CHECK(side * side == n - first, "mirror: ", n, " CLIP tokens are not a square grid");
+    const auto [first, side] = models::token_grid(n);
+    MSMEDCAP_CHECK(side > 0, "mirror: ", n, " CLIP tokens are not a square grid");
     const auto grid = x.narrow(1, first, n - first).reshape({x.size(0), side, side, x.size(2)}).flip({2});
     const auto mirrored = at::cat({x.narrow(1, 0, first), grid.reshape({x.size(0), n - first, x.size(2)})}, 1);
     out.clip_features = pick(x, mirrored);
@@ -142,13 +138,11 @@ StepRunner::StepRunner(models::MsMedCapModelImpl& model, const StagePlan& plan, 
     MSMEDCAP_CHECK(tokenizer != nullptr, "train.mirror_unscored_words: needs the decoder's tokenizer");
     // Each word's token as the captions hold it: after a space (required) and at a text's start.
     std::vector<int64_t> ids;
-    const auto lead = tokenizer->encode("a", false);
     for (const auto& word : train.mirror_unscored_words) {
-      const auto inside = tokenizer->encode("a " + word, false);
-      MSMEDCAP_CHECK(inside.size() == lead.size() + 1 && std::equal(lead.begin(), lead.end(), inside.begin()),
-                     "train.mirror_unscored_words: '", word,
+      const auto inside = data::single_token_after_word(*tokenizer, " " + word);
+      MSMEDCAP_CHECK(inside.has_value(), "train.mirror_unscored_words: '", word,
                      "' is not a single token of the decoder's tokenizer, so it cannot be left unscored");
-      ids.push_back(inside.back());
+      ids.push_back(*inside);
       const auto start = tokenizer->encode(word, false);
       if (start.size() == 1) ids.push_back(start[0]);
     }

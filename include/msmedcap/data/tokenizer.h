@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,5 +58,9 @@ struct TokenizerOptions {
 /// `tokenizer.json` alone (byte-level BPE or WordPiece; its added tokens join the vocabulary).
 /// Throws naming the path when none is found or a file is malformed.
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path, const TokenizerOptions& options = {});
+
+/// The one token `suffix` adds after a word ("a" + suffix, no special tokens), as a text holds it
+/// mid-sentence; none when it adds more or changes the word's tokens.
+std::optional<int64_t> single_token_after_word(const TextTokenizer& tokenizer, const std::string& suffix);
 
 }  // namespace msmedcap::data
